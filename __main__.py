@@ -1,0 +1,46 @@
+"""The program: validate the stack's settings, declare each component, export what operators need."""
+
+import pulumi
+import pulumi_docker as docker
+
+from components.container import Deployment
+from components.synapse import SynapseStack, SynapseStackArgs
+from config import load_config
+from config.profiles import PROFILES
+
+loaded = load_config()
+settings = loaded.settings
+profile = PROFILES[settings.profile]
+
+deployment = Deployment(
+    project=settings.project,
+    stack=settings.stack,
+    prefix=settings.prefix,
+    log_rotation=settings.logging,
+    protect_data=settings.protect_data,
+    docker_host=settings.docker.host,
+    provider=docker.Provider("docker", host=settings.docker.host) if settings.docker.host else None,
+)
+
+if settings.synapse.enabled:
+    synapse = SynapseStack(
+        "synapse",
+        deployment,
+        SynapseStackArgs(
+            settings=settings.synapse,
+            tls=settings.tls != "off",
+            synapse_tuning=profile.synapse,
+            postgres_tuning=profile.postgres,
+            limits={role: settings.limits(role) for role in ("postgres", "synapse", "wellknown")},
+            images={role: settings.images.reference(role) for role in ("postgres", "synapse", "nginx")},
+            secrets=loaded.secrets,
+        ),
+    )
+    pulumi.export("synapse_server_name", synapse.server_name)
+    pulumi.export("synapse_client_url", synapse.client_url)
+    pulumi.export("synapse_wellknown_urls", synapse.wellknown_urls)
+    if synapse.admin_password is not None:
+        pulumi.export("synapse_admin_user", f"@{settings.synapse.admin_username}:{settings.synapse.server_name}")
+        pulumi.export("synapse_admin_password", synapse.admin_password)
+    if synapse.registration_token is not None:
+        pulumi.export("synapse_registration_token", synapse.registration_token)

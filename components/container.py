@@ -1,0 +1,130 @@
+"""The one way every component builds a container: limits, health check, restart, log rotation, labels."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_docker as docker
+
+from config.models import LogRotation
+from config.profiles import ContainerLimits
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """What every component shares: object naming, labels, log rotation and the Docker provider."""
+
+    project: str
+    stack: str
+    prefix: str
+    log_rotation: LogRotation
+    protect_data: bool
+    docker_host: str | None = None
+    provider: docker.Provider | None = None
+
+    def name(self, suffix: str) -> str:
+        """Name of a Docker object of this stack, e.g. `selfhosted-prod-postgres`."""
+        return f"{self.prefix}-{suffix}"
+
+    def labels(self, component: str, role: str) -> list[docker.ContainerLabelArgs]:
+        """Labels that say which stack, component and role a container belongs to."""
+        values = {"stack": self.stack, "component": component, "role": role}
+        return [docker.ContainerLabelArgs(label=f"{self.project}.{key}", value=value) for key, value in values.items()]
+
+
+@dataclass(frozen=True)
+class HealthCheck:
+    """A Docker health check; `test` is in Docker's form (`["CMD", ...]` or `["CMD-SHELL", "..."]`)."""
+
+    test: list[str]
+    interval: str = "30s"
+    timeout: str = "10s"
+    retries: int = 3
+    start_period: str = "30s"
+
+
+@dataclass(frozen=True)
+class ServiceContainer:
+    """One container of a component, before the shared policies are applied."""
+
+    component: str
+    role: str
+    name: str
+    image: pulumi.Input[str]
+    limits: ContainerLimits
+    healthcheck: HealthCheck
+    network: docker.Network
+    aliases: list[str]
+    envs: pulumi.Input[Sequence[pulumi.Input[str]]] | None = None
+    command: list[str] | None = None
+    ports: list[docker.ContainerPortArgs] = field(default_factory=list)
+    volumes: list[docker.ContainerVolumeArgs] = field(default_factory=list)
+    uploads: list[docker.ContainerUploadArgs] = field(default_factory=list)
+    wait_timeout: int = 300
+
+
+def service_container(
+    deployment: Deployment, spec: ServiceContainer, opts: pulumi.ResourceOptions
+) -> docker.Container:
+    """Declare a long-running container with the policies every service gets.
+
+    The container restarts unless stopped, is limited in memory and CPU, rotates its
+    json-file log, carries the stack's labels, and the deploy waits until it is healthy.
+    """
+    check = spec.healthcheck
+    return docker.Container(
+        spec.name,
+        name=deployment.name(spec.name),
+        image=spec.image,
+        envs=spec.envs,
+        command=spec.command,
+        ports=spec.ports,
+        volumes=spec.volumes,
+        uploads=spec.uploads,
+        networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=spec.network.name, aliases=spec.aliases)],
+        restart="unless-stopped",
+        memory=spec.limits.memory_mb,
+        memory_reservation=spec.limits.reservation_mb,
+        cpus=f"{spec.limits.cpus:g}",
+        healthcheck=docker.ContainerHealthcheckArgs(
+            tests=check.test,
+            interval=check.interval,
+            timeout=check.timeout,
+            retries=check.retries,
+            start_period=check.start_period,
+        ),
+        log_driver="json-file",
+        log_opts={"max-size": deployment.log_rotation.max_size, "max-file": str(deployment.log_rotation.max_file)},
+        labels=deployment.labels(spec.component, spec.role),
+        wait=True,
+        wait_timeout=spec.wait_timeout,
+        opts=opts,
+    )
+
+
+def private_network(deployment: Deployment, component: str, opts: pulumi.ResourceOptions) -> docker.Network:
+    """A bridge network of one component; its services reach each other by alias, nothing else joins."""
+    return docker.Network(
+        f"{component}-network",
+        name=deployment.name(component),
+        driver="bridge",
+        labels=[docker.NetworkLabelArgs(label=f"{deployment.project}.stack", value=deployment.stack)],
+        opts=opts,
+    )
+
+
+def data_volume(deployment: Deployment, name: str, opts: pulumi.ResourceOptions) -> docker.Volume:
+    """A named volume for data that must outlive its container; protected where the stack says so."""
+    return docker.Volume(
+        f"{name}-volume",
+        name=deployment.name(name),
+        labels=[docker.VolumeLabelArgs(label=f"{deployment.project}.stack", value=deployment.stack)],
+        opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(protect=deployment.protect_data)),
+    )
+
+
+def pulled_image(reference: str, resource_name: str, opts: pulumi.ResourceOptions) -> docker.RemoteImage:
+    """An image by reference, kept on the host when the stack is destroyed (other stacks may share it)."""
+    return docker.RemoteImage(f"{resource_name}-image", name=reference, keep_locally=True, opts=opts)

@@ -1,0 +1,196 @@
+"""homeserver.yaml, Synapse's log config, .well-known JSON and the nginx that serves it."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from components.rendering import dump_yaml
+from config.merge import deep_merge
+from config.models import SynapseSettings
+from config.profiles import PostgresTuning, SynapseTuning
+
+CONFIG_DIR = "/config"
+CONFIG_PATH = f"{CONFIG_DIR}/homeserver.yaml"
+LOG_CONFIG_PATH = f"{CONFIG_DIR}/log.config"
+DATA_DIR = "/data"
+SIGNING_KEY_PATH = f"{DATA_DIR}/signing.key"
+MEDIA_STORE_PATH = f"{DATA_DIR}/media_store"
+HTTP_PORT = 8008
+METRICS_PORT = 9000
+DATABASE_NAME = "synapse"
+DATABASE_USER = "synapse"
+
+
+@dataclass(frozen=True)
+class SynapseSecrets:
+    """The secret values homeserver.yaml carries, as plain strings at render time."""
+
+    postgres_password: str
+    macaroon_secret_key: str
+    form_secret: str
+    registration_shared_secret: str
+
+
+def public_baseurl(settings: SynapseSettings, tls: bool) -> str:
+    """The URL clients reach Synapse at."""
+    if settings.public_baseurl:
+        return settings.public_baseurl
+    return f"{'https' if tls else 'http'}://{settings.host}/"
+
+
+def homeserver_config(
+    settings: SynapseSettings,
+    tuning: SynapseTuning,
+    secrets: SynapseSecrets,
+    database_host: str,
+    tls: bool,
+) -> dict[str, Any]:
+    """homeserver.yaml as a mapping, with the operator's extra_config merged last."""
+    listeners: list[dict[str, Any]] = [
+        {
+            "port": HTTP_PORT,
+            "type": "http",
+            "tls": False,
+            # Inside the container: IPv6 may be absent, and the host side is published on http_bind.
+            "bind_addresses": ["0.0.0.0"],
+            "x_forwarded": True,
+            "resources": [{"names": ["client", "federation"], "compress": False}],
+        }
+    ]
+    if settings.metrics:
+        listeners.append({"port": METRICS_PORT, "type": "metrics", "bind_addresses": ["0.0.0.0"]})
+    login_limit = {"per_second": 0.17, "burst_count": 3}
+    config: dict[str, Any] = {
+        "server_name": settings.server_name,
+        "public_baseurl": public_baseurl(settings, tls),
+        "pid_file": f"{DATA_DIR}/homeserver.pid",
+        "report_stats": False,
+        "listeners": listeners,
+        "database": {
+            "name": "psycopg2",
+            "args": {
+                "user": DATABASE_USER,
+                "password": secrets.postgres_password,
+                "dbname": DATABASE_NAME,
+                "host": database_host,
+                "port": 5432,
+                "cp_min": tuning.db_pool_min,
+                "cp_max": tuning.db_pool_max,
+                "keepalives_idle": 10,
+                "keepalives_interval": 10,
+                "keepalives_count": 3,
+            },
+        },
+        "log_config": LOG_CONFIG_PATH,
+        "media_store_path": MEDIA_STORE_PATH,
+        "max_upload_size": settings.max_upload_size,
+        "signing_key_path": SIGNING_KEY_PATH,
+        "trusted_key_servers": [{"server_name": name} for name in settings.trusted_key_servers],
+        "suppress_key_server_warning": True,
+        "macaroon_secret_key": secrets.macaroon_secret_key,
+        "form_secret": secrets.form_secret,
+        "registration_shared_secret": secrets.registration_shared_secret,
+        "caches": {
+            "global_factor": tuning.global_cache_factor,
+            "event_cache_size": str(tuning.event_cache_size),
+            "sync_response_cache_duration": "2m",
+            "cache_autotuning": {
+                "max_cache_memory_usage": tuning.cache_max_memory,
+                "target_cache_memory_usage": tuning.cache_target_memory,
+                "min_cache_ttl": "5m",
+            },
+        },
+        **_registration(settings),
+        "rc_message": {"per_second": tuning.message_rate_per_second, "burst_count": tuning.message_burst},
+        "rc_registration": {"per_second": 0.0017, "burst_count": 1},
+        "rc_login": {"address": login_limit, "account": login_limit, "failed_attempts": login_limit},
+        "presence": {"enabled": settings.presence},
+        "enable_metrics": settings.metrics,
+        "allow_guest_access": False,
+        "allow_public_rooms_over_federation": False,
+        "allow_public_rooms_without_auth": False,
+        "url_preview_enabled": False,
+    }
+    return deep_merge(config, settings.extra_config)
+
+
+def _registration(settings: SynapseSettings) -> dict[str, Any]:
+    if settings.registration == "open":
+        return {"enable_registration": True, "enable_registration_without_verification": True}
+    if settings.registration == "token":
+        return {"enable_registration": True, "registration_requires_token": True}
+    return {"enable_registration": False}
+
+
+def render_homeserver_yaml(
+    settings: SynapseSettings,
+    tuning: SynapseTuning,
+    secrets: SynapseSecrets,
+    database_host: str,
+    tls: bool,
+) -> str:
+    """homeserver.yaml text."""
+    return dump_yaml(homeserver_config(settings, tuning, secrets, database_host, tls))
+
+
+def render_log_config(log_level: str) -> str:
+    """Synapse's logging config: to stdout only, where Docker's json-file driver rotates it."""
+    return dump_yaml(
+        {
+            "version": 1,
+            "formatters": {"precise": {"format": "%(asctime)s - %(name)s - %(lineno)d - %(levelname)s - %(request)s - %(message)s"}},
+            "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "precise"}},
+            # SQL logging at DEBUG floods the log even in development.
+            "loggers": {"synapse.storage.SQL": {"level": "WARNING"}},
+            "root": {"level": log_level, "handlers": ["console"]},
+            "disable_existing_loggers": False,
+        }
+    )
+
+
+def postgres_server_args(tuning: PostgresTuning) -> list[str]:
+    """The `postgres -c` arguments that apply the profile's tuning (the image ignores env vars for these)."""
+    values = {
+        "shared_buffers": tuning.shared_buffers,
+        "effective_cache_size": tuning.effective_cache_size,
+        "work_mem": tuning.work_mem,
+        "maintenance_work_mem": tuning.maintenance_work_mem,
+        "max_connections": str(tuning.max_connections),
+    }
+    return ["postgres", *[arg for name, value in values.items() for arg in ("-c", f"{name}={value}")]]
+
+
+def wellknown_server(settings: SynapseSettings) -> dict[str, str]:
+    """/.well-known/matrix/server: federation delegated to the public host on 443."""
+    return {"m.server": f"{settings.host}:443"}
+
+
+def wellknown_client(settings: SynapseSettings, tls: bool) -> dict[str, Any]:
+    """/.well-known/matrix/client: where clients find the homeserver (and identity server)."""
+    document: dict[str, Any] = {"m.homeserver": {"base_url": public_baseurl(settings, tls).rstrip("/")}}
+    if settings.identity_server:
+        document["m.identity_server"] = {"base_url": settings.identity_server.rstrip("/")}
+    return document
+
+
+def render_wellknown_nginx_conf(settings: SynapseSettings, tls: bool) -> str:
+    """nginx server block that answers both .well-known documents as JSON with CORS."""
+    locations = []
+    for name, document in (("server", wellknown_server(settings)), ("client", wellknown_client(settings, tls))):
+        body = json.dumps(document, separators=(",", ":")).replace("'", "\\'")
+        locations.append(
+            f"""    location = /.well-known/matrix/{name} {{
+        default_type application/json;
+        add_header Access-Control-Allow-Origin "*" always;
+        return 200 '{body}';
+    }}
+"""
+        )
+    return (
+        "server {\n"
+        "    listen 80;\n"
+        "    server_name _;\n"
+        "    access_log off;\n" + "".join(locations) + "    location / {\n        return 404;\n    }\n}\n"
+    )

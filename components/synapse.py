@@ -1,0 +1,213 @@
+"""SynapseStack: PostgreSQL, the Synapse homeserver and its .well-known server on a private network."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pulumi
+import pulumi_command as command
+import pulumi_docker as docker
+
+from components.container import (
+    Deployment,
+    HealthCheck,
+    ServiceContainer,
+    data_volume,
+    private_network,
+    pulled_image,
+    service_container,
+)
+from components.rendering import synapse as render
+from components.secrets import secret_or_generated
+from config.models import SynapseSettings
+from config.profiles import ContainerLimits, PostgresTuning, SynapseTuning
+
+COMPONENT = "synapse"
+BOOTSTRAP_SCRIPT = Path(__file__).parent / "scripts" / "synapse_bootstrap.py"
+POSTGRES_DATA = "/var/lib/postgresql/data"
+
+
+@dataclass(frozen=True)
+class SynapseStackArgs:
+    """The settings slice SynapseStack needs, with its images, limits and secrets resolved."""
+
+    settings: SynapseSettings
+    tls: bool
+    synapse_tuning: SynapseTuning
+    postgres_tuning: PostgresTuning
+    limits: dict[str, ContainerLimits]
+    images: dict[str, str]
+    secrets: dict[str, pulumi.Output[str] | None]
+
+
+class SynapseStack(pulumi.ComponentResource):
+    """A Matrix homeserver: PostgreSQL, Synapse and a .well-known nginx, published on the host's loopback."""
+
+    def __init__(
+        self, name: str, deployment: Deployment, args: SynapseStackArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__(f"{deployment.project}:components:SynapseStack", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self, provider=deployment.provider)
+        settings = args.settings
+
+        self.network = private_network(deployment, COMPONENT, child)
+        self.postgres_volume = data_volume(deployment, "synapse-postgres", child)
+        self.data_volume = data_volume(deployment, "synapse-data", child)
+        images = {role: pulled_image(ref, role, child) for role, ref in args.images.items()}
+
+        postgres_password = secret_or_generated("postgres-password", args.secrets["postgres_password"], child)
+        synapse_secrets = pulumi.Output.all(
+            postgres_password,
+            *(
+                secret_or_generated(name.replace("_", "-"), args.secrets[f"synapse_{name}"], child, length=48)
+                for name in ("macaroon_secret_key", "form_secret", "registration_shared_secret")
+            ),
+        ).apply(lambda values: render.SynapseSecrets(*values))
+
+        self.postgres = service_container(
+            deployment,
+            ServiceContainer(
+                component=COMPONENT,
+                role="postgres",
+                name="synapse-postgres",
+                image=images["postgres"].image_id,
+                limits=args.limits["postgres"],
+                healthcheck=HealthCheck(
+                    test=["CMD", "pg_isready", "-U", render.DATABASE_USER, "-d", render.DATABASE_NAME],
+                    interval="30s",
+                    start_period="30s",
+                ),
+                network=self.network,
+                aliases=["postgres"],
+                envs=[
+                    f"POSTGRES_USER={render.DATABASE_USER}",
+                    f"POSTGRES_DB={render.DATABASE_NAME}",
+                    # Synapse refuses databases whose collation is not C.
+                    "POSTGRES_INITDB_ARGS=--encoding=UTF8 --lc-collate=C --lc-ctype=C",
+                    pulumi.Output.concat("POSTGRES_PASSWORD=", postgres_password),
+                ],
+                command=render.postgres_server_args(args.postgres_tuning),
+                volumes=[docker.ContainerVolumeArgs(volume_name=self.postgres_volume.name, container_path=POSTGRES_DATA)],
+            ),
+            child,
+        )
+
+        homeserver_yaml = synapse_secrets.apply(
+            lambda secrets: render.render_homeserver_yaml(
+                settings, args.synapse_tuning, secrets, database_host="postgres", tls=args.tls
+            )
+        )
+        self.synapse = service_container(
+            deployment,
+            ServiceContainer(
+                component=COMPONENT,
+                role="synapse",
+                name="synapse",
+                image=images["synapse"].image_id,
+                limits=args.limits["synapse"],
+                healthcheck=HealthCheck(
+                    test=["CMD", "curl", "-fSs", f"http://localhost:{render.HTTP_PORT}/health"],
+                    interval="15s",
+                    timeout="5s",
+                    start_period="60s",
+                ),
+                network=self.network,
+                aliases=["synapse"],
+                envs=[
+                    f"SYNAPSE_CONFIG_DIR={render.CONFIG_DIR}",
+                    f"SYNAPSE_CONFIG_PATH={render.CONFIG_PATH}",
+                    "PYTHONDONTWRITEBYTECODE=1",
+                ],
+                ports=[
+                    docker.ContainerPortArgs(
+                        internal=render.HTTP_PORT, external=settings.http_port, ip=settings.http_bind
+                    )
+                ],
+                volumes=[docker.ContainerVolumeArgs(volume_name=self.data_volume.name, container_path=render.DATA_DIR)],
+                uploads=[
+                    docker.ContainerUploadArgs(file=render.CONFIG_PATH, content=pulumi.Output.secret(homeserver_yaml)),
+                    docker.ContainerUploadArgs(
+                        file=render.LOG_CONFIG_PATH, content=render.render_log_config(settings.log_level)
+                    ),
+                ],
+            ),
+            pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[self.postgres])),
+        )
+
+        self.wellknown = service_container(
+            deployment,
+            ServiceContainer(
+                component=COMPONENT,
+                role="wellknown",
+                name="synapse-wellknown",
+                image=images["nginx"].image_id,
+                limits=args.limits["wellknown"],
+                healthcheck=HealthCheck(
+                    test=["CMD", "wget", "-q", "--spider", "http://127.0.0.1/.well-known/matrix/server"],
+                    interval="30s",
+                    timeout="5s",
+                    start_period="10s",
+                ),
+                network=self.network,
+                aliases=["wellknown"],
+                ports=[docker.ContainerPortArgs(internal=80, external=settings.wellknown_port, ip=settings.http_bind)],
+                uploads=[
+                    docker.ContainerUploadArgs(
+                        file="/etc/nginx/conf.d/default.conf",
+                        content=render.render_wellknown_nginx_conf(settings, args.tls),
+                    )
+                ],
+            ),
+            child,
+        )
+
+        self.admin_password: pulumi.Output[str] | None = None
+        self.registration_token: pulumi.Output[str] | None = None
+        if settings.admin_username is not None:
+            self._bootstrap(deployment, args, child)
+
+        self.server_name = pulumi.Output.from_input(settings.server_name)
+        self.client_url = pulumi.Output.from_input(render.public_baseurl(settings, args.tls))
+        self.internal_url = pulumi.Output.from_input(f"http://synapse:{render.HTTP_PORT}")
+        self.wellknown_urls = pulumi.Output.from_input(
+            {
+                name: f"http://{settings.http_bind}:{settings.wellknown_port}/.well-known/matrix/{name}"
+                for name in ("server", "client")
+            }
+        )
+        self.register_outputs(
+            {
+                "server_name": self.server_name,
+                "client_url": self.client_url,
+                "internal_url": self.internal_url,
+                "wellknown_urls": self.wellknown_urls,
+                "network": self.network.name,
+            }
+        )
+
+    def _bootstrap(self, deployment: Deployment, args: SynapseStackArgs, child: pulumi.ResourceOptions) -> None:
+        """Create the admin account (and the first registration token) once Synapse is healthy."""
+        settings = args.settings
+        assert settings.admin_username is not None
+        self.admin_password = secret_or_generated("admin-password", args.secrets["synapse_admin_password"], child)
+        environment: dict[str, pulumi.Input[str]] = {
+            "ADMIN_USERNAME": settings.admin_username,
+            "ADMIN_PASSWORD": self.admin_password,
+        }
+        if settings.registration == "token":
+            self.registration_token = secret_or_generated(
+                "registration-token", args.secrets["synapse_registration_token"], child, length=24
+            )
+            environment["REGISTRATION_TOKEN"] = self.registration_token
+        if deployment.docker_host:
+            environment["DOCKER_HOST"] = deployment.docker_host
+        passed = " ".join(f"-e {name}" for name in environment if name != "DOCKER_HOST")
+        command.local.Command(
+            "synapse-bootstrap",
+            create=self.synapse.name.apply(lambda container: f"docker exec -i {passed} {container} python3 -"),
+            stdin=BOOTSTRAP_SCRIPT.read_text(),
+            environment=environment,
+            triggers=[settings.admin_username, settings.registration],
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.synapse]),
+        )

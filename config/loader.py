@@ -1,0 +1,151 @@
+"""Reads the stack's Pulumi config, fills environment and profile defaults, and validates it.
+
+This is the only module that reads `pulumi.Config`. Every problem is collected and reported
+at once, each line naming the config key, before any resource is declared.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+from pulumi.runtime.config import CONFIG, get_config_env, is_config_secret
+from pydantic import ValidationError
+
+from config.merge import deep_merge
+from config.environments import ENVIRONMENTS, EnvironmentDefaults
+from config.models import StackSettings
+from config.profiles import PROFILES
+from config.secrets import SECRET_SETTINGS
+
+SCALAR_SETTINGS = ("environment", "profile", "prefix", "tls", "monitoring", "protect_data")
+OBJECT_SETTINGS = ("docker", "images", "logging", "resources", "synapse")
+
+
+class ConfigError(Exception):
+    """Stack configuration that cannot be deployed; the message lists every problem."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("invalid stack configuration:\n  - " + "\n  - ".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class LoadedConfig:
+    """Validated settings plus the secret values the operator set (None where not set)."""
+
+    settings: StackSettings
+    secrets: dict[str, pulumi.Output[str] | None]
+
+
+def load_config() -> LoadedConfig:
+    """Validate the current stack's config; raise ConfigError naming every bad key."""
+    project, stack = pulumi.get_project(), pulumi.get_stack()
+    config = pulumi.Config()
+    problems = _unknown_and_plaintext_keys(project)
+    raw: dict[str, Any] = {}
+    for key in SCALAR_SETTINGS:
+        value = config.get(key)
+        if value is not None:
+            raw[key] = value
+    for key in OBJECT_SETTINGS:
+        try:
+            value = config.get_object(key)
+        except json.JSONDecodeError:
+            problems.append(f"{project}:{key} must be an object (set its fields with `pulumi config set --path`)")
+            continue
+        if value is not None:
+            raw[key] = value
+    settings = None
+    try:
+        settings = resolve_settings(project, stack, raw)
+    except ConfigError as error:
+        problems.extend(error.problems)
+    if problems:
+        raise ConfigError(problems)
+    assert settings is not None
+    secrets = {key: config.get_secret(key) for key in SECRET_SETTINGS}
+    return LoadedConfig(settings=settings, secrets=secrets)
+
+
+def resolve_settings(project: str, stack: str, raw: dict[str, Any]) -> StackSettings:
+    """Merge the operator's values over the environment's and profile's defaults and validate."""
+    environment = raw.get("environment", stack if stack in ENVIRONMENTS else None)
+    if environment not in ENVIRONMENTS:
+        raise ConfigError(
+            [
+                f"{project}:environment must be one of {', '.join(ENVIRONMENTS)}, got {environment!r} "
+                f"(set it with `pulumi config set environment dev` for stack '{stack}')"
+            ]
+        )
+    profile_name = raw.get("profile", "small")
+    if profile_name not in PROFILES:
+        raise ConfigError([f"{project}:profile must be one of {', '.join(PROFILES)}, got {profile_name!r}"])
+    defaults = {"environment": environment, **_defaults(project, stack, ENVIRONMENTS[environment], profile_name)}
+    merged = deep_merge(defaults, raw)
+    try:
+        return StackSettings.model_validate(merged)
+    except ValidationError as error:
+        raise ConfigError([_describe(project, detail) for detail in error.errors()]) from None
+
+
+def _defaults(project: str, stack: str, env: EnvironmentDefaults, profile_name: str) -> dict[str, Any]:
+    profile = PROFILES[profile_name]
+    return {
+        "project": project,
+        "stack": stack,
+        "profile": profile_name,
+        "prefix": f"{project}-{stack}",
+        "tls": env.tls,
+        "monitoring": env.monitoring,
+        "protect_data": env.protect_data,
+        "synapse": {
+            "registration": env.registration,
+            "max_upload_size": profile.synapse.max_upload_size,
+            "presence": profile.synapse.presence,
+            "metrics": env.monitoring == "full",
+            "log_level": env.log_level,
+        },
+    }
+
+
+def _configured_keys(project: str) -> list[str]:
+    prefix = f"{project}:"
+    keys = set(get_config_env()) | set(CONFIG.get())
+    return sorted(key[len(prefix) :] for key in keys if key.startswith(prefix))
+
+
+def _unknown_and_plaintext_keys(project: str) -> list[str]:
+    known = set(SCALAR_SETTINGS) | set(OBJECT_SETTINGS)
+    problems = []
+    for key in _configured_keys(project):
+        if key in SECRET_SETTINGS:
+            if not is_config_secret(f"{project}:{key}"):
+                problems.append(
+                    f"{project}:{key} is a secret: set it with `pulumi config set --secret {key} ...`"
+                )
+        elif key not in known:
+            problems.append(
+                f"{project}:{key} is not a known setting (check the spelling); known settings: "
+                f"{', '.join(sorted(known | set(SECRET_SETTINGS)))}"
+            )
+    return problems
+
+
+def _describe(project: str, detail: Any) -> str:
+    location = ".".join(str(part) for part in detail["loc"])
+    key = f"{project}:{location}" if location else project
+    kind, message = detail["type"], detail["msg"]
+    if kind == "missing":
+        return f"{key} is required"
+    if kind == "extra_forbidden":
+        return f"{key} is not a known setting (check the spelling)"
+    if kind == "value_error":
+        text = message.removeprefix("Value error, ")
+        if text.startswith("must"):
+            return f"{key} {text}"
+        # Model-level checks start their message with the sub-key they are about.
+        return f"{key}.{text}" if location else f"{project}:{text}"
+    return f"{key}: {message.lower()}, got {detail['input']!r}"

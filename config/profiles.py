@@ -1,0 +1,118 @@
+"""Named sizing profiles: container limits and the tuning that goes with them.
+
+`small` is the Synapse guide's 1 vCPU / 2 GB VPS, `medium` its 2 vCPU / 4 GB upgrade
+(guide §4.1 and §9.4). The VoiceGrow guide's limits (§4.2) are its production machine;
+`small` and `medium` scale them down to what fits beside Synapse on those hosts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+ProfileName = Literal["small", "medium"]
+
+
+@dataclass(frozen=True)
+class ContainerLimits:
+    """Memory (MB) and CPU limits of one container, with the memory it reserves."""
+
+    memory_mb: int
+    cpus: float
+    reservation_mb: int
+
+
+@dataclass(frozen=True)
+class PostgresTuning:
+    """PostgreSQL server settings passed as `-c` arguments (the image ignores env vars for these)."""
+
+    shared_buffers: str
+    effective_cache_size: str
+    work_mem: str
+    maintenance_work_mem: str
+    max_connections: int
+
+
+@dataclass(frozen=True)
+class SynapseTuning:
+    """homeserver.yaml values that trade memory and CPU for throughput."""
+
+    global_cache_factor: float
+    event_cache_size: int
+    cache_max_memory: str
+    cache_target_memory: str
+    db_pool_min: int
+    db_pool_max: int
+    max_upload_size: str
+    message_rate_per_second: float
+    message_burst: int
+    presence: bool
+
+
+@dataclass(frozen=True)
+class SizingProfile:
+    """Everything a profile decides: one limit per container role plus service tuning."""
+
+    limits: dict[str, ContainerLimits]
+    postgres: PostgresTuning
+    synapse: SynapseTuning
+
+
+SMALL = SizingProfile(
+    limits={
+        "postgres": ContainerLimits(memory_mb=384, cpus=0.3, reservation_mb=256),
+        "synapse": ContainerLimits(memory_mb=1280, cpus=0.6, reservation_mb=1024),
+        "wellknown": ContainerLimits(memory_mb=32, cpus=0.05, reservation_mb=16),
+    },
+    # The guide sets shared_buffers 256MB inside a 384 MB container (and the official image
+    # ignores it): with sorts and connections on top that invites the OOM killer. A quarter of
+    # the limit is PostgreSQL's own advice.
+    postgres=PostgresTuning(
+        shared_buffers="96MB",
+        effective_cache_size="256MB",
+        work_mem="4MB",
+        maintenance_work_mem="32MB",
+        max_connections=20,
+    ),
+    synapse=SynapseTuning(
+        global_cache_factor=0.2,
+        event_cache_size=500,
+        cache_max_memory="768M",
+        cache_target_memory="512M",
+        db_pool_min=1,
+        db_pool_max=2,
+        max_upload_size="8M",
+        message_rate_per_second=0.5,
+        message_burst=10,
+        presence=False,
+    ),
+)
+
+MEDIUM = SizingProfile(
+    limits={
+        "postgres": ContainerLimits(memory_mb=1024, cpus=0.5, reservation_mb=512),
+        "synapse": ContainerLimits(memory_mb=2560, cpus=1.2, reservation_mb=1536),
+        "wellknown": ContainerLimits(memory_mb=32, cpus=0.05, reservation_mb=16),
+    },
+    postgres=PostgresTuning(
+        shared_buffers="256MB",
+        effective_cache_size="768MB",
+        work_mem="8MB",
+        maintenance_work_mem="64MB",
+        max_connections=50,
+    ),
+    synapse=SynapseTuning(
+        global_cache_factor=0.5,
+        event_cache_size=2000,
+        cache_max_memory="1024M",
+        cache_target_memory="758M",
+        db_pool_min=1,
+        db_pool_max=5,
+        max_upload_size="50M",
+        message_rate_per_second=2.0,
+        message_burst=50,
+        presence=True,
+    ),
+)
+
+PROFILES: dict[str, SizingProfile] = {"small": SMALL, "medium": MEDIUM}

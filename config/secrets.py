@@ -1,0 +1,12 @@
+"""The catalogue of secret settings: each is set with `pulumi config set --secret` or generated."""
+
+from __future__ import annotations
+
+SECRET_SETTINGS: dict[str, str] = {
+    "postgres_password": "Password of Synapse's PostgreSQL user.",
+    "synapse_macaroon_secret_key": "Key Synapse signs access tokens with.",
+    "synapse_form_secret": "Key Synapse signs forms (consent, SSO) with.",
+    "synapse_registration_shared_secret": "Shared secret for admin registration (register_new_matrix_user).",
+    "synapse_admin_password": "Password of synapse.admin_username.",
+    "synapse_registration_token": "Registration token created on deploy when registration is 'token'.",
+}

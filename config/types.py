@@ -1,0 +1,93 @@
+"""Validated value types shared by the settings models; each error says what is expected."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Annotated
+
+from pydantic import AfterValidator, BeforeValidator, Field
+
+_DOMAIN = re.compile(r"^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$")
+_IMAGE = re.compile(
+    r"^(?P<name>[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-]{1,2}[a-z0-9]+)*)*)"
+    r"(:(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?(@sha256:[a-f0-9]{64})?$"
+)
+_MEMORY = re.compile(r"^(\d+(\.\d+)?)([MG])$")
+_LOCALPART = re.compile(r"^[a-z0-9._=/-]{1,64}$")
+_SIZE = re.compile(r"^\d+[KMG]$")
+_CRON_FIELD = re.compile(r"^(\*|\d+(-\d+)?)(/\d+)?(,(\*|\d+(-\d+)?)(/\d+)?)*$")
+
+
+def _domain(value: str) -> str:
+    if not isinstance(value, str) or not _DOMAIN.match(value):
+        raise ValueError(f"must be a lower-case DNS name like 'matrix.example.com', got {value!r}")
+    return value
+
+
+def _image(value: str) -> str:
+    if not isinstance(value, str) or not _IMAGE.match(value):
+        raise ValueError(f"must be an image reference like 'postgres:16.10-bookworm', got {value!r}")
+    return value
+
+
+def _memory_mb(value: object) -> int:
+    text = str(value).strip().upper()
+    match = _MEMORY.match(text)
+    if not match:
+        raise ValueError(f"must be like '512M' or '1.5G', got {value!r}")
+    amount = float(match.group(1)) * (1024 if match.group(3) == "G" else 1)
+    if amount < 4:
+        raise ValueError(f"must be at least 4M, got {value!r}")
+    return int(amount)
+
+
+def _localpart(value: str) -> str:
+    if not isinstance(value, str) or not _LOCALPART.match(value):
+        raise ValueError(f"must be a Matrix user name of a-z, 0-9 and ._=/- (no '@' or ':'), got {value!r}")
+    return value
+
+
+def _upload_size(value: str) -> str:
+    if not isinstance(value, str) or not _SIZE.match(value):
+        raise ValueError(f"must be like '8M' or '1G', got {value!r}")
+    return value
+
+
+def _ip_address(value: str) -> str:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        raise ValueError(f"must be an IP address like '127.0.0.1', got {value!r}") from None
+    return value
+
+
+def _http_url(value: str) -> str:
+    if not isinstance(value, str) or not re.match(r"^https?://[^\s/]+(/\S*)?$", value):
+        raise ValueError(f"must be an http(s) URL like 'https://matrix.example.com/', got {value!r}")
+    return value
+
+
+def _cron(value: str) -> str:
+    fields = value.split() if isinstance(value, str) else []
+    if len(fields) != 5 or not all(_CRON_FIELD.match(field) for field in fields):
+        raise ValueError(f"must be a five-field cron expression like '0 2 * * *', got {value!r}")
+    return value
+
+
+DomainName = Annotated[str, AfterValidator(_domain)]
+ImageRef = Annotated[str, AfterValidator(_image)]
+MemoryMB = Annotated[int, BeforeValidator(_memory_mb)]
+Localpart = Annotated[str, AfterValidator(_localpart)]
+UploadSize = Annotated[str, AfterValidator(_upload_size)]
+IpAddress = Annotated[str, AfterValidator(_ip_address)]
+HttpUrl = Annotated[str, AfterValidator(_http_url)]
+CronExpression = Annotated[str, AfterValidator(_cron)]
+Port = Annotated[int, Field(ge=1, le=65535)]
+Cpus = Annotated[float, Field(gt=0, le=64)]
+
+
+def image_tag(reference: str) -> str | None:
+    """The tag of an image reference, or None when it has none (which means `latest`)."""
+    match = _IMAGE.match(reference)
+    return match.group("tag") if match else None

@@ -1,0 +1,295 @@
+"""SynapseStack under mocks: what every stack file declares, in preview and in update."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import yaml
+
+from config.profiles import MEDIUM, SMALL
+from tests.program import STACKS
+from tests.unit.conftest import Evaluate, Evaluation
+
+CONTAINERS = ("synapse-postgres", "synapse", "synapse-wellknown")
+MODES = [pytest.param(False, id="up"), pytest.param(True, id="preview")]
+
+
+def _env(evaluation: Evaluation, container: str) -> dict[str, str]:
+    envs = evaluation.container(container).value("envs") or []
+    return dict(item.split("=", 1) for item in envs)
+
+
+def _upload(evaluation: Evaluation, container: str, path: str) -> str:
+    uploads = evaluation.container(container).value("uploads")
+    matches = [upload["content"] for upload in uploads if upload["file"] == path]
+    assert len(matches) == 1, f"{container} should upload {path} once"
+    return matches[0]
+
+
+def _homeserver(evaluation: Evaluation) -> dict[str, Any]:
+    return yaml.safe_load(_upload(evaluation, "synapse", "/config/homeserver.yaml"))
+
+
+@pytest.mark.parametrize("preview", MODES)
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_stack_declares_the_three_synapse_containers(evaluate: Evaluate, stack: str, preview: bool) -> None:
+    evaluation = evaluate(stack, preview=preview)
+    declared = {resource.name for resource in evaluation.mocks.of_type("docker:index/container:Container")}
+    assert declared == set(CONTAINERS)
+
+
+@pytest.mark.parametrize("preview", MODES)
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_container_restarts_unless_stopped_and_waits_for_health(
+    evaluate: Evaluate, stack: str, preview: bool
+) -> None:
+    evaluation = evaluate(stack, preview=preview)
+    for name in CONTAINERS:
+        container = evaluation.container(name)
+        assert container.value("restart") == "unless-stopped", name
+        assert container.value("wait") is True, name
+        assert container.value("healthcheck")["tests"], name
+
+
+@pytest.mark.parametrize("preview", MODES)
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_container_rotates_its_json_log(evaluate: Evaluate, stack: str, preview: bool) -> None:
+    evaluation = evaluate(stack, preview=preview)
+    for name in CONTAINERS:
+        container = evaluation.container(name)
+        assert container.value("logDriver") == "json-file"
+        assert container.value("logOpts") == {"max-size": "10m", "max-file": "3"}
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_container_is_labelled_with_stack_component_and_role(evaluate: Evaluate, stack: str) -> None:
+    evaluation = evaluate(stack)
+    for name in CONTAINERS:
+        labels = {item["label"]: item["value"] for item in evaluation.container(name).value("labels")}
+        assert labels["selfhosted.stack"] == stack
+        assert labels["selfhosted.component"] == "synapse"
+        assert labels["selfhosted.role"] in ("postgres", "synapse", "wellknown")
+
+
+@pytest.mark.parametrize(
+    ("stack", "profile"), [("dev", SMALL), ("test", SMALL), ("staging", MEDIUM), ("prod", MEDIUM)]
+)
+def test_limits_come_from_the_stack_profile(evaluate: Evaluate, stack: str, profile: Any) -> None:
+    evaluation = evaluate(stack)
+    for name, role in (("synapse-postgres", "postgres"), ("synapse", "synapse"), ("synapse-wellknown", "wellknown")):
+        container = evaluation.container(name)
+        assert container.value("memory") == profile.limits[role].memory_mb
+        assert container.value("cpus") == f"{profile.limits[role].cpus:g}"
+        assert container.value("memoryReservation") == profile.limits[role].reservation_mb
+
+
+def test_small_profile_has_the_guides_limits(evaluate: Evaluate) -> None:
+    evaluation = evaluate("dev")
+    assert (evaluation.container("synapse-postgres").value("memory"), evaluation.container("synapse-postgres").value("cpus")) == (384, "0.3")
+    assert (evaluation.container("synapse").value("memory"), evaluation.container("synapse").value("cpus")) == (1280, "0.6")
+    assert (evaluation.container("synapse-wellknown").value("memory"), evaluation.container("synapse-wellknown").value("cpus")) == (32, "0.05")
+
+
+def test_a_resource_override_replaces_the_profile_limit(evaluate: Evaluate) -> None:
+    evaluation = evaluate("dev", overrides={"resources": {"postgres": {"memory": "512M", "cpus": 0.4}}})
+    assert evaluation.container("synapse-postgres").value("memory") == 512
+    assert evaluation.container("synapse-postgres").value("cpus") == "0.4"
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_postgres_port_is_not_published(evaluate: Evaluate, stack: str) -> None:
+    assert not evaluate(stack).container("synapse-postgres").value("ports")
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_synapse_is_published_on_loopback_8008_only(evaluate: Evaluate, stack: str) -> None:
+    ports = evaluate(stack).container("synapse").value("ports")
+    assert ports == [{"internal": 8008, "external": 8008, "ip": "127.0.0.1", "protocol": "tcp"}] or ports == [
+        {"internal": 8008, "external": 8008, "ip": "127.0.0.1"}
+    ]
+
+
+def test_postgres_is_initialised_with_c_collation_and_ctype(evaluate: Evaluate) -> None:
+    env = _env(evaluate("prod"), "synapse-postgres")
+    assert env["POSTGRES_INITDB_ARGS"] == "--encoding=UTF8 --lc-collate=C --lc-ctype=C"
+
+
+def test_postgres_tuning_is_passed_as_server_arguments(evaluate: Evaluate) -> None:
+    command = evaluate("dev").container("synapse-postgres").value("command")
+    assert command[0] == "postgres"
+    assert "shared_buffers=96MB" in command and "effective_cache_size=256MB" in command
+    assert "work_mem=4MB" in command and "maintenance_work_mem=32MB" in command
+
+
+def test_medium_profile_gives_postgres_more_shared_buffers(evaluate: Evaluate) -> None:
+    assert "shared_buffers=256MB" in evaluate("prod").container("synapse-postgres").value("command")
+
+
+def test_postgres_health_check_is_pg_isready(evaluate: Evaluate) -> None:
+    tests = evaluate("prod").container("synapse-postgres").value("healthcheck")["tests"]
+    assert tests[:2] == ["CMD", "pg_isready"]
+
+
+def test_synapse_health_check_calls_health_endpoint(evaluate: Evaluate) -> None:
+    tests = evaluate("prod").container("synapse").value("healthcheck")["tests"]
+    assert "http://localhost:8008/health" in tests
+
+
+def test_postgres_data_and_synapse_data_live_on_named_volumes(evaluate: Evaluate) -> None:
+    evaluation = evaluate("prod")
+    postgres_volumes = evaluation.container("synapse-postgres").value("volumes")
+    synapse_volumes = evaluation.container("synapse").value("volumes")
+    assert postgres_volumes == [{"volumeName": "selfhosted-prod-synapse-postgres", "containerPath": "/var/lib/postgresql/data"}]
+    assert synapse_volumes == [{"volumeName": "selfhosted-prod-synapse-data", "containerPath": "/data"}]
+
+
+def test_signing_key_lives_on_the_data_volume(evaluate: Evaluate) -> None:
+    assert _homeserver(evaluate("prod"))["signing_key_path"].startswith("/data/")
+
+
+def test_all_containers_join_only_the_private_network(evaluate: Evaluate) -> None:
+    evaluation = evaluate("prod")
+    network = evaluation.mocks.named("synapse-network").value("name")
+    for name in CONTAINERS:
+        networks = evaluation.container(name).value("networksAdvanced")
+        assert [entry["name"] for entry in networks] == [network]
+
+
+def test_database_password_is_secret_in_postgres_env(evaluate: Evaluate) -> None:
+    assert evaluate("prod").container("synapse-postgres").is_secret("envs")
+
+
+def test_homeserver_yaml_upload_is_secret(evaluate: Evaluate) -> None:
+    synapse = evaluate("prod").container("synapse")
+    assert synapse.is_secret("uploads")
+    assert not synapse.is_secret("envs")
+
+
+def test_generated_database_password_reaches_both_postgres_and_synapse(evaluate: Evaluate) -> None:
+    evaluation = evaluate("prod")
+    password = _env(evaluation, "synapse-postgres")["POSTGRES_PASSWORD"]
+    assert password == "generated-postgres-password"
+    assert _homeserver(evaluation)["database"]["args"]["password"] == password
+
+
+def test_operator_secret_replaces_the_generated_password(evaluate: Evaluate) -> None:
+    evaluation = evaluate("prod", secrets={"postgres_password": "operator-chosen"})
+    assert _env(evaluation, "synapse-postgres")["POSTGRES_PASSWORD"] == "operator-chosen"
+    assert not [r for r in evaluation.mocks.of_type("random:index/randomPassword:RandomPassword") if r.name == "postgres-password"]
+
+
+def test_synapse_secrets_are_generated_once_each(evaluate: Evaluate) -> None:
+    names = {r.name for r in evaluate("prod").mocks.of_type("random:index/randomPassword:RandomPassword")}
+    assert {"macaroon-secret-key", "form-secret", "registration-shared-secret"} <= names
+
+
+def test_report_stats_is_off(evaluate: Evaluate) -> None:
+    assert _homeserver(evaluate("prod"))["report_stats"] is False
+
+
+def test_listener_trusts_x_forwarded_and_binds_all_container_addresses(evaluate: Evaluate) -> None:
+    listener = _homeserver(evaluate("prod"))["listeners"][0]
+    assert listener["x_forwarded"] is True and listener["bind_addresses"] == ["0.0.0.0"]
+
+
+def test_metrics_listener_only_with_full_monitoring(evaluate: Evaluate) -> None:
+    assert [l["type"] for l in _homeserver(evaluate("prod"))["listeners"]] == ["http", "metrics"]
+    assert [l["type"] for l in _homeserver(evaluate("dev"))["listeners"]] == ["http"]
+
+
+def test_small_profile_tuning_matches_the_guide(evaluate: Evaluate) -> None:
+    homeserver = _homeserver(evaluate("dev"))
+    assert homeserver["caches"]["global_factor"] == 0.2
+    assert homeserver["caches"]["event_cache_size"] == "500"
+    assert (homeserver["database"]["args"]["cp_min"], homeserver["database"]["args"]["cp_max"]) == (1, 2)
+    assert homeserver["max_upload_size"] == "8M"
+    assert homeserver["rc_message"] == {"per_second": 0.5, "burst_count": 10}
+
+
+def test_prod_registration_requires_a_token(evaluate: Evaluate) -> None:
+    homeserver = _homeserver(evaluate("prod"))
+    assert homeserver["enable_registration"] is True
+    assert homeserver["registration_requires_token"] is True
+    assert "enable_registration_without_verification" not in homeserver
+
+
+def test_open_registration_only_where_the_stack_asks(evaluate: Evaluate) -> None:
+    assert _homeserver(evaluate("dev"))["enable_registration_without_verification"] is True
+    for stack in ("test", "staging", "prod"):
+        assert "enable_registration_without_verification" not in _homeserver(evaluate(stack)), stack
+
+
+def test_closed_registration_disables_it(evaluate: Evaluate) -> None:
+    homeserver = _homeserver(evaluate("prod", overrides={"synapse": {"registration": "closed"}}))
+    assert homeserver["enable_registration"] is False
+
+
+def test_extra_config_is_merged_over_rendered_homeserver(evaluate: Evaluate) -> None:
+    homeserver = _homeserver(evaluate("prod", overrides={"synapse": {"extra_config": {"caches": {"global_factor": 1.0}}}}))
+    assert homeserver["caches"]["global_factor"] == 1.0
+    assert homeserver["caches"]["event_cache_size"] == "2000"
+
+
+def test_admin_bootstrap_runs_after_synapse_with_secrets_in_environment(evaluate: Evaluate) -> None:
+    bootstrap = evaluate("prod").mocks.named("synapse-bootstrap")
+    assert bootstrap.value("create").startswith("docker exec -i -e ADMIN_USERNAME -e ADMIN_PASSWORD")
+    assert bootstrap.value("create").endswith("selfhosted-prod-synapse python3 -")
+    assert bootstrap.is_secret("environment")
+    assert "ADMIN_PASSWORD" not in bootstrap.value("create").split("-e ADMIN_PASSWORD")[1]
+    assert bootstrap.value("environment")["REGISTRATION_TOKEN"] == "generated-registration-token"
+
+
+def test_no_bootstrap_without_admin_username(evaluate: Evaluate) -> None:
+    evaluation = evaluate("dev", overrides={"synapse": {"admin_username": None}})
+    assert not evaluation.mocks.of_type("command:local:Command")
+    assert "synapse_admin_password" not in evaluation.outputs
+
+
+def test_wellknown_nginx_serves_both_documents(evaluate: Evaluate) -> None:
+    conf = _upload(evaluate("prod"), "synapse-wellknown", "/etc/nginx/conf.d/default.conf")
+    assert '{"m.server":"matrix.example.com:443"}' in conf
+    assert '{"m.homeserver":{"base_url":"https://matrix.example.com"}}' in conf
+
+
+def test_registry_mirror_rewrites_every_docker_hub_image(evaluate: Evaluate) -> None:
+    evaluation = evaluate("prod", overrides={"images": {"registry_mirror": "mirror.example.cn/hub"}})
+    names = sorted(image.value("name") for image in evaluation.mocks.of_type("docker:index/remoteImage:RemoteImage"))
+    assert names == [
+        "mirror.example.cn/hub/library/nginx:1.27.5-alpine",
+        "mirror.example.cn/hub/library/postgres:16.10-bookworm",
+        "mirror.example.cn/hub/matrixdotorg/synapse:v1.163.2",
+    ]
+
+
+def test_disabled_synapse_declares_nothing(evaluate: Evaluate) -> None:
+    evaluation = evaluate("dev", overrides={"synapse": {"enabled": False}})
+    assert not evaluation.mocks.of_type("docker:index/container:Container")
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_stack_exports_server_name_client_url_and_wellknown_urls(evaluate: Evaluate, stack: str) -> None:
+    evaluation = evaluate(stack)
+    assert evaluation.output("synapse_server_name")[0]
+    assert evaluation.output("synapse_client_url")[0].startswith("http")
+    urls, _ = evaluation.output("synapse_wellknown_urls")
+    assert urls["server"].endswith("/.well-known/matrix/server")
+    assert urls["client"].endswith("/.well-known/matrix/client")
+
+
+def test_client_url_uses_https_when_tls_is_on(evaluate: Evaluate) -> None:
+    assert evaluate("prod").output("synapse_client_url") == ("https://matrix.example.com/", False)
+
+
+def test_admin_password_and_registration_token_are_exported_as_secrets(evaluate: Evaluate) -> None:
+    evaluation = evaluate("prod")
+    assert evaluation.output("synapse_admin_password") == ("generated-admin-password", True)
+    assert evaluation.output("synapse_registration_token") == ("generated-registration-token", True)
+
+
+def test_no_plain_output_carries_a_secret_value(evaluate: Evaluate) -> None:
+    evaluation = evaluate("prod")
+    for name in evaluation.outputs:
+        value, secret = evaluation.output(name)
+        if not secret:
+            assert "generated-" not in str(value), name
