@@ -6,7 +6,6 @@ at once, each line naming the config key, before any resource is declared.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,7 +52,7 @@ def load_config() -> LoadedConfig:
     for key in OBJECT_SETTINGS:
         try:
             value = config.get_object(key)
-        except json.JSONDecodeError:
+        except pulumi.ConfigTypeError:
             problems.append(f"{project}:{key} must be an object (set its fields with `pulumi config set --path`)")
             continue
         if value is not None:

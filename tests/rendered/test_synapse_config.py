@@ -1,0 +1,102 @@
+"""The Synapse files every stack deploys, read by the real software: Synapse's config loader and nginx."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from components.rendering import dump_yaml
+from tests.program import STACKS, run_program
+from tests.unit.mocks import RecordingMocks
+
+pytestmark = pytest.mark.rendered
+
+
+def _uploads(stack: str, container: str) -> dict[str, str]:
+    mocks = RecordingMocks()
+    run_program(mocks, stack, preview=False)
+    uploads = mocks.named(container, "docker:index/container:Container").value("uploads")
+    return {upload["file"]: upload["content"] for upload in uploads}
+
+
+def _check_with_synapse(homeserver: dict[str, Any], log_config: str, directory: Path) -> subprocess.CompletedProcess[str]:
+    """Run Synapse's own checker on `homeserver`, with its file paths moved into `directory`."""
+    (directory / "media").mkdir(exist_ok=True)
+    (directory / "log.config").write_text(log_config)
+    subprocess.run(
+        [sys.executable, "-m", "synapse._scripts.generate_signing_key", "-o", str(directory / "signing.key")],
+        check=True,
+    )
+    relocated = {
+        **homeserver,
+        "signing_key_path": str(directory / "signing.key"),
+        "log_config": str(directory / "log.config"),
+        "media_store_path": str(directory / "media"),
+        "pid_file": str(directory / "homeserver.pid"),
+    }
+    path = directory / "homeserver.yaml"
+    path.write_text(dump_yaml(relocated))
+    return subprocess.run(
+        [sys.executable, "-m", "synapse.config", "-c", str(path)],
+        capture_output=True,
+        text=True,
+        cwd=directory,
+    )
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_synapse_accepts_the_rendered_homeserver_yaml(stack: str, tmp_path: Path) -> None:
+    uploads = _uploads(stack, "synapse")
+    result = _check_with_synapse(yaml.safe_load(uploads["/config/homeserver.yaml"]), uploads["/config/log.config"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "Config parses OK!" in result.stdout
+
+
+def test_synapse_checker_rejects_a_broken_homeserver_yaml(tmp_path: Path) -> None:
+    uploads = _uploads("prod", "synapse")
+    homeserver = yaml.safe_load(uploads["/config/homeserver.yaml"])
+    homeserver["max_upload_size"] = "eight megabytes"
+    result = _check_with_synapse(homeserver, uploads["/config/log.config"], tmp_path)
+    assert result.returncode != 0
+
+
+def test_rendered_log_config_is_a_valid_logging_dict_config() -> None:
+    import logging.config
+
+    config = yaml.safe_load(_uploads("prod", "synapse")["/config/log.config"])
+    logging.config.dictConfig(config)
+
+
+def _wellknown_bodies(conf: str) -> dict[str, Any]:
+    bodies = re.findall(r"location = /\.well-known/matrix/(\w+) \{.*?return 200 '(.*?)';", conf, re.S)
+    return {name: json.loads(body) for name, body in bodies}
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_wellknown_documents_are_json(stack: str) -> None:
+    documents = _wellknown_bodies(_uploads(stack, "synapse-wellknown")["/etc/nginx/conf.d/default.conf"])
+    assert set(documents) == {"server", "client"}
+    assert documents["server"]["m.server"].endswith(":443")
+    assert documents["client"]["m.homeserver"]["base_url"].startswith("http")
+
+
+@pytest.mark.skipif(shutil.which("nginx") is None, reason="nginx is not installed (the test script installs it)")
+@pytest.mark.parametrize("stack", STACKS)
+def test_nginx_accepts_the_wellknown_server_block(stack: str, tmp_path: Path) -> None:
+    server_block = _uploads(stack, "synapse-wellknown")["/etc/nginx/conf.d/default.conf"]
+    server_block = server_block.replace("listen 80;", "listen 127.0.0.1:18080;")
+    (tmp_path / "default.conf").write_text(server_block)
+    (tmp_path / "nginx.conf").write_text(
+        f"pid {tmp_path}/nginx.pid;\nerror_log {tmp_path}/error.log;\nevents {{}}\n"
+        f"http {{\n  access_log off;\n  include {tmp_path}/default.conf;\n}}\n"
+    )
+    result = subprocess.run(["nginx", "-t", "-c", str(tmp_path / "nginx.conf")], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
