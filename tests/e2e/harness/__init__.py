@@ -1,0 +1,34 @@
+"""Apply a Pulumi program to a real Docker engine under Pulumi's mock runtime.
+
+    from tests.e2e.harness import apply_program
+
+    with apply_program(REPO, "dev", config_overrides={"synapse": {"serverName": "e2e.test"}}) as stack:
+        stack.outputs["synapse_client_url"]
+
+Docker containers, networks, volumes and images are created on the engine (DOCKER_HOST or the
+local socket), `command:local:Command` runs for real, random and TLS values are generated;
+see `docker_mapping` for how each input becomes an Engine API field.
+"""
+
+from .apply import AppliedStack, ApplyError, ConfigError, apply_program, connect_engine, load_config, project_name
+from .engine import EngineError, engine_unavailable_reason
+from .mocks import SUPPORTED_TYPES, AppliedResource, HarnessMocks, HarnessState, ResourceTiming
+from .values import UnsupportedInput
+
+__all__ = [
+    "SUPPORTED_TYPES",
+    "AppliedResource",
+    "AppliedStack",
+    "ApplyError",
+    "ConfigError",
+    "EngineError",
+    "HarnessMocks",
+    "HarnessState",
+    "ResourceTiming",
+    "UnsupportedInput",
+    "apply_program",
+    "connect_engine",
+    "engine_unavailable_reason",
+    "load_config",
+    "project_name",
+]

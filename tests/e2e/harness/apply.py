@@ -1,0 +1,424 @@
+"""Deploy a Pulumi program's stack to a real Docker engine under Pulumi's mock runtime.
+
+`apply_program` reads the project and stack files, runs `__main__.py` with `HarnessMocks`
+(which create every resource for real), waits for every registration, and returns an
+`AppliedStack`: the exports (resolved, secrets unwrapped), what was created, and timings.
+`AppliedStack.destroy()` takes it all away again; `reapply()` deploys once more on the same
+volumes and state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import json
+import logging
+import os
+import runpy
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import docker
+import pulumi
+import yaml
+from pulumi.runtime import settings as runtime_settings
+
+from . import engine
+from .mocks import AppliedResource, CreatedObject, HarnessMocks, HarnessMonitor, HarnessState, ResourceFailure, ResourceTiming, destroy_created
+
+log = logging.getLogger(__name__)
+
+# Registrations block while containers become healthy; the SDK runs each in the event loop's
+# default executor, whose default size (cores + 4) would serialise independent containers.
+WORKER_THREADS = 64
+
+# Program-directory entries that are never part of the program itself.
+_NOT_PROGRAM_MODULES = {"__main__", "tests", "test", "conftest", "setup"}
+
+
+class ApplyError(RuntimeError):
+    """The deployment failed: the program raised, a resource could not be applied, or Pulumi logged an error."""
+
+
+class ConfigError(ValueError):
+    """The stack's configuration cannot be passed to the program."""
+
+
+# --- configuration --------------------------------------------------------------------------------
+
+
+def project_name(program_dir: Path) -> str:
+    document = yaml.safe_load((program_dir / "Pulumi.yaml").read_text()) or {}
+    name = document.get("name")
+    if not isinstance(name, str) or not name:
+        raise ConfigError(f"{program_dir / 'Pulumi.yaml'} has no project name")
+    return name
+
+
+def _qualified(key: str, project: str) -> str:
+    return key if ":" in key else f"{project}:{key}"
+
+
+def _reject_secure(key: str, value: Any, source: str) -> None:
+    if isinstance(value, Mapping):
+        if set(value) == {"secure"}:
+            raise ConfigError(
+                f"{source}: {key} is encrypted ('secure:'), which cannot be decrypted without the Pulumi CLI; "
+                "pass its value in `secrets=` instead"
+            )
+        for name, item in value.items():
+            _reject_secure(f"{key}.{name}", item, source)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _reject_secure(f"{key}[{index}]", item, source)
+
+
+def deep_merge(base: Any, override: Any) -> Any:
+    """`override` merged into `base`: objects merge key by key (None deletes a key), anything else replaces."""
+    if isinstance(base, Mapping) and isinstance(override, Mapping):
+        merged = dict(base)
+        for key, value in override.items():
+            if value is None:
+                merged.pop(key, None)
+            else:
+                merged[key] = deep_merge(base.get(key), value)
+        return merged
+    return copy.deepcopy(override)
+
+
+def config_string(value: Any) -> str:
+    """A config value as the Pulumi CLI passes it to the program: scalars as text, objects as JSON."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return json.dumps(value)
+    return json.dumps(value)
+
+
+def load_config(
+    program_dir: Path,
+    project: str,
+    stack: str,
+    overrides: Mapping[str, Any] | None = None,
+    secrets: Mapping[str, Any] | None = None,
+) -> tuple[dict[str, str], list[str]]:
+    """The config map and secret keys Pulumi would give the program for `Pulumi.<stack>.yaml`.
+
+    Keys may omit the project namespace. `overrides` are deep-merged into the stack file's
+    values; `secrets` are set like `pulumi config set --secret` (replacing any value).
+    """
+    values: dict[str, Any] = {}
+    project_document = yaml.safe_load((program_dir / "Pulumi.yaml").read_text()) or {}
+    for key, spec in (project_document.get("config") or {}).items():
+        # Project-level config: either a plain value or {type, default/value, description}.
+        if isinstance(spec, Mapping) and ("default" in spec or "value" in spec):
+            values[_qualified(key, project)] = spec.get("value", spec.get("default"))
+        elif not isinstance(spec, Mapping) or "type" not in spec:
+            values[_qualified(key, project)] = spec
+    stack_file = program_dir / f"Pulumi.{stack}.yaml"
+    if not stack_file.is_file():
+        raise ConfigError(f"no stack file {stack_file.name} in {program_dir}")
+    document = yaml.safe_load(stack_file.read_text()) or {}
+    for key, value in (document.get("config") or {}).items():
+        _reject_secure(key, value, stack_file.name)
+        values[_qualified(key, project)] = value
+    for key, value in (overrides or {}).items():
+        _reject_secure(key, value, "config_overrides")
+        qualified = _qualified(key, project)
+        if value is None:
+            values.pop(qualified, None)
+        else:
+            values[qualified] = deep_merge(values.get(qualified), value)
+    secret_keys = []
+    for key, value in (secrets or {}).items():
+        qualified = _qualified(key, project)
+        values[qualified] = value
+        secret_keys.append(qualified)
+    return {key: config_string(value) for key, value in values.items()}, secret_keys
+
+
+# --- the result -----------------------------------------------------------------------------------
+
+
+@dataclass
+class AppliedStack:
+    """A deployed stack: what it exported, what it created, how long it took; and its teardown."""
+
+    project: str
+    stack: str
+    program_dir: Path
+    outputs: dict[str, Any]
+    """Stack exports, resolved, secrets unwrapped."""
+    secret_outputs: frozenset[str]
+    """Names of the exports that are secret."""
+    containers: dict[str, str]
+    """Docker container name -> id."""
+    networks: dict[str, str]
+    """Docker network name -> id."""
+    volumes: list[str]
+    images: list[str]
+    """Images built by docker.Image resources (never removed)."""
+    resources: list[AppliedResource]
+    timings: list[ResourceTiming]
+    seconds_to_ready: float
+    """Apply start -> the last container created (healthy, when it waits)."""
+    duration_seconds: float
+    """Apply start -> every registration done."""
+    keep_volumes: bool = False
+    state: HarnessState = field(default_factory=HarnessState)
+    config_overrides: dict[str, Any] | None = None
+    secrets: dict[str, Any] | None = None
+    created: list[CreatedObject] = field(default_factory=list, repr=False)
+    destroyed: bool = False
+
+    def resource(self, name: str, type_: str | None = None) -> AppliedResource:
+        """The registered resource with this logical name (and type token, if given)."""
+        found = [r for r in self.resources if r.name == name and (type_ is None or r.type == type_)]
+        if len(found) != 1:
+            raise KeyError(f"{len(found)} resources named {name!r}" + (f" of type {type_}" if type_ else ""))
+        return found[0]
+
+    def ready_after(self, name: str) -> float:
+        """Seconds from apply start until the resource with this logical name was ready."""
+        matches = [timing.ready for timing in self.timings if timing.name == name]
+        if not matches:
+            raise KeyError(name)
+        return max(matches)
+
+    def destroy(self, keep_volumes: bool | None = None, run_deletes: bool = True) -> None:
+        """Remove the containers and networks (and volumes unless kept), run Command deletes; idempotent."""
+        if self.destroyed:
+            return
+        client = engine.connect()
+        try:
+            failures = destroy_created(
+                client.api, self.created, self.keep_volumes if keep_volumes is None else keep_volumes, run_deletes
+            )
+        finally:
+            client.close()
+        self.destroyed = True
+        if failures:
+            raise ApplyError(f"destroy of stack {self.stack!r} left objects behind:\n" + "\n".join(failures))
+
+    def reapply(self, config_overrides: Mapping[str, Any] | None = None) -> AppliedStack:
+        """Deploy again on the same volumes, generated values and names (a second `pulumi up`
+        after the containers were replaced). This stack's containers and networks are removed
+        first; the returned stack owns everything from then on."""
+        self.destroy(keep_volumes=True, run_deletes=False)
+        return apply_program(
+            self.program_dir,
+            self.stack,
+            config_overrides=self.config_overrides if config_overrides is None else dict(config_overrides),
+            keep_volumes=self.keep_volumes,
+            secrets=self.secrets,
+            state=self.state,
+        )
+
+    def __enter__(self) -> AppliedStack:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.destroy()
+
+
+# --- running the program --------------------------------------------------------------------------
+
+
+class _ErrorLog(logging.Handler):
+    """Collects what the program or the SDK logs at error level (in a real deployment, a failure)."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.ERROR)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def _program_module_names(program_dir: Path) -> set[str]:
+    names = {path.stem for path in program_dir.glob("*.py")}
+    names |= {path.name for path in program_dir.iterdir() if path.is_dir() and (path / "__init__.py").is_file()}
+    return names - _NOT_PROGRAM_MODULES
+
+
+@contextlib.contextmanager
+def _program_environment(program_dir: Path) -> Iterator[None]:
+    """Run as the Pulumi language host would: the program directory as cwd and first on sys.path,
+    and the program's own modules imported afresh (module-level state does not leak between
+    applies); whatever was imported before is put back afterwards."""
+    names = _program_module_names(program_dir)
+
+    def ours(module: str) -> bool:
+        return module.split(".")[0] in names
+
+    saved = {module: sys.modules[module] for module in list(sys.modules) if ours(module)}
+    for module in saved:
+        del sys.modules[module]
+    previous_cwd = Path.cwd()
+    sys.path.insert(0, str(program_dir))
+    os.chdir(program_dir)
+    try:
+        yield
+    finally:
+        os.chdir(previous_cwd)
+        with contextlib.suppress(ValueError):
+            sys.path.remove(str(program_dir))
+        for module in [module for module in list(sys.modules) if ours(module)]:
+            del sys.modules[module]
+        sys.modules.update(saved)
+
+
+async def _resolve_exports(exports: dict[str, Any]) -> tuple[dict[str, Any], set[str]]:
+    values: dict[str, Any] = {}
+    secret: set[str] = set()
+    for key, value in exports.items():
+        output = pulumi.Output.from_input(value)
+        values[key] = await output.future()
+        if await output.is_secret():
+            secret.add(key)
+    return values, secret
+
+
+def _run_program(
+    program_dir: Path,
+    project: str,
+    stack: str,
+    config: dict[str, str],
+    secret_keys: list[str],
+    mocks: HarnessMocks,
+    errors: _ErrorLog,
+) -> tuple[dict[str, Any], set[str]]:
+    exports: dict[str, Any] = {}
+    secret: set[str] = set()
+    pulumi_log = logging.getLogger("pulumi.program")
+    pulumi_log.addHandler(errors)
+    loop = asyncio.new_event_loop()
+    executor = ThreadPoolExecutor(max_workers=WORKER_THREADS, thread_name_prefix="harness-register")
+    loop.set_default_executor(executor)
+    asyncio.set_event_loop(loop)
+    try:
+        # A fresh root stack resource, settings and config for this run only.
+        runtime_settings.ROOT.set(None)
+        pulumi.runtime.set_mocks(
+            mocks, project=project, stack=stack, preview=False, logger=pulumi_log, monitor=HarnessMonitor(mocks)
+        )
+        pulumi.runtime.set_all_config(config, secret_keys)
+
+        def program() -> Any:
+            runpy.run_path(str(program_dir / "__main__.py"), run_name="__main__")
+            root = runtime_settings.get_root_resource()
+            stack_exports = dict(getattr(root, "outputs", {}))
+
+            async def collect() -> None:
+                values, secret_names = await _resolve_exports(stack_exports)
+                exports.update(values)
+                secret.update(secret_names)
+
+            return collect()
+
+        with _program_environment(program_dir):
+            pulumi.runtime.test(program)()
+    finally:
+        pulumi_log.removeHandler(errors)
+        pulumi.runtime.set_all_config({}, [])
+        runtime_settings.ROOT.set(None)
+        executor.shutdown(wait=True)
+        loop.close()
+        asyncio.set_event_loop(asyncio.new_event_loop())
+    return exports, secret
+
+
+def _failure_report(stack: str, failures: list[ResourceFailure], logged: list[str], exc: BaseException | None) -> str:
+    lines = [f"apply of stack {stack!r} failed:"]
+    messages = [failure.message for failure in failures]
+    for message in messages:
+        lines.append(f"- {message}")
+    if exc is not None and not any(str(exc) in message or message in str(exc) for message in messages):
+        lines.append(f"- {type(exc).__name__}: {exc}")
+    for message in logged:
+        if not any(message in line for line in lines):
+            lines.append(f"- logged error: {message}")
+    return "\n".join(lines)
+
+
+def apply_program(
+    program_dir: Path | str,
+    stack: str,
+    config_overrides: Mapping[str, Any] | None = None,
+    keep_volumes: bool = False,
+    *,
+    secrets: Mapping[str, Any] | None = None,
+    state: HarnessState | None = None,
+    destroy_on_failure: bool = True,
+) -> AppliedStack:
+    """Deploy `program_dir`'s stack `stack` to the Docker engine and return what was deployed.
+
+    `config_overrides` (keys with or without the project namespace) are deep-merged into the
+    stack file's values; `secrets` are set as secret config. `state` carries generated values
+    and names from an earlier apply (see `AppliedStack.reapply`). On failure everything created
+    so far is removed (unless `destroy_on_failure` is False) and `ApplyError` is raised with the
+    original messages.
+    """
+    program_dir = Path(program_dir).resolve()
+    project = project_name(program_dir)
+    config, secret_keys = load_config(program_dir, project, stack, config_overrides, secrets)
+    state = state if state is not None else HarnessState()
+    client = engine.connect()
+    started = time.monotonic()
+    mocks = HarnessMocks(client, program_dir, state, started)
+    errors = _ErrorLog()
+    failure: BaseException | None = None
+    exports: dict[str, Any] = {}
+    secret: set[str] = set()
+    try:
+        exports, secret = _run_program(program_dir, project, stack, config, secret_keys, mocks, errors)
+    except Exception as exc:  # noqa: BLE001 - reported below with every resource failure
+        failure = exc
+    duration = time.monotonic() - started
+    try:
+        if failure is not None or mocks.failures or errors.messages:
+            report = _failure_report(stack, mocks.failures, errors.messages, failure)
+            if destroy_on_failure:
+                leftovers = destroy_created(client.api, mocks.created, keep_volumes)
+                if leftovers:
+                    report += "\nand teardown left objects behind:\n" + "\n".join(leftovers)
+            raise ApplyError(report) from failure
+    finally:
+        client.close()
+
+    created = list(mocks.created)
+    container_timings = [t for t in mocks.timings if t.type == "docker:index/container:Container"]
+    return AppliedStack(
+        project=project,
+        stack=stack,
+        program_dir=program_dir,
+        outputs=exports,
+        secret_outputs=frozenset(secret),
+        containers={item.name: item.id for item in created if item.kind == "container"},
+        networks={item.name: item.id for item in created if item.kind == "network"},
+        volumes=[item.name for item in created if item.kind == "volume"],
+        images=[item.name for item in created if item.kind == "image"],
+        resources=list(mocks.resources),
+        timings=sorted(mocks.timings, key=lambda timing: timing.started),
+        seconds_to_ready=max((t.ready for t in container_timings), default=0.0),
+        duration_seconds=duration,
+        keep_volumes=keep_volumes,
+        state=state,
+        config_overrides=dict(config_overrides) if config_overrides is not None else None,
+        secrets=dict(secrets) if secrets is not None else None,
+        created=created,
+    )
+
+
+def connect_engine() -> docker.DockerClient:
+    """A Docker client for the engine the harness applies to (callers close it)."""
+    return engine.connect()

@@ -1,0 +1,393 @@
+"""Apply mapped plans to a Docker engine, and take the objects away again.
+
+The order within one container follows the provider: create (joined to its first network),
+connect the other networks, upload files, start, then wait for `healthy` (`wait`), for the exit
+(`attach`), or check it is running (`mustRun`).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import docker
+import docker.errors
+
+from .docker_mapping import ContainerPlan, ImageBuildPlan, NetworkPlan, TagPlan, VolumePlan, split_image_reference, uploads_archive
+
+log = logging.getLogger(__name__)
+
+API_TIMEOUT_SECONDS = 300
+ATTACH_TIMEOUT_SECONDS = 900
+HEALTH_POLL_SECONDS = 0.2
+LOG_LINES_IN_ERRORS = 40
+
+
+class EngineError(RuntimeError):
+    """The engine refused an operation, or a container did not reach the state asked for."""
+
+
+def connect() -> docker.DockerClient:
+    """A client for the engine named by DOCKER_HOST (default: the local socket)."""
+    # Many resources are applied in parallel threads: give each its own pooled connection.
+    return docker.from_env(timeout=API_TIMEOUT_SECONDS, max_pool_size=64)
+
+
+def engine_unavailable_reason() -> str | None:
+    """Why no Docker engine can be used here, or None when one answers."""
+    try:
+        client = docker.from_env(timeout=10)
+        client.ping()
+        client.close()
+    except Exception as exc:  # noqa: BLE001 - any failure means "no engine"
+        return f"no Docker engine answers ({exc}); start one with tests/e2e/engine.sh start"
+    return None
+
+
+def image_present(api: docker.APIClient, reference: str) -> dict[str, Any] | None:
+    try:
+        return api.inspect_image(reference)
+    except docker.errors.ImageNotFound:
+        return None
+    except docker.errors.NotFound:
+        return None
+
+
+def require_image(api: docker.APIClient, reference: str, what: str) -> dict[str, Any]:
+    found = image_present(api, reference)
+    if found is None:
+        raise EngineError(
+            f"{what}: image {reference!r} is not present on the engine and no registry is reachable; "
+            "build or import it first"
+        )
+    return found
+
+
+# --- containers -----------------------------------------------------------------------------------
+
+
+@dataclass
+class ContainerOutcome:
+    id: str
+    inspect: dict[str, Any]
+    exit_code: int | None = None
+    logs: str | None = None
+
+
+def last_log_lines(api: docker.APIClient, container_id: str, lines: int = LOG_LINES_IN_ERRORS) -> str:
+    try:
+        text = api.logs(container_id, stdout=True, stderr=True, tail=lines).decode(errors="replace")
+    except docker.errors.APIError as exc:
+        return f"(logs unavailable: {exc.explanation or exc})"
+    return text.rstrip("\n") or "(no output)"
+
+
+def _health_summary(state: dict[str, Any]) -> str:
+    health = state.get("Health") or {}
+    entries = health.get("Log") or []
+    if not entries:
+        return f"health status {health.get('Status', 'none')!r}, no check has completed"
+    last = entries[-1]
+    output = (last.get("Output") or "").strip() or "(no output)"
+    return (
+        f"health status {health.get('Status')!r}, failing streak {health.get('FailingStreak', 0)}; "
+        f"last check exited {last.get('ExitCode')}: {output}"
+    )
+
+
+def _state_summary(state: dict[str, Any]) -> str:
+    text = f"state {state.get('Status')!r}"
+    if state.get("Status") in ("exited", "dead"):
+        text += f", exit code {state.get('ExitCode')}"
+        if state.get("OOMKilled"):
+            text += " (killed: out of memory)"
+        if state.get("Error"):
+            text += f", error {state['Error']!r}"
+    return text
+
+
+def _post_json(api: docker.APIClient, path: str, *args: str, data: dict[str, Any]) -> Any:
+    # The SDK has no call taking a raw EndpointSettings object; post it as the SDK itself does.
+    response = api._post_json(api._url(path, *args), data=data)  # noqa: SLF001
+    api._raise_for_status(response)  # noqa: SLF001
+    return response
+
+
+def create_container(
+    api: docker.APIClient,
+    plan: ContainerPlan,
+    on_created: Callable[[str], None],
+) -> ContainerOutcome:
+    """Create, fill, connect and start the container; `on_created(id)` runs as soon as it exists."""
+    where = f"container {plan.name!r}"
+    require_image(api, plan.image, where)
+    try:
+        created = api.create_container_from_config(plan.create_body, plan.name)
+    except docker.errors.APIError as exc:
+        raise EngineError(f"{where}: unable to create: {exc.explanation or exc}") from None
+    container_id: str = created["Id"]
+    on_created(container_id)
+    try:
+        for network, settings in plan.connect_after_create:
+            _post_json(api, "/networks/{0}/connect", network, data={"Container": container_id, "EndpointConfig": settings})
+        if plan.uploads:
+            api.put_archive(container_id, "/", uploads_archive(plan.uploads))
+        if not plan.start:
+            return ContainerOutcome(container_id, api.inspect_container(container_id))
+        log_reader = _LogCollector(api, container_id) if plan.attach and plan.logs else None
+        api.start(container_id)
+        if log_reader is not None:
+            log_reader.start()
+    except docker.errors.APIError as exc:
+        raise EngineError(f"{where}: {exc.explanation or exc}") from None
+
+    if plan.wait:
+        _wait_healthy(api, container_id, plan)
+    if plan.attach:
+        return _wait_exit(api, container_id, plan, log_reader)
+    inspect = api.inspect_container(container_id)
+    if plan.must_run and not inspect["State"].get("Running"):
+        raise EngineError(
+            f"{where} is not running after start ({_state_summary(inspect['State'])}); "
+            f"last log lines:\n{last_log_lines(api, container_id)}"
+        )
+    return ContainerOutcome(container_id, inspect)
+
+
+def _wait_healthy(api: docker.APIClient, container_id: str, plan: ContainerPlan) -> None:
+    where = f"container {plan.name!r}"
+    deadline = time.monotonic() + plan.wait_timeout_seconds
+    restarts = plan.create_body["HostConfig"]["RestartPolicy"]["Name"] != "no"
+    while True:
+        try:
+            state = api.inspect_container(container_id)["State"]
+        except docker.errors.NotFound:
+            raise EngineError(f"{where} exited and was removed ('rm') while waiting to become healthy") from None
+        health = state.get("Health")
+        if health is None:
+            raise EngineError(
+                f"{where}: 'wait' is set but the container has no health check; add a 'healthcheck' or remove 'wait'"
+            )
+        if health.get("Status") == "healthy":
+            return
+        if state.get("Status") in ("exited", "dead") and not restarts:
+            # It will not become healthy any more; report now rather than at the timeout.
+            raise EngineError(
+                f"{where} stopped while waiting to become healthy ({_state_summary(state)}); "
+                f"{_health_summary(state)}; last log lines:\n{last_log_lines(api, container_id)}"
+            )
+        if time.monotonic() >= deadline:
+            raise EngineError(
+                f"{where} did not become healthy within {plan.wait_timeout_seconds}s ({_state_summary(state)}); "
+                f"{_health_summary(state)}; last log lines:\n{last_log_lines(api, container_id)}"
+            )
+        time.sleep(HEALTH_POLL_SECONDS)
+
+
+class _LogCollector:
+    """Follows a container's output from its start, so nothing is lost if it is removed on exit."""
+
+    def __init__(self, api: docker.APIClient, container_id: str) -> None:
+        self._stream = api.attach(container_id, stdout=True, stderr=True, stream=True, logs=True)
+        self._chunks: list[bytes] = []
+        self._thread = threading.Thread(target=self._read, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _read(self) -> None:
+        for chunk in self._stream:
+            self._chunks.append(chunk)
+
+    def text(self, timeout: float = 10) -> str:
+        self._thread.join(timeout)
+        return b"".join(self._chunks).decode(errors="replace")
+
+
+def _wait_exit(
+    api: docker.APIClient, container_id: str, plan: ContainerPlan, log_reader: _LogCollector | None
+) -> ContainerOutcome:
+    where = f"container {plan.name!r}"
+    try:
+        result = api.wait(container_id, timeout=ATTACH_TIMEOUT_SECONDS)
+    except docker.errors.NotFound:
+        # Removed on exit (rm) before the wait began: the exit code is gone with it.
+        result = {"StatusCode": None}
+    except Exception as exc:  # noqa: BLE001 - timeouts surface as requests errors
+        raise EngineError(f"{where}: did not exit within {ATTACH_TIMEOUT_SECONDS}s: {exc}") from None
+    logs = log_reader.text() if log_reader is not None else None
+    try:
+        inspect = api.inspect_container(container_id)
+    except docker.errors.NotFound:
+        inspect = {"Id": container_id, "Name": "/" + plan.name, "State": {}, "NetworkSettings": {}, "Config": {}}
+    return ContainerOutcome(container_id, inspect, exit_code=result.get("StatusCode"), logs=logs)
+
+
+def container_outputs(outcome: ContainerOutcome) -> dict[str, Any]:
+    """Computed Container outputs, under the provider's names."""
+    inspect = outcome.inspect
+    settings = inspect.get("NetworkSettings") or {}
+    network_datas = [
+        {
+            "networkName": network,
+            "ipAddress": data.get("IPAddress", ""),
+            "ipPrefixLength": data.get("IPPrefixLen", 0),
+            "gateway": data.get("Gateway", ""),
+            "globalIpv6Address": data.get("GlobalIPv6Address", ""),
+            "globalIpv6PrefixLength": data.get("GlobalIPv6PrefixLen", 0),
+            "ipv6Gateway": data.get("IPv6Gateway", ""),
+            "macAddress": data.get("MacAddress", ""),
+        }
+        for network, data in (settings.get("Networks") or {}).items()
+    ]
+    outputs: dict[str, Any] = {
+        "name": (inspect.get("Name") or "").lstrip("/"),
+        "networkDatas": network_datas,
+        "bridge": settings.get("Bridge", ""),
+    }
+    hostname = (inspect.get("Config") or {}).get("Hostname")
+    if hostname:
+        outputs["hostname"] = hostname
+    ports = []
+    for port, bindings in (settings.get("Ports") or {}).items():
+        internal, _, protocol = port.partition("/")
+        for binding in bindings or []:
+            if not binding.get("HostPort"):
+                continue
+            ports.append(
+                {"internal": int(internal), "external": int(binding["HostPort"]), "ip": binding["HostIp"], "protocol": protocol}
+            )
+    if ports:
+        outputs["ports"] = ports
+    state = inspect.get("State") or {}
+    if outcome.exit_code is not None:
+        outputs["exitCode"] = outcome.exit_code
+    elif state and not state.get("Running"):
+        outputs["exitCode"] = state.get("ExitCode")
+    if outcome.logs is not None:
+        outputs["containerLogs"] = outcome.logs
+    return outputs
+
+
+def remove_container(api: docker.APIClient, container_id: str, grace_seconds: int, remove_volumes: bool) -> None:
+    """Stop (waiting `grace_seconds`, default 0 as the provider) and remove; gone already is fine."""
+    try:
+        api.stop(container_id, timeout=grace_seconds)
+        api.remove_container(container_id, v=remove_volumes, force=True)
+    except docker.errors.NotFound:
+        return
+    except docker.errors.APIError as exc:
+        if "is already in progress" in str(exc):
+            return
+        raise
+
+
+# --- networks, volumes, images --------------------------------------------------------------------
+
+
+def create_network(api: docker.APIClient, plan: NetworkPlan) -> dict[str, Any]:
+    try:
+        created = api.create_network(plan.name, **plan.create_kwargs)
+    except docker.errors.APIError as exc:
+        raise EngineError(f"network {plan.name!r}: unable to create: {exc.explanation or exc}") from None
+    return api.inspect_network(created["Id"])
+
+
+def network_outputs(inspect: dict[str, Any]) -> dict[str, Any]:
+    ipam = inspect.get("IPAM") or {}
+    return {
+        "name": inspect["Name"],
+        "driver": inspect.get("Driver", ""),
+        "scope": inspect.get("Scope", ""),
+        "internal": bool(inspect.get("Internal")),
+        "attachable": bool(inspect.get("Attachable")),
+        "ipamDriver": ipam.get("Driver", "default"),
+        "ipamConfigs": [
+            {
+                "subnet": pool.get("Subnet", ""),
+                "gateway": pool.get("Gateway", ""),
+                "ipRange": pool.get("IPRange", ""),
+                "auxAddress": pool.get("AuxiliaryAddresses") or {},
+            }
+            for pool in ipam.get("Config") or []
+        ],
+        "options": inspect.get("Options") or {},
+    }
+
+
+def remove_network(api: docker.APIClient, network_id: str) -> None:
+    try:
+        api.remove_network(network_id)
+    except docker.errors.NotFound:
+        return
+
+
+def create_volume(api: docker.APIClient, plan: VolumePlan) -> tuple[dict[str, Any], bool]:
+    """The volume (created, or the existing one of that name) and whether it existed before."""
+    try:
+        existing = api.inspect_volume(plan.name)
+    except docker.errors.NotFound:
+        existing = None
+    try:
+        volume = api.create_volume(
+            plan.name, driver=plan.driver or None, driver_opts=plan.driver_opts or None, labels=plan.labels or None
+        )
+    except docker.errors.APIError as exc:
+        raise EngineError(f"volume {plan.name!r}: unable to create: {exc.explanation or exc}") from None
+    return volume, existing is not None
+
+
+def volume_outputs(inspect: dict[str, Any]) -> dict[str, Any]:
+    return {"name": inspect["Name"], "driver": inspect.get("Driver", "local"), "mountpoint": inspect.get("Mountpoint", "")}
+
+
+def remove_volume(api: docker.APIClient, name: str) -> None:
+    try:
+        api.remove_volume(name, force=True)
+    except docker.errors.NotFound:
+        return
+
+
+def repo_digest(image: dict[str, Any]) -> str:
+    """The image's registry digest when it has one; a locally built or imported image has only its id."""
+    digests = image.get("RepoDigests") or []
+    return digests[0] if digests else image["Id"]
+
+
+def build_image(api: docker.APIClient, plan: ImageBuildPlan) -> dict[str, Any]:
+    where = f"image {plan.image_name!r}"
+    if not plan.dockerfile.is_file():
+        raise EngineError(f"{where}: Dockerfile {plan.dockerfile} not found")
+    build_log: list[str] = []
+    try:
+        for event in api.build(
+            path=str(plan.context),
+            dockerfile=str(plan.dockerfile),
+            tag=plan.image_name,
+            buildargs=plan.build_args or None,
+            target=plan.target,
+            network_mode=plan.network,
+            extra_hosts=dict(host.split(":", 1) for host in plan.extra_hosts) or None,
+            rm=True,
+            forcerm=True,
+            decode=True,
+        ):
+            if "stream" in event:
+                build_log.append(event["stream"])
+            if "error" in event:
+                tail = "".join(build_log).splitlines()[-LOG_LINES_IN_ERRORS:]
+                raise EngineError(f"{where}: build failed: {event['error'].strip()}\n" + "\n".join(tail))
+    except docker.errors.APIError as exc:
+        raise EngineError(f"{where}: build failed: {exc.explanation or exc}") from None
+    return require_image(api, plan.image_name, where)
+
+
+def tag_image(api: docker.APIClient, plan: TagPlan) -> dict[str, Any]:
+    source = require_image(api, plan.source_image, f"tag {plan.target_image!r}")
+    repository, tag = split_image_reference(plan.target_image)
+    api.tag(source["Id"], repository, tag)
+    return source

@@ -1,0 +1,310 @@
+"""Pulumi mocks that apply each registered resource for real.
+
+`HarnessMocks.new_resource` runs in the SDK's worker threads, after the resource's dependencies
+have been registered (the SDK awaits them first), so creation follows dependency order.
+Docker resources go to the engine, commands run locally, random and TLS values are generated;
+provider and component resources only echo their inputs. Any other type fails, naming it.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import docker
+from pulumi.runtime.mocks import MockCallArgs, MockMonitor, MockResourceArgs, Mocks
+
+from . import commands, docker_mapping, engine
+from .docker_mapping import CONTAINER, IMAGE, NETWORK, REMOTE_IMAGE, TAG, VOLUME
+from .generators import GENERATORS
+from .values import UnsupportedInput, is_secret_wrapper, unwrap_secrets, wrap_secret
+
+log = logging.getLogger(__name__)
+
+SUPPORTED_TYPES = (
+    CONTAINER,
+    NETWORK,
+    VOLUME,
+    REMOTE_IMAGE,
+    IMAGE,
+    TAG,
+    commands.COMMAND,
+    *GENERATORS,
+)
+
+
+class ResourceFailed(RuntimeError):
+    """Applying one resource failed; the message names the resource and the cause."""
+
+
+@dataclass(frozen=True)
+class Registration:
+    """What the monitor knows about the registration being applied (the mock args lack it)."""
+
+    urn: str
+    additional_secret_outputs: tuple[str, ...]
+
+
+_current = threading.local()
+
+
+class HarnessMonitor(MockMonitor):
+    """The SDK's mock monitor, passing each registration's URN and secret outputs to the mocks."""
+
+    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
+        if request.type == "pulumi:pulumi:Stack":
+            return super().RegisterResource(request)
+        _current.registration = Registration(
+            urn=self.make_urn(request.parent, request.type, request.name),
+            additional_secret_outputs=tuple(request.additionalSecretOutputs),
+        )
+        try:
+            return super().RegisterResource(request)
+        finally:
+            _current.registration = None
+
+
+@dataclass
+class HarnessState:
+    """What Pulumi keeps in a stack's state between deployments and the harness must too.
+
+    Generated values (passwords, keys) and generated names, by URN, so that a second deployment
+    on the same volumes sees the same passwords and volume names.
+    """
+
+    generated: dict[str, tuple[Any, dict[str, Any]]] = field(default_factory=dict)
+    """URN -> (inputs it was generated from, outputs)."""
+    autonames: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class CreatedObject:
+    """Something the apply created that teardown must undo."""
+
+    kind: str
+    """"container", "network", "volume", "image" or "command"."""
+    name: str
+    """Docker name (for a command: its logical name)."""
+    id: str
+    urn: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ResourceTiming:
+    """When a resource's registration began and when it was ready, in seconds after apply start."""
+
+    urn: str
+    type: str
+    name: str
+    started: float
+    ready: float
+
+    @property
+    def seconds(self) -> float:
+        return self.ready - self.started
+
+
+@dataclass(frozen=True)
+class AppliedResource:
+    """One registered resource with its id and outputs (secrets unwrapped)."""
+
+    urn: str
+    type: str
+    name: str
+    id: str
+    outputs: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ResourceFailure:
+    urn: str
+    type: str
+    name: str
+    message: str
+
+
+class HarnessMocks(Mocks):
+    def __init__(self, client: docker.DockerClient, program_dir: Path, state: HarnessState, started: float) -> None:
+        self.api: docker.APIClient = client.api
+        self.program_dir = program_dir
+        self.state = state
+        self.started = started
+        self.created: list[CreatedObject] = []
+        self.timings: list[ResourceTiming] = []
+        self.resources: list[AppliedResource] = []
+        self.failures: list[ResourceFailure] = []
+        self._lock = threading.Lock()
+
+    # --- Mocks interface --------------------------------------------------------------------------
+
+    def call(self, args: MockCallArgs) -> tuple[dict, list | None]:
+        return {}, None
+
+    def new_resource(self, args: MockResourceArgs) -> tuple[str | None, dict]:
+        registration: Registration | None = getattr(_current, "registration", None)
+        urn = registration.urn if registration else f"{args.typ}::{args.name}"
+        where = f"{args.typ} {args.name!r}"
+        started = time.monotonic() - self.started
+        try:
+            if args.resource_id and args.custom:
+                raise UnsupportedInput(f"{where}: reading or importing existing resources (get/import) is not supported")
+            resource_id, computed = self._apply(args, urn, where)
+        except Exception as exc:
+            message = str(exc) if where in str(exc) else f"{where}: {exc}"
+            with self._lock:
+                self.failures.append(ResourceFailure(urn, args.typ, args.name, message))
+            log.error("%s", message)
+            raise ResourceFailed(message) from exc
+        outputs = {**args.inputs, **computed}
+        # The engine marks these outputs secret (e.g. RandomPassword.result); the mock monitor does not.
+        for key in registration.additional_secret_outputs if registration else ():
+            if key in outputs and not is_secret_wrapper(outputs[key]):
+                outputs[key] = wrap_secret(outputs[key])
+        with self._lock:
+            self.timings.append(ResourceTiming(urn, args.typ, args.name, started, time.monotonic() - self.started))
+            self.resources.append(AppliedResource(urn, args.typ, args.name, resource_id or "", unwrap_secrets(outputs)))
+        return resource_id, outputs
+
+    # --- per type ---------------------------------------------------------------------------------
+
+    def _apply(self, args: MockResourceArgs, urn: str, where: str) -> tuple[str, dict[str, Any]]:
+        if not args.custom:
+            return f"{args.name}-component", {}
+        if args.typ.startswith("pulumi:providers:"):
+            return f"{args.name}-provider", {}
+        if args.typ == CONTAINER:
+            return self._container(args, urn, where)
+        if args.typ == NETWORK:
+            return self._network(args, urn, where)
+        if args.typ == VOLUME:
+            return self._volume(args, urn, where)
+        if args.typ == REMOTE_IMAGE:
+            plan = docker_mapping.map_remote_image(args.inputs, where)
+            image = engine.require_image(self.api, plan.name, where)
+            return image["Id"] + plan.name, {"imageId": image["Id"], "repoDigest": engine.repo_digest(image)}
+        if args.typ == IMAGE:
+            return self._image(args, urn, where)
+        if args.typ == TAG:
+            plan = docker_mapping.map_tag(args.inputs, where)
+            source = engine.tag_image(self.api, plan)
+            return f"{source['Id']}.{plan.target_image}", {"sourceImageId": source["Id"]}
+        if args.typ == commands.COMMAND:
+            return self._command(args, urn, where)
+        if args.typ in GENERATORS:
+            return self._generated(args, urn, where)
+        raise UnsupportedInput(
+            f"resource type {args.typ!r} ({args.name!r}) is not supported by the harness; "
+            f"supported: {', '.join(SUPPORTED_TYPES)}"
+        )
+
+    def _record(self, created: CreatedObject) -> None:
+        with self._lock:
+            self.created.append(created)
+
+    def _named(self, args: MockResourceArgs, urn: str) -> dict[str, Any]:
+        """The inputs with `name` filled in as the provider's auto-naming would (`<name>-<7 hex>`)."""
+        inputs = dict(args.inputs)
+        if unwrap_secrets(inputs.get("name")):
+            return inputs
+        with self._lock:
+            name = self.state.autonames.setdefault(urn, f"{args.name}-{secrets.token_hex(4)[:7]}")
+        inputs["name"] = name
+        return inputs
+
+    def _container(self, args: MockResourceArgs, urn: str, where: str) -> tuple[str, dict[str, Any]]:
+        inputs = self._named(args, urn)
+        plan = docker_mapping.map_container(inputs, self.program_dir, where)
+
+        def created(container_id: str) -> None:
+            self._record(
+                CreatedObject(
+                    "container",
+                    plan.name,
+                    container_id,
+                    urn,
+                    {"grace_seconds": plan.destroy_grace_seconds, "remove_volumes": plan.remove_volumes},
+                )
+            )
+
+        outcome = engine.create_container(self.api, plan, created)
+        return outcome.id, {"name": plan.name, **engine.container_outputs(outcome)}
+
+    def _network(self, args: MockResourceArgs, urn: str, where: str) -> tuple[str, dict[str, Any]]:
+        plan = docker_mapping.map_network(self._named(args, urn), where)
+        inspect = engine.create_network(self.api, plan)
+        self._record(CreatedObject("network", plan.name, inspect["Id"], urn))
+        return inspect["Id"], engine.network_outputs(inspect)
+
+    def _volume(self, args: MockResourceArgs, urn: str, where: str) -> tuple[str, dict[str, Any]]:
+        plan = docker_mapping.map_volume(self._named(args, urn), where)
+        volume, existed = engine.create_volume(self.api, plan)
+        self._record(CreatedObject("volume", plan.name, plan.name, urn, {"existed": existed}))
+        return plan.name, engine.volume_outputs(volume)
+
+    def _image(self, args: MockResourceArgs, urn: str, where: str) -> tuple[str, dict[str, Any]]:
+        plan = docker_mapping.map_image(args.inputs, self.program_dir, where)
+        image = engine.build_image(self.api, plan)
+        # Built images are cache, not deployment state: listed, never removed.
+        self._record(CreatedObject("image", plan.image_name, image["Id"], urn))
+        return plan.image_name, {
+            "imageName": plan.image_name,
+            "baseImageName": plan.image_name,
+            "repoDigest": image["Id"],
+            "context": plan.context_input,
+            "dockerfile": plan.dockerfile_output,
+            "registryServer": "",
+        }
+
+    def _command(self, args: MockResourceArgs, urn: str, where: str) -> tuple[str, dict[str, Any]]:
+        spec = commands.command_spec(args.inputs, self.program_dir, where)
+        result = commands.run_script(spec, spec.create, args.name) if spec.create else commands.CommandResult("", "")
+        self._record(CreatedObject("command", args.name, urn, urn, {"spec": spec, "result": result}))
+        outputs: dict[str, Any] = {"stdout": result.stdout, "stderr": result.stderr}
+        if spec.secret:
+            # pulumi-command makes every output depend on every input, secrets included.
+            outputs = {key: wrap_secret(value) for key, value in outputs.items()}
+        return f"{args.name}-{secrets.token_hex(4)}", outputs
+
+    def _generated(self, args: MockResourceArgs, urn: str, where: str) -> tuple[str, dict[str, Any]]:
+        inputs = unwrap_secrets(args.inputs)
+        with self._lock:
+            kept = self.state.generated.get(urn)
+        if kept is not None and kept[0] == inputs:
+            outputs = kept[1]
+        else:
+            outputs = GENERATORS[args.typ](args.inputs, where)
+            with self._lock:
+                self.state.generated[urn] = (inputs, outputs)
+        resource_id = str(outputs.get("b64Url") or outputs.get("result") or f"{args.name}-{secrets.token_hex(4)}")
+        if args.typ.startswith("random:index/randomPassword") or args.typ.startswith("tls:"):
+            resource_id = f"{args.name}-{secrets.token_hex(4)}"  # never a secret as an id
+        return resource_id, outputs
+
+
+def destroy_created(api: docker.APIClient, created: list[CreatedObject], keep_volumes: bool, run_deletes: bool = True) -> list[str]:
+    """Undo what an apply created, newest first; return the failures (commands only warn)."""
+    failures: list[str] = []
+    for item in reversed(created):
+        try:
+            if item.kind == "command":
+                spec: commands.CommandSpec = item.details["spec"]
+                if run_deletes and spec.delete:
+                    try:
+                        commands.run_script(spec, spec.delete, item.name, previous=item.details["result"])
+                    except commands.CommandFailed as exc:
+                        log.warning("delete of %s failed (ignored): %s", item.name, exc)
+            elif item.kind == "container":
+                engine.remove_container(api, item.id, item.details["grace_seconds"], item.details["remove_volumes"])
+            elif item.kind == "network":
+                engine.remove_network(api, item.id)
+            elif item.kind == "volume" and not keep_volumes:
+                engine.remove_volume(api, item.name)
+        except Exception as exc:  # noqa: BLE001 - keep removing the rest, report all at the end
+            failures.append(f"{item.kind} {item.name!r}: {exc}")
+    return failures
