@@ -5,6 +5,7 @@ import pulumi_docker as docker
 
 from components.container import Deployment
 from components.synapse import SynapseStack, SynapseStackArgs
+from components.voicegrow import VoiceGrowStack, VoiceGrowStackArgs
 from config import load_config
 from config.profiles import PROFILES
 
@@ -44,3 +45,22 @@ if settings.synapse.enabled:
         pulumi.export("synapse_admin_password", synapse.admin_password)
     if synapse.registration_token is not None:
         pulumi.export("synapse_registration_token", synapse.registration_token)
+
+if settings.voicegrow.enabled:
+    voicegrow_images = {role: settings.images.reference(role) for role in ("mysql", "redis", "minio")}
+    if settings.voicegrow.server_image is not None:
+        voicegrow_images["server"] = settings.images.mirrored(settings.voicegrow.server_image)
+    voicegrow = VoiceGrowStack(
+        "voicegrow",
+        deployment,
+        VoiceGrowStackArgs(
+            settings=settings.voicegrow,
+            tuning=profile.voicegrow,
+            limits={role: settings.limits(role) for role in ("mysql", "redis", "minio", "voicegrow_server")},
+            images=voicegrow_images,
+            secrets=loaded.secrets,
+        ),
+    )
+    pulumi.export("voicegrow_http_urls", voicegrow.http_urls)
+    pulumi.export("voicegrow_ws_upstreams", voicegrow.ws_upstreams)
+    pulumi.export("voicegrow_http_upstreams", voicegrow.http_upstreams)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+import shlex
+
 import pulumi
+import pulumi_command as command
 import pulumi_docker as docker
 
 from config.models import LogRotation
@@ -128,3 +131,34 @@ def data_volume(deployment: Deployment, name: str, opts: pulumi.ResourceOptions)
 def pulled_image(reference: str, resource_name: str, opts: pulumi.ResourceOptions) -> docker.RemoteImage:
     """An image by reference, kept on the host when the stack is destroyed (other stacks may share it)."""
     return docker.RemoteImage(f"{resource_name}-image", name=reference, keep_locally=True, opts=opts)
+
+
+def exec_in_container(
+    resource_name: str,
+    deployment: Deployment,
+    container: docker.Container,
+    argv: list[str],
+    environment: Mapping[str, pulumi.Input[str]],
+    parent: pulumi.Resource,
+    stdin: str | None = None,
+    triggers: list[pulumi.Input[str]] | None = None,
+) -> command.local.Command:
+    """Run a one-time setup command inside a running container with the docker CLI.
+
+    It runs on first deploy and again when `triggers` change. Environment values are passed
+    by name (`docker exec -e NAME`), so secrets never appear on a command line.
+    """
+    passed = "".join(f"-e {name} " for name in environment)
+    interactive = "-i " if stdin is not None else ""
+    process_environment = dict(environment)
+    if deployment.docker_host:
+        process_environment["DOCKER_HOST"] = deployment.docker_host
+    return command.local.Command(
+        resource_name,
+        create=container.name.apply(lambda name: f"docker exec {interactive}{passed}{name} {shlex.join(argv)}"),
+        stdin=stdin,
+        environment=process_environment,
+        triggers=triggers,
+        # Not the Docker provider: the command runs on the deploying machine.
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=[container]),
+    )

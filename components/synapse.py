@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pulumi
-import pulumi_command as command
 import pulumi_docker as docker
 
 from components.container import (
@@ -14,6 +13,7 @@ from components.container import (
     HealthCheck,
     ServiceContainer,
     data_volume,
+    exec_in_container,
     private_network,
     pulled_image,
     service_container,
@@ -200,14 +200,13 @@ class SynapseStack(pulumi.ComponentResource):
                 "registration-token", args.secrets["synapse_registration_token"], child, length=24
             )
             environment["REGISTRATION_TOKEN"] = self.registration_token
-        if deployment.docker_host:
-            environment["DOCKER_HOST"] = deployment.docker_host
-        passed = " ".join(f"-e {name}" for name in environment if name != "DOCKER_HOST")
-        command.local.Command(
+        exec_in_container(
             "synapse-bootstrap",
-            create=self.synapse.name.apply(lambda container: f"docker exec -i {passed} {container} python3 -"),
+            deployment,
+            self.synapse,
+            ["python3", "-"],
+            environment,
+            self,
             stdin=BOOTSTRAP_SCRIPT.read_text(),
-            environment=environment,
             triggers=[settings.admin_username, settings.registration],
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.synapse]),
         )

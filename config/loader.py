@@ -20,7 +20,7 @@ from config.profiles import PROFILES
 from config.secrets import SECRET_SETTINGS
 
 SCALAR_SETTINGS = ("environment", "profile", "prefix", "tls", "monitoring", "protect_data")
-OBJECT_SETTINGS = ("docker", "images", "logging", "resources", "synapse")
+OBJECT_SETTINGS = ("docker", "images", "logging", "resources", "synapse", "voicegrow")
 
 
 class ConfigError(Exception):
@@ -107,6 +107,7 @@ def _defaults(project: str, stack: str, env: EnvironmentDefaults, profile_name: 
             "metrics": env.monitoring == "full",
             "log_level": env.log_level,
         },
+        "voicegrow": {"replicas": env.server_replicas, "debug": env.debug, "log_level": env.log_level},
     }
 
 

@@ -6,7 +6,8 @@ Field descriptions are the settings reference; README.md mirrors them.
 
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -53,13 +54,19 @@ class ImageSettings(Settings):
     postgres: ImageRef = Field(default="postgres:16.10-bookworm", description="PostgreSQL server for Synapse.")
     synapse: ImageRef = Field(default="matrixdotorg/synapse:v1.163.2", description="Matrix Synapse homeserver.")
     nginx: ImageRef = Field(default="nginx:1.27.5-alpine", description="nginx for .well-known and the proxy.")
+    mysql: ImageRef = Field(default="mysql:8.0.43", description="MySQL server for VoiceGrow.")
+    redis: ImageRef = Field(default="redis:7.4.5-bookworm", description="Redis for VoiceGrow.")
+    minio: ImageRef = Field(default="minio/minio:RELEASE.2025-04-22T22-12-26Z", description="MinIO object store.")
 
     def reference(self, image: str) -> str:
-        """The reference to pull for one image, rewritten to the mirror when one is set.
+        """The reference to pull for one of these images, through the mirror when one is set."""
+        return self.mirrored(getattr(self, image))
+
+    def mirrored(self, reference: str) -> str:
+        """A reference rewritten to the mirror when one is set.
 
         Only Docker Hub references are mirrored; one naming its own registry is used as is.
         """
-        reference: str = getattr(self, image)
         if self.registry_mirror is None or _names_registry(reference):
             return reference
         repository = reference if "/" in reference.split(":")[0] else f"library/{reference}"
@@ -139,6 +146,88 @@ class SynapseSettings(Settings):
         return self.public_host or self.server_name
 
 
+class AsrSettings(Settings):
+    """Speech recognition inside the VoiceGrow server (guide §4.1.2)."""
+
+    model_size: Literal["tiny", "base", "small", "medium", "large"] = Field(default="small", description="Whisper model size.")
+    device: Literal["cpu", "cuda"] = Field(default="cpu", description="Where the model runs.")
+    compute_type: Literal["int8", "float16", "float32"] = Field(default="int8", description="Model precision.")
+    language: str = Field(default="zh", pattern=r"^[a-z]{2,3}$", description="Recognition language code.")
+    timeout: int = Field(default=30, ge=1, le=600, description="Seconds per recognition.")
+
+
+class TtsSettings(Settings):
+    """Text to speech through the ai-manager service (guide §4.1.3); keys are secret config."""
+
+    base_url: HttpUrl = Field(default="http://ai-manager:8000", description="ai-manager address.")
+    voice_zh: str = Field(default="zh-CN-Neural2-C", min_length=1, description="Chinese voice.")
+    voice_en: str = Field(default="en-US-Neural2-C", min_length=1, description="English voice.")
+    speaking_rate: float = Field(default=0.9, ge=0.25, le=4.0, description="Speaking rate, 0.25 to 4.0.")
+    pitch: float = Field(default=0.0, ge=-20.0, le=20.0, description="Pitch, -20 to 20.")
+    timeout: int = Field(default=30, ge=1, le=600, description="Request timeout in seconds.")
+
+
+class LlmSettings(Settings):
+    """The language model through ai-manager (guide §4.1.4); keys default to TTS's."""
+
+    base_url: HttpUrl = Field(default="http://ai-manager:8000", description="ai-manager address.")
+    model: str = Field(default="gemini-2.0-flash-exp", min_length=1, description="Preferred model.")
+    max_tokens: int = Field(default=300, ge=1, le=100000, description="Largest answer in tokens.")
+    temperature: float = Field(default=0.7, ge=0.0, le=2.0, description="Sampling temperature, 0.0 to 2.0.")
+    timeout: int = Field(default=30, ge=1, le=600, description="Request timeout in seconds.")
+
+
+class MysqlSettings(Settings):
+    """MySQL server settings rendered into my.cnf (guide §3.3.1)."""
+
+    max_connections: int = Field(default=200, ge=10, le=10000, description="max_connections.")
+    time_zone: str = Field(default="+08:00", pattern=r"^[+-]\d{2}:\d{2}$", description="default-time-zone.")
+    init_sql: str | None = Field(default=None, description="SQL file (path from the project) run once on first start.")
+
+
+class VoiceGrowSettings(Settings):
+    """The VoiceGrow backend: MySQL, Redis, MinIO and the server replicas."""
+
+    enabled: bool = Field(default=False, description="Deploy VoiceGrow (needs server_image or server_source).")
+    server_image: ImageRef | None = Field(default=None, description="The operator's server image reference.")
+    server_source: str | None = Field(
+        default=None, description="Directory with the server's source and Dockerfile, built on deploy."
+    )
+    replicas: int = Field(ge=1, le=16, description="Server containers; default per environment.")
+    bind: IpAddress = Field(default="127.0.0.1", description="Host address the server ports are published on.")
+    ws_port: Port = Field(default=4399, description="Host WebSocket port of the first replica (next ones +1).")
+    http_port: Port = Field(default=8000, description="Host HTTP port of the first replica (next ones +1).")
+    publish_data_ports: bool = Field(
+        default=False, description="dev only: publish MySQL, Redis and MinIO on 127.0.0.1 for local tools."
+    )
+    debug: bool = Field(description="DEBUG; default on only in dev.")
+    log_level: LogLevel = Field(description="LOG_LEVEL; default per environment.")
+    workers: int = Field(default=1, ge=1, le=64, description="WORKERS per replica.")
+    bucket: str = Field(default="voicegrow", pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", description="MinIO bucket.")
+    asr: AsrSettings = AsrSettings()
+    tts: TtsSettings = TtsSettings()
+    llm: LlmSettings = LlmSettings()
+    mysql: MysqlSettings = MysqlSettings()
+    redis_maxclients: int = Field(default=1000, ge=10, le=100000, description="Redis maxclients.")
+
+    @model_validator(mode="after")
+    def _server_has_one_origin(self) -> VoiceGrowSettings:
+        if self.enabled and (self.server_image is None) == (self.server_source is None):
+            raise ValueError(
+                "server_image or server_source is required (exactly one) when VoiceGrow is enabled: "
+                "an image reference like 'registry.example.com/voicegrow/server:1.0.0', or a directory with a Dockerfile"
+            )
+        if self.server_source is not None and not (Path(self.server_source) / "Dockerfile").is_file():
+            raise ValueError(f"server_source must be a directory with a Dockerfile, got {self.server_source!r}")
+        if self.mysql.init_sql is not None and not Path(self.mysql.init_sql).is_file():
+            raise ValueError(f"mysql.init_sql must be an existing SQL file, got {self.mysql.init_sql!r}")
+        return self
+
+    def host_port(self, base: int, replica: int) -> int:
+        """Host port of one replica (numbered from 1) for a base port."""
+        return base + replica - 1
+
+
 class StackSettings(Settings):
     """All settings of one stack, validated, with defaults resolved."""
 
@@ -161,6 +250,13 @@ class StackSettings(Settings):
         default_factory=dict, description="Per-container limits replacing the profile's, keyed by role."
     )
     synapse: SynapseSettings
+    voicegrow: VoiceGrowSettings
+
+    @model_validator(mode="after")
+    def _data_ports_only_in_dev(self) -> StackSettings:
+        if self.voicegrow.publish_data_ports and self.environment != "dev":
+            raise ValueError("voicegrow.publish_data_ports is allowed only in dev: data ports stay inside the stack network")
+        return self
 
     @model_validator(mode="after")
     def _resources_name_known_roles(self) -> StackSettings:

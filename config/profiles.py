@@ -2,7 +2,8 @@
 
 `small` is the Synapse guide's 1 vCPU / 2 GB VPS, `medium` its 2 vCPU / 4 GB upgrade
 (guide §4.1 and §9.4). The VoiceGrow guide's limits (§4.2) are its production machine;
-`small` and `medium` scale them down to what fits beside Synapse on those hosts.
+`small` and `medium` scale them down to what fits beside Synapse on those hosts; `large` is
+that production machine (8 vCPU / 16 GB) with §4.2's limits, and gives Synapse twice `medium`.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-ProfileName = Literal["small", "medium"]
+ProfileName = Literal["small", "medium", "large"]
 
 
 @dataclass(frozen=True)
@@ -50,12 +51,22 @@ class SynapseTuning:
 
 
 @dataclass(frozen=True)
+class VoiceGrowTuning:
+    """MySQL and Redis memory settings sized to their containers."""
+
+    mysql_buffer_pool: str
+    mysql_log_file_size: str
+    redis_maxmemory: str
+
+
+@dataclass(frozen=True)
 class SizingProfile:
     """Everything a profile decides: one limit per container role plus service tuning."""
 
     limits: dict[str, ContainerLimits]
     postgres: PostgresTuning
     synapse: SynapseTuning
+    voicegrow: VoiceGrowTuning
 
 
 SMALL = SizingProfile(
@@ -63,6 +74,10 @@ SMALL = SizingProfile(
         "postgres": ContainerLimits(memory_mb=384, cpus=0.3, reservation_mb=256),
         "synapse": ContainerLimits(memory_mb=1280, cpus=0.6, reservation_mb=1024),
         "wellknown": ContainerLimits(memory_mb=32, cpus=0.05, reservation_mb=16),
+        "mysql": ContainerLimits(memory_mb=512, cpus=0.5, reservation_mb=256),
+        "redis": ContainerLimits(memory_mb=128, cpus=0.2, reservation_mb=64),
+        "minio": ContainerLimits(memory_mb=256, cpus=0.3, reservation_mb=128),
+        "voicegrow_server": ContainerLimits(memory_mb=1536, cpus=1.0, reservation_mb=768),
     },
     # The guide sets shared_buffers 256MB inside a 384 MB container (and the official image
     # ignores it): with sorts and connections on top that invites the OOM killer. A quarter of
@@ -86,6 +101,9 @@ SMALL = SizingProfile(
         message_burst=10,
         presence=False,
     ),
+    # Redis and MySQL leave a quarter of their container for connections and fragmentation:
+    # the guide's maxmemory 512mb in a 512M container would be killed before evicting.
+    voicegrow=VoiceGrowTuning(mysql_buffer_pool="256M", mysql_log_file_size="64M", redis_maxmemory="96mb"),
 )
 
 MEDIUM = SizingProfile(
@@ -93,6 +111,10 @@ MEDIUM = SizingProfile(
         "postgres": ContainerLimits(memory_mb=1024, cpus=0.5, reservation_mb=512),
         "synapse": ContainerLimits(memory_mb=2560, cpus=1.2, reservation_mb=1536),
         "wellknown": ContainerLimits(memory_mb=32, cpus=0.05, reservation_mb=16),
+        "mysql": ContainerLimits(memory_mb=1024, cpus=0.5, reservation_mb=512),
+        "redis": ContainerLimits(memory_mb=256, cpus=0.25, reservation_mb=128),
+        "minio": ContainerLimits(memory_mb=512, cpus=0.5, reservation_mb=256),
+        "voicegrow_server": ContainerLimits(memory_mb=2048, cpus=1.5, reservation_mb=1024),
     },
     postgres=PostgresTuning(
         shared_buffers="256MB",
@@ -113,6 +135,39 @@ MEDIUM = SizingProfile(
         message_burst=50,
         presence=True,
     ),
+    voicegrow=VoiceGrowTuning(mysql_buffer_pool="640M", mysql_log_file_size="128M", redis_maxmemory="192mb"),
 )
 
-PROFILES: dict[str, SizingProfile] = {"small": SMALL, "medium": MEDIUM}
+LARGE = SizingProfile(
+    limits={
+        "postgres": ContainerLimits(memory_mb=2048, cpus=1.0, reservation_mb=1024),
+        "synapse": ContainerLimits(memory_mb=4096, cpus=2.0, reservation_mb=2048),
+        "wellknown": ContainerLimits(memory_mb=32, cpus=0.05, reservation_mb=16),
+        "mysql": ContainerLimits(memory_mb=2048, cpus=2.0, reservation_mb=1024),
+        "redis": ContainerLimits(memory_mb=512, cpus=1.0, reservation_mb=256),
+        "minio": ContainerLimits(memory_mb=1024, cpus=2.0, reservation_mb=512),
+        "voicegrow_server": ContainerLimits(memory_mb=4096, cpus=4.0, reservation_mb=2048),
+    },
+    postgres=PostgresTuning(
+        shared_buffers="512MB",
+        effective_cache_size="1536MB",
+        work_mem="16MB",
+        maintenance_work_mem="128MB",
+        max_connections=100,
+    ),
+    synapse=SynapseTuning(
+        global_cache_factor=1.0,
+        event_cache_size=5000,
+        cache_max_memory="2048M",
+        cache_target_memory="1536M",
+        db_pool_min=2,
+        db_pool_max=10,
+        max_upload_size="100M",
+        message_rate_per_second=5.0,
+        message_burst=100,
+        presence=True,
+    ),
+    voicegrow=VoiceGrowTuning(mysql_buffer_pool="1G", mysql_log_file_size="256M", redis_maxmemory="384mb"),
+)
+
+PROFILES: dict[str, SizingProfile] = {"small": SMALL, "medium": MEDIUM, "large": LARGE}

@@ -9,4 +9,13 @@ SECRET_SETTINGS: dict[str, str] = {
     "synapse_registration_shared_secret": "Shared secret for admin registration (register_new_matrix_user).",
     "synapse_admin_password": "Password of synapse.admin_username.",
     "synapse_registration_token": "Registration token created on deploy when registration is 'token'.",
+    "mysql_root_password": "MySQL root password.",
+    "mysql_password": "Password of MySQL user voicegrow.",
+    "redis_password": "Redis password (requirepass).",
+    "minio_root_user": "MinIO root user (the server's access key).",
+    "minio_root_password": "MinIO root password (the server's secret key).",
+    "tts_api_key": "ai-manager API key for TTS (ak_...).",
+    "tts_secret_key": "ai-manager signing key for TTS (sk_...).",
+    "llm_api_key": "ai-manager API key for the LLM; default: tts_api_key.",
+    "llm_secret_key": "ai-manager signing key for the LLM; default: tts_secret_key.",
 }

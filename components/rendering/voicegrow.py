@@ -1,0 +1,141 @@
+"""my.cnf, redis.conf and the VoiceGrow server's environment, from settings (guide §3.3, §4.1)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from config.models import VoiceGrowSettings
+from config.profiles import VoiceGrowTuning
+
+DATABASE = "voicegrow"
+DATABASE_USER = "voicegrow"
+MYSQL_PORT = 3306
+REDIS_PORT = 6379
+MINIO_API_PORT = 9000
+MINIO_CONSOLE_PORT = 9001
+SERVER_WS_PORT = 4399
+SERVER_HTTP_PORT = 8000
+REDIS_CONFIG_PATH = "/usr/local/etc/redis/redis.conf"
+MYSQL_CONFIG_PATH = "/etc/mysql/conf.d/voicegrow.cnf"
+MYSQL_INIT_PATH = "/docker-entrypoint-initdb.d/init.sql"
+
+
+@dataclass(frozen=True)
+class ServerSecrets:
+    """Secret values in the server's environment, as plain strings at render time."""
+
+    mysql_password: str
+    redis_password: str
+    minio_access_key: str
+    minio_secret_key: str
+    tts_api_key: str
+    tts_secret_key: str
+    llm_api_key: str
+    llm_secret_key: str
+
+
+def render_my_cnf(settings: VoiceGrowSettings, tuning: VoiceGrowTuning) -> str:
+    """my.cnf with the guide's values; the buffer pool and redo log sized by the profile.
+
+    Errors go to stderr (Docker's log) instead of the guide's /var/log/mysql, which the
+    official image does not create; the slow query log stays in the data directory.
+    """
+    lines = [
+        "[mysqld]",
+        "character-set-server = utf8mb4",
+        "collation-server = utf8mb4_unicode_ci",
+        f"default-time-zone = '{settings.mysql.time_zone}'",
+        f"innodb_buffer_pool_size = {tuning.mysql_buffer_pool}",
+        f"innodb_log_file_size = {tuning.mysql_log_file_size}",
+        "innodb_flush_log_at_trx_commit = 2",
+        "innodb_flush_method = O_DIRECT",
+        f"max_connections = {settings.mysql.max_connections}",
+        "wait_timeout = 600",
+        "interactive_timeout = 600",
+        "slow_query_log = 1",
+        "slow_query_log_file = slow.log",
+        "long_query_time = 2",
+        "skip-name-resolve",
+        "sql_mode = STRICT_TRANS_TABLES,NO_ENGINE_SUBSTITUTION",
+        "",
+        "[client]",
+        "default-character-set = utf8mb4",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def render_redis_conf(settings: VoiceGrowSettings, tuning: VoiceGrowTuning, password: str) -> str:
+    """redis.conf with the guide's persistence and eviction, plus the password the guide lacks."""
+    lines = [
+        # Reachable only on the stack's private network; the password guards it there too.
+        "bind 0.0.0.0",
+        f"port {REDIS_PORT}",
+        "daemonize no",
+        "dir /data",
+        "save 900 1",
+        "save 300 10",
+        "save 60 10000",
+        "appendonly yes",
+        "appendfsync everysec",
+        f"maxmemory {tuning.redis_maxmemory}",
+        "maxmemory-policy allkeys-lru",
+        "loglevel notice",
+        'logfile ""',
+        "timeout 0",
+        "tcp-keepalive 300",
+        f"maxclients {settings.redis_maxclients}",
+        f'requirepass "{password}"',
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def server_environment(settings: VoiceGrowSettings, secrets: ServerSecrets) -> list[str]:
+    """The server's environment: the guide's tables (§3.1, §4.1), with the stack's hosts and keys."""
+    values: dict[str, str | int | float | bool] = {
+        "SERVER_HOST": "0.0.0.0",
+        "WS_PORT": SERVER_WS_PORT,
+        "HTTP_PORT": SERVER_HTTP_PORT,
+        "DEBUG": settings.debug,
+        "LOG_LEVEL": settings.log_level,
+        "WORKERS": settings.workers,
+        "ASR_MODEL_SIZE": settings.asr.model_size,
+        "ASR_DEVICE": settings.asr.device,
+        "ASR_COMPUTE_TYPE": settings.asr.compute_type,
+        "ASR_LANGUAGE": settings.asr.language,
+        "ASR_TIMEOUT": settings.asr.timeout,
+        "TTS_BASE_URL": settings.tts.base_url,
+        "TTS_API_KEY": secrets.tts_api_key,
+        "TTS_SECRET_KEY": secrets.tts_secret_key,
+        "TTS_VOICE_ZH": settings.tts.voice_zh,
+        "TTS_VOICE_EN": settings.tts.voice_en,
+        "TTS_SPEAKING_RATE": settings.tts.speaking_rate,
+        "TTS_PITCH": settings.tts.pitch,
+        "TTS_TIMEOUT": settings.tts.timeout,
+        "LLM_BASE_URL": settings.llm.base_url,
+        "LLM_API_KEY": secrets.llm_api_key,
+        "LLM_SECRET_KEY": secrets.llm_secret_key,
+        "LLM_MODEL": settings.llm.model,
+        "LLM_MAX_TOKENS": settings.llm.max_tokens,
+        "LLM_TEMPERATURE": settings.llm.temperature,
+        "LLM_TIMEOUT": settings.llm.timeout,
+        "MYSQL_HOST": "mysql",
+        "MYSQL_PORT": MYSQL_PORT,
+        "MYSQL_DATABASE": DATABASE,
+        "MYSQL_USER": DATABASE_USER,
+        "MYSQL_PASSWORD": secrets.mysql_password,
+        "REDIS_HOST": "redis",
+        "REDIS_PORT": REDIS_PORT,
+        "REDIS_PASSWORD": secrets.redis_password,
+        "MINIO_ENDPOINT": f"minio:{MINIO_API_PORT}",
+        "MINIO_ACCESS_KEY": secrets.minio_access_key,
+        "MINIO_SECRET_KEY": secrets.minio_secret_key,
+        "MINIO_BUCKET": settings.bucket,
+        "MINIO_SECURE": False,
+    }
+    return [f"{name}={_env_value(value)}" for name, value in values.items()]
+
+
+def _env_value(value: str | int | float | bool) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)

@@ -1,0 +1,265 @@
+"""VoiceGrowStack: MySQL, Redis, MinIO and the VoiceGrow server replicas on a private network."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_docker as docker
+
+from components.container import (
+    Deployment,
+    HealthCheck,
+    ServiceContainer,
+    data_volume,
+    exec_in_container,
+    private_network,
+    pulled_image,
+    service_container,
+)
+from components.rendering import voicegrow as render
+from components.secrets import secret_or_generated
+from config.models import VoiceGrowSettings
+from config.profiles import ContainerLimits, VoiceGrowTuning
+
+COMPONENT = "voicegrow"
+
+
+@dataclass(frozen=True)
+class VoiceGrowStackArgs:
+    """The settings slice VoiceGrowStack needs, with its images, limits and secrets resolved."""
+
+    settings: VoiceGrowSettings
+    tuning: VoiceGrowTuning
+    limits: dict[str, ContainerLimits]
+    images: dict[str, str]
+    secrets: dict[str, pulumi.Output[str] | None]
+
+
+class VoiceGrowStack(pulumi.ComponentResource):
+    """The VoiceGrow backend: its data services reachable only inside the stack network."""
+
+    def __init__(
+        self, name: str, deployment: Deployment, args: VoiceGrowStackArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__(f"{deployment.project}:components:VoiceGrowStack", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self, provider=deployment.provider)
+        settings = args.settings
+        secrets = args.secrets
+
+        self.network = private_network(deployment, COMPONENT, child)
+        volumes = {
+            purpose: data_volume(deployment, f"voicegrow-{purpose}", child)
+            for purpose in ("mysql", "redis", "minio", "models", "logs")
+        }
+        images = {role: pulled_image(ref, f"voicegrow-{role}", child) for role, ref in args.images.items()}
+
+        mysql_root_password = secret_or_generated("mysql-root-password", secrets["mysql_root_password"], child)
+        mysql_password = secret_or_generated("mysql-password", secrets["mysql_password"], child)
+        redis_password = secret_or_generated("redis-password", secrets["redis_password"], child)
+        minio_user = secret_or_generated("minio-root-user", secrets["minio_root_user"], child, length=20)
+        minio_password = secret_or_generated("minio-root-password", secrets["minio_root_password"], child, length=40)
+
+        def data_port(internal: int) -> list[docker.ContainerPortArgs]:
+            if not settings.publish_data_ports:
+                return []
+            return [docker.ContainerPortArgs(internal=internal, external=internal, ip="127.0.0.1")]
+
+        mysql_uploads = [docker.ContainerUploadArgs(file=render.MYSQL_CONFIG_PATH, content=render.render_my_cnf(settings, args.tuning))]
+        if settings.mysql.init_sql is not None:
+            with open(settings.mysql.init_sql, encoding="utf-8") as init_sql:
+                mysql_uploads.append(docker.ContainerUploadArgs(file=render.MYSQL_INIT_PATH, content=init_sql.read()))
+        self.mysql = service_container(
+            deployment,
+            ServiceContainer(
+                component=COMPONENT,
+                role="mysql",
+                name="voicegrow-mysql",
+                image=images["mysql"].image_id,
+                limits=args.limits["mysql"],
+                # TCP, not the socket: the image's first-start server listens only on the socket,
+                # and a socket ping would report healthy before the real server is up.
+                healthcheck=HealthCheck(
+                    test=["CMD-SHELL", "mysqladmin ping -h 127.0.0.1 --silent"],
+                    interval="10s",
+                    timeout="5s",
+                    retries=5,
+                    start_period="60s",
+                ),
+                network=self.network,
+                aliases=["mysql"],
+                envs=[
+                    pulumi.Output.concat("MYSQL_ROOT_PASSWORD=", mysql_root_password),
+                    f"MYSQL_DATABASE={render.DATABASE}",
+                    f"MYSQL_USER={render.DATABASE_USER}",
+                    pulumi.Output.concat("MYSQL_PASSWORD=", mysql_password),
+                ],
+                ports=data_port(render.MYSQL_PORT),
+                volumes=[docker.ContainerVolumeArgs(volume_name=volumes["mysql"].name, container_path="/var/lib/mysql")],
+                uploads=mysql_uploads,
+            ),
+            child,
+        )
+
+        self.redis = service_container(
+            deployment,
+            ServiceContainer(
+                component=COMPONENT,
+                role="redis",
+                name="voicegrow-redis",
+                image=images["redis"].image_id,
+                limits=args.limits["redis"],
+                # redis-cli reads the password from REDISCLI_AUTH; an unauthenticated ping fails.
+                healthcheck=HealthCheck(test=["CMD-SHELL", "redis-cli ping | grep -q PONG"], interval="10s", timeout="5s", retries=5),
+                network=self.network,
+                aliases=["redis"],
+                envs=[pulumi.Output.concat("REDISCLI_AUTH=", redis_password)],
+                command=["redis-server", render.REDIS_CONFIG_PATH],
+                ports=data_port(render.REDIS_PORT),
+                volumes=[docker.ContainerVolumeArgs(volume_name=volumes["redis"].name, container_path="/data")],
+                uploads=[
+                    docker.ContainerUploadArgs(
+                        file=render.REDIS_CONFIG_PATH,
+                        content=pulumi.Output.secret(
+                            redis_password.apply(lambda password: render.render_redis_conf(settings, args.tuning, password))
+                        ),
+                    )
+                ],
+            ),
+            child,
+        )
+
+        self.minio = service_container(
+            deployment,
+            ServiceContainer(
+                component=COMPONENT,
+                role="minio",
+                name="voicegrow-minio",
+                image=images["minio"].image_id,
+                limits=args.limits["minio"],
+                healthcheck=HealthCheck(
+                    test=["CMD", "curl", "-f", f"http://localhost:{render.MINIO_API_PORT}/minio/health/live"],
+                    interval="30s",
+                    timeout="20s",
+                ),
+                network=self.network,
+                aliases=["minio"],
+                envs=[
+                    pulumi.Output.concat("MINIO_ROOT_USER=", minio_user),
+                    pulumi.Output.concat("MINIO_ROOT_PASSWORD=", minio_password),
+                ],
+                command=["server", "/data", "--console-address", f":{render.MINIO_CONSOLE_PORT}"],
+                ports=data_port(render.MINIO_API_PORT) + data_port(render.MINIO_CONSOLE_PORT),
+                volumes=[docker.ContainerVolumeArgs(volume_name=volumes["minio"].name, container_path="/data")],
+            ),
+            child,
+        )
+        # mc takes an alias from MC_HOST_<alias>; re-run when MinIO is replaced (a new volume may be empty).
+        self.bucket = exec_in_container(
+            "voicegrow-bucket",
+            deployment,
+            self.minio,
+            ["mc", "mb", "--ignore-existing", f"local/{settings.bucket}"],
+            {
+                "MC_HOST_local": pulumi.Output.format(
+                    "http://{0}:{1}@127.0.0.1:{2}", minio_user, minio_password, render.MINIO_API_PORT
+                )
+            },
+            self,
+            triggers=[self.minio.id, settings.bucket],
+        )
+
+        server_env = pulumi.Output.all(
+            mysql_password,
+            redis_password,
+            minio_user,
+            minio_password,
+            *_api_keys(secrets),
+        ).apply(lambda values: render.server_environment(settings, render.ServerSecrets(*values)))
+        server_image = self._server_image(deployment, args, images, child)
+        self.servers = [
+            service_container(
+                deployment,
+                ServiceContainer(
+                    component=COMPONENT,
+                    role="server",
+                    name=f"voicegrow-server-{replica}",
+                    image=server_image,
+                    limits=args.limits["voicegrow_server"],
+                    healthcheck=HealthCheck(
+                        test=["CMD", "curl", "-f", f"http://localhost:{render.SERVER_HTTP_PORT}/api/v1/health"],
+                        interval="30s",
+                        timeout="10s",
+                        start_period="120s",
+                    ),
+                    network=self.network,
+                    aliases=[f"server-{replica}", "server"],
+                    envs=pulumi.Output.secret(server_env),
+                    ports=[
+                        docker.ContainerPortArgs(
+                            internal=render.SERVER_WS_PORT,
+                            external=settings.host_port(settings.ws_port, replica),
+                            ip=settings.bind,
+                        ),
+                        docker.ContainerPortArgs(
+                            internal=render.SERVER_HTTP_PORT,
+                            external=settings.host_port(settings.http_port, replica),
+                            ip=settings.bind,
+                        ),
+                    ],
+                    volumes=[
+                        docker.ContainerVolumeArgs(volume_name=volumes["models"].name, container_path="/app/models"),
+                        docker.ContainerVolumeArgs(volume_name=volumes["logs"].name, container_path="/app/logs"),
+                    ],
+                ),
+                pulumi.ResourceOptions.merge(
+                    child, pulumi.ResourceOptions(depends_on=[self.mysql, self.redis, self.minio, self.bucket])
+                ),
+            )
+            for replica in range(1, settings.replicas + 1)
+        ]
+
+        self.ws_upstreams = [f"server-{replica}:{render.SERVER_WS_PORT}" for replica in range(1, settings.replicas + 1)]
+        self.http_upstreams = [f"server-{replica}:{render.SERVER_HTTP_PORT}" for replica in range(1, settings.replicas + 1)]
+        self.console_upstream = f"minio:{render.MINIO_CONSOLE_PORT}"
+        self.http_urls = [
+            f"http://{settings.bind}:{settings.host_port(settings.http_port, replica)}"
+            for replica in range(1, settings.replicas + 1)
+        ]
+        self.register_outputs(
+            {
+                "network": self.network.name,
+                "ws_upstreams": self.ws_upstreams,
+                "http_upstreams": self.http_upstreams,
+                "http_urls": self.http_urls,
+            }
+        )
+
+    def _server_image(
+        self,
+        deployment: Deployment,
+        args: VoiceGrowStackArgs,
+        images: dict[str, docker.RemoteImage],
+        child: pulumi.ResourceOptions,
+    ) -> pulumi.Output[str]:
+        """The operator's image, pulled, or built from the operator's source directory."""
+        if args.settings.server_source is None:
+            return images["server"].image_id
+        built = docker.Image(
+            "voicegrow-server-build",
+            image_name=f"{deployment.prefix}-voicegrow-server:local",
+            build=docker.DockerBuildArgs(context=args.settings.server_source),
+            skip_push=True,
+            opts=child,
+        )
+        # The digest changes with the build, so a rebuilt image replaces the containers.
+        return pulumi.Output.all(built.repo_digest, built.image_name).apply(lambda refs: refs[0] or refs[1])
+
+
+def _api_keys(secrets: dict[str, pulumi.Output[str] | None]) -> list[pulumi.Output[str]]:
+    """TTS keys, and LLM keys that default to them (the guide lets both share one pair)."""
+    tts_api = secrets["tts_api_key"] or pulumi.Output.secret("")
+    tts_secret = secrets["tts_secret_key"] or pulumi.Output.secret("")
+    if secrets["tts_api_key"] is None:
+        pulumi.log.warn("tts_api_key is not set: VoiceGrow's TTS and LLM calls will be refused by ai-manager")
+    return [tts_api, tts_secret, secrets["llm_api_key"] or tts_api, secrets["llm_secret_key"] or tts_secret]
