@@ -179,6 +179,8 @@ class AppliedStack:
     secrets: dict[str, Any] | None = None
     created: list[CreatedObject] = field(default_factory=list, repr=False)
     destroyed: bool = False
+    successor: AppliedStack | None = field(default=None, repr=False)
+    """The stack `reapply()` deployed after this one (destroyed with it)."""
 
     def resource(self, name: str, type_: str | None = None) -> AppliedResource:
         """The registered resource with this logical name (and type token, if given)."""
@@ -196,6 +198,8 @@ class AppliedStack:
 
     def destroy(self, keep_volumes: bool | None = None, run_deletes: bool = True) -> None:
         """Remove the containers and networks (and volumes unless kept), run Command deletes; idempotent."""
+        if self.successor is not None:
+            self.successor.destroy(keep_volumes, run_deletes)
         if self.destroyed:
             return
         client = engine.connect()
@@ -213,15 +217,28 @@ class AppliedStack:
         """Deploy again on the same volumes, generated values and names (a second `pulumi up`
         after the containers were replaced). This stack's containers and networks are removed
         first; the returned stack owns everything from then on."""
+        if self.destroyed:
+            raise ApplyError(f"stack {self.stack!r} was destroyed; apply it again with apply_program")
         self.destroy(keep_volumes=True, run_deletes=False)
-        return apply_program(
-            self.program_dir,
-            self.stack,
-            config_overrides=self.config_overrides if config_overrides is None else dict(config_overrides),
-            keep_volumes=self.keep_volumes,
-            secrets=self.secrets,
-            state=self.state,
-        )
+        try:
+            self.successor = apply_program(
+                self.program_dir,
+                self.stack,
+                config_overrides=self.config_overrides if config_overrides is None else dict(config_overrides),
+                keep_volumes=self.keep_volumes,
+                secrets=self.secrets,
+                state=self.state,
+            )
+        except ApplyError:
+            # The failed apply removed what it had taken over; the kept volumes are still ours.
+            if not self.keep_volumes:
+                client = engine.connect()
+                try:
+                    destroy_created(client.api, [item for item in self.created if item.kind == "volume"], False)
+                finally:
+                    client.close()
+            raise
+        return self.successor
 
     def __enter__(self) -> AppliedStack:
         return self

@@ -162,8 +162,9 @@ class Fields:
         return names
 
     def finish(self) -> None:
-        unread = self.unread()
+        unread = [name.removeprefix(self._where + ".") for name in self.unread()]
         if unread:
             raise UnsupportedInput(
-                "input not supported by the harness (it would be silently ignored): " + ", ".join(sorted(unread))
+                f"{self._where}: input not supported by the harness (it would be silently ignored): "
+                + ", ".join(sorted(unread))
             )
