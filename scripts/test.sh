@@ -10,9 +10,11 @@ mkdir -p .cache
 figures=.cache/e2e-figures.txt
 : >"$figures"
 
-# The real software that reads the rendered configuration.
+# The real software that reads the rendered configuration, and debootstrap for the stand-in images.
 packages=()
 command -v nginx >/dev/null || packages+=(nginx-light)
+command -v redis-server >/dev/null || packages+=(redis-server)
+command -v mariadbd >/dev/null || packages+=(mariadb-server)
 command -v debootstrap >/dev/null || packages+=(debootstrap)
 if ((${#packages[@]})); then
   apt-get update -qq

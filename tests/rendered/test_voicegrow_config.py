@@ -1,0 +1,140 @@
+"""VoiceGrow's rendered redis.conf and my.cnf, loaded by a real redis-server and a real MariaDB server.
+
+MariaDB stands in for MySQL 8 here (Debian ships no MySQL). Every option the program renders is
+understood by both; the one MySQL-8-only option of the guide, `--default-authentication-plugin`,
+is deliberately not rendered (it is deprecated in MySQL 8 and modern clients speak
+caching_sha2_password), so nothing MySQL-only goes unchecked.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.program import run_program
+from tests.unit.mocks import RecordingMocks
+
+pytestmark = pytest.mark.rendered
+
+REDIS_PASSWORD = "generated-redis-password"
+
+
+def _uploads(stack: str, container: str) -> dict[str, str]:
+    mocks = RecordingMocks()
+    run_program(mocks, stack, preview=False)
+    uploads = mocks.named(container, "docker:index/container:Container").value("uploads")
+    return {upload["file"]: upload["content"] for upload in uploads}
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _wait_for(condition: object, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():  # type: ignore[operator]
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"{what} did not happen within {timeout} s")
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[tuple[int, subprocess.Popen[str]]]:
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed (the test script installs it)")
+    port = _free_port()
+    conf = _uploads("prod", "voicegrow-redis")["/usr/local/etc/redis/redis.conf"]
+    conf = conf.replace("bind 0.0.0.0", "bind 127.0.0.1").replace("port 6379", f"port {port}").replace("dir /data", f"dir {tmp_path}")
+    (tmp_path / "redis.conf").write_text(conf)
+    process = subprocess.Popen(["redis-server", str(tmp_path / "redis.conf")], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        _wait_for(lambda: _redis_cli(port, "ping", password=REDIS_PASSWORD) == "PONG" or process.poll() is not None, 10, "redis start")
+        assert process.poll() is None, process.stdout.read() if process.stdout else ""
+        yield port, process
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def _redis_cli(port: int, *command: str, password: str | None = None) -> str:
+    env = {"REDISCLI_AUTH": password} if password else {}
+    result = subprocess.run(["redis-cli", "-p", str(port), *command], capture_output=True, text=True, env=env)
+    return (result.stdout + result.stderr).strip()
+
+
+def test_redis_accepts_the_rendered_config_and_requires_the_password(redis_server: tuple[int, object]) -> None:
+    port, _ = redis_server
+    assert _redis_cli(port, "ping", password=REDIS_PASSWORD) == "PONG"
+    assert "NOAUTH" in _redis_cli(port, "ping")
+
+
+def test_redis_runs_with_the_rendered_memory_and_persistence(redis_server: tuple[int, object]) -> None:
+    port, _ = redis_server
+    assert _redis_cli(port, "config", "get", "maxmemory", password=REDIS_PASSWORD).split() == ["maxmemory", str(384 * 1024 * 1024)]
+    assert _redis_cli(port, "config", "get", "maxmemory-policy", password=REDIS_PASSWORD).split()[1] == "allkeys-lru"
+    assert _redis_cli(port, "config", "get", "appendonly", password=REDIS_PASSWORD).split()[1] == "yes"
+    assert _redis_cli(port, "config", "get", "save", password=REDIS_PASSWORD).splitlines()[1] == "900 1 300 10 60 10000"
+
+
+def test_redis_rejects_a_broken_config(tmp_path: Path) -> None:
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed (the test script installs it)")
+    (tmp_path / "redis.conf").write_text("maxmemory-policy everything-lru\n")
+    result = subprocess.run(["redis-server", str(tmp_path / "redis.conf")], capture_output=True, text=True, timeout=10)
+    assert result.returncode != 0
+
+
+def _start_mariadb(tmp_path: Path, rendered: str) -> subprocess.Popen[str]:
+    data, sock = tmp_path / "data", tmp_path / "mysqld.sock"
+    # The rendered file is a conf.d include; the wrapper only moves data and socket into tmp_path.
+    (tmp_path / "my.cnf").write_text(
+        f"[mysqld]\ndatadir = {data}\nsocket = {sock}\nskip-networking\nuser = root\n!include {tmp_path / 'voicegrow.cnf'}\n"
+    )
+    (tmp_path / "voicegrow.cnf").write_text("")
+    subprocess.run(["mariadb-install-db", f"--defaults-file={tmp_path / 'my.cnf'}", "--auth-root-authentication-method=socket"], check=True, capture_output=True)
+    (tmp_path / "voicegrow.cnf").write_text(rendered)
+    return subprocess.Popen(["mariadbd", f"--defaults-file={tmp_path / 'my.cnf'}"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+@pytest.fixture
+def mariadb_variables(tmp_path: Path) -> Iterator[dict[str, str]]:
+    if shutil.which("mariadbd") is None:
+        pytest.skip("mariadb-server is not installed (the test script installs it)")
+    process = _start_mariadb(tmp_path, _uploads("prod", "voicegrow-mysql")["/etc/mysql/conf.d/voicegrow.cnf"])
+    sock = tmp_path / "mysqld.sock"
+    try:
+        _wait_for(lambda: sock.exists() or process.poll() is not None, 60, "mariadb start")
+        assert process.poll() is None, process.stdout.read() if process.stdout else ""
+        query = subprocess.run(["mariadb", "-S", str(sock), "-N", "-B", "-e", "SHOW GLOBAL VARIABLES"], capture_output=True, text=True, check=True)
+        yield dict(line.split("\t", 1) for line in query.stdout.splitlines())
+    finally:
+        process.terminate()
+        process.wait(30)
+
+
+def test_mariadb_runs_with_the_rendered_character_set_and_limits(mariadb_variables: dict[str, str]) -> None:
+    assert mariadb_variables["character_set_server"] == "utf8mb4"
+    assert mariadb_variables["collation_server"] == "utf8mb4_unicode_ci"
+    assert mariadb_variables["innodb_buffer_pool_size"] == str(1024**3)
+    assert mariadb_variables["max_connections"] == "200"
+    assert mariadb_variables["wait_timeout"] == "600"
+    assert mariadb_variables["skip_name_resolve"] == "ON"
+    assert mariadb_variables["slow_query_log"] == "ON"
+    assert mariadb_variables["sql_mode"] == "STRICT_TRANS_TABLES,NO_ENGINE_SUBSTITUTION"
+    assert mariadb_variables["time_zone"] == "+08:00"
+
+
+def test_mariadb_refuses_an_unknown_option(tmp_path: Path) -> None:
+    if shutil.which("mariadbd") is None:
+        pytest.skip("mariadb-server is not installed (the test script installs it)")
+    process = _start_mariadb(tmp_path, "[mysqld]\ninnodb_buffer_pool_sise = 1G\n")
+    assert process.wait(60) != 0
