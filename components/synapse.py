@@ -57,6 +57,7 @@ class SynapseStack(pulumi.ComponentResource):
         images = {role: pulled_image(ref, role, child) for role, ref in args.images.items()}
 
         postgres_password = secret_or_generated("postgres-password", args.secrets["postgres_password"], child)
+        self.postgres_password = postgres_password
         synapse_secrets = pulumi.Output.all(
             postgres_password,
             *(

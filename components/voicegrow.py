@@ -48,7 +48,7 @@ class VoiceGrowStack(pulumi.ComponentResource):
         secrets = args.secrets
 
         self.network = private_network(deployment, COMPONENT, child)
-        volumes = {
+        self.volumes = volumes = {
             purpose: data_volume(deployment, f"voicegrow-{purpose}", child)
             for purpose in ("mysql", "redis", "minio", "models", "logs")
         }
@@ -59,6 +59,9 @@ class VoiceGrowStack(pulumi.ComponentResource):
         redis_password = secret_or_generated("redis-password", secrets["redis_password"], child)
         minio_user = secret_or_generated("minio-root-user", secrets["minio_root_user"], child, length=20)
         minio_password = secret_or_generated("minio-root-password", secrets["minio_root_password"], child, length=40)
+        self.mysql_root_password = mysql_root_password
+        self.minio_credentials = (minio_user, minio_password)
+        self.bucket_name = settings.bucket
 
         def data_port(internal: int) -> list[docker.ContainerPortArgs]:
             if not settings.publish_data_ports:

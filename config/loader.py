@@ -20,7 +20,7 @@ from config.profiles import PROFILES
 from config.secrets import SECRET_SETTINGS
 
 SCALAR_SETTINGS = ("environment", "profile", "prefix", "tls", "monitoring", "protect_data")
-OBJECT_SETTINGS = ("docker", "images", "logging", "resources", "synapse", "voicegrow")
+OBJECT_SETTINGS = ("docker", "images", "logging", "resources", "synapse", "voicegrow", "proxy", "backup")
 
 
 class ConfigError(Exception):
@@ -66,7 +66,21 @@ def load_config() -> LoadedConfig:
         raise ConfigError(problems)
     assert settings is not None
     secrets = {key: config.get_secret(key) for key in SECRET_SETTINGS}
+    missing = [f"{project}:{key} is required {reason}: set it with `pulumi config set --secret {key} ...`"
+               for key, reason in _required_secrets(settings) if secrets[key] is None]
+    if missing:
+        raise ConfigError(missing)
     return LoadedConfig(settings=settings, secrets=secrets)
+
+
+def _required_secrets(settings: StackSettings) -> list[tuple[str, str]]:
+    """Secrets that some settings make mandatory, with the reason."""
+    required = []
+    if settings.proxy.enabled and settings.tls == "files":
+        required += [(key, "when tls is 'files'") for key in ("tls_certificate", "tls_private_key")]
+    if settings.backup.enabled and settings.backup.offsite.enabled:
+        required.append(("backup_rclone_config", "when backup.offsite is enabled"))
+    return required
 
 
 def resolve_settings(project: str, stack: str, raw: dict[str, Any]) -> StackSettings:
@@ -108,6 +122,7 @@ def _defaults(project: str, stack: str, env: EnvironmentDefaults, profile_name: 
             "log_level": env.log_level,
         },
         "voicegrow": {"replicas": env.server_replicas, "debug": env.debug, "log_level": env.log_level},
+        "backup": {"enabled": env.backup_schedule is not None, "schedule": env.backup_schedule or "0 2 * * *"},
     }
 
 

@@ -6,6 +6,7 @@ Field descriptions are the settings reference; README.md mirrors them.
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Any, Literal
 
@@ -14,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from config.environments import EnvironmentName, LogLevel, Monitoring, RegistrationMode, TlsMode
 from config.profiles import PROFILES, ContainerLimits, ProfileName
 from config.types import (
+    CronExpression,
     Cpus,
     DomainName,
     HttpUrl,
@@ -209,6 +211,9 @@ class VoiceGrowSettings(Settings):
     llm: LlmSettings = LlmSettings()
     mysql: MysqlSettings = MysqlSettings()
     redis_maxclients: int = Field(default=1000, ge=10, le=100000, description="Redis maxclients.")
+    ws_host: DomainName | None = Field(default=None, description="Public host of the WebSocket endpoint (the guide's ws.).")
+    api_host: DomainName | None = Field(default=None, description="Public host of the HTTP API (the guide's api.).")
+    console_host: DomainName | None = Field(default=None, description="Public host of the MinIO console; off when unset.")
 
     @model_validator(mode="after")
     def _server_has_one_origin(self) -> VoiceGrowSettings:
@@ -226,6 +231,49 @@ class VoiceGrowSettings(Settings):
     def host_port(self, base: int, replica: int) -> int:
         """Host port of one replica (numbered from 1) for a base port."""
         return base + replica - 1
+
+
+class ProxySettings(Settings):
+    """The nginx in front of both systems, and how it gets its certificates."""
+
+    enabled: bool = Field(default=True, description="Deploy the reverse proxy.")
+    bind: IpAddress = Field(default="0.0.0.0", description="Host address the proxy listens on.")
+    http_port: Port = Field(default=80, description="Host port for HTTP (ACME challenges, redirects).")
+    https_port: Port = Field(default=443, description="Host port for HTTPS.")
+    federation_port: Port | None = Field(default=None, description="Also serve Matrix federation on this port (e.g. 8448).")
+    admin_allowlist: list[str] = Field(
+        default_factory=list, description="Addresses/CIDRs allowed to reach /_synapse/admin; empty = nobody."
+    )
+    acme_email: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+$", description="Let's Encrypt account e-mail (acme).")
+    acme_staging: bool = Field(default=False, description="Use Let's Encrypt's staging endpoint (untrusted test certificates).")
+    acme_renew_hours: int = Field(default=12, ge=1, le=168, description="Hours between renewal attempts.")
+
+    @model_validator(mode="after")
+    def _allowlist_entries_are_networks(self) -> ProxySettings:
+        for entry in self.admin_allowlist:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(f"admin_allowlist entries must be addresses or CIDRs like '203.0.113.0/24', got {entry!r}") from None
+        return self
+
+
+class OffsiteSettings(Settings):
+    """Copy of every archive to a remote with rclone (Synapse guide §8.3); the rclone config is secret."""
+
+    enabled: bool = Field(default=False, description="Copy archives offsite (needs the secret backup_rclone_config).")
+    remote: str = Field(default="offsite:backups", pattern=r"^[A-Za-z0-9_-]+:\S*$", description="rclone destination, remote:path.")
+
+
+class BackupSettings(Settings):
+    """Scheduled online backups with retention, and where they are kept."""
+
+    enabled: bool = Field(description="Run the backup job; default per environment (off in dev).")
+    schedule: CronExpression = Field(description="When to back up (cron, UTC); default daily, hourly in prod.")
+    keep_days: int = Field(default=7, ge=1, le=3650, description="Delete archives older than this many days...")
+    keep_count: int = Field(default=48, ge=1, le=10000, description="...and beyond this many newest archives.")
+    host_path: str | None = Field(default=None, pattern=r"^/\S+$", description="Host directory for archives; default: a named volume.")
+    offsite: OffsiteSettings = OffsiteSettings()
 
 
 class StackSettings(Settings):
@@ -251,6 +299,14 @@ class StackSettings(Settings):
     )
     synapse: SynapseSettings
     voicegrow: VoiceGrowSettings
+    proxy: ProxySettings = ProxySettings()
+    backup: BackupSettings
+
+    @model_validator(mode="after")
+    def _acme_needs_an_email(self) -> StackSettings:
+        if self.proxy.enabled and self.tls == "acme" and self.proxy.acme_email is None:
+            raise ValueError("proxy.acme_email is required when tls is 'acme' (Let's Encrypt's account address)")
+        return self
 
     @model_validator(mode="after")
     def _data_ports_only_in_dev(self) -> StackSettings:

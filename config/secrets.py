@@ -18,4 +18,7 @@ SECRET_SETTINGS: dict[str, str] = {
     "tts_secret_key": "ai-manager signing key for TTS (sk_...).",
     "llm_api_key": "ai-manager API key for the LLM; default: tts_api_key.",
     "llm_secret_key": "ai-manager signing key for the LLM; default: tts_secret_key.",
+    "tls_certificate": "PEM certificate chain for every proxied host (tls: files).",
+    "tls_private_key": "PEM private key of tls_certificate (tls: files).",
+    "backup_rclone_config": "rclone.conf with the offsite remote (backup.offsite).",
 }

@@ -15,6 +15,7 @@ SYNAPSE = {"server_name": "example.com", "admin_username": "admin"}
 
 def _settings(stack: str = "prod", **raw: Any) -> Any:
     raw.setdefault("synapse", SYNAPSE)
+    raw.setdefault("proxy", {"acme_email": "ops@example.com"})
     return resolve_settings("selfhosted", stack, raw)
 
 
