@@ -65,6 +65,7 @@ class ServiceContainer:
     ports: list[docker.ContainerPortArgs] = field(default_factory=list)
     volumes: list[docker.ContainerVolumeArgs] = field(default_factory=list)
     uploads: list[docker.ContainerUploadArgs] = field(default_factory=list)
+    extra_networks: list[docker.Network] = field(default_factory=list)
     wait_timeout: int = 300
 
 
@@ -86,7 +87,10 @@ def service_container(
         ports=spec.ports,
         volumes=spec.volumes,
         uploads=spec.uploads,
-        networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=spec.network.name, aliases=spec.aliases)],
+        networks_advanced=[
+            docker.ContainerNetworksAdvancedArgs(name=spec.network.name, aliases=spec.aliases),
+            *(docker.ContainerNetworksAdvancedArgs(name=network.name) for network in spec.extra_networks),
+        ],
         restart="unless-stopped",
         memory=spec.limits.memory_mb,
         memory_reservation=spec.limits.reservation_mb,
