@@ -305,6 +305,15 @@ async def _resolve_exports(exports: dict[str, Any]) -> tuple[dict[str, Any], set
     return values, secret
 
 
+def _quiet_unretrieved(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    # A failed resource fails each of its output futures; those nobody awaited are reported by
+    # asyncio when collected. The failure itself is already in the ApplyError.
+    if "never retrieved" in context.get("message", ""):
+        log.debug("unawaited failure: %s", context.get("exception"))
+        return
+    loop.default_exception_handler(context)
+
+
 def _run_program(
     program_dir: Path,
     project: str,
@@ -319,6 +328,7 @@ def _run_program(
     pulumi_log = logging.getLogger("pulumi.program")
     pulumi_log.addHandler(errors)
     loop = asyncio.new_event_loop()
+    loop.set_exception_handler(_quiet_unretrieved)
     executor = ThreadPoolExecutor(max_workers=WORKER_THREADS, thread_name_prefix="harness-register")
     loop.set_default_executor(executor)
     asyncio.set_event_loop(loop)

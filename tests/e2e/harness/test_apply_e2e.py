@@ -1,0 +1,358 @@
+"""The harness applies a throwaway program to a real engine as its inputs ask, and takes it away."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import docker
+import docker.errors
+import pytest
+from cryptography import x509
+
+from .apply import AppliedStack, ApplyError, apply_program
+from .conftest import write_throwaway_program
+from .engine import engine_unavailable_reason
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(engine_unavailable_reason() is not None, reason=str(engine_unavailable_reason())),
+]
+
+Program = tuple[Path, dict[str, Any]]
+
+
+def inspect_container(client: docker.DockerClient, name: str) -> dict[str, Any]:
+    return client.api.inspect_container(name)
+
+
+def gone(check: Any, *args: Any) -> bool:
+    try:
+        check(*args)
+    except docker.errors.NotFound:
+        return True
+    return False
+
+
+def remove_built_images(client: docker.DockerClient, stack: AppliedStack) -> None:
+    for image in stack.images:
+        try:
+            client.images.remove(image, force=True)
+        except docker.errors.NotFound:
+            pass
+
+
+@pytest.fixture(scope="module")
+def applied(
+    engine_client: docker.DockerClient, tiny_image: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[AppliedStack, dict[str, Any]]]:
+    """The throwaway program applied once for the read-only checks of this module."""
+    program_dir, overrides = write_throwaway_program(tmp_path_factory.mktemp("applied"), tiny_image)
+    stack = apply_program(program_dir, "e2e", config_overrides=overrides)
+    try:
+        yield stack, overrides
+    finally:
+        stack.destroy()
+        remove_built_images(engine_client, stack)
+
+
+def web(applied: tuple[AppliedStack, dict[str, Any]], client: docker.DockerClient) -> dict[str, Any]:
+    return inspect_container(client, f"harness-web-{applied[1]['suffix']}")
+
+
+# --- what the container was given -----------------------------------------------------------------
+
+
+def test_memory_limit_is_the_megabytes_asked(applied: Any, engine_client: docker.DockerClient) -> None:
+    assert web(applied, engine_client)["HostConfig"]["Memory"] == 64 * 1024 * 1024
+
+
+def test_memory_reservation_is_the_megabytes_asked(applied: Any, engine_client: docker.DockerClient) -> None:
+    assert web(applied, engine_client)["HostConfig"]["MemoryReservation"] == 32 * 1024 * 1024
+
+
+def test_cpu_limit_is_the_fraction_asked(applied: Any, engine_client: docker.DockerClient) -> None:
+    assert web(applied, engine_client)["HostConfig"]["NanoCpus"] == 500_000_000
+
+
+def test_restart_policy_is_applied(applied: Any, engine_client: docker.DockerClient) -> None:
+    assert web(applied, engine_client)["HostConfig"]["RestartPolicy"]["Name"] == "unless-stopped"
+
+
+def test_log_driver_and_options_are_applied(applied: Any, engine_client: docker.DockerClient) -> None:
+    assert web(applied, engine_client)["HostConfig"]["LogConfig"] == {
+        "Type": "json-file",
+        "Config": {"max-size": "1m", "max-file": "2"},
+    }
+
+
+def test_labels_are_applied(applied: Any, engine_client: docker.DockerClient) -> None:
+    assert web(applied, engine_client)["Config"]["Labels"] == {"app": "harness-e2e"}
+
+
+def test_init_is_applied(applied: Any, engine_client: docker.DockerClient) -> None:
+    assert web(applied, engine_client)["HostConfig"]["Init"] is True
+
+
+def test_health_check_is_applied_in_nanoseconds(applied: Any, engine_client: docker.DockerClient) -> None:
+    check = web(applied, engine_client)["Config"]["Healthcheck"]
+    assert (check["Interval"], check["Timeout"], check["StartPeriod"], check["Retries"]) == (
+        500_000_000,
+        2_000_000_000,
+        1_000_000_000,
+        3,
+    )
+
+
+def test_container_is_healthy_when_apply_returns(applied: Any, engine_client: docker.DockerClient) -> None:
+    assert web(applied, engine_client)["State"]["Health"]["Status"] == "healthy"
+
+
+def test_volume_is_mounted(applied: Any, engine_client: docker.DockerClient) -> None:
+    mounts = web(applied, engine_client)["Mounts"]
+    assert [(m["Type"], m["Name"], m["Destination"]) for m in mounts] == [
+        ("volume", f"harness-data-{applied[1]['suffix']}", "/data")
+    ]
+
+
+def test_aliases_are_set_on_each_network(applied: Any, engine_client: docker.DockerClient) -> None:
+    suffix = applied[1]["suffix"]
+    networks = web(applied, engine_client)["NetworkSettings"]["Networks"]
+    assert set(networks) == {f"harness-backend-{suffix}", f"harness-frontend-{suffix}"}
+    assert {"web", "www"} <= set(networks[f"harness-backend-{suffix}"]["Aliases"])
+    assert "web-front" in networks[f"harness-frontend-{suffix}"]["Aliases"]
+
+
+def test_secret_env_reaches_the_container_unwrapped(applied: Any, engine_client: docker.DockerClient) -> None:
+    env = web(applied, engine_client)["Config"]["Env"]
+    assert f"DB_PASSWORD={applied[0].outputs['password']}" in env
+
+
+def test_upload_is_in_place_with_executable_mode(applied: Any, engine_client: docker.DockerClient) -> None:
+    stream, _ = engine_client.api.get_archive(f"harness-web-{applied[1]['suffix']}", "/usr/local/bin/check.sh")
+    with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as archive:
+        member = archive.getmember("check.sh")
+        assert member.mode & 0o777 == 0o744
+        assert archive.extractfile(member).read() == b"#!/bin/sh\ntest -f /tmp/ready\n"  # type: ignore[union-attr]
+
+
+def test_upload_from_an_output_carries_the_certificate(applied: Any, engine_client: docker.DockerClient) -> None:
+    stream, _ = engine_client.api.get_archive(f"harness-web-{applied[1]['suffix']}", "/etc/web/tls.crt")
+    with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as archive:
+        pem = archive.extractfile("tls.crt").read()  # type: ignore[union-attr]
+    assert x509.load_pem_x509_certificate(pem).subject.rfc4514_string() == "CN=web.e2e.test"
+
+
+def test_network_options_and_labels_are_applied(applied: Any, engine_client: docker.DockerClient) -> None:
+    suffix = applied[1]["suffix"]
+    backend = engine_client.api.inspect_network(f"harness-backend-{suffix}")
+    frontend = engine_client.api.inspect_network(f"harness-frontend-{suffix}")
+    assert (backend["Labels"], backend["Internal"], frontend["Internal"]) == ({"purpose": "e2e"}, False, True)
+
+
+# --- what the program got back --------------------------------------------------------------------
+
+
+def test_container_outputs_reach_the_program(applied: Any, engine_client: docker.DockerClient) -> None:
+    stack, overrides = applied
+    networks = web(applied, engine_client)["NetworkSettings"]["Networks"]
+    assert stack.outputs["web_name"] == f"harness-web-{overrides['suffix']}"
+    assert stack.outputs["web_backend_ip"] == networks[f"harness-backend-{overrides['suffix']}"]["IPAddress"]
+
+
+def test_command_ran_with_its_environment(applied: Any) -> None:
+    assert applied[0].outputs["note"] == "hello:24"
+
+
+def test_command_output_with_secret_input_is_secret(applied: Any) -> None:
+    assert "note" in applied[0].secret_outputs
+
+
+def test_random_password_honours_its_inputs_and_is_secret(applied: Any) -> None:
+    password = applied[0].outputs["password"]
+    assert len(password) == 24 and password.isalnum() and "password" in applied[0].secret_outputs
+
+
+def test_built_image_ran_with_its_build_args(applied: Any) -> None:
+    assert (applied[0].outputs["greeting_logs"], applied[0].outputs["greeting_exit_code"]) == ("hello from the image\n", 0)
+
+
+def test_created_objects_are_listed(applied: Any) -> None:
+    stack, overrides = applied
+    suffix = overrides["suffix"]
+    assert set(stack.containers) == {f"harness-web-{suffix}", f"harness-greeting-{suffix}"}
+    assert set(stack.networks) == {f"harness-backend-{suffix}", f"harness-frontend-{suffix}"}
+    assert stack.volumes == [f"harness-data-{suffix}"]
+
+
+def test_timings_cover_the_wait_for_health(applied: Any) -> None:
+    stack = applied[0]
+    web_ready = stack.ready_after("web")
+    assert 0 < web_ready <= stack.seconds_to_ready <= stack.duration_seconds
+    # The check passes on its first run after the 1 s start period at the earliest.
+    assert web_ready - next(t.started for t in stack.timings if t.name == "web") >= 0.4
+
+
+# --- lifecycle ------------------------------------------------------------------------------------
+
+
+def test_destroy_removes_containers_networks_and_volumes(
+    throwaway_program: Program, engine_client: docker.DockerClient
+) -> None:
+    program_dir, overrides = throwaway_program
+    stack = apply_program(program_dir, "e2e", config_overrides=overrides)
+    try:
+        stack.destroy()
+        api = engine_client.api
+        assert all(gone(api.inspect_container, name) for name in stack.containers)
+        assert all(gone(api.inspect_network, name) for name in stack.networks)
+        assert all(gone(api.inspect_volume, name) for name in stack.volumes)
+    finally:
+        stack.destroy()
+        remove_built_images(engine_client, stack)
+
+
+def test_destroy_runs_command_deletes(throwaway_program: Program, engine_client: docker.DockerClient) -> None:
+    program_dir, overrides = throwaway_program
+    with apply_program(program_dir, "e2e", config_overrides=overrides) as stack:
+        pass
+    remove_built_images(engine_client, stack)
+    assert (Path(str(overrides["markerDir"])) / f"deleted-{overrides['suffix']}").read_text() == "deleted\n"
+
+
+def test_destroy_can_keep_volumes(throwaway_program: Program, engine_client: docker.DockerClient) -> None:
+    program_dir, overrides = throwaway_program
+    stack = apply_program(program_dir, "e2e", config_overrides=overrides, keep_volumes=True)
+    stack.destroy()
+    remove_built_images(engine_client, stack)
+    try:
+        assert not gone(engine_client.api.inspect_volume, f"harness-data-{overrides['suffix']}")
+    finally:
+        engine_client.api.remove_volume(f"harness-data-{overrides['suffix']}", force=True)
+
+
+def read_file(client: docker.DockerClient, container: str, path: str) -> str:
+    return client.containers.get(container).exec_run(["cat", path]).output.decode()
+
+
+def test_reapply_keeps_volume_data_passwords_and_names(
+    throwaway_program: Program, engine_client: docker.DockerClient
+) -> None:
+    program_dir, overrides = throwaway_program
+    web_name = f"harness-web-{overrides['suffix']}"
+    with apply_program(program_dir, "e2e", config_overrides=overrides) as first:
+        first_start = read_file(engine_client, web_name, "/data/first-start")
+        second = first.reapply()
+        assert read_file(engine_client, web_name, "/data/first-start") == first_start
+        assert second.outputs["password"] == first.outputs["password"]
+        assert second.containers[web_name] != first.containers[web_name]
+    remove_built_images(engine_client, second)
+    assert gone(engine_client.api.inspect_volume, f"harness-data-{overrides['suffix']}")
+
+
+def test_module_state_is_fresh_for_each_apply(throwaway_program: Program, engine_client: docker.DockerClient) -> None:
+    program_dir, overrides = throwaway_program
+    with apply_program(program_dir, "e2e", config_overrides=overrides) as first:
+        assert first.outputs["runs_seen_by_module"] == 1
+        second = first.reapply(config_overrides={**overrides, "web": {"greeting": "again"}})
+        assert (second.outputs["runs_seen_by_module"], second.outputs["note"]) == (1, "again:24")
+    remove_built_images(engine_client, second)
+
+
+# --- failures -------------------------------------------------------------------------------------
+
+
+def write_program(directory: Path, body: str) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "Pulumi.yaml").write_text("name: harness-failing\nruntime: python\n")
+    (directory / "Pulumi.e2e.yaml").write_text("config: {}\n")
+    (directory / "__main__.py").write_text(textwrap.dedent(body))
+    return directory
+
+
+def test_unhealthy_container_fails_apply_with_its_health_log_and_logs(
+    tmp_path: Path, tiny_image: str, engine_client: docker.DockerClient
+) -> None:
+    name = f"harness-sick-{tmp_path.name[-8:]}"
+    program_dir = write_program(
+        tmp_path / "sick",
+        f"""
+        import pulumi_docker as docker
+        docker.Container(
+            "sick",
+            name="{name}",
+            image="{tiny_image}",
+            command=["sh", "-c", "echo starting up; exec sleep 600"],
+            healthcheck=docker.ContainerHealthcheckArgs(
+                tests=["CMD-SHELL", "echo database unreachable >&2; exit 1"], interval="300ms", retries=2
+            ),
+            wait=True,
+            wait_timeout=3,
+        )
+        """,
+    )
+    with pytest.raises(ApplyError) as failure:
+        apply_program(program_dir, "e2e")
+    message = str(failure.value)
+    assert f"container '{name}' did not become healthy within 3s" in message
+    assert "database unreachable" in message and "starting up" in message
+    assert gone(engine_client.api.inspect_container, name)
+
+
+def test_unknown_input_fails_apply_naming_it(tmp_path: Path, tiny_image: str, engine_client: docker.DockerClient) -> None:
+    name = f"harness-gpu-{tmp_path.name[-8:]}"
+    program_dir = write_program(
+        tmp_path / "gpu",
+        f"""
+        import pulumi_docker as docker
+        docker.Container("gpu", name="{name}", image="{tiny_image}", gpus="all")
+        """,
+    )
+    with pytest.raises(ApplyError, match=r"Container 'gpu': input not supported by the harness .*: gpus"):
+        apply_program(program_dir, "e2e")
+    assert gone(engine_client.api.inspect_container, name)
+
+
+def test_program_exception_fails_apply_and_removes_what_was_created(
+    tmp_path: Path, engine_client: docker.DockerClient
+) -> None:
+    network = f"harness-partial-{tmp_path.name[-8:]}"
+    program_dir = write_program(
+        tmp_path / "raises",
+        f"""
+        import pulumi_docker as docker
+        docker.Network("net", name="{network}")
+        raise RuntimeError("settings are inconsistent")
+        """,
+    )
+    with pytest.raises(ApplyError, match="RuntimeError: settings are inconsistent"):
+        apply_program(program_dir, "e2e")
+    assert gone(engine_client.api.inspect_network, network)
+
+
+def test_missing_image_fails_apply_naming_it(tmp_path: Path) -> None:
+    program_dir = write_program(
+        tmp_path / "noimage",
+        """
+        import pulumi_docker as docker
+        docker.RemoteImage("postgres", name="e2e.local/not-built:0")
+        """,
+    )
+    with pytest.raises(ApplyError, match="image 'e2e.local/not-built:0' is not present"):
+        apply_program(program_dir, "e2e")
+
+
+def test_unsupported_resource_type_fails_apply_naming_it(tmp_path: Path) -> None:
+    program_dir = write_program(
+        tmp_path / "pet",
+        """
+        import pulumi_random as random
+        random.RandomPet("pet")
+        """,
+    )
+    with pytest.raises(ApplyError, match="resource type 'random:index/randomPet:RandomPet'"):
+        apply_program(program_dir, "e2e")
