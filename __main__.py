@@ -4,6 +4,7 @@ import pulumi
 import pulumi_docker as docker
 
 from components.container import Deployment
+from components.proxy import ReverseProxy, ReverseProxyArgs
 from components.synapse import SynapseStack, SynapseStackArgs
 from components.voicegrow import VoiceGrowStack, VoiceGrowStackArgs
 from config import load_config
@@ -22,6 +23,9 @@ deployment = Deployment(
     docker_host=settings.docker.host,
     provider=docker.Provider("docker", host=settings.docker.host) if settings.docker.host else None,
 )
+
+synapse: SynapseStack | None = None
+voicegrow: VoiceGrowStack | None = None
 
 if settings.synapse.enabled:
     synapse = SynapseStack(
@@ -64,3 +68,24 @@ if settings.voicegrow.enabled:
     pulumi.export("voicegrow_http_urls", voicegrow.http_urls)
     pulumi.export("voicegrow_ws_upstreams", voicegrow.ws_upstreams)
     pulumi.export("voicegrow_http_upstreams", voicegrow.http_upstreams)
+
+proxied = [component for component in (synapse, voicegrow) if component is not None]
+if settings.proxy.enabled and proxied:
+    proxy = ReverseProxy(
+        "proxy",
+        deployment,
+        ReverseProxyArgs(
+            settings=settings.proxy,
+            tls_mode=settings.tls,
+            matrix=synapse.route if synapse else None,
+            voicegrow=voicegrow.routes if voicegrow else None,
+            networks=[component.network for component in proxied],
+            upstream_containers=[container for component in proxied for container in component.proxied_containers],
+            limits={role: settings.limits(role) for role in ("proxy", "acme")},
+            images={role: settings.images.reference(role) for role in ("nginx", "acme")},
+            secrets=loaded.secrets,
+        ),
+    )
+    pulumi.export("proxy_urls", proxy.urls)
+    if proxy.ca_certificate is not None:
+        pulumi.export("proxy_ca_certificate", proxy.ca_certificate)

@@ -62,6 +62,7 @@ class ServiceContainer:
     aliases: list[str]
     envs: pulumi.Input[Sequence[pulumi.Input[str]]] | None = None
     command: list[str] | None = None
+    entrypoint: list[str] | None = None
     ports: list[docker.ContainerPortArgs] = field(default_factory=list)
     volumes: list[docker.ContainerVolumeArgs] = field(default_factory=list)
     uploads: list[docker.ContainerUploadArgs] = field(default_factory=list)
@@ -84,6 +85,7 @@ def service_container(
         image=spec.image,
         envs=spec.envs,
         command=spec.command,
+        entrypoints=spec.entrypoint,
         ports=spec.ports,
         volumes=spec.volumes,
         uploads=spec.uploads,

@@ -19,6 +19,7 @@ from components.container import (
     service_container,
 )
 from components.rendering import synapse as render
+from components.rendering.proxy import MatrixRoute
 from components.secrets import secret_or_generated
 from config.models import SynapseSettings
 from config.profiles import ContainerLimits, PostgresTuning, SynapseTuning
@@ -168,6 +169,14 @@ class SynapseStack(pulumi.ComponentResource):
         if settings.admin_username is not None:
             self._bootstrap(deployment, args, child)
 
+        self.route = MatrixRoute(
+            server_name=settings.server_name,
+            public_host=settings.host,
+            synapse_upstream=f"synapse:{render.HTTP_PORT}",
+            wellknown_upstream="wellknown:80",
+            max_body_size=settings.max_upload_size,
+        )
+        self.proxied_containers = [self.synapse, self.wellknown]
         self.server_name = pulumi.Output.from_input(settings.server_name)
         self.client_url = pulumi.Output.from_input(render.public_baseurl(settings, args.tls))
         self.internal_url = pulumi.Output.from_input(f"http://synapse:{render.HTTP_PORT}")

@@ -18,6 +18,7 @@ from components.container import (
     service_container,
 )
 from components.rendering import voicegrow as render
+from components.rendering.proxy import VoiceGrowRoutes
 from components.secrets import secret_or_generated
 from config.models import VoiceGrowSettings
 from config.profiles import ContainerLimits, VoiceGrowTuning
@@ -224,7 +225,15 @@ class VoiceGrowStack(pulumi.ComponentResource):
 
         self.ws_upstreams = [f"server-{replica}:{render.SERVER_WS_PORT}" for replica in range(1, settings.replicas + 1)]
         self.http_upstreams = [f"server-{replica}:{render.SERVER_HTTP_PORT}" for replica in range(1, settings.replicas + 1)]
-        self.console_upstream = f"minio:{render.MINIO_CONSOLE_PORT}"
+        self.routes = VoiceGrowRoutes(
+            ws_host=settings.ws_host,
+            api_host=settings.api_host,
+            console_host=settings.console_host,
+            ws_upstreams=self.ws_upstreams,
+            http_upstreams=self.http_upstreams,
+            console_upstream=f"minio:{render.MINIO_CONSOLE_PORT}",
+        )
+        self.proxied_containers = [*self.servers, self.minio]
         self.http_urls = [
             f"http://{settings.bind}:{settings.host_port(settings.http_port, replica)}"
             for replica in range(1, settings.replicas + 1)

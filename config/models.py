@@ -59,6 +59,7 @@ class ImageSettings(Settings):
     mysql: ImageRef = Field(default="mysql:8.0.43", description="MySQL server for VoiceGrow.")
     redis: ImageRef = Field(default="redis:7.4.5-bookworm", description="Redis for VoiceGrow.")
     minio: ImageRef = Field(default="minio/minio:RELEASE.2025-04-22T22-12-26Z", description="MinIO object store.")
+    acme: ImageRef = Field(default="certbot/certbot:v3.3.0", description="ACME client that gets Let's Encrypt certificates.")
 
     def reference(self, image: str) -> str:
         """The reference to pull for one of these images, through the mirror when one is set."""

@@ -78,6 +78,8 @@ SMALL = SizingProfile(
         "redis": ContainerLimits(memory_mb=128, cpus=0.2, reservation_mb=64),
         "minio": ContainerLimits(memory_mb=256, cpus=0.3, reservation_mb=128),
         "voicegrow_server": ContainerLimits(memory_mb=1536, cpus=1.0, reservation_mb=768),
+        "proxy": ContainerLimits(memory_mb=128, cpus=0.25, reservation_mb=32),
+        "acme": ContainerLimits(memory_mb=128, cpus=0.1, reservation_mb=32),
     },
     # The guide sets shared_buffers 256MB inside a 384 MB container (and the official image
     # ignores it): with sorts and connections on top that invites the OOM killer. A quarter of
@@ -115,6 +117,8 @@ MEDIUM = SizingProfile(
         "redis": ContainerLimits(memory_mb=256, cpus=0.25, reservation_mb=128),
         "minio": ContainerLimits(memory_mb=512, cpus=0.5, reservation_mb=256),
         "voicegrow_server": ContainerLimits(memory_mb=2048, cpus=1.5, reservation_mb=1024),
+        "proxy": ContainerLimits(memory_mb=256, cpus=0.5, reservation_mb=64),
+        "acme": ContainerLimits(memory_mb=128, cpus=0.1, reservation_mb=32),
     },
     postgres=PostgresTuning(
         shared_buffers="256MB",
@@ -147,6 +151,8 @@ LARGE = SizingProfile(
         "redis": ContainerLimits(memory_mb=512, cpus=1.0, reservation_mb=256),
         "minio": ContainerLimits(memory_mb=1024, cpus=2.0, reservation_mb=512),
         "voicegrow_server": ContainerLimits(memory_mb=4096, cpus=4.0, reservation_mb=2048),
+        "proxy": ContainerLimits(memory_mb=512, cpus=1.0, reservation_mb=128),
+        "acme": ContainerLimits(memory_mb=128, cpus=0.1, reservation_mb=32),
     },
     postgres=PostgresTuning(
         shared_buffers="512MB",

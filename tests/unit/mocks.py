@@ -60,6 +60,12 @@ class RecordingMocks(pulumi.runtime.Mocks):
             outputs["result"] = f"generated-{args.name}"
         elif args.typ == "docker:index/remoteImage:RemoteImage":
             outputs["imageId"] = f"sha256:{args.inputs['name']}"
+        elif args.typ == "tls:index/privateKey:PrivateKey":
+            outputs["privateKeyPem"] = f"PRIVATE KEY {args.name}\n"
+        elif args.typ in ("tls:index/selfSignedCert:SelfSignedCert", "tls:index/locallySignedCert:LocallySignedCert"):
+            outputs["certPem"] = f"CERTIFICATE {args.name}\n"
+        elif args.typ == "tls:index/certRequest:CertRequest":
+            outputs["certRequestPem"] = f"CERTIFICATE REQUEST {args.name}\n"
         return f"{args.name}-id", outputs
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:

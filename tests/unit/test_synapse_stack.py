@@ -254,8 +254,9 @@ def test_wellknown_nginx_serves_both_documents(evaluate: Evaluate) -> None:
 
 def test_registry_mirror_rewrites_every_docker_hub_image(evaluate: Evaluate) -> None:
     evaluation = evaluate("prod", overrides={"images": {"registry_mirror": "mirror.example.cn/hub"}})
-    names = sorted(image.value("name") for image in evaluation.mocks.of_type("docker:index/remoteImage:RemoteImage"))
+    names = sorted({image.value("name") for image in evaluation.mocks.of_type("docker:index/remoteImage:RemoteImage")})
     assert names == [
+        "mirror.example.cn/hub/certbot/certbot:v3.3.0",
         "mirror.example.cn/hub/library/mysql:8.0.43",
         "mirror.example.cn/hub/library/nginx:1.27.5-alpine",
         "mirror.example.cn/hub/library/postgres:16.10-bookworm",

@@ -1,0 +1,217 @@
+"""ReverseProxy: one nginx in front of both systems, with certificates per the stack's TLS mode."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pulumi
+import pulumi_docker as docker
+import pulumi_tls as tls
+
+from components.container import (
+    Deployment,
+    HealthCheck,
+    ServiceContainer,
+    data_volume,
+    private_network,
+    pulled_image,
+    service_container,
+)
+from components.rendering import proxy as render
+from config.environments import TlsMode
+from config.models import ProxySettings
+from config.profiles import ContainerLimits
+
+COMPONENT = "proxy"
+ACME_SCRIPT = Path(__file__).parent / "scripts" / "acme.sh"
+ACME_DIRECTORIES = {
+    False: "https://acme-v02.api.letsencrypt.org/directory",
+    True: "https://acme-staging-v02.api.letsencrypt.org/directory",
+}
+
+
+@dataclass(frozen=True)
+class ReverseProxyArgs:
+    """The routes the other components expose, the networks they live on, and the proxy's settings."""
+
+    settings: ProxySettings
+    tls_mode: TlsMode
+    matrix: render.MatrixRoute | None
+    voicegrow: render.VoiceGrowRoutes | None
+    networks: list[docker.Network]
+    upstream_containers: list[docker.Container]
+    limits: dict[str, ContainerLimits]
+    images: dict[str, str]
+    secrets: dict[str, pulumi.Output[str] | None]
+    certificate_validity_hours: int = 24 * 365
+
+
+class ReverseProxy(pulumi.ComponentResource):
+    """nginx with TLS, security headers, WebSocket upgrade and replica upstreams."""
+
+    def __init__(
+        self, name: str, deployment: Deployment, args: ReverseProxyArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__(f"{deployment.project}:components:ReverseProxy", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self, provider=deployment.provider)
+        settings = args.settings
+        hosts = render.proxied_hosts(args.matrix, args.voicegrow)
+        tls_on = args.tls_mode != "off"
+        options = render.ProxyOptions(
+            tls=tls_on,
+            acme=args.tls_mode == "acme",
+            federation_port=settings.federation_port,
+            admin_allowlist=settings.admin_allowlist,
+        )
+        self.network = private_network(deployment, COMPONENT, child)
+        nginx_image = pulled_image(args.images["nginx"], "proxy-nginx", child)
+        self.ca_certificate: pulumi.Output[str] | None = None
+
+        uploads = [docker.ContainerUploadArgs(file=render.CONFIG_PATH, content=render.render_proxy_conf(args.matrix, args.voicegrow, options))]
+        volumes: list[docker.ContainerVolumeArgs] = []
+        command: list[str] | None = None
+        depends_on: list[pulumi.Resource] = list(args.upstream_containers)
+        if args.tls_mode in ("self-signed", "files"):
+            certificate, key = (
+                self._self_signed(deployment, hosts, args.certificate_validity_hours)
+                if args.tls_mode == "self-signed"
+                else (args.secrets["tls_certificate"], args.secrets["tls_private_key"])
+            )
+            assert certificate is not None and key is not None
+            uploads += [
+                docker.ContainerUploadArgs(file=render.CERTIFICATE_PATH, content=certificate),
+                docker.ContainerUploadArgs(file=render.PRIVATE_KEY_PATH, content=pulumi.Output.secret(key)),
+            ]
+        elif args.tls_mode == "acme":
+            tls_volume = data_volume(deployment, "proxy-tls", child)
+            webroot = data_volume(deployment, "proxy-acme-webroot", child)
+            volumes = [
+                docker.ContainerVolumeArgs(volume_name=tls_volume.name, container_path=render.TLS_DIR, read_only=True),
+                docker.ContainerVolumeArgs(volume_name=webroot.name, container_path=render.ACME_WEBROOT, read_only=True),
+            ]
+            depends_on.append(self._acme_client(deployment, args, hosts, tls_volume, webroot, child))
+            # nginx reads a renewed certificate only on reload: check once a minute.
+            command = [
+                "/bin/sh",
+                "-c",
+                "touch /tmp/tls-loaded; "
+                f"while sleep 60; do if [ {render.CERTIFICATE_PATH} -nt /tmp/tls-loaded ]; then "
+                "touch /tmp/tls-loaded; nginx -s reload; fi; done & exec nginx -g 'daemon off;'",
+            ]
+
+        ports = [docker.ContainerPortArgs(internal=80, external=settings.http_port, ip=settings.bind)]
+        if tls_on:
+            ports.append(docker.ContainerPortArgs(internal=443, external=settings.https_port, ip=settings.bind))
+        if tls_on and settings.federation_port:
+            ports.append(
+                docker.ContainerPortArgs(internal=settings.federation_port, external=settings.federation_port, ip=settings.bind)
+            )
+        self.container = service_container(
+            deployment,
+            ServiceContainer(
+                component=COMPONENT,
+                role="proxy",
+                name="proxy",
+                image=nginx_image.image_id,
+                limits=args.limits["proxy"],
+                healthcheck=HealthCheck(
+                    test=["CMD", "wget", "-q", "--spider", f"http://127.0.0.1{render.HEALTH_PATH}"],
+                    interval="30s",
+                    timeout="5s",
+                    start_period="10s",
+                ),
+                network=self.network,
+                aliases=["proxy"],
+                # Upstream containers that are replaced get new addresses, which nginx resolves
+                # only at start: naming them here replaces the proxy along with them.
+                envs=pulumi.Output.all(*(c.id for c in args.upstream_containers)).apply(
+                    lambda ids: [f"UPSTREAM_CONTAINERS={','.join(ids)}"]
+                ),
+                command=command,
+                ports=ports,
+                volumes=volumes,
+                uploads=uploads,
+                extra_networks=args.networks,
+            ),
+            pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=depends_on)),
+        )
+        scheme = "https" if tls_on else "http"
+        self.urls = {host: f"{scheme}://{host}/" for host in hosts}
+        self.register_outputs({"urls": self.urls, "ca_certificate": self.ca_certificate})
+
+    def _self_signed(
+        self, deployment: Deployment, hosts: list[str], validity_hours: int
+    ) -> tuple[pulumi.Output[str], pulumi.Output[str]]:
+        """A private CA and a certificate for every host; clients trust the exported CA certificate."""
+        opts = pulumi.ResourceOptions(parent=self)
+        ca_key = tls.PrivateKey("proxy-ca-key", algorithm="ECDSA", ecdsa_curve="P256", opts=opts)
+        ca = tls.SelfSignedCert(
+            "proxy-ca",
+            private_key_pem=ca_key.private_key_pem,
+            is_ca_certificate=True,
+            validity_period_hours=validity_hours * 5,
+            allowed_uses=["cert_signing", "crl_signing"],
+            subject=tls.SelfSignedCertSubjectArgs(common_name=f"{deployment.prefix} private CA"),
+            opts=opts,
+        )
+        key = tls.PrivateKey("proxy-key", algorithm="ECDSA", ecdsa_curve="P256", opts=opts)
+        request = tls.CertRequest(
+            "proxy-csr",
+            private_key_pem=key.private_key_pem,
+            dns_names=hosts,
+            subject=tls.CertRequestSubjectArgs(common_name=hosts[0]),
+            opts=opts,
+        )
+        certificate = tls.LocallySignedCert(
+            "proxy-certificate",
+            cert_request_pem=request.cert_request_pem,
+            ca_private_key_pem=ca_key.private_key_pem,
+            ca_cert_pem=ca.cert_pem,
+            validity_period_hours=validity_hours,
+            allowed_uses=["digital_signature", "key_encipherment", "server_auth"],
+            opts=opts,
+        )
+        self.ca_certificate = ca.cert_pem
+        return pulumi.Output.concat(certificate.cert_pem, ca.cert_pem), key.private_key_pem
+
+    def _acme_client(
+        self,
+        deployment: Deployment,
+        args: ReverseProxyArgs,
+        hosts: list[str],
+        tls_volume: docker.Volume,
+        webroot: docker.Volume,
+        child: pulumi.ResourceOptions,
+    ) -> docker.Container:
+        """certbot answering HTTP-01 challenges through the proxy's webroot, renewing on a schedule."""
+        settings = args.settings
+        state = data_volume(deployment, "proxy-letsencrypt", child)
+        image = pulled_image(args.images["acme"], "proxy-acme", child)
+        return service_container(
+            deployment,
+            ServiceContainer(
+                component=COMPONENT,
+                role="acme",
+                name="proxy-acme",
+                image=image.image_id,
+                limits=args.limits["acme"],
+                healthcheck=HealthCheck(test=["CMD-SHELL", "test -s /tls/fullchain.pem"], interval="30s", start_period="30s"),
+                network=self.network,
+                aliases=["acme"],
+                envs=[
+                    f"ACME_DOMAINS={' '.join(hosts)}",
+                    f"ACME_EMAIL={settings.acme_email}",
+                    f"ACME_SERVER={ACME_DIRECTORIES[settings.acme_staging]}",
+                    f"RENEW_HOURS={settings.acme_renew_hours}",
+                ],
+                entrypoint=["/bin/sh", "/opt/acme/acme.sh"],
+                volumes=[
+                    docker.ContainerVolumeArgs(volume_name=tls_volume.name, container_path="/tls"),
+                    docker.ContainerVolumeArgs(volume_name=webroot.name, container_path=render.ACME_WEBROOT),
+                    docker.ContainerVolumeArgs(volume_name=state.name, container_path="/etc/letsencrypt"),
+                ],
+                uploads=[docker.ContainerUploadArgs(file="/opt/acme/acme.sh", content=ACME_SCRIPT.read_text())],
+            ),
+            child,
+        )

@@ -1,0 +1,225 @@
+"""The reverse proxy's nginx configuration, from the routes the other components expose."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+TLS_DIR = "/etc/nginx/tls"
+CERTIFICATE_PATH = f"{TLS_DIR}/fullchain.pem"
+PRIVATE_KEY_PATH = f"{TLS_DIR}/privkey.pem"
+ACME_WEBROOT = "/var/www/acme"
+CONFIG_PATH = "/etc/nginx/conf.d/default.conf"
+HEALTH_PATH = "/healthz"
+# Modern ciphers for TLS 1.2 (TLS 1.3 suites are not configurable here and are all strong).
+CIPHERS = (
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
+    "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
+)
+
+
+@dataclass(frozen=True)
+class MatrixRoute:
+    """What SynapseStack tells the proxy: its hosts, upstreams and upload limit."""
+
+    server_name: str
+    public_host: str
+    synapse_upstream: str
+    wellknown_upstream: str
+    max_body_size: str
+
+    @property
+    def hosts(self) -> list[str]:
+        return list(dict.fromkeys([self.public_host, self.server_name]))
+
+
+@dataclass(frozen=True)
+class VoiceGrowRoutes:
+    """What VoiceGrowStack tells the proxy: public hosts (None = not routed) and replica upstreams."""
+
+    ws_host: str | None
+    api_host: str | None
+    console_host: str | None
+    ws_upstreams: list[str]
+    http_upstreams: list[str]
+    console_upstream: str
+
+    @property
+    def hosts(self) -> list[str]:
+        return [host for host in (self.ws_host, self.api_host, self.console_host) if host]
+
+
+@dataclass(frozen=True)
+class ProxyOptions:
+    """How the proxy listens and secures its routes."""
+
+    tls: bool
+    acme: bool = False
+    federation_port: int | None = None
+    admin_allowlist: list[str] = field(default_factory=list)
+
+
+def proxied_hosts(matrix: MatrixRoute | None, voicegrow: VoiceGrowRoutes | None) -> list[str]:
+    """Every host the proxy answers for: the names its certificate must carry."""
+    return (matrix.hosts if matrix else []) + (voicegrow.hosts if voicegrow else [])
+
+
+def render_proxy_conf(matrix: MatrixRoute | None, voicegrow: VoiceGrowRoutes | None, options: ProxyOptions) -> str:
+    """The conf.d file of the proxy: upstreams, shared TLS settings and one server per host group."""
+    blocks = [_http_settings(options), *_upstreams(matrix, voicegrow), _plain_http_server(matrix, voicegrow, options)]
+    if options.tls:
+        if matrix:
+            blocks.append(_server(matrix.hosts, _matrix_locations(matrix, options), options, options.federation_port))
+        if voicegrow and voicegrow.ws_host:
+            blocks.append(_server([voicegrow.ws_host], _websocket_location("voicegrow_ws", 86400), options))
+        if voicegrow and voicegrow.api_host:
+            blocks.append(_server([voicegrow.api_host], _api_location(), options))
+        if voicegrow and voicegrow.console_host:
+            blocks.append(_server([voicegrow.console_host], _websocket_location("minio_console", 3600), options))
+    return "\n".join(blocks)
+
+
+def _http_settings(options: ProxyOptions) -> str:
+    lines = [
+        "server_tokens off;",
+        "map $http_upgrade $connection_upgrade {\n    default upgrade;\n    '' close;\n}",
+    ]
+    if options.tls:
+        lines += [
+            "ssl_protocols TLSv1.2 TLSv1.3;",
+            f"ssl_ciphers {CIPHERS};",
+            "ssl_prefer_server_ciphers off;",
+            "ssl_session_cache shared:SSL:10m;",
+            "ssl_session_timeout 1d;",
+            "ssl_session_tickets off;",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def _upstreams(matrix: MatrixRoute | None, voicegrow: VoiceGrowRoutes | None) -> list[str]:
+    upstreams = []
+    if matrix:
+        upstreams.append(_upstream("synapse", [matrix.synapse_upstream], failover=False))
+        upstreams.append(_upstream("wellknown", [matrix.wellknown_upstream], failover=False))
+    if voicegrow and voicegrow.ws_host:
+        upstreams.append(_upstream("voicegrow_ws", voicegrow.ws_upstreams, failover=True))
+    if voicegrow and voicegrow.api_host:
+        upstreams.append(_upstream("voicegrow_api", voicegrow.http_upstreams, failover=True))
+    if voicegrow and voicegrow.console_host:
+        upstreams.append(_upstream("minio_console", [voicegrow.console_upstream], failover=False))
+    return upstreams
+
+
+def _upstream(name: str, servers: list[str], failover: bool) -> str:
+    # A replica that fails three times is left out for 10 s while the others take its requests.
+    health = " max_fails=3 fail_timeout=10s" if failover else ""
+    lines = [f"    server {server}{health};" for server in servers]
+    return f"upstream {name} {{\n" + "\n".join(lines) + "\n    keepalive 16;\n}\n"
+
+
+def _plain_http_server(matrix: MatrixRoute | None, voicegrow: VoiceGrowRoutes | None, options: ProxyOptions) -> str:
+    """Port 80: ACME challenges, then a redirect to HTTPS; without TLS, the routes themselves."""
+    locations = ["    location = /healthz {\n        access_log off;\n        return 200 \"ok\\n\";\n    }\n"]
+    if options.acme:
+        locations.append(f"    location /.well-known/acme-challenge/ {{\n        root {ACME_WEBROOT};\n    }}\n")
+    if options.tls:
+        locations.append("    location / {\n        return 301 https://$host$request_uri;\n    }\n")
+        return _server_block(["listen 80 default_server;", "server_name _;"], locations)
+    servers = []
+    if matrix:
+        servers.append(_server_block(["listen 80;", f"server_name {' '.join(matrix.hosts)};"], _matrix_locations(matrix, options)))
+    if voicegrow and voicegrow.ws_host:
+        servers.append(_server_block(["listen 80;", f"server_name {voicegrow.ws_host};"], _websocket_location("voicegrow_ws", 86400)))
+    if voicegrow and voicegrow.api_host:
+        servers.append(_server_block(["listen 80;", f"server_name {voicegrow.api_host};"], _api_location()))
+    if voicegrow and voicegrow.console_host:
+        servers.append(_server_block(["listen 80;", f"server_name {voicegrow.console_host};"], _websocket_location("minio_console", 3600)))
+    servers.append(_server_block(["listen 80 default_server;", "server_name _;"], [*locations, "    location / {\n        return 404;\n    }\n"]))
+    return "\n".join(servers)
+
+
+def _server(hosts: list[str], locations: list[str], options: ProxyOptions, extra_port: int | None = None) -> str:
+    # `listen ... http2` rather than `http2 on`: the older form is also what nginx 1.22 reads.
+    listens = ["listen 443 ssl http2;"] + ([f"listen {extra_port} ssl http2;"] if extra_port else [])
+    directives = listens + [
+        f"server_name {' '.join(hosts)};",
+        f"ssl_certificate {CERTIFICATE_PATH};",
+        f"ssl_certificate_key {PRIVATE_KEY_PATH};",
+        'add_header Strict-Transport-Security "max-age=63072000; includeSubDomains" always;',
+        'add_header X-Content-Type-Options "nosniff" always;',
+        'add_header X-Frame-Options "DENY" always;',
+    ]
+    return _server_block(directives, locations)
+
+
+def _server_block(directives: list[str], locations: list[str]) -> str:
+    return "server {\n" + "".join(f"    {directive}\n" for directive in directives) + "".join(locations) + "}\n"
+
+
+def _synapse_proxy(max_body_size: str) -> str:
+    # As Synapse's reverse-proxy guide asks: no URI after the upstream (nginx would re-encode it
+    # and break federation signatures), the client's address and scheme, HTTP/1.1 for chunking.
+    return (
+        "        proxy_pass http://synapse;\n"
+        "        proxy_set_header X-Forwarded-For $remote_addr;\n"
+        "        proxy_set_header X-Forwarded-Proto $scheme;\n"
+        "        proxy_set_header Host $host;\n"
+        "        proxy_http_version 1.1;\n"
+        '        proxy_set_header Connection "";\n'
+        f"        client_max_body_size {max_body_size};\n"
+    )
+
+
+def _matrix_locations(matrix: MatrixRoute, options: ProxyOptions) -> list[str]:
+    if options.admin_allowlist:
+        access = "".join(f"        allow {entry};\n" for entry in options.admin_allowlist) + "        deny all;\n"
+        admin = f"    location /_synapse/admin {{\n{access}{_synapse_proxy(matrix.max_body_size)}    }}\n"
+    else:
+        admin = "    location /_synapse/admin {\n        return 403;\n    }\n"
+    return [
+        f"    location ~ ^(/_matrix|/_synapse/client) {{\n{_synapse_proxy(matrix.max_body_size)}    }}\n",
+        admin,
+        "    location /.well-known/matrix/ {\n"
+        "        proxy_pass http://wellknown;\n"
+        "        proxy_set_header Host $host;\n"
+        "        proxy_http_version 1.1;\n"
+        '        proxy_set_header Connection "";\n'
+        "    }\n",
+        "    location / {\n        return 404;\n    }\n",
+    ]
+
+
+def _forwarded_headers() -> str:
+    return (
+        "        proxy_set_header Host $host;\n"
+        "        proxy_set_header X-Real-IP $remote_addr;\n"
+        "        proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n"
+        "        proxy_set_header X-Forwarded-Proto $scheme;\n"
+    )
+
+
+def _websocket_location(upstream: str, read_timeout: int) -> list[str]:
+    return [
+        "    location / {\n"
+        f"        proxy_pass http://{upstream};\n"
+        "        proxy_http_version 1.1;\n"
+        "        proxy_set_header Upgrade $http_upgrade;\n"
+        "        proxy_set_header Connection $connection_upgrade;\n"
+        f"{_forwarded_headers()}"
+        f"        proxy_read_timeout {read_timeout};\n"
+        f"        proxy_send_timeout {read_timeout};\n"
+        "    }\n"
+    ]
+
+
+def _api_location() -> list[str]:
+    return [
+        "    location / {\n"
+        "        proxy_pass http://voicegrow_api;\n"
+        "        proxy_http_version 1.1;\n"
+        '        proxy_set_header Connection "";\n'
+        f"{_forwarded_headers()}"
+        # A request that fails on one replica is retried on the next.
+        "        proxy_next_upstream error timeout http_502 http_503 http_504;\n"
+        "        proxy_connect_timeout 5s;\n"
+        "    }\n"
+    ]
