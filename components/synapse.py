@@ -177,6 +177,12 @@ class SynapseStack(pulumi.ComponentResource):
             max_body_size=settings.max_upload_size,
         )
         self.proxied_containers = [self.synapse, self.wellknown]
+        # What the backups archive beside the data (homeserver.yaml holds secrets).
+        self.config_files: dict[str, pulumi.Output[str]] = {
+            "homeserver.yaml": pulumi.Output.secret(homeserver_yaml),
+            "log.config": pulumi.Output.from_input(render.render_log_config(settings.log_level)),
+            "wellknown.conf": pulumi.Output.from_input(render.render_wellknown_nginx_conf(settings, args.tls)),
+        }
         self.server_name = pulumi.Output.from_input(settings.server_name)
         self.client_url = pulumi.Output.from_input(render.public_baseurl(settings, args.tls))
         self.internal_url = pulumi.Output.from_input(f"http://synapse:{render.HTTP_PORT}")

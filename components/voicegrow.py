@@ -234,6 +234,13 @@ class VoiceGrowStack(pulumi.ComponentResource):
             console_upstream=f"minio:{render.MINIO_CONSOLE_PORT}",
         )
         self.proxied_containers = [*self.servers, self.minio]
+        # What the backups archive beside the data (redis.conf holds the password).
+        self.config_files: dict[str, pulumi.Output[str]] = {
+            "my.cnf": pulumi.Output.from_input(render.render_my_cnf(settings, args.tuning)),
+            "redis.conf": pulumi.Output.secret(
+                redis_password.apply(lambda password: render.render_redis_conf(settings, args.tuning, password))
+            ),
+        }
         self.http_urls = [
             f"http://{settings.bind}:{settings.host_port(settings.http_port, replica)}"
             for replica in range(1, settings.replicas + 1)
