@@ -80,6 +80,8 @@ SMALL = SizingProfile(
         "voicegrow_server": ContainerLimits(memory_mb=1536, cpus=1.0, reservation_mb=768),
         "proxy": ContainerLimits(memory_mb=128, cpus=0.25, reservation_mb=32),
         "acme": ContainerLimits(memory_mb=128, cpus=0.1, reservation_mb=32),
+        # The backup job runs pg_dump, mariadb-dump, tar and rclone one at a time.
+        "backup": ContainerLimits(memory_mb=256, cpus=0.25, reservation_mb=64),
     },
     # The guide sets shared_buffers 256MB inside a 384 MB container (and the official image
     # ignores it): with sorts and connections on top that invites the OOM killer. A quarter of
@@ -119,6 +121,7 @@ MEDIUM = SizingProfile(
         "voicegrow_server": ContainerLimits(memory_mb=2048, cpus=1.5, reservation_mb=1024),
         "proxy": ContainerLimits(memory_mb=256, cpus=0.5, reservation_mb=64),
         "acme": ContainerLimits(memory_mb=128, cpus=0.1, reservation_mb=32),
+        "backup": ContainerLimits(memory_mb=384, cpus=0.5, reservation_mb=128),
     },
     postgres=PostgresTuning(
         shared_buffers="256MB",
@@ -153,6 +156,7 @@ LARGE = SizingProfile(
         "voicegrow_server": ContainerLimits(memory_mb=4096, cpus=4.0, reservation_mb=2048),
         "proxy": ContainerLimits(memory_mb=512, cpus=1.0, reservation_mb=128),
         "acme": ContainerLimits(memory_mb=128, cpus=0.1, reservation_mb=32),
+        "backup": ContainerLimits(memory_mb=512, cpus=1.0, reservation_mb=128),
     },
     postgres=PostgresTuning(
         shared_buffers="512MB",
