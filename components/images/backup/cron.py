@@ -1,0 +1,154 @@
+"""Five-field cron schedules in UTC: parse, match, next run, and the longest wait between runs.
+
+Standard cron semantics: `minute hour day-of-month month day-of-week`, each field `*`, `N`,
+`N-M`, with an optional `/STEP`, in comma lists; day of week 0-7 with 0 and 7 both Sunday.
+When both day fields are restricted (neither starts with `*`), a day matches if either does.
+
+This module has no imports beyond the standard library: it runs inside the backup image and
+is imported by the program to validate `backup.schedule` before anything is deployed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+# (name, lowest, highest) of each field, in order.
+FIELDS = (("minute", 0, 59), ("hour", 0, 23), ("day of month", 1, 31), ("month", 1, 12), ("day of week", 0, 7))
+
+# Long enough to meet a 29 February from any date (there is none between 2096 and 2104).
+SEARCH_LIMIT = timedelta(days=366 * 8 + 1)
+
+
+@dataclass(frozen=True)
+class CronSchedule:
+    """A parsed cron expression; every moment it deals with is a UTC datetime."""
+
+    expression: str
+    minutes: tuple[int, ...]
+    hours: tuple[int, ...]
+    days: frozenset[int]
+    months: frozenset[int]
+    weekdays: frozenset[int]
+    days_restricted: bool
+    weekdays_restricted: bool
+
+    @classmethod
+    def parse(cls, expression: str) -> CronSchedule:
+        """Parse an expression; ValueError says which field is wrong and why."""
+        fields = expression.split()
+        if len(fields) != len(FIELDS):
+            raise ValueError(f"needs 5 fields (minute hour day-of-month month day-of-week), got {len(fields)}")
+        values = [_field_values(text, name, low, high) for text, (name, low, high) in zip(fields, FIELDS)]
+        schedule = cls(
+            expression=" ".join(fields),
+            minutes=tuple(sorted(values[0])),
+            hours=tuple(sorted(values[1])),
+            days=frozenset(values[2]),
+            months=frozenset(values[3]),
+            weekdays=frozenset(day % 7 for day in values[4]),
+            days_restricted=not fields[2].startswith("*"),
+            weekdays_restricted=not fields[4].startswith("*"),
+        )
+        schedule.next_after(datetime(2000, 1, 1, tzinfo=timezone.utc))  # raises when it never matches
+        return schedule
+
+    def matches(self, moment: datetime) -> bool:
+        """Whether the schedule fires in this minute."""
+        return (
+            moment.minute in self.minutes
+            and moment.hour in self.hours
+            and moment.month in self.months
+            and self._day_matches(moment)
+        )
+
+    def next_after(self, moment: datetime) -> datetime:
+        """The first minute strictly after `moment` in which the schedule fires."""
+        start = _utc(moment).replace(second=0, microsecond=0) + timedelta(minutes=1)
+        limit = start + SEARCH_LIMIT
+        current = start
+        while current <= limit:
+            if current.month not in self.months:
+                current = _first_of_next_month(current)
+            elif not self._day_matches(current):
+                current = current.replace(hour=0, minute=0) + timedelta(days=1)
+            elif current.hour not in self.hours:
+                later = [hour for hour in self.hours if hour > current.hour]
+                if later:
+                    current = current.replace(hour=later[0], minute=0)
+                else:
+                    current = current.replace(hour=0, minute=0) + timedelta(days=1)
+            elif current.minute not in self.minutes:
+                later = [minute for minute in self.minutes if minute > current.minute]
+                if later:
+                    current = current.replace(minute=later[0])
+                else:
+                    current = current.replace(minute=0) + timedelta(hours=1)
+            else:
+                return current
+        raise ValueError(f"'{self.expression}' never matches a date")
+
+    def longest_gap(self, start: datetime, runs: int = 2000, horizon: timedelta = timedelta(days=400)) -> timedelta:
+        """The longest wait between two consecutive runs, looking ahead from `start`.
+
+        It looks at up to `runs` runs, stopping early once `horizon` is covered, so both a
+        per-minute schedule and a yearly one are measured in a few milliseconds.
+        """
+        previous = self.next_after(start)
+        end = previous + horizon
+        longest = timedelta(0)
+        for _ in range(runs):
+            following = self.next_after(previous)
+            longest = max(longest, following - previous)
+            previous = following
+            if previous > end:
+                break
+        return longest
+
+    def _day_matches(self, moment: datetime) -> bool:
+        day = moment.day in self.days
+        weekday = moment.isoweekday() % 7 in self.weekdays
+        if self.days_restricted and self.weekdays_restricted:
+            return day or weekday
+        return day and weekday
+
+
+def _field_values(text: str, name: str, low: int, high: int) -> set[int]:
+    values: set[int] = set()
+    for part in text.split(","):
+        span, _, step_text = part.partition("/")
+        step = _number(step_text, name, part) if step_text else 1
+        if step < 1:
+            raise ValueError(f"{name} step must be at least 1 in '{part}'")
+        if span == "*":
+            first, last = low, high
+        elif "-" in span:
+            first_text, _, last_text = span.partition("-")
+            first, last = _number(first_text, name, part), _number(last_text, name, part)
+        else:
+            first = _number(span, name, part)
+            last = high if step_text else first
+        for value in (first, last):
+            if not low <= value <= high:
+                raise ValueError(f"{name} {value} is out of range {low}-{high} in '{part}'")
+        if first > last:
+            raise ValueError(f"{name} range '{span}' runs backwards")
+        values.update(range(first, last + 1, step))
+    return values
+
+
+def _number(text: str, name: str, part: str) -> int:
+    if not text.isdigit():
+        raise ValueError(f"{name} '{part}' is not a number, range or */step")
+    return int(text)
+
+
+def _utc(moment: datetime) -> datetime:
+    if moment.tzinfo is None:
+        raise ValueError("cron works on timezone-aware (UTC) datetimes")
+    return moment.astimezone(timezone.utc)
+
+
+def _first_of_next_month(moment: datetime) -> datetime:
+    year, month = (moment.year + 1, 1) if moment.month == 12 else (moment.year, moment.month + 1)
+    return moment.replace(year=year, month=month, day=1, hour=0, minute=0)
