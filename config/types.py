@@ -8,6 +8,9 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BeforeValidator, Field
 
+# The backup container's own parser: a schedule accepted here is one it can run.
+from components.images.backup.cron import CronSchedule
+
 _DOMAIN = re.compile(r"^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$")
 _IMAGE = re.compile(
     r"^(?P<name>[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-]{1,2}[a-z0-9]+)*)*)"
@@ -72,6 +75,10 @@ def _cron(value: str) -> str:
     fields = value.split() if isinstance(value, str) else []
     if len(fields) != 5 or not all(_CRON_FIELD.match(field) for field in fields):
         raise ValueError(f"must be a five-field cron expression like '0 2 * * *', got {value!r}")
+    try:
+        CronSchedule.parse(value)
+    except ValueError as error:
+        raise ValueError(f"must be a valid cron schedule ({error}), got {value!r}") from None
     return value
 
 
