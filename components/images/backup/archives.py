@@ -1,0 +1,79 @@
+"""Archive names, retention and the manifest: the parts of a backup run with no side effects to speak of."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+NAME_FORMAT = "backup-%Y%m%dT%H%M%SZ.tar"
+NAME_PATTERN = re.compile(r"^backup-(\d{8}T\d{6}Z)\.tar$")
+MANIFEST = "manifest.json"
+MANIFEST_FORMAT = 1
+
+
+def archive_name(moment: datetime) -> str:
+    """The archive's file name for a run started at `moment`."""
+    return moment.astimezone(timezone.utc).strftime(NAME_FORMAT)
+
+
+def archive_time(name: str) -> datetime | None:
+    """When the archive with this name was taken, or None when the name is not an archive's."""
+    match = NAME_PATTERN.match(name)
+    if match is None:
+        return None
+    return datetime.strptime(match.group(1), "%Y%m%dT%H%M%SZ").replace(tzinfo=timezone.utc)
+
+
+def archives_newest_first(names: list[str]) -> list[str]:
+    """The archive names among `names`, newest first; other files are ignored."""
+    return sorted((name for name in names if archive_time(name) is not None), reverse=True)
+
+
+def archives_to_prune(names: list[str], now: datetime, keep_days: int, keep_count: int) -> list[str]:
+    """Archives beyond the newest `keep_count` or older than `keep_days`; the newest is always kept."""
+    archives = archives_newest_first(names)
+    cutoff = now - timedelta(days=keep_days)
+    pruned = []
+    for index, name in enumerate(archives[1:], start=1):
+        taken = archive_time(name)
+        assert taken is not None
+        if index >= keep_count or taken < cutoff:
+            pruned.append(name)
+    return pruned
+
+
+def sha256_file(path: Path) -> str:
+    """SHA-256 of a file, read in chunks (parts can be gigabytes)."""
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        for chunk in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def build_manifest(parts_dir: Path, parts: list[str], info: dict[str, Any]) -> dict[str, Any]:
+    """The manifest of the parts in `parts_dir`: each part's size and SHA-256, plus `info`."""
+    return {
+        "format": MANIFEST_FORMAT,
+        **info,
+        "parts": {name: {"size": (parts_dir / name).stat().st_size, "sha256": sha256_file(parts_dir / name)} for name in parts},
+    }
+
+
+def verify_manifest(manifest: dict[str, Any], parts_dir: Path) -> list[str]:
+    """What is wrong with the extracted parts against the manifest (empty when all is well)."""
+    if manifest.get("format") != MANIFEST_FORMAT:
+        return [f"unknown manifest format {manifest.get('format')!r}"]
+    problems = []
+    for name, expected in manifest.get("parts", {}).items():
+        path = parts_dir / name
+        if not path.is_file():
+            problems.append(f"{name}: missing")
+        elif path.stat().st_size != expected["size"]:
+            problems.append(f"{name}: size {path.stat().st_size}, manifest says {expected['size']}")
+        elif sha256_file(path) != expected["sha256"]:
+            problems.append(f"{name}: SHA-256 differs from the manifest")
+    return problems

@@ -1,0 +1,706 @@
+"""backupctl: the backup container's scheduler, backup run, restore and health check.
+
+    backupctl schedule                  run backups on the schedule (the container's main process)
+    backupctl now                       take a backup now (also installed as `backup-now`)
+    backupctl list                      archives, newest first
+    backupctl verify [ARCHIVE|latest]   check an archive against its manifest; print its name
+    backupctl restore [ARCHIVE|latest]  restore it (the services using the data must be stopped)
+    backupctl services                  containers to stop while restoring, one per line
+    backupctl health                    exit 0 while the last success is recent enough
+    backupctl status                    the last run, as JSON
+
+Every run is online: PostgreSQL and MySQL are dumped over the network in one transaction each,
+files and objects are copied while the services keep running. The job is described by a JSON
+file the deployment renders (`$BACKUP_CONFIG`, default /etc/backup/backup.json).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import gzip
+import io
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import IO, Any
+
+from archives import (
+    MANIFEST,
+    archive_name,
+    archive_time,
+    archives_newest_first,
+    archives_to_prune,
+    build_manifest,
+    verify_manifest,
+)
+from cron import CronSchedule
+
+DEFAULT_CONFIG = "/etc/backup/backup.json"
+STATUS_FILE = ".status.json"
+LOCK_FILE = ".lock"
+WORK_PREFIX = ".work-"
+CHUNK = 1 << 20
+# Files Synapse rewrites on every start: restoring them would only confuse it.
+SYNAPSE_DATA_EXCLUDES = ("./homeserver.pid",)
+
+
+class BackupError(Exception):
+    """A step failed; the message says which and why."""
+
+
+# --- the job ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Postgres:
+    host: str
+    port: int
+    user: str
+    database: str
+    passfile: str
+
+
+@dataclass(frozen=True)
+class Mysql:
+    defaults_file: str
+    database: str
+
+
+@dataclass(frozen=True)
+class Bucket:
+    rclone_config: str
+    remote: str
+    bucket: str
+
+    @property
+    def path(self) -> str:
+        return f"{self.remote}:{self.bucket}"
+
+
+@dataclass(frozen=True)
+class Offsite:
+    rclone_config: str
+    remote: str
+
+
+@dataclass(frozen=True)
+class Job:
+    """What to back up, where to, and how long to keep it."""
+
+    stack: str
+    schedule: str
+    keep_days: int
+    keep_count: int
+    archive_dir: Path
+    postgres: Postgres | None = None
+    mysql: Mysql | None = None
+    synapse_data: Path | None = None
+    bucket: Bucket | None = None
+    configs_dir: Path | None = None
+    offsite: Offsite | None = None
+    services: list[str] = field(default_factory=list)
+
+    @classmethod
+    def load(cls, path: str) -> Job:
+        document: dict[str, Any] = json.loads(Path(path).read_text())
+
+        def section(key: str, kind: Any) -> Any:
+            value = document.get(key)
+            return kind(**value) if value else None
+
+        def directory(key: str) -> Path | None:
+            value = document.get(key)
+            return Path(value) if value else None
+
+        return cls(
+            stack=document["stack"],
+            schedule=document["schedule"],
+            keep_days=int(document["keep_days"]),
+            keep_count=int(document["keep_count"]),
+            archive_dir=Path(document["archive_dir"]),
+            postgres=section("postgres", Postgres),
+            mysql=section("mysql", Mysql),
+            synapse_data=directory("synapse_data"),
+            bucket=section("bucket", Bucket),
+            configs_dir=directory("configs_dir"),
+            offsite=section("offsite", Offsite),
+            services=list(document.get("services", [])),
+        )
+
+
+# --- logging and commands -----------------------------------------------------------------------
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def log(message: str) -> None:
+    """One line on stderr; a run started by hand (docker exec) also goes to the container's log."""
+    line = f"{now().strftime('%Y-%m-%dT%H:%M:%SZ')} backup: {message}\n"
+    sys.stderr.write(line)
+    sys.stderr.flush()
+    container_log = os.environ.get("BACKUP_CONTAINER_LOG")
+    if container_log and os.getpid() != 1 and not os.environ.get("BACKUP_SCHEDULED"):
+        with contextlib.suppress(OSError), open(container_log, "a", encoding="utf-8") as stream:
+            stream.write(line)
+
+
+def run(argv: list[str], *, env: dict[str, str] | None = None, feed: IO[bytes] | None = None,
+        sink: IO[bytes] | None = None, ok_codes: tuple[int, ...] = (0,)) -> int:
+    """Run a command, streaming `feed` to its stdin or its stdout to `sink`.
+
+    BackupError with the end of its stderr when it exits with a code not in `ok_codes`.
+    """
+    with tempfile.TemporaryFile() as errors:
+        process = subprocess.Popen(
+            argv,
+            stdin=subprocess.PIPE if feed is not None else subprocess.DEVNULL,
+            stdout=subprocess.PIPE if sink is not None else subprocess.DEVNULL,
+            stderr=errors,
+            env={**os.environ, **(env or {})},
+        )
+        try:
+            if feed is not None:
+                assert process.stdin is not None
+                with process.stdin:
+                    shutil.copyfileobj(feed, process.stdin, CHUNK)
+            if sink is not None:
+                assert process.stdout is not None
+                shutil.copyfileobj(process.stdout, sink, CHUNK)
+        except BrokenPipeError:
+            pass  # the command quit early: its status and message say why
+        finally:
+            status = process.wait()
+        errors.seek(0)
+        text = errors.read().decode(errors="replace").strip()
+    if status not in ok_codes:
+        raise BackupError(f"{argv[0]} exited with status {status}: {text[-2000:] or 'no message'}")
+    if text and status != 0:
+        log(f"{argv[0]} (status {status}): {text[-500:]}")
+    return status
+
+
+def first_line(argv: list[str]) -> str:
+    """A tool's version line, for the manifest ('unavailable' when the tool is missing)."""
+    try:
+        result = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return "unavailable"
+    lines = (result.stdout or result.stderr).strip().splitlines()
+    return lines[0] if lines else "unavailable"
+
+
+def wait_until(check: Callable[[], bool], what: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise BackupError(f"{what} did not answer within {timeout:.0f} s")
+        time.sleep(2)
+
+
+def succeeds(argv: list[str], env: dict[str, str] | None = None) -> bool:
+    result = subprocess.run(argv, capture_output=True, env={**os.environ, **(env or {})}, check=False)
+    return result.returncode == 0
+
+
+# --- the parts of an archive ---------------------------------------------------------------------
+
+
+def _pg_args(pg: Postgres) -> list[str]:
+    return ["--host", pg.host, "--port", str(pg.port), "--username", pg.user, "--no-password"]
+
+
+def _pg_env(pg: Postgres) -> dict[str, str]:
+    return {"PGPASSFILE": pg.passfile}
+
+
+def _wait_for_postgres(pg: Postgres) -> None:
+    wait_until(lambda: succeeds(["pg_isready", "--host", pg.host, "--port", str(pg.port), "--dbname", pg.database]), "PostgreSQL")
+
+
+def dump_postgres(job: Job, target: Path, work: Path) -> None:
+    """pg_dump in custom format: compressed, consistent (one snapshot), restorable selectively."""
+    assert job.postgres is not None
+    pg = job.postgres
+    run(["pg_dump", "--format=custom", *_pg_args(pg), "--dbname", pg.database, "--file", str(target)], env=_pg_env(pg))
+
+
+def restore_postgres(job: Job, source: Path, work: Path) -> None:
+    """Drop the database and recreate it from the dump with its original encoding and collation."""
+    assert job.postgres is not None
+    pg = job.postgres
+    _wait_for_postgres(pg)
+    # --force ends leftover sessions; from the maintenance database, as the owner.
+    run(["dropdb", "--if-exists", "--force", *_pg_args(pg), "--maintenance-db", "postgres", pg.database], env=_pg_env(pg))
+    run(["pg_restore", "--create", "--exit-on-error", *_pg_args(pg), "--dbname", "postgres", str(source)], env=_pg_env(pg))
+
+
+def _mysql_ready(my: Mysql) -> bool:
+    return succeeds(["mariadb-admin", f"--defaults-extra-file={my.defaults_file}", "ping"])
+
+
+def dump_mysql(job: Job, target: Path, work: Path) -> None:
+    """mariadb-dump in one transaction (InnoDB: no locks held), gzip-compressed."""
+    assert job.mysql is not None
+    my = job.mysql
+    argv = [
+        "mariadb-dump", f"--defaults-extra-file={my.defaults_file}",
+        "--single-transaction", "--routines", "--triggers", "--events", "--hex-blob", "--no-tablespaces",
+        # The dump drops and recreates the database: a restore leaves no row it did not hold.
+        "--add-drop-database", "--databases", my.database,
+    ]
+    with gzip.open(target, "wb", compresslevel=6) as compressed:
+        run(argv, sink=compressed)
+
+
+def restore_mysql(job: Job, source: Path, work: Path) -> None:
+    assert job.mysql is not None
+    my = job.mysql
+    wait_until(lambda: _mysql_ready(my), "MySQL")
+    with gzip.open(source, "rb") as compressed:
+        run(["mariadb", f"--defaults-extra-file={my.defaults_file}"], feed=compressed)
+
+
+def dump_synapse_data(job: Job, target: Path, work: Path) -> None:
+    """Media store and signing key; numeric owners, so the restore gives Synapse's user its files back."""
+    assert job.synapse_data is not None
+    excludes = [f"--exclude={pattern}" for pattern in SYNAPSE_DATA_EXCLUDES]
+    # Status 1: a file changed while it was read (a thumbnail being written); the rest is complete.
+    run(["tar", "--create", "--gzip", "--numeric-owner", *excludes, "--file", str(target),
+         "--directory", str(job.synapse_data), "."], ok_codes=(0, 1))
+
+
+def restore_synapse_data(job: Job, source: Path, work: Path) -> None:
+    """Replace the data volume's content (a fresh volume holds a new, wrong signing key)."""
+    assert job.synapse_data is not None
+    _empty_directory(job.synapse_data)
+    run(["tar", "--extract", "--gzip", "--numeric-owner", "--same-permissions", "--file", str(source),
+         "--directory", str(job.synapse_data)])
+
+
+def dump_bucket(job: Job, target: Path, work: Path) -> None:
+    """Every object of the bucket, copied with rclone's S3 backend, then packed."""
+    assert job.bucket is not None
+    mirror = work / "bucket"
+    mirror.mkdir()
+    run(["rclone", "copy", "--config", job.bucket.rclone_config, job.bucket.path, str(mirror)])
+    run(["tar", "--create", "--gzip", "--file", str(target), "--directory", str(mirror), "."])
+    shutil.rmtree(mirror)
+
+
+def restore_bucket(job: Job, source: Path, work: Path) -> None:
+    """Make the bucket hold exactly the archived objects (sync deletes newer ones)."""
+    assert job.bucket is not None
+    mirror = work / "bucket"
+    mirror.mkdir()
+    run(["tar", "--extract", "--gzip", "--file", str(source), "--directory", str(mirror)])
+    run(["rclone", "sync", "--config", job.bucket.rclone_config, str(mirror), job.bucket.path])
+    shutil.rmtree(mirror)
+
+
+def dump_configs(job: Job, target: Path, work: Path) -> None:
+    """The configuration the deployment rendered, for reference (a redeploy renders it again)."""
+    assert job.configs_dir is not None
+    run(["tar", "--create", "--gzip", "--file", str(target), "--directory", str(job.configs_dir), "."])
+
+
+def restore_configs(job: Job, source: Path, work: Path) -> None:
+    log("configs.tar.gz is kept for reference: the deployment renders the configuration itself")
+
+
+@dataclass(frozen=True)
+class Part:
+    """One file in the archive: how it is taken, how it is put back, and whether this job has it."""
+
+    name: str
+    dump: Callable[[Job, Path, Path], None]
+    restore: Callable[[Job, Path, Path], None]
+    enabled: Callable[[Job], bool]
+
+
+# Restore order: databases first, then the files and objects that rows refer to.
+PARTS = (
+    Part("synapse-postgres.pgdump", dump_postgres, restore_postgres, lambda job: job.postgres is not None),
+    Part("voicegrow-mysql.sql.gz", dump_mysql, restore_mysql, lambda job: job.mysql is not None),
+    Part("synapse-data.tar.gz", dump_synapse_data, restore_synapse_data, lambda job: job.synapse_data is not None),
+    Part("voicegrow-bucket.tar.gz", dump_bucket, restore_bucket, lambda job: job.bucket is not None),
+    Part("configs.tar.gz", dump_configs, restore_configs, lambda job: job.configs_dir is not None),
+)
+
+
+# --- archives -----------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def locked(job: Job) -> Iterator[None]:
+    """One backup or restore at a time; a second waits for the first."""
+    job.archive_dir.mkdir(parents=True, exist_ok=True)
+    with open(job.archive_dir / LOCK_FILE, "a", encoding="utf-8") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log("another backup or restore is running: waiting for it")
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def _empty_directory(path: Path) -> None:
+    for child in path.iterdir():
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child)
+        else:
+            child.unlink()
+
+
+def _remove_leftovers(job: Job) -> None:
+    """Work directories and partial archives of runs that were killed."""
+    for child in job.archive_dir.iterdir():
+        if child.name.startswith(WORK_PREFIX):
+            shutil.rmtree(child, ignore_errors=True)
+        elif child.name.endswith(".partial"):
+            child.unlink()
+
+
+def write_archive(target: Path, manifest: dict[str, Any], work: Path, parts: list[str]) -> None:
+    """An uncompressed tar (the parts are compressed): manifest.json first, then each part."""
+    data = json.dumps(manifest, indent=2).encode()
+    with tarfile.open(target, "w", format=tarfile.PAX_FORMAT) as archive:
+        info = tarfile.TarInfo(MANIFEST)
+        info.size, info.mode, info.mtime = len(data), 0o600, int(time.time())
+        archive.addfile(info, io.BytesIO(data))
+        for name in parts:
+            archive.add(work / name, arcname=name, recursive=False)
+    with open(target, "rb") as stream:
+        os.fsync(stream.fileno())
+
+
+def read_manifest(archive_path: Path) -> dict[str, Any]:
+    with tarfile.open(archive_path, "r") as archive:
+        member = archive.extractfile(MANIFEST)
+        if member is None:
+            raise BackupError(f"{archive_path.name} has no {MANIFEST}")
+        return json.loads(member.read())
+
+
+def extract_archive(archive_path: Path, work: Path) -> dict[str, Any]:
+    """Extract the manifest and the parts it lists (nothing else, no paths) and check them."""
+    try:
+        manifest = read_manifest(archive_path)
+        wanted = set(manifest.get("parts", {}))
+        with tarfile.open(archive_path, "r") as archive:
+            for member in archive:
+                if member.name in wanted and member.isfile():
+                    source = archive.extractfile(member)
+                    assert source is not None
+                    with open(work / member.name, "wb") as target:
+                        shutil.copyfileobj(source, target, CHUNK)
+    except (tarfile.TarError, KeyError, json.JSONDecodeError) as error:
+        raise BackupError(f"{archive_path.name} is not a readable archive: {error}") from error
+    problems = verify_manifest(manifest, work)
+    if problems:
+        raise BackupError(f"{archive_path.name} does not match its manifest: " + "; ".join(problems))
+    return manifest
+
+
+def resolve_archive(job: Job, selector: str) -> Path:
+    """An archive by name (or path inside the archive directory), or the newest for 'latest'."""
+    if selector == "latest":
+        names = archives_newest_first([path.name for path in job.archive_dir.iterdir()]) if job.archive_dir.is_dir() else []
+        if not names:
+            raise BackupError(f"no archive in {job.archive_dir}")
+        return job.archive_dir / names[0]
+    name = Path(selector).name
+    if archive_time(name) is None:
+        raise BackupError(f"{selector!r} is not an archive name like backup-20250101T020000Z.tar (or 'latest')")
+    path = job.archive_dir / name
+    if not path.is_file():
+        raise BackupError(f"no archive {name} in {job.archive_dir}")
+    return path
+
+
+# --- status -------------------------------------------------------------------------------------
+
+
+def read_status(job: Job) -> dict[str, Any]:
+    try:
+        return json.loads((job.archive_dir / STATUS_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def write_status(job: Job, **changes: Any) -> None:
+    status = {**read_status(job), **changes}
+    temporary = job.archive_dir / f"{STATUS_FILE}.new"
+    temporary.write_text(json.dumps(status, indent=2) + "\n")
+    os.replace(temporary, job.archive_dir / STATUS_FILE)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _parse_iso(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+
+
+def health_verdict(schedule: CronSchedule, last_success: datetime | None, started: datetime, at: datetime) -> tuple[bool, str]:
+    """Healthy while the last success (or the container's start) is within twice the schedule's interval."""
+    allowed = 2 * schedule.longest_gap(at)
+    since = max(moment for moment in (last_success, started) if moment is not None)
+    late = at - since
+    described = f"last success {_iso(last_success)}" if last_success else f"no success since start at {_iso(started)}"
+    if late > allowed:
+        return False, f"unhealthy: {described}, {_hours(late)} ago, more than twice the schedule's interval ({_hours(allowed)})"
+    return True, f"healthy: {described}; next run {_iso(schedule.next_after(at))}"
+
+
+def _hours(delta: timedelta) -> str:
+    return f"{delta.total_seconds() / 3600:.1f} h"
+
+
+def container_started() -> datetime:
+    """When this container's main process started (from /proc), the fallback being now."""
+    try:
+        fields = Path("/proc/1/stat").read_text().rsplit(")", 1)[1].split()
+        ticks = int(fields[19])
+        boot = next(int(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines() if line.startswith("btime"))
+        return datetime.fromtimestamp(boot + ticks / os.sysconf("SC_CLK_TCK"), timezone.utc)
+    except (OSError, ValueError, IndexError, StopIteration):
+        return now()
+
+
+# --- commands -----------------------------------------------------------------------------------
+
+
+def take_backup(job: Job) -> int:
+    """One run: every part into a new archive, offsite copy, then retention. 0 on success."""
+    started_at, started = now(), time.monotonic()
+    name = archive_name(started_at)
+    try:
+        with locked(job):
+            os.umask(0o077)  # archives and everything in them hold secrets
+            _remove_leftovers(job)
+            work = job.archive_dir / f"{WORK_PREFIX}{name}"
+            work.mkdir(mode=0o700)
+            try:
+                parts = []
+                for part in PARTS:
+                    if part.enabled(job):
+                        part_started = time.monotonic()
+                        part.dump(job, work / part.name, work)
+                        parts.append(part.name)
+                        size = (work / part.name).stat().st_size
+                        log(f"{part.name}: {size / 1e6:.1f} MB in {time.monotonic() - part_started:.1f} s")
+                if not parts:
+                    raise BackupError("the job has nothing to back up")
+                manifest = build_manifest(work, parts, _manifest_info(job, started_at))
+                partial = job.archive_dir / f"{name}.partial"
+                write_archive(partial, manifest, work, parts)
+                os.replace(partial, job.archive_dir / name)
+            finally:
+                shutil.rmtree(work, ignore_errors=True)
+            size = (job.archive_dir / name).stat().st_size
+            duration = time.monotonic() - started
+            log(f"archive {name}: {size / 1e6:.1f} MB in {duration:.1f} s")
+            offsite_error = copy_offsite(job, job.archive_dir / name)
+            # Pruned only now that a newer archive exists.
+            prune(job, now())
+    except (BackupError, OSError) as error:
+        log(f"backup FAILED after {time.monotonic() - started:.1f} s: {error}")
+        write_status(job, last_run=_iso(started_at), last_result="failed", last_error=str(error))
+        return 1
+    if offsite_error:
+        write_status(job, last_run=_iso(started_at), last_result="failed", last_error=offsite_error, last_archive=name)
+        return 1
+    write_status(job, last_run=_iso(started_at), last_result="ok", last_error=None, last_archive=name,
+                 last_success=_iso(started_at), last_duration_seconds=round(duration, 1), last_size_bytes=size)
+    print(json.dumps({"archive": name, "size_bytes": size, "duration_seconds": round(duration, 1)}))
+    return 0
+
+
+def _manifest_info(job: Job, created: datetime) -> dict[str, Any]:
+    tools = {"tar": ["tar", "--version"]}
+    if job.postgres:
+        tools["pg_dump"] = ["pg_dump", "--version"]
+    if job.mysql:
+        tools["mariadb-dump"] = ["mariadb-dump", "--version"]
+    if job.bucket:
+        tools["rclone"] = ["rclone", "version"]
+    return {"stack": job.stack, "created": _iso(created), "tools": {name: first_line(argv) for name, argv in tools.items()}}
+
+
+def copy_offsite(job: Job, archive: Path) -> str | None:
+    """Copy the archive to the offsite remote; the error message when that failed."""
+    if job.offsite is None:
+        return None
+    try:
+        run(["rclone", "copy", "--config", job.offsite.rclone_config, str(archive), job.offsite.remote])
+    except BackupError as error:
+        message = f"offsite copy to {job.offsite.remote} failed (the local archive is kept): {error}"
+        log(message)
+        return message
+    log(f"copied {archive.name} to {job.offsite.remote}")
+    return None
+
+
+def prune(job: Job, at: datetime) -> list[str]:
+    """Delete the archives retention no longer keeps; return their names."""
+    names = [path.name for path in job.archive_dir.iterdir()]
+    pruned = archives_to_prune(names, at, job.keep_days, job.keep_count)
+    for name in pruned:
+        (job.archive_dir / name).unlink()
+        log(f"pruned {name} (keeping {job.keep_count} archives, {job.keep_days} days)")
+    return pruned
+
+
+def restore(job: Job, selector: str) -> int:
+    """Put every part of an archive back; the caller has stopped the services using the data."""
+    started = time.monotonic()
+    try:
+        archive = resolve_archive(job, selector)
+        with locked(job):
+            os.umask(0o077)
+            work = job.archive_dir / f"{WORK_PREFIX}restore-{archive.name}"
+            shutil.rmtree(work, ignore_errors=True)
+            work.mkdir(mode=0o700)
+            try:
+                manifest = extract_archive(archive, work)
+                log(f"restoring {archive.name} (taken {manifest.get('created')}, stack {manifest.get('stack')})")
+                for part in PARTS:
+                    present = part.name in manifest["parts"]
+                    if present and part.enabled(job):
+                        part_started = time.monotonic()
+                        part.restore(job, work / part.name, work)
+                        log(f"{part.name}: restored in {time.monotonic() - part_started:.1f} s")
+                    elif present:
+                        log(f"{part.name}: in the archive, but this stack has no such service; skipped")
+                    elif part.enabled(job):
+                        log(f"{part.name}: not in the archive; left as it is")
+            finally:
+                shutil.rmtree(work, ignore_errors=True)
+    except (BackupError, OSError) as error:
+        log(f"restore FAILED after {time.monotonic() - started:.1f} s: {error}")
+        return 1
+    log(f"restore of {archive.name} done in {time.monotonic() - started:.1f} s")
+    return 0
+
+
+def verify(job: Job, selector: str) -> int:
+    try:
+        archive = resolve_archive(job, selector)
+        with tempfile.TemporaryDirectory(dir=job.archive_dir, prefix=WORK_PREFIX + "verify-") as work:
+            extract_archive(archive, Path(work))
+    except (BackupError, OSError) as error:
+        log(f"verify FAILED: {error}")
+        return 1
+    print(archive.name)
+    return 0
+
+
+def list_archives(job: Job) -> int:
+    names = archives_newest_first([path.name for path in job.archive_dir.iterdir()]) if job.archive_dir.is_dir() else []
+    for name in names:
+        print(f"{name}\t{(job.archive_dir / name).stat().st_size}")
+    return 0
+
+
+def health(job: Job) -> int:
+    status = read_status(job)
+    healthy, message = health_verdict(
+        CronSchedule.parse(job.schedule), _parse_iso(status.get("last_success")), container_started(), now()
+    )
+    print(message)
+    return 0 if healthy else 1
+
+
+class Scheduler:
+    """Sleeps until the schedule's next minute, runs `backupctl now`, logs a failure, repeats."""
+
+    def __init__(self, job: Job, config_path: str) -> None:
+        self.job = job
+        self.config_path = config_path
+        self.schedule = CronSchedule.parse(job.schedule)
+        self.stopping = False
+        self.child: subprocess.Popen[bytes] | None = None
+
+    def stop(self, signum: int, frame: Any) -> None:
+        self.stopping = True
+        if self.child is not None:
+            self.child.send_signal(signum)
+
+    def run(self) -> int:
+        signal.signal(signal.SIGTERM, self.stop)
+        signal.signal(signal.SIGINT, self.stop)
+        interval = self.schedule.longest_gap(now())
+        log(f"scheduler started: '{self.schedule.expression}' (UTC), longest interval {_hours(interval)}, "
+            f"archives in {self.job.archive_dir}, next run {_iso(self.schedule.next_after(now()))}")
+        while not self.stopping:
+            due = self.schedule.next_after(now())
+            while not self.stopping and now() < due:
+                _reap_orphans()
+                time.sleep(min(5.0, max(0.1, (due - now()).total_seconds())))
+            if self.stopping:
+                break
+            self.child = subprocess.Popen(
+                [sys.executable, os.path.abspath(__file__), "--config", self.config_path, "now"],
+                env={**os.environ, "BACKUP_SCHEDULED": "1"},
+            )
+            status = self.child.wait()
+            self.child = None
+            if status != 0:
+                log(f"scheduled backup failed with exit status {status} (see above); next run {_iso(self.schedule.next_after(now()))}")
+        log("scheduler stopped")
+        return 0
+
+
+def _reap_orphans() -> None:
+    """As the container's first process, collect exited processes docker exec left behind."""
+    if os.getpid() != 1:
+        return
+    with contextlib.suppress(ChildProcessError):
+        while os.waitpid(-1, os.WNOHANG)[0] > 0:
+            pass
+
+
+def main(argv: list[str]) -> int:
+    config_path = os.environ.get("BACKUP_CONFIG", DEFAULT_CONFIG)
+    if argv[:1] == ["--config"] and len(argv) >= 2:
+        config_path, argv = argv[1], argv[2:]
+    command, arguments = (argv[0], argv[1:]) if argv else ("help", [])
+    if command in ("help", "-h", "--help"):
+        print(__doc__)
+        return 0
+    job = Job.load(config_path)
+    selector = arguments[0] if arguments else "latest"
+    commands: dict[str, Callable[[], int]] = {
+        "schedule": lambda: Scheduler(job, config_path).run(),
+        "now": lambda: take_backup(job),
+        "list": lambda: list_archives(job),
+        "verify": lambda: verify(job, selector),
+        "restore": lambda: restore(job, selector),
+        "services": lambda: (print("\n".join(job.services)) if job.services else None) or 0,
+        "health": lambda: health(job),
+        "status": lambda: (print(json.dumps(read_status(job), indent=2)) or 0),
+    }
+    if command not in commands:
+        print(f"unknown command {command!r}\n{__doc__}", file=sys.stderr)
+        return 2
+    return commands[command]()
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
