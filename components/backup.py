@@ -1,0 +1,182 @@
+"""BackupJob: one container that backs up Synapse and VoiceGrow on a schedule, online, and restores them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_docker as docker
+
+from components.container import Deployment, HealthCheck, ServiceContainer, data_volume, service_container
+from components.rendering import backup as render
+from components.rendering import synapse as synapse_render
+from components.rendering import voicegrow as voicegrow_render
+from components.synapse import SynapseStack
+from components.voicegrow import VoiceGrowStack
+from config.models import BackupSettings
+from config.profiles import ContainerLimits
+
+COMPONENT = "backup"
+# Relative to the project directory, where Pulumi runs the program.
+IMAGE_CONTEXT = "components/images/backup"
+
+# The services' aliases on their own networks (see SynapseStack and VoiceGrowStack).
+POSTGRES = render.PostgresSource(
+    host="postgres", port=5432, user=synapse_render.DATABASE_USER, database=synapse_render.DATABASE_NAME
+)
+MYSQL = render.MysqlSource(host="mysql", port=voicegrow_render.MYSQL_PORT, database=voicegrow_render.DATABASE)
+MINIO_ENDPOINT = f"http://minio:{voicegrow_render.MINIO_API_PORT}"
+
+
+@dataclass(frozen=True)
+class BackupJobArgs:
+    """The backup settings, the stacks to back up (None when not deployed) and the job's own resources."""
+
+    settings: BackupSettings
+    base_image: str
+    """The stack's PostgreSQL image: the backup image is built on it so pg_dump matches the server."""
+    limits: ContainerLimits
+    offsite_rclone_config: pulumi.Output[str] | None
+    synapse: SynapseStack | None
+    voicegrow: VoiceGrowStack | None
+
+
+class BackupJob(pulumi.ComponentResource):
+    """Scheduled online backups into timestamped archives, with retention, offsite copy and restore."""
+
+    def __init__(
+        self, name: str, deployment: Deployment, args: BackupJobArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__(f"{deployment.project}:components:BackupJob", name, None, opts)
+        if args.synapse is None and args.voicegrow is None:
+            raise ValueError("BackupJob needs SynapseStack or VoiceGrowStack to back up")
+        child = pulumi.ResourceOptions(parent=self, provider=deployment.provider)
+        settings = args.settings
+        synapse, voicegrow = args.synapse, args.voicegrow
+
+        image = docker.Image(
+            "backup-image",
+            image_name=f"{deployment.prefix}-backup:local",
+            build=docker.DockerBuildArgs(context=IMAGE_CONTEXT, args={"BASE_IMAGE": args.base_image}),
+            skip_push=True,
+            opts=child,
+        )
+        # The digest changes with the build, so a rebuilt image replaces the container.
+        image_ref = pulumi.Output.all(image.repo_digest, image.image_name).apply(lambda refs: refs[0] or refs[1])
+
+        if settings.host_path is not None:
+            archives = docker.ContainerVolumeArgs(host_path=settings.host_path, container_path=render.ARCHIVE_DIR)
+            self.location: pulumi.Output[str] = pulumi.Output.from_input(settings.host_path)
+        else:
+            volume = data_volume(deployment, "backup", child)
+            archives = docker.ContainerVolumeArgs(volume_name=volume.name, container_path=render.ARCHIVE_DIR)
+            self.location = volume.name
+
+        services = [*([synapse.synapse.name] if synapse else []), *([server.name for server in voicegrow.servers] if voicegrow else [])]
+        job_json = pulumi.Output.all(*services).apply(
+            lambda names: render.render_job(
+                deployment.stack,
+                settings,
+                render.JobTargets(
+                    postgres=POSTGRES if synapse else None,
+                    mysql=MYSQL if voicegrow else None,
+                    bucket=render.BucketSource(MINIO_ENDPOINT, voicegrow.bucket_name) if voicegrow else None,
+                    synapse_data=synapse is not None,
+                    configs=True,
+                    services=list(names),
+                ),
+            )
+        )
+        uploads = [docker.ContainerUploadArgs(file=render.JOB_PATH, content=job_json)]
+        uploads += self._credential_uploads(args)
+        uploads += _config_uploads(synapse, voicegrow)
+
+        volumes = [archives]
+        networks = []
+        depends_on: list[pulumi.Resource] = []
+        if synapse is not None:
+            volumes.append(docker.ContainerVolumeArgs(volume_name=synapse.data_volume.name, container_path=render.SYNAPSE_DATA_DIR))
+            networks.append(synapse.network)
+            depends_on.append(synapse.postgres)
+        if voicegrow is not None:
+            networks.append(voicegrow.network)
+            depends_on += [voicegrow.mysql, voicegrow.minio, voicegrow.bucket]
+
+        self.container = service_container(
+            deployment,
+            ServiceContainer(
+                component=COMPONENT,
+                role="backup",
+                name="backup",
+                image=image_ref,
+                limits=args.limits,
+                # Unhealthy once the last success is older than twice the schedule's interval.
+                healthcheck=HealthCheck(test=["CMD", "backupctl", "health"], interval="15s", timeout="10s", retries=2, start_period="10s"),
+                network=networks[0],
+                aliases=["backup"],
+                extra_networks=networks[1:],
+                volumes=volumes,
+                uploads=uploads,
+            ),
+            pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=depends_on)),
+        )
+        self.container_name = self.container.name
+        self.restore_command = pulumi.Output.from_input(
+            render.restore_command(
+                deployment.stack, deployment.prefix, f"{deployment.project}-{deployment.stack}", deployment.docker_host
+            )
+        )
+        self.backup_now_command = self.container.name.apply(lambda container: f"docker exec {container} backup-now")
+        self.register_outputs(
+            {
+                "location": self.location,
+                "container": self.container_name,
+                "restore_command": self.restore_command,
+                "backup_now_command": self.backup_now_command,
+            }
+        )
+
+    @staticmethod
+    def _credential_uploads(args: BackupJobArgs) -> list[docker.ContainerUploadArgs]:
+        """Password files, readable by root only, each a secret input."""
+        uploads = []
+
+        def secret_file(path: str, content: pulumi.Output[str]) -> docker.ContainerUploadArgs:
+            return docker.ContainerUploadArgs(file=path, content=pulumi.Output.secret(content), permissions="0600")
+
+        if args.synapse is not None:
+            password = args.synapse.postgres_password
+            uploads.append(secret_file(render.PGPASS_PATH, password.apply(lambda value: render.render_pgpass(POSTGRES, value))))
+        if args.voicegrow is not None:
+            root_password = args.voicegrow.mysql_root_password
+            uploads.append(
+                secret_file(render.MYSQL_CLIENT_PATH, root_password.apply(lambda value: render.render_mysql_client(MYSQL, value)))
+            )
+            user, password = args.voicegrow.minio_credentials
+            source = render.BucketSource(MINIO_ENDPOINT, args.voicegrow.bucket_name)
+            uploads.append(
+                secret_file(
+                    render.RCLONE_PATH,
+                    pulumi.Output.all(user, password).apply(lambda keys: render.render_rclone_minio(source, keys[0], keys[1])),
+                )
+            )
+        if args.settings.offsite.enabled:
+            if args.offsite_rclone_config is None:
+                raise ValueError("backup.offsite needs the secret backup_rclone_config")
+            uploads.append(secret_file(render.OFFSITE_RCLONE_PATH, args.offsite_rclone_config))
+        return uploads
+
+
+def _config_uploads(synapse: SynapseStack | None, voicegrow: VoiceGrowStack | None) -> list[docker.ContainerUploadArgs]:
+    """The configuration the stacks rendered, archived with the data (secret: it holds passwords)."""
+    files = {}
+    if synapse is not None:
+        files.update({f"synapse/{name}": content for name, content in synapse.config_files.items()})
+    if voicegrow is not None:
+        files.update({f"voicegrow/{name}": content for name, content in voicegrow.config_files.items()})
+    return [
+        docker.ContainerUploadArgs(
+            file=f"{render.CONFIGS_DIR}/{name}", content=pulumi.Output.secret(content), permissions="0600"
+        )
+        for name, content in files.items()
+    ]

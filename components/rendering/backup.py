@@ -1,0 +1,135 @@
+"""The backup job's files: the JSON job the backup tool reads, and the credential files it uses."""
+
+from __future__ import annotations
+
+import json
+import shlex
+from dataclasses import dataclass
+
+from config.models import BackupSettings
+
+ARCHIVE_DIR = "/backups"
+CONFIG_DIR = "/etc/backup"
+JOB_PATH = f"{CONFIG_DIR}/backup.json"
+PGPASS_PATH = f"{CONFIG_DIR}/pgpass"
+MYSQL_CLIENT_PATH = f"{CONFIG_DIR}/mysql.cnf"
+RCLONE_PATH = f"{CONFIG_DIR}/rclone.conf"
+OFFSITE_RCLONE_PATH = f"{CONFIG_DIR}/offsite-rclone.conf"
+CONFIGS_DIR = f"{CONFIG_DIR}/configs"
+SYNAPSE_DATA_DIR = "/synapse-data"
+MINIO_REMOTE = "voicegrow-minio"
+RESTORE_SCRIPT = "scripts/restore.sh"
+
+
+@dataclass(frozen=True)
+class PostgresSource:
+    """Synapse's database, as the backup container reaches it on the Synapse network."""
+
+    host: str
+    port: int
+    user: str
+    database: str
+
+
+@dataclass(frozen=True)
+class MysqlSource:
+    """VoiceGrow's database, reached as root (the dump needs every table, routine and trigger)."""
+
+    host: str
+    port: int
+    database: str
+    user: str = "root"
+
+
+@dataclass(frozen=True)
+class BucketSource:
+    """VoiceGrow's MinIO bucket."""
+
+    endpoint: str
+    bucket: str
+
+
+@dataclass(frozen=True)
+class JobTargets:
+    """What one stack's backup job covers; None (or False) where the stack lacks the service."""
+
+    postgres: PostgresSource | None
+    mysql: MysqlSource | None
+    bucket: BucketSource | None
+    synapse_data: bool
+    configs: bool
+    services: list[str]
+    """Containers to stop while restoring: the ones that write the data."""
+
+
+def render_job(stack: str, settings: BackupSettings, targets: JobTargets) -> str:
+    """backup.json: schedule, retention and every part's source; it holds no secret."""
+    job = {
+        "stack": stack,
+        "schedule": settings.schedule,
+        "keep_days": settings.keep_days,
+        "keep_count": settings.keep_count,
+        "archive_dir": ARCHIVE_DIR,
+        "postgres": None,
+        "mysql": None,
+        "synapse_data": SYNAPSE_DATA_DIR if targets.synapse_data else None,
+        "bucket": None,
+        "configs_dir": CONFIGS_DIR if targets.configs else None,
+        "offsite": None,
+        "services": targets.services,
+    }
+    if targets.postgres is not None:
+        source = targets.postgres
+        job["postgres"] = {
+            "host": source.host, "port": source.port, "user": source.user, "database": source.database, "passfile": PGPASS_PATH,
+        }
+    if targets.mysql is not None:
+        job["mysql"] = {"defaults_file": MYSQL_CLIENT_PATH, "database": targets.mysql.database}
+    if targets.bucket is not None:
+        job["bucket"] = {"rclone_config": RCLONE_PATH, "remote": MINIO_REMOTE, "bucket": targets.bucket.bucket}
+    if settings.offsite.enabled:
+        job["offsite"] = {"rclone_config": OFFSITE_RCLONE_PATH, "remote": settings.offsite.remote}
+    return json.dumps(job, indent=2) + "\n"
+
+
+def render_pgpass(source: PostgresSource, password: str) -> str:
+    """A libpq password file line for the one database the job dumps and restores."""
+
+    def escaped(value: str) -> str:
+        return value.replace("\\", "\\\\").replace(":", "\\:")
+
+    # Any database: a restore connects to the maintenance database 'postgres' to recreate it.
+    return f"{escaped(source.host)}:{source.port}:*:{escaped(source.user)}:{escaped(password)}\n"
+
+
+def render_mysql_client(source: MysqlSource, password: str) -> str:
+    """A [client] option file for mariadb-dump and mariadb: the password stays off the command line."""
+    quoted = password.replace("\\", "\\\\").replace('"', '\\"')
+    return f'[client]\nhost={source.host}\nport={source.port}\nuser={source.user}\npassword="{quoted}"\n'
+
+
+def render_rclone_minio(source: BucketSource, access_key: str, secret_key: str) -> str:
+    """rclone's S3 remote for MinIO (path-style requests, static keys)."""
+    for name, value in (("access key", access_key), ("secret key", secret_key)):
+        if "\n" in value or value != value.strip():
+            raise ValueError(f"the MinIO {name} must not contain line breaks or surrounding spaces")
+    return (
+        f"[{MINIO_REMOTE}]\n"
+        "type = s3\n"
+        "provider = Minio\n"
+        "env_auth = false\n"
+        f"access_key_id = {access_key}\n"
+        f"secret_access_key = {secret_key}\n"
+        f"endpoint = {source.endpoint}\n"
+        "region = us-east-1\n"
+    )
+
+
+def restore_command(stack: str, prefix: str, default_prefix: str, docker_host: str | None) -> str:
+    """The one command that restores the newest archive into this stack's running services."""
+    environment = []
+    if docker_host:
+        environment.append(f"DOCKER_HOST={shlex.quote(docker_host)}")
+    if prefix != default_prefix:
+        environment.append(f"PREFIX={shlex.quote(prefix)}")
+    return " ".join([*environment, RESTORE_SCRIPT, shlex.quote(stack), "latest"])
