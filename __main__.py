@@ -3,6 +3,7 @@
 import pulumi
 import pulumi_docker as docker
 
+from components.backup import BackupJob, BackupJobArgs
 from components.container import Deployment
 from components.proxy import ReverseProxy, ReverseProxyArgs
 from components.synapse import SynapseStack, SynapseStackArgs
@@ -89,3 +90,21 @@ if settings.proxy.enabled and proxied:
     pulumi.export("proxy_urls", proxy.urls)
     if proxy.ca_certificate is not None:
         pulumi.export("proxy_ca_certificate", proxy.ca_certificate)
+
+if settings.backup.enabled and (synapse is not None or voicegrow is not None):
+    backup = BackupJob(
+        "backup",
+        deployment,
+        BackupJobArgs(
+            settings=settings.backup,
+            base_image=settings.images.reference("postgres"),
+            limits=settings.limits("backup"),
+            offsite_rclone_config=loaded.secrets["backup_rclone_config"],
+            synapse=synapse,
+            voicegrow=voicegrow,
+        ),
+    )
+    pulumi.export("backup_location", backup.location)
+    pulumi.export("backup_schedule", settings.backup.schedule)
+    pulumi.export("backup_now_command", backup.backup_now_command)
+    pulumi.export("backup_restore_command", backup.restore_command)
