@@ -119,10 +119,14 @@ def check_mysql() -> dict:
 
 def check_redis() -> dict:
     import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
 
     host, port = env("REDIS_HOST", "redis"), int(env("REDIS_PORT", "6379") or 6379)
     password = env("REDIS_PASSWORD") or None
-    options = {"socket_timeout": CHECK_TIMEOUT, "socket_connect_timeout": CHECK_TIMEOUT}
+    # No retries: redis-py retries refused authentication (a ConnectionError) with back-off.
+    options = {"socket_timeout": CHECK_TIMEOUT, "socket_connect_timeout": CHECK_TIMEOUT,
+               "retry": Retry(NoBackoff(), 0)}
     # Does the server answer a client that gives no password?
     anonymous = redis.Redis(host=host, port=port, **options)
     unauthenticated: bool | None
