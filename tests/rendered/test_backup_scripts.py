@@ -1,0 +1,470 @@
+"""The backup image's tool run for real: against a local PostgreSQL and MariaDB, rclone and tar.
+
+The job file is the one the program renders (`render_job`), with the container's paths and
+hosts replaced by local ones; the credential files come from the same render functions, with
+passwords full of the characters those formats must escape.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import py_compile
+import shutil
+import socket
+import stat
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from components.rendering import backup as render
+from config.models import BackupSettings
+from tests.program import ROOT
+
+IMAGE_DIR = ROOT / "components" / "images" / "backup"
+sys.path.insert(0, str(IMAGE_DIR))
+
+import archives  # noqa: E402  (the image's modules, imported as the image imports them)
+import backupctl  # noqa: E402
+from cron import CronSchedule  # noqa: E402
+
+pytestmark = pytest.mark.rendered
+
+PG_PASSWORD = 'pg:pa\\ss"word'
+MYSQL_PASSWORD = 'my"pa\\ss:word#1'
+SYNAPSE_UID = 991
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _wait_for(condition: object, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():  # type: ignore[operator]
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"{what} did not happen within {timeout} s")
+
+
+# --- servers (one each per module) ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Postgres:
+    bindir: Path
+    socket_dir: Path
+    port: int
+
+    def sql(self, statement: str, database: str = "synapse") -> str:
+        result = subprocess.run(
+            [str(self.bindir / "psql"), "-h", str(self.socket_dir), "-p", str(self.port), "-U", "postgres",
+             "-d", database, "-At", "-v", "ON_ERROR_STOP=1", "-c", statement],
+            capture_output=True, text=True, check=True,
+        )
+        return result.stdout.strip()
+
+
+def _as_postgres(argv: list[str]) -> list[str]:
+    return ["runuser", "-u", "postgres", "--", *argv] if os.geteuid() == 0 else argv
+
+
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[Postgres]:
+    versions = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda path: int(path.parent.parent.name))
+    if not versions:
+        pytest.skip("PostgreSQL is not installed (Debian's postgresql package)")
+    bindir = versions[-1].parent
+    base = Path(tempfile.mkdtemp(prefix="backup-pg-"))
+    if os.geteuid() == 0:
+        shutil.chown(base, "postgres", "postgres")
+    port = _free_port()
+    data = base / "data"
+    subprocess.run(
+        _as_postgres([str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth-local=trust",
+                      "--auth-host=scram-sha-256", "--encoding=UTF8", "--locale=C"]),
+        check=True, capture_output=True,
+    )
+    options = f"-p {port} -k {base} -c listen_addresses=127.0.0.1"
+    subprocess.run(_as_postgres([str(bindir / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(base / "log"), "-w", "start"]),
+                   check=True, capture_output=True)
+    server = Postgres(bindir, base, port)
+    try:
+        escaped = PG_PASSWORD.replace("'", "''")
+        # As the official image creates POSTGRES_USER: a superuser owning its database.
+        server.sql(f"CREATE ROLE synapse LOGIN SUPERUSER PASSWORD '{escaped}'", database="postgres")
+        server.sql("CREATE DATABASE synapse OWNER synapse TEMPLATE template0 ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C'", database="postgres")
+        yield server
+    finally:
+        subprocess.run(_as_postgres([str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "stop"]), capture_output=True)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class Mariadb:
+    socket_path: Path
+    port: int
+
+    def sql(self, statement: str) -> str:
+        result = subprocess.run(["mariadb", "-S", str(self.socket_path), "-N", "-B", "-e", statement],
+                                capture_output=True, text=True, check=True)
+        return result.stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def mariadb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mariadb]:
+    if shutil.which("mariadbd") is None:
+        pytest.skip("mariadb-server is not installed (the test script installs it)")
+    base = tmp_path_factory.mktemp("mariadb")
+    port, sock = _free_port(), base / "mysqld.sock"
+    (base / "my.cnf").write_text(
+        f"[mysqld]\ndatadir = {base / 'data'}\nsocket = {sock}\nport = {port}\nbind-address = 127.0.0.1\nskip-name-resolve\nuser = root\n"
+    )
+    subprocess.run(["mariadb-install-db", f"--defaults-file={base / 'my.cnf'}", "--auth-root-authentication-method=socket"],
+                   check=True, capture_output=True)
+    process = subprocess.Popen(["mariadbd", f"--defaults-file={base / 'my.cnf'}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait_for(lambda: sock.exists() or process.poll() is not None, 60, "mariadb start")
+        server = Mariadb(sock, port)
+        escaped = MYSQL_PASSWORD.replace("\\", "\\\\").replace("'", "\\'")
+        # Root over TCP with a password, as the backup container reaches MySQL.
+        server.sql(f"CREATE USER root@'127.0.0.1' IDENTIFIED BY '{escaped}'; GRANT ALL ON *.* TO root@'127.0.0.1' WITH GRANT OPTION")
+        yield server
+    finally:
+        process.terminate()
+        process.wait(30)
+
+
+# --- a job over local sources ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Sources:
+    config: Path
+    archives: Path
+    synapse_data: Path
+    bucket: Path
+    postgres: Postgres
+    mariadb: Mariadb
+
+
+def _seed(sources: Sources) -> None:
+    """The known state every test starts from."""
+    sources.postgres.sql(
+        "DROP TABLE IF EXISTS events; CREATE TABLE events (id serial PRIMARY KEY, body text NOT NULL);"
+        "INSERT INTO events (body) VALUES ('hello from before the backup'), ('ünïcödé ✓');"
+    )
+    sources.mariadb.sql(
+        "DROP DATABASE IF EXISTS voicegrow; CREATE DATABASE voicegrow CHARACTER SET utf8mb4;"
+        "CREATE TABLE voicegrow.devices (id INT PRIMARY KEY, name VARCHAR(64)) ENGINE=InnoDB;"
+        "INSERT INTO voicegrow.devices VALUES (1, 'speaker in the kitchen'), (2, '客厅');"
+        "CREATE TABLE voicegrow.audit (device INT) ENGINE=InnoDB;"
+        "CREATE TRIGGER voicegrow.log_device AFTER INSERT ON voicegrow.devices FOR EACH ROW INSERT INTO voicegrow.audit VALUES (NEW.id);"
+        "CREATE FUNCTION voicegrow.greeting() RETURNS VARCHAR(16) DETERMINISTIC RETURN 'ni hao';"
+    )
+    for directory in (sources.synapse_data, sources.bucket):
+        shutil.rmtree(directory, ignore_errors=True)
+    media = sources.synapse_data / "media_store" / "local_content" / "ab" / "cd"
+    media.mkdir(parents=True)
+    (sources.synapse_data / "signing.key").write_text("ed25519 a_OLD signing-key-material\n")
+    (sources.synapse_data / "homeserver.pid").write_text("7\n")
+    (media / "efghijkl").write_bytes(os.urandom(4096))
+    if os.geteuid() == 0:
+        for path in [sources.synapse_data, *sources.synapse_data.rglob("*")]:
+            os.chown(path, SYNAPSE_UID, SYNAPSE_UID)
+    (sources.bucket / "audio" / "2025").mkdir(parents=True)
+    (sources.bucket / "audio" / "2025" / "reply.mp3").write_bytes(b"ID3" + os.urandom(2048))
+    (sources.bucket / "readme.txt").write_text("objects\n")
+
+
+@pytest.fixture
+def sources(tmp_path: Path, postgres: Postgres, mariadb: Mariadb) -> Sources:
+    """A rendered job pointed at local servers and directories, with the data seeded."""
+    secrets = tmp_path / "secrets"
+    secrets.mkdir(mode=0o700)
+    pg_source = render.PostgresSource(host="127.0.0.1", port=postgres.port, user="synapse", database="synapse")
+    my_source = render.MysqlSource(host="127.0.0.1", port=mariadb.port, database="voicegrow")
+    (secrets / "pgpass").write_text(render.render_pgpass(pg_source, PG_PASSWORD))
+    (secrets / "mysql.cnf").write_text(render.render_mysql_client(my_source, MYSQL_PASSWORD))
+    # rclone's local backend stands in for MinIO's S3: the same copy and sync, on a directory.
+    (secrets / "rclone.conf").write_text(f"[{render.MINIO_REMOTE}]\ntype = local\n")
+    for path in secrets.iterdir():
+        path.chmod(0o600)
+    configs = tmp_path / "configs" / "synapse"
+    configs.mkdir(parents=True)
+    (configs / "homeserver.yaml").write_text("server_name: test.example.com\n")
+
+    settings = BackupSettings(enabled=True, schedule="0 2 * * *", keep_days=7, keep_count=3)
+    targets = render.JobTargets(
+        postgres=pg_source, mysql=my_source, bucket=render.BucketSource("http://minio:9000", "voicegrow"),
+        synapse_data=True, configs=True, services=["selfhosted-test-synapse"],
+    )
+    job = json.loads(render.render_job("test", settings, targets))
+    job["archive_dir"] = str(tmp_path / "archives")
+    job["synapse_data"] = str(tmp_path / "synapse-data")
+    job["configs_dir"] = str(tmp_path / "configs")
+    job["postgres"]["passfile"] = str(secrets / "pgpass")
+    job["mysql"]["defaults_file"] = str(secrets / "mysql.cnf")
+    job["bucket"].update(rclone_config=str(secrets / "rclone.conf"), bucket=str(tmp_path / "bucket"))
+    (tmp_path / "backup.json").write_text(json.dumps(job))
+    result = Sources(tmp_path / "backup.json", tmp_path / "archives", tmp_path / "synapse-data", tmp_path / "bucket", postgres, mariadb)
+    _seed(result)
+    return result
+
+
+def _backupctl(sources: Sources, *arguments: str) -> subprocess.CompletedProcess[str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("PG", "BACKUP_"))}
+    # The image puts its PostgreSQL's client tools first on PATH; so does this.
+    env["PATH"] = f"{sources.postgres.bindir}:{env['PATH']}"
+    return subprocess.run([sys.executable, str(IMAGE_DIR / "backupctl.py"), "--config", str(sources.config), *arguments],
+                          capture_output=True, text=True, env=env, timeout=300)
+
+
+def _archives(sources: Sources) -> list[str]:
+    return archives.archives_newest_first([path.name for path in sources.archives.iterdir()])
+
+
+def _manifest(path: Path) -> dict:
+    with tarfile.open(path) as archive:
+        member = archive.extractfile("manifest.json")
+        assert member is not None
+        return json.loads(member.read())
+
+
+def _take_backup(sources: Sources) -> Path:
+    result = _backupctl(sources, "now")
+    assert result.returncode == 0, result.stderr
+    return sources.archives / json.loads(result.stdout.splitlines()[-1])["archive"]
+
+
+# --- runs against the real tools -------------------------------------------------------------
+
+
+def test_a_run_writes_one_timestamped_archive_only_its_owner_can_read(sources: Sources) -> None:
+    archive = _take_backup(sources)
+    assert archives.archive_time(archive.name) is not None
+    assert stat.S_IMODE(archive.stat().st_mode) == 0o600
+    assert _archives(sources) == [archive.name]
+
+
+def test_the_manifest_gives_every_part_its_size_and_sha256(sources: Sources, tmp_path: Path) -> None:
+    archive = _take_backup(sources)
+    manifest = _manifest(archive)
+    assert set(manifest["parts"]) == {part.name for part in backupctl.PARTS}
+    with tarfile.open(archive) as opened:
+        opened.extractall(tmp_path / "extracted", filter="data")
+    assert archives.verify_manifest(manifest, tmp_path / "extracted") == []
+    assert manifest["tools"]["pg_dump"].startswith("pg_dump (PostgreSQL)")
+
+
+def test_the_postgres_part_is_a_custom_format_dump_pg_restore_can_list(sources: Sources, tmp_path: Path) -> None:
+    with tarfile.open(_take_backup(sources)) as opened:
+        opened.extract("synapse-postgres.pgdump", tmp_path, filter="data")
+    listing = subprocess.run([str(sources.postgres.bindir / "pg_restore"), "--list", str(tmp_path / "synapse-postgres.pgdump")],
+                             capture_output=True, text=True, check=True).stdout
+    assert "TABLE DATA public events" in listing
+
+
+def test_the_mysql_dump_keeps_routines_and_triggers(sources: Sources, tmp_path: Path) -> None:
+    import gzip
+
+    with tarfile.open(_take_backup(sources)) as opened:
+        opened.extract("voicegrow-mysql.sql.gz", tmp_path, filter="data")
+    dump = gzip.decompress((tmp_path / "voicegrow-mysql.sql.gz").read_bytes()).decode()
+    assert "CREATE DEFINER" in dump and "FUNCTION `greeting`" in dump
+    assert "TRIGGER voicegrow.log_device AFTER INSERT" in dump
+    assert "DROP DATABASE IF EXISTS `voicegrow`" in dump
+
+
+def test_restore_brings_back_rows_files_and_objects_changed_after_the_backup(sources: Sources) -> None:
+    archive = _take_backup(sources)
+    sources.postgres.sql("DELETE FROM events; CREATE TABLE added_later (id int);")
+    sources.mariadb.sql("DELETE FROM voicegrow.devices; INSERT INTO voicegrow.devices VALUES (9, 'new')")
+    (sources.synapse_data / "signing.key").write_text("ed25519 a_NEW a fresh stack's key\n")
+    shutil.rmtree(sources.synapse_data / "media_store")
+    (sources.bucket / "readme.txt").unlink()
+    (sources.bucket / "written-after-backup.txt").write_text("newer\n")
+
+    result = _backupctl(sources, "restore", archive.name)
+
+    assert result.returncode == 0, result.stderr
+    assert sources.postgres.sql("SELECT body FROM events ORDER BY id") == "hello from before the backup\nünïcödé ✓"
+    assert sources.postgres.sql("SELECT to_regclass('added_later') IS NULL") == "t"
+    assert sources.mariadb.sql("SELECT name FROM voicegrow.devices ORDER BY id") == "speaker in the kitchen\n客厅"
+    assert sources.mariadb.sql("SELECT voicegrow.greeting()") == "ni hao"
+    assert (sources.synapse_data / "signing.key").read_text() == "ed25519 a_OLD signing-key-material\n"
+    assert (sources.synapse_data / "media_store" / "local_content" / "ab" / "cd" / "efghijkl").stat().st_size == 4096
+    assert sorted(str(path.relative_to(sources.bucket)) for path in sources.bucket.rglob("*") if path.is_file()) == [
+        "audio/2025/reply.mp3", "readme.txt",
+    ]
+
+
+def test_restored_database_keeps_its_c_collation(sources: Sources) -> None:
+    _take_backup(sources)
+    assert _backupctl(sources, "restore", "latest").returncode == 0
+    assert sources.postgres.sql("SELECT datcollate FROM pg_database WHERE datname = 'synapse'", database="postgres") == "C"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="owners can only be restored as root (as in the container)")
+def test_restored_synapse_files_belong_to_synapses_user_again(sources: Sources) -> None:
+    _take_backup(sources)
+    (sources.synapse_data / "signing.key").unlink()
+    assert _backupctl(sources, "restore", "latest").returncode == 0
+    assert (sources.synapse_data / "signing.key").stat().st_uid == SYNAPSE_UID
+    assert not (sources.synapse_data / "homeserver.pid").exists()
+
+
+def test_restore_refuses_a_damaged_archive_and_changes_nothing(sources: Sources) -> None:
+    archive = _take_backup(sources)
+    with tarfile.open(archive) as opened:
+        offset = opened.getmember("synapse-data.tar.gz").offset_data
+    data = bytearray(archive.read_bytes())
+    data[offset + 100] ^= 0xFF
+    archive.write_bytes(bytes(data))
+    sources.postgres.sql("INSERT INTO events (body) VALUES ('after')")
+
+    result = _backupctl(sources, "restore", "latest")
+
+    assert result.returncode == 1
+    assert "does not match its manifest" in result.stderr
+    assert "after" in sources.postgres.sql("SELECT body FROM events")
+
+
+def test_verify_prints_the_name_latest_resolves_to(sources: Sources) -> None:
+    archive = _take_backup(sources)
+    result = _backupctl(sources, "verify", "latest")
+    assert (result.returncode, result.stdout.strip()) == (0, archive.name)
+
+
+def test_a_failed_run_exits_non_zero_keeps_older_archives_and_records_the_failure(sources: Sources) -> None:
+    kept = _take_backup(sources)
+    config = json.loads(sources.config.read_text())
+    config["postgres"]["database"] = "no_such_database"
+    sources.config.write_text(json.dumps(config))
+
+    result = _backupctl(sources, "now")
+
+    assert result.returncode == 1
+    assert "backup FAILED" in result.stderr and "no_such_database" in result.stderr
+    assert _archives(sources) == [kept.name]
+    assert not [path for path in sources.archives.iterdir() if path.name.startswith(".work-") or path.name.endswith(".partial")]
+    status = json.loads(_backupctl(sources, "status").stdout)
+    assert (status["last_result"], status["last_archive"]) == ("failed", kept.name)
+
+
+def test_retention_prunes_by_count_and_age_once_a_new_archive_exists(sources: Sources) -> None:
+    sources.archives.mkdir()
+    today = datetime.now(timezone.utc)
+    old = [archives.archive_name(today - timedelta(hours=hours)) for hours in (1, 2, 3)]
+    ancient = archives.archive_name(today - timedelta(days=30))
+    for name in [*old, ancient, "notes.txt"]:
+        (sources.archives / name).write_bytes(b"")
+
+    new = _take_backup(sources)
+
+    # keep_count 3: the new one and the two newest old ones; the 30-day-old one is past keep_days.
+    assert _archives(sources) == [new.name, old[0], old[1]]
+    assert (sources.archives / "notes.txt").exists()
+
+
+def test_leftovers_of_a_killed_run_are_removed_by_the_next_run(sources: Sources) -> None:
+    sources.archives.mkdir()
+    (sources.archives / ".work-backup-20250101T000000Z.tar").mkdir()
+    (sources.archives / "backup-20250101T000000Z.tar.partial").write_bytes(b"half")
+    _take_backup(sources)
+    assert sorted(path.name for path in sources.archives.iterdir() if path.name.startswith((".work", "backup-2025"))) == []
+
+
+def test_services_lists_the_containers_to_stop(sources: Sources) -> None:
+    assert _backupctl(sources, "services").stdout.split() == ["selfhosted-test-synapse"]
+
+
+# --- pure logic ----------------------------------------------------------------------------------
+
+NOW = datetime(2025, 6, 1, 12, 0, tzinfo=timezone.utc)
+
+
+def _names(*hours_ago: float) -> list[str]:
+    return [archives.archive_name(NOW - timedelta(hours=hours)) for hours in hours_ago]
+
+
+def test_pruning_keeps_the_newest_keep_count() -> None:
+    names = _names(1, 2, 3, 4)
+    assert archives.archives_to_prune(names, NOW, keep_days=7, keep_count=2) == names[2:]
+
+
+def test_pruning_drops_archives_older_than_keep_days() -> None:
+    names = _names(1, 24 * 8)
+    assert archives.archives_to_prune(names, NOW, keep_days=7, keep_count=48) == names[1:]
+
+
+def test_pruning_never_drops_the_newest_archive_however_old() -> None:
+    assert archives.archives_to_prune(_names(24 * 30), NOW, keep_days=7, keep_count=1) == []
+
+
+def test_pruning_ignores_files_that_are_not_archives() -> None:
+    assert archives.archives_to_prune(["keep.tar", "backup-latest.tar", ".status.json"], NOW, 1, 1) == []
+
+
+DAILY = CronSchedule.parse("0 2 * * *")
+
+
+def test_a_fresh_container_is_healthy_during_its_first_interval() -> None:
+    healthy, _ = backupctl.health_verdict(DAILY, None, started=NOW - timedelta(hours=23), at=NOW)
+    assert healthy
+
+
+def test_health_turns_unhealthy_when_the_last_success_is_older_than_twice_the_interval() -> None:
+    healthy, message = backupctl.health_verdict(DAILY, NOW - timedelta(hours=49), started=NOW - timedelta(days=5), at=NOW)
+    assert not healthy and "unhealthy" in message
+
+
+def test_health_stays_healthy_within_twice_the_interval() -> None:
+    healthy, _ = backupctl.health_verdict(DAILY, NOW - timedelta(hours=47), started=NOW - timedelta(days=5), at=NOW)
+    assert healthy
+
+
+def test_an_hourly_schedule_allows_two_hours() -> None:
+    hourly = CronSchedule.parse("0 * * * *")
+    assert not backupctl.health_verdict(hourly, NOW - timedelta(minutes=121), NOW - timedelta(days=1), NOW)[0]
+
+
+# --- every script parses -------------------------------------------------------------------------
+
+
+def test_restore_script_parses_with_bash() -> None:
+    subprocess.run(["bash", "-n", str(ROOT / "scripts" / "restore.sh")], check=True)
+
+
+@pytest.mark.parametrize("wrapper", sorted(path.name for path in (IMAGE_DIR / "bin").iterdir()))
+def test_image_wrappers_parse_with_sh_and_are_executable(wrapper: str) -> None:
+    path = IMAGE_DIR / "bin" / wrapper
+    subprocess.run(["sh", "-n", str(path)], check=True)
+    assert os.access(path, os.X_OK)
+
+
+@pytest.mark.parametrize("module", sorted(path.name for path in IMAGE_DIR.glob("*.py")))
+def test_image_modules_compile_and_are_copied_into_the_image(module: str, tmp_path: Path) -> None:
+    py_compile.compile(str(IMAGE_DIR / module), cfile=str(tmp_path / "compiled.pyc"), doraise=True)
+    assert module in (IMAGE_DIR / "Dockerfile").read_text()
+
+
+def test_restore_script_without_a_backup_container_fails_with_a_clear_message(tmp_path: Path) -> None:
+    fake_docker = tmp_path / "docker"
+    fake_docker.write_text("#!/bin/sh\nexit 1\n")
+    fake_docker.chmod(0o755)
+    result = subprocess.run(["bash", str(ROOT / "scripts" / "restore.sh"), "staging"], capture_output=True, text=True,
+                            env={**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}"})
+    assert result.returncode == 1
+    assert "no container selfhosted-staging-backup" in result.stderr

@@ -1,0 +1,250 @@
+"""BackupJob under mocks: when it exists, what it backs up, how it is built, and that secrets stay secret."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from config import ConfigError
+from tests.unit.conftest import Evaluate, Evaluation
+
+CONTAINER = "docker:index/container:Container"
+BACKUP_STACKS = ("test", "staging", "prod")
+MODES = [pytest.param(False, id="up"), pytest.param(True, id="preview")]
+ENABLED = {"backup": {"enabled": True}}
+RCLONE_CONFIG = "[offsite]\ntype = sftp\nhost = backup.example.com\npass = very-secret\n"
+
+
+def _backup(evaluation: Evaluation) -> Any:
+    return evaluation.container("backup")
+
+
+def _has_backup(evaluation: Evaluation) -> bool:
+    return any(resource.name == "backup" for resource in evaluation.mocks.of_type(CONTAINER))
+
+
+def _uploads(evaluation: Evaluation) -> dict[str, dict[str, Any]]:
+    return {upload["file"]: upload for upload in _backup(evaluation).value("uploads")}
+
+
+def _job(evaluation: Evaluation) -> dict[str, Any]:
+    return json.loads(_uploads(evaluation)["/etc/backup/backup.json"]["content"])
+
+
+@pytest.mark.parametrize("preview", MODES)
+@pytest.mark.parametrize("stack", BACKUP_STACKS)
+def test_every_stack_but_dev_declares_the_backup_job(evaluate: Evaluate, stack: str, preview: bool) -> None:
+    evaluation = evaluate(stack, preview=preview)
+    assert [resource.type for resource in evaluation.mocks.declared if resource.name == "backup"] == [
+        "selfhosted:components:BackupJob",
+        CONTAINER,
+    ]
+
+
+def test_dev_has_no_backup_job_by_default(evaluate: Evaluate) -> None:
+    evaluation = evaluate("dev")
+    assert not _has_backup(evaluation)
+    assert "backup_location" not in evaluation.outputs
+
+
+def test_dev_gets_a_backup_job_when_asked(evaluate: Evaluate) -> None:
+    assert _has_backup(evaluate("dev", overrides=ENABLED))
+
+
+def test_backups_can_be_turned_off(evaluate: Evaluate) -> None:
+    assert not _has_backup(evaluate("prod", overrides={"backup": {"enabled": False}}))
+
+
+@pytest.mark.parametrize(("stack", "schedule"), [("test", "0 2 * * *"), ("staging", "0 2 * * *"), ("prod", "0 * * * *")])
+def test_schedule_follows_the_environment(evaluate: Evaluate, stack: str, schedule: str) -> None:
+    assert _job(evaluate(stack))["schedule"] == schedule
+
+
+def test_schedule_can_be_overridden(evaluate: Evaluate) -> None:
+    assert _job(evaluate("prod", overrides={"backup": {"schedule": "15 */4 * * *"}}))["schedule"] == "15 */4 * * *"
+
+
+@pytest.mark.parametrize("schedule", ["61 * * * *", "0 0 31 2 *", "0 2 * *"])
+def test_a_schedule_that_cannot_fire_is_refused_naming_the_key(evaluate: Evaluate, schedule: str) -> None:
+    with pytest.raises(ConfigError, match=r"selfhosted:backup\.schedule"):
+        evaluate("prod", overrides={"backup": {"schedule": schedule}})
+
+
+@pytest.mark.parametrize("stack", BACKUP_STACKS)
+def test_retention_keeps_seven_days_and_48_archives_by_default(evaluate: Evaluate, stack: str) -> None:
+    job = _job(evaluate(stack))
+    assert (job["keep_days"], job["keep_count"]) == (7, 48)
+
+
+def test_retention_can_be_overridden(evaluate: Evaluate) -> None:
+    job = _job(evaluate("prod", overrides={"backup": {"keep_days": 30, "keep_count": 720}}))
+    assert (job["keep_days"], job["keep_count"]) == (30, 720)
+
+
+def test_a_retention_of_zero_is_refused_naming_the_key(evaluate: Evaluate) -> None:
+    with pytest.raises(ConfigError, match=r"selfhosted:backup\.keep_count"):
+        evaluate("prod", overrides={"backup": {"keep_count": 0}})
+
+
+@pytest.mark.parametrize(("stack", "memory", "cpus"), [("test", 256, 0.25), ("staging", 384, 0.5), ("prod", 512, 1.0)])
+def test_limits_come_from_the_profiles_backup_role(evaluate: Evaluate, stack: str, memory: int, cpus: float) -> None:
+    container = _backup(evaluate(stack))
+    assert (container.value("memory"), float(container.value("cpus"))) == (memory, cpus)
+
+
+def test_limits_can_be_overridden_like_any_role(evaluate: Evaluate) -> None:
+    container = _backup(evaluate("prod", overrides={"resources": {"backup": {"memory": "1G"}}}))
+    assert container.value("memory") == 1024
+
+
+def test_container_restarts_rotates_its_log_and_carries_the_stacks_labels(evaluate: Evaluate) -> None:
+    container = _backup(evaluate("prod"))
+    assert container.value("restart") == "unless-stopped"
+    assert container.value("logOpts") == {"max-size": "10m", "max-file": "3"}
+    labels = {label["label"]: label["value"] for label in container.value("labels")}
+    assert labels == {"selfhosted.stack": "prod", "selfhosted.component": "backup", "selfhosted.role": "backup"}
+
+
+def test_health_check_asks_the_backup_tool_whether_the_last_success_is_recent(evaluate: Evaluate) -> None:
+    container = _backup(evaluate("prod"))
+    assert container.value("healthcheck")["tests"] == ["CMD", "backupctl", "health"]
+    assert container.value("wait") is True
+
+
+def test_container_joins_the_synapse_and_voicegrow_networks(evaluate: Evaluate) -> None:
+    networks = [network["name"] for network in _backup(evaluate("prod")).value("networksAdvanced")]
+    assert networks == ["selfhosted-prod-synapse", "selfhosted-prod-voicegrow"]
+
+
+def test_synapse_only_stack_backs_up_synapse_only(evaluate: Evaluate) -> None:
+    evaluation = evaluate("dev", overrides=ENABLED)
+    job = _job(evaluation)
+    assert (job["postgres"] is not None, job["mysql"], job["bucket"]) == (True, None, None)
+    assert [network["name"] for network in _backup(evaluation).value("networksAdvanced")] == ["selfhosted-dev-synapse"]
+
+
+def test_synapse_data_volume_is_mounted_for_media_and_signing_key(evaluate: Evaluate) -> None:
+    volumes = _backup(evaluate("prod")).value("volumes")
+    assert {"volumeName": "selfhosted-prod-synapse-data", "containerPath": "/synapse-data"} in volumes
+
+
+def test_archives_go_to_a_named_volume_by_default(evaluate: Evaluate) -> None:
+    evaluation = evaluate("prod")
+    assert {"volumeName": "selfhosted-prod-backup", "containerPath": "/backups"} in _backup(evaluation).value("volumes")
+    assert evaluation.output("backup_location") == ("selfhosted-prod-backup", False)
+
+
+def test_archives_go_to_host_path_when_set(evaluate: Evaluate) -> None:
+    evaluation = evaluate("prod", overrides={"backup": {"host_path": "/srv/backups"}})
+    assert {"hostPath": "/srv/backups", "containerPath": "/backups"} in _backup(evaluation).value("volumes")
+    assert not [volume for volume in evaluation.mocks.of_type("docker:index/volume:Volume") if volume.name == "backup-volume"]
+    assert evaluation.output("backup_location") == ("/srv/backups", False)
+
+
+def test_job_points_at_each_service_by_its_alias(evaluate: Evaluate) -> None:
+    job = _job(evaluate("prod"))
+    assert (job["postgres"]["host"], job["postgres"]["user"], job["postgres"]["database"]) == ("postgres", "synapse", "synapse")
+    assert job["mysql"]["database"] == "voicegrow"
+    assert job["bucket"]["bucket"] == "voicegrow"
+    assert "endpoint = http://minio:9000" in _uploads(evaluate("prod"))["/etc/backup/rclone.conf"]["content"]
+
+
+def test_restore_stops_synapse_and_every_voicegrow_server(evaluate: Evaluate) -> None:
+    assert _job(evaluate("prod"))["services"] == [
+        "selfhosted-prod-synapse",
+        "selfhosted-prod-voicegrow-server-1",
+        "selfhosted-prod-voicegrow-server-2",
+    ]
+
+
+def test_uploads_holding_credentials_are_a_secret_input(evaluate: Evaluate) -> None:
+    # Pulumi marks the whole uploads list secret when one file in it is.
+    assert _backup(evaluate("prod")).is_secret("uploads")
+
+
+def test_credential_files_are_readable_by_root_only(evaluate: Evaluate) -> None:
+    uploads = _uploads(evaluate("prod"))
+    credentials = [path for path in uploads if path != "/etc/backup/backup.json"]
+    assert {"/etc/backup/pgpass", "/etc/backup/mysql.cnf", "/etc/backup/rclone.conf"} <= set(credentials)
+    for path in credentials:
+        assert uploads[path]["permissions"] == "0600", path
+
+
+def test_credential_files_carry_the_generated_passwords(evaluate: Evaluate) -> None:
+    uploads = _uploads(evaluate("prod"))
+    assert uploads["/etc/backup/pgpass"]["content"] == "postgres:5432:*:synapse:generated-postgres-password\n"
+    assert 'password="generated-mysql-root-password"' in uploads["/etc/backup/mysql.cnf"]["content"]
+    assert "secret_access_key = generated-minio-root-password" in uploads["/etc/backup/rclone.conf"]["content"]
+
+
+def test_no_password_in_the_job_file_or_the_environment(evaluate: Evaluate) -> None:
+    evaluation = evaluate("prod")
+    assert "generated-" not in _uploads(evaluation)["/etc/backup/backup.json"]["content"]
+    assert not _backup(evaluation).value("envs")
+
+
+def test_no_password_in_any_plain_output(evaluate: Evaluate) -> None:
+    evaluation = evaluate("prod", secrets={"backup_rclone_config": RCLONE_CONFIG}, overrides={"backup": {"offsite": {"enabled": True}}})
+    for name in evaluation.outputs:
+        value, secret = evaluation.output(name)
+        if not secret:
+            assert "generated-" not in json.dumps(value) and "very-secret" not in json.dumps(value), name
+
+
+def test_archived_configuration_includes_homeserver_yaml_readable_by_root_only(evaluate: Evaluate) -> None:
+    upload = _uploads(evaluate("prod"))["/etc/backup/configs/synapse/homeserver.yaml"]
+    assert "generated-postgres-password" in upload["content"]
+    assert upload["permissions"] == "0600"
+
+
+def test_offsite_copy_is_off_by_default(evaluate: Evaluate) -> None:
+    evaluation = evaluate("prod")
+    assert _job(evaluation)["offsite"] is None
+    assert "/etc/backup/offsite-rclone.conf" not in _uploads(evaluation)
+
+
+def test_offsite_copy_uploads_the_rclone_config_as_a_secret(evaluate: Evaluate) -> None:
+    evaluation = evaluate(
+        "prod", overrides={"backup": {"offsite": {"enabled": True, "remote": "oss:synapse-backups"}}}, secrets={"backup_rclone_config": RCLONE_CONFIG}
+    )
+    assert _job(evaluation)["offsite"] == {"rclone_config": "/etc/backup/offsite-rclone.conf", "remote": "oss:synapse-backups"}
+    upload = _uploads(evaluation)["/etc/backup/offsite-rclone.conf"]
+    assert (upload["content"], upload["permissions"]) == (RCLONE_CONFIG, "0600")
+    assert _backup(evaluation).is_secret("uploads")
+
+
+def test_offsite_copy_without_its_rclone_config_is_refused_naming_the_secret(evaluate: Evaluate) -> None:
+    with pytest.raises(ConfigError, match="backup_rclone_config is required when backup.offsite is enabled"):
+        evaluate("prod", overrides={"backup": {"offsite": {"enabled": True}}})
+
+
+def test_backup_image_is_built_on_the_stacks_postgres_image(evaluate: Evaluate) -> None:
+    image = evaluate("prod").mocks.named("backup-image", "docker:index/image:Image")
+    assert image.value("build") == {"context": "components/images/backup", "args": {"BASE_IMAGE": "postgres:16.10-bookworm"}}
+    assert image.value("skipPush") is True
+
+
+def test_backup_image_follows_the_postgres_image_setting_and_mirror(evaluate: Evaluate) -> None:
+    overrides = {"images": {"postgres": "postgres:17.6-bookworm", "registry_mirror": "mirror.example.cn/dockerhub"}}
+    image = evaluate("prod", overrides=overrides).mocks.named("backup-image", "docker:index/image:Image")
+    assert image.value("build")["args"] == {"BASE_IMAGE": "mirror.example.cn/dockerhub/library/postgres:17.6-bookworm"}
+
+
+def test_container_runs_the_built_image(evaluate: Evaluate) -> None:
+    assert _backup(evaluate("prod")).value("image") == "selfhosted-prod-backup:local"
+
+
+def test_exports_how_to_restore_and_how_to_back_up_now(evaluate: Evaluate) -> None:
+    evaluation = evaluate("prod")
+    assert evaluation.output("backup_restore_command") == ("scripts/restore.sh prod latest", False)
+    assert evaluation.output("backup_now_command") == ("docker exec selfhosted-prod-backup backup-now", False)
+    assert evaluation.output("backup_schedule") == ("0 * * * *", False)
+
+
+def test_restore_command_names_a_remote_engine_and_a_custom_prefix(evaluate: Evaluate) -> None:
+    evaluation = evaluate("prod", overrides={"docker": {"host": "ssh://deploy@vps.example.com"}, "prefix": "chat"})
+    assert evaluation.output("backup_restore_command")[0] == (
+        "DOCKER_HOST=ssh://deploy@vps.example.com PREFIX=chat scripts/restore.sh prod latest"
+    )
