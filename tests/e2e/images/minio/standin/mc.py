@@ -142,7 +142,7 @@ def client(alias: Alias):
             signature_version="s3v4",
             connect_timeout=5,
             read_timeout=60,
-            retries={"max_attempts": 3, "mode": "standard"},
+            retries={"max_attempts": 5, "mode": "standard"},
         ),
     )
 

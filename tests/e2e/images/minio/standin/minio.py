@@ -478,6 +478,7 @@ class AuthContext:
     signature: str
     payload: str
     timestamp: str
+    declared: bool = True  # whether the client sent x-amz-content-sha256 (else nothing to check)
 
 
 def canonical_path(raw_path: str) -> str:
@@ -572,7 +573,10 @@ class Authenticator:
             names = [n.strip().lower() for n in fields["SignedHeaders"].split(";") if n.strip()]
             if "host" not in names:
                 raise S3Error("AccessDenied", "The host header must be signed.")
-            payload = handler.headers.get("x-amz-content-sha256") or EMPTY_SHA256_HASH
+            # Without the header the signature covers the empty payload's hash, and the body is
+            # not checked (as MinIO does).
+            declared = handler.headers.get("x-amz-content-sha256")
+            payload = declared or EMPTY_SHA256_HASH
             params = list(query)
             given = fields["Signature"]
         elif "X-Amz-Algorithm" in query_keys:
@@ -595,7 +599,8 @@ class Authenticator:
             if now > request_time + expires:
                 raise S3Error("ExpiredPresignRequest")
             names = [n.strip().lower() for n in values["X-Amz-SignedHeaders"].split(";") if n.strip()]
-            payload = values.get("X-Amz-Content-Sha256", UNSIGNED_PAYLOAD)
+            declared = values.get("X-Amz-Content-Sha256") or handler.headers.get("x-amz-content-sha256")
+            payload = declared or UNSIGNED_PAYLOAD
             params = [(k, v) for k, v in query if k != "X-Amz-Signature"]
             given = values["X-Amz-Signature"]
         else:
@@ -610,7 +615,7 @@ class Authenticator:
         expected = signer.signature(signer.string_to_sign(request, canonical), request)
         if not hmac.compare_digest(expected, given):
             raise S3Error("SignatureDoesNotMatch")
-        return AuthContext(signer, request, expected, payload, timestamp)
+        return AuthContext(signer, request, expected, payload, timestamp, declared is not None)
 
     def _verify_v2(self, handler: BaseHTTPRequestHandler, access_key: str, given: str, date: str,
                    raw_path: str) -> None:
@@ -664,7 +669,7 @@ class Body:
         self.consumed = not self.present
         self._http_chunk_left = 0
         self._http_done = False
-        payload = (auth.payload if auth else headers.get("x-amz-content-sha256", "")) or ""
+        payload = (auth.payload if auth and auth.declared else "") or ""
         self.aws_chunked = payload in STREAMING_MODES
         self.signed_chunks = payload in (STREAMING_SIGNED, STREAMING_SIGNED_TRAILER)
         decoded = headers.get("x-amz-decoded-content-length")
