@@ -7,18 +7,23 @@
 #   build.sh [-j JOBS] [NAME...]    build the named images (default: all), plus the base image
 #   build.sh --list                 print "NAME TAG" for every image
 #
-# NAME is one of: base postgres synapse nginx mysql redis. See README.md beside this script for
-# the contract each image honours.
+# NAME is one of: base postgres synapse nginx mysql redis minio probe. See README.md beside this
+# script (and CONTRACT.md in an image's directory) for the contract each image honours.
 #
 # An image is skipped when its tag exists and carries the label e2e.recipe with the hash of its
-# recipe (its directory here, the base image it is built on, for Synapse the wheel platform);
-# it is rebuilt when the recipe changes. The time each image took is printed and appended to
-# .cache/e2e-figures.txt as "image <tag> <seconds> built|cached".
+# recipe (its directory here, the base image it is built on, the wheel platform); it is rebuilt
+# when the recipe changes. An image directory with a requirements.txt gets the wheels it names,
+# downloaded here for the image's Python and platform (cached in .cache/wheels/), in the build
+# context's wheels/ directory. The time each image took is printed and appended to
+# .cache/e2e-figures.txt as "image <tag> <seconds> built|cached" (and "size <tag> <MB>" for a
+# built image).
 #
 # Runs as root (debootstrap). Environment:
 #   E2E_DEBIAN_MIRROR   Debian mirror for the base image (default: read from the apt sources)
-#   E2E_PYTHON          Python with pip used to download the Synapse wheels (default: python3)
+#   E2E_PYTHON          Python with pip used to download wheels (default: python3)
 #   E2E_BUILD_JOBS      images built at the same time after the base (default: 2; -j overrides)
+#   E2E_BUILD_NETWORK   network of the build containers (e.g. "host" on an engine without a
+#                       bridge network; default: the engine's default)
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -29,9 +34,9 @@ LOGDIR="$CACHE/e2e-images"
 WHEELS="$CACHE/wheels"
 LABEL=e2e.recipe
 SUITE=bookworm
-SYNAPSE_PYTHON=3.11 # Python of Debian bookworm, where the Synapse wheels are installed
+IMAGE_PYTHON=3.11 # Python of Debian bookworm, where the wheels are installed
 
-NAMES=(base postgres synapse nginx mysql redis)
+NAMES=(base postgres synapse nginx mysql redis minio probe)
 declare -A TAG=(
   [base]=e2e.local/base:bookworm
   [postgres]=e2e.local/postgres:16
@@ -39,6 +44,8 @@ declare -A TAG=(
   [nginx]=e2e.local/nginx:1.27
   [mysql]=e2e.local/mysql:8.0
   [redis]=e2e.local/redis:7
+  [minio]=e2e.local/minio:stand-in
+  [probe]=e2e.local/voicegrow-probe:1
 )
 
 # Legacy builder: it needs no buildx plugin, which Debian's docker.io does not ship.
@@ -154,8 +161,8 @@ recipe_hash() { # NAME
     else
       hash_dir "$HERE/$name"
       printf 'base %s\n' "$(image_id "${TAG[base]}")"
-      if [[ "$name" == synapse ]]; then
-        printf 'wheels for cp%s %s\n' "${SYNAPSE_PYTHON/./}" "$(wheel_platform)"
+      if [[ -f "$HERE/$name/requirements.txt" ]]; then
+        printf 'wheels for cp%s %s\n' "${IMAGE_PYTHON/./}" "$(wheel_platform)"
       fi
     fi
   } | sha256sum | cut -d' ' -f1
@@ -200,13 +207,14 @@ build_base() { # HASH LOGFILE
   rm -rf "$rootfs"
 }
 
-# Synapse's wheels for the image's Python and platform, downloaded once into .cache/wheels/.
-synapse_wheels() { # LOGFILE -> prints the wheel directory
-  local logfile="$1" py="${E2E_PYTHON:-python3}" arch key dir tmp platforms=() m
+# The wheels an image's requirements.txt names, for the image's Python and platform, downloaded
+# once into .cache/wheels/.
+image_wheels() { # NAME LOGFILE -> prints the wheel directory
+  local name="$1" logfile="$2" py="${E2E_PYTHON:-python3}" arch key dir tmp platforms=() m
+  local requirements="$HERE/$name/requirements.txt"
   arch="$(wheel_platform)"
-  key="$( { cat "$HERE/synapse/requirements.txt"; printf '%s %s\n' "$SYNAPSE_PYTHON" "$arch"; } |
-    sha256sum | cut -c1-16)"
-  dir="$WHEELS/synapse-$key"
+  key="$( { cat "$requirements"; printf '%s %s\n' "$IMAGE_PYTHON" "$arch"; } | sha256sum | cut -c1-16)"
+  dir="$WHEELS/$name-$key"
   if [[ -f "$dir/.complete" ]]; then
     printf '%s\n' "$dir"
     return
@@ -218,11 +226,11 @@ synapse_wheels() { # LOGFILE -> prints the wheel directory
   tmp="$dir.partial"
   rm -rf "$tmp"
   mkdir -p "$tmp"
-  log "downloading Synapse wheels for Python $SYNAPSE_PYTHON on $arch" >&2
+  log "downloading the wheels of $name for Python $IMAGE_PYTHON on $arch" >&2
   "$py" -m pip download --quiet --dest "$tmp" --only-binary=:all: \
-    --python-version "$SYNAPSE_PYTHON" --implementation cp --abi "cp${SYNAPSE_PYTHON/./}" \
-    "${platforms[@]}" -r "$HERE/synapse/requirements.txt" >>"$logfile" 2>&1 ||
-    die "pip download of the Synapse wheels failed (log: $logfile)"
+    --python-version "$IMAGE_PYTHON" --implementation cp --abi "cp${IMAGE_PYTHON/./}" \
+    "${platforms[@]}" -r "$requirements" >>"$logfile" 2>&1 ||
+    die "pip download of the wheels of $name failed (log: $logfile)"
   touch "$tmp/.complete"
   rm -rf "$dir"
   mv "$tmp" "$dir"
@@ -230,17 +238,20 @@ synapse_wheels() { # LOGFILE -> prints the wheel directory
 }
 
 build_service() { # NAME HASH LOGFILE
-  local name="$1" hash="$2" logfile="$3" context wheels
+  local name="$1" hash="$2" logfile="$3" context wheels network=()
+  [[ -f "$HERE/$name/Dockerfile" ]] || die "no recipe for $name: $HERE/$name/Dockerfile is missing"
   context="$CACHE/e2e-context/$name"
   rm -rf "$context"
   mkdir -p "$context"
   cp -r --preserve=mode "$HERE/$name/." "$context/"
-  if [[ "$name" == synapse ]]; then
-    wheels="$(synapse_wheels "$logfile")"
+  if [[ -f "$HERE/$name/requirements.txt" ]]; then
+    wheels="$(image_wheels "$name" "$logfile")"
     mkdir "$context/wheels"
     cp -l "$wheels"/*.whl "$context/wheels/" 2>/dev/null || cp "$wheels"/*.whl "$context/wheels/"
   fi
-  docker build --force-rm --label "$LABEL=$hash" -t "${TAG[$name]}" "$context" >>"$logfile" 2>&1 || {
+  [[ -z "${E2E_BUILD_NETWORK:-}" ]] || network=(--network "$E2E_BUILD_NETWORK")
+  docker build --force-rm "${network[@]}" --label "$LABEL=$hash" -t "${TAG[$name]}" "$context" \
+    >>"$logfile" 2>&1 || {
     tail -n 30 "$logfile" >&2
     die "docker build of ${TAG[$name]} failed (log: $logfile)"
   }
@@ -269,6 +280,10 @@ ensure() { # NAME
   seconds="$(elapsed "$start")"
   log "$(printf '%-30s %-6s in %6s s' "$tag" "$status" "$seconds")"
   printf 'image %s %s %s\n' "$tag" "$seconds" "$status" >>"$FIGURES"
+  if [[ "$status" == built ]]; then
+    printf 'size %s %s\n' "$tag" \
+      "$(docker image inspect -f '{{.Size}}' "$tag" | awk '{ printf "%.0f", $1 / 1000000 }')" >>"$FIGURES"
+  fi
 }
 
 # ---------------------------------------------------------------------------------------------

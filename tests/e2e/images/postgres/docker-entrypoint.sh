@@ -129,7 +129,7 @@ main() {
       exec gosu postgres "${BASH_SOURCE[0]}" "$@"
     fi
     if [[ -s "$PGDATA/PG_VERSION" ]]; then
-      note "PostgreSQL database directory appears to contain a database; skipping initialisation"
+      note "PostgreSQL Database directory appears to contain a database; Skipping initialization"
     else
       initialise "${@:2}"
     fi
