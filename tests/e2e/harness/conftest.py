@@ -16,6 +16,7 @@ import docker.errors
 import pytest
 
 from .engine import engine_unavailable_reason
+from .fixtures import deploy  # noqa: F401 - offered to the tests here
 
 TINY_IMAGE = "e2e.local/harness-busybox:1"
 BASE_IMAGE = "e2e.local/base:bookworm"

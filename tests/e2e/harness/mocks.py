@@ -143,8 +143,10 @@ class HarnessMocks(Mocks):
 
     # --- Mocks interface --------------------------------------------------------------------------
 
-    def call(self, args: MockCallArgs) -> tuple[dict, list | None]:
-        return {}, None
+    def call(self, args: MockCallArgs) -> dict:
+        # No data source is emulated; an empty result leaves every field of it None.
+        log.warning("invoke %s is not emulated; it returns no values", args.token)
+        return {}
 
     def new_resource(self, args: MockResourceArgs) -> tuple[str | None, dict]:
         registration: Registration | None = getattr(_current, "registration", None)

@@ -356,3 +356,37 @@ def test_unsupported_resource_type_fails_apply_naming_it(tmp_path: Path) -> None
     )
     with pytest.raises(ApplyError, match="resource type 'random:index/randomPet:RandomPet'"):
         apply_program(program_dir, "e2e")
+
+
+# --- concurrency and the deploy fixture -----------------------------------------------------------
+
+
+def test_independent_containers_become_healthy_in_parallel(tmp_path: Path, tiny_image: str) -> None:
+    suffix = tmp_path.name[-8:]
+    containers = "\n".join(
+        f"""
+        docker.Container(
+            "slow{index}",
+            name="harness-slow{index}-{suffix}",
+            image="{tiny_image}",
+            command=["sh", "-c", "sleep 2; touch /tmp/ready; exec sleep 600"],
+            healthcheck=docker.ContainerHealthcheckArgs(tests=["CMD", "test", "-f", "/tmp/ready"], interval="200ms"),
+            wait=True,
+            wait_timeout=20,
+        )"""
+        for index in range(8)
+    )
+    program_dir = write_program(tmp_path / "slow", "import pulumi_docker as docker\n" + textwrap.dedent(containers))
+    with apply_program(program_dir, "e2e") as stack:
+        assert len(stack.containers) == 8
+        # Eight waits of about 2 s each: serialised they would take 16 s or more.
+        assert stack.seconds_to_ready < 8
+
+
+def test_deploy_fixture_returns_the_applied_stack(deploy: Any, throwaway_program: Program, engine_client: docker.DockerClient) -> None:
+    program_dir, overrides = throwaway_program
+    stack = deploy(program_dir, "e2e", config_overrides=overrides)
+    try:
+        assert engine_client.api.inspect_container(f"harness-web-{overrides['suffix']}")["State"]["Running"]
+    finally:
+        remove_built_images(engine_client, stack)
