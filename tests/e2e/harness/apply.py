@@ -31,7 +31,16 @@ import yaml
 from pulumi.runtime import settings as runtime_settings
 
 from . import engine
-from .mocks import AppliedResource, CreatedObject, HarnessMocks, HarnessMonitor, HarnessState, ResourceFailure, ResourceTiming, destroy_created
+from .mocks import (
+    AppliedResource,
+    CreatedObject,
+    HarnessMocks,
+    HarnessMonitor,
+    HarnessState,
+    ResourceFailure,
+    ResourceTiming,
+    destroy_created,
+)
 
 log = logging.getLogger(__name__)
 
@@ -243,7 +252,9 @@ class AppliedStack:
     def __enter__(self) -> AppliedStack:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.destroy()
 
 

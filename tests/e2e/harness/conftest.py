@@ -27,7 +27,14 @@ def _busybox_rootfs(busybox: Path) -> bytes:
     applets = subprocess.run([str(busybox), "--list"], capture_output=True, text=True, check=True).stdout.split()
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as archive:
-        for directory, mode in (("bin", 0o755), ("etc", 0o755), ("tmp", 0o1777), ("root", 0o700), ("usr", 0o755), ("var", 0o755)):
+        for directory, mode in (
+            ("bin", 0o755),
+            ("etc", 0o755),
+            ("tmp", 0o1777),
+            ("root", 0o700),
+            ("usr", 0o755),
+            ("var", 0o755),
+        ):
             info = tarfile.TarInfo(directory)
             info.type, info.mode = tarfile.DIRTYPE, mode
             archive.addfile(info)
@@ -206,7 +213,9 @@ def write_throwaway_program(tmp_path: Path, image: str) -> tuple[Path, dict[str,
         )
     )
     (program_dir / "__main__.py").write_text(PROGRAM)
-    (program_dir / "helpers.py").write_text('"""Module-level state that must not survive between applies."""\n\nCALLS: list[str] = []\n')
+    (program_dir / "helpers.py").write_text(
+        '"""Module-level state that must not survive between applies."""\n\nCALLS: list[str] = []\n'
+    )
     (program_dir / "app" / "Dockerfile").write_text(DOCKERFILE)
     markers = tmp_path / "markers"
     markers.mkdir()

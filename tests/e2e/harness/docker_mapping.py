@@ -272,7 +272,11 @@ def _mount(item: Fields) -> dict[str, Any]:
             options["Mode"] = mode
         mount["TmpfsOptions"] = options
     else:
-        for name, block in (("bindOptions", bind_options), ("volumeOptions", volume_options), ("tmpfsOptions", tmpfs_options)):
+        for name, block in (
+            ("bindOptions", bind_options),
+            ("volumeOptions", volume_options),
+            ("tmpfsOptions", tmpfs_options),
+        ):
             if block is not None:
                 raise item.error(name, f"does not apply to a mount of type {mount_type!r}")
     return mount
@@ -443,7 +447,11 @@ def map_container(inputs: Mapping[str, Any], base_dir: Path, where: str = CONTAI
     if cpu_set:
         host["CpusetCpus"] = cpu_set
 
-    for wire, api in (("privileged", "Privileged"), ("publishAllPorts", "PublishAllPorts"), ("readOnly", "ReadonlyRootfs")):
+    for wire, api in (
+        ("privileged", "Privileged"),
+        ("publishAllPorts", "PublishAllPorts"),
+        ("readOnly", "ReadonlyRootfs"),
+    ):
         if f.flag(wire, False):
             host[api] = True
     auto_remove = f.flag("rm", False)
@@ -521,7 +529,9 @@ def map_container(inputs: Mapping[str, Any], base_dir: Path, where: str = CONTAI
         # The first network is joined at create time (so the default bridge is never joined);
         # the engine accepts only one endpoint there, the others are connected before start.
         if network_mode not in (None, "", "bridge", first_name):
-            raise f.error("networkMode", f"{network_mode!r} conflicts with networksAdvanced (first network {first_name!r})")
+            raise f.error(
+                "networkMode", f"{network_mode!r} conflicts with networksAdvanced (first network {first_name!r})"
+            )
         host["NetworkMode"] = first_name
         networking = {"EndpointsConfig": {first_name: first_settings}}
         connect_after = networks[1:]
@@ -572,7 +582,12 @@ def map_network(inputs: Mapping[str, Any], where: str = NETWORK) -> NetworkPlan:
     options = f.string_map("options")
     if options:
         kwargs["options"] = options
-    for wire, keyword in (("internal", "internal"), ("attachable", "attachable"), ("ingress", "ingress"), ("ipv6", "enable_ipv6")):
+    for wire, keyword in (
+        ("internal", "internal"),
+        ("attachable", "attachable"),
+        ("ingress", "ingress"),
+        ("ipv6", "enable_ipv6"),
+    ):
         if f.flag(wire, False):
             kwargs[keyword] = True
     labels = labels_map(f.objects("labels"))
@@ -680,7 +695,9 @@ def map_image(inputs: Mapping[str, Any], base_dir: Path, where: str = IMAGE) -> 
         extra_hosts = build.strings("addHosts")
         builder = build.string("builderVersion")
         if builder not in (None, "BuilderV1"):
-            raise build.error("builderVersion", f"{builder!r} is not supported; the harness builds with the classic builder")
+            raise build.error(
+                "builderVersion", f"{builder!r} is not supported; the harness builds with the classic builder"
+            )
         for unsupported in ("cacheFrom", "platform"):
             if build.has(unsupported):
                 raise build.error(unsupported, "is not supported")

@@ -17,7 +17,15 @@ from typing import Any
 import docker
 import docker.errors
 
-from .docker_mapping import ContainerPlan, ImageBuildPlan, NetworkPlan, TagPlan, VolumePlan, split_image_reference, uploads_archive
+from .docker_mapping import (
+    ContainerPlan,
+    ImageBuildPlan,
+    NetworkPlan,
+    TagPlan,
+    VolumePlan,
+    split_image_reference,
+    uploads_archive,
+)
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +141,9 @@ def create_container(
     on_created(container_id)
     try:
         for network, settings in plan.connect_after_create:
-            _post_json(api, "/networks/{0}/connect", network, data={"Container": container_id, "EndpointConfig": settings})
+            _post_json(
+                api, "/networks/{0}/connect", network, data={"Container": container_id, "EndpointConfig": settings}
+            )
         if plan.uploads:
             api.put_archive(container_id, "/", uploads_archive(plan.uploads))
         if not plan.start:
@@ -259,7 +269,12 @@ def container_outputs(outcome: ContainerOutcome) -> dict[str, Any]:
             if not binding.get("HostPort"):
                 continue
             ports.append(
-                {"internal": int(internal), "external": int(binding["HostPort"]), "ip": binding["HostIp"], "protocol": protocol}
+                {
+                    "internal": int(internal),
+                    "external": int(binding["HostPort"]),
+                    "ip": binding["HostIp"],
+                    "protocol": protocol,
+                }
             )
     if ports:
         outputs["ports"] = ports
@@ -342,7 +357,11 @@ def create_volume(api: docker.APIClient, plan: VolumePlan) -> tuple[dict[str, An
 
 
 def volume_outputs(inspect: dict[str, Any]) -> dict[str, Any]:
-    return {"name": inspect["Name"], "driver": inspect.get("Driver", "local"), "mountpoint": inspect.get("Mountpoint", "")}
+    return {
+        "name": inspect["Name"],
+        "driver": inspect.get("Driver", "local"),
+        "mountpoint": inspect.get("Mountpoint", ""),
+    }
 
 
 def remove_volume(api: docker.APIClient, name: str) -> None:

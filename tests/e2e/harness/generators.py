@@ -201,7 +201,9 @@ def private_key(inputs: Mapping[str, Any], where: str = TLS_PRIVATE_KEY) -> dict
     openssh_public = public.public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
     raw_public = base64.b64decode(openssh_public.split()[1])
     outputs: dict[str, Any] = {
-        "privateKeyPem": key.private_bytes(serialization.Encoding.PEM, pem_format, serialization.NoEncryption()).decode(),
+        "privateKeyPem": key.private_bytes(
+            serialization.Encoding.PEM, pem_format, serialization.NoEncryption()
+        ).decode(),
         "privateKeyPemPkcs8": key.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
         ).decode(),
@@ -210,7 +212,8 @@ def private_key(inputs: Mapping[str, Any], where: str = TLS_PRIVATE_KEY) -> dict
         ).decode(),
         "publicKeyOpenssh": openssh_public.decode() + "\n",
         "publicKeyFingerprintMd5": ":".join(f"{byte:02x}" for byte in hashlib.md5(raw_public).digest()),
-        "publicKeyFingerprintSha256": "SHA256:" + base64.b64encode(hashlib.sha256(raw_public).digest()).decode().rstrip("="),
+        "publicKeyFingerprintSha256": "SHA256:"
+        + base64.b64encode(hashlib.sha256(raw_public).digest()).decode().rstrip("="),
     }
     try:
         outputs["privateKeyOpenssh"] = key.private_bytes(
@@ -287,7 +290,7 @@ def _validity(f: Fields) -> tuple[datetime.datetime, datetime.datetime]:
     if hours is None or hours < 1:
         raise f.error("validityPeriodHours", "is required and must be at least 1")
     f.accept("earlyRenewalHours")
-    start = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
+    start = datetime.datetime.now(datetime.UTC).replace(microsecond=0)
     return start, start + datetime.timedelta(hours=hours)
 
 
@@ -322,7 +325,9 @@ def self_signed_cert(inputs: Mapping[str, Any], where: str = TLS_SELF_SIGNED_CER
     if f.flag("setSubjectKeyId", False):
         builder = builder.add_extension(ski, critical=False)
     if f.flag("setAuthorityKeyId", False):
-        builder = builder.add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), critical=False)
+        builder = builder.add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), critical=False
+        )
     f.finish()
     cert = builder.sign(key, _signature_hash(key))
     return {**_certificate_outputs(cert, start, end), "keyAlgorithm": _key_algorithm(key)}
@@ -337,7 +342,10 @@ def cert_request(inputs: Mapping[str, Any], where: str = TLS_CERT_REQUEST) -> di
         builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
     f.finish()
     request = builder.sign(key, _signature_hash(key))
-    return {"certRequestPem": request.public_bytes(serialization.Encoding.PEM).decode(), "keyAlgorithm": _key_algorithm(key)}
+    return {
+        "certRequestPem": request.public_bytes(serialization.Encoding.PEM).decode(),
+        "keyAlgorithm": _key_algorithm(key),
+    }
 
 
 def locally_signed_cert(inputs: Mapping[str, Any], where: str = TLS_LOCALLY_SIGNED_CERT) -> dict[str, Any]:

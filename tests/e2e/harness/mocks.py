@@ -155,7 +155,9 @@ class HarnessMocks(Mocks):
         started = time.monotonic() - self.started
         try:
             if args.resource_id and args.custom:
-                raise UnsupportedInput(f"{where}: reading or importing existing resources (get/import) is not supported")
+                raise UnsupportedInput(
+                    f"{where}: reading or importing existing resources (get/import) is not supported"
+                )
             resource_id, computed = self._apply(args, urn, where)
         except Exception as exc:
             message = str(exc) if where in str(exc) else f"{where}: {exc}"
@@ -289,7 +291,9 @@ class HarnessMocks(Mocks):
         return resource_id, outputs
 
 
-def destroy_created(api: docker.APIClient, created: list[CreatedObject], keep_volumes: bool, run_deletes: bool = True) -> list[str]:
+def destroy_created(
+    api: docker.APIClient, created: list[CreatedObject], keep_volumes: bool, run_deletes: bool = True
+) -> list[str]:
     """Undo what an apply created, newest first; return the failures (commands only warn)."""
     failures: list[str] = []
     for item in reversed(created):

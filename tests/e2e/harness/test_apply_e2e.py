@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import tarfile
 import textwrap
@@ -40,10 +41,8 @@ def gone(check: Any, *args: Any) -> bool:
 
 def remove_built_images(client: docker.DockerClient, stack: AppliedStack) -> None:
     for image in stack.images:
-        try:
+        with contextlib.suppress(docker.errors.NotFound):
             client.images.remove(image, force=True)
-        except docker.errors.NotFound:
-            pass
 
 
 @pytest.fixture(scope="module")
@@ -178,7 +177,10 @@ def test_random_password_honours_its_inputs_and_is_secret(applied: Any) -> None:
 
 
 def test_built_image_ran_with_its_build_args(applied: Any) -> None:
-    assert (applied[0].outputs["greeting_logs"], applied[0].outputs["greeting_exit_code"]) == ("hello from the image\n", 0)
+    assert (applied[0].outputs["greeting_logs"], applied[0].outputs["greeting_exit_code"]) == (
+        "hello from the image\n",
+        0,
+    )
 
 
 def test_created_objects_are_listed(applied: Any) -> None:
@@ -303,7 +305,9 @@ def test_unhealthy_container_fails_apply_with_its_health_log_and_logs(
     assert gone(engine_client.api.inspect_container, name)
 
 
-def test_unknown_input_fails_apply_naming_it(tmp_path: Path, tiny_image: str, engine_client: docker.DockerClient) -> None:
+def test_unknown_input_fails_apply_naming_it(
+    tmp_path: Path, tiny_image: str, engine_client: docker.DockerClient
+) -> None:
     name = f"harness-gpu-{tmp_path.name[-8:]}"
     program_dir = write_program(
         tmp_path / "gpu",
@@ -342,7 +346,7 @@ def test_missing_image_fails_apply_naming_it(tmp_path: Path) -> None:
         docker.RemoteImage("postgres", name="e2e.local/not-built:0")
         """,
     )
-    with pytest.raises(ApplyError, match="image 'e2e.local/not-built:0' is not present"):
+    with pytest.raises(ApplyError, match=r"image 'e2e\.local/not-built:0' is not present"):
         apply_program(program_dir, "e2e")
 
 
@@ -383,7 +387,9 @@ def test_independent_containers_become_healthy_in_parallel(tmp_path: Path, tiny_
         assert stack.seconds_to_ready < 8
 
 
-def test_deploy_fixture_returns_the_applied_stack(deploy: Any, throwaway_program: Program, engine_client: docker.DockerClient) -> None:
+def test_deploy_fixture_returns_the_applied_stack(
+    deploy: Any, throwaway_program: Program, engine_client: docker.DockerClient
+) -> None:
     program_dir, overrides = throwaway_program
     stack = deploy(program_dir, "e2e", config_overrides=overrides)
     try:

@@ -60,7 +60,7 @@ def test_encrypted_values_fail_clearly(tmp_path: Path) -> None:
 
 def test_missing_stack_file_fails_clearly(tmp_path: Path) -> None:
     program(tmp_path, "config: {}\n")
-    with pytest.raises(ConfigError, match="Pulumi.prod.yaml"):
+    with pytest.raises(ConfigError, match=r"Pulumi\.prod\.yaml"):
         load_config(tmp_path, "demo", "prod")
 
 

@@ -240,7 +240,9 @@ def test_auto_remove(tmp_path: Path) -> None:
 def test_port_binds_loopback_when_ip_given(tmp_path: Path) -> None:
     plan = container(tmp_path, ports=[{"internal": 8008.0, "external": 18008.0, "ip": "127.0.0.1"}])
     assert plan.create_body["ExposedPorts"] == {"8008/tcp": {}}
-    assert plan.create_body["HostConfig"]["PortBindings"] == {"8008/tcp": [{"HostIp": "127.0.0.1", "HostPort": "18008"}]}
+    assert plan.create_body["HostConfig"]["PortBindings"] == {
+        "8008/tcp": [{"HostIp": "127.0.0.1", "HostPort": "18008"}]
+    }
 
 
 def test_port_without_ip_binds_all_interfaces(tmp_path: Path) -> None:
@@ -259,7 +261,9 @@ def test_named_volume_becomes_a_bind_of_the_volume(tmp_path: Path) -> None:
 
 
 def test_read_only_host_path_volume(tmp_path: Path) -> None:
-    binds = host_config(tmp_path, volumes=[{"hostPath": "/srv/conf", "containerPath": "/conf", "readOnly": True}])["Binds"]
+    binds = host_config(tmp_path, volumes=[{"hostPath": "/srv/conf", "containerPath": "/conf", "readOnly": True}])[
+        "Binds"
+    ]
     assert binds == ["/srv/conf:/conf:ro"]
 
 
@@ -271,19 +275,33 @@ def test_volume_without_source_is_anonymous(tmp_path: Path) -> None:
 def test_volume_mount_with_options(tmp_path: Path) -> None:
     mounts = host_config(
         tmp_path,
-        mounts=[{"type": "volume", "source": "media", "target": "/media", "readOnly": True, "volumeOptions": {"noCopy": True}}],
+        mounts=[
+            {
+                "type": "volume",
+                "source": "media",
+                "target": "/media",
+                "readOnly": True,
+                "volumeOptions": {"noCopy": True},
+            }
+        ],
     )["Mounts"]
-    assert mounts == [{"Type": "volume", "Target": "/media", "Source": "media", "ReadOnly": True, "VolumeOptions": {"NoCopy": True}}]
+    assert mounts == [
+        {"Type": "volume", "Target": "/media", "Source": "media", "ReadOnly": True, "VolumeOptions": {"NoCopy": True}}
+    ]
 
 
 def test_tmpfs_mount_with_size(tmp_path: Path) -> None:
-    mounts = host_config(tmp_path, mounts=[{"type": "tmpfs", "target": "/tmp", "tmpfsOptions": {"sizeBytes": 1048576.0}}])["Mounts"]
+    mounts = host_config(
+        tmp_path, mounts=[{"type": "tmpfs", "target": "/tmp", "tmpfsOptions": {"sizeBytes": 1048576.0}}]
+    )["Mounts"]
     assert mounts == [{"Type": "tmpfs", "Target": "/tmp", "TmpfsOptions": {"SizeBytes": 1048576}}]
 
 
 def test_mount_options_of_another_type_are_rejected(tmp_path: Path) -> None:
     with pytest.raises(UnsupportedInput, match="tmpfsOptions"):
-        container(tmp_path, mounts=[{"type": "bind", "source": "/a", "target": "/b", "tmpfsOptions": {"sizeBytes": 1.0}}])
+        container(
+            tmp_path, mounts=[{"type": "bind", "source": "/a", "target": "/b", "tmpfsOptions": {"sizeBytes": 1.0}}]
+        )
 
 
 # --- networks -------------------------------------------------------------------------------------
@@ -311,7 +329,9 @@ def test_network_mode_conflicting_with_networks_is_rejected(tmp_path: Path) -> N
 
 def test_static_address_on_a_network(tmp_path: Path) -> None:
     plan = container(tmp_path, networksAdvanced=[{"name": "backend", "ipv4Address": "172.30.0.10"}])
-    assert plan.create_body["NetworkingConfig"]["EndpointsConfig"]["backend"] == {"IPAMConfig": {"IPv4Address": "172.30.0.10"}}
+    assert plan.create_body["NetworkingConfig"]["EndpointsConfig"]["backend"] == {
+        "IPAMConfig": {"IPv4Address": "172.30.0.10"}
+    }
 
 
 # --- uploads --------------------------------------------------------------------------------------
@@ -366,7 +386,10 @@ def test_secret_upload_content_is_unwrapped(tmp_path: Path) -> None:
 
 
 def test_secret_env_is_unwrapped(tmp_path: Path) -> None:
-    assert container(tmp_path, envs=["A=1", secret("PASSWORD=hunter2")]).create_body["Env"] == ["A=1", "PASSWORD=hunter2"]
+    assert container(tmp_path, envs=["A=1", secret("PASSWORD=hunter2")]).create_body["Env"] == [
+        "A=1",
+        "PASSWORD=hunter2",
+    ]
 
 
 # --- what is not understood -----------------------------------------------------------------------
@@ -415,7 +438,9 @@ def test_network_options() -> None:
 
 
 def test_volume_driver_options_and_labels() -> None:
-    plan = map_volume({"name": "data", "driver": "local", "driverOpts": {"type": "tmpfs"}, "labels": [{"label": "a", "value": "b"}]})
+    plan = map_volume(
+        {"name": "data", "driver": "local", "driverOpts": {"type": "tmpfs"}, "labels": [{"label": "a", "value": "b"}]}
+    )
     assert (plan.name, plan.driver, plan.driver_opts, plan.labels) == ("data", "local", {"type": "tmpfs"}, {"a": "b"})
 
 
@@ -424,12 +449,21 @@ def test_remote_image_accepts_pull_options() -> None:
 
 
 def test_image_dockerfile_defaults_to_the_context(tmp_path: Path) -> None:
-    plan = map_image({"imageName": "app:1", "skipPush": True, "build": {"context": "app", "args": {"V": "1"}}}, tmp_path)
-    assert (plan.context, plan.dockerfile, plan.build_args) == (tmp_path / "app", tmp_path / "app" / "Dockerfile", {"V": "1"})
+    plan = map_image(
+        {"imageName": "app:1", "skipPush": True, "build": {"context": "app", "args": {"V": "1"}}}, tmp_path
+    )
+    assert (plan.context, plan.dockerfile, plan.build_args) == (
+        tmp_path / "app",
+        tmp_path / "app" / "Dockerfile",
+        {"V": "1"},
+    )
 
 
 def test_image_dockerfile_is_relative_to_the_program(tmp_path: Path) -> None:
-    plan = map_image({"imageName": "app:1", "skipPush": True, "build": {"context": "app", "dockerfile": "docker/App.dockerfile"}}, tmp_path)
+    plan = map_image(
+        {"imageName": "app:1", "skipPush": True, "build": {"context": "app", "dockerfile": "docker/App.dockerfile"}},
+        tmp_path,
+    )
     assert plan.dockerfile == tmp_path / "docker" / "App.dockerfile"
 
 

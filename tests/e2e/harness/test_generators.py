@@ -135,7 +135,9 @@ def test_self_signed_ca_has_basic_constraints_and_key_usage() -> None:
 
 def test_self_signed_cert_subject_and_validity() -> None:
     key = private_key({"algorithm": "RSA"})["privateKeyPem"]
-    outputs = self_signed_cert({"privateKeyPem": key, "subject": {"commonName": "example.org"}, "validityPeriodHours": 2.0})
+    outputs = self_signed_cert(
+        {"privateKeyPem": key, "subject": {"commonName": "example.org"}, "validityPeriodHours": 2.0}
+    )
     cert = x509.load_pem_x509_certificate(outputs["certPem"].encode())
     assert cert.subject.rfc4514_string() == "CN=example.org"
     assert (cert.not_valid_after_utc - cert.not_valid_before_utc).total_seconds() == 7200
@@ -145,7 +147,12 @@ def test_locally_signed_server_cert_carries_the_request_names() -> None:
     ca_key, ca_cert = ca()
     server_key = private_key({"algorithm": "ECDSA", "ecdsaCurve": "P256"})["privateKeyPem"]
     request = cert_request(
-        {"privateKeyPem": server_key, "subject": {"commonName": "matrix.e2e.test"}, "dnsNames": ["matrix.e2e.test"], "ipAddresses": ["127.0.0.1"]}
+        {
+            "privateKeyPem": server_key,
+            "subject": {"commonName": "matrix.e2e.test"},
+            "dnsNames": ["matrix.e2e.test"],
+            "ipAddresses": ["127.0.0.1"],
+        }
     )["certRequestPem"]
     outputs = locally_signed_cert(
         {
