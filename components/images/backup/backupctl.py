@@ -316,17 +316,14 @@ def dump_configs(job: Job, target: Path, work: Path) -> None:
     run(["tar", "--create", "--gzip", "--file", str(target), "--directory", str(job.configs_dir), "."])
 
 
-def restore_configs(job: Job, source: Path, work: Path) -> None:
-    log("configs.tar.gz is kept for reference: the deployment renders the configuration itself")
-
-
 @dataclass(frozen=True)
 class Part:
     """One file in the archive: how it is taken, how it is put back, and whether this job has it."""
 
     name: str
     dump: Callable[[Job, Path, Path], None]
-    restore: Callable[[Job, Path, Path], None]
+    restore: Callable[[Job, Path, Path], None] | None
+    """None: kept for reference only."""
     enabled: Callable[[Job], bool]
 
 
@@ -336,7 +333,8 @@ PARTS = (
     Part("voicegrow-mysql.sql.gz", dump_mysql, restore_mysql, lambda job: job.mysql is not None),
     Part("synapse-data.tar.gz", dump_synapse_data, restore_synapse_data, lambda job: job.synapse_data is not None),
     Part("voicegrow-bucket.tar.gz", dump_bucket, restore_bucket, lambda job: job.bucket is not None),
-    Part("configs.tar.gz", dump_configs, restore_configs, lambda job: job.configs_dir is not None),
+    # The deployment renders the configuration again; the copy is for reading, not restoring.
+    Part("configs.tar.gz", dump_configs, None, lambda job: job.configs_dir is not None),
 )
 
 
@@ -582,6 +580,8 @@ def restore(job: Job, selector: str) -> int:
                 log(f"restoring {archive.name} (taken {manifest.get('created')}, stack {manifest.get('stack')})")
                 for part in PARTS:
                     present = part.name in manifest["parts"]
+                    if part.restore is None:
+                        continue
                     if present and part.enabled(job):
                         part_started = time.monotonic()
                         part.restore(job, work / part.name, work)
