@@ -123,7 +123,9 @@ cert = tls.SelfSignedCert(
 greeting_image = docker.Image(
     "greeting-image",
     image_name=f"harness-greeting:{suffix}",
-    build=docker.DockerBuildArgs(context="app", args={"BASE": image, "GREETING": web_settings["greeting"]}),
+    build=docker.DockerBuildArgs(
+        context="app", args={"BASE": image, "GREETING": web_settings["greeting"]}, network="none"
+    ),
     skip_push=True,
 )
 

@@ -289,6 +289,7 @@ def test_unhealthy_container_fails_apply_with_its_health_log_and_logs(
             name="{name}",
             image="{tiny_image}",
             command=["sh", "-c", "echo starting up; exec sleep 600"],
+            network_mode="none",
             healthcheck=docker.ContainerHealthcheckArgs(
                 tests=["CMD-SHELL", "echo database unreachable >&2; exit 1"], interval="300ms", retries=2
             ),
@@ -374,6 +375,7 @@ def test_independent_containers_become_healthy_in_parallel(tmp_path: Path, tiny_
             name="harness-slow{index}-{suffix}",
             image="{tiny_image}",
             command=["sh", "-c", "sleep 2; touch /tmp/ready; exec sleep 600"],
+            network_mode="none",
             healthcheck=docker.ContainerHealthcheckArgs(tests=["CMD", "test", "-f", "/tmp/ready"], interval="200ms"),
             wait=True,
             wait_timeout=20,
