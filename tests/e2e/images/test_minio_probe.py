@@ -117,7 +117,7 @@ class Resources:
     def close(self) -> None:
         for container in reversed(self.containers):
             try:
-                container.remove(force=True, v=False)
+                container.remove(force=True, v=True)  # with its anonymous volumes
             except docker.errors.NotFound:
                 pass
         for network in self.networks:
@@ -442,9 +442,9 @@ def test_mc_ready_reports_the_cluster_ready(minio):
     assert code == 0 and "is ready" in out
 
 
-def test_server_refuses_a_root_password_shorter_than_8_characters(engine, resources):
+def test_server_refuses_a_root_password_shorter_than_8_characters(engine, resources, network):
     require_image(engine, MINIO_IMAGE, "minio")
-    container = resources.container(MINIO_IMAGE, "short-password", command=["server", "/data"],
+    container = resources.container(MINIO_IMAGE, "short-password", network=network, command=["server", "/data"],
                                     environment={"MINIO_ROOT_USER": ROOT_USER, "MINIO_ROOT_PASSWORD": "short"})
     status = container.wait(timeout=30)
     assert status["StatusCode"] != 0
