@@ -403,8 +403,8 @@ def apply_program(
     `config_overrides` (keys with or without the project namespace) are deep-merged into the
     stack file's values; `secrets` are set as secret config. `state` carries generated values
     and names from an earlier apply (see `AppliedStack.reapply`). On failure everything created
-    so far is removed (unless `destroy_on_failure` is False) and `ApplyError` is raised with the
-    original messages.
+    so far is removed (unless `destroy_on_failure` is False; volumes that existed before stay when
+    `keep_volumes`) and `ApplyError` is raised with the original messages.
     """
     program_dir = Path(program_dir).resolve()
     project = project_name(program_dir)
@@ -426,7 +426,13 @@ def apply_program(
         if failure is not None or mocks.failures or errors.messages:
             report = _failure_report(stack, mocks.failures, errors.messages, failure)
             if destroy_on_failure:
-                leftovers = destroy_created(client.api, mocks.created, keep_volumes)
+                # Volumes this apply created go too; with keep_volumes, ones that held data before stay.
+                doomed = [
+                    item
+                    for item in mocks.created
+                    if not (keep_volumes and item.kind == "volume" and item.details.get("existed"))
+                ]
+                leftovers = destroy_created(client.api, doomed, keep_volumes=False)
                 if leftovers:
                     report += "\nand teardown left objects behind:\n" + "\n".join(leftovers)
             raise ApplyError(report) from failure

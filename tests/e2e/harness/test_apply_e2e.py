@@ -228,13 +228,14 @@ def test_destroy_runs_command_deletes(throwaway_program: Program, engine_client:
 
 def test_destroy_can_keep_volumes(throwaway_program: Program, engine_client: docker.DockerClient) -> None:
     program_dir, overrides = throwaway_program
-    stack = apply_program(program_dir, "e2e", config_overrides=overrides, keep_volumes=True)
-    stack.destroy()
-    remove_built_images(engine_client, stack)
     try:
+        stack = apply_program(program_dir, "e2e", config_overrides=overrides, keep_volumes=True)
+        stack.destroy()
+        remove_built_images(engine_client, stack)
         assert not gone(engine_client.api.inspect_volume, f"harness-data-{overrides['suffix']}")
     finally:
-        engine_client.api.remove_volume(f"harness-data-{overrides['suffix']}", force=True)
+        with contextlib.suppress(docker.errors.NotFound):
+            engine_client.api.remove_volume(f"harness-data-{overrides['suffix']}", force=True)
 
 
 def read_file(client: docker.DockerClient, container: str, path: str) -> str:
@@ -337,6 +338,25 @@ def test_program_exception_fails_apply_and_removes_what_was_created(
     with pytest.raises(ApplyError, match="RuntimeError: settings are inconsistent"):
         apply_program(program_dir, "e2e")
     assert gone(engine_client.api.inspect_network, network)
+
+
+def test_failed_apply_removes_the_volumes_it_created_even_when_keeping_volumes(
+    tmp_path: Path, engine_client: docker.DockerClient
+) -> None:
+    volume = f"harness-orphan-{tmp_path.name[-8:]}"
+    program_dir = write_program(
+        tmp_path / "orphan",
+        f"""
+        import pulumi_docker as docker
+        data = docker.Volume("data", name="{volume}")
+        docker.Container("db", name="{volume}-db", image="e2e.local/not-built:0", volumes=[
+            docker.ContainerVolumeArgs(volume_name=data.name, container_path="/data")
+        ])
+        """,
+    )
+    with pytest.raises(ApplyError, match="not-built"):
+        apply_program(program_dir, "e2e", keep_volumes=True)
+    assert gone(engine_client.api.inspect_volume, volume)
 
 
 def test_missing_image_fails_apply_naming_it(tmp_path: Path) -> None:
