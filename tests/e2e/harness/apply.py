@@ -108,8 +108,6 @@ def config_string(value: Any) -> str:
         return value
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return json.dumps(value)
     return json.dumps(value)
 
 

@@ -21,7 +21,7 @@ from pulumi.runtime.mocks import MockCallArgs, MockMonitor, MockResourceArgs, Mo
 
 from . import commands, docker_mapping, engine
 from .docker_mapping import CONTAINER, IMAGE, NETWORK, REMOTE_IMAGE, TAG, VOLUME
-from .generators import GENERATORS
+from .generators import GENERATORS, RANDOM_ID, RANDOM_INTEGER, RANDOM_STRING, RANDOM_UUID
 from .values import UnsupportedInput, is_secret_wrapper, unwrap_secrets, wrap_secret
 
 log = logging.getLogger(__name__)
@@ -285,9 +285,14 @@ class HarnessMocks(Mocks):
             outputs = GENERATORS[args.typ](args.inputs, where)
             with self._lock:
                 self.state.generated[urn] = (inputs, outputs)
-        resource_id = str(outputs.get("b64Url") or outputs.get("result") or f"{args.name}-{secrets.token_hex(4)}")
-        if args.typ.startswith("random:index/randomPassword") or args.typ.startswith("tls:"):
-            resource_id = f"{args.name}-{secrets.token_hex(4)}"  # never a secret as an id
+        # As the providers: a RandomString/RandomUuid/RandomInteger is identified by its value, a
+        # RandomId by its URL-safe encoding; secrets and keys never are.
+        if args.typ in (RANDOM_STRING, RANDOM_UUID, RANDOM_INTEGER):
+            resource_id = str(outputs["result"])
+        elif args.typ == RANDOM_ID:
+            resource_id = outputs["b64Url"]
+        else:
+            resource_id = f"{args.name}-{secrets.token_hex(4)}"
         return resource_id, outputs
 
 
