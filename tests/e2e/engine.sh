@@ -12,6 +12,9 @@
 #
 # Environment:
 #   E2E_ENGINE_TIMEOUT   seconds to wait for "docker info" after starting dockerd (default 60)
+#   E2E_DOCKERD_ARGS     extra arguments for dockerd, split on spaces (default none). With its own
+#                        -H socket, --data-root, --exec-root and --pidfile, and DOCKER_HOST set to
+#                        that socket, this starts a separate engine beside another one.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -60,8 +63,11 @@ start() {
   else
     rm -f "$PIDFILE"
     log "starting dockerd, log in $LOGFILE"
-    # setsid: the engine must outlive this script and not receive its terminal's signals.
-    setsid dockerd >>"$LOGFILE" 2>&1 </dev/null &
+    local extra=()
+    read -r -a extra <<<"${E2E_DOCKERD_ARGS:-}"
+    # setsid: the engine must outlive this script and not receive its terminal's signals;
+    # 9>&-: nor hold this script's lock.
+    setsid dockerd "${extra[@]}" >>"$LOGFILE" 2>&1 </dev/null 9>&- &
     pid=$!
     printf '%s\n' "$pid" >"$PIDFILE"
   fi
