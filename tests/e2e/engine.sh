@@ -13,8 +13,11 @@
 # Environment:
 #   E2E_ENGINE_TIMEOUT   seconds to wait for "docker info" after starting dockerd (default 60)
 #   E2E_DOCKERD_ARGS     extra arguments for dockerd, split on spaces (default none). With its own
-#                        -H socket, --data-root, --exec-root and --pidfile, and DOCKER_HOST set to
-#                        that socket, this starts a separate engine beside another one.
+#                        -H socket, --data-root, --exec-root, --pidfile and -b BRIDGE (a bridge
+#                        interface of its own), and DOCKER_HOST set to that socket, this starts a
+#                        separate engine beside another one. Never --bridge=none there: dockerd
+#                        then deletes the docker0 interface that the other engine's default
+#                        network uses.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
