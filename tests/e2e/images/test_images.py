@@ -274,8 +274,8 @@ def test_postgres_initialises_only_an_empty_data_directory(postgres, lab):
     wait_until(lambda: sh(container, "pg_isready -h 127.0.0.1")[0] == 0, container, "postgres restarted")
     assert "Skipping initialization" in container.logs().decode()
     assert psql(container, "SELECT datname FROM pg_database WHERE datname = 'otherdb'") == ""
-    postgres["container"].start()  # for any later test of the module fixture
     container.stop(timeout=30)
+    postgres["container"].start()  # one server at a time on the volume; back for later tests
 
 
 def test_postgres_options_alone_run_the_server_and_db_postgres_is_not_created_again(lab):
