@@ -20,7 +20,8 @@
 #
 # Runs as root (debootstrap). Environment:
 #   E2E_DEBIAN_MIRROR   Debian mirror for the base image (default: read from the apt sources)
-#   E2E_PYTHON          Python with pip used to download wheels (default: python3)
+#   E2E_PYTHON          Python with pip used to download wheels (default: python3, else the
+#                       project's .venv/bin/python)
 #   E2E_BUILD_JOBS      images built at the same time after the base (default: 2; -j overrides)
 #   E2E_BUILD_NETWORK   network of the build containers (e.g. "host" on an engine without a
 #                       bridge network; default: the engine's default)
@@ -173,6 +174,7 @@ recipe_hash() { # NAME
 
 build_base() { # HASH LOGFILE
   local hash="$1" logfile="$2" mirror rootfs include=()
+  [[ "$(id -u)" == 0 ]] || die "building the base image needs root (debootstrap, chroot)"
   command -v debootstrap >/dev/null || {
     log "installing debootstrap"
     DEBIAN_FRONTEND=noninteractive apt-get update -qq >>"$logfile" 2>&1
@@ -207,10 +209,22 @@ build_base() { # HASH LOGFILE
   rm -rf "$rootfs"
 }
 
+# A Python with pip: E2E_PYTHON, else python3, else the project's virtual environment's.
+pip_python() {
+  local candidate
+  for candidate in ${E2E_PYTHON:-python3 "$ROOT/.venv/bin/python"}; do
+    if "$candidate" -m pip --version >/dev/null 2>&1; then
+      printf '%s\n' "$candidate"
+      return
+    fi
+  done
+  die "no Python with pip to download wheels (tried ${E2E_PYTHON:-python3 and .venv/bin/python}); set E2E_PYTHON"
+}
+
 # The wheels an image's requirements.txt names, for the image's Python and platform, downloaded
 # once into .cache/wheels/.
 image_wheels() { # NAME LOGFILE -> prints the wheel directory
-  local name="$1" logfile="$2" py="${E2E_PYTHON:-python3}" arch key dir tmp platforms=() m
+  local name="$1" logfile="$2" py arch key dir tmp platforms=() m
   local requirements="$HERE/$name/requirements.txt"
   arch="$(wheel_platform)"
   key="$( { cat "$requirements"; printf '%s %s\n' "$IMAGE_PYTHON" "$arch"; } | sha256sum | cut -c1-16)"
@@ -219,7 +233,7 @@ image_wheels() { # NAME LOGFILE -> prints the wheel directory
     printf '%s\n' "$dir"
     return
   fi
-  "$py" -m pip --version >/dev/null 2>&1 || die "$py has no pip; set E2E_PYTHON to a Python with pip"
+  py="$(pip_python)"
   # Debian bookworm has glibc 2.36: any manylinux wheel up to that runs there.
   for m in $(seq 36 -1 5); do platforms+=(--platform "manylinux_2_${m}_${arch}"); done
   platforms+=(--platform "manylinux2014_${arch}" --platform "manylinux2010_${arch}" --platform "manylinux1_${arch}")
