@@ -116,6 +116,9 @@ class SynapseStack(pulumi.ComponentResource):
                 ),
                 network=self.network,
                 aliases=["synapse"],
+                # The image hands /data to its user only in `generate` mode; a fresh named volume is
+                # root's, and Synapse (uid 991) must write its signing key and media there.
+                entrypoint=["/bin/sh", "-c", f"chown 991:991 {render.DATA_DIR} && exec /start.py run"],
                 envs=[
                     f"SYNAPSE_CONFIG_DIR={render.CONFIG_DIR}",
                     f"SYNAPSE_CONFIG_PATH={render.CONFIG_PATH}",

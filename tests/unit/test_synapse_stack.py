@@ -299,3 +299,8 @@ def test_no_plain_output_carries_a_secret_value(evaluate: Evaluate) -> None:
         value, secret = evaluation.output(name)
         if not secret:
             assert "generated-" not in str(value), name
+
+
+def test_synapse_hands_its_data_volume_to_its_user_before_starting(evaluate: Evaluate) -> None:
+    entrypoint = evaluate("prod").container("synapse").value("entrypoints")
+    assert entrypoint == ["/bin/sh", "-c", "chown 991:991 /data && exec /start.py run"]

@@ -168,15 +168,19 @@ def create_container(
     return ContainerOutcome(container_id, inspect)
 
 
+CRASH_LOOP_RESTARTS = 3
+
+
 def _wait_healthy(api: docker.APIClient, container_id: str, plan: ContainerPlan) -> None:
     where = f"container {plan.name!r}"
     deadline = time.monotonic() + plan.wait_timeout_seconds
     restarts = plan.create_body["HostConfig"]["RestartPolicy"]["Name"] != "no"
     while True:
         try:
-            state = api.inspect_container(container_id)["State"]
+            inspect = api.inspect_container(container_id)
         except docker.errors.NotFound:
             raise EngineError(f"{where} exited and was removed ('rm') while waiting to become healthy") from None
+        state = inspect["State"]
         health = state.get("Health")
         if health is None:
             raise EngineError(
@@ -184,6 +188,12 @@ def _wait_healthy(api: docker.APIClient, container_id: str, plan: ContainerPlan)
             )
         if health.get("Status") == "healthy":
             return
+        if restarts and inspect.get("RestartCount", 0) >= CRASH_LOOP_RESTARTS:
+            # A crash loop will not end in health; the provider would wait out the timeout.
+            raise EngineError(
+                f"{where} is crash-looping ({CRASH_LOOP_RESTARTS} restarts while waiting to become healthy); "
+                f"{_health_summary(state)}; last log lines:\n{last_log_lines(api, container_id)}"
+            )
         if state.get("Status") in ("exited", "dead") and not restarts:
             # It will not become healthy any more; report now rather than at the timeout.
             raise EngineError(

@@ -1,0 +1,50 @@
+"""Config overrides that point a stack at the locally built stand-in images and at free host ports.
+
+The end-to-end tests select their images through the program's own settings (`images.*`,
+`voicegrow.server_image`), exactly as an operator behind a restricted network would.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from config.merge import deep_merge
+
+ROOT = Path(__file__).resolve().parents[2]
+FIGURES = ROOT / ".cache" / "e2e-figures.txt"
+
+LOCAL_IMAGES = {
+    "postgres": "e2e.local/postgres:16",
+    "synapse": "e2e.local/synapse:v1.163.2",
+    "nginx": "e2e.local/nginx:1.27",
+    "mysql": "e2e.local/mysql:8.0",
+    "redis": "e2e.local/redis:7",
+    "minio": "e2e.local/minio:stand-in",
+}
+PROBE_IMAGE = "e2e.local/voicegrow-probe:1"
+
+
+def local_overrides(prefix: str, port_base: int, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Overrides giving a stack its own object names and host ports (`port_base` + 0..9)."""
+    overrides: dict[str, Any] = {
+        "prefix": prefix,
+        "images": LOCAL_IMAGES,
+        # Test clients register several users from one address within seconds; the profile's
+        # limit (one per ten minutes, the guide's) would make them wait.
+        "synapse": {
+            "http_port": port_base,
+            "wellknown_port": port_base + 1,
+            "extra_config": {"rc_registration": {"per_second": 10, "burst_count": 50}},
+        },
+        "voicegrow": {"ws_port": port_base + 2, "http_port": port_base + 4},
+        "proxy": {"bind": "127.0.0.1", "http_port": port_base + 6, "https_port": port_base + 7},
+    }
+    return deep_merge(overrides, extra or {})
+
+
+def record_figure(kind: str, name: str, value: float, note: str = "") -> None:
+    """Append one figure for the test run's summary (see tests/figures.py)."""
+    FIGURES.parent.mkdir(exist_ok=True)
+    with FIGURES.open("a") as figures:
+        figures.write(f"{kind} {name} {value:.2f} {note}".rstrip() + "\n")
