@@ -10,7 +10,9 @@ local socket), `command:local:Command` runs for real, random and TLS values are 
 see `docker_mapping` for how each input becomes an Engine API field.
 """
 
-from .apply import AppliedStack, ApplyError, ConfigError, apply_program, connect_engine, load_config, project_name
+from tests.stack_config import ConfigError, load_config, project_name
+
+from .apply import AppliedStack, ApplyError, apply_program, connect_engine
 from .engine import EngineError, engine_unavailable_reason
 from .mocks import SUPPORTED_TYPES, AppliedResource, HarnessMocks, HarnessState, ResourceTiming
 from .values import UnsupportedInput

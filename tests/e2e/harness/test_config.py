@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from .apply import ConfigError, deep_merge, load_config
+from tests.stack_config import ConfigError, deep_merge, load_config
 
 
 def program(tmp_path: Path, stack_yaml: str, project_yaml: str = "name: demo\nruntime: python\n") -> Path:
