@@ -468,3 +468,29 @@ def test_restore_script_without_a_backup_container_fails_with_a_clear_message(tm
                             env={**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}"})
     assert result.returncode == 1
     assert "no container selfhosted-staging-backup" in result.stderr
+
+
+def test_the_scheduler_runs_the_backup_when_due_and_logs_its_failure(sources: Sources, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    config = json.loads(sources.config.read_text())
+    config["postgres"]["database"] = "no_such_database"
+    sources.config.write_text(json.dumps(config))
+    scheduler = backupctl.Scheduler(backupctl.Job.load(str(sources.config)), str(sources.config))
+    clock = [datetime(2025, 6, 1, 1, 59, 50, tzinfo=timezone.utc)]
+
+    def sleep(seconds: float) -> None:
+        clock[0] += timedelta(seconds=seconds)
+        if clock[0] > datetime(2025, 6, 1, 2, 1, tzinfo=timezone.utc):
+            scheduler.stopping = True  # one run is enough
+
+    monkeypatch.setattr(backupctl, "now", lambda: clock[0])
+    monkeypatch.setattr(backupctl.time, "sleep", sleep)
+    monkeypatch.setattr(backupctl.signal, "signal", lambda signum, handler: None)  # leave pytest's handlers alone
+    monkeypatch.setenv("PATH", f"{sources.postgres.bindir}:{os.environ['PATH']}")
+
+    assert scheduler.run() == 0
+
+    log = capfd.readouterr().err
+    assert "next run 2025-06-01T02:00:00Z" in log
+    assert "backup FAILED" in log
+    assert "scheduled backup failed with exit status 1" in log
+    assert log.rstrip().endswith("scheduler stopped")
