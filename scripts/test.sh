@@ -26,10 +26,10 @@ bash scripts/setup-python.sh
 bash tests/e2e/engine.sh start
 trap 'bash tests/e2e/engine.sh stop' EXIT
 echo "pass first-build" >>"$figures"
-bash tests/e2e/images/build.sh
+E2E_FIGURES="$PWD/$figures" bash tests/e2e/images/build.sh
 # Again, to measure the cached build a second run of the tests pays.
 echo "pass cached-rebuild" >>"$figures"
-bash tests/e2e/images/build.sh >/dev/null
+E2E_FIGURES="$PWD/$figures" bash tests/e2e/images/build.sh >/dev/null
 echo "pass tests" >>"$figures"
 
 status=0

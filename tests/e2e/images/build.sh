@@ -14,8 +14,8 @@
 # recipe (its directory here, the base image it is built on, the wheel platform); it is rebuilt
 # when the recipe changes. An image directory with a requirements.txt gets the wheels it names,
 # downloaded here for the image's Python and platform (cached in .cache/wheels/), in the build
-# context's wheels/ directory. The time each image took is printed and appended to
-# .cache/e2e-figures.txt as "image <tag> <seconds> built|cached" (and "size <tag> <MB>" for a
+# context's wheels/ directory. The time each image took is printed and, when E2E_FIGURES names
+# a file, appended to it as "image <tag> <seconds> built|cached" (and "size <tag> <MB>" for a
 # built image).
 #
 # Runs as root (debootstrap). Environment:
@@ -30,7 +30,7 @@ set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/../../.." && pwd)"
 CACHE="$ROOT/.cache"
-FIGURES="$CACHE/e2e-figures.txt"
+FIGURES="${E2E_FIGURES:-/dev/null}"
 LOGDIR="$CACHE/e2e-images"
 WHEELS="$CACHE/wheels"
 LABEL=e2e.recipe
