@@ -68,13 +68,13 @@ def render_proxy_conf(matrix: MatrixRoute | None, voicegrow: VoiceGrowRoutes | N
     blocks = [_http_settings(options), *_upstreams(matrix, voicegrow), _plain_http_server(matrix, voicegrow, options)]
     if options.tls:
         if matrix:
-            blocks.append(_server(matrix.hosts, _matrix_locations(matrix, options), options, options.federation_port))
+            blocks.append(_server(matrix.hosts, _matrix_locations(matrix, options), options.federation_port))
         if voicegrow and voicegrow.ws_host:
-            blocks.append(_server([voicegrow.ws_host], _websocket_location("voicegrow_ws", 86400), options))
+            blocks.append(_server([voicegrow.ws_host], _websocket_location("voicegrow_ws", 86400)))
         if voicegrow and voicegrow.api_host:
-            blocks.append(_server([voicegrow.api_host], _api_location(), options))
+            blocks.append(_server([voicegrow.api_host], _api_location()))
         if voicegrow and voicegrow.console_host:
-            blocks.append(_server([voicegrow.console_host], _websocket_location("minio_console", 3600), options))
+            blocks.append(_server([voicegrow.console_host], _websocket_location("minio_console", 3600)))
     return "\n".join(blocks)
 
 
@@ -137,7 +137,7 @@ def _plain_http_server(matrix: MatrixRoute | None, voicegrow: VoiceGrowRoutes | 
     return "\n".join(servers)
 
 
-def _server(hosts: list[str], locations: list[str], options: ProxyOptions, extra_port: int | None = None) -> str:
+def _server(hosts: list[str], locations: list[str], extra_port: int | None = None) -> str:
     # `listen ... http2` rather than `http2 on`: the older form is also what nginx 1.22 reads.
     listens = ["listen 443 ssl http2;"] + ([f"listen {extra_port} ssl http2;"] if extra_port else [])
     directives = listens + [
