@@ -65,17 +65,34 @@ def proxied_hosts(matrix: MatrixRoute | None, voicegrow: VoiceGrowRoutes | None)
 
 def render_proxy_conf(matrix: MatrixRoute | None, voicegrow: VoiceGrowRoutes | None, options: ProxyOptions) -> str:
     """The conf.d file of the proxy: upstreams, shared TLS settings and one server per host group."""
-    blocks = [_http_settings(options), *_upstreams(matrix, voicegrow), _plain_http_server(matrix, voicegrow, options)]
+    groups = _host_groups(matrix, voicegrow, options)
     if options.tls:
-        if matrix:
-            blocks.append(_server(matrix.hosts, _matrix_locations(matrix, options), options.federation_port))
-        if voicegrow and voicegrow.ws_host:
-            blocks.append(_server([voicegrow.ws_host], _websocket_location("voicegrow_ws", 86400)))
-        if voicegrow and voicegrow.api_host:
-            blocks.append(_server([voicegrow.api_host], _api_location()))
-        if voicegrow and voicegrow.console_host:
-            blocks.append(_server([voicegrow.console_host], _websocket_location("minio_console", 3600)))
-    return "\n".join(blocks)
+        servers = [_tls_server(group) for group in groups]
+    else:
+        servers = [_server_block(["listen 80;", f"server_name {' '.join(group.hosts)};"], group.locations) for group in groups]
+    return "\n".join([_http_settings(options), *_upstreams(matrix, voicegrow), _default_server(options), *servers])
+
+
+@dataclass(frozen=True)
+class _HostGroup:
+    """Hosts that share one server block, and what it routes."""
+
+    hosts: list[str]
+    locations: list[str]
+    extra_port: int | None = None
+
+
+def _host_groups(matrix: MatrixRoute | None, voicegrow: VoiceGrowRoutes | None, options: ProxyOptions) -> list[_HostGroup]:
+    groups = []
+    if matrix:
+        groups.append(_HostGroup(matrix.hosts, _matrix_locations(matrix, options), options.federation_port))
+    if voicegrow and voicegrow.ws_host:
+        groups.append(_HostGroup([voicegrow.ws_host], _websocket_location("voicegrow_ws", 86400)))
+    if voicegrow and voicegrow.api_host:
+        groups.append(_HostGroup([voicegrow.api_host], _api_location()))
+    if voicegrow and voicegrow.console_host:
+        groups.append(_HostGroup([voicegrow.console_host], _websocket_location("minio_console", 3600)))
+    return groups
 
 
 def _http_settings(options: ProxyOptions) -> str:
@@ -116,39 +133,28 @@ def _upstream(name: str, servers: list[str], failover: bool) -> str:
     return f"upstream {name} {{\n" + "\n".join(lines) + "\n    keepalive 16;\n}\n"
 
 
-def _plain_http_server(matrix: MatrixRoute | None, voicegrow: VoiceGrowRoutes | None, options: ProxyOptions) -> str:
-    """Port 80: ACME challenges, then a redirect to HTTPS; without TLS, the routes themselves."""
+def _default_server(options: ProxyOptions) -> str:
+    """Port 80 for any host: health, ACME challenges, then a redirect to HTTPS (or 404 without TLS)."""
     locations = ["    location = /healthz {\n        access_log off;\n        return 200 \"ok\\n\";\n    }\n"]
     if options.acme:
         locations.append(f"    location /.well-known/acme-challenge/ {{\n        root {ACME_WEBROOT};\n    }}\n")
-    if options.tls:
-        locations.append("    location / {\n        return 301 https://$host$request_uri;\n    }\n")
-        return _server_block(["listen 80 default_server;", "server_name _;"], locations)
-    servers = []
-    if matrix:
-        servers.append(_server_block(["listen 80;", f"server_name {' '.join(matrix.hosts)};"], _matrix_locations(matrix, options)))
-    if voicegrow and voicegrow.ws_host:
-        servers.append(_server_block(["listen 80;", f"server_name {voicegrow.ws_host};"], _websocket_location("voicegrow_ws", 86400)))
-    if voicegrow and voicegrow.api_host:
-        servers.append(_server_block(["listen 80;", f"server_name {voicegrow.api_host};"], _api_location()))
-    if voicegrow and voicegrow.console_host:
-        servers.append(_server_block(["listen 80;", f"server_name {voicegrow.console_host};"], _websocket_location("minio_console", 3600)))
-    servers.append(_server_block(["listen 80 default_server;", "server_name _;"], [*locations, "    location / {\n        return 404;\n    }\n"]))
-    return "\n".join(servers)
+    fallback = "return 301 https://$host$request_uri;" if options.tls else "return 404;"
+    locations.append(f"    location / {{\n        {fallback}\n    }}\n")
+    return _server_block(["listen 80 default_server;", "server_name _;"], locations)
 
 
-def _server(hosts: list[str], locations: list[str], extra_port: int | None = None) -> str:
+def _tls_server(group: _HostGroup) -> str:
     # `listen ... http2` rather than `http2 on`: the older form is also what nginx 1.22 reads.
-    listens = ["listen 443 ssl http2;"] + ([f"listen {extra_port} ssl http2;"] if extra_port else [])
+    listens = ["listen 443 ssl http2;"] + ([f"listen {group.extra_port} ssl http2;"] if group.extra_port else [])
     directives = listens + [
-        f"server_name {' '.join(hosts)};",
+        f"server_name {' '.join(group.hosts)};",
         f"ssl_certificate {CERTIFICATE_PATH};",
         f"ssl_certificate_key {PRIVATE_KEY_PATH};",
         'add_header Strict-Transport-Security "max-age=63072000; includeSubDomains" always;',
         'add_header X-Content-Type-Options "nosniff" always;',
         'add_header X-Frame-Options "DENY" always;',
     ]
-    return _server_block(directives, locations)
+    return _server_block(directives, group.locations)
 
 
 def _server_block(directives: list[str], locations: list[str]) -> str:
