@@ -191,6 +191,8 @@ def _seed(sources: Sources) -> None:
 @pytest.fixture
 def sources(tmp_path: Path, postgres: Postgres, mariadb: Mariadb) -> Sources:
     """A rendered job pointed at local servers and directories, with the data seeded."""
+    if shutil.which("rclone") is None:
+        pytest.skip("rclone is not installed (Debian's rclone package)")
     secrets = tmp_path / "secrets"
     secrets.mkdir(mode=0o700)
     pg_source = render.PostgresSource(host="127.0.0.1", port=postgres.port, user="synapse", database="synapse")
