@@ -388,6 +388,29 @@ def test_leftovers_of_a_killed_run_are_removed_by_the_next_run(sources: Sources)
     assert sorted(path.name for path in sources.archives.iterdir() if path.name.startswith((".work", "backup-2025"))) == []
 
 
+def _with_offsite(sources: Sources, destination: str) -> None:
+    config = json.loads(sources.config.read_text())
+    offsite_config = sources.config.parent / "secrets" / "offsite-rclone.conf"
+    offsite_config.write_text("[offsite]\ntype = local\n")
+    config["offsite"] = {"rclone_config": str(offsite_config), "remote": f"offsite:{destination}"}
+    sources.config.write_text(json.dumps(config))
+
+
+def test_offsite_copy_puts_the_archive_on_the_remote(sources: Sources, tmp_path: Path) -> None:
+    _with_offsite(sources, str(tmp_path / "offsite"))
+    archive = _take_backup(sources)
+    assert (tmp_path / "offsite" / archive.name).read_bytes() == archive.read_bytes()
+
+
+def test_a_failed_offsite_copy_fails_the_run_but_keeps_the_local_archive(sources: Sources) -> None:
+    _with_offsite(sources, "/proc/no-such-place")
+    result = _backupctl(sources, "now")
+    assert result.returncode == 1
+    assert "offsite copy to offsite:/proc/no-such-place failed (the local archive is kept)" in result.stderr
+    assert len(_archives(sources)) == 1
+    assert json.loads(_backupctl(sources, "status").stdout)["last_result"] == "failed"
+
+
 def test_services_lists_the_containers_to_stop(sources: Sources) -> None:
     assert _backupctl(sources, "services").stdout.split() == ["selfhosted-test-synapse"]
 
