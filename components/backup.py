@@ -72,7 +72,9 @@ class BackupJob(pulumi.ComponentResource):
             archives = docker.ContainerVolumeArgs(volume_name=volume.name, container_path=render.ARCHIVE_DIR)
             self.location = volume.name
 
-        services = [*([synapse.synapse.name] if synapse else []), *([server.name for server in voicegrow.servers] if voicegrow else [])]
+        # The containers that write the data, stopped while restoring.
+        services = [synapse.synapse.name] if synapse else []
+        services += [server.name for server in voicegrow.servers] if voicegrow else []
         job_json = pulumi.Output.all(*services).apply(
             lambda names: render.render_job(
                 deployment.stack,
@@ -95,7 +97,9 @@ class BackupJob(pulumi.ComponentResource):
         networks = []
         depends_on: list[pulumi.Resource] = []
         if synapse is not None:
-            volumes.append(docker.ContainerVolumeArgs(volume_name=synapse.data_volume.name, container_path=render.SYNAPSE_DATA_DIR))
+            volumes.append(
+                docker.ContainerVolumeArgs(volume_name=synapse.data_volume.name, container_path=render.SYNAPSE_DATA_DIR)
+            )
             networks.append(synapse.network)
             depends_on.append(synapse.postgres)
         if voicegrow is not None:
@@ -111,7 +115,9 @@ class BackupJob(pulumi.ComponentResource):
                 image=image_ref,
                 limits=args.limits,
                 # Unhealthy once the last success is older than twice the schedule's interval.
-                healthcheck=HealthCheck(test=["CMD", "backupctl", "health"], interval="15s", timeout="10s", retries=2, start_period="10s"),
+                healthcheck=HealthCheck(
+                    test=["CMD", "backupctl", "health"], interval="15s", timeout="10s", retries=2, start_period="10s"
+                ),
                 network=networks[0],
                 aliases=["backup"],
                 extra_networks=networks[1:],

@@ -662,7 +662,8 @@ class Scheduler:
             status = self.child.wait()
             self.child = None
             if status != 0:
-                log(f"scheduled backup failed with exit status {status} (see above); next run {_iso(self.schedule.next_after(now()))}")
+                following = _iso(self.schedule.next_after(now()))
+                log(f"scheduled backup failed with exit status {status} (see above); next run {following}")
         log("scheduler stopped")
         return 0
 
