@@ -397,6 +397,8 @@ def extract_archive(archive_path: Path, work: Path) -> dict[str, Any]:
     try:
         manifest = read_manifest(archive_path)
         wanted = set(manifest.get("parts", {}))
+        if any("/" in name or name.startswith(".") for name in wanted):
+            raise BackupError(f"{archive_path.name} names parts outside its own directory")
         with tarfile.open(archive_path, "r") as archive:
             for member in archive:
                 if member.name in wanted and member.isfile():
