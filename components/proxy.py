@@ -117,7 +117,6 @@ class ReverseProxy(pulumi.ComponentResource):
                 limits=args.limits["proxy"],
                 healthcheck=HealthCheck(
                     test=["CMD", "wget", "-q", "--spider", f"http://127.0.0.1{render.HEALTH_PATH}"],
-                    interval="30s",
                     timeout="5s",
                     start_period="10s",
                 ),
@@ -196,7 +195,7 @@ class ReverseProxy(pulumi.ComponentResource):
                 name="proxy-acme",
                 image=image.image_id,
                 limits=args.limits["acme"],
-                healthcheck=HealthCheck(test=["CMD-SHELL", "test -s /tls/fullchain.pem"], interval="30s", start_period="30s"),
+                healthcheck=HealthCheck(test=["CMD-SHELL", "test -s /tls/fullchain.pem"], start_period="30s"),
                 network=self.network,
                 aliases=["acme"],
                 envs=[

@@ -77,7 +77,6 @@ class SynapseStack(pulumi.ComponentResource):
                 limits=args.limits["postgres"],
                 healthcheck=HealthCheck(
                     test=["CMD", "pg_isready", "-U", render.DATABASE_USER, "-d", render.DATABASE_NAME],
-                    interval="30s",
                     start_period="30s",
                 ),
                 network=self.network,
@@ -110,7 +109,6 @@ class SynapseStack(pulumi.ComponentResource):
                 limits=args.limits["synapse"],
                 healthcheck=HealthCheck(
                     test=["CMD", "curl", "-fSs", f"http://localhost:{render.HTTP_PORT}/health"],
-                    interval="15s",
                     timeout="5s",
                     start_period="60s",
                 ),
@@ -150,7 +148,6 @@ class SynapseStack(pulumi.ComponentResource):
                 limits=args.limits["wellknown"],
                 healthcheck=HealthCheck(
                     test=["CMD", "wget", "-q", "--spider", "http://127.0.0.1/.well-known/matrix/server"],
-                    interval="30s",
                     timeout="5s",
                     start_period="10s",
                 ),

@@ -85,7 +85,6 @@ class VoiceGrowStack(pulumi.ComponentResource):
                 # and a socket ping would report healthy before the real server is up.
                 healthcheck=HealthCheck(
                     test=["CMD-SHELL", "mysqladmin ping -h 127.0.0.1 --silent"],
-                    interval="10s",
                     timeout="5s",
                     retries=5,
                     start_period="60s",
@@ -114,7 +113,7 @@ class VoiceGrowStack(pulumi.ComponentResource):
                 image=images["redis"].image_id,
                 limits=args.limits["redis"],
                 # redis-cli reads the password from REDISCLI_AUTH; an unauthenticated ping fails.
-                healthcheck=HealthCheck(test=["CMD-SHELL", "redis-cli ping | grep -q PONG"], interval="10s", timeout="5s", retries=5),
+                healthcheck=HealthCheck(test=["CMD-SHELL", "redis-cli ping | grep -q PONG"], timeout="5s", retries=5),
                 network=self.network,
                 aliases=["redis"],
                 envs=[pulumi.Output.concat("REDISCLI_AUTH=", redis_password)],
@@ -143,7 +142,6 @@ class VoiceGrowStack(pulumi.ComponentResource):
                 limits=args.limits["minio"],
                 healthcheck=HealthCheck(
                     test=["CMD", "curl", "-f", f"http://localhost:{render.MINIO_API_PORT}/minio/health/live"],
-                    interval="30s",
                     timeout="20s",
                 ),
                 network=self.network,
@@ -192,7 +190,6 @@ class VoiceGrowStack(pulumi.ComponentResource):
                     limits=args.limits["voicegrow_server"],
                     healthcheck=HealthCheck(
                         test=["CMD", "curl", "-f", f"http://localhost:{render.SERVER_HTTP_PORT}/api/v1/health"],
-                        interval="30s",
                         timeout="10s",
                         start_period="120s",
                     ),

@@ -127,8 +127,8 @@ def _upstreams(matrix: MatrixRoute | None, voicegrow: VoiceGrowRoutes | None) ->
 
 
 def _upstream(name: str, servers: list[str], failover: bool) -> str:
-    # A replica that fails three times is left out for 10 s while the others take its requests.
-    health = " max_fails=3 fail_timeout=10s" if failover else ""
+    # A replica that fails is left out for 10 s while the others take its requests.
+    health = " max_fails=1 fail_timeout=10s" if failover else ""
     lines = [f"    server {server}{health};" for server in servers]
     return f"upstream {name} {{\n" + "\n".join(lines) + "\n    keepalive 16;\n}\n"
 
@@ -226,6 +226,7 @@ def _api_location() -> list[str]:
         f"{_forwarded_headers()}"
         # A request that fails on one replica is retried on the next.
         "        proxy_next_upstream error timeout http_502 http_503 http_504;\n"
-        "        proxy_connect_timeout 5s;\n"
+        # Replicas share the host's bridge: a connection that takes longer is not coming.
+        "        proxy_connect_timeout 2s;\n"
         "    }\n"
     ]

@@ -116,8 +116,8 @@ def test_websocket_host_upgrades_with_a_day_long_read_timeout(evaluate: Evaluate
 
 def test_replicas_are_load_balanced_with_failover(evaluate: Evaluate) -> None:
     conf = _conf(evaluate("prod"))
-    assert "upstream voicegrow_ws {\n    server server-1:4399 max_fails=3 fail_timeout=10s;\n    server server-2:4399 max_fails=3 fail_timeout=10s;" in conf
-    assert "upstream voicegrow_api {\n    server server-1:8000 max_fails=3 fail_timeout=10s;\n    server server-2:8000 max_fails=3 fail_timeout=10s;" in conf
+    assert "upstream voicegrow_ws {\n    server server-1:4399 max_fails=1 fail_timeout=10s;\n    server server-2:4399 max_fails=1 fail_timeout=10s;" in conf
+    assert "upstream voicegrow_api {\n    server server-1:8000 max_fails=1 fail_timeout=10s;\n    server server-2:8000 max_fails=1 fail_timeout=10s;" in conf
     assert "proxy_next_upstream error timeout http_502 http_503 http_504;" in conf
 
 
