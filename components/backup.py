@@ -115,9 +115,7 @@ class BackupJob(pulumi.ComponentResource):
                 image=image_ref,
                 limits=args.limits,
                 # Unhealthy once the last success is older than twice the schedule's interval.
-                healthcheck=HealthCheck(
-                    test=["CMD", "backupctl", "health"], interval="15s", timeout="10s", retries=2, start_period="10s"
-                ),
+                healthcheck=HealthCheck(test=["CMD", "backupctl", "health"], start_period="10s"),
                 network=networks[0],
                 aliases=["backup"],
                 extra_networks=networks[1:],
