@@ -7,7 +7,14 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_docker as docker
 
-from components.container import Deployment, HealthCheck, ServiceContainer, data_volume, service_container
+from components.container import (
+    Deployment,
+    HealthCheck,
+    ServiceContainer,
+    built_image,
+    data_volume,
+    service_container,
+)
 from components.rendering import backup as render
 from components.rendering import synapse as synapse_render
 from components.rendering import voicegrow as voicegrow_render
@@ -54,15 +61,13 @@ class BackupJob(pulumi.ComponentResource):
         settings = args.settings
         synapse, voicegrow = args.synapse, args.voicegrow
 
-        image = docker.Image(
+        image_ref = built_image(
             "backup-image",
-            image_name=f"{deployment.prefix}-backup:local",
-            build=docker.DockerBuildArgs(context=IMAGE_CONTEXT, args={"BASE_IMAGE": args.base_image}),
-            skip_push=True,
-            opts=child,
+            f"{deployment.prefix}-backup:local",
+            IMAGE_CONTEXT,
+            child,
+            build_args={"BASE_IMAGE": args.base_image},
         )
-        # The digest changes with the build, so a rebuilt image replaces the container.
-        image_ref = pulumi.Output.all(image.repo_digest, image.image_name).apply(lambda refs: refs[0] or refs[1])
 
         if settings.host_path is not None:
             archives = docker.ContainerVolumeArgs(host_path=settings.host_path, container_path=render.ARCHIVE_DIR)

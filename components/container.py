@@ -138,6 +138,28 @@ def data_volume(deployment: Deployment, name: str, opts: pulumi.ResourceOptions)
     )
 
 
+def built_image(
+    resource_name: str,
+    image_name: str,
+    context: str,
+    opts: pulumi.ResourceOptions,
+    build_args: Mapping[str, pulumi.Input[str]] | None = None,
+) -> pulumi.Output[str]:
+    """An image built on the Docker host from a directory with a Dockerfile; never pushed.
+
+    Returns the reference containers should run: the digest, which changes with every rebuild
+    and so replaces the containers, or the name where the engine reports no digest.
+    """
+    image = docker.Image(
+        resource_name,
+        image_name=image_name,
+        build=docker.DockerBuildArgs(context=context, args=build_args),
+        skip_push=True,
+        opts=opts,
+    )
+    return pulumi.Output.all(image.repo_digest, image.image_name).apply(lambda refs: refs[0] or refs[1])
+
+
 def pulled_image(reference: str, resource_name: str, opts: pulumi.ResourceOptions) -> docker.RemoteImage:
     """An image by reference, kept on the host when the stack is destroyed (other stacks may share it)."""
     return docker.RemoteImage(f"{resource_name}-image", name=reference, keep_locally=True, opts=opts)

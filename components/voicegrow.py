@@ -8,6 +8,7 @@ import pulumi
 import pulumi_docker as docker
 
 from components.container import (
+    built_image,
     Deployment,
     HealthCheck,
     ServiceContainer,
@@ -261,15 +262,9 @@ class VoiceGrowStack(pulumi.ComponentResource):
         """The operator's image, pulled, or built from the operator's source directory."""
         if args.settings.server_source is None:
             return images["server"].image_id
-        built = docker.Image(
-            "voicegrow-server-build",
-            image_name=f"{deployment.prefix}-voicegrow-server:local",
-            build=docker.DockerBuildArgs(context=args.settings.server_source),
-            skip_push=True,
-            opts=child,
+        return built_image(
+            "voicegrow-server-build", f"{deployment.prefix}-voicegrow-server:local", args.settings.server_source, child
         )
-        # The digest changes with the build, so a rebuilt image replaces the containers.
-        return pulumi.Output.all(built.repo_digest, built.image_name).apply(lambda refs: refs[0] or refs[1])
 
 
 def _api_keys(secrets: dict[str, pulumi.Output[str] | None]) -> list[pulumi.Output[str]]:

@@ -17,6 +17,7 @@ command -v redis-server >/dev/null || packages+=(redis-server)
 command -v mariadbd >/dev/null || packages+=(mariadb-server)
 command -v debootstrap >/dev/null || packages+=(debootstrap)
 command -v rclone >/dev/null || packages+=(rclone)
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || packages+=(postgresql)
 if ((${#packages[@]})); then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from nio import (
     AsyncClient,
+    AsyncClientConfig,
     JoinResponse,
     LoginResponse,
     RegisterResponse,
@@ -31,9 +32,15 @@ class Conversation:
     password: str
 
 
+# A rate-limited or stalled request fails the test instead of sleeping as long as the server asks.
+CLIENT_CONFIG = AsyncClientConfig(max_limit_exceeded=0, max_timeouts=2, request_timeout=30)
+
+
 def _client(base_url: str, ca_file: str | None) -> AsyncClient:
     context = ssl.create_default_context(cafile=ca_file) if ca_file else None
-    return AsyncClient(base_url, ssl=context) if context else AsyncClient(base_url)
+    if context:
+        return AsyncClient(base_url, config=CLIENT_CONFIG, ssl=context)
+    return AsyncClient(base_url, config=CLIENT_CONFIG)
 
 
 async def _register(client: AsyncClient, user: str, password: str, token: str | None) -> None:
