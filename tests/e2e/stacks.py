@@ -6,10 +6,15 @@ The end-to-end tests select their images through the program's own settings (`im
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from config.merge import deep_merge
+from tests.e2e.harness import AppliedStack, apply_program
+from tests.e2e.harness.fixtures import require_engine
 
 ROOT = Path(__file__).resolve().parents[2]
 FIGURES = ROOT / ".cache" / "e2e-figures.txt"
@@ -48,3 +53,17 @@ def record_figure(kind: str, name: str, value: float, note: str = "") -> None:
     FIGURES.parent.mkdir(exist_ok=True)
     with FIGURES.open("a") as figures:
         figures.write(f"{kind} {name} {value:.2f} {note}".rstrip() + "\n")
+
+
+@contextmanager
+def deployed_stack(stack: str, overrides: dict[str, Any], figure: str, note: str = "") -> Iterator[AppliedStack]:
+    """Apply a stack for a test module, record how long it took to become healthy, always destroy it."""
+    require_engine()
+    started = time.monotonic()
+    applied = apply_program(ROOT, stack, overrides)
+    try:
+        record_figure("e2e", f"{figure}.apply_to_all_healthy", applied.seconds_to_ready, note)
+        yield applied
+    finally:
+        applied.destroy()
+        record_figure("e2e", f"{figure}.test_module", time.monotonic() - started)

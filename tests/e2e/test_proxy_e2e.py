@@ -20,11 +20,10 @@ from dataclasses import dataclass
 import docker
 import pytest
 
-from tests.e2e.harness import AppliedStack, apply_program, connect_engine
-from tests.e2e.harness.fixtures import require_engine
+from tests.e2e.harness import AppliedStack
 from tests.e2e.hostnames import resolve_to_loopback
 from tests.e2e.matrix_client import converse
-from tests.e2e.stacks import PROBE_IMAGE, ROOT, local_overrides, record_figure
+from tests.e2e.stacks import PROBE_IMAGE, deployed_stack, local_overrides, record_figure
 from tests.e2e.websocket_client import WebSocketError, echo
 
 pytestmark = pytest.mark.e2e
@@ -76,25 +75,11 @@ class Response:
 
 @pytest.fixture(scope="module")
 def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployed]:
-    require_engine()
-    started = time.monotonic()
-    applied = apply_program(ROOT, "test", OVERRIDES)
-    try:
-        record_figure("e2e", "proxy.apply_to_all_healthy", applied.seconds_to_ready, "test stack, TLS self-signed, 2 replicas")
+    with deployed_stack("test", OVERRIDES, "proxy", "test stack, TLS self-signed, 2 replicas") as applied:
         ca_file = tmp_path_factory.mktemp("proxy-ca") / "ca.pem"
         ca_file.write_text(applied.outputs["proxy_ca_certificate"])
         with resolve_to_loopback(DOMAIN):
             yield Deployed(applied, str(ca_file))
-    finally:
-        applied.destroy()
-        record_figure("e2e", "proxy.test_module", time.monotonic() - started)
-
-
-@pytest.fixture(scope="module")
-def engine() -> Iterator[docker.DockerClient]:
-    client = connect_engine()
-    yield client
-    client.close()
 
 
 def _inspect(engine: docker.DockerClient, name: str) -> dict:

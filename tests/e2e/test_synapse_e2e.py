@@ -15,7 +15,7 @@ import pytest
 from tests.e2e.harness import AppliedStack, ApplyError, apply_program
 from tests.e2e.harness.fixtures import require_engine
 from tests.e2e.matrix_client import converse, read_messages
-from tests.e2e.stacks import ROOT, local_overrides, record_figure
+from tests.e2e.stacks import ROOT, deployed_stack, local_overrides, record_figure
 
 pytestmark = pytest.mark.e2e
 PREFIX = "e2e-synapse"
@@ -27,22 +27,8 @@ OVERRIDES = local_overrides(PREFIX, PORT, {"proxy": {"enabled": False}})
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[AppliedStack]:
-    require_engine()
-    started = time.monotonic()
-    applied = apply_program(ROOT, "dev", OVERRIDES)
-    try:
-        record_figure("e2e", "synapse.apply_to_all_healthy", applied.seconds_to_ready)
+    with deployed_stack("dev", OVERRIDES, "synapse") as applied:
         yield applied
-    finally:
-        applied.destroy()
-        record_figure("e2e", "synapse.test_module", time.monotonic() - started)
-
-
-@pytest.fixture(scope="module")
-def engine() -> Iterator[docker.DockerClient]:
-    client = docker.from_env()
-    yield client
-    client.close()
 
 
 def _inspect(engine: docker.DockerClient, name: str) -> dict:

@@ -9,7 +9,6 @@ to keep the stack small; the staging defaults (two replicas, the medium profile)
 from __future__ import annotations
 
 import json
-import time
 import urllib.error
 import urllib.request
 import uuid
@@ -18,9 +17,8 @@ from collections.abc import Iterator
 import docker
 import pytest
 
-from tests.e2e.harness import AppliedStack, apply_program, connect_engine
-from tests.e2e.harness.fixtures import require_engine
-from tests.e2e.stacks import PROBE_IMAGE, ROOT, local_overrides, record_figure
+from tests.e2e.harness import AppliedStack
+from tests.e2e.stacks import PROBE_IMAGE, deployed_stack, local_overrides, record_figure
 from tests.e2e.websocket_client import echo
 
 pytestmark = pytest.mark.e2e
@@ -55,22 +53,8 @@ MEDIUM_LIMITS = {
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[AppliedStack]:
-    require_engine()
-    started = time.monotonic()
-    applied = apply_program(ROOT, "staging", OVERRIDES)
-    try:
-        record_figure("e2e", "voicegrow.apply_to_all_healthy", applied.seconds_to_ready, "staging, 2 replicas")
+    with deployed_stack("staging", OVERRIDES, "voicegrow", "staging, 2 replicas") as applied:
         yield applied
-    finally:
-        applied.destroy()
-        record_figure("e2e", "voicegrow.test_module", time.monotonic() - started)
-
-
-@pytest.fixture(scope="module")
-def engine() -> Iterator[docker.DockerClient]:
-    client = connect_engine()
-    yield client
-    client.close()
 
 
 def _inspect(engine: docker.DockerClient, name: str) -> dict:

@@ -11,13 +11,11 @@ import json
 import os
 import py_compile
 import shutil
-import socket
 import stat
 import subprocess
 import sys
 import tarfile
 import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -28,6 +26,7 @@ import pytest
 from components.rendering import backup as render
 from config.models import BackupSettings
 from tests.program import ROOT
+from tests.rendered.processes import free_port, wait_for
 
 IMAGE_DIR = ROOT / "components" / "images" / "backup"
 sys.path.insert(0, str(IMAGE_DIR))
@@ -43,19 +42,6 @@ MYSQL_PASSWORD = 'my"pa\\ss:word#1'
 SYNAPSE_UID = 991
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _wait_for(condition: object, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():  # type: ignore[operator]
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"{what} did not happen within {timeout} s")
 
 
 # --- servers (one each per module) ------------------------------------------------------------
@@ -89,7 +75,7 @@ def postgres() -> Iterator[Postgres]:
     base = Path(tempfile.mkdtemp(prefix="backup-pg-"))
     if os.geteuid() == 0:
         shutil.chown(base, "postgres", "postgres")
-    port = _free_port()
+    port = free_port()
     data = base / "data"
     subprocess.run(
         _as_postgres([str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth-local=trust",
@@ -127,7 +113,7 @@ def mariadb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mariadb]:
     if shutil.which("mariadbd") is None:
         pytest.skip("mariadb-server is not installed (the test script installs it)")
     base = tmp_path_factory.mktemp("mariadb")
-    port, sock = _free_port(), base / "mysqld.sock"
+    port, sock = free_port(), base / "mysqld.sock"
     (base / "my.cnf").write_text(
         f"[mysqld]\ndatadir = {base / 'data'}\nsocket = {sock}\nport = {port}\nbind-address = 127.0.0.1\nskip-name-resolve\nuser = root\n"
     )
@@ -135,7 +121,7 @@ def mariadb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mariadb]:
                    check=True, capture_output=True)
     process = subprocess.Popen(["mariadbd", f"--defaults-file={base / 'my.cnf'}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        _wait_for(lambda: sock.exists() or process.poll() is not None, 60, "mariadb start")
+        wait_for(lambda: sock.exists() or process.poll() is not None, 60, "mariadb start")
         server = Mariadb(sock, port)
         escaped = MYSQL_PASSWORD.replace("\\", "\\\\").replace("'", "\\'")
         # Root over TCP with a password, as the backup container reaches MySQL.

@@ -9,15 +9,14 @@ caching_sha2_password), so nothing MySQL-only goes unchecked.
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.program import run_program
+from tests.rendered.processes import free_port, wait_for
 from tests.unit.mocks import RecordingMocks
 
 pytestmark = pytest.mark.rendered
@@ -32,32 +31,19 @@ def _uploads(stack: str, container: str) -> dict[str, str]:
     return {upload["file"]: upload["content"] for upload in uploads}
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _wait_for(condition: object, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():  # type: ignore[operator]
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"{what} did not happen within {timeout} s")
 
 
 @pytest.fixture
 def redis_server(tmp_path: Path) -> Iterator[tuple[int, subprocess.Popen[str]]]:
     if shutil.which("redis-server") is None:
         pytest.skip("redis-server is not installed (the test script installs it)")
-    port = _free_port()
+    port = free_port()
     conf = _uploads("prod", "voicegrow-redis")["/usr/local/etc/redis/redis.conf"]
     conf = conf.replace("bind 0.0.0.0", "bind 127.0.0.1").replace("port 6379", f"port {port}").replace("dir /data", f"dir {tmp_path}")
     (tmp_path / "redis.conf").write_text(conf)
     process = subprocess.Popen(["redis-server", str(tmp_path / "redis.conf")], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        _wait_for(lambda: _redis_cli(port, "ping", password=REDIS_PASSWORD) == "PONG" or process.poll() is not None, 10, "redis start")
+        wait_for(lambda: _redis_cli(port, "ping", password=REDIS_PASSWORD) == "PONG" or process.poll() is not None, 10, "redis start")
         assert process.poll() is None, process.stdout.read() if process.stdout else ""
         yield port, process
     finally:
@@ -112,7 +98,7 @@ def mariadb_variables(tmp_path: Path) -> Iterator[dict[str, str]]:
     process = _start_mariadb(tmp_path, _uploads("prod", "voicegrow-mysql")["/etc/mysql/conf.d/voicegrow.cnf"])
     sock = tmp_path / "mysqld.sock"
     try:
-        _wait_for(lambda: sock.exists() or process.poll() is not None, 60, "mariadb start")
+        wait_for(lambda: sock.exists() or process.poll() is not None, 60, "mariadb start")
         assert process.poll() is None, process.stdout.read() if process.stdout else ""
         query = subprocess.run(["mariadb", "-S", str(sock), "-N", "-B", "-e", "SHOW GLOBAL VARIABLES"], capture_output=True, text=True, check=True)
         yield dict(line.split("\t", 1) for line in query.stdout.splitlines())
