@@ -142,8 +142,15 @@ def render_log_config(log_level: str) -> str:
             "version": 1,
             "formatters": {"precise": {"format": "%(asctime)s - %(name)s - %(lineno)d - %(levelname)s - %(request)s - %(message)s"}},
             "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "precise"}},
-            # SQL logging at DEBUG floods the log even in development.
-            "loggers": {"synapse.storage.SQL": {"level": "WARNING"}},
+            # At DEBUG, SQL text, a timing line per database transaction and one per measured
+            # block flood the log even in development, and writing them takes CPU that Synapse
+            # lacks at 0.6 CPU (benchmarks/synapse_delivery.py: messages in a busy room were
+            # delivered about half again slower with them).
+            "loggers": {
+                "synapse.storage.SQL": {"level": "WARNING"},
+                "synapse.storage.txn": {"level": "INFO"},
+                "synapse.util.metrics": {"level": "INFO"},
+            },
             "root": {"level": log_level, "handlers": ["console"]},
             "disable_existing_loggers": False,
         }
