@@ -119,7 +119,9 @@ def _defaults(project: str, stack: str, env: EnvironmentDefaults, profile_name: 
             "max_upload_size": profile.synapse.max_upload_size,
             "presence": profile.synapse.presence,
             "metrics": env.monitoring == "full",
-            "log_level": env.log_level,
+            # Synapse at DEBUG spends a fifth of a small host's CPU writing its log and delivers
+            # messages that much slower (benchmarks/synapse_delivery.py); ask for it when needed.
+            "log_level": "INFO" if env.log_level == "DEBUG" else env.log_level,
         },
         "voicegrow": {"replicas": env.server_replicas, "debug": env.debug, "log_level": env.log_level},
         "backup": {"enabled": env.backup_schedule is not None, "schedule": env.backup_schedule or "0 2 * * *"},

@@ -75,7 +75,7 @@ def test_unknown_stack_name_needs_an_explicit_environment() -> None:
 
 @pytest.mark.parametrize(
     ("stack", "log_level", "tls", "protect"),
-    [("dev", "DEBUG", "off", False), ("test", "INFO", "self-signed", False), ("staging", "WARNING", "acme", True), ("prod", "WARNING", "acme", True)],
+    [("dev", "INFO", "off", False), ("test", "INFO", "self-signed", False), ("staging", "WARNING", "acme", True), ("prod", "WARNING", "acme", True)],
 )
 def test_environment_defaults_follow_the_environment_table(stack: str, log_level: str, tls: str, protect: bool) -> None:
     settings = _settings(stack)
@@ -126,3 +126,7 @@ def test_secret_set_in_plain_text_is_rejected(evaluate: Evaluate) -> None:
 def test_object_setting_given_as_text_is_rejected(evaluate: Evaluate) -> None:
     with pytest.raises(ConfigError, match=r"selfhosted:images must be an object"):
         evaluate("prod", overrides={"images": "postgres:16"})
+
+
+def test_synapse_debug_logging_is_available_on_request() -> None:
+    assert _settings("dev", synapse={"server_name": "matrix.localhost", "log_level": "DEBUG"}).synapse.log_level == "DEBUG"
