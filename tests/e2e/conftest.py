@@ -7,12 +7,15 @@ from collections.abc import Iterator
 import docker
 import pytest
 
-from tests.e2e.harness import connect_engine
+from tests.e2e.harness.engine import engine_unavailable_reason
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def engine() -> Iterator[docker.DockerClient]:
-    """A client of the Docker engine the stacks are applied to."""
-    client = connect_engine()
+    """A client of the Docker engine the tests use; the test is skipped, with the reason, when none answers."""
+    reason = engine_unavailable_reason()
+    if reason is not None:
+        pytest.skip(reason)
+    client = docker.from_env(timeout=120)
     yield client
     client.close()

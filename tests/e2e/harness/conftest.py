@@ -8,14 +8,12 @@ import subprocess
 import tarfile
 import textwrap
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import docker
 import docker.errors
 import pytest
 
-from .engine import engine_unavailable_reason
 from .fixtures import deploy  # noqa: F401 - offered to the tests here
 
 TINY_IMAGE = "e2e.local/harness-busybox:1"
@@ -58,30 +56,20 @@ def _is_static(binary: Path) -> bool:
 
 
 @pytest.fixture(scope="session")
-def engine_client() -> Iterator[docker.DockerClient]:
-    reason = engine_unavailable_reason()
-    if reason is not None:
-        pytest.skip(reason)
-    client = docker.from_env(timeout=120)
-    yield client
-    client.close()
-
-
-@pytest.fixture(scope="session")
-def tiny_image(engine_client: docker.DockerClient) -> str:
+def tiny_image(engine: docker.DockerClient) -> str:
     """A small image with a shell: imported from the host's static busybox, or the e2e base image."""
     try:
-        engine_client.images.get(TINY_IMAGE)
+        engine.images.get(TINY_IMAGE)
         return TINY_IMAGE
     except docker.errors.ImageNotFound:
         pass
     busybox = shutil.which("busybox")
     if busybox and _is_static(Path(busybox)):
         repository, tag = TINY_IMAGE.rsplit(":", 1)
-        engine_client.api.import_image_from_data(_busybox_rootfs(Path(busybox)), repository=repository, tag=tag)
+        engine.api.import_image_from_data(_busybox_rootfs(Path(busybox)), repository=repository, tag=tag)
         return TINY_IMAGE
     try:
-        engine_client.images.get(BASE_IMAGE)
+        engine.images.get(BASE_IMAGE)
         return BASE_IMAGE
     except docker.errors.ImageNotFound:
         pytest.skip(f"no image to test with: install busybox-static, or build {BASE_IMAGE} (tests/e2e/images/build.sh)")

@@ -47,7 +47,7 @@ def remove_built_images(client: docker.DockerClient, stack: AppliedStack) -> Non
 
 @pytest.fixture(scope="module")
 def applied(
-    engine_client: docker.DockerClient, tiny_image: str, tmp_path_factory: pytest.TempPathFactory
+    engine: docker.DockerClient, tiny_image: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[AppliedStack, dict[str, Any]]]:
     """The throwaway program applied once for the read-only checks of this module."""
     program_dir, overrides = write_throwaway_program(tmp_path_factory.mktemp("applied"), tiny_image)
@@ -56,7 +56,7 @@ def applied(
         yield stack, overrides
     finally:
         stack.destroy()
-        remove_built_images(engine_client, stack)
+        remove_built_images(engine, stack)
 
 
 def web(applied: tuple[AppliedStack, dict[str, Any]], client: docker.DockerClient) -> dict[str, Any]:
@@ -66,39 +66,39 @@ def web(applied: tuple[AppliedStack, dict[str, Any]], client: docker.DockerClien
 # --- what the container was given -----------------------------------------------------------------
 
 
-def test_memory_limit_is_the_megabytes_asked(applied: Any, engine_client: docker.DockerClient) -> None:
-    assert web(applied, engine_client)["HostConfig"]["Memory"] == 64 * 1024 * 1024
+def test_memory_limit_is_the_megabytes_asked(applied: Any, engine: docker.DockerClient) -> None:
+    assert web(applied, engine)["HostConfig"]["Memory"] == 64 * 1024 * 1024
 
 
-def test_memory_reservation_is_the_megabytes_asked(applied: Any, engine_client: docker.DockerClient) -> None:
-    assert web(applied, engine_client)["HostConfig"]["MemoryReservation"] == 32 * 1024 * 1024
+def test_memory_reservation_is_the_megabytes_asked(applied: Any, engine: docker.DockerClient) -> None:
+    assert web(applied, engine)["HostConfig"]["MemoryReservation"] == 32 * 1024 * 1024
 
 
-def test_cpu_limit_is_the_fraction_asked(applied: Any, engine_client: docker.DockerClient) -> None:
-    assert web(applied, engine_client)["HostConfig"]["NanoCpus"] == 500_000_000
+def test_cpu_limit_is_the_fraction_asked(applied: Any, engine: docker.DockerClient) -> None:
+    assert web(applied, engine)["HostConfig"]["NanoCpus"] == 500_000_000
 
 
-def test_restart_policy_is_applied(applied: Any, engine_client: docker.DockerClient) -> None:
-    assert web(applied, engine_client)["HostConfig"]["RestartPolicy"]["Name"] == "unless-stopped"
+def test_restart_policy_is_applied(applied: Any, engine: docker.DockerClient) -> None:
+    assert web(applied, engine)["HostConfig"]["RestartPolicy"]["Name"] == "unless-stopped"
 
 
-def test_log_driver_and_options_are_applied(applied: Any, engine_client: docker.DockerClient) -> None:
-    assert web(applied, engine_client)["HostConfig"]["LogConfig"] == {
+def test_log_driver_and_options_are_applied(applied: Any, engine: docker.DockerClient) -> None:
+    assert web(applied, engine)["HostConfig"]["LogConfig"] == {
         "Type": "json-file",
         "Config": {"max-size": "1m", "max-file": "2"},
     }
 
 
-def test_labels_are_applied(applied: Any, engine_client: docker.DockerClient) -> None:
-    assert web(applied, engine_client)["Config"]["Labels"] == {"app": "harness-e2e"}
+def test_labels_are_applied(applied: Any, engine: docker.DockerClient) -> None:
+    assert web(applied, engine)["Config"]["Labels"] == {"app": "harness-e2e"}
 
 
-def test_init_is_applied(applied: Any, engine_client: docker.DockerClient) -> None:
-    assert web(applied, engine_client)["HostConfig"]["Init"] is True
+def test_init_is_applied(applied: Any, engine: docker.DockerClient) -> None:
+    assert web(applied, engine)["HostConfig"]["Init"] is True
 
 
-def test_health_check_is_applied_in_nanoseconds(applied: Any, engine_client: docker.DockerClient) -> None:
-    check = web(applied, engine_client)["Config"]["Healthcheck"]
+def test_health_check_is_applied_in_nanoseconds(applied: Any, engine: docker.DockerClient) -> None:
+    check = web(applied, engine)["Config"]["Healthcheck"]
     assert (check["Interval"], check["Timeout"], check["StartPeriod"], check["Retries"]) == (
         500_000_000,
         2_000_000_000,
@@ -107,58 +107,58 @@ def test_health_check_is_applied_in_nanoseconds(applied: Any, engine_client: doc
     )
 
 
-def test_container_is_healthy_when_apply_returns(applied: Any, engine_client: docker.DockerClient) -> None:
-    assert web(applied, engine_client)["State"]["Health"]["Status"] == "healthy"
+def test_container_is_healthy_when_apply_returns(applied: Any, engine: docker.DockerClient) -> None:
+    assert web(applied, engine)["State"]["Health"]["Status"] == "healthy"
 
 
-def test_volume_is_mounted(applied: Any, engine_client: docker.DockerClient) -> None:
-    mounts = web(applied, engine_client)["Mounts"]
+def test_volume_is_mounted(applied: Any, engine: docker.DockerClient) -> None:
+    mounts = web(applied, engine)["Mounts"]
     assert [(m["Type"], m["Name"], m["Destination"]) for m in mounts] == [
         ("volume", f"harness-data-{applied[1]['suffix']}", "/data")
     ]
 
 
-def test_aliases_are_set_on_each_network(applied: Any, engine_client: docker.DockerClient) -> None:
+def test_aliases_are_set_on_each_network(applied: Any, engine: docker.DockerClient) -> None:
     suffix = applied[1]["suffix"]
-    networks = web(applied, engine_client)["NetworkSettings"]["Networks"]
+    networks = web(applied, engine)["NetworkSettings"]["Networks"]
     assert set(networks) == {f"harness-backend-{suffix}", f"harness-frontend-{suffix}"}
     assert {"web", "www"} <= set(networks[f"harness-backend-{suffix}"]["Aliases"])
     assert "web-front" in networks[f"harness-frontend-{suffix}"]["Aliases"]
 
 
-def test_secret_env_reaches_the_container_unwrapped(applied: Any, engine_client: docker.DockerClient) -> None:
-    env = web(applied, engine_client)["Config"]["Env"]
+def test_secret_env_reaches_the_container_unwrapped(applied: Any, engine: docker.DockerClient) -> None:
+    env = web(applied, engine)["Config"]["Env"]
     assert f"DB_PASSWORD={applied[0].outputs['password']}" in env
 
 
-def test_upload_is_in_place_with_executable_mode(applied: Any, engine_client: docker.DockerClient) -> None:
-    stream, _ = engine_client.api.get_archive(f"harness-web-{applied[1]['suffix']}", "/usr/local/bin/check.sh")
+def test_upload_is_in_place_with_executable_mode(applied: Any, engine: docker.DockerClient) -> None:
+    stream, _ = engine.api.get_archive(f"harness-web-{applied[1]['suffix']}", "/usr/local/bin/check.sh")
     with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as archive:
         member = archive.getmember("check.sh")
         assert member.mode & 0o777 == 0o744
         assert archive.extractfile(member).read() == b"#!/bin/sh\ntest -f /tmp/ready\n"  # type: ignore[union-attr]
 
 
-def test_upload_from_an_output_carries_the_certificate(applied: Any, engine_client: docker.DockerClient) -> None:
-    stream, _ = engine_client.api.get_archive(f"harness-web-{applied[1]['suffix']}", "/etc/web/tls.crt")
+def test_upload_from_an_output_carries_the_certificate(applied: Any, engine: docker.DockerClient) -> None:
+    stream, _ = engine.api.get_archive(f"harness-web-{applied[1]['suffix']}", "/etc/web/tls.crt")
     with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as archive:
         pem = archive.extractfile("tls.crt").read()  # type: ignore[union-attr]
     assert x509.load_pem_x509_certificate(pem).subject.rfc4514_string() == "CN=web.e2e.test"
 
 
-def test_network_options_and_labels_are_applied(applied: Any, engine_client: docker.DockerClient) -> None:
+def test_network_options_and_labels_are_applied(applied: Any, engine: docker.DockerClient) -> None:
     suffix = applied[1]["suffix"]
-    backend = engine_client.api.inspect_network(f"harness-backend-{suffix}")
-    frontend = engine_client.api.inspect_network(f"harness-frontend-{suffix}")
+    backend = engine.api.inspect_network(f"harness-backend-{suffix}")
+    frontend = engine.api.inspect_network(f"harness-frontend-{suffix}")
     assert (backend["Labels"], backend["Internal"], frontend["Internal"]) == ({"purpose": "e2e"}, False, True)
 
 
 # --- what the program got back --------------------------------------------------------------------
 
 
-def test_container_outputs_reach_the_program(applied: Any, engine_client: docker.DockerClient) -> None:
+def test_container_outputs_reach_the_program(applied: Any, engine: docker.DockerClient) -> None:
     stack, overrides = applied
-    networks = web(applied, engine_client)["NetworkSettings"]["Networks"]
+    networks = web(applied, engine)["NetworkSettings"]["Networks"]
     assert stack.outputs["web_name"] == f"harness-web-{overrides['suffix']}"
     assert stack.outputs["web_backend_ip"] == networks[f"harness-backend-{overrides['suffix']}"]["IPAddress"]
 
@@ -203,39 +203,39 @@ def test_timings_cover_the_wait_for_health(applied: Any) -> None:
 
 
 def test_destroy_removes_containers_networks_and_volumes(
-    throwaway_program: Program, engine_client: docker.DockerClient
+    throwaway_program: Program, engine: docker.DockerClient
 ) -> None:
     program_dir, overrides = throwaway_program
     stack = apply_program(program_dir, "e2e", config_overrides=overrides)
     try:
         stack.destroy()
-        api = engine_client.api
+        api = engine.api
         assert all(gone(api.inspect_container, name) for name in stack.containers)
         assert all(gone(api.inspect_network, name) for name in stack.networks)
         assert all(gone(api.inspect_volume, name) for name in stack.volumes)
     finally:
         stack.destroy()
-        remove_built_images(engine_client, stack)
+        remove_built_images(engine, stack)
 
 
-def test_destroy_runs_command_deletes(throwaway_program: Program, engine_client: docker.DockerClient) -> None:
+def test_destroy_runs_command_deletes(throwaway_program: Program, engine: docker.DockerClient) -> None:
     program_dir, overrides = throwaway_program
     with apply_program(program_dir, "e2e", config_overrides=overrides) as stack:
         pass
-    remove_built_images(engine_client, stack)
+    remove_built_images(engine, stack)
     assert (Path(str(overrides["markerDir"])) / f"deleted-{overrides['suffix']}").read_text() == "deleted\n"
 
 
-def test_destroy_can_keep_volumes(throwaway_program: Program, engine_client: docker.DockerClient) -> None:
+def test_destroy_can_keep_volumes(throwaway_program: Program, engine: docker.DockerClient) -> None:
     program_dir, overrides = throwaway_program
     try:
         stack = apply_program(program_dir, "e2e", config_overrides=overrides, keep_volumes=True)
         stack.destroy()
-        remove_built_images(engine_client, stack)
-        assert not gone(engine_client.api.inspect_volume, f"harness-data-{overrides['suffix']}")
+        remove_built_images(engine, stack)
+        assert not gone(engine.api.inspect_volume, f"harness-data-{overrides['suffix']}")
     finally:
         with contextlib.suppress(docker.errors.NotFound):
-            engine_client.api.remove_volume(f"harness-data-{overrides['suffix']}", force=True)
+            engine.api.remove_volume(f"harness-data-{overrides['suffix']}", force=True)
 
 
 def read_file(client: docker.DockerClient, container: str, path: str) -> str:
@@ -243,27 +243,27 @@ def read_file(client: docker.DockerClient, container: str, path: str) -> str:
 
 
 def test_reapply_keeps_volume_data_passwords_and_names(
-    throwaway_program: Program, engine_client: docker.DockerClient
+    throwaway_program: Program, engine: docker.DockerClient
 ) -> None:
     program_dir, overrides = throwaway_program
     web_name = f"harness-web-{overrides['suffix']}"
     with apply_program(program_dir, "e2e", config_overrides=overrides) as first:
-        first_start = read_file(engine_client, web_name, "/data/first-start")
+        first_start = read_file(engine, web_name, "/data/first-start")
         second = first.reapply()
-        assert read_file(engine_client, web_name, "/data/first-start") == first_start
+        assert read_file(engine, web_name, "/data/first-start") == first_start
         assert second.outputs["password"] == first.outputs["password"]
         assert second.containers[web_name] != first.containers[web_name]
-    remove_built_images(engine_client, second)
-    assert gone(engine_client.api.inspect_volume, f"harness-data-{overrides['suffix']}")
+    remove_built_images(engine, second)
+    assert gone(engine.api.inspect_volume, f"harness-data-{overrides['suffix']}")
 
 
-def test_module_state_is_fresh_for_each_apply(throwaway_program: Program, engine_client: docker.DockerClient) -> None:
+def test_module_state_is_fresh_for_each_apply(throwaway_program: Program, engine: docker.DockerClient) -> None:
     program_dir, overrides = throwaway_program
     with apply_program(program_dir, "e2e", config_overrides=overrides) as first:
         assert first.outputs["runs_seen_by_module"] == 1
         second = first.reapply(config_overrides={**overrides, "web": {"greeting": "again"}})
         assert (second.outputs["runs_seen_by_module"], second.outputs["note"]) == (1, "again:24")
-    remove_built_images(engine_client, second)
+    remove_built_images(engine, second)
 
 
 # --- failures -------------------------------------------------------------------------------------
@@ -278,7 +278,7 @@ def write_program(directory: Path, body: str) -> Path:
 
 
 def test_unhealthy_container_fails_apply_with_its_health_log_and_logs(
-    tmp_path: Path, tiny_image: str, engine_client: docker.DockerClient
+    tmp_path: Path, tiny_image: str, engine: docker.DockerClient
 ) -> None:
     name = f"harness-sick-{tmp_path.name[-8:]}"
     program_dir = write_program(
@@ -304,11 +304,11 @@ def test_unhealthy_container_fails_apply_with_its_health_log_and_logs(
     message = str(failure.value)
     assert f"container '{name}' did not become healthy within 3s" in message
     assert "database unreachable" in message and "starting up" in message
-    assert gone(engine_client.api.inspect_container, name)
+    assert gone(engine.api.inspect_container, name)
 
 
 def test_unknown_input_fails_apply_naming_it(
-    tmp_path: Path, tiny_image: str, engine_client: docker.DockerClient
+    tmp_path: Path, tiny_image: str, engine: docker.DockerClient
 ) -> None:
     name = f"harness-gpu-{tmp_path.name[-8:]}"
     program_dir = write_program(
@@ -320,11 +320,11 @@ def test_unknown_input_fails_apply_naming_it(
     )
     with pytest.raises(ApplyError, match=r"Container 'gpu': input not supported by the harness .*: gpus"):
         apply_program(program_dir, "e2e")
-    assert gone(engine_client.api.inspect_container, name)
+    assert gone(engine.api.inspect_container, name)
 
 
 def test_program_exception_fails_apply_and_removes_what_was_created(
-    tmp_path: Path, engine_client: docker.DockerClient
+    tmp_path: Path, engine: docker.DockerClient
 ) -> None:
     network = f"harness-partial-{tmp_path.name[-8:]}"
     program_dir = write_program(
@@ -337,11 +337,11 @@ def test_program_exception_fails_apply_and_removes_what_was_created(
     )
     with pytest.raises(ApplyError, match="RuntimeError: settings are inconsistent"):
         apply_program(program_dir, "e2e")
-    assert gone(engine_client.api.inspect_network, network)
+    assert gone(engine.api.inspect_network, network)
 
 
 def test_failed_apply_removes_the_volumes_it_created_even_when_keeping_volumes(
-    tmp_path: Path, engine_client: docker.DockerClient
+    tmp_path: Path, engine: docker.DockerClient
 ) -> None:
     volume = f"harness-orphan-{tmp_path.name[-8:]}"
     program_dir = write_program(
@@ -356,7 +356,7 @@ def test_failed_apply_removes_the_volumes_it_created_even_when_keeping_volumes(
     )
     with pytest.raises(ApplyError, match="not-built"):
         apply_program(program_dir, "e2e", keep_volumes=True)
-    assert gone(engine_client.api.inspect_volume, volume)
+    assert gone(engine.api.inspect_volume, volume)
 
 
 def test_missing_image_fails_apply_naming_it(tmp_path: Path) -> None:
@@ -410,11 +410,11 @@ def test_independent_containers_become_healthy_in_parallel(tmp_path: Path, tiny_
 
 
 def test_deploy_fixture_returns_the_applied_stack(
-    deploy: Any, throwaway_program: Program, engine_client: docker.DockerClient
+    deploy: Any, throwaway_program: Program, engine: docker.DockerClient
 ) -> None:
     program_dir, overrides = throwaway_program
     stack = deploy(program_dir, "e2e", config_overrides=overrides)
     try:
-        assert engine_client.api.inspect_container(f"harness-web-{overrides['suffix']}")["State"]["Running"]
+        assert engine.api.inspect_container(f"harness-web-{overrides['suffix']}")["State"]["Running"]
     finally:
-        remove_built_images(engine_client, stack)
+        remove_built_images(engine, stack)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import json
-import shutil
 import subprocess
 import tarfile
 import textwrap
@@ -39,31 +38,6 @@ SYNAPSE_UID = 991
 
 # ----------------------------------------------------------------------------------------------
 # Engine, images, and throwaway containers
-
-
-def engine_unavailable_reason() -> str | None:
-    """Why the docker command cannot reach an engine, or None when it can."""
-    if shutil.which("docker") is None:
-        return "the docker command is not installed (tests/e2e/engine.sh start installs and starts an engine)"
-    try:
-        result = subprocess.run(["docker", "info"], capture_output=True, text=True, timeout=30, check=False)
-    except subprocess.TimeoutExpired:
-        return "the docker command did not answer within 30 s"
-    if result.returncode != 0:
-        lines = (result.stderr or result.stdout).strip().splitlines()
-        detail = lines[-1] if lines else f"exit code {result.returncode}"
-        return f"the docker command cannot reach an engine ({detail}); start one with tests/e2e/engine.sh start"
-    return None
-
-
-@pytest.fixture(scope="module")
-def client() -> Iterator[docker.DockerClient]:
-    reason = engine_unavailable_reason()
-    if reason is not None:
-        pytest.skip(reason)
-    engine = docker.from_env(timeout=120)
-    yield engine
-    engine.close()
 
 
 _built: set[str] = set()
@@ -128,8 +102,8 @@ class Lab:
 
 
 @pytest.fixture(scope="module")
-def lab(client) -> Iterator[Lab]:
-    laboratory = Lab(client)
+def lab(engine) -> Iterator[Lab]:
+    laboratory = Lab(engine)
     yield laboratory
     laboratory.close()
 
@@ -377,8 +351,8 @@ def test_synapse_register_new_matrix_user_is_on_path_and_registers(synapse):
     assert json.loads(output)["user_id"] == f"@alice:{SERVER_NAME}"
 
 
-def test_synapse_image_declares_the_official_entrypoint_ports_and_healthcheck(client):
-    config = client.images.get(built("synapse")).attrs["Config"]
+def test_synapse_image_declares_the_official_entrypoint_ports_and_healthcheck(engine):
+    config = engine.images.get(built("synapse")).attrs["Config"]
     assert config["Entrypoint"] == ["/start.py"]
     assert {"8008/tcp", "8448/tcp"} <= set(config["ExposedPorts"])
     assert config["Healthcheck"]["Test"][-1].startswith("curl -fSs http://localhost:8008/health")
@@ -476,8 +450,8 @@ def test_nginx_logs_requests_to_the_container_output(nginx):
     wait_until(lambda: b"GET /.well-known/matrix/server?logged" in nginx.logs() or b"HEAD /.well-known/matrix/server?logged" in nginx.logs(), nginx, "access log")
 
 
-def test_nginx_image_runs_nginx_in_the_foreground_by_default(client):
-    config = client.images.get(built("nginx")).attrs["Config"]
+def test_nginx_image_runs_nginx_in_the_foreground_by_default(engine):
+    config = engine.images.get(built("nginx")).attrs["Config"]
     assert config["Cmd"] == ["nginx", "-g", "daemon off;"]
     assert config["StopSignal"] == "SIGQUIT"
 

@@ -52,17 +52,6 @@ MC_HOST = f"http://{ROOT_USER}:{ROOT_PASSWORD}@127.0.0.1:9000"
 # Engine, images, cleanup
 
 
-@pytest.fixture(scope="module")
-def engine() -> Iterator["docker.DockerClient"]:
-    try:
-        client = docker.from_env(timeout=120)
-        client.ping()
-    except Exception as exc:  # noqa: BLE001 - any failure means "no engine"
-        pytest.skip(f"no Docker engine answers ({exc}); start one with tests/e2e/engine.sh start")
-    yield client
-    client.close()
-
-
 def has_image(engine, reference: str) -> bool:
     try:
         engine.images.get(reference)
