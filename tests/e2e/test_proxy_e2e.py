@@ -98,17 +98,14 @@ def _trusting(ca_file: str, version: ssl.TLSVersion | None = None) -> ssl.SSLCon
 
 
 def _https(deployed: Deployed, host: str, path: str) -> Response:
-    connection = http.client.HTTPSConnection(host, HTTPS_PORT, context=_trusting(deployed.ca_file), timeout=30)
-    try:
-        connection.request("GET", path, headers={"Host": host})
-        response = connection.getresponse()
-        return Response(response.status, response.headers, response.read())
-    finally:
-        connection.close()
+    return _get(http.client.HTTPSConnection(host, HTTPS_PORT, context=_trusting(deployed.ca_file), timeout=30), host, path)
 
 
 def _http(host: str, path: str) -> Response:
-    connection = http.client.HTTPConnection(host, HTTP_PORT, timeout=30)
+    return _get(http.client.HTTPConnection(host, HTTP_PORT, timeout=30), host, path)
+
+
+def _get(connection: http.client.HTTPConnection, host: str, path: str) -> Response:
     try:
         connection.request("GET", path, headers={"Host": host})
         response = connection.getresponse()
