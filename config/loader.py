@@ -17,6 +17,7 @@ from config.merge import deep_merge
 from config.environments import ENVIRONMENTS, EnvironmentDefaults
 from config.models import StackSettings
 from config.profiles import PROFILES
+from config.secret_values import secret_value_problems
 from config.secrets import SECRET_SETTINGS
 
 SCALAR_SETTINGS = ("environment", "profile", "prefix", "tls", "monitoring", "protect_data")
@@ -65,11 +66,14 @@ def load_config() -> LoadedConfig:
     if problems:
         raise ConfigError(problems)
     assert settings is not None
+    # The plain values are read only to be checked; the program gets them as secret Outputs.
+    values = {key: config.get(key) for key in SECRET_SETTINGS}
+    problems = [f"{project}:{key} is required {reason}: set it with `pulumi config set --secret {key} ...`"
+                for key, reason in _required_secrets(settings) if values[key] is None]
+    problems += secret_value_problems(project, settings, values)
+    if problems:
+        raise ConfigError(problems)
     secrets = {key: config.get_secret(key) for key in SECRET_SETTINGS}
-    missing = [f"{project}:{key} is required {reason}: set it with `pulumi config set --secret {key} ...`"
-               for key, reason in _required_secrets(settings) if secrets[key] is None]
-    if missing:
-        raise ConfigError(missing)
     return LoadedConfig(settings=settings, secrets=secrets)
 
 

@@ -334,6 +334,14 @@ class StackSettings(Settings):
                     raise ValueError(f"images.{name} must be pinned to a version in prod, not 'latest'")
         return self
 
+    @property
+    def proxied_hosts(self) -> list[str]:
+        """The public hosts the proxy answers for, as the enabled components route them."""
+        hosts = [self.synapse.host, self.synapse.server_name] if self.synapse.enabled else []
+        if self.voicegrow.enabled:
+            hosts += [self.voicegrow.ws_host, self.voicegrow.api_host, self.voicegrow.console_host]
+        return [host for host in dict.fromkeys(hosts) if host]
+
     def limits(self, role: str) -> ContainerLimits:
         """The profile's limits for a container role, with the stack's overrides applied."""
         base = PROFILES[self.profile].limits[role]

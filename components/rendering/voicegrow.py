@@ -84,9 +84,22 @@ def render_redis_conf(settings: VoiceGrowSettings, tuning: VoiceGrowTuning, pass
         "timeout 0",
         "tcp-keepalive 300",
         f"maxclients {settings.redis_maxclients}",
-        f'requirepass "{password}"',
+        f"requirepass {redis_quoted(password)}",
     ]
     return "\n".join(lines) + "\n"
+
+
+def redis_quoted(value: str) -> str:
+    """A double-quoted redis.conf argument that reads back as exactly `value`, whatever it holds."""
+    escaped = []
+    for byte in value.encode():
+        if chr(byte) in '"\\':
+            escaped.append("\\" + chr(byte))
+        elif 0x20 <= byte < 0x7F:
+            escaped.append(chr(byte))
+        else:
+            escaped.append(f"\\x{byte:02x}")
+    return '"' + "".join(escaped) + '"'
 
 
 def server_environment(settings: VoiceGrowSettings, secrets: ServerSecrets) -> list[str]:

@@ -1,7 +1,8 @@
 """The proxy's nginx configuration for every stack and TLS mode, read by a real `nginx -t`.
 
 Upstream host names (`synapse`, `server-1`, ...) resolve only inside the stack networks, so the
-check points them at 127.0.0.1; certificate paths point at a test certificate. Nothing else changes.
+check points them at 127.0.0.1; certificate paths point at the certificate the container gets (the
+operator's in 'files' mode, a test certificate where it is made at deploy time). Nothing else changes.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.certificates import operator_tls_secrets, proxied_hosts
 from tests.program import STACKS, run_program
 from tests.unit.mocks import RecordingMocks
 
@@ -23,22 +25,25 @@ pytestmark = [
 TLS_MODES = ("off", "self-signed", "files", "acme")
 
 
-def _proxy_conf(stack: str, tls: str) -> str:
+def _proxy_files(stack: str, tls: str) -> dict[str, str]:
+    """The files the proxy container gets, by path, with a real test certificate in every mode."""
     mocks = RecordingMocks()
-    secrets = {"tls_certificate": "CERT", "tls_private_key": "KEY"} if tls == "files" else None
+    secrets = operator_tls_secrets(proxied_hosts(stack)) if tls == "files" else None
     overrides = {"tls": tls, "proxy": {"acme_email": "ops@example.com", "admin_allowlist": ["10.0.0.0/8"]}}
     run_program(mocks, stack, preview=False, overrides=overrides, secrets=secrets)
     uploads = mocks.named("proxy", "docker:index/container:Container").value("uploads")
-    return next(u["content"] for u in uploads if u["file"] == "/etc/nginx/conf.d/default.conf")
+    files = {u["file"]: u["content"] for u in uploads}
+    if tls != "files":  # the mocks' stand-ins for certificates made at deploy time are not PEM
+        certificate = operator_tls_secrets(["test.example.com"])
+        files["/etc/nginx/tls/fullchain.pem"] = certificate["tls_certificate"]
+        files["/etc/nginx/tls/privkey.pem"] = certificate["tls_private_key"]
+    return files
 
 
-def _nginx_test(conf: str, directory: Path) -> subprocess.CompletedProcess[str]:
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "1",
-         "-subj", "/CN=test", "-keyout", str(directory / "privkey.pem"), "-out", str(directory / "fullchain.pem")],
-        check=True,
-        capture_output=True,
-    )
+def _nginx_test(files: dict[str, str], directory: Path) -> subprocess.CompletedProcess[str]:
+    for name in ("fullchain.pem", "privkey.pem"):
+        (directory / name).write_text(files[f"/etc/nginx/tls/{name}"])
+    conf = files["/etc/nginx/conf.d/default.conf"]
     conf = re.sub(r"(\n    server )[a-z0-9-]+:(\d+)", r"\g<1>127.0.0.1:\2", conf)
     conf = conf.replace("/etc/nginx/tls/", f"{directory}/")
     (directory / "default.conf").write_text(conf)
@@ -52,10 +57,12 @@ def _nginx_test(conf: str, directory: Path) -> subprocess.CompletedProcess[str]:
 @pytest.mark.parametrize("tls", TLS_MODES)
 @pytest.mark.parametrize("stack", STACKS)
 def test_nginx_accepts_the_proxy_config(stack: str, tls: str, tmp_path: Path) -> None:
-    result = _nginx_test(_proxy_conf(stack, tls), tmp_path)
+    result = _nginx_test(_proxy_files(stack, tls), tmp_path)
     assert result.returncode == 0, result.stderr
 
 
 def test_nginx_rejects_a_broken_proxy_config(tmp_path: Path) -> None:
-    conf = _proxy_conf("prod", "self-signed").replace("proxy_read_timeout 86400;", "proxy_read_timeout forever;")
-    assert _nginx_test(conf, tmp_path).returncode != 0
+    files = _proxy_files("prod", "self-signed")
+    conf = files["/etc/nginx/conf.d/default.conf"]
+    files["/etc/nginx/conf.d/default.conf"] = conf.replace("proxy_read_timeout 86400;", "proxy_read_timeout forever;")
+    assert _nginx_test(files, tmp_path).returncode != 0

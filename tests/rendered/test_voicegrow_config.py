@@ -21,31 +21,36 @@ from tests.unit.mocks import RecordingMocks
 
 pytestmark = pytest.mark.rendered
 
-REDIS_PASSWORD = "generated-redis-password"
+GENERATED_REDIS_PASSWORD = "generated-redis-password"
+# An operator's password with every character redis.conf treats specially, and some that are not ASCII.
+OPERATOR_REDIS_PASSWORD = "quote\" back\\slash 'single' #hash $dollar 密码"
 
 
-def _uploads(stack: str, container: str) -> dict[str, str]:
+def _uploads(stack: str, container: str, secrets: dict[str, str] | None = None) -> dict[str, str]:
     mocks = RecordingMocks()
-    run_program(mocks, stack, preview=False)
+    run_program(mocks, stack, preview=False, secrets=secrets)
     uploads = mocks.named(container, "docker:index/container:Container").value("uploads")
     return {upload["file"]: upload["content"] for upload in uploads}
 
 
 
 
-@pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[tuple[int, subprocess.Popen[str]]]:
+@pytest.fixture(params=[None, OPERATOR_REDIS_PASSWORD], ids=["generated-password", "operator-password"])
+def redis_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[int, str]]:
+    """A redis-server on loopback with the rendered config; yields its port and password."""
     if shutil.which("redis-server") is None:
         pytest.skip("redis-server is not installed (the test script installs it)")
     port = free_port()
-    conf = _uploads("prod", "voicegrow-redis")["/usr/local/etc/redis/redis.conf"]
+    secrets = {"redis_password": request.param} if request.param else None
+    password = request.param or GENERATED_REDIS_PASSWORD
+    conf = _uploads("prod", "voicegrow-redis", secrets)["/usr/local/etc/redis/redis.conf"]
     conf = conf.replace("bind 0.0.0.0", "bind 127.0.0.1").replace("port 6379", f"port {port}").replace("dir /data", f"dir {tmp_path}")
     (tmp_path / "redis.conf").write_text(conf)
     process = subprocess.Popen(["redis-server", str(tmp_path / "redis.conf")], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        wait_for(lambda: _redis_cli(port, "ping", password=REDIS_PASSWORD) == "PONG" or process.poll() is not None, 10, "redis start")
+        wait_for(lambda: _redis_cli(port, "ping", password=password) == "PONG" or process.poll() is not None, 10, "redis start")
         assert process.poll() is None, process.stdout.read() if process.stdout else ""
-        yield port, process
+        yield port, password
     finally:
         process.terminate()
         process.wait(10)
@@ -57,18 +62,19 @@ def _redis_cli(port: int, *command: str, password: str | None = None) -> str:
     return (result.stdout + result.stderr).strip()
 
 
-def test_redis_accepts_the_rendered_config_and_requires_the_password(redis_server: tuple[int, object]) -> None:
-    port, _ = redis_server
-    assert _redis_cli(port, "ping", password=REDIS_PASSWORD) == "PONG"
+def test_redis_accepts_the_rendered_config_and_requires_the_password(redis_server: tuple[int, str]) -> None:
+    port, password = redis_server
+    assert _redis_cli(port, "ping", password=password) == "PONG"
     assert "NOAUTH" in _redis_cli(port, "ping")
+    assert "WRONGPASS" in _redis_cli(port, "ping", password=password[:-1])
 
 
-def test_redis_runs_with_the_rendered_memory_and_persistence(redis_server: tuple[int, object]) -> None:
-    port, _ = redis_server
-    assert _redis_cli(port, "config", "get", "maxmemory", password=REDIS_PASSWORD).split() == ["maxmemory", str(384 * 1024 * 1024)]
-    assert _redis_cli(port, "config", "get", "maxmemory-policy", password=REDIS_PASSWORD).split()[1] == "allkeys-lru"
-    assert _redis_cli(port, "config", "get", "appendonly", password=REDIS_PASSWORD).split()[1] == "yes"
-    assert _redis_cli(port, "config", "get", "save", password=REDIS_PASSWORD).splitlines()[1] == "900 1 300 10 60 10000"
+def test_redis_runs_with_the_rendered_memory_and_persistence(redis_server: tuple[int, str]) -> None:
+    port, password = redis_server
+    assert _redis_cli(port, "config", "get", "maxmemory", password=password).split() == ["maxmemory", str(384 * 1024 * 1024)]
+    assert _redis_cli(port, "config", "get", "maxmemory-policy", password=password).split()[1] == "allkeys-lru"
+    assert _redis_cli(port, "config", "get", "appendonly", password=password).split()[1] == "yes"
+    assert _redis_cli(port, "config", "get", "save", password=password).splitlines()[1] == "900 1 300 10 60 10000"
 
 
 def test_redis_rejects_a_broken_config(tmp_path: Path) -> None:

@@ -207,9 +207,9 @@ def test_offsite_copy_is_off_by_default(evaluate: Evaluate) -> None:
 
 def test_offsite_copy_uploads_the_rclone_config_as_a_secret(evaluate: Evaluate) -> None:
     evaluation = evaluate(
-        "prod", overrides={"backup": {"offsite": {"enabled": True, "remote": "oss:synapse-backups"}}}, secrets={"backup_rclone_config": RCLONE_CONFIG}
+        "prod", overrides={"backup": {"offsite": {"enabled": True, "remote": "offsite:synapse-backups"}}}, secrets={"backup_rclone_config": RCLONE_CONFIG}
     )
-    assert _job(evaluation)["offsite"] == {"rclone_config": "/etc/backup/offsite-rclone.conf", "remote": "oss:synapse-backups"}
+    assert _job(evaluation)["offsite"] == {"rclone_config": "/etc/backup/offsite-rclone.conf", "remote": "offsite:synapse-backups"}
     upload = _uploads(evaluation)["/etc/backup/offsite-rclone.conf"]
     assert (upload["content"], upload["permissions"]) == (RCLONE_CONFIG, "0600")
     assert _backup(evaluation).is_secret("uploads")

@@ -7,11 +7,11 @@ import re
 import pytest
 
 from config import ConfigError
+from tests.certificates import operator_tls_secrets, proxied_hosts
 from tests.program import STACKS
 from tests.unit.conftest import Evaluate, Evaluation
 
 MODES = [pytest.param(False, id="up"), pytest.param(True, id="preview")]
-FILES = {"tls_certificate": "CERT", "tls_private_key": "KEY"}
 
 
 def _conf(evaluation: Evaluation) -> str:
@@ -153,9 +153,11 @@ def test_private_key_upload_is_secret(evaluate: Evaluate) -> None:
 
 
 def test_files_mode_uploads_the_operators_certificate(evaluate: Evaluate) -> None:
-    evaluation = evaluate("prod", overrides={"tls": "files"}, secrets=FILES)
+    files = operator_tls_secrets(proxied_hosts("prod"))
+    evaluation = evaluate("prod", overrides={"tls": "files"}, secrets=files)
     uploads = {u["file"]: u["content"] for u in evaluation.container("proxy").value("uploads")}
-    assert (uploads["/etc/nginx/tls/fullchain.pem"], uploads["/etc/nginx/tls/privkey.pem"]) == ("CERT", "KEY")
+    assert uploads["/etc/nginx/tls/fullchain.pem"] == files["tls_certificate"]
+    assert uploads["/etc/nginx/tls/privkey.pem"] == files["tls_private_key"]
 
 
 def test_files_mode_requires_the_certificate_secrets(evaluate: Evaluate) -> None:

@@ -1,0 +1,104 @@
+"""Checks on the values of secret settings, before any resource is declared.
+
+Each check catches a value the deployed software would refuse only after the deploy has begun
+(MinIO refusing to start, Synapse refusing a registration token, nginx refusing a key that does
+not match its certificate), leaving a half-deployed stack. Messages never repeat the value.
+"""
+
+from __future__ import annotations
+
+import configparser
+import datetime
+import re
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from config.models import StackSettings
+
+MULTI_LINE_SECRETS = ("tls_certificate", "tls_private_key", "backup_rclone_config")
+# Synapse's admin API accepts registration tokens of these characters, up to 64 of them.
+REGISTRATION_TOKEN = re.compile(r"^[A-Za-z0-9._~-]{1,64}$")
+
+
+def secret_value_problems(project: str, settings: StackSettings, values: dict[str, str | None]) -> list[str]:
+    """Every problem with the operator's secret values, one line per key, naming the fix."""
+    problems = []
+    for key, value in values.items():
+        if value is not None and key not in MULTI_LINE_SECRETS and (value != value.strip() or not value.isprintable()):
+            problems.append(f"{key} must be one line of printable characters without surrounding spaces")
+    problems += _minio_problems(values.get("minio_root_user"), values.get("minio_root_password"))
+    token = values.get("synapse_registration_token")
+    if token is not None and not REGISTRATION_TOKEN.match(token):
+        problems.append(
+            "synapse_registration_token must be 1 to 64 of the characters A-Z a-z 0-9 . _ ~ - (Synapse's rule)"
+        )
+    if settings.proxy.enabled and settings.tls == "files":
+        problems += _tls_problems(settings, values.get("tls_certificate"), values.get("tls_private_key"))
+    rclone_config = values.get("backup_rclone_config")
+    if settings.backup.enabled and settings.backup.offsite.enabled and rclone_config is not None:
+        problems += _rclone_problems(settings.backup.offsite.remote, rclone_config)
+    return [f"{project}:{problem}" for problem in problems]
+
+
+def _minio_problems(user: str | None, password: str | None) -> list[str]:
+    problems = []
+    # mc reads MC_HOST_<alias>=http://USER:PASSWORD@HOST without decoding: the user ends at the
+    # first ':', and a ':' in the password starts a session token.
+    if user is not None and (len(user) < 3 or ":" in user):
+        problems.append("minio_root_user must be at least 3 characters (MinIO's rule) and contain no ':'")
+    if password is not None and (len(password) < 8 or ":" in password):
+        problems.append("minio_root_password must be at least 8 characters (MinIO's rule) and contain no ':'")
+    return problems
+
+
+def _tls_problems(settings: StackSettings, certificate_pem: str | None, key_pem: str | None) -> list[str]:
+    if certificate_pem is None or key_pem is None:
+        return []  # the loader reports missing secrets
+    try:
+        chain = x509.load_pem_x509_certificates(certificate_pem.encode())
+    except ValueError:
+        return ["tls_certificate must be a PEM certificate chain (-----BEGIN CERTIFICATE----- ...), leaf first"]
+    try:
+        key = serialization.load_pem_private_key(key_pem.encode(), password=None)
+    except (ValueError, TypeError):
+        return ["tls_private_key must be an unencrypted PEM private key (-----BEGIN PRIVATE KEY----- ...)"]
+    leaf = chain[0]
+    problems = []
+    public_format = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    if key.public_key().public_bytes(*public_format) != leaf.public_key().public_bytes(*public_format):
+        problems.append("tls_private_key is not the key of tls_certificate's first certificate (the leaf)")
+    if leaf.not_valid_after_utc <= datetime.datetime.now(datetime.timezone.utc):
+        problems.append(f"tls_certificate expired on {leaf.not_valid_after_utc:%Y-%m-%d}: set a current one")
+    uncovered = [host for host in settings.proxied_hosts if not _certificate_covers(leaf, host)]
+    if uncovered:
+        problems.append(f"tls_certificate does not name {', '.join(uncovered)}: the proxy serves it for every host")
+    return problems
+
+
+def _certificate_covers(certificate: x509.Certificate, host: str) -> bool:
+    """Whether the certificate's DNS names cover `host` (one wildcard label allowed)."""
+    try:
+        names = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return False
+    for name in names.get_values_for_type(x509.DNSName):
+        if name.lower() == host.lower():
+            return True
+        if name.startswith("*.") and "." in host and host.split(".", 1)[1].lower() == name[2:].lower():
+            return True
+    return False
+
+
+def _rclone_problems(remote: str, rclone_config: str) -> list[str]:
+    remote_name = remote.split(":", 1)[0]
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        parser.read_string(rclone_config)
+    except configparser.Error:
+        return ["backup_rclone_config must be an rclone.conf (INI sections like [offsite] with type = ...)"]
+    if not parser.has_section(remote_name):
+        return [f"backup_rclone_config has no [{remote_name}] section, which backup.offsite.remote '{remote}' names"]
+    if not parser.has_option(remote_name, "type"):
+        return [f"backup_rclone_config's [{remote_name}] section needs a 'type =' line (e.g. type = s3)"]
+    return []
