@@ -264,6 +264,8 @@ class OffsiteSettings(Settings):
 
     enabled: bool = Field(default=False, description="Copy archives offsite (needs the secret backup_rclone_config).")
     remote: str = Field(default="offsite:backups", pattern=r"^[A-Za-z0-9_-]+:\S*$", description="rclone destination, remote:path.")
+    keep_days: int = Field(default=30, ge=1, le=3650, description="Delete offsite archives older than this many days...")
+    keep_count: int = Field(default=1000, ge=1, le=100000, description="...and beyond this many newest offsite archives.")
 
 
 class BackupSettings(Settings):
@@ -274,6 +276,9 @@ class BackupSettings(Settings):
     keep_days: int = Field(default=7, ge=1, le=3650, description="Delete archives older than this many days...")
     keep_count: int = Field(default=48, ge=1, le=10000, description="...and beyond this many newest archives.")
     host_path: str | None = Field(default=None, pattern=r"^/\S+$", description="Host directory for archives; default: a named volume.")
+    timeout_minutes: int = Field(
+        default=120, ge=1, le=1440, description="A run still going after this long is stopped and counts as failed."
+    )
     offsite: OffsiteSettings = OffsiteSettings()
 
 

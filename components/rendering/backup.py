@@ -69,6 +69,7 @@ def render_job(stack: str, settings: BackupSettings, targets: JobTargets) -> str
         "schedule": settings.schedule,
         "keep_days": settings.keep_days,
         "keep_count": settings.keep_count,
+        "timeout_seconds": settings.timeout_minutes * 60,
         "archive_dir": ARCHIVE_DIR,
         "postgres": None,
         "mysql": None,
@@ -88,7 +89,12 @@ def render_job(stack: str, settings: BackupSettings, targets: JobTargets) -> str
     if targets.bucket is not None:
         job["bucket"] = {"rclone_config": RCLONE_PATH, "remote": MINIO_REMOTE, "bucket": targets.bucket.bucket}
     if settings.offsite.enabled:
-        job["offsite"] = {"rclone_config": OFFSITE_RCLONE_PATH, "remote": settings.offsite.remote}
+        job["offsite"] = {
+            "rclone_config": OFFSITE_RCLONE_PATH,
+            "remote": settings.offsite.remote,
+            "keep_days": settings.offsite.keep_days,
+            "keep_count": settings.offsite.keep_count,
+        }
     return json.dumps(job, indent=2) + "\n"
 
 

@@ -374,11 +374,41 @@ def test_leftovers_of_a_killed_run_are_removed_by_the_next_run(sources: Sources)
     assert sorted(path.name for path in sources.archives.iterdir() if path.name.startswith((".work", "backup-2025"))) == []
 
 
-def _with_offsite(sources: Sources, destination: str) -> None:
+def test_a_run_past_its_timeout_is_stopped_fails_and_leaves_nothing_behind(sources: Sources) -> None:
+    config = json.loads(sources.config.read_text())
+    config["timeout_seconds"] = 3
+    sources.config.write_text(json.dumps(config))
+    # A session holding an exclusive lock makes pg_dump wait for it, as a stuck migration would.
+    pg = sources.postgres
+    locker = subprocess.Popen([str(pg.bindir / "psql"), "-h", str(pg.socket_dir), "-p", str(pg.port), "-U", "postgres", "-d", "synapse"],
+                              stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    try:
+        assert locker.stdin is not None
+        locker.stdin.write("BEGIN; LOCK TABLE events IN ACCESS EXCLUSIVE MODE;\n")
+        locker.stdin.flush()
+        wait_for(lambda: pg.sql("SELECT count(*) FROM pg_locks WHERE mode = 'AccessExclusiveLock' AND granted") != "0", 10, "the lock")
+
+        result = _backupctl(sources, "now")
+
+        assert result.returncode == 1
+        assert "the backup run did not finish within 3 s and was stopped" in result.stderr
+        assert subprocess.run(["pgrep", "-x", "pg_dump"], capture_output=True).returncode == 1, "pg_dump outlived the run"
+        assert [path.name for path in sources.archives.iterdir() if not path.name.startswith(".")] == []
+        assert json.loads(_backupctl(sources, "status").stdout)["last_result"] == "failed"
+    finally:
+        locker.communicate("ROLLBACK;\n", timeout=10)
+    config["timeout_seconds"] = 300
+    sources.config.write_text(json.dumps(config))
+    archive = _take_backup(sources)
+    assert _archives(sources) == [archive.name]
+
+
+def _with_offsite(sources: Sources, destination: str, keep_days: int = 30, keep_count: int = 1000) -> None:
     config = json.loads(sources.config.read_text())
     offsite_config = sources.config.parent / "secrets" / "offsite-rclone.conf"
     offsite_config.write_text("[offsite]\ntype = local\n")
-    config["offsite"] = {"rclone_config": str(offsite_config), "remote": f"offsite:{destination}"}
+    config["offsite"] = {"rclone_config": str(offsite_config), "remote": f"offsite:{destination}",
+                         "keep_days": keep_days, "keep_count": keep_count}
     sources.config.write_text(json.dumps(config))
 
 
@@ -386,6 +416,22 @@ def test_offsite_copy_puts_the_archive_on_the_remote(sources: Sources, tmp_path:
     _with_offsite(sources, str(tmp_path / "offsite"))
     archive = _take_backup(sources)
     assert (tmp_path / "offsite" / archive.name).read_bytes() == archive.read_bytes()
+
+
+def test_offsite_retention_prunes_the_remote_once_the_new_archive_is_there(sources: Sources, tmp_path: Path) -> None:
+    remote = tmp_path / "offsite"
+    remote.mkdir()
+    today = datetime.now(timezone.utc)
+    older = [archives.archive_name(today - timedelta(days=days)) for days in (1, 2, 3)]
+    ancient = archives.archive_name(today - timedelta(days=40))
+    for name in [*older, ancient, "README"]:
+        (remote / name).write_bytes(b"")
+    _with_offsite(sources, str(remote), keep_days=30, keep_count=3)
+
+    new = _take_backup(sources)
+
+    # keep_count 3 keeps the new archive and the two newest older ones; 40 days is past keep_days.
+    assert sorted(path.name for path in remote.iterdir()) == sorted([new.name, older[0], older[1], "README"])
 
 
 def test_a_failed_offsite_copy_fails_the_run_but_keeps_the_local_archive(sources: Sources) -> None:

@@ -209,10 +209,31 @@ def test_offsite_copy_uploads_the_rclone_config_as_a_secret(evaluate: Evaluate) 
     evaluation = evaluate(
         "prod", overrides={"backup": {"offsite": {"enabled": True, "remote": "offsite:synapse-backups"}}}, secrets={"backup_rclone_config": RCLONE_CONFIG}
     )
-    assert _job(evaluation)["offsite"] == {"rclone_config": "/etc/backup/offsite-rclone.conf", "remote": "offsite:synapse-backups"}
+    assert _job(evaluation)["offsite"] == {
+        "rclone_config": "/etc/backup/offsite-rclone.conf", "remote": "offsite:synapse-backups", "keep_days": 30, "keep_count": 1000
+    }
     upload = _uploads(evaluation)["/etc/backup/offsite-rclone.conf"]
     assert (upload["content"], upload["permissions"]) == (RCLONE_CONFIG, "0600")
     assert _backup(evaluation).is_secret("uploads")
+
+
+def test_offsite_retention_can_be_overridden(evaluate: Evaluate) -> None:
+    offsite = {"enabled": True, "keep_days": 365, "keep_count": 400}
+    job = _job(evaluate("prod", overrides={"backup": {"offsite": offsite}}, secrets={"backup_rclone_config": RCLONE_CONFIG}))
+    assert (job["offsite"]["keep_days"], job["offsite"]["keep_count"]) == (365, 400)
+
+
+def test_a_run_is_stopped_after_two_hours_by_default(evaluate: Evaluate) -> None:
+    assert _job(evaluate("prod"))["timeout_seconds"] == 7200
+
+
+def test_the_run_timeout_can_be_overridden(evaluate: Evaluate) -> None:
+    assert _job(evaluate("prod", overrides={"backup": {"timeout_minutes": 30}}))["timeout_seconds"] == 1800
+
+
+def test_a_run_timeout_of_zero_is_refused_naming_the_key(evaluate: Evaluate) -> None:
+    with pytest.raises(ConfigError, match="selfhosted:backup.timeout_minutes"):
+        evaluate("prod", overrides={"backup": {"timeout_minutes": 0}})
 
 
 def test_offsite_copy_without_its_rclone_config_is_refused_naming_the_secret(evaluate: Evaluate) -> None:

@@ -92,6 +92,13 @@ class Bucket:
 class Offsite:
     rclone_config: str
     remote: str
+    keep_days: int
+    keep_count: int
+
+    def path(self, name: str) -> str:
+        """The remote path of the archive `name`."""
+        separator = "" if self.remote.endswith((":", "/")) else "/"
+        return f"{self.remote}{separator}{name}"
 
 
 @dataclass(frozen=True)
@@ -102,6 +109,7 @@ class Job:
     schedule: str
     keep_days: int
     keep_count: int
+    timeout_seconds: int
     archive_dir: Path
     postgres: Postgres | None = None
     mysql: Mysql | None = None
@@ -128,6 +136,7 @@ class Job:
             schedule=document["schedule"],
             keep_days=int(document["keep_days"]),
             keep_count=int(document["keep_count"]),
+            timeout_seconds=int(document["timeout_seconds"]),
             archive_dir=Path(document["archive_dir"]),
             postgres=section("postgres", Postgres),
             mysql=section("mysql", Mysql),
@@ -179,10 +188,14 @@ def run(argv: list[str], *, env: dict[str, str] | None = None, feed: IO[bytes] |
             if sink is not None:
                 assert process.stdout is not None
                 shutil.copyfileobj(process.stdout, sink, CHUNK)
-        except BrokenPipeError:
-            pass  # the command quit early: its status and message say why
-        finally:
             status = process.wait()
+        except BrokenPipeError:
+            status = process.wait()  # the command quit early: its status and message say why
+        except BaseException:
+            # Interrupted (the run's deadline, a signal): the command must not outlive the run.
+            process.kill()
+            process.wait()
+            raise
         errors.seek(0)
         text = errors.read().decode(errors="replace").strip()
     if status not in ok_codes:
@@ -200,6 +213,22 @@ def first_line(argv: list[str]) -> str:
         return "unavailable"
     lines = (result.stdout or result.stderr).strip().splitlines()
     return lines[0] if lines else "unavailable"
+
+
+@contextlib.contextmanager
+def deadline(seconds: int, what: str) -> Iterator[None]:
+    """Raise BackupError wherever the block is when it has run for `seconds` (main thread only)."""
+
+    def expire(signum: int, frame: Any) -> None:
+        raise BackupError(f"{what} did not finish within {seconds} s and was stopped")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def wait_until(check: Callable[[], bool], what: str, timeout: float = 120) -> None:
@@ -487,11 +516,11 @@ def container_started() -> datetime:
 
 
 def take_backup(job: Job) -> int:
-    """One run: every part into a new archive, offsite copy, then retention. 0 on success."""
+    """One run: every part into a new archive, retention, then the offsite copy. 0 on success."""
     started_at, started = now(), time.monotonic()
     name = archive_name(started_at)
     try:
-        with locked(job):
+        with locked(job), deadline(job.timeout_seconds, "the backup run"):
             os.umask(0o077)  # archives and everything in them hold secrets
             _remove_leftovers(job)
             work = job.archive_dir / f"{WORK_PREFIX}{name}"
@@ -516,9 +545,9 @@ def take_backup(job: Job) -> int:
             size = (job.archive_dir / name).stat().st_size
             duration = time.monotonic() - started
             log(f"archive {name}: {size / 1e6:.1f} MB in {duration:.1f} s")
-            offsite_error = copy_offsite(job, job.archive_dir / name)
-            # Pruned only now that a newer archive exists.
+            # Pruned only now that a newer archive exists (offsite: once it is there too).
             prune(job, now())
+            offsite_error = copy_offsite(job, job.archive_dir / name)
     except (BackupError, OSError) as error:
         log(f"backup FAILED after {time.monotonic() - started:.1f} s: {error}")
         write_status(job, last_run=_iso(started_at), last_result="failed", last_error=str(error))
@@ -544,16 +573,17 @@ def _manifest_info(job: Job, created: datetime) -> dict[str, Any]:
 
 
 def copy_offsite(job: Job, archive: Path) -> str | None:
-    """Copy the archive to the offsite remote; the error message when that failed."""
+    """Copy the archive to the offsite remote, then apply the offsite retention; the error message when that failed."""
     if job.offsite is None:
         return None
     try:
         run(["rclone", "copy", "--config", job.offsite.rclone_config, str(archive), job.offsite.remote])
+        log(f"copied {archive.name} to {job.offsite.remote}")
+        prune_offsite(job.offsite, now())
     except BackupError as error:
         message = f"offsite copy to {job.offsite.remote} failed (the local archive is kept): {error}"
         log(message)
         return message
-    log(f"copied {archive.name} to {job.offsite.remote}")
     return None
 
 
@@ -564,6 +594,18 @@ def prune(job: Job, at: datetime) -> list[str]:
     for name in pruned:
         (job.archive_dir / name).unlink()
         log(f"pruned {name} (keeping {job.keep_count} archives, {job.keep_days} days)")
+    return pruned
+
+
+def prune_offsite(offsite: Offsite, at: datetime) -> list[str]:
+    """Delete the offsite archives the offsite retention no longer keeps; return their names."""
+    listing = io.BytesIO()
+    run(["rclone", "lsf", "--files-only", "--config", offsite.rclone_config, offsite.remote], sink=listing)
+    names = listing.getvalue().decode().splitlines()
+    pruned = archives_to_prune(names, at, offsite.keep_days, offsite.keep_count)
+    for name in pruned:
+        run(["rclone", "deletefile", "--config", offsite.rclone_config, offsite.path(name)])
+        log(f"pruned {name} from {offsite.remote} (keeping {offsite.keep_count} archives, {offsite.keep_days} days)")
     return pruned
 
 
