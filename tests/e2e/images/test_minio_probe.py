@@ -169,15 +169,19 @@ def container_logs(container) -> str:
 
 def run_python(engine, image: str, python: str, script: str, network, env: dict | None = None) -> dict:
     """Run a Python script in a throwaway container on the network; return its last JSON line."""
+    container = engine.containers.run(
+        image, entrypoint=[python, "-c", textwrap.dedent(script)], environment=env or {},
+        network=network.name, detach=True,
+    )
     try:
-        output = engine.containers.run(
-            image, entrypoint=[python, "-c", textwrap.dedent(script)], environment=env or {},
-            network=network.name, remove=True, stdout=True, stderr=True,
-        )
-    except docker.errors.ContainerError as exc:
-        raise AssertionError(f"client script failed: {exc.stderr.decode('utf-8', 'replace')}") from exc
-    lines = output.decode("utf-8", "replace").strip().splitlines()
-    return json.loads(lines[-1])
+        status = container.wait(timeout=300)["StatusCode"]
+        output = container.logs(stdout=True, stderr=True).decode("utf-8", "replace")
+    finally:
+        # With v=True: the image declares VOLUME /data, whose anonymous volume goes too.
+        container.remove(force=True, v=True)
+    if status != 0:
+        raise AssertionError(f"client script failed with status {status}: {output[-2000:]}")
+    return json.loads(output.strip().splitlines()[-1])
 
 
 def s3_script(engine, network, body: str, **env: str) -> dict:
