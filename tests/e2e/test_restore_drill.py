@@ -172,7 +172,9 @@ def test_restore_drill_brings_back_message_row_object_and_signing_key(deployed: 
 
     # A failed run is visible: non-zero exit, the container's log says so, the archive stays.
     _docker("stop", f"{PREFIX}-voicegrow-minio")
+    started = time.monotonic()
     failed = _docker("exec", f"{PREFIX}-backup", "backup-now")
+    failed_seconds = time.monotonic() - started
     _docker("start", f"{PREFIX}-voicegrow-minio")
     assert failed.returncode != 0
     assert "backup FAILED" in _docker("logs", f"{PREFIX}-backup").stderr + _docker("logs", f"{PREFIX}-backup").stdout
@@ -214,6 +216,7 @@ def test_restore_drill_brings_back_message_row_object_and_signing_key(deployed: 
 
     size_mb = archive["size_bytes"] / 1e6
     record_figure("backup", "duration", backup_seconds)
+    record_figure("backup", "failure_reported", failed_seconds, "MinIO stopped")
     record_figure("restore", "duration", restore_seconds)
     record_figure("restore", "redeploy", redeploy_seconds)
     record_figure("size", "archive", size_mb)
