@@ -366,6 +366,25 @@ def test_retention_prunes_by_count_and_age_once_a_new_archive_exists(sources: So
     assert (sources.archives / "notes.txt").exists()
 
 
+def test_a_run_holds_at_most_one_dumped_part_beside_the_archive(sources: Sources, tmp_path: Path) -> None:
+    job = backupctl.Job.load(str(sources.config))
+    work = tmp_path / "work"
+    work.mkdir()
+    seen: list[list[str]] = []
+
+    def dump(job: backupctl.Job, target: Path, work: Path) -> None:
+        seen.append(sorted(path.name for path in work.iterdir()))
+        target.write_bytes(os.urandom(1024))
+
+    parts = [backupctl.Part(f"part-{index}", dump, None, lambda job: True) for index in range(3)]
+    backupctl.write_archive(tmp_path / "archive.tar", work, parts, job, datetime.now(timezone.utc))
+
+    assert seen == [[], [], []], "a dumped part was still on disk when the next one was taken"
+    assert list(work.iterdir()) == []
+    manifest = _manifest(tmp_path / "archive.tar")
+    assert list(manifest["parts"]) == ["part-0", "part-1", "part-2"]
+
+
 def test_leftovers_of_a_killed_run_are_removed_by_the_next_run(sources: Sources) -> None:
     sources.archives.mkdir()
     (sources.archives / ".work-backup-20250101T000000Z.tar").mkdir()

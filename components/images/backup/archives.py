@@ -54,13 +54,14 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def build_manifest(parts_dir: Path, parts: list[str], info: dict[str, Any]) -> dict[str, Any]:
-    """The manifest of the parts in `parts_dir`: each part's size and SHA-256, plus `info`."""
-    return {
-        "format": MANIFEST_FORMAT,
-        **info,
-        "parts": {name: {"size": (parts_dir / name).stat().st_size, "sha256": sha256_file(parts_dir / name)} for name in parts},
-    }
+def part_entry(path: Path) -> dict[str, Any]:
+    """A part's manifest entry: its size and SHA-256."""
+    return {"size": path.stat().st_size, "sha256": sha256_file(path)}
+
+
+def build_manifest(entries: dict[str, dict[str, Any]], info: dict[str, Any]) -> dict[str, Any]:
+    """The manifest: each part's entry (see part_entry), plus `info`."""
+    return {"format": MANIFEST_FORMAT, **info, "parts": entries}
 
 
 def verify_manifest(manifest: dict[str, Any], parts_dir: Path) -> list[str]:

@@ -42,6 +42,7 @@ from archives import (
     archives_newest_first,
     archives_to_prune,
     build_manifest,
+    part_entry,
     verify_manifest,
 )
 from cron import CronSchedule
@@ -406,15 +407,28 @@ def _remove_leftovers(job: Job) -> None:
             child.unlink()
 
 
-def write_archive(target: Path, manifest: dict[str, Any], work: Path, parts: list[str]) -> None:
-    """An uncompressed tar (the parts are compressed): manifest.json first, then each part."""
-    data = json.dumps(manifest, indent=2).encode()
+def write_archive(target: Path, work: Path, parts: list[Part], job: Job, started_at: datetime) -> None:
+    """An uncompressed tar (the parts are compressed): each part, then manifest.json.
+
+    Each part goes into the archive as soon as it is dumped and is deleted from `work` then, so a
+    run needs room for the archive and its largest part, not twice the archive.
+    """
+    if not parts:
+        raise BackupError("the job has nothing to back up")
+    entries = {}
     with tarfile.open(target, "w", format=tarfile.PAX_FORMAT) as archive:
+        for part in parts:
+            started = time.monotonic()
+            path = work / part.name
+            part.dump(job, path, work)
+            entries[part.name] = part_entry(path)
+            archive.add(path, arcname=part.name, recursive=False)
+            path.unlink()
+            log(f"{part.name}: {entries[part.name]['size'] / 1e6:.1f} MB in {time.monotonic() - started:.1f} s")
+        data = json.dumps(build_manifest(entries, _manifest_info(job, started_at)), indent=2).encode()
         info = tarfile.TarInfo(MANIFEST)
         info.size, info.mode, info.mtime = len(data), 0o600, int(time.time())
         archive.addfile(info, io.BytesIO(data))
-        for name in parts:
-            archive.add(work / name, arcname=name, recursive=False)
     with open(target, "rb") as stream:
         os.fsync(stream.fileno())
 
@@ -531,23 +545,13 @@ def take_backup(job: Job) -> int:
             _remove_leftovers(job)
             work = job.archive_dir / f"{WORK_PREFIX}{name}"
             work.mkdir(mode=0o700)
+            partial = job.archive_dir / f"{name}.partial"
             try:
-                parts = []
-                for part in PARTS:
-                    if part.enabled(job):
-                        part_started = time.monotonic()
-                        part.dump(job, work / part.name, work)
-                        parts.append(part.name)
-                        size = (work / part.name).stat().st_size
-                        log(f"{part.name}: {size / 1e6:.1f} MB in {time.monotonic() - part_started:.1f} s")
-                if not parts:
-                    raise BackupError("the job has nothing to back up")
-                manifest = build_manifest(work, parts, _manifest_info(job, started_at))
-                partial = job.archive_dir / f"{name}.partial"
-                write_archive(partial, manifest, work, parts)
+                write_archive(partial, work, [part for part in PARTS if part.enabled(job)], job, started_at)
                 os.replace(partial, job.archive_dir / name)
             finally:
                 shutil.rmtree(work, ignore_errors=True)
+                partial.unlink(missing_ok=True)
             size = (job.archive_dir / name).stat().st_size
             duration = time.monotonic() - started
             log(f"archive {name}: {size / 1e6:.1f} MB in {duration:.1f} s")
