@@ -40,14 +40,27 @@ def _get(path: str, port: int = PORT) -> tuple[int, dict[str, str], bytes]:
         return response.status, dict(response.headers), response.read()
 
 
-def _wait_restarted_and_healthy(engine: docker.DockerClient, name: str, restarts_before: int, timeout: float) -> None:
+def _wait_restarted_and_healthy(engine: docker.DockerClient, name: str, before: dict, timeout: float) -> None:
+    """Until the container runs again (a new start) and a health check since that start passed.
+
+    The health status alone can still read 'healthy' from before the restart for a moment.
+    """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        inspect = _inspect(engine, name)
-        if inspect["RestartCount"] > restarts_before and inspect["State"].get("Health", {}).get("Status") == "healthy":
-            return
+        state = _inspect(engine, name)["State"]
+        started = state["StartedAt"]
+        if state.get("Running") and started != before["State"]["StartedAt"]:
+            # Both timestamps are RFC 3339 in UTC with the same precision, so text order is time order.
+            checks = state.get("Health", {}).get("Log", [])
+            if any(check["ExitCode"] == 0 and check["Start"][:26] > started[:26] for check in checks):
+                return
         time.sleep(0.5)
     raise AssertionError(f"{name} was not restarted and healthy again within {timeout} s")
+
+
+def _signing_key_ids() -> list[str]:
+    _, _, body = _get("/_matrix/key/v2/server")
+    return sorted(json.loads(body)["verify_keys"])
 
 
 def test_all_containers_are_healthy(stack: AppliedStack, engine: docker.DockerClient) -> None:
@@ -113,7 +126,7 @@ def test_two_users_exchange_a_message_and_it_survives_a_killed_synapse(stack: Ap
     before = _inspect(engine, "synapse")
     os.kill(before["State"]["Pid"], signal.SIGKILL)
     killed_at = time.monotonic()
-    _wait_restarted_and_healthy(engine, "synapse", before["RestartCount"], timeout=180)
+    _wait_restarted_and_healthy(engine, "synapse", before, timeout=180)
     record_figure("e2e", "synapse.killed_to_healthy", time.monotonic() - killed_at)
     assert conversation.text in read_messages(BASE_URL, conversation.reader, conversation.password, conversation.room_id)
 
@@ -121,6 +134,14 @@ def test_two_users_exchange_a_message_and_it_survives_a_killed_synapse(stack: Ap
 def test_signing_key_lives_on_the_data_volume(stack: AppliedStack, engine: docker.DockerClient) -> None:
     result = engine.containers.get(f"{PREFIX}-synapse").exec_run(["cat", "/data/signing.key"])
     assert result.exit_code == 0 and result.output.startswith(b"ed25519 ")
+
+
+def test_signing_key_survives_replacing_the_containers(stack: AppliedStack, engine: docker.DockerClient) -> None:
+    key_ids = _signing_key_ids()
+    container_id = _inspect(engine, "synapse")["Id"]
+    stack.reapply()  # new containers on the same volumes, as after an image upgrade
+    assert _inspect(engine, "synapse")["Id"] != container_id
+    assert _signing_key_ids() == key_ids
 
 
 def test_a_wrong_database_password_fails_the_apply() -> None:
@@ -133,6 +154,7 @@ def test_a_wrong_database_password_fails_the_apply() -> None:
             "synapse": {"admin_username": None, "extra_config": {"database": {"args": {"password": "not-the-password"}}}},
         },
     )
-    with pytest.raises(ApplyError, match="synapse"):
+    # Synapse cannot reach its database: the apply fails naming the container and Postgres's refusal.
+    with pytest.raises(ApplyError, match=r"(?s)container 'e2e-broken-synapse'.*password authentication failed for user \"synapse\""):
         apply_program(ROOT, "dev", broken).destroy()
 
