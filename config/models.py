@@ -274,7 +274,7 @@ class BackupSettings(Settings):
     enabled: bool = Field(description="Run the backup job; default per environment (off in dev).")
     schedule: CronExpression = Field(description="When to back up (cron, UTC); default daily, hourly in prod.")
     keep_days: int = Field(default=7, ge=1, le=3650, description="Delete archives older than this many days...")
-    keep_count: int = Field(default=48, ge=1, le=10000, description="...and beyond this many newest archives.")
+    keep_count: int = Field(default=168, ge=1, le=10000, description="...and beyond this many newest archives (168: a week of hourly runs).")
     host_path: str | None = Field(default=None, pattern=r"^/\S+$", description="Host directory for archives; default: a named volume.")
     timeout_minutes: int = Field(
         default=120, ge=1, le=1440, description="A run still going after this long is stopped and counts as failed."

@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from components.rendering import backup as render
+from config import resolve_settings
 from config.models import BackupSettings
 from tests.program import ROOT
 from tests.rendered.processes import free_port, wait_for
@@ -473,6 +474,16 @@ NOW = datetime(2025, 6, 1, 12, 0, tzinfo=timezone.utc)
 
 def _names(*hours_ago: float) -> list[str]:
     return [archives.archive_name(NOW - timedelta(hours=hours)) for hours in hours_ago]
+
+
+def test_prods_default_retention_keeps_seven_days_of_hourly_archives() -> None:
+    backup = resolve_settings("selfhosted", "prod", {"synapse": {"server_name": "example.com", "admin_username": "admin"},
+                                                     "proxy": {"acme_email": "ops@example.com"}}).backup
+    assert backup.schedule == "0 * * * *"
+    hourly = _names(*range(0, 8 * 24))
+    pruned = archives.archives_to_prune(hourly, NOW, backup.keep_days, backup.keep_count)
+    # The newest 168: every hourly run of the last seven days (48 kept only two).
+    assert pruned == hourly[7 * 24 :]
 
 
 def test_pruning_keeps_the_newest_keep_count() -> None:

@@ -73,9 +73,9 @@ def test_a_schedule_that_cannot_fire_is_refused_naming_the_key(evaluate: Evaluat
 
 
 @pytest.mark.parametrize("stack", BACKUP_STACKS)
-def test_retention_keeps_seven_days_and_48_archives_by_default(evaluate: Evaluate, stack: str) -> None:
+def test_retention_keeps_seven_days_and_168_archives_by_default(evaluate: Evaluate, stack: str) -> None:
     job = _job(evaluate(stack))
-    assert (job["keep_days"], job["keep_count"]) == (7, 48)
+    assert (job["keep_days"], job["keep_count"]) == (7, 168)
 
 
 def test_retention_can_be_overridden(evaluate: Evaluate) -> None:
