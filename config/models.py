@@ -315,6 +315,12 @@ class StackSettings(Settings):
         return self
 
     @model_validator(mode="after")
+    def _federation_port_needs_tls(self) -> StackSettings:
+        if self.proxy.enabled and self.proxy.federation_port is not None and self.tls == "off":
+            raise ValueError("proxy.federation_port needs tls other than 'off': Matrix federation is HTTPS only")
+        return self
+
+    @model_validator(mode="after")
     def _data_ports_only_in_dev(self) -> StackSettings:
         if self.voicegrow.publish_data_ports and self.environment != "dev":
             raise ValueError("voicegrow.publish_data_ports is allowed only in dev: data ports stay inside the stack network")

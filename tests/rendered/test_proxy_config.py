@@ -25,11 +25,16 @@ pytestmark = [
 TLS_MODES = ("off", "self-signed", "files", "acme")
 
 
-def _proxy_files(stack: str, tls: str) -> dict[str, str]:
+ALLOWLIST = {"acme_email": "ops@example.com", "admin_allowlist": ["10.0.0.0/8"]}
+# No allowlist (the admin API refused to everyone) and the optional federation listener.
+DEFAULTS_AND_FEDERATION = {"acme_email": "ops@example.com", "federation_port": 8448}
+
+
+def _proxy_files(stack: str, tls: str, proxy: dict[str, object] = ALLOWLIST) -> dict[str, str]:
     """The files the proxy container gets, by path, with a real test certificate in every mode."""
     mocks = RecordingMocks()
     secrets = operator_tls_secrets(proxied_hosts(stack)) if tls == "files" else None
-    overrides = {"tls": tls, "proxy": {"acme_email": "ops@example.com", "admin_allowlist": ["10.0.0.0/8"]}}
+    overrides = {"tls": tls, "proxy": proxy}
     run_program(mocks, stack, preview=False, overrides=overrides, secrets=secrets)
     uploads = mocks.named("proxy", "docker:index/container:Container").value("uploads")
     files = {u["file"]: u["content"] for u in uploads}
@@ -58,6 +63,15 @@ def _nginx_test(files: dict[str, str], directory: Path) -> subprocess.CompletedP
 @pytest.mark.parametrize("stack", STACKS)
 def test_nginx_accepts_the_proxy_config(stack: str, tls: str, tmp_path: Path) -> None:
     result = _nginx_test(_proxy_files(stack, tls), tmp_path)
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("tls", [mode for mode in TLS_MODES if mode != "off"])  # federation is HTTPS only
+def test_nginx_accepts_the_admin_refusal_and_the_federation_listener(tls: str, tmp_path: Path) -> None:
+    files = _proxy_files("prod", tls, DEFAULTS_AND_FEDERATION)
+    conf = files["/etc/nginx/conf.d/default.conf"]
+    assert "8448" in conf and "return 403" in conf  # the variant under test is rendered
+    result = _nginx_test(files, tmp_path)
     assert result.returncode == 0, result.stderr
 
 

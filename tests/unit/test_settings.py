@@ -50,6 +50,7 @@ BAD_INPUTS = [
     pytest.param({"logging": {"max_file": 0}}, "selfhosted:logging.max_file", id="log-files"),
     pytest.param({"docker": {"host": "vps.example.com"}}, "selfhosted:docker.host", id="docker-host"),
     pytest.param({"tls": "letsencrypt"}, "selfhosted:tls", id="tls-mode"),
+    pytest.param({"tls": "off", "proxy": {"federation_port": 8448}}, "selfhosted:proxy.federation_port needs tls other than 'off'", id="federation-without-tls"),
     pytest.param({"prefix": "My Stack"}, "selfhosted:prefix", id="prefix"),
 ]
 
