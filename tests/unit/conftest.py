@@ -8,6 +8,7 @@ from typing import Any
 
 import pulumi
 import pytest
+from pulumi.runtime.mocks import MockMonitor
 from pulumi.runtime.sync_await import _sync_await
 
 from tests.program import run_program
@@ -49,3 +50,21 @@ def evaluate() -> Evaluate:
         return Evaluation(mocks=mocks, outputs=outputs)
 
     return run
+
+
+@pytest.fixture
+def dependencies(monkeypatch: pytest.MonkeyPatch) -> dict[str, set[str]]:
+    """Filled during an evaluation: each resource's logical name -> the names it depends on.
+
+    The engine creates a resource only after these (explicit `depends_on` and inputs taken
+    from other resources); mocks do not pass them to `new_resource`, so the monitor is watched.
+    """
+    recorded: dict[str, set[str]] = {}
+    register = MockMonitor.RegisterResource
+
+    def watched(monitor: MockMonitor, request: Any) -> Any:
+        recorded[request.name] = {urn.rsplit("::", 1)[-1] for urn in request.dependencies}
+        return register(monitor, request)
+
+    monkeypatch.setattr(MockMonitor, "RegisterResource", watched)
+    return recorded

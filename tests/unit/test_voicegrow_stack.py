@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -219,12 +220,22 @@ def test_operator_init_sql_is_uploaded(evaluate: Evaluate, tmp_path: Any, monkey
     assert "CREATE TABLE devices" in _upload(evaluation, "voicegrow-mysql", "/docker-entrypoint-initdb.d/init.sql")
 
 
-def test_servers_start_after_data_services_and_bucket(evaluate: Evaluate) -> None:
-    # Mock registrations follow dependencies: every data service and the bucket come first.
-    order = [resource.name for resource in evaluate("prod").mocks.declared]
-    first_server = order.index("voicegrow-server-1")
-    for name in DATA_SERVICES + ("voicegrow-bucket",):
-        assert order.index(name) < first_server, name
+@pytest.mark.parametrize("stack", ["staging", "prod"])
+def test_every_server_waits_for_the_data_services_and_the_bucket(
+    evaluate: Evaluate, dependencies: dict[str, set[str]], stack: str
+) -> None:
+    # The data services are declared with wait=True, so depending on them means "after healthy".
+    evaluate(stack)
+    servers = [name for name in dependencies if re.fullmatch(r"voicegrow-server-\d+", name)]
+    assert servers == ["voicegrow-server-1", "voicegrow-server-2"]
+    for server in servers:
+        assert set(DATA_SERVICES) | {"voicegrow-bucket"} <= dependencies[server], server
+
+
+def test_data_services_wait_until_healthy(evaluate: Evaluate) -> None:
+    evaluation = evaluate("prod")
+    for name in DATA_SERVICES:
+        assert evaluation.container(name).value("wait") is True, name
 
 
 def test_server_built_from_source_uses_the_built_image(evaluate: Evaluate, tmp_path: Any) -> None:
