@@ -25,6 +25,7 @@ from config.profiles import ContainerLimits
 
 COMPONENT = "proxy"
 ACME_SCRIPT = Path(__file__).parent / "scripts" / "acme.sh"
+ACME_DIRECTORY_CA_PATH = "/opt/acme/directory-ca.pem"
 ACME_DIRECTORIES = {
     False: "https://acme-v02.api.letsencrypt.org/directory",
     True: "https://acme-staging-v02.api.letsencrypt.org/directory",
@@ -187,6 +188,17 @@ class ReverseProxy(pulumi.ComponentResource):
         settings = args.settings
         state = data_volume(deployment, "proxy-letsencrypt", child)
         image = pulled_image(args.images["acme"], "proxy-acme", child)
+        envs = [
+            f"ACME_DOMAINS={' '.join(hosts)}",
+            f"ACME_EMAIL={settings.acme_email}",
+            f"ACME_SERVER={settings.acme_directory or ACME_DIRECTORIES[settings.acme_staging]}",
+            f"RENEW_HOURS={settings.acme_renew_hours}",
+        ]
+        uploads = [docker.ContainerUploadArgs(file="/opt/acme/acme.sh", content=ACME_SCRIPT.read_text())]
+        if settings.acme_directory_ca is not None:
+            # certbot talks to the directory through requests, which reads its trust roots from here.
+            envs.append(f"REQUESTS_CA_BUNDLE={ACME_DIRECTORY_CA_PATH}")
+            uploads.append(docker.ContainerUploadArgs(file=ACME_DIRECTORY_CA_PATH, content=settings.acme_directory_ca))
         return service_container(
             deployment,
             ServiceContainer(
@@ -198,19 +210,14 @@ class ReverseProxy(pulumi.ComponentResource):
                 healthcheck=HealthCheck(test=["CMD-SHELL", "test -s /tls/fullchain.pem"], start_period="30s"),
                 network=self.network,
                 aliases=["acme"],
-                envs=[
-                    f"ACME_DOMAINS={' '.join(hosts)}",
-                    f"ACME_EMAIL={settings.acme_email}",
-                    f"ACME_SERVER={ACME_DIRECTORIES[settings.acme_staging]}",
-                    f"RENEW_HOURS={settings.acme_renew_hours}",
-                ],
+                envs=envs,
                 entrypoint=["/bin/sh", "/opt/acme/acme.sh"],
                 volumes=[
                     docker.ContainerVolumeArgs(volume_name=tls_volume.name, container_path="/tls"),
                     docker.ContainerVolumeArgs(volume_name=webroot.name, container_path=render.ACME_WEBROOT),
                     docker.ContainerVolumeArgs(volume_name=state.name, container_path="/etc/letsencrypt"),
                 ],
-                uploads=[docker.ContainerUploadArgs(file="/opt/acme/acme.sh", content=ACME_SCRIPT.read_text())],
+                uploads=uploads,
             ),
             child,
         )

@@ -10,6 +10,7 @@ import ipaddress
 from pathlib import Path
 from typing import Any, Literal
 
+from cryptography import x509
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from config.environments import EnvironmentName, LogLevel, Monitoring, RegistrationMode, TlsMode
@@ -248,6 +249,12 @@ class ProxySettings(Settings):
     acme_email: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+$", description="Let's Encrypt account e-mail (acme).")
     acme_staging: bool = Field(default=False, description="Use Let's Encrypt's staging endpoint (untrusted test certificates).")
     acme_renew_hours: int = Field(default=12, ge=1, le=168, description="Hours between renewal attempts.")
+    acme_directory: HttpUrl | None = Field(
+        default=None, description="Directory URL of another ACME CA (e.g. an internal step-ca); default: Let's Encrypt."
+    )
+    acme_directory_ca: str | None = Field(
+        default=None, description="PEM certificate(s) the ACME directory's HTTPS is verified with, for a private CA."
+    )
 
     @model_validator(mode="after")
     def _allowlist_entries_are_networks(self) -> ProxySettings:
@@ -256,6 +263,21 @@ class ProxySettings(Settings):
                 ipaddress.ip_network(entry, strict=False)
             except ValueError:
                 raise ValueError(f"admin_allowlist entries must be addresses or CIDRs like '203.0.113.0/24', got {entry!r}") from None
+        return self
+
+    @model_validator(mode="after")
+    def _acme_directory_is_one_choice(self) -> ProxySettings:
+        if self.acme_directory is not None and self.acme_staging:
+            raise ValueError("acme_staging selects Let's Encrypt's staging directory: unset it when acme_directory is set")
+        if self.acme_directory is not None and not self.acme_directory.startswith("https://"):
+            raise ValueError("acme_directory must be an https:// URL (ACME servers speak HTTPS only)")
+        if self.acme_directory_ca is not None:
+            if self.acme_directory is None:
+                raise ValueError("acme_directory_ca needs acme_directory (Let's Encrypt is trusted already)")
+            try:
+                x509.load_pem_x509_certificates(self.acme_directory_ca.encode())
+            except ValueError:
+                raise ValueError("acme_directory_ca must be PEM certificates (-----BEGIN CERTIFICATE----- ...)") from None
         return self
 
 

@@ -178,6 +178,22 @@ def test_acme_staging_endpoint_is_selectable(evaluate: Evaluate) -> None:
     assert "ACME_SERVER=https://acme-staging-v02.api.letsencrypt.org/directory" in envs
 
 
+def test_another_acme_directory_is_selectable_with_its_own_trust_root(evaluate: Evaluate) -> None:
+    ca = operator_tls_secrets(["ca.internal.example"])["tls_certificate"]
+    proxy = {"acme_directory": "https://ca.internal.example/acme/acme/directory", "acme_directory_ca": ca}
+    acme = evaluate("prod", overrides={"proxy": proxy}).container("proxy-acme")
+    envs = dict(e.split("=", 1) for e in acme.value("envs"))
+    assert envs["ACME_SERVER"] == "https://ca.internal.example/acme/acme/directory"
+    assert envs["REQUESTS_CA_BUNDLE"] == "/opt/acme/directory-ca.pem"
+    assert {u["file"]: u["content"] for u in acme.value("uploads")}["/opt/acme/directory-ca.pem"] == ca
+
+
+def test_lets_encrypt_needs_no_extra_trust_root(evaluate: Evaluate) -> None:
+    acme = evaluate("prod").container("proxy-acme")
+    assert not any(e.startswith("REQUESTS_CA_BUNDLE=") for e in acme.value("envs"))
+    assert [u["file"] for u in acme.value("uploads")] == ["/opt/acme/acme.sh"]
+
+
 def test_acme_mode_reloads_nginx_when_the_certificate_changes(evaluate: Evaluate) -> None:
     command = evaluate("prod").container("proxy").value("command")
     assert "nginx -s reload" in command[-1] and "-nt /tmp/tls-loaded" in command[-1]

@@ -50,6 +50,10 @@ BAD_INPUTS = [
     pytest.param({"logging": {"max_file": 0}}, "selfhosted:logging.max_file", id="log-files"),
     pytest.param({"docker": {"host": "vps.example.com"}}, "selfhosted:docker.host", id="docker-host"),
     pytest.param({"tls": "letsencrypt"}, "selfhosted:tls", id="tls-mode"),
+    pytest.param({"proxy": {"acme_email": "ops@example.com", "acme_directory": "http://ca.example/dir"}}, "selfhosted:proxy.acme_directory must be an https:// URL", id="acme-directory-scheme"),
+    pytest.param({"proxy": {"acme_email": "ops@example.com", "acme_directory": "https://ca.example/dir", "acme_staging": True}}, "selfhosted:proxy.acme_staging selects Let's Encrypt's staging directory", id="acme-directory-and-staging"),
+    pytest.param({"proxy": {"acme_email": "ops@example.com", "acme_directory_ca": "-----BEGIN CERTIFICATE-----"}}, "selfhosted:proxy.acme_directory_ca needs acme_directory", id="acme-ca-alone"),
+    pytest.param({"proxy": {"acme_email": "ops@example.com", "acme_directory": "https://ca.example/dir", "acme_directory_ca": "not a certificate"}}, "selfhosted:proxy.acme_directory_ca must be PEM certificates", id="acme-ca-not-pem"),
     pytest.param({"tls": "off", "proxy": {"federation_port": 8448}}, "selfhosted:proxy.federation_port needs tls other than 'off'", id="federation-without-tls"),
     pytest.param({"prefix": "My Stack"}, "selfhosted:prefix", id="prefix"),
 ]
