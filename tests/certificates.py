@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import ipaddress
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -13,8 +14,9 @@ from tests.program import run_program
 from tests.unit.mocks import RecordingMocks
 
 
-def operator_tls_secrets(hosts: list[str], days: int = 30) -> dict[str, str]:
-    """The secrets `tls_certificate` and `tls_private_key`: a self-signed certificate naming `hosts`.
+def operator_tls_secrets(hosts: list[str], days: int = 30, addresses: tuple[str, ...] = ()) -> dict[str, str]:
+    """The secrets `tls_certificate` and `tls_private_key`: a self-signed certificate naming `hosts`
+    (and the IP `addresses`, for a server reached by address).
 
     A negative `days` gives a certificate that has already expired.
     """
@@ -30,7 +32,12 @@ def operator_tls_secrets(hosts: list[str], days: int = 30) -> dict[str, str]:
         .serial_number(x509.random_serial_number())
         .not_valid_before(start)
         .not_valid_after(end)
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(host) for host in hosts]), critical=False)
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName(host) for host in hosts] + [x509.IPAddress(ipaddress.ip_address(a)) for a in addresses]
+            ),
+            critical=False,
+        )
         .sign(key, hashes.SHA256())
     )
     key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())

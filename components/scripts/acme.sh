@@ -33,9 +33,39 @@ PY
   echo "acme: temporary self-signed certificate in place until Let's Encrypt answers"
 fi
 
+# Whether the proxy serves this container's webroot for the first host (waiting up to 10 minutes).
+# The proxy starts after this container, and a validation that fails counts against the CA's
+# limits (Let's Encrypt: 5 per host and hour) and costs a 5-minute retry here.
+proxy_serves_webroot() {
+  python3 - $ACME_DOMAINS <<'PY'
+import http.client, os, secrets, sys, time
+
+host, token = sys.argv[1], secrets.token_urlsafe(16)
+path = f"/var/www/acme/.well-known/acme-challenge/{token}"
+os.makedirs(os.path.dirname(path), exist_ok=True)
+with open(path, "w") as probe:
+    probe.write(token)
+try:
+    for _ in range(600):
+        try:
+            connection = http.client.HTTPConnection("proxy", 80, timeout=5)
+            connection.request("GET", f"/.well-known/acme-challenge/{token}", headers={"Host": host})
+            response = connection.getresponse()
+            if response.status == 200 and response.read().decode() == token:
+                sys.exit(0)
+        except OSError:
+            pass
+        time.sleep(1)
+    sys.exit(1)
+finally:
+    os.remove(path)
+PY
+}
+
 domains=""
 for host in $ACME_DOMAINS; do domains="$domains -d $host"; done
 while :; do
+  proxy_serves_webroot || echo "acme: the proxy does not serve the challenge webroot; asking the CA anyway" >&2
   # shellcheck disable=SC2086
   if certbot certonly --webroot -w /var/www/acme --cert-name proxy --expand --keep-until-expiring \
       --non-interactive --agree-tos --email "$ACME_EMAIL" --server "$ACME_SERVER" $domains; then

@@ -7,7 +7,7 @@
 #   build.sh [-j JOBS] [NAME...]    build the named images (default: all), plus the base image
 #   build.sh --list                 print "NAME TAG" for every image
 #
-# NAME is one of: base postgres synapse nginx mysql redis minio probe. See README.md beside this
+# NAME is one of: base postgres synapse nginx mysql redis minio probe certbot pebble. See README.md beside this
 # script (and CONTRACT.md in an image's directory) for the contract each image honours.
 #
 # An image is skipped when its tag exists and carries the label e2e.recipe with the hash of its
@@ -37,7 +37,7 @@ LABEL=e2e.recipe
 SUITE=bookworm
 IMAGE_PYTHON=3.11 # Python of Debian bookworm, where the wheels are installed
 
-NAMES=(base postgres synapse nginx mysql redis minio probe)
+NAMES=(base postgres synapse nginx mysql redis minio probe certbot pebble)
 declare -A TAG=(
   [base]=e2e.local/base:bookworm
   [postgres]=e2e.local/postgres:16
@@ -47,6 +47,8 @@ declare -A TAG=(
   [redis]=e2e.local/redis:7
   [minio]=e2e.local/minio:stand-in
   [probe]=e2e.local/voicegrow-probe:1
+  [certbot]=e2e.local/certbot:stand-in
+  [pebble]=e2e.local/pebble:2.4
 )
 
 # Legacy builder: it needs no buildx plugin, which Debian's docker.io does not ship.
