@@ -92,12 +92,12 @@ class ReverseProxy(pulumi.ComponentResource):
                 docker.ContainerVolumeArgs(volume_name=webroot.name, container_path=render.ACME_WEBROOT, read_only=True),
             ]
             depends_on.append(self._acme_client(deployment, args, hosts, tls_volume, webroot, child))
-            # nginx reads a renewed certificate only on reload: check once a minute.
+            # nginx reads a renewed certificate only on reload: check every 10 s (a file date, nothing more).
             command = [
                 "/bin/sh",
                 "-c",
                 "touch /tmp/tls-loaded; "
-                f"while sleep 60; do if [ {render.CERTIFICATE_PATH} -nt /tmp/tls-loaded ]; then "
+                f"while sleep 10; do if [ {render.CERTIFICATE_PATH} -nt /tmp/tls-loaded ]; then "
                 "touch /tmp/tls-loaded; nginx -s reload; fi; done & exec nginx -g 'daemon off;'",
             ]
 

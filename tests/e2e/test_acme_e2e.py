@@ -38,7 +38,7 @@ HOSTS = [MATRIX_HOST, DOMAIN]
 PEBBLE_IMAGE = "e2e.local/pebble:2.4"
 CERTBOT_IMAGE = "e2e.local/certbot:stand-in"
 PEBBLE_PORT, PEBBLE_MANAGEMENT_PORT = 14000, 15000
-# nginx picks up a new certificate at its next once-a-minute check.
+# nginx picks up a new certificate at its next check (every 10 s).
 ISSUED_AND_SERVED_WITHIN = 180
 
 
