@@ -11,9 +11,11 @@ from the proxy exactly as a CA on the internet would fetch them.
 from __future__ import annotations
 
 import json
+import re
 import socket
 import ssl
 import time
+from datetime import datetime, timezone
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -124,10 +126,14 @@ def issued(stack: AppliedStack, engine: docker.DockerClient) -> x509.Certificate
     """The certificate the proxy serves once the CA's has replaced the temporary one."""
     started = time.monotonic()
     acme = engine.containers.get(f"{PREFIX}-proxy-acme")
+    # Docker's RFC 3339 time has up to nine fraction digits; Python reads six.
+    started_at = engine.api.inspect_container(f"{PREFIX}-proxy")["State"]["StartedAt"]
+    proxy_started = datetime.fromisoformat(re.sub(r"(\.\d{1,6})\d*", r"\1", started_at).replace("Z", "+00:00"))
     while True:
         certificate = _peer_certificate(MATRIX_HOST)
         if "Pebble" in _issuer(certificate):
-            record_figure("e2e", "acme.deployed_to_issued_certificate_served", time.monotonic() - started)
+            served_after = (datetime.now(timezone.utc) - proxy_started).total_seconds()
+            record_figure("e2e", "acme.proxy_started_to_issued_certificate_served", served_after)
             return certificate
         logs = acme.logs().decode(errors="replace")
         # A failed request is retried only after five minutes: report it now.
@@ -141,7 +147,8 @@ def issued(stack: AppliedStack, engine: docker.DockerClient) -> x509.Certificate
         time.sleep(2)
 
 
-def test_the_proxy_starts_with_a_temporary_certificate_for_every_host(stack: AppliedStack) -> None:
+def test_the_proxy_serves_a_certificate_for_every_host_once_deployed(stack: AppliedStack) -> None:
+    # The temporary one or already the CA's: nginx never waits for the CA to start.
     certificate = _peer_certificate(DOMAIN)
     names = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert sorted(names.get_values_for_type(x509.DNSName)) == sorted(HOSTS)
