@@ -66,14 +66,14 @@ def load_config() -> LoadedConfig:
     if problems:
         raise ConfigError(problems)
     assert settings is not None
-    # The plain values are read only to be checked; the program gets them as secret Outputs.
+    # Read as plain text to be checked here; the program gets each only as a secret Output.
     values = {key: config.get(key) for key in SECRET_SETTINGS}
     problems = [f"{project}:{key} is required {reason}: set it with `pulumi config set --secret {key} ...`"
                 for key, reason in _required_secrets(settings) if values[key] is None]
     problems += secret_value_problems(project, settings, values)
     if problems:
         raise ConfigError(problems)
-    secrets = {key: config.get_secret(key) for key in SECRET_SETTINGS}
+    secrets = {key: None if value is None else pulumi.Output.secret(value) for key, value in values.items()}
     return LoadedConfig(settings=settings, secrets=secrets)
 
 

@@ -29,6 +29,7 @@ from tests.certificates import operator_tls_secrets
 from tests.e2e.harness import AppliedStack
 from tests.e2e.hostnames import resolve_to_loopback
 from tests.e2e.stacks import deployed_stack, local_overrides, record_figure
+from tests.rendered.processes import wait_for
 
 pytestmark = pytest.mark.e2e
 PREFIX = "e2e-acme"
@@ -93,10 +94,7 @@ def pebble(engine: docker.DockerClient, tmp_path_factory: pytest.TempPathFactory
         detach=True,
     )
     try:
-        deadline = time.monotonic() + 30
-        while b"ACME directory available" not in container.logs():
-            assert time.monotonic() < deadline, container.logs().decode()
-            time.sleep(0.2)
+        wait_for(lambda: b"ACME directory available" in container.logs(), 30, "Pebble's start")
         yield f"https://{gateway}:{PEBBLE_PORT}/dir", server["tls_certificate"]
     finally:
         container.remove(force=True, v=True)
