@@ -120,7 +120,7 @@ class BackupJob(pulumi.ComponentResource):
                 image=image_ref,
                 limits=args.limits,
                 # Unhealthy once the last success is older than twice the schedule's interval.
-                healthcheck=HealthCheck(test=["CMD", "backupctl", "health"], start_period="10s"),
+                healthcheck=HealthCheck(test=["CMD", "backupctl", "health"], start_period=10),
                 network=networks[0],
                 aliases=["backup"],
                 extra_networks=networks[1:],

@@ -13,6 +13,7 @@ import pulumi_docker as docker
 
 from config.models import LogRotation
 from config.profiles import ContainerLimits
+from config.types import docker_cpus
 
 
 @dataclass(frozen=True)
@@ -43,13 +44,29 @@ class HealthCheck:
 
     Docker runs the first check one interval after start, so the interval also bounds how soon a
     deploy that waits for health can go on; the checks themselves cost next to nothing.
+    Durations are whole seconds.
     """
 
     test: list[str]
-    interval: str = "10s"
-    timeout: str = "10s"
+    interval: int = 10
+    timeout: int = 10
     retries: int = 3
-    start_period: str = "30s"
+    start_period: int = 30
+
+
+def go_duration(seconds: int) -> str:
+    """Seconds as Go prints a duration ("10s", "1m0s", "1h2m3s"), the form the Docker provider stores.
+
+    Written in any other form ("60s"), the stored health check differs from the program's on
+    every `pulumi up`.
+    """
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes}m{secs}s"
+    if minutes:
+        return f"{minutes}m{secs}s"
+    return f"{secs}s"
 
 
 @dataclass(frozen=True)
@@ -72,6 +89,9 @@ class ServiceContainer:
     uploads: list[docker.ContainerUploadArgs] = field(default_factory=list)
     extra_networks: list[docker.Network] = field(default_factory=list)
     wait_timeout: int = 300
+    stop_grace_seconds: int = 10
+    """Seconds between SIGTERM and SIGKILL when the container is removed or replaced (Docker's
+    own default is 10; the provider's is 0, an immediate kill). Data services need longer."""
 
 
 def service_container(
@@ -81,6 +101,8 @@ def service_container(
 
     The container restarts unless stopped, is limited in memory and CPU, rotates its
     json-file log, carries the stack's labels, and the deploy waits until it is healthy.
+    Every value is written in the form the provider reads back, so an unchanged program
+    changes nothing on the next `pulumi up`.
     """
     check = spec.healthcheck
     return docker.Container(
@@ -99,21 +121,28 @@ def service_container(
         ],
         restart="unless-stopped",
         memory=spec.limits.memory_mb,
+        # Docker's default swap allowance (as much swap as memory), stated: left unset, the
+        # provider would keep the old allowance when the memory limit is raised in place, and
+        # Docker refuses a limit above it.
+        memory_swap=2 * spec.limits.memory_mb,
         memory_reservation=spec.limits.reservation_mb,
-        cpus=f"{spec.limits.cpus:g}",
+        cpus=docker_cpus(spec.limits.cpus),
         healthcheck=docker.ContainerHealthcheckArgs(
             tests=check.test,
-            interval=check.interval,
-            timeout=check.timeout,
+            interval=go_duration(check.interval),
+            timeout=go_duration(check.timeout),
             retries=check.retries,
-            start_period=check.start_period,
+            start_period=go_duration(check.start_period),
         ),
+        destroy_grace_seconds=spec.stop_grace_seconds,
         log_driver="json-file",
         log_opts={"max-size": deployment.log_rotation.max_size, "max-file": str(deployment.log_rotation.max_file)},
         labels=deployment.labels(spec.component, spec.role),
         wait=True,
         wait_timeout=spec.wait_timeout,
-        opts=opts,
+        # The provider's update leaves a running container's health check as it was: a changed
+        # check must replace the container to take effect.
+        opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(replace_on_changes=["healthcheck"])),
     )
 
 
@@ -124,7 +153,9 @@ def private_network(deployment: Deployment, component: str, opts: pulumi.Resourc
         name=deployment.name(component),
         driver="bridge",
         labels=[docker.NetworkLabelArgs(label=f"{deployment.project}.stack", value=deployment.stack)],
-        opts=opts,
+        # Every field of a network forces replacement, and its name is fixed: the old network must
+        # go before the new one can take its name.
+        opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(delete_before_replace=True)),
     )
 
 

@@ -72,12 +72,14 @@ class SynapseStack(pulumi.ComponentResource):
             ServiceContainer(
                 component=COMPONENT,
                 role="postgres",
+                # A fast shutdown checkpoints and closes cleanly; killed, it must replay WAL at the next start.
+                stop_grace_seconds=60,
                 name="synapse-postgres",
                 image=images["postgres"].image_id,
                 limits=args.limits["postgres"],
                 healthcheck=HealthCheck(
                     test=["CMD", "pg_isready", "-U", render.DATABASE_USER, "-d", render.DATABASE_NAME],
-                    start_period="30s",
+                    start_period=30,
                 ),
                 network=self.network,
                 aliases=["postgres"],
@@ -109,8 +111,8 @@ class SynapseStack(pulumi.ComponentResource):
                 limits=args.limits["synapse"],
                 healthcheck=HealthCheck(
                     test=["CMD", "curl", "-fSs", f"http://localhost:{render.HTTP_PORT}/health"],
-                    timeout="5s",
-                    start_period="60s",
+                    timeout=5,
+                    start_period=60,
                 ),
                 network=self.network,
                 aliases=["synapse"],
@@ -148,8 +150,8 @@ class SynapseStack(pulumi.ComponentResource):
                 limits=args.limits["wellknown"],
                 healthcheck=HealthCheck(
                     test=["CMD", "wget", "-q", "--spider", "http://127.0.0.1/.well-known/matrix/server"],
-                    timeout="5s",
-                    start_period="10s",
+                    timeout=5,
+                    start_period=10,
                 ),
                 network=self.network,
                 aliases=["wellknown"],

@@ -79,6 +79,8 @@ class VoiceGrowStack(pulumi.ComponentResource):
             ServiceContainer(
                 component=COMPONENT,
                 role="mysql",
+                # InnoDB flushes its buffer pool on a clean shutdown; killed, it runs crash recovery at start.
+                stop_grace_seconds=120,
                 name="voicegrow-mysql",
                 image=images["mysql"].image_id,
                 limits=args.limits["mysql"],
@@ -86,9 +88,9 @@ class VoiceGrowStack(pulumi.ComponentResource):
                 # and a socket ping would report healthy before the real server is up.
                 healthcheck=HealthCheck(
                     test=["CMD-SHELL", "mysqladmin ping -h 127.0.0.1 --silent"],
-                    timeout="5s",
+                    timeout=5,
                     retries=5,
-                    start_period="60s",
+                    start_period=60,
                 ),
                 network=self.network,
                 aliases=["mysql"],
@@ -110,11 +112,13 @@ class VoiceGrowStack(pulumi.ComponentResource):
             ServiceContainer(
                 component=COMPONENT,
                 role="redis",
+                # Redis writes its snapshot on SIGTERM; killed, the writes since the last one are lost.
+                stop_grace_seconds=60,
                 name="voicegrow-redis",
                 image=images["redis"].image_id,
                 limits=args.limits["redis"],
                 # redis-cli reads the password from REDISCLI_AUTH; an unauthenticated ping fails.
-                healthcheck=HealthCheck(test=["CMD-SHELL", "redis-cli ping | grep -q PONG"], timeout="5s", retries=5),
+                healthcheck=HealthCheck(test=["CMD-SHELL", "redis-cli ping | grep -q PONG"], timeout=5, retries=5),
                 network=self.network,
                 aliases=["redis"],
                 envs=[pulumi.Output.concat("REDISCLI_AUTH=", redis_password)],
@@ -138,12 +142,13 @@ class VoiceGrowStack(pulumi.ComponentResource):
             ServiceContainer(
                 component=COMPONENT,
                 role="minio",
+                stop_grace_seconds=30,
                 name="voicegrow-minio",
                 image=images["minio"].image_id,
                 limits=args.limits["minio"],
                 healthcheck=HealthCheck(
                     test=["CMD", "curl", "-f", f"http://localhost:{render.MINIO_API_PORT}/minio/health/live"],
-                    timeout="20s",
+                    timeout=20,
                 ),
                 network=self.network,
                 aliases=["minio"],
@@ -191,8 +196,8 @@ class VoiceGrowStack(pulumi.ComponentResource):
                     limits=args.limits["voicegrow_server"],
                     healthcheck=HealthCheck(
                         test=["CMD", "curl", "-f", f"http://localhost:{render.SERVER_HTTP_PORT}/api/v1/health"],
-                        timeout="10s",
-                        start_period="120s",
+                        timeout=10,
+                        start_period=120,
                     ),
                     network=self.network,
                     aliases=[f"server-{replica}", "server"],

@@ -73,7 +73,7 @@ SMALL = SizingProfile(
     limits={
         "postgres": ContainerLimits(memory_mb=384, cpus=0.3, reservation_mb=256),
         "synapse": ContainerLimits(memory_mb=1280, cpus=0.6, reservation_mb=1024),
-        "wellknown": ContainerLimits(memory_mb=32, cpus=0.05, reservation_mb=16),
+        "wellknown": ContainerLimits(memory_mb=32, cpus=0.1, reservation_mb=16),
         "mysql": ContainerLimits(memory_mb=512, cpus=0.5, reservation_mb=256),
         "redis": ContainerLimits(memory_mb=128, cpus=0.2, reservation_mb=64),
         "minio": ContainerLimits(memory_mb=256, cpus=0.3, reservation_mb=128),
@@ -114,7 +114,7 @@ MEDIUM = SizingProfile(
     limits={
         "postgres": ContainerLimits(memory_mb=1024, cpus=0.5, reservation_mb=512),
         "synapse": ContainerLimits(memory_mb=2560, cpus=1.2, reservation_mb=1536),
-        "wellknown": ContainerLimits(memory_mb=32, cpus=0.05, reservation_mb=16),
+        "wellknown": ContainerLimits(memory_mb=32, cpus=0.1, reservation_mb=16),
         "mysql": ContainerLimits(memory_mb=1024, cpus=0.5, reservation_mb=512),
         "redis": ContainerLimits(memory_mb=256, cpus=0.25, reservation_mb=128),
         "minio": ContainerLimits(memory_mb=512, cpus=0.5, reservation_mb=256),
@@ -149,7 +149,7 @@ LARGE = SizingProfile(
     limits={
         "postgres": ContainerLimits(memory_mb=2048, cpus=1.0, reservation_mb=1024),
         "synapse": ContainerLimits(memory_mb=4096, cpus=2.0, reservation_mb=2048),
-        "wellknown": ContainerLimits(memory_mb=32, cpus=0.05, reservation_mb=16),
+        "wellknown": ContainerLimits(memory_mb=32, cpus=0.1, reservation_mb=16),
         "mysql": ContainerLimits(memory_mb=2048, cpus=2.0, reservation_mb=1024),
         "redis": ContainerLimits(memory_mb=512, cpus=1.0, reservation_mb=256),
         "minio": ContainerLimits(memory_mb=1024, cpus=2.0, reservation_mb=512),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Annotated
 
 from pydantic import AfterValidator, BeforeValidator, Field
@@ -91,7 +92,33 @@ IpAddress = Annotated[str, AfterValidator(_ip_address)]
 HttpUrl = Annotated[str, AfterValidator(_http_url)]
 CronExpression = Annotated[str, AfterValidator(_cron)]
 Port = Annotated[int, Field(ge=1, le=65535)]
-Cpus = Annotated[float, Field(gt=0, le=64)]
+Cpus = Annotated[float, Field(gt=0, le=64), AfterValidator(lambda value: _cpus(value))]
+
+
+def docker_cpus(cpus: float) -> str:
+    """`cpus` written as the Docker provider stores it after reading the container back.
+
+    The provider turns Docker's NanoCpus into a decimal string with its own rule: nine decimals,
+    but one decimal (rounded half away from zero) when that string holds exactly nine zeros. So
+    1 becomes "1.0", 0.25 stays "0.25", 0.05 becomes "0.1" and 10 becomes "10.". A value written
+    in any other form differs from the stored one, and `cpus` forces replacement: every
+    `pulumi up` would replace the container.
+    """
+    exact = Decimal(round(Decimal(str(cpus)) * 1_000_000_000)) / 1_000_000_000
+    nine_decimals = f"{exact:.9f}"
+    if nine_decimals.count("0") == 9:
+        return str(exact.quantize(Decimal("0.1"), rounding=ROUND_HALF_UP))
+    return nine_decimals.rstrip("0")
+
+
+def _cpus(value: float) -> float:
+    stored = docker_cpus(value)
+    if Decimal(stored) != Decimal(str(value)):
+        raise ValueError(
+            f"must be a CPU count the Docker provider stores unchanged: {value:g} is stored as {stored}, so "
+            f"every `pulumi up` would replace the container; use {stored} or a value like {value + 0.1:.2f}"
+        )
+    return value
 
 
 def image_tag(reference: str) -> str | None:

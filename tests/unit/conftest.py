@@ -52,18 +52,32 @@ def evaluate() -> Evaluate:
     return run
 
 
-@pytest.fixture
-def dependencies(monkeypatch: pytest.MonkeyPatch) -> dict[str, set[str]]:
-    """Filled during an evaluation: each resource's logical name -> the names it depends on.
+@dataclass(frozen=True)
+class Registration:
+    """What the engine receives for one resource beyond its inputs (mocks do not see it)."""
 
-    The engine creates a resource only after these (explicit `depends_on` and inputs taken
-    from other resources); mocks do not pass them to `new_resource`, so the monitor is watched.
+    dependencies: frozenset[str]
+    """Logical names it depends on: explicit `depends_on` and inputs taken from other resources."""
+    delete_before_replace: bool
+    replace_on_changes: tuple[str, ...]
+
+
+@pytest.fixture
+def registrations(monkeypatch: pytest.MonkeyPatch) -> dict[str, Registration]:
+    """Filled during an evaluation: each resource's logical name -> its registration.
+
+    The engine orders creation by the dependencies and plans replacements by the options;
+    `new_resource` gets neither, so the monitor is watched.
     """
-    recorded: dict[str, set[str]] = {}
+    recorded: dict[str, Registration] = {}
     register = MockMonitor.RegisterResource
 
     def watched(monitor: MockMonitor, request: Any) -> Any:
-        recorded[request.name] = {urn.rsplit("::", 1)[-1] for urn in request.dependencies}
+        recorded[request.name] = Registration(
+            dependencies=frozenset(urn.rsplit("::", 1)[-1] for urn in request.dependencies),
+            delete_before_replace=request.deleteBeforeReplace,
+            replace_on_changes=tuple(request.replaceOnChanges),
+        )
         return register(monitor, request)
 
     monkeypatch.setattr(MockMonitor, "RegisterResource", watched)

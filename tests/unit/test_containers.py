@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from tests.e2e.harness.docker_mapping import parse_cpus, parse_duration_ns
+from tests.e2e.harness.provider_state import go_duration_text, nano_cpus_text
 from tests.program import STACKS
-from tests.unit.conftest import Evaluate
+from tests.unit.conftest import Evaluate, Registration
 
 SECONDS = {"s": 1, "m": 60}
 
@@ -33,3 +35,51 @@ def test_health_is_checked_often_enough_for_a_prompt_deploy(evaluate: Evaluate, 
     # The first check runs one interval after start; the deploy waits for it.
     for container in evaluate(stack).mocks.of_type("docker:index/container:Container"):
         assert _seconds(container.value("healthcheck")["interval"]) <= 15, container.name
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_cpus_and_health_check_durations_are_written_as_the_provider_stores_them(evaluate: Evaluate, stack: str) -> None:
+    # Written otherwise, the next `pulumi up` sees a difference: cpus replaces the container.
+    for container in evaluate(stack).mocks.of_type("docker:index/container:Container"):
+        cpus = container.value("cpus")
+        assert nano_cpus_text(parse_cpus(cpus)) == cpus, container.name
+        check = container.value("healthcheck")
+        for key in ("interval", "timeout", "startPeriod"):
+            assert go_duration_text(parse_duration_ns(check[key])) == check[key], (container.name, key)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_swap_allowance_is_stated_so_a_memory_raise_updates_in_place(evaluate: Evaluate, stack: str) -> None:
+    for container in evaluate(stack).mocks.of_type("docker:index/container:Container"):
+        assert container.value("memorySwap") == 2 * container.value("memory"), container.name
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_container_is_stopped_before_it_is_removed(evaluate: Evaluate, stack: str) -> None:
+    for container in evaluate(stack).mocks.of_type("docker:index/container:Container"):
+        assert container.value("destroyGraceSeconds") >= 10, container.name
+
+
+@pytest.mark.parametrize(("name", "seconds"), [("synapse-postgres", 60), ("voicegrow-mysql", 120), ("voicegrow-redis", 60)])
+def test_databases_get_time_to_shut_down_cleanly(evaluate: Evaluate, name: str, seconds: int) -> None:
+    assert evaluate("prod").container(name).value("destroyGraceSeconds") == seconds
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_a_changed_health_check_replaces_the_container(
+    evaluate: Evaluate, registrations: dict[str, Registration], stack: str
+) -> None:
+    # The provider's update leaves the running container's check as it was.
+    containers = evaluate(stack).mocks.of_type("docker:index/container:Container")
+    for container in containers:
+        assert registrations[container.name].replace_on_changes == ("healthcheck",), container.name
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_networks_are_deleted_before_their_replacement_takes_the_name(
+    evaluate: Evaluate, registrations: dict[str, Registration], stack: str
+) -> None:
+    networks = evaluate(stack).mocks.of_type("docker:index/network:Network")
+    assert networks
+    for network in networks:
+        assert registrations[network.name].delete_before_replace, network.name

@@ -41,6 +41,7 @@ BAD_INPUTS = [
     pytest.param({"synapse": {**SYNAPSE, "sever_name": "x.org"}}, "selfhosted:synapse.sever_name is not a known setting", id="typo-in-object"),
     pytest.param({"resources": {"postgres": {"memory": "lots"}}}, "selfhosted:resources.postgres.memory must be like '512M' or '1.5G', got 'lots'", id="memory"),
     pytest.param({"resources": {"postgres": {"cpus": 0}}}, "selfhosted:resources.postgres.cpus", id="cpus"),
+    pytest.param({"resources": {"wellknown": {"cpus": 0.05}}}, "selfhosted:resources.wellknown.cpus must be a CPU count the Docker provider stores unchanged: 0.05 is stored as 0.1", id="cpus-not-round-tripping"),
     pytest.param({"resources": {"postgress": {"memory": "1G"}}}, "selfhosted:resources.postgress is not a container role", id="role"),
     pytest.param({"resources": {"postgres": {"memory": "256M", "reservation": "512M"}}}, "selfhosted:resources.postgres.reservation must not exceed memory", id="reservation"),
     pytest.param({"images": {"postgres": "Postgres 16"}}, "selfhosted:images.postgres must be an image reference", id="image-ref"),

@@ -80,7 +80,7 @@ def test_limits_come_from_the_stack_profile(evaluate: Evaluate, stack: str, prof
     for name, role in (("synapse-postgres", "postgres"), ("synapse", "synapse"), ("synapse-wellknown", "wellknown")):
         container = evaluation.container(name)
         assert container.value("memory") == profile.limits[role].memory_mb
-        assert container.value("cpus") == f"{profile.limits[role].cpus:g}"
+        assert float(container.value("cpus")) == profile.limits[role].cpus
         assert container.value("memoryReservation") == profile.limits[role].reservation_mb
 
 
@@ -88,7 +88,7 @@ def test_small_profile_has_the_guides_limits(evaluate: Evaluate) -> None:
     evaluation = evaluate("dev")
     assert (evaluation.container("synapse-postgres").value("memory"), evaluation.container("synapse-postgres").value("cpus")) == (384, "0.3")
     assert (evaluation.container("synapse").value("memory"), evaluation.container("synapse").value("cpus")) == (1280, "0.6")
-    assert (evaluation.container("synapse-wellknown").value("memory"), evaluation.container("synapse-wellknown").value("cpus")) == (32, "0.05")
+    assert (evaluation.container("synapse-wellknown").value("memory"), evaluation.container("synapse-wellknown").value("cpus")) == (32, "0.1")
 
 
 def test_a_resource_override_replaces_the_profile_limit(evaluate: Evaluate) -> None:

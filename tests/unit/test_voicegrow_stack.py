@@ -9,7 +9,7 @@ import pytest
 
 from config import ConfigError
 from config.profiles import LARGE, SMALL
-from tests.unit.conftest import Evaluate, Evaluation
+from tests.unit.conftest import Evaluate, Evaluation, Registration
 
 VOICEGROW_STACKS = ("test", "staging", "prod")
 DATA_SERVICES = ("voicegrow-mysql", "voicegrow-redis", "voicegrow-minio")
@@ -199,13 +199,13 @@ def test_limits_come_from_the_profile(evaluate: Evaluate, stack: str, profile: A
     evaluation = evaluate(stack)
     for name, role in (("voicegrow-mysql", "mysql"), ("voicegrow-redis", "redis"), ("voicegrow-minio", "minio"), ("voicegrow-server-1", "voicegrow_server")):
         assert evaluation.container(name).value("memory") == profile.limits[role].memory_mb, name
-        assert evaluation.container(name).value("cpus") == f"{profile.limits[role].cpus:g}", name
+        assert float(evaluation.container(name).value("cpus")) == profile.limits[role].cpus, name
 
 
 def test_large_profile_has_the_guides_limits(evaluate: Evaluate) -> None:
     evaluation = evaluate("prod")
     limits = {name: (evaluation.container(name).value("memory"), evaluation.container(name).value("cpus")) for name in DATA_SERVICES + ("voicegrow-server-1",)}
-    assert limits == {"voicegrow-mysql": (2048, "2"), "voicegrow-redis": (512, "1"), "voicegrow-minio": (1024, "2"), "voicegrow-server-1": (4096, "4")}
+    assert limits == {"voicegrow-mysql": (2048, "2.0"), "voicegrow-redis": (512, "1.0"), "voicegrow-minio": (1024, "2.0"), "voicegrow-server-1": (4096, "4.0")}
 
 
 def test_buffer_pool_is_sized_by_the_profile(evaluate: Evaluate) -> None:
@@ -222,14 +222,14 @@ def test_operator_init_sql_is_uploaded(evaluate: Evaluate, tmp_path: Any, monkey
 
 @pytest.mark.parametrize("stack", ["staging", "prod"])
 def test_every_server_waits_for_the_data_services_and_the_bucket(
-    evaluate: Evaluate, dependencies: dict[str, set[str]], stack: str
+    evaluate: Evaluate, registrations: dict[str, Registration], stack: str
 ) -> None:
     # The data services are declared with wait=True, so depending on them means "after healthy".
     evaluate(stack)
-    servers = [name for name in dependencies if re.fullmatch(r"voicegrow-server-\d+", name)]
+    servers = [name for name in registrations if re.fullmatch(r"voicegrow-server-\d+", name)]
     assert servers == ["voicegrow-server-1", "voicegrow-server-2"]
     for server in servers:
-        assert set(DATA_SERVICES) | {"voicegrow-bucket"} <= dependencies[server], server
+        assert set(DATA_SERVICES) | {"voicegrow-bucket"} <= registrations[server].dependencies, server
 
 
 def test_data_services_wait_until_healthy(evaluate: Evaluate) -> None:

@@ -15,6 +15,7 @@ from tests.stack_config import ConfigError, load_config, project_name
 from .apply import AppliedStack, ApplyError, apply_program, connect_engine
 from .engine import EngineError, engine_unavailable_reason
 from .mocks import SUPPORTED_TYPES, AppliedResource, HarnessMocks, HarnessState, ResourceTiming
+from .planning import Change
 from .values import UnsupportedInput
 
 __all__ = [
@@ -22,6 +23,7 @@ __all__ = [
     "AppliedResource",
     "AppliedStack",
     "ApplyError",
+    "Change",
     "ConfigError",
     "EngineError",
     "HarnessMocks",

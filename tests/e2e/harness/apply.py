@@ -4,7 +4,9 @@
 (which create every resource for real), waits for every registration, and returns an
 `AppliedStack`: the exports (resolved, secrets unwrapped), what was created, and timings.
 `AppliedStack.destroy()` takes it all away again; `reapply()` deploys once more on the same
-volumes and state.
+volumes and state after removing the containers. `plan()` says what a second `pulumi up` would
+change, diffing the program's inputs against the state the provider recorded; `update()` makes
+those changes, as that `pulumi up` would.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from tests.stack_config import load_config, project_name
 from . import engine
 from .mocks import (
     AppliedResource,
+    Change,
     CreatedObject,
     HarnessMocks,
     HarnessMonitor,
@@ -89,7 +92,11 @@ class AppliedStack:
     created: list[CreatedObject] = field(default_factory=list, repr=False)
     destroyed: bool = False
     successor: AppliedStack | None = field(default=None, repr=False)
-    """The stack `reapply()` deployed after this one (destroyed with it)."""
+    """The stack `reapply()` or `update()` deployed after this one (destroyed with it)."""
+    changes: list[Change] = field(default_factory=list)
+    """What this apply changed in the state it started from (or, from `plan()`, would change)."""
+    removed_logs: dict[str, str] = field(default_factory=dict)
+    """Docker name -> output of each container this apply stopped and removed to replace it."""
 
     def resource(self, name: str, type_: str | None = None) -> AppliedResource:
         """The registered resource with this logical name (and type token, if given)."""
@@ -119,6 +126,7 @@ class AppliedStack:
         finally:
             client.close()
         self.destroyed = True
+        self.state.resources.clear()
         if failures:
             raise ApplyError(f"destroy of stack {self.stack!r} left objects behind:\n" + "\n".join(failures))
 
@@ -126,14 +134,13 @@ class AppliedStack:
         """Deploy again on the same volumes, generated values and names (a second `pulumi up`
         after the containers were replaced). This stack's containers and networks are removed
         first; the returned stack owns everything from then on."""
-        if self.destroyed:
-            raise ApplyError(f"stack {self.stack!r} was destroyed; apply it again with apply_program")
+        self._require_live()
         self.destroy(keep_volumes=True, run_deletes=False)
         try:
             self.successor = apply_program(
                 self.program_dir,
                 self.stack,
-                config_overrides=self.config_overrides if config_overrides is None else dict(config_overrides),
+                config_overrides=self._overrides(config_overrides),
                 keep_volumes=self.keep_volumes,
                 secrets=self.secrets,
                 state=self.state,
@@ -148,6 +155,42 @@ class AppliedStack:
                     client.close()
             raise
         return self.successor
+
+    def plan(self, config_overrides: Mapping[str, Any] | None = None) -> list[Change]:
+        """What `pulumi up` of the program (with these overrides, else the same ones) would change
+        now, against the state recorded so far; nothing is applied."""
+        self._require_live()
+        return apply_program(
+            self.program_dir,
+            self.stack,
+            config_overrides=self._overrides(config_overrides),
+            secrets=self.secrets,
+            state=self.state,
+            plan_only=True,
+        ).changes
+
+    def update(self, config_overrides: Mapping[str, Any] | None = None) -> AppliedStack:
+        """A second `pulumi up`: unchanged resources stay, containers whose change is an update are
+        updated in place, the rest is replaced. The returned stack owns everything from then on."""
+        self._require_live()
+        self.successor = apply_program(
+            self.program_dir,
+            self.stack,
+            config_overrides=self._overrides(config_overrides),
+            keep_volumes=self.keep_volumes,
+            secrets=self.secrets,
+            state=self.state,
+        )
+        # What this stack owned is now the successor's, or was removed to be replaced.
+        self.destroyed = True
+        return self.successor
+
+    def _overrides(self, config_overrides: Mapping[str, Any] | None) -> dict[str, Any] | None:
+        return self.config_overrides if config_overrides is None else dict(config_overrides)
+
+    def _require_live(self) -> None:
+        if self.destroyed:
+            raise ApplyError(f"stack {self.stack!r} was destroyed or superseded; use the stack it handed over to")
 
     def __enter__(self) -> AppliedStack:
         return self
@@ -297,6 +340,7 @@ def apply_program(
     secrets: Mapping[str, Any] | None = None,
     state: HarnessState | None = None,
     destroy_on_failure: bool = True,
+    plan_only: bool = False,
 ) -> AppliedStack:
     """Deploy `program_dir`'s stack `stack` to the Docker engine and return what was deployed.
 
@@ -305,6 +349,9 @@ def apply_program(
     and names from an earlier apply (see `AppliedStack.reapply`). On failure everything created
     so far is removed (unless `destroy_on_failure` is False; volumes that existed before stay when
     `keep_volumes`) and `ApplyError` is raised with the original messages.
+
+    Resources recorded in `state` are diffed, not created again (a second `pulumi up`); with
+    `plan_only`, nothing is applied and the returned stack, owning nothing, lists the changes.
     """
     program_dir = Path(program_dir).resolve()
     project = project_name(program_dir)
@@ -312,7 +359,7 @@ def apply_program(
     state = state if state is not None else HarnessState()
     client = engine.connect()
     started = time.monotonic()
-    mocks = HarnessMocks(client, program_dir, state, started)
+    mocks = HarnessMocks(client, program_dir, state, started, plan_only)
     errors = _ErrorLog()
     failure: BaseException | None = None
     exports: dict[str, Any] = {}
@@ -323,6 +370,8 @@ def apply_program(
         failure = exc
     duration = time.monotonic() - started
     try:
+        if failure is None and not mocks.failures:
+            _delete_unregistered(client.api, mocks)
         if failure is not None or mocks.failures or errors.messages:
             report = _failure_report(stack, mocks.failures, errors.messages, failure)
             if destroy_on_failure:
@@ -360,7 +409,21 @@ def apply_program(
         config_overrides=dict(config_overrides) if config_overrides is not None else None,
         secrets=dict(secrets) if secrets is not None else None,
         created=created,
+        destroyed=plan_only,
+        changes=list(mocks.changes),
+        removed_logs=dict(mocks.removed_logs),
     )
+
+
+def _delete_unregistered(api: docker.APIClient, mocks: HarnessMocks) -> None:
+    """Resources in the state that the program no longer declares: `pulumi up` deletes them."""
+    registered = {resource.urn for resource in mocks.resources}
+    for urn in [urn for urn in mocks.state.resources if urn not in registered]:
+        recorded = mocks.state.resources[urn]
+        mocks.changes.append(Change(urn, recorded.type, recorded.name, "delete"))
+        if not mocks.plan_only:
+            destroy_created(api, recorded.created, keep_volumes=False)
+            del mocks.state.resources[urn]
 
 
 def connect_engine() -> docker.DockerClient:

@@ -126,7 +126,8 @@ class ContainerPlan:
     create_body: dict[str, Any]
     """Body of POST /containers/create (Config fields plus HostConfig and NetworkingConfig)."""
     connect_after_create: list[tuple[str, dict[str, Any]]]
-    """Further networks (name, EndpointSettings), connected after create and before start."""
+    """Networks (name, EndpointSettings) joined after create and before start, in place of the
+    default bridge (left first, as the provider does)."""
     uploads: list[UploadFile]
     start: bool = True
     wait: bool = False
@@ -520,30 +521,17 @@ def map_container(inputs: Mapping[str, Any], base_dir: Path, where: str = CONTAI
     if devices:
         host["Devices"] = devices
 
-    network_mode = f.string("networkMode")
+    # As the provider: created in `networkMode` (default "bridge"); with networksAdvanced, the
+    # container then leaves the default bridge and joins each of them, all before it starts.
+    host["NetworkMode"] = f.string("networkMode") or "bridge"
     networks = [(item.required_string("name"), _endpoint_settings(item)) for item in f.objects("networksAdvanced")]
-    networking: dict[str, Any] = {}
-    connect_after: list[tuple[str, dict[str, Any]]] = []
-    if networks:
-        first_name, first_settings = networks[0]
-        # The first network is joined at create time (so the default bridge is never joined);
-        # the engine accepts only one endpoint there, the others are connected before start.
-        if network_mode not in (None, "", "bridge", first_name):
-            raise f.error(
-                "networkMode", f"{network_mode!r} conflicts with networksAdvanced (first network {first_name!r})"
-            )
-        host["NetworkMode"] = first_name
-        networking = {"EndpointsConfig": {first_name: first_settings}}
-        connect_after = networks[1:]
-    else:
-        host["NetworkMode"] = network_mode or "bridge"
 
     uploads = [_upload(item, base_dir) for item in f.objects("uploads")]
     plan = ContainerPlan(
         name=name,
         image=image,
-        create_body={**config, "HostConfig": host, "NetworkingConfig": networking},
-        connect_after_create=connect_after,
+        create_body={**config, "HostConfig": host},
+        connect_after_create=networks,
         uploads=uploads,
         start=f.flag("start", True),
         wait=f.flag("wait", False),

@@ -18,6 +18,7 @@ import docker
 import docker.errors
 
 from .docker_mapping import (
+    MB,
     ContainerPlan,
     ImageBuildPlan,
     NetworkPlan,
@@ -140,6 +141,8 @@ def create_container(
     container_id: str = created["Id"]
     on_created(container_id)
     try:
+        if plan.connect_after_create:
+            _leave_default_bridge(api, container_id)
         for network, settings in plan.connect_after_create:
             _post_json(
                 api, "/networks/{0}/connect", network, data={"Container": container_id, "EndpointConfig": settings}
@@ -167,6 +170,42 @@ def create_container(
         )
     return ContainerOutcome(container_id, inspect)
 
+
+def _leave_default_bridge(api: docker.APIClient, container_id: str) -> None:
+    try:
+        api.disconnect_container_from_network(container_id, "bridge")
+    except docker.errors.APIError as exc:
+        if "is not connected" not in str(exc):
+            raise
+
+
+def update_container(api: docker.APIClient, container_id: str, declared: dict[str, Any], changed: list[str]) -> None:
+    """The provider's Update: one ContainerUpdate when a resource or restart field changed, else nothing.
+
+    It sends memory, reservation, CPU shares and set, and the restart policy from the program's
+    values, and the swap limit only when the program sets one (otherwise Docker keeps the old
+    one, and refuses a memory limit above it). Everything else that may change in place
+    (health check, grace period, wait) changes only the stored state.
+    """
+    if not set(changed) & UPDATED_IN_PLACE:
+        return
+    body: dict[str, Any] = {
+        "CpuShares": int(declared.get("cpuShares") or 0),
+        "Memory": int(declared.get("memory") or 0) * MB,
+        "MemoryReservation": int(declared.get("memoryReservation") or 0) * MB,
+        "CpusetCpus": declared.get("cpuSet") or "",
+        "RestartPolicy": {"Name": declared.get("restart") or "no", "MaximumRetryCount": int(declared.get("maxRetryCount") or 0)},
+    }
+    swap = int(declared.get("memorySwap") or 0)
+    if swap:
+        body["MemorySwap"] = swap * MB if swap > 0 else swap
+    try:
+        _post_json(api, "/containers/{0}/update", container_id, data=body)
+    except docker.errors.APIError as exc:
+        raise EngineError(f"container {container_id[:12]}: unable to update: {exc.explanation or exc}") from None
+
+
+UPDATED_IN_PLACE = {"restart", "maxRetryCount", "cpuShares", "memory", "memoryReservation", "cpuSet", "memorySwap"}
 
 CRASH_LOOP_RESTARTS = 3
 
@@ -298,17 +337,23 @@ def container_outputs(outcome: ContainerOutcome) -> dict[str, Any]:
     return outputs
 
 
-def remove_container(api: docker.APIClient, container_id: str, grace_seconds: int, remove_volumes: bool) -> None:
-    """Stop (waiting `grace_seconds`, default 0 as the provider) and remove; gone already is fine."""
+def remove_container(api: docker.APIClient, container_id: str, grace_seconds: int, remove_volumes: bool) -> str:
+    """Stop (waiting `grace_seconds`, default 0 as the provider) and remove; gone already is fine.
+
+    Returns what the container wrote, up to its removal (so a test can see how it shut down).
+    """
     try:
+        # The client's HTTP timeout must outlast the grace period the engine waits.
         api.stop(container_id, timeout=grace_seconds)
+        logs = api.logs(container_id).decode(errors="replace")
         api.remove_container(container_id, v=remove_volumes, force=True)
     except docker.errors.NotFound:
-        return
+        return ""
     except docker.errors.APIError as exc:
         if "is already in progress" in str(exc):
-            return
+            return ""
         raise
+    return logs
 
 
 # --- networks, volumes, images --------------------------------------------------------------------

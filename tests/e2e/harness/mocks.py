@@ -19,9 +19,10 @@ from typing import Any
 import docker
 from pulumi.runtime.mocks import MockCallArgs, MockMonitor, MockResourceArgs, Mocks
 
-from . import commands, docker_mapping, engine
+from . import commands, docker_mapping, engine, planning, provider_state
 from .docker_mapping import CONTAINER, IMAGE, NETWORK, REMOTE_IMAGE, TAG, VOLUME
 from .generators import GENERATORS, RANDOM_ID, RANDOM_INTEGER, RANDOM_STRING, RANDOM_UUID
+from .planning import Change, Options
 from .values import UnsupportedInput, is_secret_wrapper, unwrap_secrets, wrap_secret
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,7 @@ class Registration:
 
     urn: str
     additional_secret_outputs: tuple[str, ...]
+    options: Options
 
 
 _current = threading.local()
@@ -62,11 +64,32 @@ class HarnessMonitor(MockMonitor):
         _current.registration = Registration(
             urn=self.make_urn(request.parent, request.type, request.name),
             additional_secret_outputs=tuple(request.additionalSecretOutputs),
+            options=Options(
+                ignore_changes=tuple(request.ignoreChanges),
+                replace_on_changes=tuple(request.replaceOnChanges),
+                delete_before_replace=request.deleteBeforeReplace,
+            ),
         )
         try:
             return super().RegisterResource(request)
         finally:
             _current.registration = None
+
+
+@dataclass
+class RecordedResource:
+    """One resource in the stack's state after an apply."""
+
+    type: str
+    name: str
+    id: str
+    state: dict[str, Any]
+    """What the provider stored: for Docker objects, read back from Docker in the provider's
+    formats (see provider_state); for other types, the inputs."""
+    outputs: dict[str, Any]
+    """The outputs the program saw (wire form, secrets wrapped)."""
+    created: list[CreatedObject]
+    """The Docker objects, commands and images behind it."""
 
 
 @dataclass
@@ -80,6 +103,12 @@ class HarnessState:
     generated: dict[str, tuple[Any, dict[str, Any]]] = field(default_factory=dict)
     """URN -> (inputs it was generated from, outputs)."""
     autonames: dict[str, str] = field(default_factory=dict)
+    resources: dict[str, RecordedResource] = field(default_factory=dict)
+    """URN -> what the provider recorded for it (what the next `pulumi up` diffs against)."""
+
+    def without_resources(self) -> HarnessState:
+        """The generated values and names alone: a deployment whose objects were all removed."""
+        return HarnessState(generated=dict(self.generated), autonames=dict(self.autonames))
 
 
 @dataclass
@@ -130,15 +159,34 @@ class ResourceFailure:
 
 
 class HarnessMocks(Mocks):
-    def __init__(self, client: docker.DockerClient, program_dir: Path, state: HarnessState, started: float) -> None:
+    """Applies each registration for real, or, with `plan_only`, only says what an up would change.
+
+    A resource recorded in the state is diffed against its inputs as the provider would (see
+    planning): unchanged, it is kept; a container whose change is an update is updated in place;
+    anything else is replaced (containers deleted before their replacement is created, as the
+    provider asks).
+    """
+
+    def __init__(
+        self,
+        client: docker.DockerClient,
+        program_dir: Path,
+        state: HarnessState,
+        started: float,
+        plan_only: bool = False,
+    ) -> None:
         self.api: docker.APIClient = client.api
         self.program_dir = program_dir
         self.state = state
         self.started = started
+        self.plan_only = plan_only
         self.created: list[CreatedObject] = []
         self.timings: list[ResourceTiming] = []
         self.resources: list[AppliedResource] = []
         self.failures: list[ResourceFailure] = []
+        self.changes: list[Change] = []
+        self.removed_logs: dict[str, str] = {}
+        """Docker name -> the output of a container this apply stopped and removed."""
         self._lock = threading.Lock()
 
     # --- Mocks interface --------------------------------------------------------------------------
@@ -151,14 +199,23 @@ class HarnessMocks(Mocks):
     def new_resource(self, args: MockResourceArgs) -> tuple[str | None, dict]:
         registration: Registration | None = getattr(_current, "registration", None)
         urn = registration.urn if registration else f"{args.typ}::{args.name}"
+        options = registration.options if registration else Options()
         where = f"{args.typ} {args.name!r}"
         started = time.monotonic() - self.started
+        tracked = args.custom and not args.typ.startswith("pulumi:providers:")
         try:
             if args.resource_id and args.custom:
                 raise UnsupportedInput(
                     f"{where}: reading or importing existing resources (get/import) is not supported"
                 )
-            resource_id, computed = self._apply(args, urn, where)
+            recorded = self.state.resources.get(urn) if tracked else None
+            if recorded is not None and self._kept(args, urn, where, recorded, options):
+                return self._registered(urn, args, recorded.id, recorded.outputs)
+            if recorded is None and tracked and self.plan_only:
+                with self._lock:
+                    self.changes.append(Change(urn, args.typ, args.name, "create"))
+                return self._registered(urn, args, f"{args.name}-planned", dict(args.inputs))
+            resource_id, computed, stored = self._apply(args, urn, where)
         except Exception as exc:
             message = str(exc) if where in str(exc) else f"{where}: {exc}"
             with self._lock:
@@ -172,22 +229,69 @@ class HarnessMocks(Mocks):
                 outputs[key] = wrap_secret(outputs[key])
         with self._lock:
             self.timings.append(ResourceTiming(urn, args.typ, args.name, started, time.monotonic() - self.started))
+            if tracked:
+                created = [item for item in self.created if item.urn == urn]
+                self.state.resources[urn] = RecordedResource(args.typ, args.name, resource_id, stored, outputs, created)
+        return self._registered(urn, args, resource_id, outputs)
+
+    def _registered(self, urn: str, args: MockResourceArgs, resource_id: str, outputs: dict) -> tuple[str, dict]:
+        with self._lock:
             self.resources.append(AppliedResource(urn, args.typ, args.name, resource_id or "", unwrap_secrets(outputs)))
         return resource_id, outputs
 
+    # --- a resource already in the state ----------------------------------------------------------
+
+    def _kept(self, args: MockResourceArgs, urn: str, where: str, recorded: RecordedResource, options: Options) -> bool:
+        """Diff against the recorded state; True when the recorded resource stands (as it was, or updated in place)."""
+        declared = unwrap_secrets(self._named(args, urn) if args.typ in (CONTAINER, NETWORK, VOLUME) else args.inputs)
+        change = planning.diff(urn, args.typ, args.name, recorded.state, declared, options)
+        if change is not None:
+            with self._lock:
+                self.changes.append(change)
+        if change is None or self.plan_only:
+            if not self.plan_only:
+                with self._lock:
+                    self.created.extend(recorded.created)
+            return True
+        if change.action == "update" and args.typ == CONTAINER:
+            engine.update_container(self.api, recorded.id, declared, [prop.name for prop in change.properties])
+            # The provider stores the program's values after an update; it does not read back.
+            recorded.state.update({prop.name: prop.declared for prop in change.properties})
+            with self._lock:
+                self.created.extend(recorded.created)
+            return True
+        if args.typ in (NETWORK, VOLUME):
+            raise UnsupportedInput(f"{where}: replacing a {args.typ.rsplit(':', 1)[-1]} is not emulated ({change})")
+        if args.typ == CONTAINER:
+            # Delete before replace (the provider's choice for containers): stop with the old grace period.
+            for item in recorded.created:
+                logs = engine.remove_container(
+                    self.api, item.id, item.details["grace_seconds"], item.details["remove_volumes"]
+                )
+                with self._lock:
+                    self.removed_logs[item.name] = logs
+        with self._lock:
+            del self.state.resources[urn]
+        return False
+
     # --- per type ---------------------------------------------------------------------------------
 
-    def _apply(self, args: MockResourceArgs, urn: str, where: str) -> tuple[str, dict[str, Any]]:
+    def _apply(self, args: MockResourceArgs, urn: str, where: str) -> tuple[str, dict[str, Any], dict[str, Any]]:
+        """Create the resource; its id, computed outputs, and the state the provider records."""
         if not args.custom:
-            return f"{args.name}-component", {}
+            return f"{args.name}-component", {}, {}
         if args.typ.startswith("pulumi:providers:"):
-            return f"{args.name}-provider", {}
+            return f"{args.name}-provider", {}, {}
         if args.typ == CONTAINER:
             return self._container(args, urn, where)
         if args.typ == NETWORK:
             return self._network(args, urn, where)
         if args.typ == VOLUME:
             return self._volume(args, urn, where)
+        resource_id, computed = self._apply_other(args, urn, where)
+        return resource_id, computed, unwrap_secrets(args.inputs)
+
+    def _apply_other(self, args: MockResourceArgs, urn: str, where: str) -> tuple[str, dict[str, Any]]:
         if args.typ == REMOTE_IMAGE:
             plan = docker_mapping.map_remote_image(args.inputs, where)
             image = engine.require_image(self.api, plan.name, where)
@@ -221,7 +325,7 @@ class HarnessMocks(Mocks):
         inputs["name"] = name
         return inputs
 
-    def _container(self, args: MockResourceArgs, urn: str, where: str) -> tuple[str, dict[str, Any]]:
+    def _container(self, args: MockResourceArgs, urn: str, where: str) -> tuple[str, dict[str, Any], dict[str, Any]]:
         inputs = self._named(args, urn)
         plan = docker_mapping.map_container(inputs, self.program_dir, where)
 
@@ -237,19 +341,24 @@ class HarnessMocks(Mocks):
             )
 
         outcome = engine.create_container(self.api, plan, created)
-        return outcome.id, {"name": plan.name, **engine.container_outputs(outcome)}
+        stored = provider_state.container_state(unwrap_secrets(inputs), outcome.inspect)
+        return outcome.id, {"name": plan.name, **engine.container_outputs(outcome)}, stored
 
-    def _network(self, args: MockResourceArgs, urn: str, where: str) -> tuple[str, dict[str, Any]]:
-        plan = docker_mapping.map_network(self._named(args, urn), where)
+    def _network(self, args: MockResourceArgs, urn: str, where: str) -> tuple[str, dict[str, Any], dict[str, Any]]:
+        inputs = self._named(args, urn)
+        plan = docker_mapping.map_network(inputs, where)
         inspect = engine.create_network(self.api, plan)
         self._record(CreatedObject("network", plan.name, inspect["Id"], urn))
-        return inspect["Id"], engine.network_outputs(inspect)
+        stored = provider_state.network_state(unwrap_secrets(inputs), inspect)
+        return inspect["Id"], engine.network_outputs(inspect), stored
 
-    def _volume(self, args: MockResourceArgs, urn: str, where: str) -> tuple[str, dict[str, Any]]:
-        plan = docker_mapping.map_volume(self._named(args, urn), where)
+    def _volume(self, args: MockResourceArgs, urn: str, where: str) -> tuple[str, dict[str, Any], dict[str, Any]]:
+        inputs = self._named(args, urn)
+        plan = docker_mapping.map_volume(inputs, where)
         volume, existed = engine.create_volume(self.api, plan)
         self._record(CreatedObject("volume", plan.name, plan.name, urn, {"existed": existed}))
-        return plan.name, engine.volume_outputs(volume)
+        stored = provider_state.volume_state(unwrap_secrets(inputs), volume)
+        return plan.name, engine.volume_outputs(volume), stored
 
     def _image(self, args: MockResourceArgs, urn: str, where: str) -> tuple[str, dict[str, Any]]:
         plan = docker_mapping.map_image(args.inputs, self.program_dir, where)

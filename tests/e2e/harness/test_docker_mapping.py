@@ -307,31 +307,25 @@ def test_mount_options_of_another_type_are_rejected(tmp_path: Path) -> None:
 # --- networks -------------------------------------------------------------------------------------
 
 
-def test_first_network_is_joined_at_create_with_its_aliases(tmp_path: Path) -> None:
+def test_container_is_created_on_the_default_bridge_as_the_provider_does(tmp_path: Path) -> None:
+    # The provider reads HostConfig.NetworkMode back; anything but "bridge" would differ from its default.
     plan = container(tmp_path, networksAdvanced=[{"name": "backend", "aliases": ["db", "postgres"]}])
-    assert plan.create_body["HostConfig"]["NetworkMode"] == "backend"
-    assert plan.create_body["NetworkingConfig"] == {"EndpointsConfig": {"backend": {"Aliases": ["db", "postgres"]}}}
+    assert plan.create_body["HostConfig"]["NetworkMode"] == "bridge"
+    assert "NetworkingConfig" not in plan.create_body
 
 
-def test_further_networks_are_connected_after_create(tmp_path: Path) -> None:
+def test_every_network_is_joined_after_create_with_its_aliases(tmp_path: Path) -> None:
     plan = container(tmp_path, networksAdvanced=[{"name": "backend"}, {"name": "frontend", "aliases": ["web"]}])
-    assert plan.connect_after_create == [("frontend", {"Aliases": ["web"]})]
+    assert plan.connect_after_create == [("backend", {}), ("frontend", {"Aliases": ["web"]})]
 
 
 def test_network_mode_defaults_to_bridge(tmp_path: Path) -> None:
     assert host_config(tmp_path)["NetworkMode"] == "bridge"
 
 
-def test_network_mode_conflicting_with_networks_is_rejected(tmp_path: Path) -> None:
-    with pytest.raises(UnsupportedInput, match="networkMode"):
-        container(tmp_path, networkMode="host", networksAdvanced=[{"name": "backend"}])
-
-
 def test_static_address_on_a_network(tmp_path: Path) -> None:
     plan = container(tmp_path, networksAdvanced=[{"name": "backend", "ipv4Address": "172.30.0.10"}])
-    assert plan.create_body["NetworkingConfig"]["EndpointsConfig"]["backend"] == {
-        "IPAMConfig": {"IPv4Address": "172.30.0.10"}
-    }
+    assert plan.connect_after_create == [("backend", {"IPAMConfig": {"IPv4Address": "172.30.0.10"}})]
 
 
 # --- uploads --------------------------------------------------------------------------------------

@@ -1,0 +1,146 @@
+"""The harness records what the real provider records, and diffs the next up as the provider does.
+
+Expected strings come from the provider's Go functions (nanoInt64ToDecimalString, Go's
+time.Duration.String) evaluated by hand for each input.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from .planning import Options, diff
+from .provider_state import container_state, go_duration_text, nano_cpus_text
+
+CONTAINER = "docker:index/container:Container"
+NETWORK = "docker:index/network:Network"
+URN = "urn:pulumi:e2e::p::docker:index/container:Container::web"
+
+
+@pytest.mark.parametrize(
+    ("nano_cpus", "text"),
+    [
+        (1_000_000_000, "1.0"),
+        (2_000_000_000, "2.0"),
+        (600_000_000, "0.6"),
+        (250_000_000, "0.25"),
+        (50_000_000, "0.1"),
+        (10_000_000, "0.0"),
+        (1_500_000_000, "1.5"),
+        (10_000_000_000, "10."),
+        (12_000_000_000, "12.0"),
+        (150_000_000, "0.15"),
+    ],
+)
+def test_cpus_are_stored_as_the_provider_formats_nano_cpus(nano_cpus: int, text: str) -> None:
+    assert nano_cpus_text(nano_cpus) == text
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [(0, "0s"), (5, "5s"), (60, "1m0s"), (90, "1m30s"), (120, "2m0s"), (3600, "1h0m0s"), (3661, "1h1m1s"), (0.5, "500ms"), (1.5, "1.5s")],
+)
+def test_durations_are_stored_as_go_prints_them(seconds: float, text: str) -> None:
+    assert go_duration_text(int(seconds * 1_000_000_000)) == text
+
+
+def inspect(**host: Any) -> dict[str, Any]:
+    return {
+        "Name": "/web",
+        "Image": "sha256:abc",
+        "Config": {
+            "Image": "nginx:1.27",
+            "Cmd": ["nginx", "-g", "daemon off;"],
+            "Labels": {"from.the.image": "yes", "app": "web"},
+            "Env": ["PATH=/usr/bin", "MODE=prod"],
+            "Healthcheck": {"Test": ["CMD", "true"], "Interval": 60_000_000_000, "Timeout": 5_000_000_000, "Retries": 3},
+        },
+        "HostConfig": {
+            "NetworkMode": "bridge",
+            "RestartPolicy": {"Name": "unless-stopped", "MaximumRetryCount": 0},
+            "Memory": 256 * 1024 * 1024,
+            "MemorySwap": 512 * 1024 * 1024,
+            "NanoCpus": 1_000_000_000,
+            "LogConfig": {"Type": "json-file", "Config": {"max-size": "10m", "compress": "true"}},
+            **host,
+        },
+        "NetworkSettings": {"Ports": {"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": "8080"}], "443/tcp": None}},
+        "State": {"Running": True},
+    }
+
+
+DECLARED: dict[str, Any] = {
+    "name": "web",
+    "image": "nginx:1.27",
+    "envs": ["MODE=prod"],
+    "labels": [{"label": "app", "value": "web"}],
+    "restart": "unless-stopped",
+    "memory": 256,
+    "memorySwap": 512,
+    "cpus": "1.0",
+    "healthcheck": {"tests": ["CMD", "true"], "interval": "1m0s", "timeout": "5s", "retries": 3},
+    "logDriver": "json-file",
+    "logOpts": {"max-size": "10m", "compress": "true"},
+    "ports": [{"internal": 80, "external": 8080, "ip": "127.0.0.1"}],
+    "networksAdvanced": [{"name": "backend", "aliases": ["web"]}],
+    "wait": True,
+}
+
+
+def planned(stored_inputs: dict[str, Any], declared: dict[str, Any], options: Options = Options()) -> dict[str, str]:
+    change = diff(URN, CONTAINER, "web", container_state(stored_inputs, inspect()), declared, options)
+    return {} if change is None else {prop.name: change.action for prop in change.properties}
+
+
+def test_a_program_in_the_providers_formats_changes_nothing() -> None:
+    assert planned(DECLARED, DECLARED) == {}
+
+
+def test_labels_and_envs_docker_adds_from_the_image_are_not_read_back() -> None:
+    state = container_state(DECLARED, inspect())
+    assert state["labels"] == DECLARED["labels"] and state["envs"] == DECLARED["envs"]
+
+
+@pytest.mark.parametrize(
+    ("key", "written", "action"),
+    [
+        ("cpus", "1", "replace"),
+        ("healthcheck", {**DECLARED["healthcheck"], "interval": "60s"}, "update"),
+        ("memorySwap", None, "update"),
+        ("logOpts", {"max-size": "10m"}, "replace"),
+        ("ports", [{"internal": 80, "external": 8080}], "replace"),
+    ],
+    ids=["cpus-1", "healthcheck-60s", "swap-unset", "daemon-log-opts", "port-without-ip"],
+)
+def test_a_value_the_provider_stores_differently_changes_the_container(key: str, written: Any, action: str) -> None:
+    declared = {**DECLARED, key: written}
+    assert planned(declared, declared) == {key: action}
+
+
+def test_replace_on_changes_turns_a_health_check_update_into_a_replacement() -> None:
+    declared = {**DECLARED, "healthcheck": {**DECLARED["healthcheck"], "retries": 5}}
+    assert planned(DECLARED, declared, Options(replace_on_changes=("healthcheck",))) == {"healthcheck": "replace"}
+
+
+def test_memory_alone_updates_in_place() -> None:
+    assert planned(DECLARED, {**DECLARED, "memory": 1024, "memorySwap": 2048}) == {"memory": "update", "memorySwap": "update"}
+
+
+def test_ports_compare_regardless_of_order() -> None:
+    two = [{"internal": 443, "external": 8443, "ip": "127.0.0.1"}, {"internal": 80, "external": 8080, "ip": "127.0.0.1"}]
+    state_inspect = inspect()
+    state_inspect["NetworkSettings"]["Ports"]["443/tcp"] = [{"HostIp": "127.0.0.1", "HostPort": "8443"}]
+    stored = container_state({**DECLARED, "ports": two}, state_inspect)
+    assert diff(URN, CONTAINER, "web", stored, {**DECLARED, "ports": two}, Options()) is None
+
+
+def test_an_input_without_a_diff_rule_is_refused() -> None:
+    with pytest.raises(ValueError, match="gpus"):
+        planned(DECLARED, {**DECLARED, "gpus": "all"})
+
+
+def test_network_labels_are_read_back_and_every_change_replaces() -> None:
+    stored = {"name": "net", "driver": "bridge", "labels": [{"label": "a", "value": "1"}], "ipamDriver": "default"}
+    change = diff(URN, NETWORK, "net", stored, {"name": "net", "driver": "bridge", "labels": [{"label": "a", "value": "2"}]}, Options())
+    assert change is not None and change.action == "replace"
