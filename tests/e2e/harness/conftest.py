@@ -135,11 +135,16 @@ web = docker.Container(
         docker.ContainerUploadArgs(file="/etc/web/tls.crt", content=cert.cert_pem),
     ],
     healthcheck=docker.ContainerHealthcheckArgs(
-        tests=["CMD", "/usr/local/bin/check.sh"], interval="500ms", timeout="2s", retries=3, start_period="1s"
+        tests=["CMD", "/usr/local/bin/check.sh"],
+        interval=web_settings.get("interval", "500ms"),
+        timeout="2s",
+        retries=3,
+        start_period="1s",
     ),
     wait=True,
     wait_timeout=30,
     memory=web_settings["memory"],
+    memory_swap=web_settings.get("memory_swap"),
     memory_reservation=32,
     cpus=web_settings["cpus"],
     restart="unless-stopped",
@@ -147,6 +152,7 @@ web = docker.Container(
     log_opts={"max-size": "1m", "max-file": "2"},
     labels=[docker.ContainerLabelArgs(label="app", value="harness-e2e")],
     init=True,
+    opts=pulumi.ResourceOptions(replace_on_changes=["healthcheck"]),
 )
 greeting = docker.Container(
     "greeting",

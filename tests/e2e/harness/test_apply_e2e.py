@@ -16,6 +16,7 @@ import pytest
 from cryptography import x509
 
 from .apply import AppliedStack, ApplyError, apply_program
+from .planning import Change
 from .conftest import write_throwaway_program
 from .engine import engine_unavailable_reason
 
@@ -418,3 +419,92 @@ def test_deploy_fixture_returns_the_applied_stack(
         assert engine.api.inspect_container(f"harness-web-{overrides['suffix']}")["State"]["Running"]
     finally:
         remove_built_images(engine, stack)
+
+
+# --- a second `pulumi up` -------------------------------------------------------------------------
+
+
+def _described(changes: list[Change]) -> list[tuple[str, str, list[str]]]:
+    return [(change.name, change.action, [prop.name for prop in change.properties]) for change in changes]
+
+
+def test_second_up_reports_what_the_provider_stored_differently(
+    throwaway_program: Program, engine: docker.DockerClient
+) -> None:
+    # Docker reports the swap it chose (twice the memory) and the provider stores it; the
+    # program left it unset, so the next up would update the container.
+    program_dir, overrides = throwaway_program
+    with apply_program(program_dir, "e2e", config_overrides=overrides) as stack:
+        assert _described(stack.plan()) == [("web", "update", ["memorySwap"])]
+    remove_built_images(engine, stack)
+
+
+def test_second_up_with_every_value_in_the_providers_format_changes_nothing(
+    throwaway_program: Program, engine: docker.DockerClient
+) -> None:
+    program_dir, overrides = throwaway_program
+    stated = {**overrides, "web": {"memory_swap": 128}}
+    with apply_program(program_dir, "e2e", config_overrides=stated) as stack:
+        assert stack.plan() == []
+    remove_built_images(engine, stack)
+
+
+@pytest.mark.parametrize(
+    ("web", "expected"),
+    [
+        ({"cpus": "1"}, ("web", "replace", ["cpus"])),
+        ({"interval": "1000ms"}, ("web", "replace", ["healthcheck"])),
+    ],
+    ids=["cpus-1-stored-as-1.0", "interval-1000ms-stored-as-1s"],
+)
+def test_second_up_replaces_what_is_written_otherwise_than_stored(
+    throwaway_program: Program, engine: docker.DockerClient, web: dict[str, Any], expected: tuple[str, str, list[str]]
+) -> None:
+    program_dir, overrides = throwaway_program
+    written = {**overrides, "web": {"memory_swap": 128, **web}}
+    with apply_program(program_dir, "e2e", config_overrides=written) as stack:
+        assert _described(stack.plan()) == [expected]
+    remove_built_images(engine, stack)
+
+
+def test_raising_memory_in_place_fails_when_the_swap_limit_is_left_to_docker(
+    throwaway_program: Program, engine: docker.DockerClient
+) -> None:
+    # The provider's update sends no swap limit then; Docker keeps 2 x 64 MB and refuses 256 MB.
+    program_dir, overrides = throwaway_program
+    with apply_program(program_dir, "e2e", config_overrides=overrides) as stack:
+        with pytest.raises(ApplyError, match="(?i)memoryswap"):
+            stack.update({**overrides, "web": {"memory": 256}})
+    remove_built_images(engine, stack)
+
+
+def test_changing_only_memory_updates_the_running_container_in_place(
+    throwaway_program: Program, engine: docker.DockerClient
+) -> None:
+    program_dir, overrides = throwaway_program
+    web_name = f"harness-web-{overrides['suffix']}"
+    with apply_program(program_dir, "e2e", config_overrides={**overrides, "web": {"memory_swap": 128}}) as first:
+        second = first.update({**overrides, "web": {"memory": 256, "memory_swap": 512}})
+        assert _described(second.changes) == [("web", "update", ["memory", "memorySwap"])]
+        host = engine.api.inspect_container(web_name)["HostConfig"]
+        assert (second.containers[web_name], host["Memory"], host["MemorySwap"]) == (
+            first.containers[web_name],
+            256 * 1024 * 1024,
+            512 * 1024 * 1024,
+        )
+        assert second.plan() == []
+    remove_built_images(engine, second)
+
+
+def test_changing_a_health_check_reaches_the_running_container(
+    throwaway_program: Program, engine: docker.DockerClient
+) -> None:
+    # replace_on_changes: the provider's update would leave the running container's check as it was.
+    program_dir, overrides = throwaway_program
+    web_name = f"harness-web-{overrides['suffix']}"
+    with apply_program(program_dir, "e2e", config_overrides={**overrides, "web": {"memory_swap": 128}}) as first:
+        second = first.update({**overrides, "web": {"memory_swap": 128, "interval": "1s"}})
+        assert _described(second.changes) == [("web", "replace", ["healthcheck"])]
+        assert second.containers[web_name] != first.containers[web_name]
+        assert engine.api.inspect_container(web_name)["Config"]["Healthcheck"]["Interval"] == 1_000_000_000
+    remove_built_images(engine, second)
