@@ -178,3 +178,8 @@ def test_plain_http_still_redirects_to_https(stack: AppliedStack) -> None:
         connection.sendall(f"GET /_matrix/client/versions HTTP/1.1\r\nHost: {MATRIX_HOST}\r\nConnection: close\r\n\r\n".encode())
         head = connection.recv(4096).decode()
     assert head.startswith("HTTP/1.1 301") and f"Location: https://{MATRIX_HOST}/_matrix/client/versions" in head
+
+
+def test_second_up_after_the_certificate_is_issued_changes_nothing(stack: AppliedStack, issued: x509.Certificate) -> None:
+    changes = stack.plan()
+    assert changes == [], "a second `pulumi up` would change:\n" + "\n".join(map(str, changes))
