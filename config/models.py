@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from cryptography import x509
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from config.environments import EnvironmentName, LogLevel, Monitoring, RegistrationMode, TlsMode
 from config.profiles import PROFILES, ContainerLimits, ProfileName
@@ -27,13 +27,29 @@ from config.types import (
     Port,
     UploadSize,
     image_tag,
+    registry_mirror_problem,
+    split_reference,
 )
 
 
 class Settings(BaseModel):
-    """Base of every settings model: unknown keys are errors, values are immutable."""
+    """Base of every settings model: unknown keys are errors, values are immutable.
+
+    A renamed key is listed in its model's `renamed`: old key -> "to <new key>: how to write it",
+    where `{value}` stands for the old value. Setting it fails, naming the old key and the new one.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+    renamed: ClassVar[dict[str, str]] = {}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed_keys_fail_loudly(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for old, advice in cls.renamed.items():
+                if old in data:
+                    raise ValueError(f"{old} was renamed {advice.format(value=data[old])}")
+        return data
 
 
 class DockerSettings(Settings):
@@ -47,39 +63,54 @@ class DockerSettings(Settings):
 
 
 class ImageSettings(Settings):
-    """Every image the program runs: pinned references and an optional registry mirror."""
+    """Every image the program runs: pinned references and registry mirrors."""
 
-    registry_mirror: str | None = Field(
-        default=None,
-        description="Registry host (and path) that mirrors Docker Hub, e.g. 'mirror.example.cn/dockerhub'.",
-        pattern=r"^[a-z0-9.-]+(:[0-9]+)?(/[a-z0-9._-]+)*$",
+    renamed: ClassVar[dict[str, str]] = {
+        "registry_mirror": (
+            "to images.registry_mirrors, one mirror per registry host: write it as "
+            "registry_mirrors: {{docker.io: {value}}} (or `pulumi config set --path "
+            "'images.registry_mirrors[\"docker.io\"]' {value}`) and remove registry_mirror"
+        )
+    }
+    NOT_IMAGES: ClassVar[frozenset[str]] = frozenset({"registry_mirrors"})
+
+    registry_mirrors: dict[str, str] = Field(
+        default_factory=dict,
+        description=(
+            "Mirror of each registry, by registry host: e.g. {docker.io: mirror.example.cn/dockerhub, "
+            "quay.io: mirror.example.cn/quay, ghcr.io: mirror.example.cn/ghcr}. A reference is pulled "
+            "through the mirror of the registry it names (none: docker.io); others are pulled as they are."
+        ),
     )
     postgres: ImageRef = Field(default="postgres:16.10-bookworm", description="PostgreSQL server for Synapse.")
     synapse: ImageRef = Field(default="matrixdotorg/synapse:v1.163.2", description="Matrix Synapse homeserver.")
     nginx: ImageRef = Field(default="nginx:1.27.5-alpine", description="nginx for .well-known and the proxy.")
-    mysql: ImageRef = Field(default="mysql:8.0.43", description="MySQL server for VoiceGrow.")
+    mysql: ImageRef = Field(default="mysql:8.4.9", description="MySQL server for VoiceGrow (8.4, the LTS line).")
     redis: ImageRef = Field(default="redis:7.4.5-bookworm", description="Redis for VoiceGrow.")
-    minio: ImageRef = Field(default="minio/minio:RELEASE.2025-04-22T22-12-26Z", description="MinIO object store.")
+    minio: ImageRef = Field(
+        default="quay.io/minio/minio:RELEASE.2025-04-22T22-12-26Z",
+        description="MinIO object store (gone from Docker Hub; frozen: no new releases or security fixes).",
+    )
     acme: ImageRef = Field(default="certbot/certbot:v3.3.0", description="ACME client that gets Let's Encrypt certificates.")
 
+    @field_validator("registry_mirrors")
+    @classmethod
+    def _mirrors_are_registry_hosts_and_prefixes(cls, mirrors: dict[str, str]) -> dict[str, str]:
+        for registry, mirror in mirrors.items():
+            problem = registry_mirror_problem(registry, mirror)
+            if problem:
+                raise ValueError(f"must map registry hosts to mirrors: {problem}")
+        return mirrors
+
     def reference(self, image: str) -> str:
-        """The reference to pull for one of these images, through the mirror when one is set."""
+        """The reference to pull for one of these images, through its registry's mirror when one is set."""
         return self.mirrored(getattr(self, image))
 
     def mirrored(self, reference: str) -> str:
-        """A reference rewritten to the mirror when one is set.
-
-        Only Docker Hub references are mirrored; one naming its own registry is used as is.
-        """
-        if self.registry_mirror is None or _names_registry(reference):
-            return reference
-        repository = reference if "/" in reference.split(":")[0] else f"library/{reference}"
-        return f"{self.registry_mirror}/{repository}"
-
-
-def _names_registry(reference: str) -> bool:
-    first = reference.split("/")[0]
-    return "/" in reference and ("." in first or ":" in first or first == "localhost")
+        """A reference rewritten to the mirror of the registry it names; as it is when that has none."""
+        registry, repository = split_reference(reference)
+        mirror = self.registry_mirrors.get(registry)
+        return reference if mirror is None else f"{mirror}/{repository}"
 
 
 class LogRotation(Settings):
@@ -187,6 +218,13 @@ class MysqlSettings(Settings):
     max_connections: int = Field(default=200, ge=10, le=10000, description="max_connections.")
     time_zone: str = Field(default="+08:00", pattern=r"^[+-]\d{2}:\d{2}$", description="default-time-zone.")
     init_sql: str | None = Field(default=None, description="SQL file (path from the project) run once on first start.")
+    native_password: bool = Field(
+        default=False,
+        description=(
+            "Load mysql_native_password (off by default since MySQL 8.4) for accounts not yet moved to "
+            "caching_sha2_password: a stopgap while upgrading from 8.0 (MySQL 9 removes the plugin)."
+        ),
+    )
 
 
 class VoiceGrowSettings(Settings):
@@ -360,7 +398,7 @@ class StackSettings(Settings):
     def _prod_images_are_pinned(self) -> StackSettings:
         if self.environment == "prod":
             for name in ImageSettings.model_fields:
-                if name == "registry_mirror":
+                if name in ImageSettings.NOT_IMAGES:
                     continue
                 tag = image_tag(getattr(self.images, name))
                 if tag in (None, "latest"):
@@ -385,3 +423,4 @@ class StackSettings(Settings):
             cpus=override.cpus or base.cpus,
             reservation_mb=override.reservation or min(base.reservation_mb, memory_mb),
         )
+

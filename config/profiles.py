@@ -55,7 +55,7 @@ class VoiceGrowTuning:
     """MySQL and Redis memory settings sized to their containers."""
 
     mysql_buffer_pool: str
-    mysql_log_file_size: str
+    mysql_redo_log_capacity: str
     redis_maxmemory: str
 
 
@@ -107,7 +107,7 @@ SMALL = SizingProfile(
     ),
     # Redis and MySQL leave a quarter of their container for connections and fragmentation:
     # the guide's maxmemory 512mb in a 512M container would be killed before evicting.
-    voicegrow=VoiceGrowTuning(mysql_buffer_pool="256M", mysql_log_file_size="64M", redis_maxmemory="96mb"),
+    voicegrow=VoiceGrowTuning(mysql_buffer_pool="256M", mysql_redo_log_capacity="128M", redis_maxmemory="96mb"),
 )
 
 MEDIUM = SizingProfile(
@@ -142,7 +142,7 @@ MEDIUM = SizingProfile(
         message_burst=50,
         presence=True,
     ),
-    voicegrow=VoiceGrowTuning(mysql_buffer_pool="640M", mysql_log_file_size="128M", redis_maxmemory="192mb"),
+    voicegrow=VoiceGrowTuning(mysql_buffer_pool="640M", mysql_redo_log_capacity="256M", redis_maxmemory="192mb"),
 )
 
 LARGE = SizingProfile(
@@ -177,7 +177,7 @@ LARGE = SizingProfile(
         message_burst=100,
         presence=True,
     ),
-    voicegrow=VoiceGrowTuning(mysql_buffer_pool="1G", mysql_log_file_size="256M", redis_maxmemory="384mb"),
+    voicegrow=VoiceGrowTuning(mysql_buffer_pool="1G", mysql_redo_log_capacity="512M", redis_maxmemory="384mb"),
 )
 
 PROFILES: dict[str, SizingProfile] = {"small": SMALL, "medium": MEDIUM, "large": LARGE}
