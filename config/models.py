@@ -24,6 +24,7 @@ from config.types import (
     IpAddress,
     Localpart,
     MemoryMB,
+    Platform,
     Port,
     UploadSize,
     image_tag,
@@ -63,7 +64,7 @@ class DockerSettings(Settings):
 
 
 class ImageSettings(Settings):
-    """Every image the program runs: pinned references and registry mirrors."""
+    """Every image the program runs: pinned references, registry mirrors and the host's platform."""
 
     renamed: ClassVar[dict[str, str]] = {
         "registry_mirror": (
@@ -72,7 +73,7 @@ class ImageSettings(Settings):
             "'images.registry_mirrors[\"docker.io\"]' {value}`) and remove registry_mirror"
         )
     }
-    NOT_IMAGES: ClassVar[frozenset[str]] = frozenset({"registry_mirrors"})
+    NOT_IMAGES: ClassVar[frozenset[str]] = frozenset({"registry_mirrors", "platform"})
 
     registry_mirrors: dict[str, str] = Field(
         default_factory=dict,
@@ -80,6 +81,13 @@ class ImageSettings(Settings):
             "Mirror of each registry, by registry host: e.g. {docker.io: mirror.example.cn/dockerhub, "
             "quay.io: mirror.example.cn/quay, ghcr.io: mirror.example.cn/ghcr}. A reference is pulled "
             "through the mirror of the registry it names (none: docker.io); others are pulled as they are."
+        ),
+    )
+    platform: Platform | None = Field(
+        default=None,
+        description=(
+            "Platform of the Docker host, e.g. 'linux/arm64': images are pulled and built for it. "
+            "Default: the engine's own for pulls, the deploying machine's for builds."
         ),
     )
     postgres: ImageRef = Field(default="postgres:16.10-bookworm", description="PostgreSQL server for Synapse.")

@@ -24,6 +24,7 @@ _CRON_FIELD = re.compile(r"^(\*|\d+(-\d+)?)(/\d+)?(,(\*|\d+(-\d+)?)(/\d+)?)*$")
 _HOST = r"(localhost|[a-z0-9-]+(\.[a-z0-9-]+)+|[a-z0-9-]+(?=:))(:[0-9]{1,5})?"
 _REGISTRY_HOST = re.compile(rf"^{_HOST}$")
 _MIRROR = re.compile(rf"^{_HOST}(/[a-z0-9]+([._-][a-z0-9]+)*)*$")
+_PLATFORM = re.compile(r"^linux/(amd64|arm64|arm64/v8|arm/v5|arm/v6|arm/v7|386|ppc64le|s390x|riscv64)$")
 # Docker Hub is named `docker.io` in references; these are other names of the same registry.
 DOCKER_HUB = "docker.io"
 _DOCKER_HUB_ALIASES = ("index.docker.io", "registry-1.docker.io", "registry.hub.docker.com")
@@ -89,6 +90,12 @@ def _cron(value: str) -> str:
     return value
 
 
+def _platform(value: str) -> str:
+    if not isinstance(value, str) or not _PLATFORM.match(value):
+        raise ValueError(f"must be a platform like 'linux/amd64', 'linux/arm64' or 'linux/arm/v7', got {value!r}")
+    return value
+
+
 def registry_mirror_problem(registry: object, mirror: object) -> str | None:
     """What is wrong with one `registry host -> mirror prefix` entry, or None."""
     if not isinstance(registry, str) or not _REGISTRY_HOST.match(registry):
@@ -127,6 +134,7 @@ UploadSize = Annotated[str, AfterValidator(_upload_size)]
 IpAddress = Annotated[str, AfterValidator(_ip_address)]
 HttpUrl = Annotated[str, AfterValidator(_http_url)]
 CronExpression = Annotated[str, AfterValidator(_cron)]
+Platform = Annotated[str, AfterValidator(_platform)]
 Port = Annotated[int, Field(ge=1, le=65535)]
 Cpus = Annotated[float, Field(gt=0, le=64)]
 

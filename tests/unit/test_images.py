@@ -1,4 +1,4 @@
-"""Image settings: defaults that still pull, one mirror per registry."""
+"""Image settings: defaults that still pull, one mirror per registry, the host's platform."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ from config.types import image_tag, split_reference
 from tests.unit.conftest import Evaluate
 
 SYNAPSE = {"server_name": "example.com", "admin_username": "admin"}
+REMOTE_IMAGE = "docker:index/remoteImage:RemoteImage"
+BUILT_IMAGE = "docker:index/image:Image"
 
 
 def _images(**images: Any) -> ImageSettings:
@@ -83,3 +85,31 @@ def test_the_renamed_registry_mirror_fails_naming_the_new_key_and_how_to_write_i
 def test_the_renamed_registry_mirror_fails_before_any_resource(evaluate: Evaluate) -> None:
     with pytest.raises(ConfigError, match=r"images\.registry_mirror was renamed"):
         evaluate("prod", overrides={"images": {"registry_mirror": "mirror.example.cn/hub"}})
+
+
+@pytest.mark.parametrize("platform", ["linux/amd64", "linux/arm64", "linux/arm/v7"])
+def test_platform_accepts_docker_platforms(platform: str) -> None:
+    assert _images(platform=platform).platform == platform
+
+
+def test_every_pulled_image_is_pulled_for_the_configured_platform(evaluate: Evaluate) -> None:
+    pulled = evaluate("prod", overrides={"images": {"platform": "linux/arm64"}}).mocks.of_type(REMOTE_IMAGE)
+    assert pulled
+    for image in pulled:
+        assert image.value("platform") == "linux/arm64", image.name
+
+
+def test_every_built_image_is_built_for_the_configured_platform(evaluate: Evaluate, tmp_path: Any) -> None:
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    overrides = {"images": {"platform": "linux/arm64"}, "voicegrow": {"server_image": None, "server_source": str(tmp_path)}}
+    built = evaluate("prod", overrides=overrides).mocks.of_type(BUILT_IMAGE)
+    assert {image.name for image in built} == {"backup-image", "voicegrow-server-build"}
+    for image in built:
+        assert image.value("build")["platform"] == "linux/arm64", image.name
+
+
+def test_without_a_platform_images_are_pulled_and_built_for_the_default(evaluate: Evaluate) -> None:
+    mocks = evaluate("prod").mocks
+    images = mocks.of_type(REMOTE_IMAGE)
+    assert images and all("platform" not in image.inputs for image in images)
+    assert "platform" not in mocks.named("backup-image", BUILT_IMAGE).value("build")

@@ -50,6 +50,7 @@ BAD_INPUTS = [
     pytest.param({"images": {"registry_mirrors": {"https://quay.io": "mirror.example.cn/quay"}}}, "selfhosted:images.registry_mirrors must map registry hosts to mirrors: keys must be registry hosts", id="mirror-key-with-scheme"),
     pytest.param({"images": {"registry_mirrors": {"index.docker.io": "mirror.example.cn/hub"}}}, "key 'index.docker.io' is Docker Hub: write it as 'docker.io'", id="mirror-key-docker-hub-alias"),
     pytest.param({"images": {"registry_mirrors": "mirror.example.cn/hub"}}, "selfhosted:images.registry_mirrors", id="mirrors-not-a-mapping"),
+    pytest.param({"images": {"platform": "arm64"}}, "selfhosted:images.platform must be a platform like 'linux/amd64'", id="platform"),
     pytest.param({"logging": {"max_file": 0}}, "selfhosted:logging.max_file", id="log-files"),
     pytest.param({"docker": {"host": "vps.example.com"}}, "selfhosted:docker.host", id="docker-host"),
     pytest.param({"tls": "letsencrypt"}, "selfhosted:tls", id="tls-mode"),
