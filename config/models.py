@@ -7,6 +7,7 @@ Field descriptions are the settings reference; README.md mirrors them.
 from __future__ import annotations
 
 import ipaddress
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -245,8 +246,12 @@ class VoiceGrowSettings(Settings):
     )
     replicas: int = Field(ge=1, le=16, description="Server containers; default per environment.")
     bind: IpAddress = Field(default="127.0.0.1", description="Host address the server ports are published on.")
-    ws_port: Port = Field(default=4399, description="Host WebSocket port of the first replica (next ones +1).")
-    http_port: Port = Field(default=8000, description="Host HTTP port of the first replica (next ones +1).")
+    ws_port: Port = Field(
+        default=4399, description="Host WebSocket port of replica 1; replica N publishes ws_port + N - 1 (ports must not collide)."
+    )
+    http_port: Port = Field(
+        default=8000, description="Host HTTP port of replica 1; replica N publishes http_port + N - 1 (ports must not collide)."
+    )
     publish_data_ports: bool = Field(
         default=False, description="dev only: publish MySQL, Redis and MinIO on 127.0.0.1 for local tools."
     )
@@ -350,6 +355,27 @@ class BackupSettings(Settings):
     offsite: OffsiteSettings = OffsiteSettings()
 
 
+VOICEGROW_DATA_PORTS = {"MySQL": 3306, "Redis": 6379, "MinIO": 9000, "MinIO console": 9001}
+"""Published on 127.0.0.1 with voicegrow.publish_data_ports (dev only)."""
+
+
+@dataclass(frozen=True)
+class PublishedPort:
+    """One host port a stack publishes, with the settings that choose it and its address."""
+
+    key: str
+    bind_key: str | None
+    address: str
+    port: int
+
+    def collides_with(self, other: PublishedPort) -> bool:
+        """Same port on the same address, or on any address when either binds them all (0.0.0.0, ::)."""
+        if self.port != other.port:
+            return False
+        mine, theirs = ipaddress.ip_address(self.address), ipaddress.ip_address(other.address)
+        return mine == theirs or mine.is_unspecified or theirs.is_unspecified
+
+
 class StackSettings(Settings):
     """All settings of one stack, validated, with defaults resolved."""
 
@@ -413,6 +439,52 @@ class StackSettings(Settings):
                     raise ValueError(f"images.{name} must be pinned to a version in prod, not 'latest'")
         return self
 
+    @model_validator(mode="after")
+    def _published_ports_do_not_collide(self) -> StackSettings:
+        problems = []
+        if self.voicegrow.enabled:
+            for name in ("ws_port", "http_port"):
+                base = getattr(self.voicegrow, name)
+                last = self.voicegrow.host_port(base, self.voicegrow.replicas)
+                if last > 65535:
+                    problems.append(
+                        f"voicegrow.{name} {base} with voicegrow.replicas {self.voicegrow.replicas} publishes ports up to "
+                        f"{last}, above 65535: lower one of them (replica N publishes the base port + N - 1)"
+                    )
+        ports = self.published_ports()
+        for index, first in enumerate(ports):
+            for second in ports[index + 1 :]:
+                if first.collides_with(second):
+                    problems.append(_collision(first, second))
+        if problems:
+            raise ValueError(f"; {self.project}:".join(problems))
+        return self
+
+    def published_ports(self) -> list[PublishedPort]:
+        """Every host port the stack's containers publish, as the components publish them."""
+        ports = []
+        if self.synapse.enabled:
+            bind = self.synapse.http_bind
+            ports.append(PublishedPort("synapse.http_port", "synapse.http_bind", bind, self.synapse.http_port))
+            ports.append(PublishedPort("synapse.wellknown_port", "synapse.http_bind", bind, self.synapse.wellknown_port))
+        if self.voicegrow.enabled:
+            voicegrow = self.voicegrow
+            for replica in range(1, voicegrow.replicas + 1):
+                for name, base in (("ws_port", voicegrow.ws_port), ("http_port", voicegrow.http_port)):
+                    key = f"voicegrow.{name}" + (f" (replica {replica})" if voicegrow.replicas > 1 else "")
+                    ports.append(PublishedPort(key, "voicegrow.bind", voicegrow.bind, voicegrow.host_port(base, replica)))
+            if voicegrow.publish_data_ports:
+                for service, port in VOICEGROW_DATA_PORTS.items():
+                    ports.append(PublishedPort(f"voicegrow.publish_data_ports ({service})", None, "127.0.0.1", port))
+        if self.proxy.enabled and (self.synapse.enabled or self.voicegrow.enabled):
+            proxy = self.proxy
+            ports.append(PublishedPort("proxy.http_port", "proxy.bind", proxy.bind, proxy.http_port))
+            if self.tls != "off":
+                ports.append(PublishedPort("proxy.https_port", "proxy.bind", proxy.bind, proxy.https_port))
+                if proxy.federation_port is not None:
+                    ports.append(PublishedPort("proxy.federation_port", "proxy.bind", proxy.bind, proxy.federation_port))
+        return ports
+
     @property
     def proxied_hosts(self) -> list[str]:
         """The public hosts the proxy answers for, as the enabled components route them."""
@@ -432,3 +504,17 @@ class StackSettings(Settings):
             reservation_mb=override.reservation or min(base.reservation_mb, memory_mb),
         )
 
+
+def _collision(first: PublishedPort, second: PublishedPort) -> str:
+    """The error for two published ports that cannot both be bound, and how to fix it."""
+    if first.address == second.address:
+        where = first.address
+    else:
+        where = f"{first.address} and {second.address} (an unspecified address such as 0.0.0.0 takes the port on every address)"
+    fix = "give one of them another port"
+    binds = [port.bind_key for port in (first, second) if port.bind_key]
+    if len(set(binds)) == 2:
+        fix += f", or bind them to different specific addresses ({binds[0]}, {binds[1]})"
+    if "replica" in first.key + second.key:
+        fix += "; replica N publishes the base port + N - 1"
+    return f"{first.key} and {second.key} both publish port {first.port} on {where}: {fix}"
