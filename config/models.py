@@ -15,7 +15,17 @@ from cryptography import x509
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from config.environments import EnvironmentName, LogLevel, Monitoring, RegistrationMode, TlsMode
-from config.profiles import PROFILES, ContainerLimits, ProfileName
+from config.profiles import (
+    MYSQL_CONNECTION_BUFFERS_KB,
+    MYSQL_SERVER_MB,
+    POSTGRES_AUTOVACUUM_WORKERS,
+    POSTGRES_BACKEND_MB,
+    POSTGRES_OTHER_CONNECTIONS,
+    POSTGRES_SERVER_MB,
+    PROFILES,
+    ContainerLimits,
+    ProfileName,
+)
 from config.types import (
     CronExpression,
     Cpus,
@@ -132,7 +142,13 @@ class LogRotation(Settings):
 class ResourceOverride(Settings):
     """Limits for one container role that replace the profile's."""
 
-    memory: MemoryMB | None = Field(default=None, description="Memory limit, e.g. '512M' or '1.5G'.")
+    memory: MemoryMB | None = Field(
+        default=None,
+        description=(
+            "Memory limit, e.g. '512M' or '1.5G'. For postgres, mysql and redis it must hold what the "
+            "database's settings let it use (the rules: README, 'Memory of the databases')."
+        ),
+    )
     cpus: Cpus | None = Field(default=None, description="CPU limit in cores, e.g. 0.5.")
     reservation: MemoryMB | None = Field(default=None, description="Memory reservation, e.g. '256M'.")
 
@@ -224,7 +240,15 @@ class LlmSettings(Settings):
 class MysqlSettings(Settings):
     """MySQL server settings rendered into my.cnf (guide §3.3.1)."""
 
-    max_connections: int = Field(default=200, ge=10, le=10000, description="max_connections.")
+    max_connections: int = Field(
+        default=200,
+        ge=10,
+        le=10000,
+        description=(
+            "max_connections. resources.mysql.memory must hold innodb_buffer_pool_size (from the profile) "
+            f"+ max_connections x {MYSQL_CONNECTION_BUFFERS_KB} KB of connection buffers + {MYSQL_SERVER_MB} MB for the server."
+        ),
+    )
     time_zone: str = Field(default="+08:00", pattern=r"^[+-]\d{2}:\d{2}$", description="default-time-zone.")
     init_sql: str | None = Field(default=None, description="SQL file (path from the project) run once on first start.")
     native_password: bool = Field(
@@ -459,6 +483,58 @@ class StackSettings(Settings):
         if problems:
             raise ValueError(f"; {self.project}:".join(problems))
         return self
+
+    @model_validator(mode="after")
+    def _databases_fit_their_memory(self) -> StackSettings:
+        """Each database's settings fit its container's memory limit (each rule: config/profiles.py)."""
+        profile = PROFILES[self.profile]
+        problems = []
+        if self.synapse.enabled:
+            tuning = profile.postgres
+            pool, pool_key = self._synapse_db_pool()
+            connections = pool + POSTGRES_OTHER_CONNECTIONS
+            need, have = tuning.memory_needed_mb(connections), self.limits("postgres").memory_mb
+            if need > have:
+                problems.append(
+                    f"resources.postgres.memory ({have} MB) is less than PostgreSQL can use with profile "
+                    f"'{self.profile}': shared_buffers {tuning.shared_buffers} + {POSTGRES_AUTOVACUUM_WORKERS} autovacuum "
+                    f"workers x maintenance_work_mem {tuning.maintenance_work_mem} + {connections} connections ({pool_key} "
+                    f"{pool} + {POSTGRES_OTHER_CONNECTIONS} others) x (work_mem {tuning.work_mem} + {POSTGRES_BACKEND_MB} MB) "
+                    f"+ {POSTGRES_SERVER_MB} MB = {need} MB: "
+                    f"set resources.postgres.memory to at least {need}M"
+                    + (f" or lower {pool_key}" if pool_key.startswith("synapse.") else "")
+                )
+        if self.voicegrow.enabled:
+            tuning = profile.voicegrow
+            max_connections = self.voicegrow.mysql.max_connections
+            need, have = tuning.mysql_memory_needed_mb(max_connections), self.limits("mysql").memory_mb
+            if need > have:
+                problems.append(
+                    f"resources.mysql.memory ({have} MB) is less than MySQL can use: innodb_buffer_pool_size "
+                    f"{tuning.mysql_buffer_pool} (profile '{self.profile}') + voicegrow.mysql.max_connections "
+                    f"{max_connections} x {MYSQL_CONNECTION_BUFFERS_KB} KB of connection buffers + {MYSQL_SERVER_MB} MB "
+                    f"= {need} MB: "
+                    f"set resources.mysql.memory to at least {need}M or lower voicegrow.mysql.max_connections"
+                )
+            need, have = tuning.redis_memory_needed_mb(), self.limits("redis").memory_mb
+            if need > have:
+                problems.append(
+                    f"resources.redis.memory ({have} MB) leaves too little room above Redis's maxmemory "
+                    f"{tuning.redis_maxmemory} (profile '{self.profile}'): maxmemory may take three quarters of the "
+                    "container at most, the rest holds the copy-on-write pages of the child Redis forks to save "
+                    f"and rewrite its data, client buffers and fragmentation: set resources.redis.memory to at least {need}M"
+                )
+        if problems:
+            raise ValueError(f"; {self.project}:".join(problems))
+        return self
+
+    def _synapse_db_pool(self) -> tuple[int, str]:
+        """Synapse's database pool size and the setting it comes from (extra_config may set it)."""
+        database = self.synapse.extra_config.get("database")
+        args = database.get("args") if isinstance(database, dict) else None
+        if isinstance(args, dict) and type(args.get("cp_max")) is int:
+            return args["cp_max"], "synapse.extra_config database.args.cp_max"
+        return PROFILES[self.profile].synapse.db_pool_max, f"profile '{self.profile}' database pool"
 
     def published_ports(self) -> list[PublishedPort]:
         """Every host port the stack's containers publish, as the components publish them."""
