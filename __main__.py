@@ -23,6 +23,7 @@ deployment = Deployment(
     protect_data=settings.protect_data,
     docker_host=settings.docker.host,
     provider=docker.Provider("docker", host=settings.docker.host) if settings.docker.host else None,
+    platform=settings.images.platform,
 )
 
 synapse: SynapseStack | None = None

@@ -67,6 +67,7 @@ class BackupJob(pulumi.ComponentResource):
             IMAGE_CONTEXT,
             child,
             build_args={"BASE_IMAGE": args.base_image},
+            platform=deployment.platform,
         )
 
         if settings.host_path is not None:

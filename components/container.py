@@ -27,6 +27,8 @@ class Deployment:
     protect_data: bool
     docker_host: str | None = None
     provider: docker.Provider | None = None
+    platform: str | None = None
+    """The Docker host's platform (e.g. linux/arm64) images are pulled and built for; None: the default."""
 
     def name(self, suffix: str) -> str:
         """Name of a Docker object of this stack, e.g. `selfhosted-prod-postgres`."""
@@ -175,25 +177,32 @@ def built_image(
     context: str,
     opts: pulumi.ResourceOptions,
     build_args: Mapping[str, pulumi.Input[str]] | None = None,
+    platform: str | None = None,
 ) -> pulumi.Output[str]:
     """An image built on the Docker host from a directory with a Dockerfile; never pushed.
 
-    Returns the reference containers should run: the digest, which changes with every rebuild
-    and so replaces the containers, or the name where the engine reports no digest.
+    Built for `platform` when given (a remote host of another architecture), otherwise for the
+    deploying machine's. Returns the reference containers should run: the digest, which changes
+    with every rebuild and so replaces the containers, or the name where the engine reports no digest.
     """
     image = docker.Image(
         resource_name,
         image_name=image_name,
-        build=docker.DockerBuildArgs(context=context, args=build_args),
+        build=docker.DockerBuildArgs(context=context, args=build_args, platform=platform),
         skip_push=True,
         opts=opts,
     )
     return pulumi.Output.all(image.repo_digest, image.image_name).apply(lambda refs: refs[0] or refs[1])
 
 
-def pulled_image(reference: str, resource_name: str, opts: pulumi.ResourceOptions) -> docker.RemoteImage:
-    """An image by reference, kept on the host when the stack is destroyed (other stacks may share it)."""
-    return docker.RemoteImage(f"{resource_name}-image", name=reference, keep_locally=True, opts=opts)
+def pulled_image(
+    reference: str, resource_name: str, opts: pulumi.ResourceOptions, platform: str | None = None
+) -> docker.RemoteImage:
+    """An image by reference, for `platform` when given, kept on the host when the stack is destroyed
+    (other stacks may share it)."""
+    return docker.RemoteImage(
+        f"{resource_name}-image", name=reference, keep_locally=True, platform=platform, opts=opts
+    )
 
 
 def exec_in_container(

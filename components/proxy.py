@@ -66,7 +66,7 @@ class ReverseProxy(pulumi.ComponentResource):
             admin_allowlist=settings.admin_allowlist,
         )
         self.network = private_network(deployment, COMPONENT, child)
-        nginx_image = pulled_image(args.images["nginx"], "proxy-nginx", child)
+        nginx_image = pulled_image(args.images["nginx"], "proxy-nginx", child, deployment.platform)
         self.ca_certificate: pulumi.Output[str] | None = None
 
         uploads = [docker.ContainerUploadArgs(file=render.CONFIG_PATH, content=render.render_proxy_conf(args.matrix, args.voicegrow, options))]
@@ -187,7 +187,7 @@ class ReverseProxy(pulumi.ComponentResource):
         """certbot answering HTTP-01 challenges through the proxy's webroot, renewing on a schedule."""
         settings = args.settings
         state = data_volume(deployment, "proxy-letsencrypt", child)
-        image = pulled_image(args.images["acme"], "proxy-acme", child)
+        image = pulled_image(args.images["acme"], "proxy-acme", child, deployment.platform)
         envs = [
             f"ACME_DOMAINS={' '.join(hosts)}",
             f"ACME_EMAIL={settings.acme_email}",

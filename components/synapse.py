@@ -55,7 +55,7 @@ class SynapseStack(pulumi.ComponentResource):
         self.network = private_network(deployment, COMPONENT, child)
         self.postgres_volume = data_volume(deployment, "synapse-postgres", child)
         self.data_volume = data_volume(deployment, "synapse-data", child)
-        images = {role: pulled_image(ref, role, child) for role, ref in args.images.items()}
+        images = {role: pulled_image(ref, role, child, deployment.platform) for role, ref in args.images.items()}
 
         postgres_password = secret_or_generated("postgres-password", args.secrets["postgres_password"], child)
         self.postgres_password = postgres_password

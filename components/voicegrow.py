@@ -54,7 +54,7 @@ class VoiceGrowStack(pulumi.ComponentResource):
             purpose: data_volume(deployment, f"voicegrow-{purpose}", child)
             for purpose in ("mysql", "redis", "minio", "models", "logs")
         }
-        images = {role: pulled_image(ref, f"voicegrow-{role}", child) for role, ref in args.images.items()}
+        images = {role: pulled_image(ref, f"voicegrow-{role}", child, deployment.platform) for role, ref in args.images.items()}
 
         mysql_root_password = secret_or_generated("mysql-root-password", secrets["mysql_root_password"], child)
         mysql_password = secret_or_generated("mysql-password", secrets["mysql_password"], child)
@@ -268,7 +268,11 @@ class VoiceGrowStack(pulumi.ComponentResource):
         if args.settings.server_source is None:
             return images["server"].image_id
         return built_image(
-            "voicegrow-server-build", f"{deployment.prefix}-voicegrow-server:local", args.settings.server_source, child
+            "voicegrow-server-build",
+            f"{deployment.prefix}-voicegrow-server:local",
+            args.settings.server_source,
+            child,
+            platform=deployment.platform,
         )
 
 

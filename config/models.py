@@ -7,14 +7,25 @@ Field descriptions are the settings reference; README.md mirrors them.
 from __future__ import annotations
 
 import ipaddress
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from cryptography import x509
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from config.environments import EnvironmentName, LogLevel, Monitoring, RegistrationMode, TlsMode
-from config.profiles import PROFILES, ContainerLimits, ProfileName
+from config.profiles import (
+    MYSQL_CONNECTION_BUFFERS_KB,
+    MYSQL_SERVER_MB,
+    POSTGRES_AUTOVACUUM_WORKERS,
+    POSTGRES_BACKEND_MB,
+    POSTGRES_OTHER_CONNECTIONS,
+    POSTGRES_SERVER_MB,
+    PROFILES,
+    ContainerLimits,
+    ProfileName,
+)
 from config.types import (
     CronExpression,
     Cpus,
@@ -24,16 +35,33 @@ from config.types import (
     IpAddress,
     Localpart,
     MemoryMB,
+    Platform,
     Port,
     UploadSize,
     image_tag,
+    registry_mirror_problem,
+    split_reference,
 )
 
 
 class Settings(BaseModel):
-    """Base of every settings model: unknown keys are errors, values are immutable."""
+    """Base of every settings model: unknown keys are errors, values are immutable.
+
+    A renamed key is listed in its model's `renamed`: old key -> "to <new key>: how to write it",
+    where `{value}` stands for the old value. Setting it fails, naming the old key and the new one.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+    renamed: ClassVar[dict[str, str]] = {}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed_keys_fail_loudly(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for old, advice in cls.renamed.items():
+                if old in data:
+                    raise ValueError(f"{old} was renamed {advice.format(value=data[old])}")
+        return data
 
 
 class DockerSettings(Settings):
@@ -47,39 +75,61 @@ class DockerSettings(Settings):
 
 
 class ImageSettings(Settings):
-    """Every image the program runs: pinned references and an optional registry mirror."""
+    """Every image the program runs: pinned references, registry mirrors and the host's platform."""
 
-    registry_mirror: str | None = Field(
+    renamed: ClassVar[dict[str, str]] = {
+        "registry_mirror": (
+            "to images.registry_mirrors, one mirror per registry host: write it as "
+            "registry_mirrors: {{docker.io: {value}}} (or `pulumi config set --path "
+            "'images.registry_mirrors[\"docker.io\"]' {value}`) and remove registry_mirror"
+        )
+    }
+    NOT_IMAGES: ClassVar[frozenset[str]] = frozenset({"registry_mirrors", "platform"})
+
+    registry_mirrors: dict[str, str] = Field(
+        default_factory=dict,
+        description=(
+            "Mirror of each registry, by registry host: e.g. {docker.io: mirror.example.cn/dockerhub, "
+            "quay.io: mirror.example.cn/quay, ghcr.io: mirror.example.cn/ghcr}. A reference is pulled "
+            "through the mirror of the registry it names (none: docker.io); others are pulled as they are."
+        ),
+    )
+    platform: Platform | None = Field(
         default=None,
-        description="Registry host (and path) that mirrors Docker Hub, e.g. 'mirror.example.cn/dockerhub'.",
-        pattern=r"^[a-z0-9.-]+(:[0-9]+)?(/[a-z0-9._-]+)*$",
+        description=(
+            "Platform of the Docker host, e.g. 'linux/arm64': images are pulled and built for it. "
+            "Default: the engine's own for pulls, the deploying machine's for builds."
+        ),
     )
     postgres: ImageRef = Field(default="postgres:16.10-bookworm", description="PostgreSQL server for Synapse.")
     synapse: ImageRef = Field(default="matrixdotorg/synapse:v1.163.2", description="Matrix Synapse homeserver.")
     nginx: ImageRef = Field(default="nginx:1.27.5-alpine", description="nginx for .well-known and the proxy.")
-    mysql: ImageRef = Field(default="mysql:8.0.43", description="MySQL server for VoiceGrow.")
+    mysql: ImageRef = Field(default="mysql:8.4.9", description="MySQL server for VoiceGrow (8.4, the LTS line).")
     redis: ImageRef = Field(default="redis:7.4.5-bookworm", description="Redis for VoiceGrow.")
-    minio: ImageRef = Field(default="minio/minio:RELEASE.2025-04-22T22-12-26Z", description="MinIO object store.")
+    minio: ImageRef = Field(
+        default="quay.io/minio/minio:RELEASE.2025-04-22T22-12-26Z",
+        description="MinIO object store (gone from Docker Hub; frozen: no new releases or security fixes).",
+    )
     acme: ImageRef = Field(default="certbot/certbot:v3.3.0", description="ACME client that gets Let's Encrypt certificates.")
 
+    @field_validator("registry_mirrors")
+    @classmethod
+    def _mirrors_are_registry_hosts_and_prefixes(cls, mirrors: dict[str, str]) -> dict[str, str]:
+        for registry, mirror in mirrors.items():
+            problem = registry_mirror_problem(registry, mirror)
+            if problem:
+                raise ValueError(f"must map registry hosts to mirrors: {problem}")
+        return mirrors
+
     def reference(self, image: str) -> str:
-        """The reference to pull for one of these images, through the mirror when one is set."""
+        """The reference to pull for one of these images, through its registry's mirror when one is set."""
         return self.mirrored(getattr(self, image))
 
     def mirrored(self, reference: str) -> str:
-        """A reference rewritten to the mirror when one is set.
-
-        Only Docker Hub references are mirrored; one naming its own registry is used as is.
-        """
-        if self.registry_mirror is None or _names_registry(reference):
-            return reference
-        repository = reference if "/" in reference.split(":")[0] else f"library/{reference}"
-        return f"{self.registry_mirror}/{repository}"
-
-
-def _names_registry(reference: str) -> bool:
-    first = reference.split("/")[0]
-    return "/" in reference and ("." in first or ":" in first or first == "localhost")
+        """A reference rewritten to the mirror of the registry it names; as it is when that has none."""
+        registry, repository = split_reference(reference)
+        mirror = self.registry_mirrors.get(registry)
+        return reference if mirror is None else f"{mirror}/{repository}"
 
 
 class LogRotation(Settings):
@@ -92,7 +142,13 @@ class LogRotation(Settings):
 class ResourceOverride(Settings):
     """Limits for one container role that replace the profile's."""
 
-    memory: MemoryMB | None = Field(default=None, description="Memory limit, e.g. '512M' or '1.5G'.")
+    memory: MemoryMB | None = Field(
+        default=None,
+        description=(
+            "Memory limit, e.g. '512M' or '1.5G'. For postgres, mysql and redis it must hold what the "
+            "database's settings let it use (the rules: README, 'Memory of the databases')."
+        ),
+    )
     cpus: Cpus | None = Field(default=None, description="CPU limit in cores, e.g. 0.5.")
     reservation: MemoryMB | None = Field(default=None, description="Memory reservation, e.g. '256M'.")
 
@@ -184,9 +240,24 @@ class LlmSettings(Settings):
 class MysqlSettings(Settings):
     """MySQL server settings rendered into my.cnf (guide §3.3.1)."""
 
-    max_connections: int = Field(default=200, ge=10, le=10000, description="max_connections.")
+    max_connections: int = Field(
+        default=200,
+        ge=10,
+        le=10000,
+        description=(
+            "max_connections. resources.mysql.memory must hold innodb_buffer_pool_size (from the profile) "
+            f"+ max_connections x {MYSQL_CONNECTION_BUFFERS_KB} KB of connection buffers + {MYSQL_SERVER_MB} MB for the server."
+        ),
+    )
     time_zone: str = Field(default="+08:00", pattern=r"^[+-]\d{2}:\d{2}$", description="default-time-zone.")
     init_sql: str | None = Field(default=None, description="SQL file (path from the project) run once on first start.")
+    native_password: bool = Field(
+        default=False,
+        description=(
+            "Load mysql_native_password (off by default since MySQL 8.4) for accounts not yet moved to "
+            "caching_sha2_password: a stopgap while upgrading from 8.0 (MySQL 9 removes the plugin)."
+        ),
+    )
 
 
 class VoiceGrowSettings(Settings):
@@ -199,8 +270,12 @@ class VoiceGrowSettings(Settings):
     )
     replicas: int = Field(ge=1, le=16, description="Server containers; default per environment.")
     bind: IpAddress = Field(default="127.0.0.1", description="Host address the server ports are published on.")
-    ws_port: Port = Field(default=4399, description="Host WebSocket port of the first replica (next ones +1).")
-    http_port: Port = Field(default=8000, description="Host HTTP port of the first replica (next ones +1).")
+    ws_port: Port = Field(
+        default=4399, description="Host WebSocket port of replica 1; replica N publishes ws_port + N - 1 (ports must not collide)."
+    )
+    http_port: Port = Field(
+        default=8000, description="Host HTTP port of replica 1; replica N publishes http_port + N - 1 (ports must not collide)."
+    )
     publish_data_ports: bool = Field(
         default=False, description="dev only: publish MySQL, Redis and MinIO on 127.0.0.1 for local tools."
     )
@@ -304,6 +379,27 @@ class BackupSettings(Settings):
     offsite: OffsiteSettings = OffsiteSettings()
 
 
+VOICEGROW_DATA_PORTS = {"MySQL": 3306, "Redis": 6379, "MinIO": 9000, "MinIO console": 9001}
+"""Published on 127.0.0.1 with voicegrow.publish_data_ports (dev only)."""
+
+
+@dataclass(frozen=True)
+class PublishedPort:
+    """One host port a stack publishes, with the settings that choose it and its address."""
+
+    key: str
+    bind_key: str | None
+    address: str
+    port: int
+
+    def collides_with(self, other: PublishedPort) -> bool:
+        """Same port on the same address, or on any address when either binds them all (0.0.0.0, ::)."""
+        if self.port != other.port:
+            return False
+        mine, theirs = ipaddress.ip_address(self.address), ipaddress.ip_address(other.address)
+        return mine == theirs or mine.is_unspecified or theirs.is_unspecified
+
+
 class StackSettings(Settings):
     """All settings of one stack, validated, with defaults resolved."""
 
@@ -360,12 +456,110 @@ class StackSettings(Settings):
     def _prod_images_are_pinned(self) -> StackSettings:
         if self.environment == "prod":
             for name in ImageSettings.model_fields:
-                if name == "registry_mirror":
+                if name in ImageSettings.NOT_IMAGES:
                     continue
                 tag = image_tag(getattr(self.images, name))
                 if tag in (None, "latest"):
                     raise ValueError(f"images.{name} must be pinned to a version in prod, not 'latest'")
         return self
+
+    @model_validator(mode="after")
+    def _published_ports_do_not_collide(self) -> StackSettings:
+        problems = []
+        if self.voicegrow.enabled:
+            for name in ("ws_port", "http_port"):
+                base = getattr(self.voicegrow, name)
+                last = self.voicegrow.host_port(base, self.voicegrow.replicas)
+                if last > 65535:
+                    problems.append(
+                        f"voicegrow.{name} {base} with voicegrow.replicas {self.voicegrow.replicas} publishes ports up to "
+                        f"{last}, above 65535: lower one of them (replica N publishes the base port + N - 1)"
+                    )
+        ports = self.published_ports()
+        for index, first in enumerate(ports):
+            for second in ports[index + 1 :]:
+                if first.collides_with(second):
+                    problems.append(_collision(first, second))
+        if problems:
+            raise ValueError(f"; {self.project}:".join(problems))
+        return self
+
+    @model_validator(mode="after")
+    def _databases_fit_their_memory(self) -> StackSettings:
+        """Each database's settings fit its container's memory limit (each rule: config/profiles.py)."""
+        profile = PROFILES[self.profile]
+        problems = []
+        if self.synapse.enabled:
+            tuning = profile.postgres
+            pool, pool_key = self._synapse_db_pool()
+            connections = pool + POSTGRES_OTHER_CONNECTIONS
+            need, have = tuning.memory_needed_mb(connections), self.limits("postgres").memory_mb
+            if need > have:
+                problems.append(
+                    f"resources.postgres.memory ({have} MB) is less than PostgreSQL can use with profile "
+                    f"'{self.profile}': shared_buffers {tuning.shared_buffers} + {POSTGRES_AUTOVACUUM_WORKERS} autovacuum "
+                    f"workers x maintenance_work_mem {tuning.maintenance_work_mem} + {connections} connections ({pool_key} "
+                    f"{pool} + {POSTGRES_OTHER_CONNECTIONS} others) x (work_mem {tuning.work_mem} + {POSTGRES_BACKEND_MB} MB) "
+                    f"+ {POSTGRES_SERVER_MB} MB = {need} MB: "
+                    f"set resources.postgres.memory to at least {need}M"
+                    + (f" or lower {pool_key}" if pool_key.startswith("synapse.") else "")
+                )
+        if self.voicegrow.enabled:
+            tuning = profile.voicegrow
+            max_connections = self.voicegrow.mysql.max_connections
+            need, have = tuning.mysql_memory_needed_mb(max_connections), self.limits("mysql").memory_mb
+            if need > have:
+                problems.append(
+                    f"resources.mysql.memory ({have} MB) is less than MySQL can use: innodb_buffer_pool_size "
+                    f"{tuning.mysql_buffer_pool} (profile '{self.profile}') + voicegrow.mysql.max_connections "
+                    f"{max_connections} x {MYSQL_CONNECTION_BUFFERS_KB} KB of connection buffers + {MYSQL_SERVER_MB} MB "
+                    f"= {need} MB: "
+                    f"set resources.mysql.memory to at least {need}M or lower voicegrow.mysql.max_connections"
+                )
+            need, have = tuning.redis_memory_needed_mb(), self.limits("redis").memory_mb
+            if need > have:
+                problems.append(
+                    f"resources.redis.memory ({have} MB) leaves too little room above Redis's maxmemory "
+                    f"{tuning.redis_maxmemory} (profile '{self.profile}'): maxmemory may take three quarters of the "
+                    "container at most, the rest holds the copy-on-write pages of the child Redis forks to save "
+                    f"and rewrite its data, client buffers and fragmentation: set resources.redis.memory to at least {need}M"
+                )
+        if problems:
+            raise ValueError(f"; {self.project}:".join(problems))
+        return self
+
+    def _synapse_db_pool(self) -> tuple[int, str]:
+        """Synapse's database pool size and the setting it comes from (extra_config may set it)."""
+        database = self.synapse.extra_config.get("database")
+        args = database.get("args") if isinstance(database, dict) else None
+        if isinstance(args, dict) and type(args.get("cp_max")) is int:
+            return args["cp_max"], "synapse.extra_config database.args.cp_max"
+        return PROFILES[self.profile].synapse.db_pool_max, f"profile '{self.profile}' database pool"
+
+    def published_ports(self) -> list[PublishedPort]:
+        """Every host port the stack's containers publish, as the components publish them."""
+        ports = []
+        if self.synapse.enabled:
+            bind = self.synapse.http_bind
+            ports.append(PublishedPort("synapse.http_port", "synapse.http_bind", bind, self.synapse.http_port))
+            ports.append(PublishedPort("synapse.wellknown_port", "synapse.http_bind", bind, self.synapse.wellknown_port))
+        if self.voicegrow.enabled:
+            voicegrow = self.voicegrow
+            for replica in range(1, voicegrow.replicas + 1):
+                for name, base in (("ws_port", voicegrow.ws_port), ("http_port", voicegrow.http_port)):
+                    key = f"voicegrow.{name}" + (f" (replica {replica})" if voicegrow.replicas > 1 else "")
+                    ports.append(PublishedPort(key, "voicegrow.bind", voicegrow.bind, voicegrow.host_port(base, replica)))
+            if voicegrow.publish_data_ports:
+                for service, port in VOICEGROW_DATA_PORTS.items():
+                    ports.append(PublishedPort(f"voicegrow.publish_data_ports ({service})", None, "127.0.0.1", port))
+        if self.proxy.enabled and (self.synapse.enabled or self.voicegrow.enabled):
+            proxy = self.proxy
+            ports.append(PublishedPort("proxy.http_port", "proxy.bind", proxy.bind, proxy.http_port))
+            if self.tls != "off":
+                ports.append(PublishedPort("proxy.https_port", "proxy.bind", proxy.bind, proxy.https_port))
+                if proxy.federation_port is not None:
+                    ports.append(PublishedPort("proxy.federation_port", "proxy.bind", proxy.bind, proxy.federation_port))
+        return ports
 
     @property
     def proxied_hosts(self) -> list[str]:
@@ -385,3 +579,18 @@ class StackSettings(Settings):
             cpus=override.cpus or base.cpus,
             reservation_mb=override.reservation or min(base.reservation_mb, memory_mb),
         )
+
+
+def _collision(first: PublishedPort, second: PublishedPort) -> str:
+    """The error for two published ports that cannot both be bound, and how to fix it."""
+    if first.address == second.address:
+        where = first.address
+    else:
+        where = f"{first.address} and {second.address} (an unspecified address such as 0.0.0.0 takes the port on every address)"
+    fix = "give one of them another port"
+    binds = [port.bind_key for port in (first, second) if port.bind_key]
+    if len(set(binds)) == 2:
+        fix += f", or bind them to different specific addresses ({binds[0]}, {binds[1]})"
+    if "replica" in first.key + second.key:
+        fix += "; replica N publishes the base port + N - 1"
+    return f"{first.key} and {second.key} both publish port {first.port} on {where}: {fix}"

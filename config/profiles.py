@@ -8,6 +8,8 @@ that production machine (8 vCPU / 16 GB) with §4.2's limits, and gives Synapse 
 
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import dataclass
 from typing import Literal
 
@@ -33,6 +35,22 @@ class PostgresTuning:
     maintenance_work_mem: str
     max_connections: int
 
+    def memory_needed_mb(self, connections: int) -> int:
+        """Memory PostgreSQL can use with these settings and this many open connections.
+
+        shared_buffers, plus maintenance_work_mem for each autovacuum worker (PostgreSQL runs
+        up to 3), plus work_mem and a backend's own memory for each connection, plus the other
+        server processes. Not work_mem x max_connections: the connections that are actually
+        opened are counted (Synapse's database pool and a few more), not the ceiling.
+        """
+        per_connection = size_mb(self.work_mem) + POSTGRES_BACKEND_MB
+        return math.ceil(
+            size_mb(self.shared_buffers)
+            + POSTGRES_AUTOVACUUM_WORKERS * size_mb(self.maintenance_work_mem)
+            + connections * per_connection
+            + POSTGRES_SERVER_MB
+        )
+
 
 @dataclass(frozen=True)
 class SynapseTuning:
@@ -55,8 +73,26 @@ class VoiceGrowTuning:
     """MySQL and Redis memory settings sized to their containers."""
 
     mysql_buffer_pool: str
-    mysql_log_file_size: str
+    mysql_redo_log_capacity: str
     redis_maxmemory: str
+
+    def mysql_memory_needed_mb(self, max_connections: int) -> int:
+        """Memory MySQL can use: the buffer pool, each connection's buffers, the server's own.
+
+        A connection allocates its sort, join and read buffers (MySQL's defaults, which the
+        program keeps) only while a statement needs them; every allowed connection is counted as
+        holding them, the usual worst case.
+        """
+        connections = max_connections * MYSQL_CONNECTION_BUFFERS_KB / 1024
+        return math.ceil(size_mb(self.mysql_buffer_pool) + connections + MYSQL_SERVER_MB)
+
+    def redis_memory_needed_mb(self) -> int:
+        """The container Redis needs: maxmemory is at most three quarters of it.
+
+        The last quarter is for the copy-on-write pages of the child Redis forks to save its RDB
+        file and rewrite its AOF, client buffers and fragmentation: maxmemory counts none of them.
+        """
+        return math.ceil(size_mb(self.redis_maxmemory) / REDIS_MAXMEMORY_SHARE)
 
 
 @dataclass(frozen=True)
@@ -107,7 +143,7 @@ SMALL = SizingProfile(
     ),
     # Redis and MySQL leave a quarter of their container for connections and fragmentation:
     # the guide's maxmemory 512mb in a 512M container would be killed before evicting.
-    voicegrow=VoiceGrowTuning(mysql_buffer_pool="256M", mysql_log_file_size="64M", redis_maxmemory="96mb"),
+    voicegrow=VoiceGrowTuning(mysql_buffer_pool="256M", mysql_redo_log_capacity="128M", redis_maxmemory="96mb"),
 )
 
 MEDIUM = SizingProfile(
@@ -142,7 +178,7 @@ MEDIUM = SizingProfile(
         message_burst=50,
         presence=True,
     ),
-    voicegrow=VoiceGrowTuning(mysql_buffer_pool="640M", mysql_log_file_size="128M", redis_maxmemory="192mb"),
+    voicegrow=VoiceGrowTuning(mysql_buffer_pool="640M", mysql_redo_log_capacity="256M", redis_maxmemory="192mb"),
 )
 
 LARGE = SizingProfile(
@@ -177,7 +213,36 @@ LARGE = SizingProfile(
         message_burst=100,
         presence=True,
     ),
-    voicegrow=VoiceGrowTuning(mysql_buffer_pool="1G", mysql_log_file_size="256M", redis_maxmemory="384mb"),
+    voicegrow=VoiceGrowTuning(mysql_buffer_pool="1G", mysql_redo_log_capacity="512M", redis_maxmemory="384mb"),
 )
+
+_SIZE = re.compile(r"^(\d+(\.\d+)?)\s*(k|kb|m|mb|g|gb)$", re.IGNORECASE)
+
+
+def size_mb(size: str) -> float:
+    """A PostgreSQL, MySQL or Redis size ('96MB', '256M', '1G', '96mb') in MB."""
+    match = _SIZE.match(size.strip())
+    if not match:
+        raise ValueError(f"not a size like '256M': {size!r}")
+    factor = {"k": 1 / 1024, "m": 1, "g": 1024}[match.group(3)[0].lower()]
+    return float(match.group(1)) * factor
+
+
+# What the memory rules count besides the settings themselves (see the methods above).
+POSTGRES_AUTOVACUUM_WORKERS = 3
+"""PostgreSQL's autovacuum_max_workers (not changed by the program); each may use maintenance_work_mem."""
+POSTGRES_BACKEND_MB = 8
+"""A connection's backend process beside work_mem: catalog and plan caches, its stack."""
+POSTGRES_SERVER_MB = 64
+"""The postmaster, checkpointer, WAL writer and other background processes."""
+POSTGRES_OTHER_CONNECTIONS = 3
+"""Connections beside Synapse's pool: the backup's pg_dump, the first-deploy bootstrap, an operator's psql."""
+MYSQL_CONNECTION_BUFFERS_KB = 256 + 256 + 128 + 256 + 16 + 32
+"""sort_buffer_size, join_buffer_size, read_buffer_size, read_rnd_buffer_size, net_buffer_length
+and binlog_cache_size at MySQL's defaults."""
+MYSQL_SERVER_MB = 64
+"""The server's global buffers beside the buffer pool (MySQL 8.4's redo log buffer alone is 64 MB)."""
+REDIS_MAXMEMORY_SHARE = 0.75
+"""The share of Redis's container its maxmemory may take."""
 
 PROFILES: dict[str, SizingProfile] = {"small": SMALL, "medium": MEDIUM, "large": LARGE}

@@ -21,6 +21,14 @@ _MEMORY = re.compile(r"^(\d+(\.\d+)?)([MG])$")
 _LOCALPART = re.compile(r"^[a-z0-9._=/-]{1,64}$")
 _SIZE = re.compile(r"^\d+[KMG]$")
 _CRON_FIELD = re.compile(r"^(\*|\d+(-\d+)?)(/\d+)?(,(\*|\d+(-\d+)?)(/\d+)?)*$")
+# A registry host as Docker reads one at the start of a reference: a dotted name, localhost, or a port.
+_HOST = r"(localhost|[a-z0-9-]+(\.[a-z0-9-]+)+|[a-z0-9-]+(?=:))(:[0-9]{1,5})?"
+_REGISTRY_HOST = re.compile(rf"^{_HOST}$")
+_MIRROR = re.compile(rf"^{_HOST}(/[a-z0-9]+([._-][a-z0-9]+)*)*$")
+_PLATFORM = re.compile(r"^linux/(amd64|arm64|arm64/v8|arm/v5|arm/v6|arm/v7|386|ppc64le|s390x|riscv64)$")
+# Docker Hub is named `docker.io` in references; these are other names of the same registry.
+DOCKER_HUB = "docker.io"
+_DOCKER_HUB_ALIASES = ("index.docker.io", "registry-1.docker.io", "registry.hub.docker.com")
 
 
 def _domain(value: str) -> str:
@@ -83,6 +91,42 @@ def _cron(value: str) -> str:
     return value
 
 
+def _platform(value: str) -> str:
+    if not isinstance(value, str) or not _PLATFORM.match(value):
+        raise ValueError(f"must be a platform like 'linux/amd64', 'linux/arm64' or 'linux/arm/v7', got {value!r}")
+    return value
+
+
+def registry_mirror_problem(registry: object, mirror: object) -> str | None:
+    """What is wrong with one `registry host -> mirror prefix` entry, or None."""
+    if not isinstance(registry, str) or not _REGISTRY_HOST.match(registry):
+        return f"keys must be registry hosts like 'docker.io', 'quay.io' or 'ghcr.io', got {registry!r}"
+    if registry in _DOCKER_HUB_ALIASES:
+        return f"key {registry!r} is Docker Hub: write it as 'docker.io'"
+    if not isinstance(mirror, str) or not _MIRROR.match(mirror):
+        return (
+            f"values must be a mirror's host and optional path like 'mirror.example.cn/dockerhub' "
+            f"(no scheme, no trailing '/'), got {mirror!r} for {registry!r}"
+        )
+    return None
+
+
+def split_reference(reference: str) -> tuple[str, str]:
+    """The registry an image reference names and the rest of it.
+
+    A first path part with a '.' or ':' (or `localhost`) names a registry; anything else is on
+    Docker Hub, where a one-part name is an official image under `library/`.
+    """
+    first, _, rest = reference.partition("/")
+    if rest and ("." in first or ":" in first or first == "localhost"):
+        registry = DOCKER_HUB if first in _DOCKER_HUB_ALIASES else first
+        if registry != DOCKER_HUB:
+            return registry, rest
+        reference = rest
+    name = reference.split("@")[0].split(":")[0]
+    return DOCKER_HUB, reference if "/" in name else f"library/{reference}"
+
+
 DomainName = Annotated[str, AfterValidator(_domain)]
 ImageRef = Annotated[str, AfterValidator(_image)]
 MemoryMB = Annotated[int, BeforeValidator(_memory_mb)]
@@ -91,6 +135,7 @@ UploadSize = Annotated[str, AfterValidator(_upload_size)]
 IpAddress = Annotated[str, AfterValidator(_ip_address)]
 HttpUrl = Annotated[str, AfterValidator(_http_url)]
 CronExpression = Annotated[str, AfterValidator(_cron)]
+Platform = Annotated[str, AfterValidator(_platform)]
 Port = Annotated[int, Field(ge=1, le=65535)]
 Cpus = Annotated[float, Field(gt=0, le=64), AfterValidator(lambda value: _cpus(value))]
 

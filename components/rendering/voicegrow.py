@@ -39,6 +39,10 @@ def render_my_cnf(settings: VoiceGrowSettings, tuning: VoiceGrowTuning) -> str:
 
     Errors go to stderr (Docker's log) instead of the guide's /var/log/mysql, which the
     official image does not create; the slow query log stays in the data directory.
+    Nothing MySQL 8.4 removed is set (no `default-authentication-plugin`). The redo log is
+    sized with `innodb_redo_log_capacity`, which replaces the deprecated `innodb_log_file_size`
+    (MySQL 8.0.30 and later). `loose-` lets a server without an option (MySQL 8.0 before 8.0.30
+    for the redo log; before 8.4 for mysql_native_password, which 8.0 loads anyway) start without it.
     """
     lines = [
         "[mysqld]",
@@ -46,7 +50,7 @@ def render_my_cnf(settings: VoiceGrowSettings, tuning: VoiceGrowTuning) -> str:
         "collation-server = utf8mb4_unicode_ci",
         f"default-time-zone = '{settings.mysql.time_zone}'",
         f"innodb_buffer_pool_size = {tuning.mysql_buffer_pool}",
-        f"innodb_log_file_size = {tuning.mysql_log_file_size}",
+        f"loose-innodb_redo_log_capacity = {tuning.mysql_redo_log_capacity}",
         "innodb_flush_log_at_trx_commit = 2",
         "innodb_flush_method = O_DIRECT",
         f"max_connections = {settings.mysql.max_connections}",
@@ -57,6 +61,7 @@ def render_my_cnf(settings: VoiceGrowSettings, tuning: VoiceGrowTuning) -> str:
         "long_query_time = 2",
         "skip-name-resolve",
         "sql_mode = STRICT_TRANS_TABLES,NO_ENGINE_SUBSTITUTION",
+        *(["loose-mysql_native_password = ON"] if settings.mysql.native_password else []),
         "",
         "[client]",
         "default-character-set = utf8mb4",

@@ -1,12 +1,11 @@
 """VoiceGrow's rendered redis.conf and my.cnf, loaded by a real redis-server and a real MariaDB server.
 
-MariaDB stands in for MySQL 8 here (Debian ships no MySQL), so what is checked is that every
-rendered option exists and takes the rendered value; how MySQL 8.0 reads them is not run here.
-Two notes on MySQL 8: the guide's MySQL-only `--default-authentication-plugin` is deliberately not
-rendered (deprecated in MySQL 8; modern clients speak caching_sha2_password), and
-`innodb_log_file_size` is deprecated since MySQL 8.0.30, which still honours it by sizing the redo
-log as `innodb_log_files_in_group` (2) times it, with a warning in its log; its replacement
-`innodb_redo_log_capacity` is MySQL-only and would make MariaDB refuse the file.
+MariaDB stands in for MySQL 8.4 here (Debian ships no MySQL), so what is checked is that every
+rendered option exists and takes the rendered value; how MySQL reads them is not run here.
+Two notes on MySQL 8.4: the guide's `--default-authentication-plugin` is not rendered (removed in
+8.4; clients speak caching_sha2_password), and the redo log is sized with the MySQL-only
+`innodb_redo_log_capacity` (which replaced the deprecated `innodb_log_file_size` in 8.0.30),
+prefixed `loose-` so that a server without it, MariaDB here, ignores it instead of refusing the file.
 """
 
 from __future__ import annotations

@@ -248,7 +248,7 @@ def test_backup_image_is_built_on_the_stacks_postgres_image(evaluate: Evaluate) 
 
 
 def test_backup_image_follows_the_postgres_image_setting_and_mirror(evaluate: Evaluate) -> None:
-    overrides = {"images": {"postgres": "postgres:17.6-bookworm", "registry_mirror": "mirror.example.cn/dockerhub"}}
+    overrides = {"images": {"postgres": "postgres:17.6-bookworm", "registry_mirrors": {"docker.io": "mirror.example.cn/dockerhub"}}}
     image = evaluate("prod", overrides=overrides).mocks.named("backup-image", "docker:index/image:Image")
     assert image.value("build")["args"] == {"BASE_IMAGE": "mirror.example.cn/dockerhub/library/postgres:17.6-bookworm"}
 

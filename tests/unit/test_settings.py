@@ -47,7 +47,11 @@ BAD_INPUTS = [
     pytest.param({"images": {"postgres": "Postgres 16"}}, "selfhosted:images.postgres must be an image reference", id="image-ref"),
     pytest.param({"images": {"synapse": "matrixdotorg/synapse:latest"}}, "selfhosted:images.synapse must be pinned to a version in prod", id="latest-in-prod"),
     pytest.param({"images": {"nginx": "nginx"}}, "selfhosted:images.nginx must be pinned to a version in prod", id="untagged-in-prod"),
-    pytest.param({"images": {"registry_mirror": "https://mirror.example.cn"}}, "selfhosted:images.registry_mirror", id="mirror-with-scheme"),
+    pytest.param({"images": {"registry_mirrors": {"docker.io": "https://mirror.example.cn"}}}, "selfhosted:images.registry_mirrors must map registry hosts to mirrors: values must be a mirror's host", id="mirror-with-scheme"),
+    pytest.param({"images": {"registry_mirrors": {"https://quay.io": "mirror.example.cn/quay"}}}, "selfhosted:images.registry_mirrors must map registry hosts to mirrors: keys must be registry hosts", id="mirror-key-with-scheme"),
+    pytest.param({"images": {"registry_mirrors": {"index.docker.io": "mirror.example.cn/hub"}}}, "key 'index.docker.io' is Docker Hub: write it as 'docker.io'", id="mirror-key-docker-hub-alias"),
+    pytest.param({"images": {"registry_mirrors": "mirror.example.cn/hub"}}, "selfhosted:images.registry_mirrors", id="mirrors-not-a-mapping"),
+    pytest.param({"images": {"platform": "arm64"}}, "selfhosted:images.platform must be a platform like 'linux/amd64'", id="platform"),
     pytest.param({"logging": {"max_file": 0}}, "selfhosted:logging.max_file", id="log-files"),
     pytest.param({"docker": {"host": "vps.example.com"}}, "selfhosted:docker.host", id="docker-host"),
     pytest.param({"tls": "letsencrypt"}, "selfhosted:tls", id="tls-mode"),
@@ -109,8 +113,8 @@ def test_lowering_memory_below_the_profile_reservation_lowers_the_reservation() 
     assert (limits.memory_mb, limits.reservation_mb) == (8, 8)
 
 
-def test_mirror_keeps_references_that_name_their_own_registry() -> None:
-    settings = _settings(images={"registry_mirror": "mirror.example.cn", "synapse": "ghcr.io/element-hq/synapse:v1.163.2"})
+def test_docker_hub_mirror_keeps_references_that_name_another_registry() -> None:
+    settings = _settings(images={"registry_mirrors": {"docker.io": "mirror.example.cn"}, "synapse": "ghcr.io/element-hq/synapse:v1.163.2"})
     assert settings.images.reference("synapse") == "ghcr.io/element-hq/synapse:v1.163.2"
     assert settings.images.reference("postgres") == "mirror.example.cn/library/postgres:16.10-bookworm"
 

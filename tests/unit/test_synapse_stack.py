@@ -252,17 +252,18 @@ def test_wellknown_nginx_serves_both_documents(evaluate: Evaluate) -> None:
     assert '{"m.homeserver":{"base_url":"https://matrix.example.com"}}' in conf
 
 
-def test_registry_mirror_rewrites_every_docker_hub_image(evaluate: Evaluate) -> None:
-    evaluation = evaluate("prod", overrides={"images": {"registry_mirror": "mirror.example.cn/hub"}})
+def test_registry_mirrors_rewrite_each_image_through_the_mirror_of_its_registry(evaluate: Evaluate) -> None:
+    mirrors = {"docker.io": "mirror.example.cn/hub", "quay.io": "mirror.example.cn/quay"}
+    evaluation = evaluate("prod", overrides={"images": {"registry_mirrors": mirrors}})
     names = sorted({image.value("name") for image in evaluation.mocks.of_type("docker:index/remoteImage:RemoteImage")})
     assert names == [
         "mirror.example.cn/hub/certbot/certbot:v3.3.0",
-        "mirror.example.cn/hub/library/mysql:8.0.43",
+        "mirror.example.cn/hub/library/mysql:8.4.9",
         "mirror.example.cn/hub/library/nginx:1.27.5-alpine",
         "mirror.example.cn/hub/library/postgres:16.10-bookworm",
         "mirror.example.cn/hub/library/redis:7.4.5-bookworm",
         "mirror.example.cn/hub/matrixdotorg/synapse:v1.163.2",
-        "mirror.example.cn/hub/minio/minio:RELEASE.2025-04-22T22-12-26Z",
+        "mirror.example.cn/quay/minio/minio:RELEASE.2025-04-22T22-12-26Z",
         "registry.example.com/voicegrow/server:1.0.0",
     ]
 

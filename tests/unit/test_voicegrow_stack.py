@@ -213,6 +213,48 @@ def test_buffer_pool_is_sized_by_the_profile(evaluate: Evaluate) -> None:
     assert "innodb_buffer_pool_size = 256M" in _upload(evaluate("test"), "voicegrow-mysql", "/etc/mysql/conf.d/voicegrow.cnf")
 
 
+# Server options MySQL 8.4 removed (its "Option and Variable Changes for MySQL 8.4"): it refuses to start with them.
+MYSQL_84_REMOVED = {
+    "default_authentication_plugin",
+    "expire_logs_days",
+    "avoid_temporal_upgrade",
+    "binlog_transaction_dependency_tracking",
+    "admin_ssl",
+    "authentication_fido_rp_id",
+}
+
+
+def _mysqld_options(evaluation: Evaluation) -> dict[str, str]:
+    section, options = "", {}
+    for line in _upload(evaluation, "voicegrow-mysql", "/etc/mysql/conf.d/voicegrow.cnf").splitlines():
+        if line.startswith("["):
+            section = line.strip("[]")
+        elif line and section == "mysqld":
+            name, _, value = line.partition("=")
+            options[name.strip().replace("-", "_")] = value.strip()
+    return options
+
+
+def test_my_cnf_sets_no_option_mysql_84_removed(evaluate: Evaluate) -> None:
+    options = {name.removeprefix("loose_") for name in _mysqld_options(evaluate("prod"))}
+    assert options and not options & MYSQL_84_REMOVED
+
+
+def test_redo_log_is_sized_with_the_capacity_option_not_the_deprecated_file_size(evaluate: Evaluate) -> None:
+    options = _mysqld_options(evaluate("prod"))
+    assert options["loose_innodb_redo_log_capacity"] == "512M"
+    assert "innodb_log_file_size" not in options
+
+
+def test_mysql_native_password_is_not_loaded_by_default(evaluate: Evaluate) -> None:
+    assert "loose_mysql_native_password" not in _mysqld_options(evaluate("prod"))
+
+
+def test_mysql_native_password_can_be_loaded_for_accounts_not_yet_moved(evaluate: Evaluate) -> None:
+    evaluation = evaluate("prod", overrides={"voicegrow": {"mysql": {"native_password": True}}})
+    assert _mysqld_options(evaluation)["loose_mysql_native_password"] == "ON"
+
+
 def test_operator_init_sql_is_uploaded(evaluate: Evaluate, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     init = tmp_path / "init.sql"
     init.write_text("CREATE TABLE devices (id INT PRIMARY KEY);\n")
