@@ -181,8 +181,8 @@ def built_image(
 ) -> pulumi.Output[str]:
     """An image built on the Docker host from a directory with a Dockerfile; never pushed.
 
-    Built for `platform` when given (a remote host of another architecture), otherwise for the
-    deploying machine's. Returns the reference containers should run: the digest, which changes
+    Built for `platform` when given, otherwise for the Docker engine's own platform (the provider
+    passes an empty platform to the engine's BuildKit). Returns the reference containers should run: the digest, which changes
     with every rebuild and so replaces the containers, or the name where the engine reports no digest.
     """
     image = docker.Image(

@@ -631,18 +631,18 @@ def map_volume(inputs: Mapping[str, Any], where: str = VOLUME) -> VolumePlan:
 @dataclass(frozen=True)
 class RemoteImagePlan:
     name: str
+    platform: str | None = None
+    """os/arch[/variant] the image must be for (the provider pulls that variant)."""
 
 
 def map_remote_image(inputs: Mapping[str, Any], where: str = REMOTE_IMAGE) -> RemoteImagePlan:
     f = Fields(inputs, where)
-    plan = RemoteImagePlan(name=f.required_string("name"))
+    plan = RemoteImagePlan(name=f.required_string("name"), platform=f.string("platform") or None)
     # Pull triggers and removal options act on pulls and deletes, which never happen here:
     # the image must already be present and is left in place.
     f.accept("keepLocally", "forceRemove", "pullTriggers", "triggers")
     if f.has("build"):
         raise f.error("build", "building through RemoteImage is not supported; use docker.Image")
-    if f.has("platform"):
-        raise f.error("platform", "selecting a platform is not supported")
     f.finish()
     return plan
 
@@ -658,6 +658,7 @@ class ImageBuildPlan:
     extra_hosts: list[str]
     context_input: str
     dockerfile_output: str
+    platform: str | None = None
 
 
 def map_image(inputs: Mapping[str, Any], base_dir: Path, where: str = IMAGE) -> ImageBuildPlan:
@@ -672,7 +673,7 @@ def map_image(inputs: Mapping[str, Any], base_dir: Path, where: str = IMAGE) -> 
     context_input = "."
     dockerfile_input: str | None = None
     build_args: dict[str, str] = {}
-    target = network = None
+    target = network = platform = None
     extra_hosts: list[str] = []
     if build is not None:
         context_input = build.string("context", ".") or "."
@@ -681,14 +682,14 @@ def map_image(inputs: Mapping[str, Any], base_dir: Path, where: str = IMAGE) -> 
         target = build.string("target")
         network = build.string("network")
         extra_hosts = build.strings("addHosts")
+        platform = build.string("platform") or None
         builder = build.string("builderVersion")
         if builder not in (None, "BuilderV1"):
             raise build.error(
                 "builderVersion", f"{builder!r} is not supported; the harness builds with the classic builder"
             )
-        for unsupported in ("cacheFrom", "platform"):
-            if build.has(unsupported):
-                raise build.error(unsupported, "is not supported")
+        if build.has("cacheFrom"):
+            raise build.error("cacheFrom", "is not supported")
     # As the provider: the Dockerfile path is relative to the working directory, and defaults
     # to <context>/Dockerfile.
     context = (base_dir / context_input).resolve()
@@ -703,6 +704,7 @@ def map_image(inputs: Mapping[str, Any], base_dir: Path, where: str = IMAGE) -> 
         extra_hosts=extra_hosts,
         context_input=context_input,
         dockerfile_output=dockerfile_input or str(Path(context_input) / "Dockerfile"),
+        platform=platform,
     )
     f.finish()
     return plan

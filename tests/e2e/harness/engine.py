@@ -426,6 +426,15 @@ def remove_volume(api: docker.APIClient, name: str) -> None:
         return
 
 
+def require_platform(image: dict[str, Any], platform: str | None, what: str) -> None:
+    """A pull for `platform` gets that variant; here the image present must already be it."""
+    if platform is None:
+        return
+    present = "/".join(part for part in (image.get("Os"), image.get("Architecture"), image.get("Variant")) if part)
+    if present != platform:
+        raise EngineError(f"{what}: the image present is for {present}, not the platform asked for ({platform})")
+
+
 def repo_digest(image: dict[str, Any]) -> str:
     """The image's registry digest when it has one; a locally built or imported image has only its id."""
     digests = image.get("RepoDigests") or []
@@ -446,6 +455,7 @@ def build_image(api: docker.APIClient, plan: ImageBuildPlan) -> dict[str, Any]:
             target=plan.target,
             network_mode=plan.network,
             extra_hosts=dict(host.split(":", 1) for host in plan.extra_hosts) or None,
+            platform=plan.platform,
             rm=True,
             forcerm=True,
             decode=True,

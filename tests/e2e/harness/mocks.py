@@ -295,6 +295,7 @@ class HarnessMocks(Mocks):
         if args.typ == REMOTE_IMAGE:
             plan = docker_mapping.map_remote_image(args.inputs, where)
             image = engine.require_image(self.api, plan.name, where)
+            engine.require_platform(image, plan.platform, where)
             return image["Id"] + plan.name, {"imageId": image["Id"], "repoDigest": engine.repo_digest(image)}
         if args.typ == IMAGE:
             return self._image(args, urn, where)

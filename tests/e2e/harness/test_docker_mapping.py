@@ -23,6 +23,7 @@ from .docker_mapping import (
     split_image_reference,
     uploads_archive,
 )
+from .engine import EngineError, require_platform
 from .values import SECRET_SIG, SIG_KEY, UnsupportedInput
 
 MB = 1024 * 1024
@@ -469,3 +470,19 @@ def test_image_push_is_rejected(tmp_path: Path) -> None:
 def test_tag_source_and_target() -> None:
     plan = map_tag({"sourceImage": "app:1", "targetImage": "registry:5000/app:stable"})
     assert split_image_reference(plan.target_image) == ("registry:5000/app", "stable")
+
+
+def test_remote_image_and_build_carry_the_platform_asked(tmp_path: Path) -> None:
+    assert map_remote_image({"name": "postgres:15", "platform": "linux/arm64"}).platform == "linux/arm64"
+    build = {"context": ".", "platform": "linux/arm64"}
+    assert map_image({"imageName": "app:1", "skipPush": True, "build": build}, tmp_path).platform == "linux/arm64"
+
+
+@pytest.mark.parametrize(("platform", "fits"), [(None, True), ("linux/amd64", True), ("linux/arm64", False)])
+def test_an_image_present_for_another_platform_is_refused(platform: str | None, fits: bool) -> None:
+    image = {"Os": "linux", "Architecture": "amd64"}
+    if fits:
+        require_platform(image, platform, "image 'postgres:15'")
+    else:
+        with pytest.raises(EngineError, match="linux/amd64, not the platform asked for"):
+            require_platform(image, platform, "image 'postgres:15'")
