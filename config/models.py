@@ -11,9 +11,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 from cryptography import x509
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
-from config.environments import EnvironmentName, LogLevel, Monitoring, RegistrationMode, TlsMode
+from config.base import Settings
+
+from config.environments import EnvironmentName, LogLevel, RegistrationMode, TlsMode
+from config.monitoring import MonitoringSettings
 from config.profiles import PROFILES, ContainerLimits, ProfileName
 from config.types import (
     CronExpression,
@@ -28,12 +31,6 @@ from config.types import (
     UploadSize,
     image_tag,
 )
-
-
-class Settings(BaseModel):
-    """Base of every settings model: unknown keys are errors, values are immutable."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class DockerSettings(Settings):
@@ -61,6 +58,22 @@ class ImageSettings(Settings):
     redis: ImageRef = Field(default="redis:7.4.5-bookworm", description="Redis for VoiceGrow.")
     minio: ImageRef = Field(default="minio/minio:RELEASE.2025-04-22T22-12-26Z", description="MinIO object store.")
     acme: ImageRef = Field(default="certbot/certbot:v3.3.0", description="ACME client that gets Let's Encrypt certificates.")
+    prometheus: ImageRef = Field(default="prom/prometheus:v3.5.0", description="Prometheus (monitoring).")
+    alertmanager: ImageRef = Field(default="prom/alertmanager:v0.28.1", description="Alertmanager (monitoring).")
+    node_exporter: ImageRef = Field(default="prom/node-exporter:v1.9.1", description="Host metrics exporter (monitoring).")
+    blackbox_exporter: ImageRef = Field(default="prom/blackbox-exporter:v0.27.0", description="HTTP/TCP/TLS prober (monitoring).")
+    dingtalk: ImageRef = Field(
+        default="timonwong/prometheus-webhook-dingtalk:v2.1.0", description="Alertmanager-to-DingTalk bridge (receiver 'dingtalk')."
+    )
+    grafana: ImageRef = Field(default="grafana/grafana:12.1.0", description="Grafana (full monitoring).")
+    loki: ImageRef = Field(default="grafana/loki:3.5.0", description="Loki log store (full monitoring).")
+    alloy: ImageRef = Field(default="grafana/alloy:v1.10.0", description="Grafana Alloy, the log collector (full monitoring).")
+    cadvisor: ImageRef = Field(default="ghcr.io/google/cadvisor:v0.53.0", description="Per-container metrics (full monitoring).")
+    postgres_exporter: ImageRef = Field(
+        default="quay.io/prometheuscommunity/postgres-exporter:v0.17.1", description="PostgreSQL exporter (full monitoring)."
+    )
+    mysql_exporter: ImageRef = Field(default="prom/mysqld-exporter:v0.17.2", description="MySQL exporter (full monitoring).")
+    redis_exporter: ImageRef = Field(default="oliver006/redis_exporter:v1.74.0", description="Redis exporter (full monitoring).")
 
     def reference(self, image: str) -> str:
         """The reference to pull for one of these images, through the mirror when one is set."""
@@ -317,7 +330,7 @@ class StackSettings(Settings):
     tls: TlsMode = Field(
         description="How clients reach the services: 'off', 'self-signed', 'files' or 'acme'; default per environment."
     )
-    monitoring: Monitoring = Field(description="'basic' or 'full' (metrics endpoints on).")
+    monitoring: MonitoringSettings = Field(description="Monitoring level ('basic' or 'full'), retention, receivers and hosts.")
     protect_data: bool = Field(description="Protect data volumes from `pulumi destroy`; default on in staging/prod.")
     docker: DockerSettings = DockerSettings()
     images: ImageSettings = ImageSettings()
@@ -340,6 +353,14 @@ class StackSettings(Settings):
     def _federation_port_needs_tls(self) -> StackSettings:
         if self.proxy.enabled and self.proxy.federation_port is not None and self.tls == "off":
             raise ValueError("proxy.federation_port needs tls other than 'off': Matrix federation is HTTPS only")
+        return self
+
+    @model_validator(mode="after")
+    def _monitoring_hosts_need_the_proxy(self) -> StackSettings:
+        if self.monitoring.hosts and not self.proxy.enabled:
+            raise ValueError("monitoring hosts are served by the proxy: enable proxy or unset monitoring.*_host")
+        if self.monitoring.hosts and self.tls == "off":
+            raise ValueError("monitoring hosts need tls other than 'off': their logins must not cross the network in clear")
         return self
 
     @model_validator(mode="after")
@@ -373,6 +394,7 @@ class StackSettings(Settings):
         hosts = [self.synapse.host, self.synapse.server_name] if self.synapse.enabled else []
         if self.voicegrow.enabled:
             hosts += [self.voicegrow.ws_host, self.voicegrow.api_host, self.voicegrow.console_host]
+        hosts += self.monitoring.hosts
         return [host for host in dict.fromkeys(hosts) if host]
 
     def limits(self, role: str) -> ContainerLimits:
