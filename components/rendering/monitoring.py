@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import quote
 
 from components.rendering import dump_yaml
+from components.rendering.backup import METRICS_PORT as BACKUP_METRICS_PORT
 from config.monitoring import EmailSettings, MonitoringSettings, WeComSettings
 
 PROMETHEUS_PORT = 9090
@@ -124,7 +125,6 @@ SERVER_METRICS = "server-{replica}:8000"
 MINIO_HEALTH = "http://minio:9000/minio/health/live"
 MINIO_METRICS = "minio:9000"
 PROXY_HEALTH = "http://proxy/healthz"
-BACKUP_METRICS_PORT = 9469
 
 
 def build_plan(stack: str, prefix: str, settings: MonitoringSettings, deployed: Deployed) -> MonitoringPlan:
