@@ -54,14 +54,18 @@ class HealthCheck:
 
 @dataclass(frozen=True)
 class ServiceContainer:
-    """One container of a component, before the shared policies are applied."""
+    """One container of a component, before the shared policies are applied.
+
+    `healthcheck` None is for images without a shell or client to check with: Prometheus's
+    scrape of the container is then its health check, and the deploy does not wait for it.
+    """
 
     component: str
     role: str
     name: str
     image: pulumi.Input[str]
     limits: ContainerLimits
-    healthcheck: HealthCheck
+    healthcheck: HealthCheck | None
     network: docker.Network
     aliases: list[str]
     envs: pulumi.Input[Sequence[pulumi.Input[str]]] | None = None
@@ -71,6 +75,8 @@ class ServiceContainer:
     volumes: list[docker.ContainerVolumeArgs] = field(default_factory=list)
     uploads: list[docker.ContainerUploadArgs] = field(default_factory=list)
     extra_networks: list[docker.Network] = field(default_factory=list)
+    extra_aliases: list[str] = field(default_factory=list)
+    """Names the container also answers to on the extra networks."""
     wait_timeout: int = 300
 
 
@@ -95,13 +101,18 @@ def service_container(
         uploads=spec.uploads,
         networks_advanced=[
             docker.ContainerNetworksAdvancedArgs(name=spec.network.name, aliases=spec.aliases),
-            *(docker.ContainerNetworksAdvancedArgs(name=network.name) for network in spec.extra_networks),
+            *(
+                docker.ContainerNetworksAdvancedArgs(name=network.name, aliases=spec.extra_aliases or None)
+                for network in spec.extra_networks
+            ),
         ],
         restart="unless-stopped",
         memory=spec.limits.memory_mb,
         memory_reservation=spec.limits.reservation_mb,
         cpus=f"{spec.limits.cpus:g}",
-        healthcheck=docker.ContainerHealthcheckArgs(
+        healthcheck=None
+        if check is None
+        else docker.ContainerHealthcheckArgs(
             tests=check.test,
             interval=check.interval,
             timeout=check.timeout,
@@ -111,7 +122,7 @@ def service_container(
         log_driver="json-file",
         log_opts={"max-size": deployment.log_rotation.max_size, "max-file": str(deployment.log_rotation.max_file)},
         labels=deployment.labels(spec.component, spec.role),
-        wait=True,
+        wait=check is not None,
         wait_timeout=spec.wait_timeout,
         opts=opts,
     )
