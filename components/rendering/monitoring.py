@@ -648,7 +648,8 @@ def render_alertmanager_yml(settings: MonitoringSettings, secrets: ReceiverSecre
             "group_wait": "30s",
             "group_interval": "5m",
             "repeat_interval": "4h",
-            "routes": [{"matchers": ['severity="critical"'], "receiver": "critical", "repeat_interval": "1h"}],
+            # A critical group is flushed every minute, so its recovery is told within a minute.
+            "routes": [{"matchers": ['severity="critical"'], "receiver": "critical", "group_interval": "1m", "repeat_interval": "1h"}],
         },
         "inhibit_rules": [
             {
