@@ -48,6 +48,8 @@ def local_overrides(prefix: str, port_base: int, extra: dict[str, Any] | None = 
         },
         "voicegrow": {"ws_port": port_base + 2, "http_port": port_base + 4},
         "proxy": {"bind": "127.0.0.1", "http_port": port_base + 6, "https_port": port_base + 7},
+        # Full monitoring's Grafana, Loki, Alloy, cAdvisor and exporters have no stand-in images.
+        "monitoring": {"level": "basic"},
     }
     return deep_merge(overrides, extra or {})
 
