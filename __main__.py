@@ -5,6 +5,7 @@ import pulumi_docker as docker
 
 from components.backup import BackupJob, BackupJobArgs
 from components.container import Deployment
+from components.monitoring import Monitoring, MonitoringArgs, deployed as monitored, roles as monitoring_roles
 from components.proxy import ReverseProxy, ReverseProxyArgs
 from components.synapse import SynapseStack, SynapseStackArgs
 from components.voicegrow import VoiceGrowStack, VoiceGrowStackArgs
@@ -71,27 +72,6 @@ if settings.voicegrow.enabled:
     pulumi.export("voicegrow_ws_upstreams", voicegrow.ws_upstreams)
     pulumi.export("voicegrow_http_upstreams", voicegrow.http_upstreams)
 
-proxied = [component for component in (synapse, voicegrow) if component is not None]
-if settings.proxy.enabled and proxied:
-    proxy = ReverseProxy(
-        "proxy",
-        deployment,
-        ReverseProxyArgs(
-            settings=settings.proxy,
-            tls_mode=settings.tls,
-            matrix=synapse.route if synapse else None,
-            voicegrow=voicegrow.routes if voicegrow else None,
-            networks=[component.network for component in proxied],
-            upstream_containers=[container for component in proxied for container in component.proxied_containers],
-            limits={role: settings.limits(role) for role in ("proxy", "acme")},
-            images={role: settings.images.reference(role) for role in ("nginx", "acme")},
-            secrets=loaded.secrets,
-        ),
-    )
-    pulumi.export("proxy_urls", proxy.urls)
-    if proxy.ca_certificate is not None:
-        pulumi.export("proxy_ca_certificate", proxy.ca_certificate)
-
 if settings.backup.enabled and (synapse is not None or voicegrow is not None):
     backup = BackupJob(
         "backup",
@@ -109,3 +89,45 @@ if settings.backup.enabled and (synapse is not None or voicegrow is not None):
     pulumi.export("backup_schedule", settings.backup.schedule)
     pulumi.export("backup_now_command", backup.backup_now_command)
     pulumi.export("backup_restore_command", backup.restore_command)
+
+monitoring = Monitoring(
+    "monitoring",
+    deployment,
+    MonitoringArgs(
+        settings=settings.monitoring,
+        deployed=monitored(settings),
+        synapse=synapse,
+        voicegrow=voicegrow,
+        limits={role: settings.limits(role) for role in monitoring_roles(settings)},
+        images={role: settings.images.reference(role) for role in monitoring_roles(settings)},
+        synapse_image=settings.images.synapse,
+        secrets=loaded.secrets,
+    ),
+)
+pulumi.export("monitoring_admin_password", monitoring.admin_password)
+
+proxied = [component for component in (synapse, voicegrow) if component is not None]
+if settings.proxy.enabled and proxied:
+    proxy = ReverseProxy(
+        "proxy",
+        deployment,
+        ReverseProxyArgs(
+            settings=settings.proxy,
+            tls_mode=settings.tls,
+            matrix=synapse.route if synapse else None,
+            voicegrow=voicegrow.routes if voicegrow else None,
+            monitoring=monitoring.routes,
+            monitoring_password=monitoring.admin_password,
+            networks=[component.network for component in proxied],
+            monitoring_network=monitoring.network,
+            upstream_containers=[
+                container for component in (*proxied, monitoring) for container in component.proxied_containers
+            ],
+            limits={role: settings.limits(role) for role in ("proxy", "acme")},
+            images={role: settings.images.reference(role) for role in ("nginx", "acme")},
+            secrets=loaded.secrets,
+        ),
+    )
+    pulumi.export("proxy_urls", proxy.urls)
+    if proxy.ca_certificate is not None:
+        pulumi.export("proxy_ca_certificate", proxy.ca_certificate)

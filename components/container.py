@@ -73,14 +73,18 @@ def go_duration(seconds: int) -> str:
 
 @dataclass(frozen=True)
 class ServiceContainer:
-    """One container of a component, before the shared policies are applied."""
+    """One container of a component, before the shared policies are applied.
+
+    `healthcheck` None is for images without a shell or client to check with: Prometheus's
+    scrape of the container is then its health check, and the deploy does not wait for it.
+    """
 
     component: str
     role: str
     name: str
     image: pulumi.Input[str]
     limits: ContainerLimits
-    healthcheck: HealthCheck
+    healthcheck: HealthCheck | None
     network: docker.Network
     aliases: list[str]
     envs: pulumi.Input[Sequence[pulumi.Input[str]]] | None = None
@@ -90,6 +94,8 @@ class ServiceContainer:
     volumes: list[docker.ContainerVolumeArgs] = field(default_factory=list)
     uploads: list[docker.ContainerUploadArgs] = field(default_factory=list)
     extra_networks: list[docker.Network] = field(default_factory=list)
+    extra_aliases: list[str] = field(default_factory=list)
+    """Names the container also answers to on the extra networks."""
     wait_timeout: int = 300
     stop_grace_seconds: int = 10
     """Seconds between SIGTERM and SIGKILL when the container is removed or replaced (Docker's
@@ -119,7 +125,10 @@ def service_container(
         uploads=spec.uploads,
         networks_advanced=[
             docker.ContainerNetworksAdvancedArgs(name=spec.network.name, aliases=spec.aliases),
-            *(docker.ContainerNetworksAdvancedArgs(name=network.name) for network in spec.extra_networks),
+            *(
+                docker.ContainerNetworksAdvancedArgs(name=network.name, aliases=spec.extra_aliases or None)
+                for network in spec.extra_networks
+            ),
         ],
         restart="unless-stopped",
         memory=spec.limits.memory_mb,
@@ -129,7 +138,9 @@ def service_container(
         memory_swap=2 * spec.limits.memory_mb,
         memory_reservation=spec.limits.reservation_mb,
         cpus=docker_cpus(spec.limits.cpus),
-        healthcheck=docker.ContainerHealthcheckArgs(
+        healthcheck=None
+        if check is None
+        else docker.ContainerHealthcheckArgs(
             tests=check.test,
             interval=go_duration(check.interval),
             timeout=go_duration(check.timeout),
@@ -140,7 +151,7 @@ def service_container(
         log_driver="json-file",
         log_opts={"max-size": deployment.log_rotation.max_size, "max-file": str(deployment.log_rotation.max_file)},
         labels=deployment.labels(spec.component, spec.role),
-        wait=True,
+        wait=check is not None,
         wait_timeout=spec.wait_timeout,
         # The provider's update leaves a running container's health check as it was: a changed
         # check must replace the container to take effect.

@@ -40,7 +40,11 @@ class ReverseProxyArgs:
     tls_mode: TlsMode
     matrix: render.MatrixRoute | None
     voicegrow: render.VoiceGrowRoutes | None
+    monitoring: render.MonitoringRoutes | None
+    monitoring_password: pulumi.Output[str] | None
+    """The login of the Prometheus and Alertmanager hosts."""
     networks: list[docker.Network]
+    monitoring_network: docker.Network | None
     upstream_containers: list[docker.Container]
     limits: dict[str, ContainerLimits]
     images: dict[str, str]
@@ -57,7 +61,7 @@ class ReverseProxy(pulumi.ComponentResource):
         super().__init__(f"{deployment.project}:components:ReverseProxy", name, None, opts)
         child = pulumi.ResourceOptions(parent=self, provider=deployment.provider)
         settings = args.settings
-        hosts = render.proxied_hosts(args.matrix, args.voicegrow)
+        hosts = render.proxied_hosts(args.matrix, args.voicegrow, args.monitoring)
         tls_on = args.tls_mode != "off"
         options = render.ProxyOptions(
             tls=tls_on,
@@ -69,7 +73,16 @@ class ReverseProxy(pulumi.ComponentResource):
         nginx_image = pulled_image(args.images["nginx"], "proxy-nginx", child, deployment.platform)
         self.ca_certificate: pulumi.Output[str] | None = None
 
-        uploads = [docker.ContainerUploadArgs(file=render.CONFIG_PATH, content=render.render_proxy_conf(args.matrix, args.voicegrow, options))]
+        uploads = [
+            docker.ContainerUploadArgs(
+                file=render.CONFIG_PATH, content=render.render_proxy_conf(args.matrix, args.voicegrow, options, args.monitoring)
+            )
+        ]
+        if args.monitoring is not None and args.monitoring_password is not None and (
+            args.monitoring.prometheus_host or args.monitoring.alertmanager_host
+        ):
+            htpasswd = args.monitoring_password.apply(render.render_htpasswd)
+            uploads.append(docker.ContainerUploadArgs(file=render.HTPASSWD_PATH, content=pulumi.Output.secret(htpasswd)))
         volumes: list[docker.ContainerVolumeArgs] = []
         command: list[str] | None = None
         depends_on: list[pulumi.Resource] = list(args.upstream_containers)
@@ -132,7 +145,9 @@ class ReverseProxy(pulumi.ComponentResource):
                 ports=ports,
                 volumes=volumes,
                 uploads=uploads,
-                extra_networks=args.networks,
+                extra_networks=args.networks + ([args.monitoring_network] if args.monitoring_network else []),
+                # Monitoring probes the public hosts through the proxy by their names.
+                extra_aliases=["proxy", *hosts] if args.monitoring_network else [],
             ),
             pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=depends_on)),
         )

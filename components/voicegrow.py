@@ -62,6 +62,7 @@ class VoiceGrowStack(pulumi.ComponentResource):
         minio_user = secret_or_generated("minio-root-user", secrets["minio_root_user"], child, length=20)
         minio_password = secret_or_generated("minio-root-password", secrets["minio_root_password"], child, length=40)
         self.mysql_root_password = mysql_root_password
+        self.redis_password = redis_password
         self.minio_credentials = (minio_user, minio_password)
         self.bucket_name = settings.bucket
 

@@ -26,6 +26,8 @@ class EnvironmentDefaults:
     tls: TlsMode
     backup_schedule: str | None
     monitoring: Monitoring
+    metrics_retention: str
+    log_retention: str
     registration: RegistrationMode
     protect_data: bool
 
@@ -38,6 +40,8 @@ ENVIRONMENTS: dict[str, EnvironmentDefaults] = {
         tls="off",
         backup_schedule=None,
         monitoring="basic",
+        metrics_retention="3d",
+        log_retention="72h",
         registration="closed",
         protect_data=False,
     ),
@@ -48,6 +52,8 @@ ENVIRONMENTS: dict[str, EnvironmentDefaults] = {
         tls="self-signed",
         backup_schedule="0 2 * * *",
         monitoring="basic",
+        metrics_retention="7d",
+        log_retention="168h",
         registration="token",
         protect_data=False,
     ),
@@ -58,6 +64,8 @@ ENVIRONMENTS: dict[str, EnvironmentDefaults] = {
         tls="acme",
         backup_schedule="0 2 * * *",
         monitoring="full",
+        metrics_retention="15d",
+        log_retention="168h",
         registration="token",
         protect_data=True,
     ),
@@ -68,6 +76,8 @@ ENVIRONMENTS: dict[str, EnvironmentDefaults] = {
         tls="acme",
         backup_schedule="0 * * * *",
         monitoring="full",
+        metrics_retention="30d",
+        log_retention="720h",
         registration="token",
         protect_data=True,
     ),

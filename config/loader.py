@@ -20,8 +20,10 @@ from config.profiles import PROFILES
 from config.secret_values import secret_value_problems
 from config.secrets import SECRET_SETTINGS
 
-SCALAR_SETTINGS = ("environment", "profile", "prefix", "tls", "monitoring", "protect_data")
-OBJECT_SETTINGS = ("docker", "images", "logging", "resources", "synapse", "voicegrow", "proxy", "backup")
+SCALAR_SETTINGS = ("environment", "profile", "prefix", "tls", "protect_data")
+OBJECT_SETTINGS = ("docker", "images", "logging", "resources", "synapse", "voicegrow", "proxy", "backup", "monitoring")
+# Objects that may also be set to one word, which sets their first field (`monitoring: full`).
+SHORTHAND_SETTINGS = {"monitoring": "level"}
 
 
 class ConfigError(Exception):
@@ -54,6 +56,9 @@ def load_config() -> LoadedConfig:
         try:
             value = config.get_object(key)
         except pulumi.ConfigTypeError:
+            if key in SHORTHAND_SETTINGS:
+                raw[key] = {SHORTHAND_SETTINGS[key]: config.get(key)}
+                continue
             problems.append(f"{project}:{key} must be an object (set its fields with `pulumi config set --path`)")
             continue
         if value is not None:
@@ -84,6 +89,13 @@ def _required_secrets(settings: StackSettings) -> list[tuple[str, str]]:
         required += [(key, "when tls is 'files'") for key in ("tls_certificate", "tls_private_key")]
     if settings.backup.enabled and settings.backup.offsite.enabled:
         required.append(("backup_rclone_config", "when backup.offsite is enabled"))
+    receivers = settings.monitoring.receivers
+    email = settings.monitoring.email
+    if "email" in receivers and email is not None and email.username is not None:
+        required.append(("alert_smtp_password", "when monitoring.email.username is set"))
+    for receiver, key in (("wecom", "alert_wecom_secret"), ("dingtalk", "alert_dingtalk_url"), ("webhook", "alert_webhook_url")):
+        if receiver in receivers:
+            required.append((key, f"when monitoring.receivers lists '{receiver}'"))
     return required
 
 
@@ -100,7 +112,9 @@ def resolve_settings(project: str, stack: str, raw: dict[str, Any]) -> StackSett
     profile_name = raw.get("profile", "small")
     if profile_name not in PROFILES:
         raise ConfigError([f"{project}:profile must be one of {', '.join(PROFILES)}, got {profile_name!r}"])
-    defaults = {"environment": environment, **_defaults(project, stack, ENVIRONMENTS[environment], profile_name)}
+    monitoring = raw.get("monitoring")
+    level = monitoring.get("level") if isinstance(monitoring, dict) else None
+    defaults = {"environment": environment, **_defaults(project, stack, ENVIRONMENTS[environment], profile_name, level)}
     merged = deep_merge(defaults, raw)
     try:
         return StackSettings.model_validate(merged)
@@ -108,7 +122,9 @@ def resolve_settings(project: str, stack: str, raw: dict[str, Any]) -> StackSett
         raise ConfigError([_describe(project, detail) for detail in error.errors()]) from None
 
 
-def _defaults(project: str, stack: str, env: EnvironmentDefaults, profile_name: str) -> dict[str, Any]:
+def _defaults(
+    project: str, stack: str, env: EnvironmentDefaults, profile_name: str, monitoring: str | None
+) -> dict[str, Any]:
     profile = PROFILES[profile_name]
     return {
         "project": project,
@@ -116,13 +132,18 @@ def _defaults(project: str, stack: str, env: EnvironmentDefaults, profile_name: 
         "profile": profile_name,
         "prefix": f"{project}-{stack}",
         "tls": env.tls,
-        "monitoring": env.monitoring,
+        "monitoring": {
+            "level": env.monitoring,
+            "retention": env.metrics_retention,
+            "retention_size": profile.metrics_retention_size,
+            "log_retention": env.log_retention,
+        },
         "protect_data": env.protect_data,
         "synapse": {
             "registration": env.registration,
             "max_upload_size": profile.synapse.max_upload_size,
             "presence": profile.synapse.presence,
-            "metrics": env.monitoring == "full",
+            "metrics": (monitoring or env.monitoring) == "full",
             # Synapse at DEBUG spends a fifth of a small host's CPU writing its log and delivers
             # messages that much slower (benchmarks/synapse_delivery.py); ask for it when needed.
             "log_level": "INFO" if env.log_level == "DEBUG" else env.log_level,

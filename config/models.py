@@ -12,9 +12,11 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from cryptography import x509
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from config.environments import EnvironmentName, LogLevel, Monitoring, RegistrationMode, TlsMode
+from config.base import Settings
+from config.environments import EnvironmentName, LogLevel, RegistrationMode, TlsMode
+from config.monitoring import MonitoringSettings
 from config.profiles import (
     MYSQL_CONNECTION_BUFFERS_KB,
     MYSQL_SERVER_MB,
@@ -42,26 +44,6 @@ from config.types import (
     registry_mirror_problem,
     split_reference,
 )
-
-
-class Settings(BaseModel):
-    """Base of every settings model: unknown keys are errors, values are immutable.
-
-    A renamed key is listed in its model's `renamed`: old key -> "to <new key>: how to write it",
-    where `{value}` stands for the old value. Setting it fails, naming the old key and the new one.
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    renamed: ClassVar[dict[str, str]] = {}
-
-    @model_validator(mode="before")
-    @classmethod
-    def _renamed_keys_fail_loudly(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            for old, advice in cls.renamed.items():
-                if old in data:
-                    raise ValueError(f"{old} was renamed {advice.format(value=data[old])}")
-        return data
 
 
 class DockerSettings(Settings):
@@ -111,6 +93,22 @@ class ImageSettings(Settings):
         description="MinIO object store (gone from Docker Hub; frozen: no new releases or security fixes).",
     )
     acme: ImageRef = Field(default="certbot/certbot:v3.3.0", description="ACME client that gets Let's Encrypt certificates.")
+    prometheus: ImageRef = Field(default="prom/prometheus:v3.5.0", description="Prometheus (monitoring).")
+    alertmanager: ImageRef = Field(default="prom/alertmanager:v0.28.1", description="Alertmanager (monitoring).")
+    node_exporter: ImageRef = Field(default="prom/node-exporter:v1.9.1", description="Host metrics exporter (monitoring).")
+    blackbox_exporter: ImageRef = Field(default="prom/blackbox-exporter:v0.27.0", description="HTTP/TCP/TLS prober (monitoring).")
+    dingtalk: ImageRef = Field(
+        default="timonwong/prometheus-webhook-dingtalk:v2.1.0", description="Alertmanager-to-DingTalk bridge (receiver 'dingtalk')."
+    )
+    grafana: ImageRef = Field(default="grafana/grafana:12.1.0", description="Grafana (full monitoring).")
+    loki: ImageRef = Field(default="grafana/loki:3.5.0", description="Loki log store (full monitoring).")
+    alloy: ImageRef = Field(default="grafana/alloy:v1.10.0", description="Grafana Alloy, the log collector (full monitoring).")
+    cadvisor: ImageRef = Field(default="ghcr.io/google/cadvisor:v0.53.0", description="Per-container metrics (full monitoring).")
+    postgres_exporter: ImageRef = Field(
+        default="quay.io/prometheuscommunity/postgres-exporter:v0.17.1", description="PostgreSQL exporter (full monitoring)."
+    )
+    mysql_exporter: ImageRef = Field(default="prom/mysqld-exporter:v0.17.2", description="MySQL exporter (full monitoring).")
+    redis_exporter: ImageRef = Field(default="oliver006/redis_exporter:v1.74.0", description="Redis exporter (full monitoring).")
 
     @field_validator("registry_mirrors")
     @classmethod
@@ -413,7 +411,7 @@ class StackSettings(Settings):
     tls: TlsMode = Field(
         description="How clients reach the services: 'off', 'self-signed', 'files' or 'acme'; default per environment."
     )
-    monitoring: Monitoring = Field(description="'basic' or 'full' (metrics endpoints on).")
+    monitoring: MonitoringSettings = Field(description="Monitoring level ('basic' or 'full'), retention, receivers and hosts.")
     protect_data: bool = Field(description="Protect data volumes from `pulumi destroy`; default on in staging/prod.")
     docker: DockerSettings = DockerSettings()
     images: ImageSettings = ImageSettings()
@@ -436,6 +434,14 @@ class StackSettings(Settings):
     def _federation_port_needs_tls(self) -> StackSettings:
         if self.proxy.enabled and self.proxy.federation_port is not None and self.tls == "off":
             raise ValueError("proxy.federation_port needs tls other than 'off': Matrix federation is HTTPS only")
+        return self
+
+    @model_validator(mode="after")
+    def _monitoring_hosts_need_the_proxy(self) -> StackSettings:
+        if self.monitoring.hosts and not self.proxy.enabled:
+            raise ValueError("monitoring hosts are served by the proxy: enable proxy or unset monitoring.*_host")
+        if self.monitoring.hosts and self.tls == "off":
+            raise ValueError("monitoring hosts need tls other than 'off': their logins must not cross the network in clear")
         return self
 
     @model_validator(mode="after")
@@ -567,6 +573,7 @@ class StackSettings(Settings):
         hosts = [self.synapse.host, self.synapse.server_name] if self.synapse.enabled else []
         if self.voicegrow.enabled:
             hosts += [self.voicegrow.ws_host, self.voicegrow.api_host, self.voicegrow.console_host]
+        hosts += self.monitoring.hosts
         return [host for host in dict.fromkeys(hosts) if host]
 
     def limits(self, role: str) -> ContainerLimits:

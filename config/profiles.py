@@ -103,6 +103,34 @@ class SizingProfile:
     postgres: PostgresTuning
     synapse: SynapseTuning
     voicegrow: VoiceGrowTuning
+    metrics_retention_size: str
+    """Most disk Prometheus keeps samples in (its --storage.tsdb.retention.size)."""
+
+
+def monitoring_limits(scale: int) -> dict[str, ContainerLimits]:
+    """Limits of the monitoring containers; the stores (Prometheus, Loki, Grafana) grow with `scale`.
+
+    Basic monitoring (Prometheus, Alertmanager, node and blackbox exporters) is limited to
+    416 MB and reserves 160 MB on the small profile.
+    """
+    def limits(memory_mb: int, cpus: float, reservation_mb: int, grows: bool = False) -> ContainerLimits:
+        factor = scale if grows else 1
+        return ContainerLimits(memory_mb=memory_mb * factor, cpus=round(cpus * factor, 2), reservation_mb=reservation_mb * factor)
+
+    return {
+        "prometheus": limits(256, 0.2, 96, grows=True),
+        "alertmanager": limits(64, 0.1, 32),
+        "node_exporter": limits(48, 0.1, 16),
+        "blackbox_exporter": limits(48, 0.1, 16),
+        "dingtalk": limits(48, 0.1, 16),
+        "grafana": limits(192, 0.2, 96, grows=True),
+        "loki": limits(256, 0.2, 96, grows=True),
+        "alloy": limits(192, 0.1, 64),
+        "cadvisor": limits(128, 0.1, 48),
+        "postgres_exporter": limits(48, 0.1, 16),
+        "mysql_exporter": limits(48, 0.1, 16),
+        "redis_exporter": limits(48, 0.1, 16),
+    }
 
 
 SMALL = SizingProfile(
@@ -118,6 +146,7 @@ SMALL = SizingProfile(
         "acme": ContainerLimits(memory_mb=128, cpus=0.1, reservation_mb=32),
         # The backup job runs pg_dump, mariadb-dump, tar and rclone one at a time.
         "backup": ContainerLimits(memory_mb=256, cpus=0.25, reservation_mb=64),
+        **monitoring_limits(1),
     },
     # The guide sets shared_buffers 256MB inside a 384 MB container (and the official image
     # ignores it): with sorts and connections on top that invites the OOM killer. A quarter of
@@ -144,6 +173,7 @@ SMALL = SizingProfile(
     # Redis and MySQL leave a quarter of their container for connections and fragmentation:
     # the guide's maxmemory 512mb in a 512M container would be killed before evicting.
     voicegrow=VoiceGrowTuning(mysql_buffer_pool="256M", mysql_redo_log_capacity="128M", redis_maxmemory="96mb"),
+    metrics_retention_size="1GB",
 )
 
 MEDIUM = SizingProfile(
@@ -158,6 +188,7 @@ MEDIUM = SizingProfile(
         "proxy": ContainerLimits(memory_mb=256, cpus=0.5, reservation_mb=64),
         "acme": ContainerLimits(memory_mb=128, cpus=0.1, reservation_mb=32),
         "backup": ContainerLimits(memory_mb=384, cpus=0.5, reservation_mb=128),
+        **monitoring_limits(2),
     },
     postgres=PostgresTuning(
         shared_buffers="256MB",
@@ -179,6 +210,7 @@ MEDIUM = SizingProfile(
         presence=True,
     ),
     voicegrow=VoiceGrowTuning(mysql_buffer_pool="640M", mysql_redo_log_capacity="256M", redis_maxmemory="192mb"),
+    metrics_retention_size="4GB",
 )
 
 LARGE = SizingProfile(
@@ -193,6 +225,7 @@ LARGE = SizingProfile(
         "proxy": ContainerLimits(memory_mb=512, cpus=1.0, reservation_mb=128),
         "acme": ContainerLimits(memory_mb=128, cpus=0.1, reservation_mb=32),
         "backup": ContainerLimits(memory_mb=512, cpus=1.0, reservation_mb=128),
+        **monitoring_limits(4),
     },
     postgres=PostgresTuning(
         shared_buffers="512MB",
@@ -214,6 +247,7 @@ LARGE = SizingProfile(
         presence=True,
     ),
     voicegrow=VoiceGrowTuning(mysql_buffer_pool="1G", mysql_redo_log_capacity="512M", redis_maxmemory="384mb"),
+    metrics_retention_size="16GB",
 )
 
 _SIZE = re.compile(r"^(\d+(\.\d+)?)\s*(k|kb|m|mb|g|gb)$", re.IGNORECASE)

@@ -35,6 +35,10 @@ def secret_value_problems(project: str, settings: StackSettings, values: dict[st
         )
     if settings.proxy.enabled and settings.tls == "files":
         problems += _tls_problems(settings, values.get("tls_certificate"), values.get("tls_private_key"))
+    for key in ("alert_dingtalk_url", "alert_webhook_url"):
+        url = values.get(key)
+        if url is not None and not re.match(r"^https?://[^\s/]+(/\S*)?$", url):
+            problems.append(f"{key} must be an http(s) URL like 'https://alerts.example.com/hook'")
     rclone_config = values.get("backup_rclone_config")
     if settings.backup.enabled and settings.backup.offsite.enabled and rclone_config is not None:
         problems += _rclone_problems(settings.backup.offsite.remote, rclone_config)

@@ -21,4 +21,10 @@ SECRET_SETTINGS: dict[str, str] = {
     "tls_certificate": "PEM certificate chain for every proxied host (tls: files).",
     "tls_private_key": "PEM private key of tls_certificate (tls: files).",
     "backup_rclone_config": "rclone.conf with the offsite remote (backup.offsite).",
+    "grafana_admin_password": "Password of Grafana's admin, also the login of Prometheus and Alertmanager behind the proxy.",
+    "alert_smtp_password": "SMTP password of monitoring.email.username.",
+    "alert_wecom_secret": "Secret of the WeCom app that sends alerts (monitoring.wecom).",
+    "alert_dingtalk_url": "DingTalk robot webhook URL with its access_token.",
+    "alert_dingtalk_secret": "DingTalk robot signing secret (SEC...), when the robot signs.",
+    "alert_webhook_url": "URL that gets Alertmanager's webhook notifications (the 'webhook' receiver).",
 }

@@ -19,6 +19,7 @@ CONFIGS_DIR = f"{CONFIG_DIR}/configs"
 SYNAPSE_DATA_DIR = "/synapse-data"
 MINIO_REMOTE = "voicegrow-minio"
 RESTORE_SCRIPT = "scripts/restore.sh"
+METRICS_PORT = 9469
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,7 @@ def render_job(stack: str, settings: BackupSettings, targets: JobTargets) -> str
         "configs_dir": CONFIGS_DIR if targets.configs else None,
         "offsite": None,
         "services": targets.services,
+        "metrics_port": METRICS_PORT,
     }
     if targets.postgres is not None:
         source = targets.postgres

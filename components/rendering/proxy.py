@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from dataclasses import dataclass, field
 
 TLS_DIR = "/etc/nginx/tls"
@@ -9,6 +11,8 @@ CERTIFICATE_PATH = f"{TLS_DIR}/fullchain.pem"
 PRIVATE_KEY_PATH = f"{TLS_DIR}/privkey.pem"
 ACME_WEBROOT = "/var/www/acme"
 CONFIG_PATH = "/etc/nginx/conf.d/default.conf"
+HTPASSWD_PATH = "/etc/nginx/monitoring.htpasswd"
+MONITORING_USER = "admin"
 HEALTH_PATH = "/healthz"
 # Modern ciphers for TLS 1.2 (TLS 1.3 suites are not configurable here and are all strong).
 CIPHERS = (
@@ -49,6 +53,28 @@ class VoiceGrowRoutes:
 
 
 @dataclass(frozen=True)
+class MonitoringRoutes:
+    """What Monitoring tells the proxy: its public hosts (None = not routed) and upstreams."""
+
+    grafana_host: str | None
+    prometheus_host: str | None
+    alertmanager_host: str | None
+    grafana_upstream: str
+    prometheus_upstream: str
+    alertmanager_upstream: str
+
+    @property
+    def hosts(self) -> list[str]:
+        return [host for host in (self.grafana_host, self.prometheus_host, self.alertmanager_host) if host]
+
+
+def render_htpasswd(password: str) -> str:
+    """The login of Prometheus and Alertmanager behind the proxy ({SHA}: the same text every deploy)."""
+    digest = base64.b64encode(hashlib.sha1(password.encode()).digest()).decode()
+    return f"{MONITORING_USER}:{{SHA}}{digest}\n"
+
+
+@dataclass(frozen=True)
 class ProxyOptions:
     """How the proxy listens and secures its routes."""
 
@@ -58,19 +84,27 @@ class ProxyOptions:
     admin_allowlist: list[str] = field(default_factory=list)
 
 
-def proxied_hosts(matrix: MatrixRoute | None, voicegrow: VoiceGrowRoutes | None) -> list[str]:
+def proxied_hosts(
+    matrix: MatrixRoute | None, voicegrow: VoiceGrowRoutes | None, monitoring: MonitoringRoutes | None = None
+) -> list[str]:
     """Every host the proxy answers for: the names its certificate must carry."""
-    return (matrix.hosts if matrix else []) + (voicegrow.hosts if voicegrow else [])
+    return (matrix.hosts if matrix else []) + (voicegrow.hosts if voicegrow else []) + (monitoring.hosts if monitoring else [])
 
 
-def render_proxy_conf(matrix: MatrixRoute | None, voicegrow: VoiceGrowRoutes | None, options: ProxyOptions) -> str:
+def render_proxy_conf(
+    matrix: MatrixRoute | None,
+    voicegrow: VoiceGrowRoutes | None,
+    options: ProxyOptions,
+    monitoring: MonitoringRoutes | None = None,
+) -> str:
     """The conf.d file of the proxy: upstreams, shared TLS settings and one server per host group."""
-    groups = _host_groups(matrix, voicegrow, options)
+    groups = _host_groups(matrix, voicegrow, options) + _monitoring_groups(monitoring)
     if options.tls:
         servers = [_tls_server(group) for group in groups]
     else:
         servers = [_server_block(["listen 80;", f"server_name {' '.join(group.hosts)};"], group.locations) for group in groups]
-    return "\n".join([_http_settings(options), *_upstreams(matrix, voicegrow), _default_server(options), *servers])
+    upstreams = _upstreams(matrix, voicegrow) + _monitoring_upstreams(monitoring)
+    return "\n".join([_http_settings(options), *upstreams, _default_server(options), *servers])
 
 
 @dataclass(frozen=True)
@@ -93,6 +127,46 @@ def _host_groups(matrix: MatrixRoute | None, voicegrow: VoiceGrowRoutes | None, 
     if voicegrow and voicegrow.console_host:
         groups.append(_HostGroup([voicegrow.console_host], _websocket_location("minio_console", 3600)))
     return groups
+
+
+def _monitoring_groups(monitoring: MonitoringRoutes | None) -> list[_HostGroup]:
+    """Grafana (its own login), Prometheus and Alertmanager (the proxy's login), each on its host."""
+    if monitoring is None:
+        return []
+    login = f'        auth_basic "monitoring";\n        auth_basic_user_file {HTPASSWD_PATH};\n'
+    hosts = [
+        (monitoring.grafana_host, "grafana", ""),
+        (monitoring.prometheus_host, "prometheus", login),
+        (monitoring.alertmanager_host, "alertmanager", login),
+    ]
+    return [
+        _HostGroup(
+            [host],
+            [
+                "    location / {\n"
+                f"{access}"
+                f"        proxy_pass http://{upstream};\n"
+                "        proxy_http_version 1.1;\n"
+                "        proxy_set_header Upgrade $http_upgrade;\n"
+                "        proxy_set_header Connection $connection_upgrade;\n"
+                f"{_forwarded_headers()}"
+                "    }\n"
+            ],
+        )
+        for host, upstream, access in hosts
+        if host
+    ]
+
+
+def _monitoring_upstreams(monitoring: MonitoringRoutes | None) -> list[str]:
+    if monitoring is None:
+        return []
+    upstreams = [
+        (monitoring.grafana_host, "grafana", monitoring.grafana_upstream),
+        (monitoring.prometheus_host, "prometheus", monitoring.prometheus_upstream),
+        (monitoring.alertmanager_host, "alertmanager", monitoring.alertmanager_upstream),
+    ]
+    return [_upstream(name, [server], failover=False) for host, name, server in upstreams if host]
 
 
 def _http_settings(options: ProxyOptions) -> str:

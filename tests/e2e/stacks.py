@@ -26,6 +26,10 @@ LOCAL_IMAGES = {
     "mysql": "e2e.local/mysql:8.0",
     "redis": "e2e.local/redis:7",
     "minio": "e2e.local/minio:stand-in",
+    "prometheus": "e2e.local/prometheus:2.42",
+    "alertmanager": "e2e.local/alertmanager:0.25",
+    "node_exporter": "e2e.local/node-exporter:1.5",
+    "blackbox_exporter": "e2e.local/blackbox-exporter:0.23",
 }
 PROBE_IMAGE = "e2e.local/voicegrow-probe:1"
 
@@ -44,6 +48,8 @@ def local_overrides(prefix: str, port_base: int, extra: dict[str, Any] | None = 
         },
         "voicegrow": {"ws_port": port_base + 2, "http_port": port_base + 4},
         "proxy": {"bind": "127.0.0.1", "http_port": port_base + 6, "https_port": port_base + 7},
+        # Full monitoring's Grafana, Loki, Alloy, cAdvisor and exporters have no stand-in images.
+        "monitoring": {"level": "basic"},
     }
     return deep_merge(overrides, extra or {})
 

@@ -46,6 +46,10 @@ CONTAINERS = (
     "voicegrow-minio",
     *SERVERS,
     "proxy",
+    "monitoring-prometheus",
+    "monitoring-alertmanager",
+    "monitoring-node-exporter",
+    "monitoring-blackbox-exporter",
 )
 OVERRIDES = local_overrides(
     PREFIX,

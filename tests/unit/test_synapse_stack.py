@@ -257,13 +257,24 @@ def test_registry_mirrors_rewrite_each_image_through_the_mirror_of_its_registry(
     evaluation = evaluate("prod", overrides={"images": {"registry_mirrors": mirrors}})
     names = sorted({image.value("name") for image in evaluation.mocks.of_type("docker:index/remoteImage:RemoteImage")})
     assert names == [
+        "ghcr.io/google/cadvisor:v0.53.0",
         "mirror.example.cn/hub/certbot/certbot:v3.3.0",
+        "mirror.example.cn/hub/grafana/alloy:v1.10.0",
+        "mirror.example.cn/hub/grafana/grafana:12.1.0",
+        "mirror.example.cn/hub/grafana/loki:3.5.0",
         "mirror.example.cn/hub/library/mysql:8.4.9",
         "mirror.example.cn/hub/library/nginx:1.27.5-alpine",
         "mirror.example.cn/hub/library/postgres:16.10-bookworm",
         "mirror.example.cn/hub/library/redis:7.4.5-bookworm",
         "mirror.example.cn/hub/matrixdotorg/synapse:v1.163.2",
+        "mirror.example.cn/hub/oliver006/redis_exporter:v1.74.0",
+        "mirror.example.cn/hub/prom/alertmanager:v0.28.1",
+        "mirror.example.cn/hub/prom/blackbox-exporter:v0.27.0",
+        "mirror.example.cn/hub/prom/mysqld-exporter:v0.17.2",
+        "mirror.example.cn/hub/prom/node-exporter:v1.9.1",
+        "mirror.example.cn/hub/prom/prometheus:v3.5.0",
         "mirror.example.cn/quay/minio/minio:RELEASE.2025-04-22T22-12-26Z",
+        "mirror.example.cn/quay/prometheuscommunity/postgres-exporter:v0.17.1",
         "registry.example.com/voicegrow/server:1.0.0",
     ]
 

@@ -8,6 +8,8 @@
     backupctl services                  containers to stop while restoring, one per line
     backupctl health                    exit 0 while the last success is recent enough
     backupctl status                    the last run, as JSON
+    backupctl metrics                   the last run and the archive disk, as Prometheus metrics
+                                        (the scheduler also serves them on the job's metrics_port)
 
 Every run is online: PostgreSQL and MySQL are dumped over the network in one transaction each,
 files and objects are copied while the services keep running. The job is described by a JSON
@@ -19,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import gzip
+import http.server
 import io
 import json
 import os
@@ -28,6 +31,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -119,6 +123,7 @@ class Job:
     configs_dir: Path | None = None
     offsite: Offsite | None = None
     services: list[str] = field(default_factory=list)
+    metrics_port: int | None = None
 
     @classmethod
     def load(cls, path: str) -> Job:
@@ -146,6 +151,7 @@ class Job:
             configs_dir=directory("configs_dir"),
             offsite=section("offsite", Offsite),
             services=list(document.get("services", [])),
+            metrics_port=document.get("metrics_port"),
         )
 
 
@@ -560,10 +566,11 @@ def take_backup(job: Job) -> int:
             offsite_error = copy_offsite(job, job.archive_dir / name)
     except (BackupError, OSError) as error:
         log(f"backup FAILED after {time.monotonic() - started:.1f} s: {error}")
-        write_status(job, last_run=_iso(started_at), last_result="failed", last_error=str(error))
+        write_status(job, last_run=_iso(started_at), last_result="failed", last_error=str(error), last_failure=_iso(started_at))
         return 1
     if offsite_error:
-        write_status(job, last_run=_iso(started_at), last_result="failed", last_error=offsite_error, last_archive=name)
+        write_status(job, last_run=_iso(started_at), last_result="failed", last_error=offsite_error, last_archive=name,
+                     last_failure=_iso(started_at))
         return 1
     write_status(job, last_run=_iso(started_at), last_result="ok", last_error=None, last_archive=name,
                  last_success=_iso(started_at), last_duration_seconds=round(duration, 1), last_size_bytes=size)
@@ -681,6 +688,65 @@ def health(job: Job) -> int:
     return 0 if healthy else 1
 
 
+def metrics_text(job: Job, status: dict[str, Any], started: datetime, at: datetime) -> str:
+    """The job's state in Prometheus's text format; a metric without a value yet is left out."""
+    schedule = CronSchedule.parse(job.schedule)
+    values: dict[str, tuple[str, float | None]] = {
+        "backup_last_run_success": ("1 if the last run succeeded, 0 if it failed", None),
+        "backup_last_run_timestamp_seconds": ("When the last run started", _timestamp(status.get("last_run"))),
+        "backup_last_success_timestamp_seconds": ("When the last successful run started", _timestamp(status.get("last_success"))),
+        "backup_last_failure_timestamp_seconds": ("When the last failed run started", _timestamp(status.get("last_failure"))),
+        "backup_last_size_bytes": ("Size of the last archive", status.get("last_size_bytes")),
+        "backup_last_duration_seconds": ("How long the last successful run took", status.get("last_duration_seconds")),
+        "backup_started_timestamp_seconds": ("When the backup container started", started.timestamp()),
+        "backup_interval_seconds": ("Longest interval between two scheduled runs", schedule.longest_gap(at).total_seconds()),
+        "backup_next_run_timestamp_seconds": ("When the next scheduled run starts", schedule.next_after(at).timestamp()),
+        "backup_archives": ("Archives kept", float(len(archives_newest_first(os.listdir(job.archive_dir))))),
+        "backup_archive_free_bytes": ("Free space where the archives are written", _free_bytes(job.archive_dir)),
+    }
+    if status.get("last_result") in ("ok", "failed"):
+        values["backup_last_run_success"] = (values["backup_last_run_success"][0], float(status["last_result"] == "ok"))
+    lines = []
+    for name, (help_text, value) in values.items():
+        if value is not None:
+            lines += [f"# HELP {name} {help_text}.", f"# TYPE {name} gauge", f"{name} {float(value):.17g}"]
+    return "\n".join(lines) + "\n"
+
+
+def _timestamp(text: str | None) -> float | None:
+    moment = _parse_iso(text)
+    return moment.timestamp() if moment else None
+
+
+def _free_bytes(directory: Path) -> float:
+    stats = os.statvfs(directory)
+    return float(stats.f_bavail * stats.f_frsize)
+
+
+def serve_metrics(job: Job, port: int) -> http.server.ThreadingHTTPServer:
+    """Serve `GET /metrics` from a background thread, for Prometheus."""
+    started = container_started()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - the name http.server calls
+            if self.path != "/metrics":
+                self.send_error(404)
+                return
+            body = metrics_text(job, read_status(job), started, now()).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain; version=0.0.4")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass  # one line per scrape would drown the job's own log
+
+    server = http.server.ThreadingHTTPServer(("0.0.0.0", port), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
 class Scheduler:
     """Sleeps until the schedule's next minute, runs `backupctl now`, logs a failure, repeats."""
 
@@ -700,6 +766,8 @@ class Scheduler:
         signal.signal(signal.SIGTERM, self.stop)
         signal.signal(signal.SIGINT, self.stop)
         interval = self.schedule.longest_gap(now())
+        if self.job.metrics_port is not None:
+            serve_metrics(self.job, self.job.metrics_port)
         log(f"scheduler started: '{self.schedule.expression}' (UTC), longest interval {_hours(interval)}, "
             f"archives in {self.job.archive_dir}, next run {_iso(self.schedule.next_after(now()))}")
         while not self.stopping:
@@ -750,6 +818,7 @@ def main(argv: list[str]) -> int:
         "services": lambda: (print("\n".join(job.services)) if job.services else None) or 0,
         "health": lambda: health(job),
         "status": lambda: (print(json.dumps(read_status(job), indent=2)) or 0),
+        "metrics": lambda: (print(metrics_text(job, read_status(job), container_started(), now()), end="") or 0),
     }
     if command not in commands:
         print(f"unknown command {command!r}\n{__doc__}", file=sys.stderr)

@@ -7,7 +7,8 @@
 #   build.sh [-j JOBS] [NAME...]    build the named images (default: all), plus the base image
 #   build.sh --list                 print "NAME TAG" for every image
 #
-# NAME is one of: base postgres synapse nginx mysql redis minio probe certbot pebble. See README.md beside this
+# NAME is one of: base postgres synapse nginx mysql redis minio probe certbot pebble prometheus
+# alertmanager node-exporter blackbox-exporter. See README.md beside this
 # script (and CONTRACT.md in an image's directory) for the contract each image honours.
 #
 # An image is skipped when its tag exists and carries the label e2e.recipe with the hash of its
@@ -37,7 +38,7 @@ LABEL=e2e.recipe
 SUITE=bookworm
 IMAGE_PYTHON=3.11 # Python of Debian bookworm, where the wheels are installed
 
-NAMES=(base postgres synapse nginx mysql redis minio probe certbot pebble)
+NAMES=(base postgres synapse nginx mysql redis minio probe certbot pebble prometheus alertmanager node-exporter blackbox-exporter)
 declare -A TAG=(
   [base]=e2e.local/base:bookworm
   [postgres]=e2e.local/postgres:16
@@ -49,6 +50,10 @@ declare -A TAG=(
   [probe]=e2e.local/voicegrow-probe:1
   [certbot]=e2e.local/certbot:stand-in
   [pebble]=e2e.local/pebble:2.4
+  [prometheus]=e2e.local/prometheus:2.42
+  [alertmanager]=e2e.local/alertmanager:0.25
+  [node-exporter]=e2e.local/node-exporter:1.5
+  [blackbox-exporter]=e2e.local/blackbox-exporter:0.23
 )
 
 # Legacy builder: it needs no buildx plugin, which Debian's docker.io does not ship.

@@ -1,0 +1,334 @@
+"""Monitoring: Prometheus, Alertmanager, node and blackbox exporters (basic); Grafana, Loki, Alloy,
+cAdvisor and the database exporters (full). Nothing of it is published on the host."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_docker as docker
+
+from components.container import (
+    Deployment,
+    HealthCheck,
+    ServiceContainer,
+    data_volume,
+    private_network,
+    pulled_image,
+    service_container,
+)
+from components.rendering import monitoring as render
+from components.rendering.proxy import MonitoringRoutes
+from components.secrets import secret_or_generated
+from components.synapse import SynapseStack
+from components.voicegrow import VoiceGrowStack
+from config.models import StackSettings
+from config.monitoring import MonitoringSettings
+from config.profiles import ContainerLimits
+from config.types import image_tag
+
+COMPONENT = "monitoring"
+BASIC_ROLES = ("prometheus", "alertmanager", "node_exporter", "blackbox_exporter")
+FULL_ROLES = ("grafana", "loki", "alloy", "cadvisor")
+
+
+def roles(settings: StackSettings) -> list[str]:
+    """The container roles a stack's monitoring runs (each has limits and an image setting)."""
+    monitoring = settings.monitoring
+    names = list(BASIC_ROLES)
+    if "dingtalk" in monitoring.receivers:
+        names.append("dingtalk")
+    if monitoring.full:
+        names += FULL_ROLES
+        names += ["postgres_exporter"] if settings.synapse.enabled else []
+        names += ["mysql_exporter", "redis_exporter"] if settings.voicegrow.enabled else []
+    return names
+
+
+def deployed(settings: StackSettings) -> render.Deployed:
+    """What the stack deploys, as monitoring sees it."""
+    synapse, voicegrow = settings.synapse, settings.voicegrow
+    public: list[render.PublicEndpoint] = []
+    if synapse.enabled:
+        public.append(render.PublicEndpoint(synapse.host, "synapse", "/_matrix/client/versions"))
+        if synapse.server_name != synapse.host:
+            public.append(render.PublicEndpoint(synapse.server_name, "wellknown", "/.well-known/matrix/server"))
+    if voicegrow.enabled:
+        hosts = [(voicegrow.ws_host, None), (voicegrow.api_host, "/api/v1/health"), (voicegrow.console_host, None)]
+        public += [render.PublicEndpoint(host, "voicegrow-server" if path else "proxy", path) for host, path in hosts if host]
+    monitoring = settings.monitoring
+    if monitoring.grafana_host:
+        public.append(render.PublicEndpoint(monitoring.grafana_host, "grafana", "/api/health"))
+    public += [render.PublicEndpoint(host, "monitoring", None) for host in (monitoring.prometheus_host, monitoring.alertmanager_host) if host]
+    return render.Deployed(
+        synapse=synapse.enabled,
+        synapse_metrics=synapse.enabled and synapse.metrics,
+        synapse_memory_limit_mb=settings.limits("synapse").memory_mb,
+        voicegrow_replicas=voicegrow.replicas if voicegrow.enabled else 0,
+        backup=settings.backup.enabled and (synapse.enabled or voicegrow.enabled),
+        proxy=settings.proxy.enabled and (synapse.enabled or voicegrow.enabled),
+        public=public,
+        public_tls=settings.tls != "off",
+        # The stack's own CA signs self-signed certificates: their expiry is read, not their chain.
+        verify_public_tls=settings.tls in ("acme", "files"),
+    )
+
+
+@dataclass(frozen=True)
+class MonitoringArgs:
+    """What monitoring watches and how: its settings, the deployed systems, images, limits and secrets."""
+
+    settings: MonitoringSettings
+    deployed: render.Deployed
+    synapse: SynapseStack | None
+    voicegrow: VoiceGrowStack | None
+    limits: dict[str, ContainerLimits]
+    images: dict[str, str]
+    synapse_image: str
+    secrets: dict[str, pulumi.Output[str] | None]
+
+
+def _wget(url: str) -> HealthCheck:
+    return HealthCheck(test=["CMD", "wget", "-q", "--spider", url], timeout=5, start_period=30)
+
+
+class Monitoring(pulumi.ComponentResource):
+    """Metrics, probes and alerts for the whole stack; dashboards and logs with `full`."""
+
+    def __init__(
+        self, name: str, deployment: Deployment, args: MonitoringArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__(f"{deployment.project}:components:Monitoring", name, None, opts)
+        self._deployment = deployment
+        self._child = pulumi.ResourceOptions(parent=self, provider=deployment.provider)
+        self._args = args
+        settings = args.settings
+        self.network = private_network(deployment, COMPONENT, self._child)
+        self._images = {role: pulled_image(reference, f"monitoring-{role}", self._child, deployment.platform) for role, reference in args.images.items()}
+        self._stack_networks = [stack.network for stack in (args.synapse, args.voicegrow) if stack is not None]
+        plan = render.build_plan(deployment.stack, deployment.prefix, settings, args.deployed)
+
+        self.admin_password = secret_or_generated("monitoring-admin-password", args.secrets["grafana_admin_password"], self._child)
+        self.containers: dict[str, docker.Container] = {}
+        self.containers["prometheus"] = self._prometheus(plan)
+        self.containers["alertmanager"] = self._alertmanager()
+        self.containers["node_exporter"] = self._container(
+            "node_exporter",
+            "node-exporter",
+            _wget(f"http://127.0.0.1:{render.NODE_EXPORTER_PORT}/metrics"),
+            command=["--path.rootfs=/host"],
+            volumes=[docker.ContainerVolumeArgs(host_path="/", container_path="/host", read_only=True)],
+        )
+        self.containers["blackbox_exporter"] = self._container(
+            "blackbox_exporter",
+            "blackbox-exporter",
+            _wget(f"http://127.0.0.1:{render.BLACKBOX_PORT}/-/healthy"),
+            command=[f"--config.file={render.BLACKBOX_CONFIG_PATH}"],
+            uploads=[docker.ContainerUploadArgs(file=render.BLACKBOX_CONFIG_PATH, content=render.render_blackbox_yml(plan.verify_public_tls))],
+            extra_networks=self._stack_networks,
+        )
+        if "dingtalk" in settings.receivers:
+            self.containers["dingtalk"] = self._dingtalk()
+        if settings.full:
+            self._full(plan)
+
+        self.routes = MonitoringRoutes(
+            grafana_host=settings.grafana_host,
+            prometheus_host=settings.prometheus_host,
+            alertmanager_host=settings.alertmanager_host,
+            grafana_upstream=f"grafana:{render.GRAFANA_PORT}",
+            prometheus_upstream=f"prometheus:{render.PROMETHEUS_PORT}",
+            alertmanager_upstream=f"alertmanager:{render.ALERTMANAGER_PORT}",
+        )
+        routed = {"grafana": settings.grafana_host, "prometheus": settings.prometheus_host, "alertmanager": settings.alertmanager_host}
+        self.proxied_containers = [self.containers[role] for role, host in routed.items() if host and role in self.containers]
+        self.container_names = pulumi.Output.all(*(container.name for container in self.containers.values()))
+        self.register_outputs({"network": self.network.name, "containers": self.container_names})
+
+    def _container(
+        self,
+        role: str,
+        name: str,
+        healthcheck: HealthCheck | None,
+        command: list[str] | None = None,
+        entrypoint: list[str] | None = None,
+        envs: pulumi.Input[list[pulumi.Input[str]]] | None = None,
+        volumes: list[docker.ContainerVolumeArgs] | None = None,
+        uploads: list[docker.ContainerUploadArgs] | None = None,
+        extra_networks: list[docker.Network] | None = None,
+    ) -> docker.Container:
+        return service_container(
+            self._deployment,
+            ServiceContainer(
+                component=COMPONENT,
+                role=role.replace("_", "-"),
+                name=f"monitoring-{name}",
+                image=self._images[role].image_id,
+                limits=self._args.limits[role],
+                healthcheck=healthcheck,
+                network=self.network,
+                aliases=[name],
+                command=command,
+                entrypoint=entrypoint,
+                envs=envs,
+                volumes=volumes or [],
+                uploads=uploads or [],
+                extra_networks=extra_networks or [],
+            ),
+            self._child,
+        )
+
+    def _volume(self, name: str, path: str) -> docker.ContainerVolumeArgs:
+        volume = data_volume(self._deployment, f"monitoring-{name}", self._child)
+        return docker.ContainerVolumeArgs(volume_name=volume.name, container_path=path)
+
+    def _prometheus(self, plan: render.MonitoringPlan) -> docker.Container:
+        settings = self._args.settings
+        uploads = [
+            docker.ContainerUploadArgs(file=render.PROMETHEUS_CONFIG_PATH, content=render.render_prometheus_yml(plan)),
+            docker.ContainerUploadArgs(file=render.RULES_PATH, content=render.render_rules(plan)),
+        ]
+        voicegrow = self._args.voicegrow
+        if settings.full and voicegrow is not None:
+            user, password = voicegrow.minio_credentials
+            token = pulumi.Output.all(user, password).apply(lambda keys: render.minio_token(keys[0], keys[1]))
+            # Prometheus runs as nobody: the token file must be readable by it.
+            uploads.append(docker.ContainerUploadArgs(file=render.MINIO_TOKEN_PATH, content=pulumi.Output.secret(token), permissions="0644"))
+        external_url = f"https://{settings.prometheus_host}/" if settings.prometheus_host else None
+        return self._container(
+            "prometheus",
+            "prometheus",
+            _wget(f"http://127.0.0.1:{render.PROMETHEUS_PORT}/-/ready"),
+            command=render.prometheus_args(settings, external_url),
+            volumes=[self._volume("prometheus", "/prometheus")],
+            uploads=uploads,
+            extra_networks=self._stack_networks,
+        )
+
+    def _alertmanager(self) -> docker.Container:
+        settings, secrets = self._args.settings, self._args.secrets
+        values = [secrets[key] or pulumi.Output.from_input("") for key in ("alert_smtp_password", "alert_wecom_secret", "alert_webhook_url")]
+        config = pulumi.Output.all(*values).apply(
+            lambda keys: render.render_alertmanager_yml(
+                settings, render.ReceiverSecrets(smtp_password=keys[0] or None, wecom_secret=keys[1] or None, webhook_url=keys[2] or None)
+            )
+        )
+        command = [f"--config.file={render.ALERTMANAGER_CONFIG_PATH}", "--storage.path=/alertmanager"]
+        if settings.alertmanager_host:
+            command.append(f"--web.external-url=https://{settings.alertmanager_host}/")
+        return self._container(
+            "alertmanager",
+            "alertmanager",
+            _wget(f"http://127.0.0.1:{render.ALERTMANAGER_PORT}/-/ready"),
+            command=command,
+            volumes=[self._volume("alertmanager", "/alertmanager")],
+            # Alertmanager runs as nobody; the file holds the receivers' secrets.
+            uploads=[docker.ContainerUploadArgs(file=render.ALERTMANAGER_CONFIG_PATH, content=pulumi.Output.secret(config), permissions="0644")],
+        )
+
+    def _dingtalk(self) -> docker.Container:
+        url, secret = self._args.secrets["alert_dingtalk_url"], self._args.secrets["alert_dingtalk_secret"]
+        assert url is not None  # the loader requires it with the receiver
+        config = pulumi.Output.all(url, secret or pulumi.Output.from_input("")).apply(
+            lambda values: render.render_dingtalk_config(values[0], values[1] or None)
+        )
+        return self._container(
+            "dingtalk",
+            "dingtalk",
+            _wget(f"http://127.0.0.1:{render.DINGTALK_PORT}/-/healthy"),
+            command=[f"--config.file={render.DINGTALK_CONFIG_PATH}", f"--web.listen-address=:{render.DINGTALK_PORT}"],
+            uploads=[docker.ContainerUploadArgs(file=render.DINGTALK_CONFIG_PATH, content=pulumi.Output.secret(config), permissions="0644")],
+        )
+
+    def _full(self, plan: render.MonitoringPlan) -> None:
+        settings, deployment = self._args.settings, self._deployment
+        docker_socket = docker.ContainerVolumeArgs(host_path="/var/run/docker.sock", container_path="/var/run/docker.sock", read_only=True)
+        synapse_version = image_tag(self._args.synapse_image) if plan.synapse_memory_limit_bytes is not None else None
+        root_url = f"https://{settings.grafana_host}/" if settings.grafana_host else None
+        self.containers["grafana"] = self._container(
+            "grafana",
+            "grafana",
+            _wget(f"http://127.0.0.1:{render.GRAFANA_PORT}/api/health"),
+            entrypoint=render.grafana_entrypoint(synapse_version),
+            envs=pulumi.Output.concat("GF_SECURITY_ADMIN_PASSWORD=", self.admin_password).apply(
+                lambda password: [*render.grafana_environment(root_url), password]
+            ),
+            volumes=[self._volume("grafana", "/var/lib/grafana")],
+            uploads=[
+                docker.ContainerUploadArgs(
+                    file=f"{render.GRAFANA_PROVISIONING_DIR}/datasources/datasources.yml", content=render.render_grafana_datasources()
+                ),
+                docker.ContainerUploadArgs(
+                    file=f"{render.GRAFANA_PROVISIONING_DIR}/dashboards/dashboards.yml", content=render.render_grafana_dashboard_provider()
+                ),
+                docker.ContainerUploadArgs(
+                    file=f"{render.GRAFANA_DASHBOARDS_DIR}/overview.json",
+                    content=render.render_overview_dashboard(deployment.prefix, deployment.stack),
+                ),
+            ],
+        )
+        self.containers["loki"] = self._container(
+            "loki",
+            "loki",
+            HealthCheck(test=["CMD-SHELL", f"wget -q --spider http://127.0.0.1:{render.LOKI_PORT}/ready"], timeout=5, start_period=60),
+            command=[f"-config.file={render.LOKI_CONFIG_PATH}"],
+            volumes=[self._volume("loki", "/loki")],
+            uploads=[docker.ContainerUploadArgs(file=render.LOKI_CONFIG_PATH, content=render.render_loki_yml(settings.log_retention))],
+        )
+        self.containers["alloy"] = self._container(
+            "alloy",
+            "alloy",
+            # The image has bash but no HTTP client.
+            HealthCheck(
+                test=[
+                    "CMD",
+                    "bash",
+                    "-c",
+                    f"exec 3<>/dev/tcp/127.0.0.1/{render.ALLOY_PORT} && printf 'GET /-/ready HTTP/1.0\\r\\n\\r\\n' >&3 && grep -q ' 200 ' <&3",
+                ],
+                timeout=5,
+            ),
+            command=["run", f"--server.http.listen-addr=0.0.0.0:{render.ALLOY_PORT}", "--storage.path=/var/lib/alloy/data", render.ALLOY_CONFIG_PATH],
+            volumes=[docker_socket],
+            uploads=[docker.ContainerUploadArgs(file=render.ALLOY_CONFIG_PATH, content=render.render_alloy_config(deployment.project, deployment.stack))],
+        )
+        self.containers["cadvisor"] = self._container(
+            "cadvisor",
+            "cadvisor",
+            _wget(f"http://127.0.0.1:{render.CADVISOR_PORT}/healthz"),
+            command=["--docker_only=true", "--housekeeping_interval=15s", "--store_container_labels=false"],
+            volumes=[
+                docker.ContainerVolumeArgs(host_path=host, container_path=path, read_only=True)
+                for host, path in (("/", "/rootfs"), ("/var/run", "/var/run"), ("/sys", "/sys"), ("/var/lib/docker", "/var/lib/docker"))
+            ],
+        )
+        synapse, voicegrow = self._args.synapse, self._args.voicegrow
+        if synapse is not None:
+            dsn = synapse.postgres_password.apply(render.postgres_exporter_dsn)
+            self.containers["postgres_exporter"] = self._container(
+                "postgres_exporter",
+                "postgres-exporter",
+                _wget(f"http://127.0.0.1:{render.POSTGRES_EXPORTER_PORT}/metrics"),
+                envs=pulumi.Output.secret(dsn.apply(lambda value: [f"DATA_SOURCE_NAME={value}"])),
+                extra_networks=[synapse.network],
+            )
+        if voicegrow is not None:
+            cnf = voicegrow.mysql_root_password.apply(render.render_mysql_exporter_cnf)
+            self.containers["mysql_exporter"] = self._container(
+                "mysql_exporter",
+                "mysql-exporter",
+                _wget(f"http://127.0.0.1:{render.MYSQL_EXPORTER_PORT}/metrics"),
+                command=[f"--config.my-cnf={render.MYSQL_EXPORTER_CNF_PATH}"],
+                # The exporter runs as nobody.
+                uploads=[docker.ContainerUploadArgs(file=render.MYSQL_EXPORTER_CNF_PATH, content=pulumi.Output.secret(cnf), permissions="0644")],
+                extra_networks=[voicegrow.network],
+            )
+            self.containers["redis_exporter"] = self._container(
+                "redis_exporter",
+                "redis-exporter",
+                None,  # a scratch image: Prometheus's scrape is its check
+                envs=pulumi.Output.secret(
+                    voicegrow.redis_password.apply(lambda password: ["REDIS_ADDR=redis://redis:6379", f"REDIS_PASSWORD={password}"])
+                ),
+                extra_networks=[voicegrow.network],
+            )

@@ -1,0 +1,975 @@
+"""The monitoring stack's files: Prometheus's scrape config and alert rules, Alertmanager's routes
+and receivers, the blackbox exporter's modules, and (full) Grafana, Loki and Alloy.
+
+What is monitored is described once, as a `MonitoringPlan`; every file is rendered from it.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+from components.rendering import dump_yaml
+from components.rendering.backup import METRICS_PORT as BACKUP_METRICS_PORT
+from config.monitoring import EmailSettings, MonitoringSettings, WeComSettings
+
+PROMETHEUS_PORT = 9090
+ALERTMANAGER_PORT = 9093
+NODE_EXPORTER_PORT = 9100
+BLACKBOX_PORT = 9115
+DINGTALK_PORT = 8060
+GRAFANA_PORT = 3000
+LOKI_PORT = 3100
+ALLOY_PORT = 12345
+CADVISOR_PORT = 8080
+POSTGRES_EXPORTER_PORT = 9187
+MYSQL_EXPORTER_PORT = 9104
+REDIS_EXPORTER_PORT = 9121
+
+PROMETHEUS_CONFIG_PATH = "/etc/prometheus/prometheus.yml"
+RULES_PATH = "/etc/prometheus/rules.yml"
+MINIO_TOKEN_PATH = "/etc/prometheus/minio.token"
+ALERTMANAGER_CONFIG_PATH = "/etc/alertmanager/alertmanager.yml"
+BLACKBOX_CONFIG_PATH = "/etc/blackbox_exporter/config.yml"
+DINGTALK_CONFIG_PATH = "/etc/prometheus-webhook-dingtalk/config.yml"
+GRAFANA_PROVISIONING_DIR = "/etc/grafana/provisioning"
+GRAFANA_DASHBOARDS_DIR = "/var/lib/grafana/dashboards"
+LOKI_CONFIG_PATH = "/etc/loki/local-config.yaml"
+ALLOY_CONFIG_PATH = "/etc/alloy/config.alloy"
+MYSQL_EXPORTER_CNF_PATH = "/etc/mysqld-exporter/.my.cnf"
+DATASOURCE_UID = "prometheus"
+DINGTALK_TARGET = "operators"
+
+SEVERITIES = ("critical", "warning")
+
+
+# --- what is monitored ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Check:
+    """A service the blackbox exporter checks from inside the stack networks (VoiceGrow guide §7.2)."""
+
+    service: str
+    title: str
+    target: str
+    module: str
+    down_for: str
+    recovery_minutes: int
+    """The guide's recovery time target (§9.1): the alert fires well inside it."""
+
+
+@dataclass(frozen=True)
+class PublicEndpoint:
+    """A public host behind the proxy: its certificate, and the path that must answer when one is given."""
+
+    host: str
+    service: str
+    path: str | None
+
+
+@dataclass(frozen=True)
+class ScrapeJob:
+    """Targets Prometheus scrapes directly."""
+
+    job: str
+    service: str
+    targets: list[str]
+    path: str = "/metrics"
+    labels: dict[str, str] = field(default_factory=dict)
+    bearer_token_file: str | None = None
+
+
+@dataclass(frozen=True)
+class MonitoringPlan:
+    """Everything the monitoring stack watches in one stack."""
+
+    stack: str
+    prefix: str
+    full: bool
+    scrape_interval: str
+    checks: list[Check]
+    public: list[PublicEndpoint]
+    public_tls: bool
+    verify_public_tls: bool
+    jobs: list[ScrapeJob]
+    synapse_memory_limit_bytes: int | None
+
+
+@dataclass(frozen=True)
+class Deployed:
+    """What the other components deployed, as the monitoring stack reaches it."""
+
+    synapse: bool
+    synapse_metrics: bool
+    synapse_memory_limit_mb: int
+    voicegrow_replicas: int
+    backup: bool
+    proxy: bool
+    public: list[PublicEndpoint]
+    public_tls: bool
+    verify_public_tls: bool
+
+
+# Health endpoints and ports of the services, as their own components publish them inside the stack networks.
+SYNAPSE_HEALTH = "http://synapse:8008/health"
+SYNAPSE_METRICS = "synapse:9000"
+WELLKNOWN_HEALTH = "http://wellknown/.well-known/matrix/server"
+SERVER_HEALTH = "http://server-{replica}:8000/api/v1/health"
+SERVER_METRICS = "server-{replica}:8000"
+MINIO_HEALTH = "http://minio:9000/minio/health/live"
+MINIO_METRICS = "minio:9000"
+PROXY_HEALTH = "http://proxy/healthz"
+
+
+def build_plan(stack: str, prefix: str, settings: MonitoringSettings, deployed: Deployed) -> MonitoringPlan:
+    """The checks and scrape jobs for what is deployed, at the stack's monitoring level."""
+    checks: list[Check] = []
+    jobs = [
+        ScrapeJob("prometheus", "monitoring", [f"localhost:{PROMETHEUS_PORT}"]),
+        ScrapeJob("alertmanager", "monitoring", [f"alertmanager:{ALERTMANAGER_PORT}"]),
+        ScrapeJob("node", "host", [f"node-exporter:{NODE_EXPORTER_PORT}"]),
+        ScrapeJob("blackbox", "monitoring", [f"blackbox-exporter:{BLACKBOX_PORT}"]),
+    ]
+    if deployed.synapse:
+        checks += [
+            Check("synapse", "Synapse", SYNAPSE_HEALTH, "http_2xx", "1m", 5),
+            Check("postgres", "PostgreSQL", "postgres:5432", "tcp_connect", "2m", 10),
+            Check("wellknown", ".well-known", WELLKNOWN_HEALTH, "http_2xx", "2m", 10),
+        ]
+        if deployed.synapse_metrics:
+            # Synapse's Grafana dashboard selects its series by `index`.
+            jobs.append(ScrapeJob("synapse", "synapse", [SYNAPSE_METRICS], "/_synapse/metrics", {"index": "1"}))
+        if settings.full:
+            jobs.append(ScrapeJob("postgres", "postgres", [f"postgres-exporter:{POSTGRES_EXPORTER_PORT}"]))
+    if deployed.voicegrow_replicas:
+        checks += [
+            Check("voicegrow-server", f"VoiceGrow server {replica}", SERVER_HEALTH.format(replica=replica), "http_2xx", "1m", 5)
+            for replica in range(1, deployed.voicegrow_replicas + 1)
+        ]
+        checks += [
+            Check("mysql", "MySQL", "mysql:3306", "tcp_connect", "2m", 10),
+            Check("redis", "Redis", "redis:6379", "tcp_connect", "1m", 5),
+            Check("minio", "MinIO", MINIO_HEALTH, "http_2xx", "2m", 10),
+        ]
+        if settings.voicegrow_metrics:
+            servers = [SERVER_METRICS.format(replica=replica) for replica in range(1, deployed.voicegrow_replicas + 1)]
+            jobs.append(ScrapeJob("voicegrow", "voicegrow-server", servers))
+        if settings.full:
+            jobs += [
+                ScrapeJob("mysql", "mysql", [f"mysql-exporter:{MYSQL_EXPORTER_PORT}"]),
+                ScrapeJob("redis", "redis", [f"redis-exporter:{REDIS_EXPORTER_PORT}"]),
+                ScrapeJob("minio", "minio", [MINIO_METRICS], "/minio/v2/metrics/cluster", bearer_token_file=MINIO_TOKEN_PATH),
+            ]
+    if deployed.proxy:
+        checks.append(Check("proxy", "the proxy", PROXY_HEALTH, "http_2xx", "1m", 5))
+    if deployed.backup:
+        jobs.append(ScrapeJob("backup", "backup", [f"backup:{BACKUP_METRICS_PORT}"]))
+    if settings.full:
+        jobs += [
+            ScrapeJob("cadvisor", "host", [f"cadvisor:{CADVISOR_PORT}"]),
+            ScrapeJob("grafana", "monitoring", [f"grafana:{GRAFANA_PORT}"]),
+            ScrapeJob("loki", "monitoring", [f"loki:{LOKI_PORT}"]),
+            ScrapeJob("alloy", "monitoring", [f"alloy:{ALLOY_PORT}"]),
+        ]
+    return MonitoringPlan(
+        stack=stack,
+        prefix=prefix,
+        full=settings.full,
+        scrape_interval=settings.scrape_interval,
+        checks=checks,
+        public=deployed.public if deployed.proxy else [],
+        public_tls=deployed.public_tls,
+        verify_public_tls=deployed.verify_public_tls,
+        jobs=jobs,
+        synapse_memory_limit_bytes=deployed.synapse_memory_limit_mb * 1024 * 1024 if deployed.synapse_metrics else None,
+    )
+
+
+# --- Prometheus -------------------------------------------------------------------------------
+
+
+def _probe_job(name: str, targets: list[dict[str, Any]]) -> dict[str, Any]:
+    """A blackbox job: each target's `module` label picks the exporter's module."""
+    return {
+        "job_name": name,
+        "metrics_path": "/probe",
+        "static_configs": targets,
+        "relabel_configs": [
+            {"source_labels": ["__address__"], "target_label": "__param_target"},
+            {"source_labels": ["module"], "target_label": "__param_module"},
+            {"source_labels": ["__param_target"], "target_label": "instance"},
+            {"target_label": "__address__", "replacement": f"blackbox-exporter:{BLACKBOX_PORT}"},
+        ],
+    }
+
+
+def public_targets(plan: MonitoringPlan) -> list[dict[str, Any]]:
+    """Each public host twice: its TLS handshake (certificate expiry) and, where given, its path."""
+    scheme = "https" if plan.public_tls else "http"
+    targets = []
+    for endpoint in plan.public:
+        if plan.public_tls:
+            targets.append({"targets": [f"{endpoint.host}:443"], "labels": {"service": endpoint.service, "module": "tls_connect"}})
+        if endpoint.path is not None:
+            module = "https_2xx" if plan.public_tls else "http_2xx"
+            targets.append(
+                {"targets": [f"{scheme}://{endpoint.host}{endpoint.path}"], "labels": {"service": endpoint.service, "module": module}}
+            )
+    return targets
+
+
+def render_prometheus_yml(plan: MonitoringPlan) -> str:
+    """prometheus.yml: every scrape job, the probes, the rules file and Alertmanager."""
+    scrape_configs: list[dict[str, Any]] = []
+    for job in plan.jobs:
+        config: dict[str, Any] = {
+            "job_name": job.job,
+            "metrics_path": job.path,
+            "static_configs": [{"targets": job.targets, "labels": {"service": job.service, **job.labels}}],
+        }
+        if job.bearer_token_file is not None:
+            config["authorization"] = {"type": "Bearer", "credentials_file": job.bearer_token_file}
+        scrape_configs.append(config)
+    checks = [{"targets": [check.target], "labels": {"service": check.service, "module": check.module}} for check in plan.checks]
+    if checks:
+        scrape_configs.append(_probe_job("probe", checks))
+    if plan.public:
+        scrape_configs.append(_probe_job("public", public_targets(plan)))
+    document = {
+        "global": {
+            "scrape_interval": plan.scrape_interval,
+            "evaluation_interval": plan.scrape_interval,
+            "external_labels": {"stack": plan.stack},
+        },
+        "alerting": {"alertmanagers": [{"static_configs": [{"targets": [f"alertmanager:{ALERTMANAGER_PORT}"]}]}]},
+        "rule_files": [RULES_PATH],
+        "scrape_configs": scrape_configs,
+    }
+    return dump_yaml(document)
+
+
+def prometheus_args(settings: MonitoringSettings, external_url: str | None) -> list[str]:
+    """Prometheus's command line: config, storage and the retention the settings ask for."""
+    args = [
+        f"--config.file={PROMETHEUS_CONFIG_PATH}",
+        "--storage.tsdb.path=/prometheus",
+        f"--storage.tsdb.retention.time={settings.retention}",
+        f"--storage.tsdb.retention.size={settings.retention_size}",
+        "--web.enable-lifecycle",
+    ]
+    if external_url is not None:
+        args.append(f"--web.external-url={external_url}")
+    return args
+
+
+# --- alert rules ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Alert:
+    """One alert rule, with what it means and what to do, in English and Chinese."""
+
+    name: str
+    expr: str
+    for_: str
+    severity: str
+    summary: str
+    summary_zh: str
+    action: str
+    action_zh: str
+    service: str | None = None
+    """Set when the series carry no `service` label of their own."""
+
+    def rule(self) -> dict[str, Any]:
+        labels = {"severity": self.severity}
+        if self.service is not None:
+            labels["service"] = self.service
+        return {
+            "alert": self.name,
+            "expr": self.expr,
+            "for": self.for_,
+            "labels": labels,
+            "annotations": {
+                "summary": self.summary,
+                "summary_zh": self.summary_zh,
+                "action": self.action,
+                "action_zh": self.action_zh,
+            },
+        }
+
+
+def _check_alerts(plan: MonitoringPlan) -> list[Alert]:
+    """One 'down' alert per checked service, its window well inside the guide's recovery target."""
+    alerts: dict[str, Alert] = {}
+    for check in plan.checks:
+        name = "".join(part.capitalize() for part in check.service.replace(".", "-").split("-")) + "Down"
+        alerts[name] = Alert(
+            name=name,
+            expr=f'probe_success{{job="probe",service="{check.service}"}} == 0',
+            for_=check.down_for,
+            severity="critical",
+            summary=f"{check.title} does not answer its health check ({{{{ $labels.instance }}}}).",
+            summary_zh=f"{check.title} 健康检查失败（{{{{ $labels.instance }}}}）。",
+            action=(
+                f"docker ps -a and docker logs {plan.prefix}-<container>; restart it with docker start. "
+                f"Recovery target: {check.recovery_minutes} min."
+            ),
+            action_zh=(
+                f"用 docker ps -a 和 docker logs {plan.prefix}-<容器> 查看原因，用 docker start 重新启动。"
+                f"恢复时间目标：{check.recovery_minutes} 分钟。"
+            ),
+        )
+    return list(alerts.values())
+
+
+def alert_catalogue(plan: MonitoringPlan) -> dict[str, list[Alert]]:
+    """Every alert rule, by group."""
+    groups: dict[str, list[Alert]] = {}
+    groups["availability"] = _check_alerts(plan) + [
+        Alert(
+            "TargetDown",
+            "up == 0",
+            "2m",
+            "warning",
+            "Prometheus cannot scrape {{ $labels.job }} ({{ $labels.instance }}).",
+            "Prometheus 无法采集 {{ $labels.job }}（{{ $labels.instance }}）的指标。",
+            "Check that the container runs and is on the stack network: docker ps -a; docker logs <container>.",
+            "确认容器在运行并且在本栈的网络中：docker ps -a；docker logs <容器>。",
+        ),
+        Alert(
+            "AvailabilityBelowTarget",
+            'avg_over_time(probe_success{job="probe"}[1d]) < 0.999',
+            "5m",
+            "warning",
+            "{{ $labels.service }} was available {{ $value | humanizePercentage }} of the last day, under 99.9 %.",
+            "{{ $labels.service }} 过去一天的可用性为 {{ $value | humanizePercentage }}，低于 99.9%。",
+            "Find the outages in the service's logs and restarts (docker inspect -f '{{ .RestartCount }}').",
+            "在服务日志和重启次数中查找中断原因（docker inspect -f '{{ .RestartCount }}'）。",
+        ),
+        Alert(
+            "SlowResponse",
+            'probe_duration_seconds{module=~"http_2xx|https_2xx"} > 3',
+            "5m",
+            "warning",
+            "{{ $labels.instance }} takes {{ $value | humanizeDuration }} to answer (over 3 s).",
+            "{{ $labels.instance }} 响应耗时 {{ $value | humanizeDuration }}（超过 3 秒）。",
+            "Look at the service's CPU and memory against its limits (scripts/status.sh) and at its logs.",
+            "查看该服务的 CPU、内存与限制（scripts/status.sh）以及日志。",
+        ),
+    ]
+    if plan.public:
+        groups["public"] = [
+            Alert(
+                "PublicEndpointDown",
+                'probe_success{job="public"} == 0',
+                "2m",
+                "critical",
+                "{{ $labels.instance }} does not answer through the proxy.",
+                "通过反向代理访问 {{ $labels.instance }} 失败。",
+                "Check the proxy: docker logs <prefix>-proxy; nginx -t inside it; the certificate files.",
+                "检查反向代理：docker logs <前缀>-proxy；在容器内执行 nginx -t；检查证书文件。",
+            ),
+            Alert(
+                "CertificateExpiresSoon",
+                'probe_ssl_earliest_cert_expiry{job="public"} - time() < 14 * 86400',
+                "10m",
+                "warning",
+                "The certificate of {{ $labels.instance }} expires in {{ $value | humanizeDuration }}.",
+                "{{ $labels.instance }} 的证书将在 {{ $value | humanizeDuration }} 后过期。",
+                "tls acme: docker logs <prefix>-proxy-acme shows why renewal fails; tls files: set a new tls_certificate and pulumi up.",
+                "acme 模式：查看 docker logs <前缀>-proxy-acme 中续期失败的原因；files 模式：设置新的 tls_certificate 后执行 pulumi up。",
+            ),
+        ]
+    groups["host"] = [
+        Alert(
+            "HostCpuHigh",
+            '1 - avg by (instance) (rate(node_cpu_seconds_total{mode="idle"}[5m])) > 0.8',
+            "10m",
+            "warning",
+            "The host's CPU is {{ $value | humanizePercentage }} busy (over 80 %).",
+            "主机 CPU 使用率为 {{ $value | humanizePercentage }}（超过 80%）。",
+            "Find the busiest container with docker stats; raise its profile or the host's size.",
+            "用 docker stats 找出最忙的容器；提升配置档位或主机规格。",
+            "host",
+        ),
+        Alert(
+            "HostMemoryHigh",
+            "1 - node_memory_MemAvailable_bytes / node_memory_MemTotal_bytes > 0.85",
+            "10m",
+            "warning",
+            "The host's memory is {{ $value | humanizePercentage }} used (over 85 %).",
+            "主机内存使用率为 {{ $value | humanizePercentage }}（超过 85%）。",
+            "Find the largest container with docker stats; lower a limit or move to a larger profile.",
+            "用 docker stats 找出占用最多的容器；降低其限制或改用更大的配置档位。",
+            "host",
+        ),
+        Alert(
+            "HostDiskFull",
+            '1 - node_filesystem_avail_bytes{fstype!~"tmpfs|overlay|squashfs"} / node_filesystem_size_bytes{fstype!~"tmpfs|overlay|squashfs"} > 0.9',
+            "5m",
+            "warning",
+            "{{ $labels.mountpoint }} is {{ $value | humanizePercentage }} full (over 90 %).",
+            "{{ $labels.mountpoint }} 已使用 {{ $value | humanizePercentage }}（超过 90%）。",
+            "Free space: docker system df, old archives (backup.keep_count), logs; or grow the disk.",
+            "释放空间：docker system df、旧备份（backup.keep_count）、日志；或扩容磁盘。",
+            "host",
+        ),
+    ]
+    groups["backup"] = [
+        Alert(
+            "BackupFailed",
+            "backup_last_run_success == 0",
+            "0m",
+            "critical",
+            "The last backup of {{ $labels.stack }} failed.",
+            "{{ $labels.stack }} 最近一次备份失败。",
+            "docker logs <prefix>-backup shows 'backup FAILED' and why; fix it, then docker exec <prefix>-backup backup-now.",
+            "docker logs <前缀>-backup 中的 'backup FAILED' 说明原因；修复后执行 docker exec <前缀>-backup backup-now。",
+            "backup",
+        ),
+        Alert(
+            "BackupOverdue",
+            "time() - (backup_last_success_timestamp_seconds or backup_started_timestamp_seconds) > 2 * backup_interval_seconds",
+            "5m",
+            "warning",
+            "No backup succeeded for more than twice the schedule's interval.",
+            "超过两个备份周期没有成功的备份。",
+            "docker exec <prefix>-backup backupctl status; check that the backup container runs its schedule.",
+            "执行 docker exec <前缀>-backup backupctl status；确认备份容器在按计划运行。",
+            "backup",
+        ),
+        Alert(
+            "BackupDiskFilling",
+            "backup_archive_free_bytes + deriv(backup_archive_free_bytes[6h]) * (backup_next_run_timestamp_seconds - time())"
+            " < 2 * backup_last_size_bytes",
+            "15m",
+            "warning",
+            "At the next backup the archive disk will not have room for another archive.",
+            "下一次备份时，备份磁盘将没有足够空间存放新的归档。",
+            "Lower backup.keep_count or keep_days, copy archives offsite, or grow the disk.",
+            "减少 backup.keep_count 或 keep_days，把归档复制到异地，或扩容磁盘。",
+            "backup",
+        ),
+    ]
+    groups["voicegrow"] = [
+        Alert(
+            "AsrSuccessLow",
+            'sum(rate(voicegrow_asr_requests_total{result="success"}[10m])) / sum(rate(voicegrow_asr_requests_total[10m])) < 0.95',
+            "10m",
+            "warning",
+            "Speech recognition succeeded for {{ $value | humanizePercentage }} of requests (under 95 %).",
+            "语音识别成功率为 {{ $value | humanizePercentage }}（低于 95%）。",
+            "Read the servers' logs for ASR errors; check the model (voicegrow.asr) and the servers' memory.",
+            "查看服务器日志中的 ASR 错误；检查模型设置（voicegrow.asr）和服务器内存。",
+            "voicegrow-server",
+        ),
+        Alert(
+            "TtsSuccessLow",
+            'sum(rate(voicegrow_tts_requests_total{result="success"}[10m])) / sum(rate(voicegrow_tts_requests_total[10m])) < 0.99',
+            "10m",
+            "warning",
+            "Speech synthesis succeeded for {{ $value | humanizePercentage }} of requests (under 99 %).",
+            "语音合成成功率为 {{ $value | humanizePercentage }}（低于 99%）。",
+            "Check ai-manager (voicegrow.tts.base_url) and the TTS keys; read the servers' logs.",
+            "检查 ai-manager（voicegrow.tts.base_url）和 TTS 密钥；查看服务器日志。",
+            "voicegrow-server",
+        ),
+        Alert(
+            "TooManyConnections",
+            "sum(voicegrow_websocket_connections) > 100",
+            "5m",
+            "warning",
+            "{{ $value }} devices are connected at once (over 100).",
+            "同时连接的设备数为 {{ $value }}（超过 100）。",
+            "Add replicas (voicegrow.replicas) or move to a larger profile.",
+            "增加副本（voicegrow.replicas）或改用更大的配置档位。",
+            "voicegrow-server",
+        ),
+        Alert(
+            "VoiceGrowSlowResponses",
+            "histogram_quantile(0.95, sum by (le) (rate(voicegrow_http_request_duration_seconds_bucket[5m]))) > 3",
+            "5m",
+            "warning",
+            "95 % of VoiceGrow's requests take up to {{ $value | humanizeDuration }} (over 3 s).",
+            "VoiceGrow 95% 请求的耗时达 {{ $value | humanizeDuration }}（超过 3 秒）。",
+            "Look at the servers' CPU against their limits and at ai-manager's latency.",
+            "查看服务器 CPU 与限制以及 ai-manager 的延迟。",
+            "voicegrow-server",
+        ),
+    ]
+    synapse: list[Alert] = []
+    if plan.synapse_memory_limit_bytes is not None:
+        synapse = [
+            Alert(
+                "SynapseEventSendSlow",
+                'histogram_quantile(0.95, sum by (le) (rate(synapse_http_server_response_time_seconds_bucket{servlet="RoomSendEventRestServlet"}[5m]))) > 3',
+                "10m",
+                "warning",
+                "95 % of messages take up to {{ $value | humanizeDuration }} to send (over 3 s).",
+                "95% 的消息发送耗时达 {{ $value | humanizeDuration }}（超过 3 秒）。",
+                "Synapse is short of CPU or database connections: see its CPU in scripts/status.sh; consider the medium profile.",
+                "Synapse 缺少 CPU 或数据库连接：在 scripts/status.sh 中查看其 CPU；考虑改用 medium 配置档位。",
+                "synapse",
+            ),
+            Alert(
+                "SynapseDatabasePoolSaturated",
+                "rate(synapse_storage_schedule_time_sum[5m]) / rate(synapse_storage_schedule_time_count[5m]) > 0.5",
+                "10m",
+                "warning",
+                "Synapse waits {{ $value | humanizeDuration }} on average for a database connection.",
+                "Synapse 平均要等待 {{ $value | humanizeDuration }} 才能获得数据库连接。",
+                "Raise the pool (a larger profile's db_pool_max) or PostgreSQL's CPU.",
+                "增大连接池（更大配置档位的 db_pool_max）或 PostgreSQL 的 CPU。",
+                "synapse",
+            ),
+            Alert(
+                "SynapseMemoryNearLimit",
+                f'process_resident_memory_bytes{{job="synapse"}} > 0.9 * {plan.synapse_memory_limit_bytes}',
+                "10m",
+                "warning",
+                "Synapse uses {{ $value | humanize1024 }}B, over 90 % of its container's limit.",
+                "Synapse 使用了 {{ $value | humanize1024 }}B 内存，超过容器限制的 90%。",
+                "Lower its caches (profile) or raise resources.synapse.memory before the kernel kills it.",
+                "在被内核终止之前降低缓存（配置档位）或提高 resources.synapse.memory。",
+                "synapse",
+            ),
+        ]
+    if synapse:
+        groups["synapse"] = synapse
+    if plan.full:
+        selector = f'name=~"{plan.prefix}-.+"'
+        groups["containers"] = [
+            Alert(
+                "ContainerCpuHigh",
+                f"sum by (name) (rate(container_cpu_usage_seconds_total{{{selector}}}[5m]))"
+                f" / on (name) (max by (name) (container_spec_cpu_quota{{{selector}}}) / max by (name) (container_spec_cpu_period{{{selector}}}))"
+                " > 0.8",
+                "10m",
+                "warning",
+                "{{ $labels.name }} uses {{ $value | humanizePercentage }} of its CPU limit (over 80 %).",
+                "{{ $labels.name }} 使用了其 CPU 限制的 {{ $value | humanizePercentage }}（超过 80%）。",
+                "Raise resources.<role>.cpus for it, or find why it is busy in its logs.",
+                "提高其 resources.<角色>.cpus，或在日志中查找繁忙的原因。",
+                "host",
+            ),
+            Alert(
+                "ContainerMemoryHigh",
+                f"max by (name) (container_memory_working_set_bytes{{{selector}}})"
+                f" / on (name) max by (name) (container_spec_memory_limit_bytes{{{selector}}} > 0) > 0.85",
+                "10m",
+                "warning",
+                "{{ $labels.name }} uses {{ $value | humanizePercentage }} of its memory limit (over 85 %).",
+                "{{ $labels.name }} 使用了其内存限制的 {{ $value | humanizePercentage }}（超过 85%）。",
+                "Raise resources.<role>.memory for it before the kernel kills it.",
+                "在被内核终止之前提高其 resources.<角色>.memory。",
+                "host",
+            ),
+        ]
+    return groups
+
+
+def render_rules(plan: MonitoringPlan) -> str:
+    """rules.yml: the alert catalogue as Prometheus rule groups."""
+    groups = [{"name": name, "rules": [alert.rule() for alert in alerts]} for name, alerts in alert_catalogue(plan).items()]
+    return dump_yaml({"groups": groups})
+
+
+# --- Alertmanager -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReceiverSecrets:
+    """The secret values of the configured receivers (None where not configured)."""
+
+    smtp_password: str | None = None
+    wecom_secret: str | None = None
+    webhook_url: str | None = None
+
+
+def _integrations(settings: MonitoringSettings, secrets: ReceiverSecrets) -> dict[str, Any]:
+    integrations: dict[str, Any] = {}
+    if "email" in settings.receivers and settings.email is not None:
+        integrations["email_configs"] = [_email(settings.email, secrets.smtp_password)]
+    if "wecom" in settings.receivers and settings.wecom is not None:
+        integrations["wechat_configs"] = [_wecom(settings.wecom, secrets.wecom_secret)]
+    webhooks = []
+    if "dingtalk" in settings.receivers:
+        webhooks.append({"url": f"http://dingtalk:{DINGTALK_PORT}/dingtalk/{DINGTALK_TARGET}/send", "send_resolved": True})
+    if "webhook" in settings.receivers and secrets.webhook_url is not None:
+        webhooks.append({"url": secrets.webhook_url, "send_resolved": True})
+    if webhooks:
+        integrations["webhook_configs"] = webhooks
+    return integrations
+
+
+def _email(email: EmailSettings, password: str | None) -> dict[str, Any]:
+    config: dict[str, Any] = {
+        "to": ", ".join(email.to),
+        "from": email.sender,
+        "smarthost": email.smarthost,
+        "require_tls": email.require_tls,
+        "send_resolved": True,
+    }
+    if email.username is not None:
+        config["auth_username"] = email.username
+        config["auth_password"] = password or ""
+    return config
+
+
+def _wecom(wecom: WeComSettings, secret: str | None) -> dict[str, Any]:
+    config: dict[str, Any] = {
+        "api_url": wecom.api_url,
+        "corp_id": wecom.corp_id,
+        "api_secret": secret or "",
+        "agent_id": wecom.agent_id,
+        "send_resolved": True,
+    }
+    if wecom.to_party is not None:
+        config["to_party"] = wecom.to_party
+    if wecom.to_user is not None:
+        config["to_user"] = wecom.to_user
+    return config
+
+
+def render_alertmanager_yml(settings: MonitoringSettings, secrets: ReceiverSecrets) -> str:
+    """alertmanager.yml: critical alerts repeat hourly, warnings every 4 h; a critical alert mutes
+    the warnings of the same service (the outage explains them)."""
+    integrations = _integrations(settings, secrets)
+    document = {
+        "route": {
+            "receiver": "warning",
+            "group_by": ["alertname", "service"],
+            "group_wait": "30s",
+            "group_interval": "5m",
+            "repeat_interval": "4h",
+            # A critical group is flushed every minute, so its recovery is told within a minute.
+            "routes": [{"matchers": ['severity="critical"'], "receiver": "critical", "group_interval": "1m", "repeat_interval": "1h"}],
+        },
+        "inhibit_rules": [
+            {
+                "source_matchers": ['severity="critical"'],
+                "target_matchers": ['severity="warning"'],
+                "equal": ["stack", "service"],
+            }
+        ],
+        "receivers": [{"name": severity, **integrations} for severity in SEVERITIES],
+    }
+    return dump_yaml(document)
+
+
+def render_dingtalk_config(url: str, secret: str | None) -> str:
+    """The DingTalk bridge's config: one robot, signed when it has a secret."""
+    target: dict[str, Any] = {"url": url}
+    if secret is not None:
+        target["secret"] = secret
+    return dump_yaml({"targets": {DINGTALK_TARGET: target}})
+
+
+# --- blackbox exporter ------------------------------------------------------------------------
+
+
+def render_blackbox_yml(verify_public_tls: bool) -> str:
+    """The prober's modules: services inside the stack (plain HTTP, TCP) and the public hosts (TLS).
+
+    With the stack's own self-signed CA the public certificate is not verified, but its expiry
+    is still read.
+    """
+    tls = {"insecure_skip_verify": not verify_public_tls}
+    document = {
+        "modules": {
+            "http_2xx": {"prober": "http", "timeout": "5s", "http": {"preferred_ip_protocol": "ip4"}},
+            "https_2xx": {
+                "prober": "http",
+                "timeout": "5s",
+                "http": {"preferred_ip_protocol": "ip4", "fail_if_not_ssl": True, "tls_config": tls},
+            },
+            "tcp_connect": {"prober": "tcp", "timeout": "5s", "tcp": {"preferred_ip_protocol": "ip4"}},
+            "tls_connect": {"prober": "tcp", "timeout": "5s", "tcp": {"preferred_ip_protocol": "ip4", "tls": True, "tls_config": tls}},
+        }
+    }
+    return dump_yaml(document)
+
+
+# --- exporters --------------------------------------------------------------------------------
+
+
+def render_mysql_exporter_cnf(password: str) -> str:
+    """The .my.cnf mysqld_exporter reads (it ignores DATA_SOURCE_NAME since 0.15)."""
+    return f'[client]\nuser = root\npassword = "{password}"\nhost = mysql\nport = 3306\n'
+
+
+def postgres_exporter_dsn(password: str) -> str:
+    """DATA_SOURCE_NAME of the PostgreSQL exporter, for Synapse's database."""
+    return f"postgresql://synapse:{quote(password, safe='')}@postgres:5432/synapse?sslmode=disable"
+
+
+def minio_token(access_key: str, secret_key: str) -> str:
+    """The bearer token MinIO accepts for its metrics: a JWT (HS512) from the root credentials.
+
+    As `mc admin prometheus generate` makes it: issuer 'prometheus', subject the access key,
+    expiring in 100 years.
+    """
+
+    def encoded(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    header = encoded(json.dumps({"alg": "HS512", "typ": "JWT"}, separators=(",", ":")).encode())
+    claims = encoded(json.dumps({"exp": 4102444800, "iss": "prometheus", "sub": access_key}, separators=(",", ":")).encode())
+    signature = hmac.new(secret_key.encode(), f"{header}.{claims}".encode(), hashlib.sha512).digest()
+    return f"{header}.{claims}.{encoded(signature)}"
+
+
+# --- Grafana, Loki, Alloy (full) --------------------------------------------------------------
+
+
+def render_grafana_datasources() -> str:
+    """Prometheus (with the uid the dashboards name) and Loki."""
+    return dump_yaml(
+        {
+            "apiVersion": 1,
+            "datasources": [
+                {
+                    "name": "Prometheus",
+                    "uid": DATASOURCE_UID,
+                    "type": "prometheus",
+                    "access": "proxy",
+                    "url": f"http://prometheus:{PROMETHEUS_PORT}",
+                    "isDefault": True,
+                    "editable": False,
+                },
+                {"name": "Loki", "uid": "loki", "type": "loki", "access": "proxy", "url": f"http://loki:{LOKI_PORT}", "editable": False},
+            ],
+        }
+    )
+
+
+def render_grafana_dashboard_provider() -> str:
+    """Dashboards read from a directory, not editable in the UI (the program owns them)."""
+    return dump_yaml(
+        {
+            "apiVersion": 1,
+            "providers": [
+                {
+                    "name": "stack",
+                    "type": "file",
+                    "allowUiUpdates": False,
+                    "options": {"path": GRAFANA_DASHBOARDS_DIR, "foldersFromFilesStructure": False},
+                }
+            ],
+        }
+    )
+
+
+def synapse_dashboard_url(synapse_version: str) -> str:
+    """Synapse's own dashboard, from the release the stack runs."""
+    return f"https://raw.githubusercontent.com/element-hq/synapse/{synapse_version}/contrib/grafana/synapse.json"
+
+
+def grafana_entrypoint(synapse_version: str | None) -> list[str]:
+    """Grafana's start: fetch Synapse's dashboard of the deployed version once (the datasource
+    uid put in place of its input), then Grafana's own start script. Without network Grafana
+    starts anyway, without that dashboard."""
+    if synapse_version is None:
+        return ["/run.sh"]
+    target = f"{GRAFANA_DASHBOARDS_DIR}/synapse-{synapse_version}.json"
+    script = (
+        f"mkdir -p {GRAFANA_DASHBOARDS_DIR}; "
+        f"if [ ! -s {target} ]; then rm -f {GRAFANA_DASHBOARDS_DIR}/synapse-*.json; "
+        f"wget -q -T 20 -O - {synapse_dashboard_url(synapse_version)} "
+        f"| sed 's/${{DS_PROMETHEUS}}/{DATASOURCE_UID}/g' > {target}.new "
+        f"&& mv {target}.new {target} || echo 'Synapse dashboard not fetched; starting without it'; fi; "
+        "exec /run.sh"
+    )
+    return ["/bin/sh", "-c", script]
+
+
+def _panel(panel_id: int, title: str, exprs: list[tuple[str, str]], unit: str, position: tuple[int, int]) -> dict[str, Any]:
+    x, y = position
+    return {
+        "id": panel_id,
+        "type": "timeseries",
+        "title": title,
+        "datasource": {"type": "prometheus", "uid": DATASOURCE_UID},
+        "gridPos": {"x": x, "y": y, "w": 12, "h": 8},
+        "fieldConfig": {"defaults": {"unit": unit}, "overrides": []},
+        "targets": [
+            {"refId": chr(ord("A") + index), "expr": expr, "legendFormat": legend, "datasource": {"type": "prometheus", "uid": DATASOURCE_UID}}
+            for index, (expr, legend) in enumerate(exprs)
+        ],
+    }
+
+
+def overview_panels(prefix: str) -> list[tuple[str, list[tuple[str, str]], str]]:
+    """The overview's panels: title, (query, legend) pairs and unit."""
+    selector = f'name=~"{prefix}-.+"'
+    return [
+        ("Host CPU busy", [('1 - avg(rate(node_cpu_seconds_total{mode="idle"}[5m]))', "cpu")], "percentunit"),
+        ("Host memory used", [("1 - node_memory_MemAvailable_bytes / node_memory_MemTotal_bytes", "memory")], "percentunit"),
+        (
+            "Disk used",
+            [('1 - node_filesystem_avail_bytes{fstype!~"tmpfs|overlay|squashfs"} / node_filesystem_size_bytes{fstype!~"tmpfs|overlay|squashfs"}', "{{mountpoint}}")],
+            "percentunit",
+        ),
+        ("Services up", [('probe_success{job="probe"}', "{{service}} {{instance}}")], "none"),
+        (
+            "Container CPU against its limit",
+            [
+                (
+                    f"sum by (name) (rate(container_cpu_usage_seconds_total{{{selector}}}[5m]))"
+                    f" / on (name) (max by (name) (container_spec_cpu_quota{{{selector}}}) / max by (name) (container_spec_cpu_period{{{selector}}}))",
+                    "{{name}}",
+                )
+            ],
+            "percentunit",
+        ),
+        (
+            "Container memory against its limit",
+            [
+                (
+                    f"max by (name) (container_memory_working_set_bytes{{{selector}}})"
+                    f" / on (name) max by (name) (container_spec_memory_limit_bytes{{{selector}}} > 0)",
+                    "{{name}}",
+                )
+            ],
+            "percentunit",
+        ),
+        (
+            "Synapse: requests and message sends",
+            [
+                ('sum(rate(synapse_http_server_requests_received_total{job="synapse"}[5m]))', "requests/s"),
+                ('sum(rate(synapse_http_server_response_time_seconds_count{servlet="RoomSendEventRestServlet"}[5m]))', "sends/s"),
+            ],
+            "reqps",
+        ),
+        (
+            "VoiceGrow: connections, ASR and TTS success",
+            [
+                ("sum(voicegrow_websocket_connections)", "connections"),
+                ('sum(rate(voicegrow_asr_requests_total{result="success"}[10m])) / sum(rate(voicegrow_asr_requests_total[10m]))', "ASR success"),
+                ('sum(rate(voicegrow_tts_requests_total{result="success"}[10m])) / sum(rate(voicegrow_tts_requests_total[10m]))', "TTS success"),
+            ],
+            "none",
+        ),
+        (
+            "Databases: connections",
+            [("sum(pg_stat_database_numbackends)", "PostgreSQL"), ("mysql_global_status_threads_connected", "MySQL"), ("redis_connected_clients", "Redis")],
+            "none",
+        ),
+        (
+            "Backups: hours since the last success, archive size",
+            [("(time() - backup_last_success_timestamp_seconds) / 3600", "hours"), ("backup_last_size_bytes / 1e6", "MB")],
+            "none",
+        ),
+    ]
+
+
+def render_overview_dashboard(prefix: str, stack: str) -> str:
+    """The stack's overview: host, containers against their limits, both systems and the backups."""
+    panels = [
+        _panel(index + 1, title, exprs, unit, ((index % 2) * 12, (index // 2) * 8))
+        for index, (title, exprs, unit) in enumerate(overview_panels(prefix))
+    ]
+    dashboard = {
+        "uid": f"{prefix}-overview",
+        "title": f"{stack}: overview",
+        "schemaVersion": 39,
+        "time": {"from": "now-6h", "to": "now"},
+        "refresh": "1m",
+        "panels": panels,
+    }
+    return json.dumps(dashboard, indent=2, ensure_ascii=False) + "\n"
+
+
+def grafana_environment(root_url: str | None) -> list[str]:
+    """Grafana's settings: no sign-up, no anonymous access, no phoning home."""
+    environment = [
+        "GF_USERS_ALLOW_SIGN_UP=false",
+        "GF_AUTH_ANONYMOUS_ENABLED=false",
+        "GF_ANALYTICS_REPORTING_ENABLED=false",
+        "GF_ANALYTICS_CHECK_FOR_UPDATES=false",
+        f"GF_PATHS_PROVISIONING={GRAFANA_PROVISIONING_DIR}",
+    ]
+    if root_url is not None:
+        environment.append(f"GF_SERVER_ROOT_URL={root_url}")
+    return environment
+
+
+def render_loki_yml(log_retention: str) -> str:
+    """Loki as one process on its volume, deleting logs older than the retention."""
+    return dump_yaml(
+        {
+            "auth_enabled": False,
+            "server": {"http_listen_port": LOKI_PORT, "log_level": "warn"},
+            "common": {
+                "path_prefix": "/loki",
+                "replication_factor": 1,
+                "ring": {"kvstore": {"store": "inmemory"}},
+                "storage": {"filesystem": {"chunks_directory": "/loki/chunks", "rules_directory": "/loki/rules"}},
+            },
+            "schema_config": {
+                "configs": [
+                    {
+                        "from": "2024-01-01",
+                        "store": "tsdb",
+                        "object_store": "filesystem",
+                        "schema": "v13",
+                        "index": {"prefix": "index_", "period": "24h"},
+                    }
+                ]
+            },
+            "limits_config": {"retention_period": log_retention},
+            "compactor": {
+                "working_directory": "/loki/compactor",
+                "retention_enabled": True,
+                "delete_request_store": "filesystem",
+            },
+            "analytics": {"reporting_enabled": False},
+        }
+    )
+
+
+def render_alloy_config(project: str, stack: str) -> str:
+    """Alloy: every container of this stack (by its labels) into Loki, labelled by container and component."""
+    # Docker discovery turns the label `<project>.component` into this meta label.
+    component_label = "__meta_docker_container_label_" + f"{project}_component".replace(".", "_").replace("-", "_")
+    return f'''discovery.docker "containers" {{
+  host = "unix:///var/run/docker.sock"
+  filter {{
+    name   = "label"
+    values = ["{project}.stack={stack}"]
+  }}
+}}
+
+discovery.relabel "containers" {{
+  targets = discovery.docker.containers.targets
+  rule {{
+    source_labels = ["__meta_docker_container_name"]
+    regex         = "/(.*)"
+    target_label  = "container"
+  }}
+  rule {{
+    source_labels = ["{component_label}"]
+    target_label  = "component"
+  }}
+}}
+
+loki.source.docker "containers" {{
+  host          = "unix:///var/run/docker.sock"
+  targets       = discovery.docker.containers.targets
+  relabel_rules = discovery.relabel.containers.rules
+  forward_to    = [loki.write.local.receiver]
+}}
+
+loki.write "local" {{
+  endpoint {{
+    url = "http://loki:{LOKI_PORT}/loki/api/v1/push"
+  }}
+  external_labels = {{ stack = "{stack}" }}
+}}
+'''

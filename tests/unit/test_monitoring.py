@@ -1,0 +1,225 @@
+"""Monitoring under mocks: which containers each level runs, that none is published, retention,
+receivers wired from settings and secrets, and the hosts the proxy serves it on."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import yaml
+
+from config import ConfigError
+from tests.program import STACKS
+from tests.unit.conftest import Evaluate, Evaluation
+
+CONTAINER = "docker:index/container:Container"
+MODES = [pytest.param(False, id="up"), pytest.param(True, id="preview")]
+BASIC = {"monitoring-prometheus", "monitoring-alertmanager", "monitoring-node-exporter", "monitoring-blackbox-exporter"}
+FULL = BASIC | {
+    "monitoring-grafana",
+    "monitoring-loki",
+    "monitoring-alloy",
+    "monitoring-cadvisor",
+    "monitoring-postgres-exporter",
+    "monitoring-mysql-exporter",
+    "monitoring-redis-exporter",
+}
+EMAIL = {"to": ["ops@example.com"], "sender": "alerts@example.com", "smarthost": "smtp.example.com:587", "username": "alerts"}
+
+
+def _monitoring_containers(evaluation: Evaluation) -> set[str]:
+    return {c.name for c in evaluation.mocks.of_type(CONTAINER) if c.name.startswith("monitoring-")}
+
+
+def _upload(evaluation: Evaluation, container: str, path: str) -> dict[str, Any]:
+    uploads = {upload["file"]: upload for upload in evaluation.container(container).value("uploads")}
+    return uploads[path]
+
+
+def _alertmanager(evaluation: Evaluation) -> dict[str, Any]:
+    return yaml.safe_load(_upload(evaluation, "monitoring-alertmanager", "/etc/alertmanager/alertmanager.yml")["content"])
+
+
+def _prometheus_args(evaluation: Evaluation) -> list[str]:
+    return evaluation.container("monitoring-prometheus").value("command")
+
+
+@pytest.mark.parametrize("preview", MODES)
+@pytest.mark.parametrize("stack", ["dev", "test"])
+def test_basic_monitoring_runs_prometheus_alertmanager_and_two_exporters(evaluate: Evaluate, stack: str, preview: bool) -> None:
+    assert _monitoring_containers(evaluate(stack, preview=preview)) == BASIC
+
+
+@pytest.mark.parametrize("preview", MODES)
+@pytest.mark.parametrize("stack", ["staging", "prod"])
+def test_full_monitoring_adds_dashboards_logs_and_exporters(evaluate: Evaluate, stack: str, preview: bool) -> None:
+    assert _monitoring_containers(evaluate(stack, preview=preview)) == FULL
+
+
+def test_full_monitoring_runs_only_the_exporters_of_deployed_systems(evaluate: Evaluate) -> None:
+    evaluation = evaluate("prod", overrides={"voicegrow": {"enabled": False}})
+    assert _monitoring_containers(evaluation) == FULL - {"monitoring-mysql-exporter", "monitoring-redis-exporter"}
+
+
+def test_the_stack_file_can_ask_for_full_monitoring_in_one_word(evaluate: Evaluate) -> None:
+    assert _monitoring_containers(evaluate("dev", overrides={"monitoring": "full"})) == FULL - {
+        "monitoring-mysql-exporter", "monitoring-redis-exporter"
+    }
+
+
+def test_an_unknown_level_is_refused_naming_the_key(evaluate: Evaluate) -> None:
+    with pytest.raises(ConfigError, match=r"selfhosted:monitoring\.level"):
+        evaluate("dev", overrides={"monitoring": "everything"})
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_no_monitoring_container_publishes_a_port(evaluate: Evaluate, stack: str) -> None:
+    evaluation = evaluate(stack)
+    for container in evaluation.mocks.of_type(CONTAINER):
+        if container.name.startswith("monitoring-"):
+            assert not container.value("ports"), container.name
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_monitoring_is_a_component_with_its_own_network(evaluate: Evaluate, stack: str) -> None:
+    evaluation = evaluate(stack)
+    assert evaluation.mocks.named("monitoring").type == "selfhosted:components:Monitoring"
+    assert evaluation.mocks.named("monitoring-network").value("name") == f"selfhosted-{stack}-monitoring"
+
+
+@pytest.mark.parametrize(("stack", "retention", "size"), [("dev", "3d", "1GB"), ("test", "7d", "1GB"), ("staging", "15d", "4GB"), ("prod", "30d", "16GB")])
+def test_retention_follows_the_environment_and_its_size_the_profile(evaluate: Evaluate, stack: str, retention: str, size: str) -> None:
+    args = _prometheus_args(evaluate(stack))
+    assert f"--storage.tsdb.retention.time={retention}" in args
+    assert f"--storage.tsdb.retention.size={size}" in args
+
+
+def test_retention_can_be_set(evaluate: Evaluate) -> None:
+    args = _prometheus_args(evaluate("prod", overrides={"monitoring": {"retention": "90d", "retention_size": "50GB"}}))
+    assert {"--storage.tsdb.retention.time=90d", "--storage.tsdb.retention.size=50GB"} <= set(args)
+
+
+@pytest.mark.parametrize("retention", ["forever", "30", "0d"])
+def test_a_bad_retention_is_refused_naming_the_key(evaluate: Evaluate, retention: str) -> None:
+    with pytest.raises(ConfigError, match=r"selfhosted:monitoring\.retention"):
+        evaluate("prod", overrides={"monitoring": {"retention": retention}})
+
+
+@pytest.mark.parametrize(("stack", "hours"), [("dev", "72h"), ("prod", "720h")])
+def test_log_retention_follows_the_environment(evaluate: Evaluate, stack: str, hours: str) -> None:
+    evaluation = evaluate(stack, overrides={"monitoring": {"level": "full"}})
+    loki = yaml.safe_load(_upload(evaluation, "monitoring-loki", "/etc/loki/local-config.yaml")["content"])
+    assert loki["limits_config"]["retention_period"] == hours
+
+
+def test_without_receivers_alerts_stay_in_alertmanager(evaluate: Evaluate) -> None:
+    receivers = _alertmanager(evaluate("test"))["receivers"]
+    assert receivers == [{"name": "critical"}, {"name": "warning"}]
+
+
+def test_email_receiver_comes_from_settings_and_its_password_from_a_secret(evaluate: Evaluate) -> None:
+    evaluation = evaluate(
+        "test", overrides={"monitoring": {"receivers": ["email"], "email": EMAIL}}, secrets={"alert_smtp_password": "smtp-secret"}
+    )
+    email = _alertmanager(evaluation)["receivers"][0]["email_configs"][0]
+    assert (email["to"], email["smarthost"], email["auth_password"]) == ("ops@example.com", "smtp.example.com:587", "smtp-secret")
+    assert evaluation.container("monitoring-alertmanager").is_secret("uploads")
+
+
+def test_webhook_and_wecom_receivers_are_wired_from_secrets(evaluate: Evaluate) -> None:
+    wecom = {"corp_id": "ww123", "agent_id": "1000002", "to_party": "2"}
+    evaluation = evaluate(
+        "test",
+        overrides={"monitoring": {"receivers": ["wecom", "webhook"], "wecom": wecom}},
+        secrets={"alert_wecom_secret": "wecom-secret", "alert_webhook_url": "https://hooks.example.com/alerts"},
+    )
+    receiver = _alertmanager(evaluation)["receivers"][0]
+    assert receiver["wechat_configs"][0]["api_secret"] == "wecom-secret"
+    assert receiver["webhook_configs"] == [{"url": "https://hooks.example.com/alerts", "send_resolved": True}]
+
+
+def test_dingtalk_runs_its_bridge_and_alertmanager_calls_it(evaluate: Evaluate) -> None:
+    url = "https://oapi.dingtalk.com/robot/send?access_token=abc"
+    evaluation = evaluate("test", overrides={"monitoring": {"receivers": ["dingtalk"]}}, secrets={"alert_dingtalk_url": url})
+    assert "monitoring-dingtalk" in _monitoring_containers(evaluation)
+    bridge = yaml.safe_load(_upload(evaluation, "monitoring-dingtalk", "/etc/prometheus-webhook-dingtalk/config.yml")["content"])
+    assert bridge["targets"]["operators"]["url"] == url
+    hooks = _alertmanager(evaluation)["receivers"][0]["webhook_configs"]
+    assert hooks == [{"url": "http://dingtalk:8060/dingtalk/operators/send", "send_resolved": True}]
+
+
+@pytest.mark.parametrize(
+    ("receiver", "key"), [("webhook", "alert_webhook_url"), ("dingtalk", "alert_dingtalk_url"), ("wecom", "alert_wecom_secret")]
+)
+def test_a_receiver_without_its_secret_is_refused_naming_the_secret(evaluate: Evaluate, receiver: str, key: str) -> None:
+    overrides: dict[str, Any] = {"receivers": [receiver]}
+    if receiver == "wecom":
+        overrides["wecom"] = {"corp_id": "ww123", "agent_id": "1", "to_user": "@all"}
+    with pytest.raises(ConfigError, match=rf"selfhosted:{key} is required"):
+        evaluate("test", overrides={"monitoring": overrides})
+
+
+def test_email_receiver_without_its_settings_is_refused_naming_the_key(evaluate: Evaluate) -> None:
+    with pytest.raises(ConfigError, match=r"selfhosted:monitoring\.email settings are required"):
+        evaluate("test", overrides={"monitoring": {"receivers": ["email"]}})
+
+
+def test_critical_alerts_inhibit_the_warnings_of_their_service(evaluate: Evaluate) -> None:
+    assert _alertmanager(evaluate("prod"))["inhibit_rules"] == [
+        {"source_matchers": ['severity="critical"'], "target_matchers": ['severity="warning"'], "equal": ["stack", "service"]}
+    ]
+
+
+def test_the_admin_password_is_generated_and_exported_as_a_secret(evaluate: Evaluate) -> None:
+    value, secret = evaluate("prod").output("monitoring_admin_password")
+    assert value == "generated-monitoring-admin-password" and secret
+
+
+def test_grafana_gets_the_admin_password_as_a_secret(evaluate: Evaluate) -> None:
+    grafana = evaluate("prod").container("monitoring-grafana")
+    assert "GF_SECURITY_ADMIN_PASSWORD=generated-monitoring-admin-password" in grafana.value("envs")
+    assert grafana.is_secret("envs")
+
+
+def test_synapse_metrics_are_scraped_with_the_index_label_in_full(evaluate: Evaluate) -> None:
+    config = yaml.safe_load(_upload(evaluate("prod"), "monitoring-prometheus", "/etc/prometheus/prometheus.yml")["content"])
+    synapse = next(job for job in config["scrape_configs"] if job["job_name"] == "synapse")
+    assert synapse["static_configs"][0]["labels"]["index"] == "1"
+
+
+def test_the_minio_token_is_signed_with_the_minio_credentials_and_secret(evaluate: Evaluate) -> None:
+    evaluation = evaluate("prod")
+    token = _upload(evaluation, "monitoring-prometheus", "/etc/prometheus/minio.token")["content"]
+    assert token.count(".") == 2 and evaluation.container("monitoring-prometheus").is_secret("uploads")
+
+
+def test_prometheus_reaches_both_systems_and_the_proxy_reaches_monitoring(evaluate: Evaluate) -> None:
+    evaluation = evaluate("prod")
+    networks = [network["name"] for network in evaluation.container("monitoring-prometheus").value("networksAdvanced")]
+    assert networks == ["selfhosted-prod-monitoring", "selfhosted-prod-synapse", "selfhosted-prod-voicegrow"]
+    proxy = evaluation.container("proxy").value("networksAdvanced")[-1]
+    assert proxy["name"] == "selfhosted-prod-monitoring" and "matrix.example.com" in proxy["aliases"]
+
+
+def test_grafana_is_served_by_the_proxy_on_its_own_host(evaluate: Evaluate) -> None:
+    evaluation = evaluate("prod", overrides={"monitoring": {"grafana_host": "grafana.example.com"}})
+    conf = _upload(evaluation, "proxy", "/etc/nginx/conf.d/default.conf")["content"]
+    assert "server_name grafana.example.com;" in conf and "proxy_pass http://grafana;" in conf
+
+
+def test_prometheus_behind_the_proxy_needs_the_admin_login(evaluate: Evaluate) -> None:
+    evaluation = evaluate("prod", overrides={"monitoring": {"prometheus_host": "prometheus.example.com"}})
+    conf = _upload(evaluation, "proxy", "/etc/nginx/conf.d/default.conf")["content"]
+    server = conf[conf.index("server_name prometheus.example.com;") :]
+    assert "auth_basic_user_file /etc/nginx/monitoring.htpasswd;" in server.split("}\n}", 1)[0]
+    assert _upload(evaluation, "proxy", "/etc/nginx/monitoring.htpasswd")["content"].startswith("admin:{SHA}")
+
+
+def test_monitoring_hosts_without_tls_are_refused(evaluate: Evaluate) -> None:
+    with pytest.raises(ConfigError, match="monitoring hosts need tls"):
+        evaluate("dev", overrides={"monitoring": {"level": "full", "grafana_host": "grafana.localhost"}})
+
+
+def test_grafana_host_needs_full_monitoring(evaluate: Evaluate) -> None:
+    with pytest.raises(ConfigError, match=r"selfhosted:monitoring\.grafana_host needs level 'full'"):
+        evaluate("test", overrides={"monitoring": {"grafana_host": "grafana.example.com"}})
