@@ -12,8 +12,8 @@
 #   dockerd.log   its log
 #
 # Environment:
-#   E2E_ENGINE_DIR       directory of the state above (default .cache/); an engine of its own
-#                        needs one of its own, so that each is told apart
+#   E2E_ENGINE_DIR       directory of the state above (default .cache/); one per engine, so that
+#                        stopping one never stops another
 #   E2E_ENGINE_TIMEOUT   seconds to wait for "docker info" after starting dockerd (default 60)
 #   E2E_DOCKERD_ARGS     extra arguments for dockerd, split on spaces (default none). With its own
 #                        -H socket, --data-root, --exec-root, --pidfile and -b BRIDGE (a bridge
