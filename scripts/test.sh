@@ -29,11 +29,14 @@ bash scripts/setup-python.sh
 # The engine of the end-to-end tests is this script's own, beside any other on the machine (its
 # own socket, exec root, pidfile, configuration, bridge and address pool), and its data root is
 # emptied before every run: no image, network or volume a previous run or another engine left can
-# hide what a fresh machine would show. The bridge is one per clone, named within Linux's 15
-# characters.
+# hide what a fresh machine would show. The bridge (named within Linux's 15 characters) and the
+# offset of the tests' host ports (1000 to 10000) are one per clone, so that clones can test at
+# the same time.
 engine="$PWD/.cache/engine"
-bridge="e2e-$(printf '%s' "$PWD" | sha256sum | cut -c1-8)"
+clone="$(printf '%s' "$PWD" | sha256sum | cut -c1-8)"
+bridge="e2e-$clone"
 export E2E_ENGINE_DIR="$engine" DOCKER_HOST="unix://$engine/docker.sock"
+export E2E_PORT_OFFSET=$(((16#$clone % 10 + 1) * 1000))
 # Stops the engine (also one left by an interrupted run) and removes its bridge, what it left
 # mounted (network namespaces, and image layers if it was killed) and its data; its log stays.
 stop_engine() {

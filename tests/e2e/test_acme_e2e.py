@@ -28,19 +28,19 @@ from cryptography.x509.oid import NameOID
 from tests.certificates import operator_tls_secrets
 from tests.e2e.harness import AppliedStack
 from tests.e2e.hostnames import resolve_to_loopback
-from tests.e2e.stacks import deployed_stack, local_overrides, record_figure
+from tests.e2e.stacks import deployed_stack, host_ports, local_overrides, record_figure
 from tests.rendered.processes import wait_for
 
 pytestmark = pytest.mark.e2e
 PREFIX = "e2e-acme"
-PORT = 18400
+PORT = host_ports(18400)
 HTTP_PORT, HTTPS_PORT = PORT + 6, PORT + 7
 DOMAIN = "e2e-acme.test"
 MATRIX_HOST = f"matrix.{DOMAIN}"
 HOSTS = [MATRIX_HOST, DOMAIN]
 PEBBLE_IMAGE = "e2e.local/pebble:2.4"
 CERTBOT_IMAGE = "e2e.local/certbot:stand-in"
-PEBBLE_PORT, PEBBLE_MANAGEMENT_PORT = 14000, 15000
+PEBBLE_PORT, PEBBLE_MANAGEMENT_PORT = PORT + 8, PORT + 9
 # nginx picks up a new certificate at its next check (every 10 s).
 ISSUED_AND_SERVED_WITHIN = 180
 
