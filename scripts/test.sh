@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets up everything the tests need on a fresh Debian machine (as root) and runs all three layers:
 # unit tests under Pulumi mocks, rendered configuration checked by the real software, and
-# end-to-end tests that apply the program to a Docker engine this script starts if none runs.
+# end-to-end tests that apply the program to a Docker engine of this script's own, started from
+# an empty data root every run.
 #
 #   scripts/test.sh [PYTEST ARGS...]     e.g. scripts/test.sh -m "not e2e" for the fast layers only
 set -euo pipefail
@@ -18,17 +19,44 @@ command -v mariadbd >/dev/null || packages+=(mariadb-server)
 command -v debootstrap >/dev/null || packages+=(debootstrap)
 command -v rclone >/dev/null || packages+=(rclone)
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || packages+=(postgresql)
+command -v ip >/dev/null || packages+=(iproute2)
 if ((${#packages[@]})); then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
 fi
 bash scripts/setup-python.sh
 
-bash tests/e2e/engine.sh start
-trap 'bash tests/e2e/engine.sh stop' EXIT
+# The engine of the end-to-end tests is this script's own, beside any other on the machine (its
+# own socket, exec root, pidfile, configuration, bridge and address pool), and its data root is
+# emptied before every run: no image, network or volume a previous run or another engine left can
+# hide what a fresh machine would show. The bridge (named within Linux's 15 characters) and the
+# offset of the tests' host ports (1000 to 10000) are one per clone, so that clones can test at
+# the same time.
+engine="$PWD/.cache/engine"
+clone="$(printf '%s' "$PWD" | sha256sum | cut -c1-8)"
+bridge="e2e-$clone"
+export E2E_ENGINE_DIR="$engine" DOCKER_HOST="unix://$engine/docker.sock"
+export E2E_PORT_OFFSET=$(((16#$clone % 10 + 1) * 1000))
+# Stops the engine (also one left by an interrupted run) and removes its bridge, what it left
+# mounted (network namespaces, and image layers if it was killed) and its data; its log stays.
+stop_engine() {
+  bash tests/e2e/engine.sh stop
+  ip link delete "$bridge" 2>/dev/null || true
+  findmnt -rn -o TARGET | awk -v root="$engine/" 'index($0, root) == 1' | sort -r | xargs -r -n1 umount --lazy
+  rm -rf "$engine/data" "$engine/exec"
+}
+stop_engine
+trap stop_engine EXIT
+rm -rf "$engine"
+mkdir -p "$engine"
+echo '{}' >"$engine/daemon.json"
+ip link add "$bridge" type bridge
+E2E_DOCKERD_ARGS="-H $DOCKER_HOST --data-root $engine/data --exec-root $engine/exec --pidfile $engine/docker.pid \
+--config-file $engine/daemon.json -b $bridge --default-address-pool base=10.199.0.0/16,size=24" \
+  bash tests/e2e/engine.sh start
 echo "pass first-build" >>"$figures"
 E2E_FIGURES="$PWD/$figures" bash tests/e2e/images/build.sh
-# Again, to measure the cached build a second run of the tests pays.
+# Again, to measure what build.sh costs when the images are there (the image tests call it).
 echo "pass cached-rebuild" >>"$figures"
 E2E_FIGURES="$PWD/$figures" bash tests/e2e/images/build.sh >/dev/null
 echo "pass tests" >>"$figures"

@@ -6,11 +6,14 @@
 #   engine.sh stop     stop the engine, but only if "engine.sh start" started it
 #   engine.sh status   say whether an engine answers and who started it
 #
-# Runs as root, unattended. State lives in the repository's git-ignored .cache/ directory:
-#   .cache/dockerd.pid   pid of the dockerd this script started (absent otherwise)
-#   .cache/dockerd.log   its log
+# Runs as root, unattended. State lives in the repository's git-ignored .cache/ directory, or in
+# E2E_ENGINE_DIR:
+#   dockerd.pid   pid of the dockerd this script started (absent otherwise)
+#   dockerd.log   its log
 #
 # Environment:
+#   E2E_ENGINE_DIR       directory of the state above (default .cache/); one per engine, so that
+#                        stopping one never stops another
 #   E2E_ENGINE_TIMEOUT   seconds to wait for "docker info" after starting dockerd (default 60)
 #   E2E_DOCKERD_ARGS     extra arguments for dockerd, split on spaces (default none). With its own
 #                        -H socket, --data-root, --exec-root, --pidfile and -b BRIDGE (a bridge
@@ -21,10 +24,10 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-CACHE="$ROOT/.cache"
-PIDFILE="$CACHE/dockerd.pid"
-LOGFILE="$CACHE/dockerd.log"
-LOCKFILE="$CACHE/engine.lock"
+STATE="${E2E_ENGINE_DIR:-$ROOT/.cache}"
+PIDFILE="$STATE/dockerd.pid"
+LOGFILE="$STATE/dockerd.log"
+LOCKFILE="$STATE/engine.lock"
 TIMEOUT="${E2E_ENGINE_TIMEOUT:-60}"
 
 log() { printf 'engine: %s\n' "$*"; }
@@ -137,7 +140,7 @@ main() {
     start | stop | status) ;;
     *) die "usage: $0 start|stop|status" ;;
   esac
-  mkdir -p "$CACHE"
+  mkdir -p "$STATE"
   # One start/stop at a time, so parallel callers do not start two engines.
   exec 9>"$LOCKFILE"
   flock 9

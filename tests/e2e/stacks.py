@@ -6,6 +6,7 @@ The end-to-end tests select their images through the program's own settings (`im
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -32,6 +33,14 @@ LOCAL_IMAGES = {
     "blackbox_exporter": "e2e.local/blackbox-exporter:0.23",
 }
 PROBE_IMAGE = "e2e.local/voicegrow-probe:1"
+# E2E_PORT_OFFSET (scripts/test.sh sets one per clone) moves every module's host ports, so that
+# the test runs of two clones on one machine do not take each other's ports.
+PORT_OFFSET = int(os.environ.get("E2E_PORT_OFFSET", "0"))
+
+
+def host_ports(base: int) -> int:
+    """The first of the ten host ports a test module owns from `base`."""
+    return base + PORT_OFFSET
 
 
 def local_overrides(prefix: str, port_base: int, extra: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -23,12 +23,12 @@ import pytest
 from tests.e2e.harness import AppliedStack
 from tests.e2e.hostnames import resolve_to_loopback
 from tests.e2e.matrix_client import converse
-from tests.e2e.stacks import PROBE_IMAGE, deployed_stack, local_overrides, record_figure
+from tests.e2e.stacks import PROBE_IMAGE, deployed_stack, host_ports, local_overrides, record_figure
 from tests.e2e.websocket_client import WebSocketError, echo
 
 pytestmark = pytest.mark.e2e
 PREFIX = "e2e-proxy"
-PORT = 18300
+PORT = host_ports(18300)
 HTTP_PORT, HTTPS_PORT = PORT + 6, PORT + 7
 DOMAIN = "e2e-proxy.test"
 SERVER_NAME = DOMAIN

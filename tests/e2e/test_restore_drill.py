@@ -25,12 +25,12 @@ import pytest
 from tests.e2e.harness import AppliedStack, apply_program, connect_engine
 from tests.e2e.harness.fixtures import require_engine
 from tests.e2e.matrix_client import converse, read_messages
-from tests.e2e.stacks import PROBE_IMAGE, ROOT, local_overrides, record_figure
+from tests.e2e.stacks import PROBE_IMAGE, ROOT, host_ports, local_overrides, record_figure
 
 pytestmark = pytest.mark.e2e
 
 PREFIX = "e2e-drill"
-PORT = 18600
+PORT = host_ports(18600)
 BASE_URL = f"http://127.0.0.1:{PORT}"
 IMAGES = ("postgres", "synapse", "mysql", "redis", "minio", "probe")
 # VoiceGrow guide §9.1: recovery time targets for a MySQL and a MinIO failure.

@@ -15,11 +15,11 @@ import pytest
 from tests.e2e.harness import AppliedStack, ApplyError, apply_program
 from tests.e2e.harness.fixtures import require_engine
 from tests.e2e.matrix_client import converse, read_messages
-from tests.e2e.stacks import ROOT, deployed_stack, local_overrides, record_figure
+from tests.e2e.stacks import ROOT, deployed_stack, host_ports, local_overrides, record_figure
 
 pytestmark = pytest.mark.e2e
 PREFIX = "e2e-synapse"
-PORT = 18008
+PORT = host_ports(18008)
 BASE_URL = f"http://127.0.0.1:{PORT}"
 CONTAINERS = ("synapse-postgres", "synapse", "synapse-wellknown")
 OVERRIDES = local_overrides(PREFIX, PORT, {"proxy": {"enabled": False}})

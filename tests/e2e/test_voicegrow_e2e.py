@@ -18,12 +18,12 @@ import docker
 import pytest
 
 from tests.e2e.harness import AppliedStack
-from tests.e2e.stacks import PROBE_IMAGE, deployed_stack, local_overrides, record_figure
+from tests.e2e.stacks import PROBE_IMAGE, deployed_stack, host_ports, local_overrides, record_figure
 from tests.e2e.websocket_client import echo
 
 pytestmark = pytest.mark.e2e
 PREFIX = "e2e-vg"
-PORT = 18200
+PORT = host_ports(18200)
 WS_PORTS = (PORT + 2, PORT + 3)
 HTTP_PORTS = (PORT + 4, PORT + 5)
 SERVERS = ("voicegrow-server-1", "voicegrow-server-2")

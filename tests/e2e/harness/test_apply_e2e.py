@@ -90,8 +90,11 @@ def test_log_driver_and_options_are_applied(applied: Any, engine: docker.DockerC
     }
 
 
-def test_labels_are_applied(applied: Any, engine: docker.DockerClient) -> None:
-    assert web(applied, engine)["Config"]["Labels"] == {"app": "harness-e2e"}
+def test_labels_are_applied_over_the_images(applied: Any, engine: docker.DockerClient) -> None:
+    # Docker merges the image's labels into the container's (the provider reads neither back).
+    container = web(applied, engine)
+    image_labels = engine.api.inspect_image(container["Image"])["Config"]["Labels"] or {}
+    assert container["Config"]["Labels"] == {**image_labels, "app": "harness-e2e"}
 
 
 def test_init_is_applied(applied: Any, engine: docker.DockerClient) -> None:

@@ -686,8 +686,15 @@ def test_websocket_echoes_text_and_binary_messages(engine, network, probe):
 def test_probe_logs_one_line_per_request(probe):
     container, port = probe
     http_get(f"http://127.0.0.1:{port}/api/v1/instance?marker=log-check")
-    logs = container.logs().decode("utf-8", "replace")
-    assert sum("/api/v1/instance?marker=log-check" in line for line in logs.splitlines()) == 1
+
+    def lines() -> int:
+        logs = container.logs().decode("utf-8", "replace")
+        return sum("/api/v1/instance?marker=log-check" in line for line in logs.splitlines())
+
+    # The probe logs after it answers, and the engine copies a container's output to its log
+    # asynchronously: the line may come a moment after the answer.
+    wait_for(lambda: lines() > 0, 10, "the request's log line")
+    assert lines() == 1
 
 
 def test_probe_listens_on_the_ports_named_by_its_environment(engine, resources, network, probe):
