@@ -22,12 +22,12 @@ import pytest
 
 from tests.e2e.harness import AppliedStack, apply_program
 from tests.e2e.harness.fixtures import require_engine
-from tests.e2e.stacks import ROOT, local_overrides, record_figure
+from tests.e2e.stacks import ROOT, host_ports, local_overrides, record_figure
 from tests.rendered.processes import free_port
 
 pytestmark = pytest.mark.e2e
 PREFIX = "e2e-mon"
-PORT = 18700
+PORT = host_ports(18700)
 SCRAPE_INTERVAL = "5s"
 MONITORING = ("monitoring-prometheus", "monitoring-alertmanager", "monitoring-node-exporter", "monitoring-blackbox-exporter")
 

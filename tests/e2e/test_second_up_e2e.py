@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.stacks import PROBE_IMAGE, deployed_stack, local_overrides, record_figure
+from tests.e2e.stacks import PROBE_IMAGE, deployed_stack, host_ports, local_overrides, record_figure
 
 pytestmark = pytest.mark.e2e
 
-PORT = 18500
+PORT = host_ports(18500)
 VOICEGROW = {"server_image": PROBE_IMAGE, "ws_host": "ws.e2e-up.test", "api_host": "api.e2e-up.test"}
 SYNAPSE = {"server_name": "e2e-up.test", "public_host": "matrix.e2e-up.test"}
 STACKS: dict[str, dict[str, Any]] = {
