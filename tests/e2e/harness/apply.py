@@ -137,14 +137,7 @@ class AppliedStack:
         self._require_live()
         self.destroy(keep_volumes=True, run_deletes=False)
         try:
-            self.successor = apply_program(
-                self.program_dir,
-                self.stack,
-                config_overrides=self._overrides(config_overrides),
-                keep_volumes=self.keep_volumes,
-                secrets=self.secrets,
-                state=self.state,
-            )
+            self.successor = self._up(config_overrides)
         except ApplyError:
             # The failed apply removed what it had taken over; the kept volumes are still ours.
             if not self.keep_volumes:
@@ -160,33 +153,28 @@ class AppliedStack:
         """What `pulumi up` of the program (with these overrides, else the same ones) would change
         now, against the state recorded so far; nothing is applied."""
         self._require_live()
-        return apply_program(
-            self.program_dir,
-            self.stack,
-            config_overrides=self._overrides(config_overrides),
-            secrets=self.secrets,
-            state=self.state,
-            plan_only=True,
-        ).changes
+        return self._up(config_overrides, plan_only=True).changes
 
     def update(self, config_overrides: Mapping[str, Any] | None = None) -> AppliedStack:
         """A second `pulumi up`: unchanged resources stay, containers whose change is an update are
         updated in place, the rest is replaced. The returned stack owns everything from then on."""
         self._require_live()
-        self.successor = apply_program(
-            self.program_dir,
-            self.stack,
-            config_overrides=self._overrides(config_overrides),
-            keep_volumes=self.keep_volumes,
-            secrets=self.secrets,
-            state=self.state,
-        )
+        self.successor = self._up(config_overrides)
         # What this stack owned is now the successor's, or was removed to be replaced.
         self.destroyed = True
         return self.successor
 
-    def _overrides(self, config_overrides: Mapping[str, Any] | None) -> dict[str, Any] | None:
-        return self.config_overrides if config_overrides is None else dict(config_overrides)
+    def _up(self, config_overrides: Mapping[str, Any] | None, plan_only: bool = False) -> AppliedStack:
+        """`pulumi up` of the program again, on this stack's state, volumes and secrets."""
+        return apply_program(
+            self.program_dir,
+            self.stack,
+            config_overrides=self.config_overrides if config_overrides is None else dict(config_overrides),
+            keep_volumes=self.keep_volumes,
+            secrets=self.secrets,
+            state=self.state,
+            plan_only=plan_only,
+        )
 
     def _require_live(self) -> None:
         if self.destroyed:
