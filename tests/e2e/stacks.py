@@ -13,6 +13,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import docker
+
 from config.merge import deep_merge
 from tests.e2e.harness import AppliedStack, apply_program
 from tests.e2e.harness.fixtures import require_engine
@@ -33,6 +35,7 @@ LOCAL_IMAGES = {
     "blackbox_exporter": "e2e.local/blackbox-exporter:0.23",
 }
 PROBE_IMAGE = "e2e.local/voicegrow-probe:1"
+BASE_IMAGE = "e2e.local/base:bookworm"
 # E2E_PORT_OFFSET (scripts/test.sh sets one per clone) moves every module's host ports, so that
 # the test runs of two clones on one machine do not take each other's ports.
 PORT_OFFSET = int(os.environ.get("E2E_PORT_OFFSET", "0"))
@@ -82,3 +85,15 @@ def deployed_stack(stack: str, overrides: dict[str, Any], figure: str, note: str
     finally:
         applied.destroy()
         record_figure("e2e", f"{figure}.test_module", time.monotonic() - started)
+
+
+def host_address_for_containers(engine: docker.DockerClient) -> str:
+    """The host's address on the default bridge: containers reach the host there, whatever network they are on."""
+    # Not the bridge network's IPAM config: on a new engine's first start it has no Gateway.
+    # A running container's endpoint always has one.
+    probe = engine.containers.run(BASE_IMAGE, ["sleep", "infinity"], detach=True)
+    try:
+        probe.reload()
+        return probe.attrs["NetworkSettings"]["Networks"]["bridge"]["Gateway"]
+    finally:
+        probe.remove(force=True)

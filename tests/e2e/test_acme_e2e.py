@@ -28,7 +28,7 @@ from cryptography.x509.oid import NameOID
 from tests.certificates import operator_tls_secrets
 from tests.e2e.harness import AppliedStack
 from tests.e2e.hostnames import resolve_to_loopback
-from tests.e2e.stacks import deployed_stack, host_ports, local_overrides, record_figure
+from tests.e2e.stacks import deployed_stack, host_address_for_containers, host_ports, local_overrides, record_figure
 from tests.rendered.processes import wait_for
 
 pytestmark = pytest.mark.e2e
@@ -60,18 +60,6 @@ def _issuer(certificate: x509.Certificate) -> str:
     return certificate.issuer.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
 
 
-def _host_address_for_containers(engine: docker.DockerClient) -> str:
-    """The host's address on the default bridge: containers reach the host there, whatever network they are on."""
-    # Not the bridge network's IPAM config: on a new engine's first start it has no Gateway.
-    # A running container's endpoint always has one.
-    probe = engine.containers.run(PEBBLE_IMAGE, entrypoint=["sleep", "infinity"], name=f"{PREFIX}-gateway", detach=True)
-    try:
-        probe.reload()
-        return probe.attrs["NetworkSettings"]["Networks"]["bridge"]["Gateway"]
-    finally:
-        probe.remove(force=True)
-
-
 @pytest.fixture(scope="module")
 def pebble(engine: docker.DockerClient, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
     """Pebble listening on the host; yields its directory URL and the PEM its HTTPS is verified with."""
@@ -80,7 +68,7 @@ def pebble(engine: docker.DockerClient, tmp_path_factory: pytest.TempPathFactory
             engine.images.get(image)
         except docker.errors.ImageNotFound:
             pytest.skip(f"{image} is not built (tests/e2e/images/build.sh pebble certbot)")
-    gateway = _host_address_for_containers(engine)
+    gateway = host_address_for_containers(engine)
     directory = tmp_path_factory.mktemp("pebble")
     server = operator_tls_secrets(["pebble"], addresses=(gateway,))
     (directory / "cert.pem").write_text(server["tls_certificate"])

@@ -22,7 +22,7 @@ import pytest
 
 from tests.e2e.harness import AppliedStack, apply_program
 from tests.e2e.harness.fixtures import require_engine
-from tests.e2e.stacks import ROOT, host_ports, local_overrides, record_figure
+from tests.e2e.stacks import ROOT, host_address_for_containers, host_ports, local_overrides, record_figure
 from tests.rendered.processes import free_port
 
 pytestmark = pytest.mark.e2e
@@ -70,11 +70,6 @@ def _webhook_server(notifications: Notifications) -> http.server.ThreadingHTTPSe
     return server
 
 
-def _host_address(engine: docker.DockerClient) -> str:
-    """An address of this machine that containers on the engine's bridge networks reach."""
-    return engine.api.inspect_network("bridge")["IPAM"]["Config"][0]["Gateway"]
-
-
 @pytest.fixture(scope="module")
 def notifications() -> Iterator[Notifications]:
     collected = Notifications()
@@ -87,7 +82,7 @@ def notifications() -> Iterator[Notifications]:
 @pytest.fixture(scope="module")
 def stack(notifications: Notifications, engine: docker.DockerClient) -> Iterator[AppliedStack]:
     require_engine()
-    url = f"http://{_host_address(engine)}:{notifications.port}/alerts"
+    url = f"http://{host_address_for_containers(engine)}:{notifications.port}/alerts"
     overrides = local_overrides(
         PREFIX,
         PORT,
