@@ -97,3 +97,11 @@ def host_address_for_containers(engine: docker.DockerClient) -> str:
         return probe.attrs["NetworkSettings"]["Networks"]["bridge"]["Gateway"]
     finally:
         probe.remove(force=True)
+
+
+def assert_second_up_changes_nothing(applied: AppliedStack, figure: str) -> None:
+    """Fail, naming each resource and property, if `pulumi up` of the unchanged program would change anything."""
+    started = time.monotonic()
+    changes = applied.plan()
+    record_figure("e2e", f"{figure}.second_up_plan", time.monotonic() - started)
+    assert changes == [], "a second `pulumi up` would change:\n" + "\n".join(map(str, changes))

@@ -22,7 +22,7 @@ import pytest
 
 from tests.e2e.harness import AppliedStack, apply_program
 from tests.e2e.harness.fixtures import require_engine
-from tests.e2e.stacks import ROOT, host_address_for_containers, host_ports, local_overrides, record_figure
+from tests.e2e.stacks import ROOT, assert_second_up_changes_nothing, host_address_for_containers, host_ports, local_overrides, record_figure
 from tests.rendered.processes import free_port
 
 pytestmark = pytest.mark.e2e
@@ -122,6 +122,10 @@ def test_the_monitoring_containers_run_and_none_is_published(stack: AppliedStack
         state = engine.api.inspect_container(f"{PREFIX}-{name}")
         assert state["State"]["Health"]["Status"] == "healthy", name
         assert not state["HostConfig"]["PortBindings"], name
+
+
+def test_second_up_of_the_unchanged_program_changes_nothing(stack: AppliedStack) -> None:
+    assert_second_up_changes_nothing(stack, "monitoring")
 
 
 def test_every_scrape_target_is_up(stack: AppliedStack, engine: docker.DockerClient) -> None:

@@ -23,7 +23,7 @@ import pytest
 from tests.e2e.harness import AppliedStack
 from tests.e2e.hostnames import resolve_to_loopback
 from tests.e2e.matrix_client import converse
-from tests.e2e.stacks import PROBE_IMAGE, deployed_stack, host_ports, local_overrides, record_figure
+from tests.e2e.stacks import PROBE_IMAGE, assert_second_up_changes_nothing, deployed_stack, host_ports, local_overrides, record_figure
 from tests.e2e.websocket_client import WebSocketError, echo
 
 pytestmark = pytest.mark.e2e
@@ -141,6 +141,10 @@ def test_every_container_is_healthy(deployed: Deployed, engine: docker.DockerCli
     assert sorted(deployed.stack.containers) == sorted(f"{PREFIX}-{name}" for name in CONTAINERS)
     for name in CONTAINERS:
         assert _inspect(engine, name)["State"]["Health"]["Status"] == "healthy", name
+
+
+def test_second_up_of_the_unchanged_test_program_changes_nothing(deployed: Deployed) -> None:
+    assert_second_up_changes_nothing(deployed.stack, "proxy")
 
 
 def test_proxy_listens_on_the_configured_loopback_ports(deployed: Deployed, engine: docker.DockerClient) -> None:

@@ -15,7 +15,7 @@ import pytest
 from tests.e2e.harness import AppliedStack, ApplyError, apply_program
 from tests.e2e.harness.fixtures import require_engine
 from tests.e2e.matrix_client import converse, read_messages
-from tests.e2e.stacks import ROOT, deployed_stack, host_ports, local_overrides, record_figure
+from tests.e2e.stacks import ROOT, assert_second_up_changes_nothing, deployed_stack, host_ports, local_overrides, record_figure
 
 pytestmark = pytest.mark.e2e
 PREFIX = "e2e-synapse"
@@ -68,8 +68,12 @@ def test_all_containers_are_healthy(stack: AppliedStack, engine: docker.DockerCl
         assert _inspect(engine, name)["State"]["Health"]["Status"] == "healthy", name
 
 
+def test_second_up_of_the_unchanged_dev_program_changes_nothing(stack: AppliedStack) -> None:
+    assert_second_up_changes_nothing(stack, "synapse")
+
+
 def test_engine_applies_the_profile_limits_restart_policy_and_log_rotation(stack: AppliedStack, engine: docker.DockerClient) -> None:
-    expected = {"synapse-postgres": (384, 0.3), "synapse": (1280, 0.6), "synapse-wellknown": (32, 0.05)}
+    expected = {"synapse-postgres": (384, 0.3), "synapse": (1280, 0.6), "synapse-wellknown": (32, 0.1)}
     for name, (memory_mb, cpus) in expected.items():
         host = _inspect(engine, name)["HostConfig"]
         assert host["Memory"] == memory_mb * 1024 * 1024, name
