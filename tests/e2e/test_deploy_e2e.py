@@ -158,6 +158,15 @@ def runs(machine: docker.models.containers.Container) -> dict[str, Run]:
     return results
 
 
+HOST_BASICS = "cd /srv/selfhosted && scripts/host-basics.sh --timezone Asia/Shanghai --security-upgrades --swap dev"
+
+
+@pytest.fixture(scope="module")
+def host_basics(machine: docker.models.containers.Container, runs: dict[str, Run]) -> list[tuple[int, str]]:
+    """scripts/host-basics.sh run twice on the machine after the deploys (swap: this host's memory holds dev)."""
+    return [(code, output.decode()) for code, output in (machine.exec_run(["bash", "-c", HOST_BASICS]) for _ in range(2))]
+
+
 def calls(machine: docker.models.containers.Container) -> list[str]:
     _, output = machine.exec_run(["cat", "/root/.pulumi/calls"])
     return output.decode().splitlines() if not output.startswith(b"cat:") else []
@@ -236,3 +245,22 @@ def test_a_second_run_installs_nothing(runs: dict[str, Run]) -> None:
     assert run.exit_code == 0, run.output
     assert not [call for call in run.calls if call.startswith("plugin install")]
     assert "installing" not in run.output and "installed" not in run.output
+
+
+def test_host_basics_set_the_time_zone_and_security_upgrades(
+    machine: docker.models.containers.Container, host_basics: list[tuple[int, str]]
+) -> None:
+    code, output = host_basics[0]
+    assert code == 0, output
+    assert machine.exec_run(["readlink", "/etc/localtime"]).output.decode().strip() == "/usr/share/zoneinfo/Asia/Shanghai"
+    assert 'APT::Periodic::Unattended-Upgrade "1";' in machine.exec_run(["cat", "/etc/apt/apt.conf.d/20auto-upgrades"]).output.decode()
+
+
+def test_host_basics_add_no_swap_where_the_memory_holds_the_stack(host_basics: list[tuple[int, str]]) -> None:
+    assert "no swap needed: this machine's memory holds every limit of stack dev" in host_basics[0][1]
+
+
+def test_host_basics_again_change_nothing(host_basics: list[tuple[int, str]]) -> None:
+    code, output = host_basics[1]
+    assert code == 0, output
+    assert "time zone already Asia/Shanghai" in output and "unattended security upgrades already on" in output
