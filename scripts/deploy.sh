@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
-# Sets up and deploys one stack (default: dev) to the Docker engine, with Pulumi's local state backend.
+# From a bare Debian or Ubuntu machine to a deployed stack (default: dev), with Pulumi's local state backend.
 #
-#   scripts/deploy.sh [STACK] [PULUMI UP ARGS...]     e.g. scripts/deploy.sh dev, scripts/deploy.sh prod --diff
+#   scripts/deploy.sh [STACK] [PULUMI UP ARGS...]   e.g. scripts/deploy.sh dev, scripts/deploy.sh prod --diff
+#   scripts/deploy.sh STACK --check                 only the preflight checks of this machine
 #
-# Needs the Pulumi CLI and a Docker engine (local, or set `docker.host` in the stack file).
+# Installs what is missing (scripts/prerequisites.sh: the Docker engine from the distribution's
+# packages, the pinned Pulumi CLI and provider plugins; scripts/setup-python.sh: .venv), checks the
+# machine (python -m preflight: memory, ports, DNS, disk, engine, clock) and stops on a blocking
+# finding before any resource is touched, then runs `pulumi up`. Run it as root on a bare machine
+# (the engine and Python's venv come from apt); once those are there, any user of the docker group.
 # The stack's secrets are encrypted with a passphrase: PULUMI_CONFIG_PASSPHRASE or
 # PULUMI_CONFIG_PASSPHRASE_FILE if set, otherwise one generated once per stack in
 # ~/.config/selfhosted/<stack>.passphrase (keep it: it decrypts the generated passwords).
@@ -12,11 +17,19 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 stack="${1:-dev}"
 shift || true
 
-command -v pulumi >/dev/null || { echo "deploy: the Pulumi CLI is missing: https://www.pulumi.com/docs/install/" >&2; exit 1; }
-command -v docker >/dev/null || { echo "deploy: the docker client is missing (the deploy runs 'docker exec' for first-run setup)" >&2; exit 1; }
 [[ -f "Pulumi.$stack.yaml" ]] || { echo "deploy: no Pulumi.$stack.yaml: create it from Pulumi.dev.yaml" >&2; exit 1; }
 
+if [[ "${1:-}" == --check ]]; then
+  bash scripts/setup-python.sh
+  exec .venv/bin/python -m preflight "$stack"
+fi
+
+bash scripts/prerequisites.sh engine
+bash scripts/prerequisites.sh pulumi
+export PATH="$HOME/.pulumi/bin:$PATH"
 bash scripts/setup-python.sh
+bash scripts/prerequisites.sh plugins
+.venv/bin/python -m preflight "$stack"
 
 if [[ -z "${PULUMI_CONFIG_PASSPHRASE:-}" && -z "${PULUMI_CONFIG_PASSPHRASE_FILE:-}" ]]; then
   passphrase_file="$HOME/.config/selfhosted/$stack.passphrase"

@@ -1,0 +1,142 @@
+"""Each preflight finding, triggered on purpose, and its passing case."""
+
+from __future__ import annotations
+
+from config.models import PublishedPort
+from config.profiles import ContainerLimits
+from preflight import checks
+from preflight.host import Engine, Listener, Memory
+from preflight.stack import containers, read_settings
+from tests.program import ROOT
+
+TWO_GB_HOST = Memory(total_mb=1967, swap_mb=0)
+"""A 2 GB VPS as the kernel reports it (the firmware and kernel keep the rest)."""
+PROXY_HTTP = PublishedPort("proxy.http_port", "proxy.bind", "0.0.0.0", 80)
+SYNAPSE_HTTP = PublishedPort("synapse.http_port", "synapse.http_bind", "127.0.0.1", 8008)
+
+
+def guide_stack() -> dict[str, ContainerLimits]:
+    """The Synapse guide's host: Synapse on the small profile with the proxy, backups and basic monitoring."""
+    settings = read_settings(ROOT, "dev").model_copy(update={"backup": read_settings(ROOT, "test").backup})
+    return containers(settings)
+
+
+def test_the_small_profile_with_proxy_and_backup_reserves_less_than_a_2_gb_host_has_but_caps_more() -> None:
+    assert checks.memory("dev", guide_stack(), TWO_GB_HOST).level == "warning"
+
+
+def test_the_small_profiles_limits_on_a_2_gb_host_ask_for_swap() -> None:
+    finding = checks.memory("dev", guide_stack(), TWO_GB_HOST)
+    assert "add 1024 MB of swap (`scripts/host-basics.sh --swap dev`)" in finding.message
+
+
+def test_the_small_profile_fits_a_2_gb_host_with_that_swap() -> None:
+    with_swap = Memory(total_mb=1967, swap_mb=checks.swap_mb(guide_stack(), TWO_GB_HOST))
+    assert checks.memory("dev", guide_stack(), with_swap).level == "ok"
+
+
+def test_reservations_beyond_the_hosts_memory_block_the_deploy() -> None:
+    finding = checks.memory("test", containers(read_settings(ROOT, "test")), TWO_GB_HOST)
+    assert finding.level == "blocking"
+    assert "use a host with at least 3024 MB of memory" in finding.message
+
+
+def test_no_swap_is_needed_when_the_limits_fit_the_memory() -> None:
+    assert checks.swap_mb(guide_stack(), Memory(total_mb=4000, swap_mb=0)) == 0
+
+
+def test_a_port_another_program_listens_on_blocks_the_deploy_naming_its_key() -> None:
+    [finding] = checks.ports([PROXY_HTTP], [Listener("0.0.0.0", 80)], set())
+    assert finding.level == "blocking"
+    assert "port 80 on 0.0.0.0 (proxy.http_port) is taken" in finding.message
+    assert "or set proxy.http_port to a free port" in finding.message
+
+
+def test_a_listener_on_all_addresses_takes_a_port_published_on_one() -> None:
+    [finding] = checks.ports([SYNAPSE_HTTP], [Listener("::", 8008)], set())
+    assert finding.level == "blocking"
+
+
+def test_a_listener_on_another_address_leaves_the_port_free() -> None:
+    [finding] = checks.ports([SYNAPSE_HTTP], [Listener("10.0.0.5", 8008)], set())
+    assert finding.level == "ok"
+
+
+def test_a_port_the_stacks_own_container_holds_is_free_for_the_redeploy() -> None:
+    own = {Listener("0.0.0.0", 80), Listener("::", 80)}
+    [finding] = checks.ports([PROXY_HTTP], [Listener("0.0.0.0", 80), Listener("::", 80)], own)
+    assert finding.level == "ok"
+
+
+def test_a_replica_port_names_its_setting() -> None:
+    replica = PublishedPort("voicegrow.http_port (replica 2)", "voicegrow.bind", "127.0.0.1", 8001)
+    [finding] = checks.ports([replica], [Listener("127.0.0.1", 8001)], set())
+    assert "or set voicegrow.http_port to a free port" in finding.message
+
+
+def test_a_host_that_does_not_resolve_blocks_the_deploy() -> None:
+    [finding] = checks.dns(["matrix.example.com"], lambda host: [], {"203.0.113.7"})
+    assert finding.level == "blocking"
+    assert "matrix.example.com does not resolve" in finding.message
+
+
+def test_a_host_that_resolves_elsewhere_blocks_the_deploy_naming_the_address() -> None:
+    [finding] = checks.dns(["matrix.example.com"], lambda host: ["198.51.100.1"], {"203.0.113.7"})
+    assert finding.level == "blocking"
+    assert "resolves to 198.51.100.1, which is not this machine" in finding.message
+
+
+def test_a_host_with_one_record_elsewhere_blocks_the_deploy() -> None:
+    [finding] = checks.dns(["matrix.example.com"], lambda host: ["203.0.113.7", "2001:db8::1"], {"203.0.113.7"})
+    assert finding.level == "blocking"
+
+
+def test_a_host_that_resolves_here_passes() -> None:
+    [finding] = checks.dns(["matrix.example.com"], lambda host: ["203.0.113.7"], {"203.0.113.7"})
+    assert finding.level == "ok"
+
+
+def test_too_little_disk_blocks_the_deploy() -> None:
+    assert checks.disk("/var/lib/docker", free=5000, needed=7168).level == "blocking"
+
+
+def test_enough_disk_passes() -> None:
+    assert checks.disk("/var/lib/docker", free=8000, needed=7168).level == "ok"
+
+
+def test_the_disk_holds_images_metrics_growth_and_a_backup_as_large_as_the_data() -> None:
+    assert checks.disk_needed_mb("1GB", data_mb=3000, backups=True) == 4096 + 1024 + 2048 + 3000
+
+
+def test_without_backups_the_disk_needs_no_room_for_an_archive() -> None:
+    assert checks.disk_needed_mb("1GB", data_mb=3000, backups=False) == 4096 + 1024 + 2048
+
+
+def test_no_engine_blocks_the_deploy() -> None:
+    [finding] = checks.engine(None)
+    assert finding.level == "blocking"
+
+
+def test_an_engine_older_than_20_10_blocks_the_deploy() -> None:
+    version, _ = checks.engine(Engine("19.03.15", "overlay2", "/var/lib/docker"))
+    assert version.level == "blocking"
+
+
+def test_debian_12s_engine_passes() -> None:
+    version, driver = checks.engine(Engine("20.10.24+dfsg1", "overlay2", "/var/lib/docker"))
+    assert (version.level, driver.level) == ("ok", "ok")
+
+
+def test_a_storage_driver_other_than_overlay2_is_a_warning() -> None:
+    _, driver = checks.engine(Engine("26.1.5", "vfs", "/var/lib/docker"))
+    assert driver.level == "warning"
+
+
+def test_a_clock_out_of_sync_is_a_warning_that_says_how_to_sync_it() -> None:
+    finding = checks.clock(False)
+    assert finding.level == "warning"
+    assert "timedatectl set-ntp true" in finding.message
+
+
+def test_a_clock_in_sync_passes() -> None:
+    assert checks.clock(True).level == "ok"
