@@ -10,6 +10,7 @@ import pulumi_docker as docker
 
 from components.container import (
     Deployment,
+    FileDirectory,
     HealthCheck,
     ServiceContainer,
     data_volume,
@@ -21,6 +22,7 @@ from components.container import (
 from components.rendering import synapse as render
 from components.rendering.proxy import MatrixRoute
 from components.secrets import secret_or_generated
+from config.hardening import SecurityPolicy
 from config.models import SynapseSettings
 from config.profiles import ContainerLimits, PostgresTuning, SynapseTuning
 
@@ -38,6 +40,7 @@ class SynapseStackArgs:
     synapse_tuning: SynapseTuning
     postgres_tuning: PostgresTuning
     limits: dict[str, ContainerLimits]
+    security: dict[str, SecurityPolicy]
     images: dict[str, str]
     secrets: dict[str, pulumi.Output[str] | None]
 
@@ -77,6 +80,7 @@ class SynapseStack(pulumi.ComponentResource):
                 name="synapse-postgres",
                 image=images["postgres"].image_id,
                 limits=args.limits["postgres"],
+                security=args.security["postgres"],
                 healthcheck=HealthCheck(
                     test=["CMD", "pg_isready", "-U", render.DATABASE_USER, "-d", render.DATABASE_NAME],
                     start_period=30,
@@ -109,6 +113,7 @@ class SynapseStack(pulumi.ComponentResource):
                 name="synapse",
                 image=images["synapse"].image_id,
                 limits=args.limits["synapse"],
+                security=args.security["synapse"],
                 healthcheck=HealthCheck(
                     test=["CMD", "curl", "-fSs", f"http://localhost:{render.HTTP_PORT}/health"],
                     timeout=5,
@@ -116,9 +121,6 @@ class SynapseStack(pulumi.ComponentResource):
                 ),
                 network=self.network,
                 aliases=["synapse"],
-                # The image hands /data to its user only in `generate` mode; a fresh named volume is
-                # root's, and Synapse (uid 991) must write its signing key and media there.
-                entrypoint=["/bin/sh", "-c", f"chown 991:991 {render.DATA_DIR} && exec /start.py run"],
                 envs=[
                     f"SYNAPSE_CONFIG_DIR={render.CONFIG_DIR}",
                     f"SYNAPSE_CONFIG_PATH={render.CONFIG_PATH}",
@@ -130,11 +132,18 @@ class SynapseStack(pulumi.ComponentResource):
                     )
                 ],
                 volumes=[docker.ContainerVolumeArgs(volume_name=self.data_volume.name, container_path=render.DATA_DIR)],
-                uploads=[
-                    docker.ContainerUploadArgs(file=render.CONFIG_PATH, content=pulumi.Output.secret(homeserver_yaml)),
-                    docker.ContainerUploadArgs(
-                        file=render.LOG_CONFIG_PATH, content=render.render_log_config(settings.log_level)
-                    ),
+                # The image hands /data to its user only in `generate` mode; a fresh named volume is
+                # root's, and Synapse must write its signing key and media there.
+                owned_paths=[render.DATA_DIR],
+                file_directories=[
+                    FileDirectory(
+                        "config",
+                        render.CONFIG_DIR,
+                        {
+                            "homeserver.yaml": pulumi.Output.secret(homeserver_yaml),
+                            "log.config": render.render_log_config(settings.log_level),
+                        },
+                    )
                 ],
             ),
             pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[self.postgres])),
@@ -148,6 +157,7 @@ class SynapseStack(pulumi.ComponentResource):
                 name="synapse-wellknown",
                 image=images["nginx"].image_id,
                 limits=args.limits["wellknown"],
+                security=args.security["wellknown"],
                 healthcheck=HealthCheck(
                     test=["CMD", "wget", "-q", "--spider", "http://127.0.0.1/.well-known/matrix/server"],
                     timeout=5,
@@ -156,10 +166,9 @@ class SynapseStack(pulumi.ComponentResource):
                 network=self.network,
                 aliases=["wellknown"],
                 ports=[docker.ContainerPortArgs(internal=80, external=settings.wellknown_port, ip=settings.http_bind)],
-                uploads=[
-                    docker.ContainerUploadArgs(
-                        file="/etc/nginx/conf.d/default.conf",
-                        content=render.render_wellknown_nginx_conf(settings, args.tls),
+                file_directories=[
+                    FileDirectory(
+                        "config", "/etc/nginx/conf.d", {"default.conf": render.render_wellknown_nginx_conf(settings, args.tls)}
                     )
                 ],
             ),

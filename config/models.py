@@ -7,6 +7,7 @@ Field descriptions are the settings reference; README.md mirrors them.
 from __future__ import annotations
 
 import ipaddress
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -14,6 +15,7 @@ from cryptography import x509
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from config.environments import EnvironmentName, LogLevel, Monitoring, RegistrationMode, TlsMode
+from config.hardening import CAPABILITIES, POLICIES, SecurityPolicy
 from config.profiles import PROFILES, ContainerLimits, ProfileName
 from config.types import (
     CronExpression,
@@ -100,6 +102,30 @@ class ResourceOverride(Settings):
     def _reservation_fits_limit(self) -> ResourceOverride:
         if self.memory and self.reservation and self.reservation > self.memory:
             raise ValueError("reservation must not exceed memory")
+        return self
+
+
+class SecurityOverride(Settings):
+    """Relaxes one container role's confinement, e.g. for an operator's own server image."""
+
+    user: str | None = Field(
+        default=None, pattern=r"^\d+(:\d+)?$", description="uid[:gid] the container runs as, e.g. '1000:1000'."
+    )
+    capabilities: list[str] = Field(
+        default_factory=list, description=f"Capabilities given back, of: {', '.join(CAPABILITIES)}."
+    )
+    read_only: bool | None = Field(
+        default=None, description="false: a writable root filesystem, for an image that writes outside its volumes."
+    )
+    pids_limit: int | None = Field(default=None, ge=16, le=65536, description="Most processes the container may run.")
+
+    @model_validator(mode="after")
+    def _capabilities_are_known(self) -> SecurityOverride:
+        unknown = [name for name in self.capabilities if name not in CAPABILITIES]
+        if unknown:
+            raise ValueError(
+                f"capabilities must be of {', '.join(CAPABILITIES)} (without CAP_), got {', '.join(unknown)}"
+            )
         return self
 
 
@@ -325,6 +351,9 @@ class StackSettings(Settings):
     resources: dict[str, ResourceOverride] = Field(
         default_factory=dict, description="Per-container limits replacing the profile's, keyed by role."
     )
+    security: dict[str, SecurityOverride] = Field(
+        default_factory=dict, description="Per-container relaxations of the hardening, keyed by role."
+    )
     synapse: SynapseSettings
     voicegrow: VoiceGrowSettings
     proxy: ProxySettings = ProxySettings()
@@ -351,9 +380,10 @@ class StackSettings(Settings):
     @model_validator(mode="after")
     def _resources_name_known_roles(self) -> StackSettings:
         known = sorted(PROFILES[self.profile].limits)
-        for role in self.resources:
-            if role not in known:
-                raise ValueError(f"resources.{role} is not a container role; known roles: {', '.join(known)}")
+        for key, roles in (("resources", self.resources), ("security", self.security)):
+            for role in roles:
+                if role not in known:
+                    raise ValueError(f"{key}.{role} is not a container role; known roles: {', '.join(known)}")
         return self
 
     @model_validator(mode="after")
@@ -384,4 +414,16 @@ class StackSettings(Settings):
             memory_mb=memory_mb,
             cpus=override.cpus or base.cpus,
             reservation_mb=override.reservation or min(base.reservation_mb, memory_mb),
+        )
+
+    def security_policy(self, role: str) -> SecurityPolicy:
+        """How a container role is confined, with the stack's relaxations applied."""
+        policy = POLICIES[role]
+        override = self.security.get(role, SecurityOverride())
+        return replace(
+            policy,
+            user=override.user if override.user is not None else policy.user,
+            capabilities=tuple(dict.fromkeys((*policy.capabilities, *override.capabilities))),
+            read_only=policy.read_only if override.read_only is None else override.read_only,
+            pids_limit=override.pids_limit or policy.pids_limit,
         )

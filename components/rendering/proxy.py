@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from components.rendering import NGINX_TEMP_PATHS
+
 TLS_DIR = "/etc/nginx/tls"
-CERTIFICATE_PATH = f"{TLS_DIR}/fullchain.pem"
-PRIVATE_KEY_PATH = f"{TLS_DIR}/privkey.pem"
+CERTIFICATE_FILE = "fullchain.pem"
+PRIVATE_KEY_FILE = "privkey.pem"
+CERTIFICATE_PATH = f"{TLS_DIR}/{CERTIFICATE_FILE}"
+PRIVATE_KEY_PATH = f"{TLS_DIR}/{PRIVATE_KEY_FILE}"
 ACME_WEBROOT = "/var/www/acme"
-CONFIG_PATH = "/etc/nginx/conf.d/default.conf"
+CONFIG_DIR = "/etc/nginx/conf.d"
 HEALTH_PATH = "/healthz"
 # Modern ciphers for TLS 1.2 (TLS 1.3 suites are not configurable here and are all strong).
 CIPHERS = (
@@ -70,7 +74,7 @@ def render_proxy_conf(matrix: MatrixRoute | None, voicegrow: VoiceGrowRoutes | N
         servers = [_tls_server(group) for group in groups]
     else:
         servers = [_server_block(["listen 80;", f"server_name {' '.join(group.hosts)};"], group.locations) for group in groups]
-    return "\n".join([_http_settings(options), *_upstreams(matrix, voicegrow), _default_server(options), *servers])
+    return "\n".join([NGINX_TEMP_PATHS + _http_settings(options), *_upstreams(matrix, voicegrow), _default_server(options), *servers])
 
 
 @dataclass(frozen=True)

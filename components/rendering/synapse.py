@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from components.rendering import dump_yaml
+from components.rendering import NGINX_TEMP_PATHS, dump_yaml
 from config.merge import deep_merge
 from config.models import SynapseSettings
 from config.profiles import PostgresTuning, SynapseTuning
@@ -195,7 +195,7 @@ def render_wellknown_nginx_conf(settings: SynapseSettings, tls: bool) -> str:
     }}
 """
         )
-    return (
+    return NGINX_TEMP_PATHS + (
         "server {\n"
         "    listen 80;\n"
         "    server_name _;\n"

@@ -15,9 +15,10 @@ MINIO_API_PORT = 9000
 MINIO_CONSOLE_PORT = 9001
 SERVER_WS_PORT = 4399
 SERVER_HTTP_PORT = 8000
-REDIS_CONFIG_PATH = "/usr/local/etc/redis/redis.conf"
-MYSQL_CONFIG_PATH = "/etc/mysql/conf.d/voicegrow.cnf"
-MYSQL_INIT_PATH = "/docker-entrypoint-initdb.d/init.sql"
+REDIS_CONFIG_DIR = "/usr/local/etc/redis"
+REDIS_CONFIG_PATH = f"{REDIS_CONFIG_DIR}/redis.conf"
+MYSQL_CONFIG_DIR = "/etc/mysql/conf.d"
+MYSQL_INIT_DIR = "/docker-entrypoint-initdb.d"
 
 
 @dataclass(frozen=True)

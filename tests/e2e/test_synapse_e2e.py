@@ -69,7 +69,7 @@ def test_all_containers_are_healthy(stack: AppliedStack, engine: docker.DockerCl
 
 
 def test_engine_applies_the_profile_limits_restart_policy_and_log_rotation(stack: AppliedStack, engine: docker.DockerClient) -> None:
-    expected = {"synapse-postgres": (384, 0.3), "synapse": (1280, 0.6), "synapse-wellknown": (32, 0.05)}
+    expected = {"synapse-postgres": (384, 0.3), "synapse": (1280, 0.6), "synapse-wellknown": (32, 0.1)}
     for name, (memory_mb, cpus) in expected.items():
         host = _inspect(engine, name)["HostConfig"]
         assert host["Memory"] == memory_mb * 1024 * 1024, name

@@ -23,8 +23,7 @@ pytestmark = pytest.mark.rendered
 def _uploads(stack: str, container: str) -> dict[str, str]:
     mocks = RecordingMocks()
     run_program(mocks, stack, preview=False)
-    uploads = mocks.named(container, "docker:index/container:Container").value("uploads")
-    return {upload["file"]: upload["content"] for upload in uploads}
+    return mocks.files(container)
 
 
 def _check_with_synapse(homeserver: dict[str, Any], log_config: str, directory: Path) -> subprocess.CompletedProcess[str]:

@@ -27,7 +27,7 @@ def _servers(evaluation: Evaluation) -> list[Any]:
 
 
 def _upload(evaluation: Evaluation, container: str, path: str) -> str:
-    return next(u["content"] for u in evaluation.container(container).value("uploads") if u["file"] == path)
+    return evaluation.mocks.files(container)[path]
 
 
 @pytest.mark.parametrize("preview", MODES)
@@ -148,8 +148,8 @@ def test_credentials_are_secret_inputs(evaluate: Evaluate, container: str) -> No
     assert evaluate("prod").container(container).is_secret("envs")
 
 
-def test_redis_config_upload_is_secret(evaluate: Evaluate) -> None:
-    assert evaluate("prod").container("voicegrow-redis").is_secret("uploads")
+def test_redis_config_is_a_secret_file(evaluate: Evaluate) -> None:
+    assert evaluate("prod").mocks.named("voicegrow-redis-files").is_secret("uploads")
 
 
 def test_redis_health_check_authenticates(evaluate: Evaluate) -> None:
@@ -178,7 +178,13 @@ def test_bucket_is_created_idempotently_without_secrets_on_the_command_line(eval
 
 
 def test_minio_runs_the_server_with_its_console(evaluate: Evaluate) -> None:
-    assert evaluate("prod").container("voicegrow-minio").value("command") == ["server", "/data", "--console-address", ":9001"]
+    command = evaluate("prod").container("voicegrow-minio").value("command")
+    assert command[:4] == ["server", "/data", "--console-address", ":9001"]
+
+
+def test_minio_keeps_its_certificates_directory_on_tmpfs(evaluate: Evaluate) -> None:
+    # MinIO creates it at start, by default in the user's home: read-only here.
+    assert evaluate("prod").container("voicegrow-minio").value("command")[-2:] == ["--certs-dir", "/tmp/certs"]
 
 
 def test_every_data_service_keeps_its_data_on_a_named_volume(evaluate: Evaluate) -> None:
