@@ -29,6 +29,7 @@ from config.profiles import ContainerLimits, PostgresTuning, SynapseTuning
 COMPONENT = "synapse"
 BOOTSTRAP_SCRIPT = Path(__file__).parent / "scripts" / "synapse_bootstrap.py"
 POSTGRES_DATA = "/var/lib/postgresql/data"
+SECRETS_DIR = "/run/secrets"
 
 
 @dataclass(frozen=True)
@@ -62,13 +63,13 @@ class SynapseStack(pulumi.ComponentResource):
 
         postgres_password = secret_or_generated("postgres-password", args.secrets["postgres_password"], child)
         self.postgres_password = postgres_password
-        synapse_secrets = pulumi.Output.all(
+        secret_files = pulumi.Output.all(
             postgres_password,
             *(
                 secret_or_generated(name.replace("_", "-"), args.secrets[f"synapse_{name}"], child, length=48)
                 for name in ("macaroon_secret_key", "form_secret", "registration_shared_secret")
             ),
-        ).apply(lambda values: render.SynapseSecrets(*values))
+        ).apply(lambda values: render.render_secret_files(render.SynapseSecrets(*values), database_host="postgres"))
 
         self.postgres = service_container(
             deployment,
@@ -92,18 +93,18 @@ class SynapseStack(pulumi.ComponentResource):
                     f"POSTGRES_DB={render.DATABASE_NAME}",
                     # Synapse refuses databases whose collation is not C.
                     "POSTGRES_INITDB_ARGS=--encoding=UTF8 --lc-collate=C --lc-ctype=C",
-                    pulumi.Output.concat("POSTGRES_PASSWORD=", postgres_password),
+                    f"POSTGRES_PASSWORD_FILE={SECRETS_DIR}/postgres_password",
                 ],
+                file_directories=[FileDirectory("secrets", SECRETS_DIR, {"postgres_password": postgres_password})],
                 command=render.postgres_server_args(args.postgres_tuning),
                 volumes=[docker.ContainerVolumeArgs(volume_name=self.postgres_volume.name, container_path=POSTGRES_DATA)],
             ),
             child,
         )
 
-        homeserver_yaml = synapse_secrets.apply(
-            lambda secrets: render.render_homeserver_yaml(
-                settings, args.synapse_tuning, secrets, database_host="postgres", tls=args.tls
-            )
+        # Secret nonetheless: the operator's extra_config may hold passwords (e.g. SMTP).
+        homeserver_yaml = pulumi.Output.secret(
+            render.render_homeserver_yaml(settings, args.synapse_tuning, database_host="postgres", tls=args.tls)
         )
         self.synapse = service_container(
             deployment,
@@ -140,8 +141,12 @@ class SynapseStack(pulumi.ComponentResource):
                         "config",
                         render.CONFIG_DIR,
                         {
-                            "homeserver.yaml": pulumi.Output.secret(homeserver_yaml),
+                            "homeserver.yaml": homeserver_yaml,
                             "log.config": render.render_log_config(settings.log_level),
+                            **{
+                                name: pulumi.Output.secret(secret_files.apply(lambda files, name=name: files[name]))
+                                for name in render.SECRET_FILES
+                            },
                         },
                     )
                 ],
@@ -190,7 +195,7 @@ class SynapseStack(pulumi.ComponentResource):
         self.proxied_containers = [self.synapse, self.wellknown]
         # What the backups archive beside the data (homeserver.yaml holds secrets).
         self.config_files: dict[str, pulumi.Output[str]] = {
-            "homeserver.yaml": pulumi.Output.secret(homeserver_yaml),
+            "homeserver.yaml": homeserver_yaml,
             "log.config": pulumi.Output.from_input(render.render_log_config(settings.log_level)),
             "wellknown.conf": pulumi.Output.from_input(render.render_wellknown_nginx_conf(settings, args.tls)),
         }

@@ -73,7 +73,10 @@ class VoiceGrowStack(pulumi.ComponentResource):
                 return []
             return [docker.ContainerPortArgs(internal=internal, external=internal, ip="127.0.0.1")]
 
-        mysql_files = [FileDirectory("config", render.MYSQL_CONFIG_DIR, {"voicegrow.cnf": render.render_my_cnf(settings, args.tuning)})]
+        mysql_files = [
+            FileDirectory("config", render.MYSQL_CONFIG_DIR, {"voicegrow.cnf": render.render_my_cnf(settings, args.tuning)}),
+            FileDirectory("secrets", render.SECRETS_DIR, {"root_password": mysql_root_password, "password": mysql_password}),
+        ]
         if settings.mysql.init_sql is not None:
             with open(settings.mysql.init_sql, encoding="utf-8") as init_sql:
                 mysql_files.append(FileDirectory("init", render.MYSQL_INIT_DIR, {"init.sql": init_sql.read()}))
@@ -99,10 +102,10 @@ class VoiceGrowStack(pulumi.ComponentResource):
                 network=self.network,
                 aliases=["mysql"],
                 envs=[
-                    pulumi.Output.concat("MYSQL_ROOT_PASSWORD=", mysql_root_password),
+                    f"MYSQL_ROOT_PASSWORD_FILE={render.SECRETS_DIR}/root_password",
                     f"MYSQL_DATABASE={render.DATABASE}",
                     f"MYSQL_USER={render.DATABASE_USER}",
-                    pulumi.Output.concat("MYSQL_PASSWORD=", mysql_password),
+                    f"MYSQL_PASSWORD_FILE={render.SECRETS_DIR}/password",
                 ],
                 ports=data_port(render.MYSQL_PORT),
                 volumes=[docker.ContainerVolumeArgs(volume_name=volumes["mysql"].name, container_path="/var/lib/mysql")],
@@ -122,11 +125,18 @@ class VoiceGrowStack(pulumi.ComponentResource):
                 image=images["redis"].image_id,
                 limits=args.limits["redis"],
                 security=args.security["redis"],
-                # redis-cli reads the password from REDISCLI_AUTH; an unauthenticated ping fails.
-                healthcheck=HealthCheck(test=["CMD-SHELL", "redis-cli ping | grep -q PONG"], timeout=5, retries=5),
+                # redis-cli reads the password from REDISCLI_AUTH, here set from the password file
+                # for the check alone; an unauthenticated ping fails.
+                healthcheck=HealthCheck(
+                    test=[
+                        "CMD-SHELL",
+                        f'REDISCLI_AUTH="$(cat {render.REDIS_CONFIG_DIR}/password)" redis-cli ping | grep -q PONG',
+                    ],
+                    timeout=5,
+                    retries=5,
+                ),
                 network=self.network,
                 aliases=["redis"],
-                envs=[pulumi.Output.concat("REDISCLI_AUTH=", redis_password)],
                 command=["redis-server", render.REDIS_CONFIG_PATH],
                 ports=data_port(render.REDIS_PORT),
                 volumes=[docker.ContainerVolumeArgs(volume_name=volumes["redis"].name, container_path="/data")],
@@ -137,7 +147,8 @@ class VoiceGrowStack(pulumi.ComponentResource):
                         {
                             "redis.conf": pulumi.Output.secret(
                                 redis_password.apply(lambda password: render.render_redis_conf(settings, args.tuning, password))
-                            )
+                            ),
+                            "password": redis_password,
                         },
                     )
                 ],
@@ -162,8 +173,8 @@ class VoiceGrowStack(pulumi.ComponentResource):
                 network=self.network,
                 aliases=["minio"],
                 envs=[
-                    pulumi.Output.concat("MINIO_ROOT_USER=", minio_user),
-                    pulumi.Output.concat("MINIO_ROOT_PASSWORD=", minio_password),
+                    f"MINIO_ROOT_USER_FILE={render.SECRETS_DIR}/root_user",
+                    f"MINIO_ROOT_PASSWORD_FILE={render.SECRETS_DIR}/root_password",
                 ],
                 # The certificates directory is created at start: by default in the user's home,
                 # which is read-only here.
@@ -174,6 +185,9 @@ class VoiceGrowStack(pulumi.ComponentResource):
                 volumes=[docker.ContainerVolumeArgs(volume_name=volumes["minio"].name, container_path="/data")],
                 # The image runs as any user; a fresh volume is root's.
                 owned_paths=["/data"],
+                file_directories=[
+                    FileDirectory("secrets", render.SECRETS_DIR, {"root_user": minio_user, "root_password": minio_password})
+                ],
             ),
             child,
         )
@@ -192,13 +206,31 @@ class VoiceGrowStack(pulumi.ComponentResource):
             triggers=[self.minio.id, settings.bucket],
         )
 
-        server_env = pulumi.Output.all(
+        server_secrets = pulumi.Output.all(
             mysql_password,
             redis_password,
             minio_user,
             minio_password,
             *_api_keys(secrets),
-        ).apply(lambda values: render.server_environment(settings, render.ServerSecrets(*values)))
+        ).apply(lambda values: render.ServerSecrets(*values))
+        server_env = server_secrets.apply(lambda values: render.server_environment(settings, values))
+        # The _FILE convention: each secret a file the server reads (see README, "Secrets").
+        server_files = (
+            [
+                FileDirectory(
+                    "secrets",
+                    render.SECRETS_DIR,
+                    {
+                        name.lower(): pulumi.Output.secret(
+                            server_secrets.apply(lambda values, name=name: render.server_secrets(values)[name])
+                        )
+                        for name in render.SERVER_SECRET_NAMES
+                    },
+                )
+            ]
+            if settings.secret_files
+            else []
+        )
         server_image = self._server_image(deployment, args, images, child)
         self.servers = [
             service_container(
@@ -218,6 +250,7 @@ class VoiceGrowStack(pulumi.ComponentResource):
                     network=self.network,
                     aliases=[f"server-{replica}", "server"],
                     envs=pulumi.Output.secret(server_env),
+                    file_directories=server_files,
                     ports=[
                         docker.ContainerPortArgs(
                             internal=render.SERVER_WS_PORT,

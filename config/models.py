@@ -230,6 +230,13 @@ class VoiceGrowSettings(Settings):
     publish_data_ports: bool = Field(
         default=False, description="dev only: publish MySQL, Redis and MinIO on 127.0.0.1 for local tools."
     )
+    secret_files: bool = Field(
+        default=False,
+        description=(
+            "The server reads each secret from the file named by <NAME>_FILE (e.g. MYSQL_PASSWORD_FILE), "
+            "0400 and owned by its user; off: secrets are environment variables, for a server without that support."
+        ),
+    )
     debug: bool = Field(description="DEBUG; default on only in dev.")
     log_level: LogLevel = Field(description="LOG_LEVEL; default per environment.")
     workers: int = Field(default=1, ge=1, le=64, description="WORKERS per replica.")
