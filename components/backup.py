@@ -20,6 +20,7 @@ from components.rendering import synapse as synapse_render
 from components.rendering import voicegrow as voicegrow_render
 from components.synapse import SynapseStack
 from components.voicegrow import VoiceGrowStack
+from config.hardening import SecurityPolicy
 from config.models import BackupSettings
 from config.profiles import ContainerLimits
 
@@ -43,6 +44,7 @@ class BackupJobArgs:
     base_image: str
     """The stack's PostgreSQL image: the backup image is built on it so pg_dump matches the server."""
     limits: ContainerLimits
+    security: SecurityPolicy
     offsite_rclone_config: pulumi.Output[str] | None
     synapse: SynapseStack | None
     voicegrow: VoiceGrowStack | None
@@ -120,6 +122,7 @@ class BackupJob(pulumi.ComponentResource):
                 name="backup",
                 image=image_ref,
                 limits=args.limits,
+                security=args.security,
                 # Unhealthy once the last success is older than twice the schedule's interval.
                 healthcheck=HealthCheck(test=["CMD", "backupctl", "health"], start_period=10),
                 network=networks[0],

@@ -1,4 +1,4 @@
-"""The one way every component builds a container: limits, health check, restart, log rotation, labels."""
+"""The one way every component builds a container: limits, confinement, health check, restart, log rotation, labels."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import pulumi
 import pulumi_command as command
 import pulumi_docker as docker
 
+from config.hardening import SecurityPolicy
 from config.models import LogRotation
 from config.profiles import ContainerLimits
 from config.types import docker_cpus
@@ -72,6 +73,24 @@ def go_duration(seconds: int) -> str:
 
 
 @dataclass(frozen=True)
+class FileDirectory:
+    """Files a service reads (configuration, passwords), in one directory of their own.
+
+    The provider uploads files into a container's root filesystem, which Docker refuses for a
+    read-only one, and always as root. So the files go on a volume of their own, written by a
+    short-lived container of the service's image that hands them to the service's user (files
+    0400, directory 0500); the service mounts that volume read-only at `path`.
+    """
+
+    name: str
+    """Short name, part of the volume's name (`<prefix>-<container>-<name>`)."""
+    path: str
+    """Where the service sees the files."""
+    files: Mapping[str, pulumi.Input[str]]
+    """File name -> content."""
+
+
+@dataclass(frozen=True)
 class ServiceContainer:
     """One container of a component, before the shared policies are applied.
 
@@ -84,6 +103,7 @@ class ServiceContainer:
     name: str
     image: pulumi.Input[str]
     limits: ContainerLimits
+    security: SecurityPolicy
     healthcheck: HealthCheck | None
     network: docker.Network
     aliases: list[str]
@@ -93,6 +113,10 @@ class ServiceContainer:
     ports: list[docker.ContainerPortArgs] = field(default_factory=list)
     volumes: list[docker.ContainerVolumeArgs] = field(default_factory=list)
     uploads: list[docker.ContainerUploadArgs] = field(default_factory=list)
+    """Files put into the root filesystem before start: only for a role whose root filesystem is writable."""
+    file_directories: list[FileDirectory] = field(default_factory=list)
+    owned_paths: list[str] = field(default_factory=list)
+    """Mount paths of `volumes` handed to the service's user before it starts (a new volume is root's)."""
     extra_networks: list[docker.Network] = field(default_factory=list)
     extra_aliases: list[str] = field(default_factory=list)
     """Names the container also answers to on the extra networks."""
@@ -107,13 +131,30 @@ def service_container(
 ) -> docker.Container:
     """Declare a long-running container with the policies every service gets.
 
-    The container restarts unless stopped, is limited in memory and CPU, rotates its
-    json-file log, carries the stack's labels, and the deploy waits until it is healthy.
-    Every value is written in the form the provider reads back, so an unchanged program
-    changes nothing on the next `pulumi up`.
+    The container restarts unless stopped, is limited in memory, CPU and processes, is confined
+    by its role's security policy (all capabilities dropped but the policy's, no new privileges,
+    a read-only root filesystem with tmpfs where the service writes), rotates its json-file log,
+    carries the stack's labels, and the deploy waits until it is healthy. Every value is written
+    in the form the provider reads back, so an unchanged program changes nothing on the next
+    `pulumi up`.
     """
+    if spec.uploads and spec.security.read_only:
+        raise ValueError(f"{spec.name}: Docker refuses uploads into a read-only root filesystem; use file_directories")
     check = spec.healthcheck
-    return docker.Container(
+    policy = spec.security
+    volumes = list(spec.volumes)
+    labels = deployment.labels(spec.component, spec.role)
+    depends_on: list[pulumi.Resource] = []
+    if spec.file_directories or spec.owned_paths:
+        files, file_volumes = _prepare_files(deployment, spec, opts)
+        volumes += [
+            docker.ContainerVolumeArgs(volume_name=volume.name, container_path=directory.path, read_only=True)
+            for directory, volume in zip(spec.file_directories, file_volumes)
+        ]
+        # A new preparation (changed files) replaces the service, which then reads them.
+        labels.append(docker.ContainerLabelArgs(label=f"{deployment.project}.files", value=files.id))
+        depends_on.append(files)
+    container = docker.Container(
         spec.name,
         name=deployment.name(spec.name),
         image=spec.image,
@@ -121,7 +162,7 @@ def service_container(
         command=spec.command,
         entrypoints=spec.entrypoint,
         ports=spec.ports,
-        volumes=spec.volumes,
+        volumes=volumes,
         uploads=spec.uploads,
         networks_advanced=[
             docker.ContainerNetworksAdvancedArgs(name=spec.network.name, aliases=spec.aliases),
@@ -138,6 +179,10 @@ def service_container(
         memory_swap=2 * spec.limits.memory_mb,
         memory_reservation=spec.limits.reservation_mb,
         cpus=docker_cpus(spec.limits.cpus),
+        **_confinement(policy),
+        tmpfs={path: _tmpfs_options(policy) for path in policy.tmpfs} or None,
+        ulimits=[docker.ContainerUlimitArgs(name=limit.name, soft=limit.soft, hard=limit.hard) for limit in policy.ulimits],
+        sysctls=dict(policy.sysctls) or None,
         healthcheck=None
         if check is None
         else docker.ContainerHealthcheckArgs(
@@ -149,13 +194,129 @@ def service_container(
         ),
         destroy_grace_seconds=spec.stop_grace_seconds,
         log_driver="json-file",
-        log_opts={"max-size": deployment.log_rotation.max_size, "max-file": str(deployment.log_rotation.max_file)},
-        labels=deployment.labels(spec.component, spec.role),
+        log_opts=_log_opts(deployment),
+        labels=labels,
         wait=check is not None,
         wait_timeout=spec.wait_timeout,
         # The provider's update leaves a running container's health check as it was: a changed
         # check must replace the container to take effect.
-        opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(replace_on_changes=["healthcheck"])),
+        opts=pulumi.ResourceOptions.merge(
+            opts, pulumi.ResourceOptions(replace_on_changes=["healthcheck"], depends_on=depends_on)
+        ),
+    )
+    _limit_processes(deployment, spec.name, container, policy.pids_limit, opts)
+    return container
+
+
+def _confinement(policy: SecurityPolicy) -> dict[str, object]:
+    """The user, capabilities, privileges and root filesystem of a container under `policy`."""
+    return {
+        "user": policy.user,
+        "capabilities": docker.ContainerCapabilitiesArgs(drops=["ALL"], adds=list(policy.capabilities) or None),
+        "security_opts": ["no-new-privileges"],
+        "read_only": policy.read_only,
+    }
+
+
+def _tmpfs_options(policy: SecurityPolicy) -> str:
+    """Mount options of the role's tmpfs: its user's alone (Docker's default copies the image
+    directory's owner and mode, often root's 0755), or Docker's default for the image's own user."""
+    if policy.user is None:
+        return ""
+    uid, _, gid = policy.user.partition(":")
+    return f"uid={uid},gid={gid or uid},mode=0700"
+
+
+def _log_opts(deployment: Deployment) -> dict[str, str]:
+    return {"max-size": deployment.log_rotation.max_size, "max-file": str(deployment.log_rotation.max_file)}
+
+
+# What the preparing container may do as root: write into directories and files of another
+# user (DAC_OVERRIDE, FOWNER) and hand them over (CHOWN). Nothing else.
+PREPARE_POLICY = SecurityPolicy(user="0:0", capabilities=("CHOWN", "DAC_OVERRIDE", "FOWNER"), read_only=False, tmpfs=())
+STAGING_DIR = "/staging"
+
+
+def _prepare_files(
+    deployment: Deployment, spec: ServiceContainer, opts: pulumi.ResourceOptions
+) -> tuple[docker.Container, list[docker.Volume]]:
+    """A one-time container that writes the service's files onto their volumes and hands volumes to its user.
+
+    It runs once per change of the files (and is then replaced), without network, and exits.
+    """
+    owner = spec.security.user or "0:0"
+    volumes = [
+        _volume(deployment, f"{spec.name}-{directory.name}", opts, protect=False) for directory in spec.file_directories
+    ]
+    uploads = [
+        docker.ContainerUploadArgs(file=f"{STAGING_DIR}{directory.path}/{name}", content=content, permissions="0400")
+        for directory in spec.file_directories
+        for name, content in sorted(directory.files.items())
+    ]
+    return (
+        docker.Container(
+            f"{spec.name}-files",
+            name=deployment.name(f"{spec.name}-files"),
+            image=spec.image,
+            entrypoints=["/bin/sh", "-c", render_prepare_script(spec.file_directories, spec.owned_paths, owner)],
+            volumes=[
+                *(
+                    docker.ContainerVolumeArgs(volume_name=volume.name, container_path=directory.path)
+                    for directory, volume in zip(spec.file_directories, volumes)
+                ),
+                *(volume for volume in spec.volumes if volume.container_path in spec.owned_paths),
+            ],
+            uploads=uploads,
+            network_mode="none",
+            memory=64,
+            memory_swap=128,
+            **_confinement(PREPARE_POLICY),
+            log_driver="json-file",
+            log_opts=_log_opts(deployment),
+            labels=deployment.labels(spec.component, f"{spec.role}-files"),
+            # Waits for the exit; it is not meant to keep running.
+            attach=True,
+            must_run=False,
+            opts=opts,
+        ),
+        volumes,
+    )
+
+
+def render_prepare_script(directories: Sequence[FileDirectory], owned_paths: Sequence[str], owner: str) -> str:
+    """The shell script of the preparing container: exactly the given files, 0400, owned by `owner`."""
+    lines = ["set -eu"]
+    for directory in directories:
+        target = shlex.quote(directory.path)
+        staged = shlex.quote(f"{STAGING_DIR}{directory.path}")
+        lines += [
+            f"find {target} -mindepth 1 -delete",
+            f"cp -p {staged}/* {target}/",
+            f"chown -R {owner} {target}",
+            f"chmod 0400 {target}/*",
+            f"chmod 0500 {target}",
+        ]
+    for path in owned_paths:
+        lines.append(f"find {shlex.quote(path)} \\! -user {owner.split(':')[0]} -exec chown {owner} {{}} +")
+    return "\n".join(lines)
+
+
+def _limit_processes(
+    deployment: Deployment, name: str, container: docker.Container, pids_limit: int, opts: pulumi.ResourceOptions
+) -> command.local.Command:
+    """Limit the container's processes (`docker update --pids-limit`) once it runs.
+
+    The provider has no `pids_limit`: Docker's own update sets the limit on the running container
+    and keeps it across restarts; a replaced container gets it again (the trigger is its id).
+    """
+    environment = {"DOCKER_HOST": deployment.docker_host} if deployment.docker_host else None
+    return command.local.Command(
+        f"{name}-pids-limit",
+        create=container.name.apply(lambda container_name: f"docker update --pids-limit {pids_limit} {container_name}"),
+        environment=environment,
+        triggers=[container.id],
+        # Not the Docker provider: the command runs on the deploying machine.
+        opts=pulumi.ResourceOptions(parent=opts.parent, depends_on=[container]),
     )
 
 
@@ -174,11 +335,15 @@ def private_network(deployment: Deployment, component: str, opts: pulumi.Resourc
 
 def data_volume(deployment: Deployment, name: str, opts: pulumi.ResourceOptions) -> docker.Volume:
     """A named volume for data that must outlive its container; protected where the stack says so."""
+    return _volume(deployment, name, opts, protect=deployment.protect_data)
+
+
+def _volume(deployment: Deployment, name: str, opts: pulumi.ResourceOptions, protect: bool) -> docker.Volume:
     return docker.Volume(
         f"{name}-volume",
         name=deployment.name(name),
         labels=[docker.VolumeLabelArgs(label=f"{deployment.project}.stack", value=deployment.stack)],
-        opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(protect=deployment.protect_data)),
+        opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(protect=protect)),
     )
 
 

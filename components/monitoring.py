@@ -24,6 +24,7 @@ from components.synapse import SynapseStack
 from components.voicegrow import VoiceGrowStack
 from config.models import StackSettings
 from config.monitoring import MonitoringSettings
+from config.hardening import SecurityPolicy
 from config.profiles import ContainerLimits
 from config.types import image_tag
 
@@ -83,6 +84,7 @@ class MonitoringArgs:
     synapse: SynapseStack | None
     voicegrow: VoiceGrowStack | None
     limits: dict[str, ContainerLimits]
+    security: dict[str, SecurityPolicy]
     images: dict[str, str]
     synapse_image: str
     secrets: dict[str, pulumi.Output[str] | None]
@@ -165,6 +167,7 @@ class Monitoring(pulumi.ComponentResource):
                 name=f"monitoring-{name}",
                 image=self._images[role].image_id,
                 limits=self._args.limits[role],
+                security=self._args.security[role],
                 healthcheck=healthcheck,
                 network=self.network,
                 aliases=[name],

@@ -11,6 +11,7 @@ import pulumi_tls as tls
 
 from components.container import (
     Deployment,
+    FileDirectory,
     HealthCheck,
     ServiceContainer,
     data_volume,
@@ -20,12 +21,13 @@ from components.container import (
 )
 from components.rendering import proxy as render
 from config.environments import TlsMode
+from config.hardening import SecurityPolicy
 from config.models import ProxySettings
 from config.profiles import ContainerLimits
 
 COMPONENT = "proxy"
 ACME_SCRIPT = Path(__file__).parent / "scripts" / "acme.sh"
-ACME_DIRECTORY_CA_PATH = "/opt/acme/directory-ca.pem"
+ACME_DIR = "/opt/acme"
 ACME_DIRECTORIES = {
     False: "https://acme-v02.api.letsencrypt.org/directory",
     True: "https://acme-staging-v02.api.letsencrypt.org/directory",
@@ -47,6 +49,7 @@ class ReverseProxyArgs:
     monitoring_network: docker.Network | None
     upstream_containers: list[docker.Container]
     limits: dict[str, ContainerLimits]
+    security: dict[str, SecurityPolicy]
     images: dict[str, str]
     secrets: dict[str, pulumi.Output[str] | None]
     certificate_validity_hours: int = 24 * 365
@@ -73,16 +76,15 @@ class ReverseProxy(pulumi.ComponentResource):
         nginx_image = pulled_image(args.images["nginx"], "proxy-nginx", child, deployment.platform)
         self.ca_certificate: pulumi.Output[str] | None = None
 
-        uploads = [
-            docker.ContainerUploadArgs(
-                file=render.CONFIG_PATH, content=render.render_proxy_conf(args.matrix, args.voicegrow, options, args.monitoring)
-            )
-        ]
+        config_files: dict[str, pulumi.Input[str]] = {
+            "default.conf": render.render_proxy_conf(args.matrix, args.voicegrow, options, args.monitoring)
+        }
         if args.monitoring is not None and args.monitoring_password is not None and (
             args.monitoring.prometheus_host or args.monitoring.alertmanager_host
         ):
             htpasswd = args.monitoring_password.apply(render.render_htpasswd)
-            uploads.append(docker.ContainerUploadArgs(file=render.HTPASSWD_PATH, content=pulumi.Output.secret(htpasswd)))
+            config_files[render.HTPASSWD_PATH.rsplit("/", 1)[1]] = pulumi.Output.secret(htpasswd)
+        files = [FileDirectory("config", render.CONFIG_DIR, config_files)]
         volumes: list[docker.ContainerVolumeArgs] = []
         command: list[str] | None = None
         depends_on: list[pulumi.Resource] = list(args.upstream_containers)
@@ -93,10 +95,13 @@ class ReverseProxy(pulumi.ComponentResource):
                 else (args.secrets["tls_certificate"], args.secrets["tls_private_key"])
             )
             assert certificate is not None and key is not None
-            uploads += [
-                docker.ContainerUploadArgs(file=render.CERTIFICATE_PATH, content=certificate),
-                docker.ContainerUploadArgs(file=render.PRIVATE_KEY_PATH, content=pulumi.Output.secret(key)),
-            ]
+            files.append(
+                FileDirectory(
+                    "tls",
+                    render.TLS_DIR,
+                    {render.CERTIFICATE_FILE: certificate, render.PRIVATE_KEY_FILE: pulumi.Output.secret(key)},
+                )
+            )
         elif args.tls_mode == "acme":
             tls_volume = data_volume(deployment, "proxy-tls", child)
             webroot = data_volume(deployment, "proxy-acme-webroot", child)
@@ -129,6 +134,7 @@ class ReverseProxy(pulumi.ComponentResource):
                 name="proxy",
                 image=nginx_image.image_id,
                 limits=args.limits["proxy"],
+                security=args.security["proxy"],
                 healthcheck=HealthCheck(
                     test=["CMD", "wget", "-q", "--spider", f"http://127.0.0.1{render.HEALTH_PATH}"],
                     timeout=5,
@@ -144,7 +150,7 @@ class ReverseProxy(pulumi.ComponentResource):
                 command=command,
                 ports=ports,
                 volumes=volumes,
-                uploads=uploads,
+                file_directories=files,
                 extra_networks=args.networks + ([args.monitoring_network] if args.monitoring_network else []),
                 # Monitoring probes the public hosts through the proxy by their names.
                 extra_aliases=["proxy", *hosts] if args.monitoring_network else [],
@@ -209,11 +215,11 @@ class ReverseProxy(pulumi.ComponentResource):
             f"ACME_SERVER={settings.acme_directory or ACME_DIRECTORIES[settings.acme_staging]}",
             f"RENEW_HOURS={settings.acme_renew_hours}",
         ]
-        uploads = [docker.ContainerUploadArgs(file="/opt/acme/acme.sh", content=ACME_SCRIPT.read_text())]
+        files: dict[str, pulumi.Input[str]] = {"acme.sh": ACME_SCRIPT.read_text()}
         if settings.acme_directory_ca is not None:
             # certbot talks to the directory through requests, which reads its trust roots from here.
-            envs.append(f"REQUESTS_CA_BUNDLE={ACME_DIRECTORY_CA_PATH}")
-            uploads.append(docker.ContainerUploadArgs(file=ACME_DIRECTORY_CA_PATH, content=settings.acme_directory_ca))
+            envs.append(f"REQUESTS_CA_BUNDLE={ACME_DIR}/directory-ca.pem")
+            files["directory-ca.pem"] = settings.acme_directory_ca
         return service_container(
             deployment,
             ServiceContainer(
@@ -222,17 +228,20 @@ class ReverseProxy(pulumi.ComponentResource):
                 name="proxy-acme",
                 image=image.image_id,
                 limits=args.limits["acme"],
+                security=args.security["acme"],
                 healthcheck=HealthCheck(test=["CMD-SHELL", "test -s /tls/fullchain.pem"], start_period=30),
                 network=self.network,
                 aliases=["acme"],
                 envs=envs,
-                entrypoint=["/bin/sh", "/opt/acme/acme.sh"],
+                entrypoint=["/bin/sh", f"{ACME_DIR}/acme.sh"],
                 volumes=[
                     docker.ContainerVolumeArgs(volume_name=tls_volume.name, container_path="/tls"),
                     docker.ContainerVolumeArgs(volume_name=webroot.name, container_path=render.ACME_WEBROOT),
                     docker.ContainerVolumeArgs(volume_name=state.name, container_path="/etc/letsencrypt"),
                 ],
-                uploads=uploads,
+                # It runs as the proxy's user, so the key it writes (0600) is the proxy's to read.
+                owned_paths=["/tls", render.ACME_WEBROOT, "/etc/letsencrypt"],
+                file_directories=[FileDirectory("script", ACME_DIR, files)],
             ),
             child,
         )

@@ -10,6 +10,7 @@ import pulumi_docker as docker
 
 from components.container import (
     Deployment,
+    FileDirectory,
     HealthCheck,
     ServiceContainer,
     data_volume,
@@ -21,12 +22,14 @@ from components.container import (
 from components.rendering import synapse as render
 from components.rendering.proxy import MatrixRoute
 from components.secrets import secret_or_generated
+from config.hardening import SecurityPolicy
 from config.models import SynapseSettings
 from config.profiles import ContainerLimits, PostgresTuning, SynapseTuning
 
 COMPONENT = "synapse"
 BOOTSTRAP_SCRIPT = Path(__file__).parent / "scripts" / "synapse_bootstrap.py"
 POSTGRES_DATA = "/var/lib/postgresql/data"
+SECRETS_DIR = "/run/secrets"
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,7 @@ class SynapseStackArgs:
     synapse_tuning: SynapseTuning
     postgres_tuning: PostgresTuning
     limits: dict[str, ContainerLimits]
+    security: dict[str, SecurityPolicy]
     images: dict[str, str]
     secrets: dict[str, pulumi.Output[str] | None]
 
@@ -59,13 +63,13 @@ class SynapseStack(pulumi.ComponentResource):
 
         postgres_password = secret_or_generated("postgres-password", args.secrets["postgres_password"], child)
         self.postgres_password = postgres_password
-        synapse_secrets = pulumi.Output.all(
+        secret_files = pulumi.Output.all(
             postgres_password,
             *(
                 secret_or_generated(name.replace("_", "-"), args.secrets[f"synapse_{name}"], child, length=48)
                 for name in ("macaroon_secret_key", "form_secret", "registration_shared_secret")
             ),
-        ).apply(lambda values: render.SynapseSecrets(*values))
+        ).apply(lambda values: render.render_secret_files(render.SynapseSecrets(*values), database_host="postgres"))
 
         self.postgres = service_container(
             deployment,
@@ -77,6 +81,7 @@ class SynapseStack(pulumi.ComponentResource):
                 name="synapse-postgres",
                 image=images["postgres"].image_id,
                 limits=args.limits["postgres"],
+                security=args.security["postgres"],
                 healthcheck=HealthCheck(
                     test=["CMD", "pg_isready", "-U", render.DATABASE_USER, "-d", render.DATABASE_NAME],
                     start_period=30,
@@ -88,18 +93,18 @@ class SynapseStack(pulumi.ComponentResource):
                     f"POSTGRES_DB={render.DATABASE_NAME}",
                     # Synapse refuses databases whose collation is not C.
                     "POSTGRES_INITDB_ARGS=--encoding=UTF8 --lc-collate=C --lc-ctype=C",
-                    pulumi.Output.concat("POSTGRES_PASSWORD=", postgres_password),
+                    f"POSTGRES_PASSWORD_FILE={SECRETS_DIR}/postgres_password",
                 ],
+                file_directories=[FileDirectory("secrets", SECRETS_DIR, {"postgres_password": postgres_password})],
                 command=render.postgres_server_args(args.postgres_tuning),
                 volumes=[docker.ContainerVolumeArgs(volume_name=self.postgres_volume.name, container_path=POSTGRES_DATA)],
             ),
             child,
         )
 
-        homeserver_yaml = synapse_secrets.apply(
-            lambda secrets: render.render_homeserver_yaml(
-                settings, args.synapse_tuning, secrets, database_host="postgres", tls=args.tls
-            )
+        # Secret nonetheless: the operator's extra_config may hold passwords (e.g. SMTP).
+        homeserver_yaml = pulumi.Output.secret(
+            render.render_homeserver_yaml(settings, args.synapse_tuning, database_host="postgres", tls=args.tls)
         )
         self.synapse = service_container(
             deployment,
@@ -109,6 +114,7 @@ class SynapseStack(pulumi.ComponentResource):
                 name="synapse",
                 image=images["synapse"].image_id,
                 limits=args.limits["synapse"],
+                security=args.security["synapse"],
                 healthcheck=HealthCheck(
                     test=["CMD", "curl", "-fSs", f"http://localhost:{render.HTTP_PORT}/health"],
                     timeout=5,
@@ -116,9 +122,6 @@ class SynapseStack(pulumi.ComponentResource):
                 ),
                 network=self.network,
                 aliases=["synapse"],
-                # The image hands /data to its user only in `generate` mode; a fresh named volume is
-                # root's, and Synapse (uid 991) must write its signing key and media there.
-                entrypoint=["/bin/sh", "-c", f"chown 991:991 {render.DATA_DIR} && exec /start.py run"],
                 envs=[
                     f"SYNAPSE_CONFIG_DIR={render.CONFIG_DIR}",
                     f"SYNAPSE_CONFIG_PATH={render.CONFIG_PATH}",
@@ -130,11 +133,22 @@ class SynapseStack(pulumi.ComponentResource):
                     )
                 ],
                 volumes=[docker.ContainerVolumeArgs(volume_name=self.data_volume.name, container_path=render.DATA_DIR)],
-                uploads=[
-                    docker.ContainerUploadArgs(file=render.CONFIG_PATH, content=pulumi.Output.secret(homeserver_yaml)),
-                    docker.ContainerUploadArgs(
-                        file=render.LOG_CONFIG_PATH, content=render.render_log_config(settings.log_level)
-                    ),
+                # The image hands /data to its user only in `generate` mode; a fresh named volume is
+                # root's, and Synapse must write its signing key and media there.
+                owned_paths=[render.DATA_DIR],
+                file_directories=[
+                    FileDirectory(
+                        "config",
+                        render.CONFIG_DIR,
+                        {
+                            "homeserver.yaml": homeserver_yaml,
+                            "log.config": render.render_log_config(settings.log_level),
+                            **{
+                                name: pulumi.Output.secret(secret_files.apply(lambda files, name=name: files[name]))
+                                for name in render.SECRET_FILES
+                            },
+                        },
+                    )
                 ],
             ),
             pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[self.postgres])),
@@ -148,6 +162,7 @@ class SynapseStack(pulumi.ComponentResource):
                 name="synapse-wellknown",
                 image=images["nginx"].image_id,
                 limits=args.limits["wellknown"],
+                security=args.security["wellknown"],
                 healthcheck=HealthCheck(
                     test=["CMD", "wget", "-q", "--spider", "http://127.0.0.1/.well-known/matrix/server"],
                     timeout=5,
@@ -156,10 +171,9 @@ class SynapseStack(pulumi.ComponentResource):
                 network=self.network,
                 aliases=["wellknown"],
                 ports=[docker.ContainerPortArgs(internal=80, external=settings.wellknown_port, ip=settings.http_bind)],
-                uploads=[
-                    docker.ContainerUploadArgs(
-                        file="/etc/nginx/conf.d/default.conf",
-                        content=render.render_wellknown_nginx_conf(settings, args.tls),
+                file_directories=[
+                    FileDirectory(
+                        "config", "/etc/nginx/conf.d", {"default.conf": render.render_wellknown_nginx_conf(settings, args.tls)}
                     )
                 ],
             ),
@@ -181,7 +195,7 @@ class SynapseStack(pulumi.ComponentResource):
         self.proxied_containers = [self.synapse, self.wellknown]
         # What the backups archive beside the data (homeserver.yaml holds secrets).
         self.config_files: dict[str, pulumi.Output[str]] = {
-            "homeserver.yaml": pulumi.Output.secret(homeserver_yaml),
+            "homeserver.yaml": homeserver_yaml,
             "log.config": pulumi.Output.from_input(render.render_log_config(settings.log_level)),
             "wellknown.conf": pulumi.Output.from_input(render.render_wellknown_nginx_conf(settings, args.tls)),
         }

@@ -10,6 +10,7 @@ import pulumi_docker as docker
 from components.container import (
     built_image,
     Deployment,
+    FileDirectory,
     HealthCheck,
     ServiceContainer,
     data_volume,
@@ -21,6 +22,7 @@ from components.container import (
 from components.rendering import voicegrow as render
 from components.rendering.proxy import VoiceGrowRoutes
 from components.secrets import secret_or_generated
+from config.hardening import SecurityPolicy
 from config.models import VoiceGrowSettings
 from config.profiles import ContainerLimits, VoiceGrowTuning
 
@@ -34,6 +36,7 @@ class VoiceGrowStackArgs:
     settings: VoiceGrowSettings
     tuning: VoiceGrowTuning
     limits: dict[str, ContainerLimits]
+    security: dict[str, SecurityPolicy]
     images: dict[str, str]
     secrets: dict[str, pulumi.Output[str] | None]
 
@@ -71,10 +74,13 @@ class VoiceGrowStack(pulumi.ComponentResource):
                 return []
             return [docker.ContainerPortArgs(internal=internal, external=internal, ip="127.0.0.1")]
 
-        mysql_uploads = [docker.ContainerUploadArgs(file=render.MYSQL_CONFIG_PATH, content=render.render_my_cnf(settings, args.tuning))]
+        mysql_files = [
+            FileDirectory("config", render.MYSQL_CONFIG_DIR, {"voicegrow.cnf": render.render_my_cnf(settings, args.tuning)}),
+            FileDirectory("secrets", render.SECRETS_DIR, {"root_password": mysql_root_password, "password": mysql_password}),
+        ]
         if settings.mysql.init_sql is not None:
             with open(settings.mysql.init_sql, encoding="utf-8") as init_sql:
-                mysql_uploads.append(docker.ContainerUploadArgs(file=render.MYSQL_INIT_PATH, content=init_sql.read()))
+                mysql_files.append(FileDirectory("init", render.MYSQL_INIT_DIR, {"init.sql": init_sql.read()}))
         self.mysql = service_container(
             deployment,
             ServiceContainer(
@@ -85,6 +91,7 @@ class VoiceGrowStack(pulumi.ComponentResource):
                 name="voicegrow-mysql",
                 image=images["mysql"].image_id,
                 limits=args.limits["mysql"],
+                security=args.security["mysql"],
                 # TCP, not the socket: the image's first-start server listens only on the socket,
                 # and a socket ping would report healthy before the real server is up.
                 healthcheck=HealthCheck(
@@ -96,14 +103,14 @@ class VoiceGrowStack(pulumi.ComponentResource):
                 network=self.network,
                 aliases=["mysql"],
                 envs=[
-                    pulumi.Output.concat("MYSQL_ROOT_PASSWORD=", mysql_root_password),
+                    f"MYSQL_ROOT_PASSWORD_FILE={render.SECRETS_DIR}/root_password",
                     f"MYSQL_DATABASE={render.DATABASE}",
                     f"MYSQL_USER={render.DATABASE_USER}",
-                    pulumi.Output.concat("MYSQL_PASSWORD=", mysql_password),
+                    f"MYSQL_PASSWORD_FILE={render.SECRETS_DIR}/password",
                 ],
                 ports=data_port(render.MYSQL_PORT),
                 volumes=[docker.ContainerVolumeArgs(volume_name=volumes["mysql"].name, container_path="/var/lib/mysql")],
-                uploads=mysql_uploads,
+                file_directories=mysql_files,
             ),
             child,
         )
@@ -118,20 +125,32 @@ class VoiceGrowStack(pulumi.ComponentResource):
                 name="voicegrow-redis",
                 image=images["redis"].image_id,
                 limits=args.limits["redis"],
-                # redis-cli reads the password from REDISCLI_AUTH; an unauthenticated ping fails.
-                healthcheck=HealthCheck(test=["CMD-SHELL", "redis-cli ping | grep -q PONG"], timeout=5, retries=5),
+                security=args.security["redis"],
+                # redis-cli reads the password from REDISCLI_AUTH, here set from the password file
+                # for the check alone; an unauthenticated ping fails.
+                healthcheck=HealthCheck(
+                    test=[
+                        "CMD-SHELL",
+                        f'REDISCLI_AUTH="$(cat {render.REDIS_CONFIG_DIR}/password)" redis-cli ping | grep -q PONG',
+                    ],
+                    timeout=5,
+                    retries=5,
+                ),
                 network=self.network,
                 aliases=["redis"],
-                envs=[pulumi.Output.concat("REDISCLI_AUTH=", redis_password)],
                 command=["redis-server", render.REDIS_CONFIG_PATH],
                 ports=data_port(render.REDIS_PORT),
                 volumes=[docker.ContainerVolumeArgs(volume_name=volumes["redis"].name, container_path="/data")],
-                uploads=[
-                    docker.ContainerUploadArgs(
-                        file=render.REDIS_CONFIG_PATH,
-                        content=pulumi.Output.secret(
-                            redis_password.apply(lambda password: render.render_redis_conf(settings, args.tuning, password))
-                        ),
+                file_directories=[
+                    FileDirectory(
+                        "config",
+                        render.REDIS_CONFIG_DIR,
+                        {
+                            "redis.conf": pulumi.Output.secret(
+                                redis_password.apply(lambda password: render.render_redis_conf(settings, args.tuning, password))
+                            ),
+                            "password": redis_password,
+                        },
                     )
                 ],
             ),
@@ -147,6 +166,7 @@ class VoiceGrowStack(pulumi.ComponentResource):
                 name="voicegrow-minio",
                 image=images["minio"].image_id,
                 limits=args.limits["minio"],
+                security=args.security["minio"],
                 healthcheck=HealthCheck(
                     test=["CMD", "curl", "-f", f"http://localhost:{render.MINIO_API_PORT}/minio/health/live"],
                     timeout=20,
@@ -154,12 +174,21 @@ class VoiceGrowStack(pulumi.ComponentResource):
                 network=self.network,
                 aliases=["minio"],
                 envs=[
-                    pulumi.Output.concat("MINIO_ROOT_USER=", minio_user),
-                    pulumi.Output.concat("MINIO_ROOT_PASSWORD=", minio_password),
+                    f"MINIO_ROOT_USER_FILE={render.SECRETS_DIR}/root_user",
+                    f"MINIO_ROOT_PASSWORD_FILE={render.SECRETS_DIR}/root_password",
                 ],
-                command=["server", "/data", "--console-address", f":{render.MINIO_CONSOLE_PORT}"],
+                # The certificates directory is created at start: by default in the user's home,
+                # which is read-only here.
+                command=[
+                    "server", "/data", "--console-address", f":{render.MINIO_CONSOLE_PORT}", "--certs-dir", "/tmp/certs"
+                ],
                 ports=data_port(render.MINIO_API_PORT) + data_port(render.MINIO_CONSOLE_PORT),
                 volumes=[docker.ContainerVolumeArgs(volume_name=volumes["minio"].name, container_path="/data")],
+                # The image runs as any user; a fresh volume is root's.
+                owned_paths=["/data"],
+                file_directories=[
+                    FileDirectory("secrets", render.SECRETS_DIR, {"root_user": minio_user, "root_password": minio_password})
+                ],
             ),
             child,
         )
@@ -178,13 +207,31 @@ class VoiceGrowStack(pulumi.ComponentResource):
             triggers=[self.minio.id, settings.bucket],
         )
 
-        server_env = pulumi.Output.all(
+        server_secrets = pulumi.Output.all(
             mysql_password,
             redis_password,
             minio_user,
             minio_password,
             *_api_keys(secrets),
-        ).apply(lambda values: render.server_environment(settings, render.ServerSecrets(*values)))
+        ).apply(lambda values: render.ServerSecrets(*values))
+        server_env = server_secrets.apply(lambda values: render.server_environment(settings, values))
+        # The _FILE convention: each secret a file the server reads (see README, "Secrets").
+        server_files = (
+            [
+                FileDirectory(
+                    "secrets",
+                    render.SECRETS_DIR,
+                    {
+                        name.lower(): pulumi.Output.secret(
+                            server_secrets.apply(lambda values, name=name: render.server_secrets(values)[name])
+                        )
+                        for name in render.SERVER_SECRET_NAMES
+                    },
+                )
+            ]
+            if settings.secret_files
+            else []
+        )
         server_image = self._server_image(deployment, args, images, child)
         self.servers = [
             service_container(
@@ -195,6 +242,7 @@ class VoiceGrowStack(pulumi.ComponentResource):
                     name=f"voicegrow-server-{replica}",
                     image=server_image,
                     limits=args.limits["voicegrow_server"],
+                    security=args.security["voicegrow_server"],
                     healthcheck=HealthCheck(
                         test=["CMD", "curl", "-f", f"http://localhost:{render.SERVER_HTTP_PORT}/api/v1/health"],
                         timeout=10,
@@ -203,6 +251,7 @@ class VoiceGrowStack(pulumi.ComponentResource):
                     network=self.network,
                     aliases=[f"server-{replica}", "server"],
                     envs=pulumi.Output.secret(server_env),
+                    file_directories=server_files,
                     ports=[
                         docker.ContainerPortArgs(
                             internal=render.SERVER_WS_PORT,

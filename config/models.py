@@ -7,7 +7,7 @@ Field descriptions are the settings reference; README.md mirrors them.
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -16,6 +16,7 @@ from pydantic import Field, field_validator, model_validator
 
 from config.base import Settings
 from config.environments import EnvironmentName, LogLevel, RegistrationMode, TlsMode
+from config.hardening import CAPABILITIES, POLICIES, SecurityPolicy
 from config.monitoring import MonitoringSettings
 from config.profiles import (
     MYSQL_CONNECTION_BUFFERS_KB,
@@ -157,6 +158,30 @@ class ResourceOverride(Settings):
         return self
 
 
+class SecurityOverride(Settings):
+    """Relaxes one container role's confinement, e.g. for an operator's own server image."""
+
+    user: str | None = Field(
+        default=None, pattern=r"^\d+(:\d+)?$", description="uid[:gid] the container runs as, e.g. '1000:1000'."
+    )
+    capabilities: list[str] = Field(
+        default_factory=list, description=f"Capabilities given back, of: {', '.join(CAPABILITIES)}."
+    )
+    read_only: bool | None = Field(
+        default=None, description="false: a writable root filesystem, for an image that writes outside its volumes."
+    )
+    pids_limit: int | None = Field(default=None, ge=16, le=65536, description="Most processes the container may run.")
+
+    @model_validator(mode="after")
+    def _capabilities_are_known(self) -> SecurityOverride:
+        unknown = [name for name in self.capabilities if name not in CAPABILITIES]
+        if unknown:
+            raise ValueError(
+                f"capabilities must be of {', '.join(CAPABILITIES)} (without CAP_), got {', '.join(unknown)}"
+            )
+        return self
+
+
 class SynapseSettings(Settings):
     """The Matrix homeserver."""
 
@@ -276,6 +301,13 @@ class VoiceGrowSettings(Settings):
     )
     publish_data_ports: bool = Field(
         default=False, description="dev only: publish MySQL, Redis and MinIO on 127.0.0.1 for local tools."
+    )
+    secret_files: bool = Field(
+        default=False,
+        description=(
+            "The server reads each secret from the file named by <NAME>_FILE (e.g. MYSQL_PASSWORD_FILE), "
+            "0400 and owned by its user; off: secrets are environment variables, for a server without that support."
+        ),
     )
     debug: bool = Field(description="DEBUG; default on only in dev.")
     log_level: LogLevel = Field(description="LOG_LEVEL; default per environment.")
@@ -419,6 +451,9 @@ class StackSettings(Settings):
     resources: dict[str, ResourceOverride] = Field(
         default_factory=dict, description="Per-container limits replacing the profile's, keyed by role."
     )
+    security: dict[str, SecurityOverride] = Field(
+        default_factory=dict, description="Per-container relaxations of the hardening, keyed by role."
+    )
     synapse: SynapseSettings
     voicegrow: VoiceGrowSettings
     proxy: ProxySettings = ProxySettings()
@@ -453,9 +488,10 @@ class StackSettings(Settings):
     @model_validator(mode="after")
     def _resources_name_known_roles(self) -> StackSettings:
         known = sorted(PROFILES[self.profile].limits)
-        for role in self.resources:
-            if role not in known:
-                raise ValueError(f"resources.{role} is not a container role; known roles: {', '.join(known)}")
+        for key, roles in (("resources", self.resources), ("security", self.security)):
+            for role in roles:
+                if role not in known:
+                    raise ValueError(f"{key}.{role} is not a container role; known roles: {', '.join(known)}")
         return self
 
     @model_validator(mode="after")
@@ -587,6 +623,17 @@ class StackSettings(Settings):
             reservation_mb=override.reservation or min(base.reservation_mb, memory_mb),
         )
 
+    def security_policy(self, role: str) -> SecurityPolicy:
+        """How a container role is confined, with the stack's relaxations applied."""
+        policy = POLICIES[role]
+        override = self.security.get(role, SecurityOverride())
+        return replace(
+            policy,
+            user=override.user if override.user is not None else policy.user,
+            capabilities=tuple(dict.fromkeys((*policy.capabilities, *override.capabilities))),
+            read_only=policy.read_only if override.read_only is None else override.read_only,
+            pids_limit=override.pids_limit or policy.pids_limit,
+        )
 
 def _collision(first: PublishedPort, second: PublishedPort) -> str:
     """The error for two published ports that cannot both be bound, and how to fix it."""

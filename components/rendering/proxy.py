@@ -6,12 +6,17 @@ import base64
 import hashlib
 from dataclasses import dataclass, field
 
+from components.rendering import NGINX_TEMP_PATHS
+
 TLS_DIR = "/etc/nginx/tls"
-CERTIFICATE_PATH = f"{TLS_DIR}/fullchain.pem"
-PRIVATE_KEY_PATH = f"{TLS_DIR}/privkey.pem"
+CERTIFICATE_FILE = "fullchain.pem"
+PRIVATE_KEY_FILE = "privkey.pem"
+CERTIFICATE_PATH = f"{TLS_DIR}/{CERTIFICATE_FILE}"
+PRIVATE_KEY_PATH = f"{TLS_DIR}/{PRIVATE_KEY_FILE}"
 ACME_WEBROOT = "/var/www/acme"
-CONFIG_PATH = "/etc/nginx/conf.d/default.conf"
-HTPASSWD_PATH = "/etc/nginx/monitoring.htpasswd"
+CONFIG_DIR = "/etc/nginx/conf.d"
+# Beside the configuration, on its read-only volume; nginx includes only conf.d/*.conf.
+HTPASSWD_PATH = f"{CONFIG_DIR}/monitoring.htpasswd"
 MONITORING_USER = "admin"
 HEALTH_PATH = "/healthz"
 # Modern ciphers for TLS 1.2 (TLS 1.3 suites are not configurable here and are all strong).
@@ -104,7 +109,7 @@ def render_proxy_conf(
     else:
         servers = [_server_block(["listen 80;", f"server_name {' '.join(group.hosts)};"], group.locations) for group in groups]
     upstreams = _upstreams(matrix, voicegrow) + _monitoring_upstreams(monitoring)
-    return "\n".join([_http_settings(options), *upstreams, _default_server(options), *servers])
+    return "\n".join([NGINX_TEMP_PATHS + _http_settings(options), *upstreams, _default_server(options), *servers])
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from components.rendering import dump_yaml
+from components.rendering import NGINX_TEMP_PATHS, dump_yaml
+from components.rendering.backup import PostgresSource, render_pgpass
 from config.merge import deep_merge
 from config.models import SynapseSettings
 from config.profiles import PostgresTuning, SynapseTuning
@@ -14,6 +15,8 @@ from config.profiles import PostgresTuning, SynapseTuning
 CONFIG_DIR = "/config"
 CONFIG_PATH = f"{CONFIG_DIR}/homeserver.yaml"
 LOG_CONFIG_PATH = f"{CONFIG_DIR}/log.config"
+# Each secret in a file of its own beside the config, read by Synapse (`*_path`) and libpq (`passfile`).
+SECRET_FILES = ("macaroon_secret_key", "form_secret", "registration_shared_secret", "pgpass")
 DATA_DIR = "/data"
 SIGNING_KEY_PATH = f"{DATA_DIR}/signing.key"
 MEDIA_STORE_PATH = f"{DATA_DIR}/media_store"
@@ -25,7 +28,7 @@ DATABASE_USER = "synapse"
 
 @dataclass(frozen=True)
 class SynapseSecrets:
-    """The secret values homeserver.yaml carries, as plain strings at render time."""
+    """The secret values Synapse reads from its secret files, as plain strings at render time."""
 
     postgres_password: str
     macaroon_secret_key: str
@@ -40,14 +43,8 @@ def public_baseurl(settings: SynapseSettings, tls: bool) -> str:
     return f"{'https' if tls else 'http'}://{settings.host}/"
 
 
-def homeserver_config(
-    settings: SynapseSettings,
-    tuning: SynapseTuning,
-    secrets: SynapseSecrets,
-    database_host: str,
-    tls: bool,
-) -> dict[str, Any]:
-    """homeserver.yaml as a mapping, with the operator's extra_config merged last."""
+def homeserver_config(settings: SynapseSettings, tuning: SynapseTuning, database_host: str, tls: bool) -> dict[str, Any]:
+    """homeserver.yaml as a mapping, with the operator's extra_config merged last; secrets are files it names."""
     listeners: list[dict[str, Any]] = [
         {
             "port": HTTP_PORT,
@@ -72,7 +69,7 @@ def homeserver_config(
             "name": "psycopg2",
             "args": {
                 "user": DATABASE_USER,
-                "password": secrets.postgres_password,
+                "passfile": f"{CONFIG_DIR}/pgpass",
                 "dbname": DATABASE_NAME,
                 "host": database_host,
                 "port": 5432,
@@ -89,9 +86,7 @@ def homeserver_config(
         "signing_key_path": SIGNING_KEY_PATH,
         "trusted_key_servers": [{"server_name": name} for name in settings.trusted_key_servers],
         "suppress_key_server_warning": True,
-        "macaroon_secret_key": secrets.macaroon_secret_key,
-        "form_secret": secrets.form_secret,
-        "registration_shared_secret": secrets.registration_shared_secret,
+        **{f"{name}_path": f"{CONFIG_DIR}/{name}" for name in SECRET_FILES if name != "pgpass"},
         "caches": {
             "global_factor": tuning.global_cache_factor,
             "event_cache_size": str(tuning.event_cache_size),
@@ -124,15 +119,20 @@ def _registration(settings: SynapseSettings) -> dict[str, Any]:
     return {"enable_registration": False}
 
 
-def render_homeserver_yaml(
-    settings: SynapseSettings,
-    tuning: SynapseTuning,
-    secrets: SynapseSecrets,
-    database_host: str,
-    tls: bool,
-) -> str:
+def render_homeserver_yaml(settings: SynapseSettings, tuning: SynapseTuning, database_host: str, tls: bool) -> str:
     """homeserver.yaml text."""
-    return dump_yaml(homeserver_config(settings, tuning, secrets, database_host, tls))
+    return dump_yaml(homeserver_config(settings, tuning, database_host, tls))
+
+
+def render_secret_files(secrets: SynapseSecrets, database_host: str) -> dict[str, str]:
+    """The content of each of SECRET_FILES."""
+    database = PostgresSource(host=database_host, port=5432, user=DATABASE_USER, database=DATABASE_NAME)
+    return {
+        "macaroon_secret_key": secrets.macaroon_secret_key,
+        "form_secret": secrets.form_secret,
+        "registration_shared_secret": secrets.registration_shared_secret,
+        "pgpass": render_pgpass(database, secrets.postgres_password),
+    }
 
 
 def render_log_config(log_level: str) -> str:
@@ -195,7 +195,7 @@ def render_wellknown_nginx_conf(settings: SynapseSettings, tls: bool) -> str:
     }}
 """
         )
-    return (
+    return NGINX_TEMP_PATHS + (
         "server {\n"
         "    listen 80;\n"
         "    server_name _;\n"

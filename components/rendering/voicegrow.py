@@ -15,14 +15,16 @@ MINIO_API_PORT = 9000
 MINIO_CONSOLE_PORT = 9001
 SERVER_WS_PORT = 4399
 SERVER_HTTP_PORT = 8000
-REDIS_CONFIG_PATH = "/usr/local/etc/redis/redis.conf"
-MYSQL_CONFIG_PATH = "/etc/mysql/conf.d/voicegrow.cnf"
-MYSQL_INIT_PATH = "/docker-entrypoint-initdb.d/init.sql"
+REDIS_CONFIG_DIR = "/usr/local/etc/redis"
+REDIS_CONFIG_PATH = f"{REDIS_CONFIG_DIR}/redis.conf"
+MYSQL_CONFIG_DIR = "/etc/mysql/conf.d"
+MYSQL_INIT_DIR = "/docker-entrypoint-initdb.d"
+SECRETS_DIR = "/run/secrets"
 
 
 @dataclass(frozen=True)
 class ServerSecrets:
-    """Secret values in the server's environment, as plain strings at render time."""
+    """The server's secret values, as plain strings at render time."""
 
     mysql_password: str
     redis_password: str
@@ -122,16 +124,12 @@ def server_environment(settings: VoiceGrowSettings, secrets: ServerSecrets) -> l
         "ASR_LANGUAGE": settings.asr.language,
         "ASR_TIMEOUT": settings.asr.timeout,
         "TTS_BASE_URL": settings.tts.base_url,
-        "TTS_API_KEY": secrets.tts_api_key,
-        "TTS_SECRET_KEY": secrets.tts_secret_key,
         "TTS_VOICE_ZH": settings.tts.voice_zh,
         "TTS_VOICE_EN": settings.tts.voice_en,
         "TTS_SPEAKING_RATE": settings.tts.speaking_rate,
         "TTS_PITCH": settings.tts.pitch,
         "TTS_TIMEOUT": settings.tts.timeout,
         "LLM_BASE_URL": settings.llm.base_url,
-        "LLM_API_KEY": secrets.llm_api_key,
-        "LLM_SECRET_KEY": secrets.llm_secret_key,
         "LLM_MODEL": settings.llm.model,
         "LLM_MAX_TOKENS": settings.llm.max_tokens,
         "LLM_TEMPERATURE": settings.llm.temperature,
@@ -140,17 +138,45 @@ def server_environment(settings: VoiceGrowSettings, secrets: ServerSecrets) -> l
         "MYSQL_PORT": MYSQL_PORT,
         "MYSQL_DATABASE": DATABASE,
         "MYSQL_USER": DATABASE_USER,
-        "MYSQL_PASSWORD": secrets.mysql_password,
         "REDIS_HOST": "redis",
         "REDIS_PORT": REDIS_PORT,
-        "REDIS_PASSWORD": secrets.redis_password,
         "MINIO_ENDPOINT": f"minio:{MINIO_API_PORT}",
-        "MINIO_ACCESS_KEY": secrets.minio_access_key,
-        "MINIO_SECRET_KEY": secrets.minio_secret_key,
         "MINIO_BUCKET": settings.bucket,
         "MINIO_SECURE": False,
     }
+    for name, value in server_secrets(secrets).items():
+        if settings.secret_files:
+            values[f"{name}_FILE"] = f"{SECRETS_DIR}/{name.lower()}"
+        else:
+            values[name] = value
     return [f"{name}={_env_value(value)}" for name, value in values.items()]
+
+
+SERVER_SECRET_NAMES = (
+    "TTS_API_KEY",
+    "TTS_SECRET_KEY",
+    "LLM_API_KEY",
+    "LLM_SECRET_KEY",
+    "MYSQL_PASSWORD",
+    "REDIS_PASSWORD",
+    "MINIO_ACCESS_KEY",
+    "MINIO_SECRET_KEY",
+)
+
+
+def server_secrets(secrets: ServerSecrets) -> dict[str, str]:
+    """The server's secret variables; with `secret_files`, each is the file `SECRETS_DIR/<name in lower case>`."""
+    values = (
+        secrets.tts_api_key,
+        secrets.tts_secret_key,
+        secrets.llm_api_key,
+        secrets.llm_secret_key,
+        secrets.mysql_password,
+        secrets.redis_password,
+        secrets.minio_access_key,
+        secrets.minio_secret_key,
+    )
+    return dict(zip(SERVER_SECRET_NAMES, values, strict=True))
 
 
 def _env_value(value: str | int | float | bool) -> str:

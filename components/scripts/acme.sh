@@ -5,6 +5,7 @@
 #   ACME_DOMAINS  space-separated hosts      ACME_EMAIL   account address
 #   ACME_SERVER   ACME directory URL         RENEW_HOURS  hours between renewal attempts
 set -u
+umask 077 # the private key is the proxy's alone (this container runs as the proxy's user)
 TLS=/tls
 
 if [ ! -s "$TLS/fullchain.pem" ]; then

@@ -1,7 +1,7 @@
 """Creates Synapse's admin account and first registration token; runs inside the Synapse container.
 
 Fed to `python3 -` by the deploy. Idempotent: an existing account or token counts as success.
-Reads the registration shared secret from the rendered homeserver.yaml, and the admin's
+Reads the registration shared secret from the file homeserver.yaml names, and the admin's
 name, password and the token from the environment, so no secret appears on a command line.
 """
 
@@ -96,7 +96,9 @@ def ensure_registration_token(access_token, registration_token):
 
 def main():
     with open(os.environ.get("SYNAPSE_CONFIG_PATH", "/data/homeserver.yaml")) as config_file:
-        secret = yaml.safe_load(config_file)["registration_shared_secret"]
+        secret_path = yaml.safe_load(config_file)["registration_shared_secret_path"]
+    with open(secret_path) as secret_file:
+        secret = secret_file.read().strip()
     wait_until_healthy()
     access_token = admin_access_token(secret, os.environ["ADMIN_USERNAME"], os.environ["ADMIN_PASSWORD"])
     registration_token = os.environ.get("REGISTRATION_TOKEN")

@@ -54,8 +54,9 @@ def _exec(container: str, script: str, stdin: str | None = None) -> str:
     return result.stdout
 
 
-MYSQL = 'mysql -uroot -p"$MYSQL_ROOT_PASSWORD" --default-character-set=utf8mb4 -N -B voicegrow -e'
-MC = 'MC_HOST_local="http://$MINIO_ROOT_USER:$MINIO_ROOT_PASSWORD@127.0.0.1:9000" mc'
+# Each service reads its root credentials from its secret files.
+MYSQL = 'MYSQL_PWD="$(cat /run/secrets/root_password)" mysql -uroot --default-character-set=utf8mb4 -N -B voicegrow -e'
+MC = 'MC_HOST_local="http://$(cat /run/secrets/root_user):$(cat /run/secrets/root_password)@127.0.0.1:9000" mc'
 
 
 def _write_row() -> None:

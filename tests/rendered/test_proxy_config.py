@@ -36,8 +36,7 @@ def _proxy_files(stack: str, tls: str, proxy: dict[str, object] = ALLOWLIST) -> 
     secrets = operator_tls_secrets(proxied_hosts(stack)) if tls == "files" else None
     overrides = {"tls": tls, "proxy": proxy}
     run_program(mocks, stack, preview=False, overrides=overrides, secrets=secrets)
-    uploads = mocks.named("proxy", "docker:index/container:Container").value("uploads")
-    files = {u["file"]: u["content"] for u in uploads}
+    files = mocks.files("proxy")
     if tls != "files":  # the mocks' stand-ins for certificates made at deploy time are not PEM
         certificate = operator_tls_secrets(["test.example.com"])
         files["/etc/nginx/tls/fullchain.pem"] = certificate["tls_certificate"]

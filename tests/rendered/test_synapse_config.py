@@ -23,14 +23,16 @@ pytestmark = pytest.mark.rendered
 def _uploads(stack: str, container: str) -> dict[str, str]:
     mocks = RecordingMocks()
     run_program(mocks, stack, preview=False)
-    uploads = mocks.named(container, "docker:index/container:Container").value("uploads")
-    return {upload["file"]: upload["content"] for upload in uploads}
+    return mocks.files(container)
 
 
-def _check_with_synapse(homeserver: dict[str, Any], log_config: str, directory: Path) -> subprocess.CompletedProcess[str]:
-    """Run Synapse's own checker on `homeserver`, with its file paths moved into `directory`."""
+def _check_with_synapse(homeserver: dict[str, Any], files: dict[str, str], directory: Path) -> subprocess.CompletedProcess[str]:
+    """Run Synapse's own checker on `homeserver` and the container's `files`, with their paths moved into `directory`."""
     (directory / "media").mkdir(exist_ok=True)
-    (directory / "log.config").write_text(log_config)
+    (directory / "log.config").write_text(files["/config/log.config"])
+    secret_paths = {key: value for key, value in homeserver.items() if "secret" in key and key.endswith("_path")}
+    for key, path in secret_paths.items():
+        (directory / Path(path).name).write_text(files[path])
     subprocess.run(
         [sys.executable, "-m", "synapse._scripts.generate_signing_key", "-o", str(directory / "signing.key")],
         check=True,
@@ -41,6 +43,7 @@ def _check_with_synapse(homeserver: dict[str, Any], log_config: str, directory: 
         "log_config": str(directory / "log.config"),
         "media_store_path": str(directory / "media"),
         "pid_file": str(directory / "homeserver.pid"),
+        **{key: str(directory / Path(path).name) for key, path in secret_paths.items()},
     }
     path = directory / "homeserver.yaml"
     path.write_text(dump_yaml(relocated))
@@ -55,7 +58,7 @@ def _check_with_synapse(homeserver: dict[str, Any], log_config: str, directory: 
 @pytest.mark.parametrize("stack", STACKS)
 def test_synapse_accepts_the_rendered_homeserver_yaml(stack: str, tmp_path: Path) -> None:
     uploads = _uploads(stack, "synapse")
-    result = _check_with_synapse(yaml.safe_load(uploads["/config/homeserver.yaml"]), uploads["/config/log.config"], tmp_path)
+    result = _check_with_synapse(yaml.safe_load(uploads["/config/homeserver.yaml"]), uploads, tmp_path)
     assert result.returncode == 0, result.stderr
     assert "Config parses OK!" in result.stdout
 
@@ -64,7 +67,7 @@ def test_synapse_checker_rejects_a_broken_homeserver_yaml(tmp_path: Path) -> Non
     uploads = _uploads("prod", "synapse")
     homeserver = yaml.safe_load(uploads["/config/homeserver.yaml"])
     homeserver["max_upload_size"] = "eight megabytes"
-    result = _check_with_synapse(homeserver, uploads["/config/log.config"], tmp_path)
+    result = _check_with_synapse(homeserver, uploads, tmp_path)
     assert result.returncode != 0
 
 

@@ -31,8 +31,7 @@ OPERATOR_REDIS_PASSWORD = "quote\" back\\slash 'single' #hash $dollar 密码"
 def _uploads(stack: str, container: str, secrets: dict[str, str] | None = None) -> dict[str, str]:
     mocks = RecordingMocks()
     run_program(mocks, stack, preview=False, secrets=secrets)
-    uploads = mocks.named(container, "docker:index/container:Container").value("uploads")
-    return {upload["file"]: upload["content"] for upload in uploads}
+    return mocks.files(container)
 
 
 

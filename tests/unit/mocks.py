@@ -7,7 +7,10 @@ from typing import Any
 
 import pulumi
 
+from components.container import STAGING_DIR
+
 SECRET_SIG = "4dabf18193072939515e22adb298388d"
+CONTAINER = "docker:index/container:Container"
 
 
 @dataclass
@@ -74,6 +77,15 @@ class RecordingMocks(pulumi.runtime.Mocks):
     def of_type(self, type_token: str) -> list[Declared]:
         """Every declared resource of one type."""
         return [resource for resource in self.declared if resource.type == type_token]
+
+    def files(self, container: str) -> dict[str, Any]:
+        """Every file a container reads, by path, with its content (secret wrappers removed):
+        its uploads and the files its preparing container puts on its file volumes."""
+        files = {upload["file"]: upload["content"] for upload in self.named(container, CONTAINER).value("uploads") or []}
+        prepared = [r for r in self.declared if r.name == f"{container}-files" and r.type == CONTAINER]
+        for upload in prepared[0].value("uploads") if prepared else []:
+            files[upload["file"].removeprefix(STAGING_DIR)] = upload["content"]
+        return files
 
     def named(self, name: str, type_token: str | None = None) -> Declared:
         """The one declared resource with this logical name (and type, when given)."""

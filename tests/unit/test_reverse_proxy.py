@@ -15,12 +15,7 @@ MODES = [pytest.param(False, id="up"), pytest.param(True, id="preview")]
 
 
 def _conf(evaluation: Evaluation) -> str:
-    uploads = evaluation.container("proxy").value("uploads")
-    return next(u["content"] for u in uploads if u["file"] == "/etc/nginx/conf.d/default.conf")
-
-
-def _uploaded_files(evaluation: Evaluation) -> set[str]:
-    return {u["file"] for u in evaluation.container("proxy").value("uploads")}
+    return evaluation.mocks.files("proxy")["/etc/nginx/conf.d/default.conf"]
 
 
 def _server_block(conf: str, host: str) -> str:
@@ -54,7 +49,7 @@ def test_dev_serves_plain_http_without_certificates(evaluate: Evaluate) -> None:
     evaluation = evaluate("dev")
     conf = _conf(evaluation)
     assert "listen 443" not in conf and "return 301" not in conf
-    assert _uploaded_files(evaluation) == {"/etc/nginx/conf.d/default.conf"}
+    assert set(evaluation.mocks.files("proxy")) == {"/etc/nginx/conf.d/default.conf"}
 
 
 def test_tls_redirects_port_80_to_https(evaluate: Evaluate) -> None:
@@ -142,7 +137,7 @@ def test_self_signed_mode_uploads_a_certificate_for_every_host(evaluate: Evaluat
     assert request.value("dnsNames") == [
         "test.matrix.example.com", "ws.test.voicegrow.example.com", "api.test.voicegrow.example.com"
     ]
-    assert {"/etc/nginx/tls/fullchain.pem", "/etc/nginx/tls/privkey.pem"} <= _uploaded_files(evaluation)
+    assert {"/etc/nginx/tls/fullchain.pem", "/etc/nginx/tls/privkey.pem"} <= set(evaluation.mocks.files("proxy"))
 
 
 def test_self_signed_mode_exports_the_ca_certificate(evaluate: Evaluate) -> None:
@@ -150,14 +145,14 @@ def test_self_signed_mode_exports_the_ca_certificate(evaluate: Evaluate) -> None
     assert value == "CERTIFICATE proxy-ca\n" and not secret
 
 
-def test_private_key_upload_is_secret(evaluate: Evaluate) -> None:
-    assert evaluate("test").container("proxy").is_secret("uploads")
+def test_private_key_file_is_secret(evaluate: Evaluate) -> None:
+    assert evaluate("test").mocks.named("proxy-files").is_secret("uploads")
 
 
 def test_files_mode_uploads_the_operators_certificate(evaluate: Evaluate) -> None:
     files = operator_tls_secrets(proxied_hosts("prod"))
     evaluation = evaluate("prod", overrides={"tls": "files"}, secrets=files)
-    uploads = {u["file"]: u["content"] for u in evaluation.container("proxy").value("uploads")}
+    uploads = evaluation.mocks.files("proxy")
     assert uploads["/etc/nginx/tls/fullchain.pem"] == files["tls_certificate"]
     assert uploads["/etc/nginx/tls/privkey.pem"] == files["tls_private_key"]
 
@@ -183,17 +178,17 @@ def test_acme_staging_endpoint_is_selectable(evaluate: Evaluate) -> None:
 def test_another_acme_directory_is_selectable_with_its_own_trust_root(evaluate: Evaluate) -> None:
     ca = operator_tls_secrets(["ca.internal.example"])["tls_certificate"]
     proxy = {"acme_directory": "https://ca.internal.example/acme/acme/directory", "acme_directory_ca": ca}
-    acme = evaluate("prod", overrides={"proxy": proxy}).container("proxy-acme")
-    envs = dict(e.split("=", 1) for e in acme.value("envs"))
+    evaluation = evaluate("prod", overrides={"proxy": proxy})
+    envs = dict(e.split("=", 1) for e in evaluation.container("proxy-acme").value("envs"))
     assert envs["ACME_SERVER"] == "https://ca.internal.example/acme/acme/directory"
     assert envs["REQUESTS_CA_BUNDLE"] == "/opt/acme/directory-ca.pem"
-    assert {u["file"]: u["content"] for u in acme.value("uploads")}["/opt/acme/directory-ca.pem"] == ca
+    assert evaluation.mocks.files("proxy-acme")["/opt/acme/directory-ca.pem"] == ca
 
 
 def test_lets_encrypt_needs_no_extra_trust_root(evaluate: Evaluate) -> None:
-    acme = evaluate("prod").container("proxy-acme")
-    assert not any(e.startswith("REQUESTS_CA_BUNDLE=") for e in acme.value("envs"))
-    assert [u["file"] for u in acme.value("uploads")] == ["/opt/acme/acme.sh"]
+    evaluation = evaluate("prod")
+    assert not any(e.startswith("REQUESTS_CA_BUNDLE=") for e in evaluation.container("proxy-acme").value("envs"))
+    assert list(evaluation.mocks.files("proxy-acme")) == ["/opt/acme/acme.sh"]
 
 
 def test_acme_mode_reloads_nginx_when_the_certificate_changes(evaluate: Evaluate) -> None:

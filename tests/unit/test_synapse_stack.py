@@ -21,10 +21,7 @@ def _env(evaluation: Evaluation, container: str) -> dict[str, str]:
 
 
 def _upload(evaluation: Evaluation, container: str, path: str) -> str:
-    uploads = evaluation.container(container).value("uploads")
-    matches = [upload["content"] for upload in uploads if upload["file"] == path]
-    assert len(matches) == 1, f"{container} should upload {path} once"
-    return matches[0]
+    return evaluation.mocks.files(container)[path]
 
 
 def _homeserver(evaluation: Evaluation) -> dict[str, Any]:
@@ -36,7 +33,8 @@ def _homeserver(evaluation: Evaluation) -> dict[str, Any]:
 def test_every_stack_declares_the_three_synapse_containers(evaluate: Evaluate, stack: str, preview: bool) -> None:
     evaluation = evaluate(stack, preview=preview)
     declared = {resource.name for resource in evaluation.mocks.of_type("docker:index/container:Container")}
-    assert {name for name in declared if name.startswith("synapse")} == set(CONTAINERS)
+    services = {name for name in declared if name.startswith("synapse") and not name.endswith("-files")}
+    assert services == set(CONTAINERS)
 
 
 @pytest.mark.parametrize("preview", MODES)
@@ -140,8 +138,8 @@ def test_postgres_data_and_synapse_data_live_on_named_volumes(evaluate: Evaluate
     evaluation = evaluate("prod")
     postgres_volumes = evaluation.container("synapse-postgres").value("volumes")
     synapse_volumes = evaluation.container("synapse").value("volumes")
-    assert postgres_volumes == [{"volumeName": "selfhosted-prod-synapse-postgres", "containerPath": "/var/lib/postgresql/data"}]
-    assert synapse_volumes == [{"volumeName": "selfhosted-prod-synapse-data", "containerPath": "/data"}]
+    assert synapse_volumes[0] == {"volumeName": "selfhosted-prod-synapse-data", "containerPath": "/data"}
+    assert postgres_volumes[0] == {"volumeName": "selfhosted-prod-synapse-postgres", "containerPath": "/var/lib/postgresql/data"}
 
 
 def test_signing_key_lives_on_the_data_volume(evaluate: Evaluate) -> None:
@@ -156,26 +154,45 @@ def test_all_containers_join_only_the_private_network(evaluate: Evaluate) -> Non
         assert [entry["name"] for entry in networks] == [network]
 
 
-def test_database_password_is_secret_in_postgres_env(evaluate: Evaluate) -> None:
-    assert evaluate("prod").container("synapse-postgres").is_secret("envs")
+def test_postgres_reads_its_password_from_a_secret_file(evaluate: Evaluate) -> None:
+    evaluation = evaluate("prod")
+    assert _env(evaluation, "synapse-postgres")["POSTGRES_PASSWORD_FILE"] == "/run/secrets/postgres_password"
+    assert "POSTGRES_PASSWORD" not in _env(evaluation, "synapse-postgres")
+    assert evaluation.mocks.named("synapse-postgres-files").is_secret("uploads")
 
 
-def test_homeserver_yaml_upload_is_secret(evaluate: Evaluate) -> None:
-    synapse = evaluate("prod").container("synapse")
-    assert synapse.is_secret("uploads")
-    assert not synapse.is_secret("envs")
+def test_synapse_reads_every_secret_from_a_file(evaluate: Evaluate) -> None:
+    homeserver = _homeserver(evaluate("prod"))
+    assert {key: homeserver[key] for key in homeserver if "secret" in key} == {
+        "macaroon_secret_key_path": "/config/macaroon_secret_key",
+        "form_secret_path": "/config/form_secret",
+        "registration_shared_secret_path": "/config/registration_shared_secret",
+    }
+    assert "password" not in homeserver["database"]["args"]
+    assert homeserver["database"]["args"]["passfile"] == "/config/pgpass"
+
+
+def test_synapse_secret_files_hold_the_generated_values(evaluate: Evaluate) -> None:
+    files = evaluate("prod").mocks.files("synapse")
+    assert files["/config/macaroon_secret_key"] == "generated-macaroon-secret-key"
+    assert files["/config/registration_shared_secret"] == "generated-registration-shared-secret"
+
+
+def test_homeserver_yaml_is_a_secret_file(evaluate: Evaluate) -> None:
+    evaluation = evaluate("prod")
+    assert evaluation.mocks.named("synapse-files").is_secret("uploads")
+    assert not evaluation.container("synapse").is_secret("envs")
 
 
 def test_generated_database_password_reaches_both_postgres_and_synapse(evaluate: Evaluate) -> None:
     evaluation = evaluate("prod")
-    password = _env(evaluation, "synapse-postgres")["POSTGRES_PASSWORD"]
-    assert password == "generated-postgres-password"
-    assert _homeserver(evaluation)["database"]["args"]["password"] == password
+    assert evaluation.mocks.files("synapse-postgres")["/run/secrets/postgres_password"] == "generated-postgres-password"
+    assert evaluation.mocks.files("synapse")["/config/pgpass"] == "postgres:5432:*:synapse:generated-postgres-password\n"
 
 
 def test_operator_secret_replaces_the_generated_password(evaluate: Evaluate) -> None:
     evaluation = evaluate("prod", secrets={"postgres_password": "operator-chosen"})
-    assert _env(evaluation, "synapse-postgres")["POSTGRES_PASSWORD"] == "operator-chosen"
+    assert evaluation.mocks.files("synapse-postgres")["/run/secrets/postgres_password"] == "operator-chosen"
     assert not [r for r in evaluation.mocks.of_type("random:index/randomPassword:RandomPassword") if r.name == "postgres-password"]
 
 
@@ -242,7 +259,7 @@ def test_admin_bootstrap_runs_after_synapse_with_secrets_in_environment(evaluate
 
 def test_no_bootstrap_without_admin_username(evaluate: Evaluate) -> None:
     evaluation = evaluate("dev", overrides={"synapse": {"admin_username": None}})
-    assert not evaluation.mocks.of_type("command:local:Command")
+    assert not any(command.name == "synapse-bootstrap" for command in evaluation.mocks.of_type("command:local:Command"))
     assert "synapse_admin_password" not in evaluation.outputs
 
 
@@ -314,5 +331,7 @@ def test_no_plain_output_carries_a_secret_value(evaluate: Evaluate) -> None:
 
 
 def test_synapse_hands_its_data_volume_to_its_user_before_starting(evaluate: Evaluate) -> None:
-    entrypoint = evaluate("prod").container("synapse").value("entrypoints")
-    assert entrypoint == ["/bin/sh", "-c", "chown 991:991 /data && exec /start.py run"]
+    evaluation = evaluate("prod")
+    script = evaluation.mocks.named("synapse-files").value("entrypoints")[-1]
+    assert "find /data \\! -user 991 -exec chown 991:991 {} +" in script
+    assert "synapse-files-id" in {label["value"] for label in evaluation.container("synapse").value("labels")}

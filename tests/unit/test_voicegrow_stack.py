@@ -27,7 +27,7 @@ def _servers(evaluation: Evaluation) -> list[Any]:
 
 
 def _upload(evaluation: Evaluation, container: str, path: str) -> str:
-    return next(u["content"] for u in evaluation.container(container).value("uploads") if u["file"] == path)
+    return evaluation.mocks.files(container)[path]
 
 
 @pytest.mark.parametrize("preview", MODES)
@@ -114,25 +114,27 @@ def test_server_environment_has_the_guides_variables(evaluate: Evaluate) -> None
 def test_server_gets_the_generated_credentials_of_each_service(evaluate: Evaluate) -> None:
     evaluation = evaluate("prod")
     server = _env(evaluation, "voicegrow-server-1")
-    mysql = _env(evaluation, "voicegrow-mysql")
-    minio = _env(evaluation, "voicegrow-minio")
-    assert server["MYSQL_PASSWORD"] == mysql["MYSQL_PASSWORD"] == "generated-mysql-password"
+    mysql = evaluation.mocks.files("voicegrow-mysql")
+    minio = evaluation.mocks.files("voicegrow-minio")
+    assert server["MYSQL_PASSWORD"] == mysql["/run/secrets/password"] == "generated-mysql-password"
     assert server["REDIS_PASSWORD"] == "generated-redis-password"
     assert 'requirepass "generated-redis-password"' in _upload(evaluation, "voicegrow-redis", "/usr/local/etc/redis/redis.conf")
-    assert (server["MINIO_ACCESS_KEY"], server["MINIO_SECRET_KEY"]) == (minio["MINIO_ROOT_USER"], minio["MINIO_ROOT_PASSWORD"])
+    assert (server["MINIO_ACCESS_KEY"], server["MINIO_SECRET_KEY"]) == (
+        minio["/run/secrets/root_user"], minio["/run/secrets/root_password"]
+    )
 
 
 def test_no_seed_default_password_is_used(evaluate: Evaluate) -> None:
     evaluation = evaluate("prod")
     for name in DATA_SERVICES + ("voicegrow-server-1",):
-        envs = " ".join(evaluation.container(name).value("envs"))
+        envs = " ".join([*(evaluation.container(name).value("envs") or []), *evaluation.mocks.files(name).values()])
         for weak in ("root123", "voicegrow123", "your_secure_password_here"):
             assert weak not in envs
 
 
 def test_operator_secrets_replace_generated_ones(evaluate: Evaluate) -> None:
     evaluation = evaluate("prod", secrets={"mysql_root_password": "chosen-root", "redis_password": "chosen-redis"})
-    assert _env(evaluation, "voicegrow-mysql")["MYSQL_ROOT_PASSWORD"] == "chosen-root"
+    assert evaluation.mocks.files("voicegrow-mysql")["/run/secrets/root_password"] == "chosen-root"
     assert _env(evaluation, "voicegrow-server-1")["REDIS_PASSWORD"] == "chosen-redis"
 
 
@@ -143,19 +145,51 @@ def test_llm_shares_tts_keys_unless_set(evaluate: Evaluate) -> None:
     assert (own["LLM_API_KEY"], own["LLM_SECRET_KEY"]) == ("ak_2", "sk_1")
 
 
-@pytest.mark.parametrize("container", DATA_SERVICES + ("voicegrow-server-1",))
-def test_credentials_are_secret_inputs(evaluate: Evaluate, container: str) -> None:
-    assert evaluate("prod").container(container).is_secret("envs")
+@pytest.mark.parametrize("container", DATA_SERVICES)
+def test_data_services_get_their_credentials_only_as_secret_files(evaluate: Evaluate, container: str) -> None:
+    evaluation = evaluate("prod")
+    assert not any("generated-" in variable for variable in evaluation.container(container).value("envs") or [])
+    assert evaluation.mocks.named(f"{container}-files").is_secret("uploads")
 
 
-def test_redis_config_upload_is_secret(evaluate: Evaluate) -> None:
-    assert evaluate("prod").container("voicegrow-redis").is_secret("uploads")
+@pytest.mark.parametrize(
+    ("container", "variables"),
+    [
+        ("voicegrow-mysql", {"MYSQL_ROOT_PASSWORD_FILE": "/run/secrets/root_password", "MYSQL_PASSWORD_FILE": "/run/secrets/password"}),
+        ("voicegrow-minio", {"MINIO_ROOT_USER_FILE": "/run/secrets/root_user", "MINIO_ROOT_PASSWORD_FILE": "/run/secrets/root_password"}),
+    ],
+)
+def test_data_services_are_told_where_their_secret_files_are(evaluate: Evaluate, container: str, variables: dict[str, str]) -> None:
+    assert variables.items() <= _env(evaluate("prod"), container).items()
+
+
+def test_server_credentials_are_a_secret_input(evaluate: Evaluate) -> None:
+    assert evaluate("prod").container("voicegrow-server-1").is_secret("envs")
+
+
+def test_server_reads_secret_files_when_it_supports_them(evaluate: Evaluate) -> None:
+    evaluation = evaluate("prod", overrides={"voicegrow": {"secret_files": True}})
+    server = _env(evaluation, "voicegrow-server-1")
+    assert not any(value.startswith("generated-") for value in server.values())
+    assert server["MYSQL_PASSWORD_FILE"] == "/run/secrets/mysql_password"
+    assert evaluation.mocks.files("voicegrow-server-1")["/run/secrets/mysql_password"] == "generated-mysql-password"
+    assert {name.removesuffix("_FILE") for name in server if name.endswith("_FILE")} == {
+        "TTS_API_KEY", "TTS_SECRET_KEY", "LLM_API_KEY", "LLM_SECRET_KEY",
+        "MYSQL_PASSWORD", "REDIS_PASSWORD", "MINIO_ACCESS_KEY", "MINIO_SECRET_KEY",
+    }
+
+
+def test_redis_config_is_a_secret_file(evaluate: Evaluate) -> None:
+    assert evaluate("prod").mocks.named("voicegrow-redis-files").is_secret("uploads")
 
 
 def test_redis_health_check_authenticates(evaluate: Evaluate) -> None:
     evaluation = evaluate("prod")
-    assert evaluation.container("voicegrow-redis").value("healthcheck")["tests"] == ["CMD-SHELL", "redis-cli ping | grep -q PONG"]
-    assert "REDISCLI_AUTH" in _env(evaluation, "voicegrow-redis")
+    assert evaluation.container("voicegrow-redis").value("healthcheck")["tests"] == [
+        "CMD-SHELL", 'REDISCLI_AUTH="$(cat /usr/local/etc/redis/password)" redis-cli ping | grep -q PONG'
+    ]
+    assert evaluation.mocks.files("voicegrow-redis")["/usr/local/etc/redis/password"] == "generated-redis-password"
+    assert not evaluation.container("voicegrow-redis").value("envs")
 
 
 def test_mysql_health_check_pings_over_tcp(evaluate: Evaluate) -> None:
@@ -178,7 +212,13 @@ def test_bucket_is_created_idempotently_without_secrets_on_the_command_line(eval
 
 
 def test_minio_runs_the_server_with_its_console(evaluate: Evaluate) -> None:
-    assert evaluate("prod").container("voicegrow-minio").value("command") == ["server", "/data", "--console-address", ":9001"]
+    command = evaluate("prod").container("voicegrow-minio").value("command")
+    assert command[:4] == ["server", "/data", "--console-address", ":9001"]
+
+
+def test_minio_keeps_its_certificates_directory_on_tmpfs(evaluate: Evaluate) -> None:
+    # MinIO creates it at start, by default in the user's home: read-only here.
+    assert evaluate("prod").container("voicegrow-minio").value("command")[-2:] == ["--certs-dir", "/tmp/certs"]
 
 
 def test_every_data_service_keeps_its_data_on_a_named_volume(evaluate: Evaluate) -> None:

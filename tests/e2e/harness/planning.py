@@ -195,7 +195,18 @@ def _show(value: Any) -> str:
 
 
 def _canonical(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, default=str)
+    return json.dumps(_whole_numbers(value), sort_keys=True, default=str)
+
+
+def _whole_numbers(value: Any) -> Any:
+    """Numbers as the schema's integers: the program's arrive as floats (16384.0) over the wire."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {key: _whole_numbers(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_whole_numbers(item) for item in value]
+    return value
 
 
 def _object_key(item: Mapping[str, Any]) -> str:
@@ -262,6 +273,8 @@ def _differs(attribute: Attribute, stored: Any, declared: Any) -> bool:
     if attribute.kind == "map":
         return {k: str(v) for k, v in stored.items()} != {k: str(v) for k, v in declared.items()}
     if attribute.kind == "object_set":
+        # A block of at most one element (`capabilities`) is a single object on the wire.
+        stored, declared = ([value] if isinstance(value, Mapping) else value for value in (stored, declared))
         return sorted(map(_object_key, stored)) != sorted(map(_object_key, declared))
     return not _ports_equal(stored, declared)
 

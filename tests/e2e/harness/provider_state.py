@@ -126,6 +126,14 @@ def container_state(inputs: Mapping[str, Any], inspect: Mapping[str, Any]) -> di
             "startInterval": go_duration_text(int(healthcheck.get("StartInterval") or 0)),
             "retries": int(healthcheck.get("Retries") or 0),
         }
+    # Set only when Docker reports some; then as Docker stores them.
+    if host.get("CapAdd") or host.get("CapDrop"):
+        state["capabilities"] = {"adds": list(host.get("CapAdd") or []), "drops": list(host.get("CapDrop") or [])}
+    # Read back only when the program sets ulimits.
+    if inputs.get("ulimits"):
+        state["ulimits"] = [
+            {"name": limit["Name"], "soft": limit["Soft"], "hard": limit["Hard"]} for limit in host.get("Ulimits") or []
+        ]
     state["securityOpts"] = list(host.get("SecurityOpt") or [])
     state["dns"] = list(host.get("Dns") or [])
     state["dnsOpts"] = list(host.get("DnsOptions") or [])

@@ -144,3 +144,40 @@ def test_network_labels_are_read_back_and_every_change_replaces() -> None:
     stored = {"name": "net", "driver": "bridge", "labels": [{"label": "a", "value": "1"}], "ipamDriver": "default"}
     change = diff(URN, NETWORK, "net", stored, {"name": "net", "driver": "bridge", "labels": [{"label": "a", "value": "2"}]}, Options())
     assert change is not None and change.action == "replace"
+
+
+CONFINED = {
+    **DECLARED,
+    "capabilities": {"drops": ["ALL"], "adds": ["CHOWN"]},
+    "ulimits": [{"name": "nofile", "soft": 16384, "hard": 16384}],
+    "securityOpts": ["no-new-privileges"],
+}
+CONFINED_HOST = {
+    "CapAdd": ["CHOWN"],
+    "CapDrop": ["ALL"],
+    "Ulimits": [{"Name": "nofile", "Soft": 16384, "Hard": 16384}],
+    "SecurityOpt": ["no-new-privileges"],
+}
+
+
+def test_capabilities_and_ulimits_are_read_back_as_docker_stores_them() -> None:
+    state = container_state(CONFINED, inspect(**CONFINED_HOST))
+    assert state["capabilities"] == {"adds": ["CHOWN"], "drops": ["ALL"]}
+    assert state["ulimits"] == [{"name": "nofile", "soft": 16384, "hard": 16384}]
+
+
+def test_a_confined_container_as_docker_reports_it_changes_nothing() -> None:
+    stored = container_state(CONFINED, inspect(**CONFINED_HOST))
+    assert diff(URN, CONTAINER, "web", stored, CONFINED, Options()) is None
+
+
+def test_a_capability_docker_does_not_report_replaces_the_container() -> None:
+    stored = container_state(CONFINED, inspect(**{**CONFINED_HOST, "CapAdd": None}))
+    change = diff(URN, CONTAINER, "web", stored, CONFINED, Options())
+    assert change is not None and change.action == "replace"
+
+
+def test_ulimits_written_as_wire_floats_change_nothing() -> None:
+    stored = container_state(CONFINED, inspect(**CONFINED_HOST))
+    declared = {**CONFINED, "ulimits": [{"name": "nofile", "soft": 16384.0, "hard": 16384.0}]}
+    assert diff(URN, CONTAINER, "web", stored, declared, Options()) is None

@@ -1511,12 +1511,13 @@ def main(argv: list[str]) -> int:
         return 1
     args = argv[1:]
     address, console = ":9000", None
+    certs_dir = os.path.join(os.path.expanduser("~"), ".minio", "certs")
     dirs = []
     i = 0
     while i < len(args):
         arg = args[i]
         name, eq, inline = arg.partition("=")
-        if name in ("--address", "--console-address"):
+        if name in ("--address", "--console-address", "--certs-dir", "-S"):
             if eq:
                 value = inline
             else:
@@ -1526,8 +1527,10 @@ def main(argv: list[str]) -> int:
                 value = args[i]
             if name == "--address":
                 address = value
-            else:
+            elif name == "--console-address":
                 console = value
+            else:
+                certs_dir = value
         elif arg in ("--quiet", "--anonymous", "--json"):
             pass
         elif arg.startswith("-"):
@@ -1540,6 +1543,11 @@ def main(argv: list[str]) -> int:
     api_host, api_port = parse_address(address, "--address")
     console_host, console_port = parse_address(console, "--console-address") if console else ("", 0)
 
+    # As MinIO: the certificates directory (with its CAs) is created at every start.
+    try:
+        os.makedirs(os.path.join(certs_dir, "CAs"), exist_ok=True)
+    except OSError as exc:
+        fatal(f"Unable to create certs CA directory at {os.path.join(certs_dir, 'CAs')}: {exc}")
     user, password = load_credentials()
     region = os.environ.get("MINIO_REGION") or os.environ.get("MINIO_SITE_REGION") or ""
     try:

@@ -49,6 +49,10 @@ def log(message: str) -> None:
 
 
 def env(name: str, default: str = "") -> str:
+    """NAME's value, or the content of the file named by NAME_FILE (the official images' convention)."""
+    if name not in os.environ and f"{name}_FILE" in os.environ:
+        with open(os.environ[f"{name}_FILE"], encoding="utf-8") as secret:
+            return secret.read().rstrip("\n")
     return os.environ.get(name, default)
 
 

@@ -1,0 +1,169 @@
+"""Every container of a full stack is confined, and `docker inspect` shows none of the stack's secrets.
+
+One stack with every role (Synapse, VoiceGrow with servers that read secret files, the proxy with
+self-signed TLS, the backup job) is deployed with configured and generated secrets; the tests
+then read each container as anyone in the `docker` group can, and act inside each one.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import docker
+import pytest
+
+from config.hardening import POLICIES
+from tests.e2e.harness import AppliedStack, apply_program
+from tests.e2e.harness.fixtures import require_engine
+from tests.e2e.stacks import PROBE_IMAGE, ROOT, local_overrides, record_figure
+
+pytestmark = pytest.mark.e2e
+
+PREFIX = "e2e-lp"
+PORT = 18600
+# Secrets the operator configures; the others are generated.
+CONFIGURED = {"tts_api_key": "ak-configured-tts-key-1234", "tts_secret_key": "sk-configured-tts-secret-5678"}
+OVERRIDES = local_overrides(
+    PREFIX,
+    PORT,
+    {
+        "synapse": {"server_name": "e2e-lp.test", "public_host": "matrix.e2e-lp.test"},
+        "voicegrow": {
+            "enabled": True,
+            "server_image": PROBE_IMAGE,
+            "ws_host": "ws.e2e-lp.test",
+            "api_host": "api.e2e-lp.test",
+            "secret_files": True,
+        },
+        "tls": "self-signed",
+    },
+)
+# Docker name suffix -> role, for every long-running container of the stack.
+ROLES = {
+    "synapse-postgres": "postgres",
+    "synapse": "synapse",
+    "synapse-wellknown": "wellknown",
+    "voicegrow-mysql": "mysql",
+    "voicegrow-redis": "redis",
+    "voicegrow-minio": "minio",
+    "voicegrow-server-1": "voicegrow_server",
+    "proxy": "proxy",
+    "backup": "backup",
+}
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[AppliedStack]:
+    require_engine()
+    applied = apply_program(ROOT, "test", OVERRIDES, secrets=CONFIGURED)
+    try:
+        record_figure("e2e", "least_privilege.apply_to_all_healthy", applied.seconds_to_ready)
+        yield applied
+    finally:
+        applied.destroy()
+
+
+def _secrets(stack: AppliedStack) -> dict[str, str]:
+    """Every secret value of the stack: configured, generated, and the proxy's private key."""
+    values = {f"configured {name}": value for name, value in CONFIGURED.items()}
+    for resource in stack.resources:
+        if resource.type == "random:index/randomPassword:RandomPassword":
+            values[resource.name] = resource.outputs["result"]
+        elif resource.type == "tls:index/privateKey:PrivateKey":
+            # One line of the key's body: the inspect document would hold the PEM with escaped newlines.
+            values[resource.name] = resource.outputs["privateKeyPem"].splitlines()[1]
+    return values
+
+
+def _strings(document: Any) -> Iterator[str]:
+    if isinstance(document, dict):
+        for key, value in document.items():
+            yield str(key)
+            yield from _strings(value)
+    elif isinstance(document, list):
+        for item in document:
+            yield from _strings(item)
+    elif document is not None:
+        yield str(document)
+
+
+def _exec(engine: docker.DockerClient, name: str, script: str) -> tuple[int, str]:
+    result = engine.containers.get(f"{PREFIX}-{name}").exec_run(["sh", "-c", script])
+    return result.exit_code, result.output.decode(errors="replace")
+
+
+def test_every_service_is_healthy(stack: AppliedStack, engine: docker.DockerClient) -> None:
+    for name in ROLES:
+        assert engine.api.inspect_container(f"{PREFIX}-{name}")["State"]["Health"]["Status"] == "healthy", name
+
+
+def test_no_inspect_document_holds_a_secret(stack: AppliedStack, engine: docker.DockerClient) -> None:
+    secrets = _secrets(stack)
+    assert len(secrets) >= 12 and all(len(value) >= 16 for value in secrets.values())
+    assert len(stack.containers) > len(ROLES)  # the services and the containers that prepared their files
+    for container in stack.containers:
+        document = "\n".join(_strings(engine.api.inspect_container(container)))
+        leaked = [name for name, value in secrets.items() if value in document]
+        assert not leaked, f"docker inspect {container} shows {', '.join(leaked)}"
+
+
+def test_the_servers_read_their_credentials_from_files(stack: AppliedStack) -> None:
+    with urllib.request.urlopen(f"http://127.0.0.1:{PORT + 4}/api/v1/health/detail", timeout=20) as response:
+        detail = json.loads(response.read())
+    assert all(detail[service]["ok"] for service in ("mysql", "redis", "minio")), detail
+    assert "MYSQL_PASSWORD" not in detail["env"] and "MYSQL_PASSWORD_FILE" in detail["env"]
+
+
+@pytest.mark.parametrize("name", [name for name in ROLES if name != "backup"])
+def test_writing_outside_the_volumes_and_tmpfs_fails(stack: AppliedStack, engine: docker.DockerClient, name: str) -> None:
+    code, output = _exec(engine, name, "touch /etc/written-by-a-test")
+    assert code != 0 and "Read-only file system" in output, output
+    code, output = _exec(engine, name, "touch /tmp/written-by-a-test && rm /tmp/written-by-a-test")
+    assert code == 0, output
+
+
+@pytest.mark.parametrize("name", list(ROLES))
+def test_no_process_holds_or_can_gain_a_capability(stack: AppliedStack, engine: docker.DockerClient, name: str) -> None:
+    _, status = _exec(engine, name, "cat /proc/self/status")
+    fields = dict(line.split(":\t", 1) for line in status.splitlines() if ":\t" in line)
+    assert fields["NoNewPrivs"].strip() == "1", name
+    assert int(fields["CapAmb"], 16) == int(fields["CapInh"], 16) == 0, name
+    # Only the policy's capabilities remain in the bounding set (none but the backup job's).
+    assert bin(int(fields["CapBnd"], 16)).count("1") == len(POLICIES[ROLES[name]].capabilities), name
+    if name != "backup":
+        assert int(fields["CapEff"], 16) == 0, name
+
+
+def test_root_without_capabilities_cannot_take_a_file(stack: AppliedStack, engine: docker.DockerClient) -> None:
+    # The server image runs as root: with every capability dropped, root cannot act as root.
+    code, output = _exec(engine, "voicegrow-server-1", "id -u && touch /tmp/mine && chown 1234 /tmp/mine")
+    assert output.startswith("0\n") and code != 0 and "Operation not permitted" in output, output
+
+
+def test_secret_files_belong_to_the_service_user_alone(stack: AppliedStack, engine: docker.DockerClient) -> None:
+    for name, path in (
+        ("synapse-postgres", "/run/secrets/postgres_password"),
+        ("synapse", "/config/pgpass"),
+        ("voicegrow-mysql", "/run/secrets/root_password"),
+        ("voicegrow-minio", "/run/secrets/root_password"),
+        ("voicegrow-redis", "/usr/local/etc/redis/password"),
+    ):
+        code, output = _exec(engine, name, f"stat -c '%a %u:%g' {path}")
+        assert code == 0 and output.strip() == f"400 {POLICIES[ROLES[name]].user}", (name, output)
+
+
+@pytest.mark.parametrize("name", list(ROLES))
+def test_each_service_has_its_process_limit(stack: AppliedStack, engine: docker.DockerClient, name: str) -> None:
+    host = engine.api.inspect_container(f"{PREFIX}-{name}")["HostConfig"]
+    assert host["PidsLimit"] == POLICIES[ROLES[name]].pids_limit, name
+
+
+def test_a_service_cannot_start_more_processes_than_its_limit(stack: AppliedStack, engine: docker.DockerClient) -> None:
+    started = time.monotonic()
+    code, output = _exec(engine, "voicegrow-redis", "for i in $(seq 100); do sleep 2 & done; wait")
+    assert code != 0 and "fork" in output.lower(), output
+    assert time.monotonic() - started < 30
