@@ -203,16 +203,17 @@ def test_prometheus_reaches_both_systems_and_the_proxy_reaches_monitoring(evalua
 
 def test_grafana_is_served_by_the_proxy_on_its_own_host(evaluate: Evaluate) -> None:
     evaluation = evaluate("prod", overrides={"monitoring": {"grafana_host": "grafana.example.com"}})
-    conf = _upload(evaluation, "proxy", "/etc/nginx/conf.d/default.conf")["content"]
+    conf = evaluation.mocks.files("proxy")["/etc/nginx/conf.d/default.conf"]
     assert "server_name grafana.example.com;" in conf and "proxy_pass http://grafana;" in conf
 
 
 def test_prometheus_behind_the_proxy_needs_the_admin_login(evaluate: Evaluate) -> None:
     evaluation = evaluate("prod", overrides={"monitoring": {"prometheus_host": "prometheus.example.com"}})
-    conf = _upload(evaluation, "proxy", "/etc/nginx/conf.d/default.conf")["content"]
+    files = evaluation.mocks.files("proxy")
+    conf = files["/etc/nginx/conf.d/default.conf"]
     server = conf[conf.index("server_name prometheus.example.com;") :]
-    assert "auth_basic_user_file /etc/nginx/monitoring.htpasswd;" in server.split("}\n}", 1)[0]
-    assert _upload(evaluation, "proxy", "/etc/nginx/monitoring.htpasswd")["content"].startswith("admin:{SHA}")
+    assert "auth_basic_user_file /etc/nginx/conf.d/monitoring.htpasswd;" in server.split("}\n}", 1)[0]
+    assert files["/etc/nginx/conf.d/monitoring.htpasswd"].startswith("admin:{SHA}")
 
 
 def test_monitoring_hosts_without_tls_are_refused(evaluate: Evaluate) -> None:
