@@ -179,6 +179,10 @@ def _leave_default_bridge(api: docker.APIClient, container_id: str) -> None:
             raise
 
 
+# The fields whose change makes the provider's Update call ContainerUpdate.
+UPDATED_IN_PLACE = {"restart", "maxRetryCount", "cpuShares", "memory", "memoryReservation", "cpuSet", "memorySwap"}
+
+
 def update_container(api: docker.APIClient, container_id: str, declared: dict[str, Any], changed: list[str]) -> None:
     """The provider's Update: one ContainerUpdate when a resource or restart field changed, else nothing.
 
@@ -204,8 +208,6 @@ def update_container(api: docker.APIClient, container_id: str, declared: dict[st
     except docker.errors.APIError as exc:
         raise EngineError(f"container {container_id[:12]}: unable to update: {exc.explanation or exc}") from None
 
-
-UPDATED_IN_PLACE = {"restart", "maxRetryCount", "cpuShares", "memory", "memoryReservation", "cpuSet", "memorySwap"}
 
 CRASH_LOOP_RESTARTS = 3
 

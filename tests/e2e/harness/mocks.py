@@ -67,7 +67,6 @@ class HarnessMonitor(MockMonitor):
             options=Options(
                 ignore_changes=tuple(request.ignoreChanges),
                 replace_on_changes=tuple(request.replaceOnChanges),
-                delete_before_replace=request.deleteBeforeReplace,
             ),
         )
         try:
@@ -105,10 +104,6 @@ class HarnessState:
     autonames: dict[str, str] = field(default_factory=dict)
     resources: dict[str, RecordedResource] = field(default_factory=dict)
     """URN -> what the provider recorded for it (what the next `pulumi up` diffs against)."""
-
-    def without_resources(self) -> HarnessState:
-        """The generated values and names alone: a deployment whose objects were all removed."""
-        return HarnessState(generated=dict(self.generated), autonames=dict(self.autonames))
 
 
 @dataclass

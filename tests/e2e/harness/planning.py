@@ -289,7 +289,6 @@ class Options:
 
     ignore_changes: tuple[str, ...] = ()
     replace_on_changes: tuple[str, ...] = ()
-    delete_before_replace: bool = False
 
 
 def diff(
@@ -314,7 +313,7 @@ def diff(
             if _differs(attribute, stored.get(key), declared.get(key)):
                 changes.append(PropertyChange(key, stored.get(key), declared.get(key), attribute.force_new))
     else:
-        replaces_all = type_.startswith(_REPLACED_ON_ANY_CHANGE) or type_ in _REPLACED_ON_ANY_CHANGE
+        replaces_all = type_.startswith(_REPLACED_ON_ANY_CHANGE)
         for key in sorted(set(stored) | set(declared)):
             if _matches(key, options.ignore_changes):
                 continue
