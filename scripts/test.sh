@@ -29,14 +29,15 @@ bash scripts/setup-python.sh
 # The engine of the end-to-end tests is this script's own, beside any other on the machine (its
 # own socket, exec root, pidfile, configuration, bridge and address pool), and its data root is
 # emptied before every run: no image, network or volume a previous run or another engine left can
-# hide what a fresh machine would show. The bridge (named within Linux's 15 characters) and the
-# offset of the tests' host ports (1000 to 10000) are one per clone, so that clones can test at
-# the same time.
+# hide what a fresh machine would show. The bridge (named within Linux's 15 characters), the
+# address pool (10.100.0.0/16 to 10.199.0.0/16) and the offset of the tests' host ports (1000 to
+# 10000) are one per clone, so that clones can test at the same time.
 engine="$PWD/.cache/engine"
 clone="$(printf '%s' "$PWD" | sha256sum | cut -c1-8)"
 bridge="e2e-$clone"
 export E2E_ENGINE_DIR="$engine" DOCKER_HOST="unix://$engine/docker.sock"
 export E2E_PORT_OFFSET=$(((16#$clone % 10 + 1) * 1000))
+address_pool="10.$((16#$clone % 100 + 100)).0.0/16"
 # Stops the engine (also one left by an interrupted run) and removes its bridge, what it left
 # mounted (network namespaces, and image layers if it was killed) and its data; its log stays.
 stop_engine() {
@@ -52,7 +53,7 @@ mkdir -p "$engine"
 echo '{}' >"$engine/daemon.json"
 ip link add "$bridge" type bridge
 E2E_DOCKERD_ARGS="-H $DOCKER_HOST --data-root $engine/data --exec-root $engine/exec --pidfile $engine/docker.pid \
---config-file $engine/daemon.json -b $bridge --default-address-pool base=10.199.0.0/16,size=24" \
+--config-file $engine/daemon.json -b $bridge --default-address-pool base=$address_pool,size=24" \
   bash tests/e2e/engine.sh start
 echo "pass first-build" >>"$figures"
 E2E_FIGURES="$PWD/$figures" bash tests/e2e/images/build.sh
