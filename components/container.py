@@ -92,8 +92,9 @@ class ServiceContainer:
     extra_networks: list[docker.Network] = field(default_factory=list)
     wait_timeout: int = 300
     stop_grace_seconds: int = 10
-    """Seconds between SIGTERM and SIGKILL when the container is removed or replaced (Docker's
-    own default is 10; the provider's is 0, an immediate kill). Data services need longer."""
+    """Seconds between the image's stop signal and SIGKILL whenever the container stops: removed
+    or replaced by a deploy (the provider's default is 0, an immediate kill), and stopped or
+    restarted by Docker (its default is 10). Data services need longer."""
 
 
 def service_container(
@@ -137,6 +138,7 @@ def service_container(
             start_period=go_duration(check.start_period),
         ),
         destroy_grace_seconds=spec.stop_grace_seconds,
+        stop_timeout=spec.stop_grace_seconds,
         log_driver="json-file",
         log_opts={"max-size": deployment.log_rotation.max_size, "max-file": str(deployment.log_rotation.max_file)},
         labels=deployment.labels(spec.component, spec.role),

@@ -113,6 +113,9 @@ class ReverseProxy(pulumi.ComponentResource):
             ServiceContainer(
                 component=COMPONENT,
                 role="proxy",
+                # nginx's stop signal (SIGQUIT) lets workers finish their requests; WebSockets
+                # would hold it for a day, so they are cut after this.
+                stop_grace_seconds=15,
                 name="proxy",
                 image=nginx_image.image_id,
                 limits=args.limits["proxy"],

@@ -106,6 +106,8 @@ class SynapseStack(pulumi.ComponentResource):
             ServiceContainer(
                 component=COMPONENT,
                 role="synapse",
+                # Synapse answers the requests in progress, then closes its database connections.
+                stop_grace_seconds=30,
                 name="synapse",
                 image=images["synapse"].image_id,
                 limits=args.limits["synapse"],

@@ -191,6 +191,9 @@ class VoiceGrowStack(pulumi.ComponentResource):
                 ServiceContainer(
                     component=COMPONENT,
                     role="server",
+                    # The server closes its WebSockets (speakers reconnect to another replica)
+                    # and finishes the requests in progress.
+                    stop_grace_seconds=30,
                     name=f"voicegrow-server-{replica}",
                     image=server_image,
                     limits=args.limits["voicegrow_server"],
