@@ -3,8 +3,9 @@
 import pulumi
 import pulumi_docker as docker
 
-from components.backup import BackupJob, BackupJobArgs
+from components.backup import BackupJob, BackupJobArgs, backup_image
 from components.container import Deployment
+from components.healer import Healer, HealerArgs
 from components.proxy import ReverseProxy, ReverseProxyArgs
 from components.synapse import SynapseStack, SynapseStackArgs
 from components.voicegrow import VoiceGrowStack, VoiceGrowStackArgs
@@ -92,13 +93,21 @@ if settings.proxy.enabled and proxied:
     if proxy.ca_certificate is not None:
         pulumi.export("proxy_ca_certificate", proxy.ca_certificate)
 
-if settings.backup.enabled and (synapse is not None or voicegrow is not None):
+deployed = synapse is not None or voicegrow is not None
+# The backup job and the healer run from one image, built on the stack's PostgreSQL image.
+tools_image = (
+    backup_image(deployment, settings.images.reference("postgres"))
+    if deployed and (settings.backup.enabled or settings.healer.enabled)
+    else None
+)
+
+if settings.backup.enabled and tools_image is not None:
     backup = BackupJob(
         "backup",
         deployment,
         BackupJobArgs(
             settings=settings.backup,
-            base_image=settings.images.reference("postgres"),
+            image=tools_image,
             limits=settings.limits("backup"),
             offsite_rclone_config=loaded.secrets["backup_rclone_config"],
             synapse=synapse,
@@ -109,3 +118,15 @@ if settings.backup.enabled and (synapse is not None or voicegrow is not None):
     pulumi.export("backup_schedule", settings.backup.schedule)
     pulumi.export("backup_now_command", backup.backup_now_command)
     pulumi.export("backup_restore_command", backup.restore_command)
+
+if settings.healer.enabled and tools_image is not None:
+    Healer(
+        "healer",
+        deployment,
+        HealerArgs(
+            image=tools_image,
+            limits=settings.limits("healer"),
+            interval_seconds=settings.healer.interval_seconds,
+            docker_socket=settings.healer.docker_socket,
+        ),
+    )

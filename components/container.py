@@ -81,7 +81,8 @@ class ServiceContainer:
     image: pulumi.Input[str]
     limits: ContainerLimits
     healthcheck: HealthCheck
-    network: docker.Network
+    network: docker.Network | None
+    """The component's network, where the container answers to `aliases`; None: no network at all."""
     aliases: list[str]
     envs: pulumi.Input[Sequence[pulumi.Input[str]]] | None = None
     command: list[str] | None = None
@@ -91,6 +92,8 @@ class ServiceContainer:
     uploads: list[docker.ContainerUploadArgs] = field(default_factory=list)
     extra_networks: list[docker.Network] = field(default_factory=list)
     wait_timeout: int = 300
+    read_only: bool = False
+    """A read-only root filesystem."""
     stop_grace_seconds: int = 10
     """Seconds between the image's stop signal and SIGKILL whenever the container stops: removed
     or replaced by a deploy (the provider's default is 0, an immediate kill), and stopped or
@@ -121,7 +124,11 @@ def service_container(
         networks_advanced=[
             docker.ContainerNetworksAdvancedArgs(name=spec.network.name, aliases=spec.aliases),
             *(docker.ContainerNetworksAdvancedArgs(name=network.name) for network in spec.extra_networks),
-        ],
+        ]
+        if spec.network is not None
+        else None,
+        network_mode=None if spec.network is not None else "none",
+        read_only=spec.read_only,
         restart="unless-stopped",
         memory=spec.limits.memory_mb,
         # Docker's default swap allowance (as much swap as memory), stated: left unset, the

@@ -21,7 +21,7 @@ from config.secret_values import secret_value_problems
 from config.secrets import SECRET_SETTINGS
 
 SCALAR_SETTINGS = ("environment", "profile", "prefix", "tls", "monitoring", "protect_data")
-OBJECT_SETTINGS = ("docker", "images", "logging", "resources", "synapse", "voicegrow", "proxy", "backup")
+OBJECT_SETTINGS = ("docker", "images", "logging", "resources", "synapse", "voicegrow", "proxy", "backup", "healer")
 
 
 class ConfigError(Exception):

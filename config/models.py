@@ -379,6 +379,20 @@ class BackupSettings(Settings):
     offsite: OffsiteSettings = OffsiteSettings()
 
 
+class HealerSettings(Settings):
+    """The container that restarts the stack's containers that stay unhealthy (it holds the Docker socket)."""
+
+    enabled: bool = Field(default=True, description="Restart containers that stay unhealthy (Docker restarts only those that exit).")
+    interval_seconds: int = Field(
+        default=10, ge=5, le=300, description="Seconds between two looks for unhealthy containers."
+    )
+    docker_socket: str = Field(
+        default="/var/run/docker.sock",
+        pattern=r"^/\S+$",
+        description="The engine's socket on the Docker host (a rootless engine's is /run/user/<uid>/docker.sock).",
+    )
+
+
 VOICEGROW_DATA_PORTS = {"MySQL": 3306, "Redis": 6379, "MinIO": 9000, "MinIO console": 9001}
 """Published on 127.0.0.1 with voicegrow.publish_data_ports (dev only)."""
 
@@ -425,6 +439,7 @@ class StackSettings(Settings):
     voicegrow: VoiceGrowSettings
     proxy: ProxySettings = ProxySettings()
     backup: BackupSettings
+    healer: HealerSettings = HealerSettings()
 
     @model_validator(mode="after")
     def _acme_needs_an_email(self) -> StackSettings:

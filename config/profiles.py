@@ -118,6 +118,8 @@ SMALL = SizingProfile(
         "acme": ContainerLimits(memory_mb=128, cpus=0.1, reservation_mb=32),
         # The backup job runs pg_dump, mariadb-dump, tar and rclone one at a time.
         "backup": ContainerLimits(memory_mb=256, cpus=0.25, reservation_mb=64),
+        # The healer asks the engine for unhealthy containers every few seconds.
+        "healer": ContainerLimits(memory_mb=64, cpus=0.1, reservation_mb=16),
     },
     # The guide sets shared_buffers 256MB inside a 384 MB container (and the official image
     # ignores it): with sorts and connections on top that invites the OOM killer. A quarter of
@@ -158,6 +160,7 @@ MEDIUM = SizingProfile(
         "proxy": ContainerLimits(memory_mb=256, cpus=0.5, reservation_mb=64),
         "acme": ContainerLimits(memory_mb=128, cpus=0.1, reservation_mb=32),
         "backup": ContainerLimits(memory_mb=384, cpus=0.5, reservation_mb=128),
+        "healer": ContainerLimits(memory_mb=64, cpus=0.1, reservation_mb=16),
     },
     postgres=PostgresTuning(
         shared_buffers="256MB",
@@ -193,6 +196,7 @@ LARGE = SizingProfile(
         "proxy": ContainerLimits(memory_mb=512, cpus=1.0, reservation_mb=128),
         "acme": ContainerLimits(memory_mb=128, cpus=0.1, reservation_mb=32),
         "backup": ContainerLimits(memory_mb=512, cpus=1.0, reservation_mb=128),
+        "healer": ContainerLimits(memory_mb=64, cpus=0.1, reservation_mb=16),
     },
     postgres=PostgresTuning(
         shared_buffers="512MB",

@@ -6,6 +6,7 @@ The end-to-end tests select their images through the program's own settings (`im
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -45,6 +46,10 @@ def local_overrides(prefix: str, port_base: int, extra: dict[str, Any] | None = 
         "voicegrow": {"ws_port": port_base + 2, "http_port": port_base + 4},
         "proxy": {"bind": "127.0.0.1", "http_port": port_base + 6, "https_port": port_base + 7},
     }
+    engine = os.environ.get("DOCKER_HOST", "")
+    if engine.startswith("unix://"):
+        # The healer must hold the socket of the engine the stack runs on.
+        overrides["healer"] = {"docker_socket": engine.removeprefix("unix://")}
     return deep_merge(overrides, extra or {})
 
 
