@@ -27,6 +27,8 @@ deployment = Deployment(
     platform=settings.images.platform,
 )
 
+# A deploy backs up before it replaces a container that holds data, where backups run.
+backup_before_changes = settings.backup.enabled and settings.backup.before_changes
 synapse: SynapseStack | None = None
 voicegrow: VoiceGrowStack | None = None
 
@@ -42,6 +44,7 @@ if settings.synapse.enabled:
             limits={role: settings.limits(role) for role in ("postgres", "synapse", "wellknown")},
             images={role: settings.images.reference(role) for role in ("postgres", "synapse", "nginx")},
             secrets=loaded.secrets,
+            backup_before_changes=backup_before_changes,
         ),
     )
     pulumi.export("synapse_server_name", synapse.server_name)
@@ -66,6 +69,7 @@ if settings.voicegrow.enabled:
             limits={role: settings.limits(role) for role in ("mysql", "redis", "minio", "voicegrow_server")},
             images=voicegrow_images,
             secrets=loaded.secrets,
+            backup_before_changes=backup_before_changes,
         ),
     )
     pulumi.export("voicegrow_http_urls", voicegrow.http_urls)

@@ -229,17 +229,57 @@ def exec_in_container(
     It runs on first deploy and again when `triggers` change. Environment values are passed
     by name (`docker exec -e NAME`), so secrets never appear on a command line.
     """
-    passed = "".join(f"-e {name} " for name in environment)
-    interactive = "-i " if stdin is not None else ""
-    process_environment = dict(environment)
-    if deployment.docker_host:
-        process_environment["DOCKER_HOST"] = deployment.docker_host
     return command.local.Command(
         resource_name,
-        create=container.name.apply(lambda name: f"docker exec {interactive}{passed}{name} {shlex.join(argv)}"),
+        create=container.name.apply(lambda name: _docker_exec(name, argv, environment, stdin is not None)),
         stdin=stdin,
-        environment=process_environment,
+        environment=_process_environment(deployment, environment),
         triggers=triggers,
         # Not the Docker provider: the command runs on the deploying machine.
         opts=pulumi.ResourceOptions(parent=parent, depends_on=[container]),
     )
+
+
+def exec_before_replacing(
+    resource_name: str,
+    deployment: Deployment,
+    container_name: str,
+    argv: list[str],
+    parent: pulumi.Resource,
+    triggers: list[pulumi.Input[str]],
+    stdin: pulumi.Input[str] | None = None,
+    depends_on: Sequence[pulumi.Resource] = (),
+) -> command.local.Command:
+    """Run a command in the container named `container_name` (without the prefix) as it runs now,
+    before this deploy replaces anything that depends on the command.
+
+    It runs when `triggers` change. Where no such container exists yet (the first deploy) there
+    is nothing to act on: it says so and succeeds. A container that exists but does not run, or
+    a command that fails, fails the deploy before anything that depends on it changes.
+    """
+    name = deployment.name(container_name)
+    script = (
+        f"if ! docker container inspect {name} >/dev/null 2>&1; then "
+        f"echo '{name} does not exist yet: nothing to do'; exit 0; fi; "
+        f"exec {_docker_exec(name, argv, {}, stdin is not None)}"
+    )
+    return command.local.Command(
+        resource_name,
+        create=script,
+        stdin=stdin,
+        environment=_process_environment(deployment, {}),
+        triggers=triggers,
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=list(depends_on)),
+    )
+
+
+def _docker_exec(name: str, argv: list[str], environment: Mapping[str, object], interactive: bool) -> str:
+    passed = "".join(f"-e {variable} " for variable in environment)
+    return f"docker exec {'-i ' if interactive else ''}{passed}{name} {shlex.join(argv)}"
+
+
+def _process_environment(deployment: Deployment, environment: Mapping[str, pulumi.Input[str]]) -> dict[str, pulumi.Input[str]]:
+    process_environment = dict(environment)
+    if deployment.docker_host:
+        process_environment["DOCKER_HOST"] = deployment.docker_host
+    return process_environment

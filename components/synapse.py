@@ -8,11 +8,13 @@ from pathlib import Path
 import pulumi
 import pulumi_docker as docker
 
+from components.changes import backup_before_replacing
 from components.container import (
     Deployment,
     HealthCheck,
     ServiceContainer,
     data_volume,
+    exec_before_replacing,
     exec_in_container,
     private_network,
     pulled_image,
@@ -40,6 +42,8 @@ class SynapseStackArgs:
     limits: dict[str, ContainerLimits]
     images: dict[str, str]
     secrets: dict[str, pulumi.Output[str] | None]
+    backup_before_changes: bool = False
+    """Back up before PostgreSQL or Synapse is replaced (the stack's backup job must run)."""
 
 
 class SynapseStack(pulumi.ComponentResource):
@@ -67,33 +71,29 @@ class SynapseStack(pulumi.ComponentResource):
             ),
         ).apply(lambda values: render.SynapseSecrets(*values))
 
-        self.postgres = service_container(
-            deployment,
-            ServiceContainer(
-                component=COMPONENT,
-                role="postgres",
-                # A fast shutdown checkpoints and closes cleanly; killed, it must replay WAL at the next start.
-                stop_grace_seconds=60,
-                name="synapse-postgres",
-                image=images["postgres"].image_id,
-                limits=args.limits["postgres"],
-                healthcheck=HealthCheck(
-                    test=["CMD", "pg_isready", "-U", render.DATABASE_USER, "-d", render.DATABASE_NAME],
-                    start_period=30,
-                ),
-                network=self.network,
-                aliases=["postgres"],
-                envs=[
-                    f"POSTGRES_USER={render.DATABASE_USER}",
-                    f"POSTGRES_DB={render.DATABASE_NAME}",
-                    # Synapse refuses databases whose collation is not C.
-                    "POSTGRES_INITDB_ARGS=--encoding=UTF8 --lc-collate=C --lc-ctype=C",
-                    pulumi.Output.concat("POSTGRES_PASSWORD=", postgres_password),
-                ],
-                command=render.postgres_server_args(args.postgres_tuning),
-                volumes=[docker.ContainerVolumeArgs(volume_name=self.postgres_volume.name, container_path=POSTGRES_DATA)],
+        postgres_spec = ServiceContainer(
+            component=COMPONENT,
+            role="postgres",
+            # A fast shutdown checkpoints and closes cleanly; killed, it must replay WAL at the next start.
+            stop_grace_seconds=60,
+            name="synapse-postgres",
+            image=images["postgres"].image_id,
+            limits=args.limits["postgres"],
+            healthcheck=HealthCheck(
+                test=["CMD", "pg_isready", "-U", render.DATABASE_USER, "-d", render.DATABASE_NAME],
+                start_period=30,
             ),
-            child,
+            network=self.network,
+            aliases=["postgres"],
+            envs=[
+                f"POSTGRES_USER={render.DATABASE_USER}",
+                f"POSTGRES_DB={render.DATABASE_NAME}",
+                # Synapse refuses databases whose collation is not C.
+                "POSTGRES_INITDB_ARGS=--encoding=UTF8 --lc-collate=C --lc-ctype=C",
+                pulumi.Output.concat("POSTGRES_PASSWORD=", postgres_password),
+            ],
+            command=render.postgres_server_args(args.postgres_tuning),
+            volumes=[docker.ContainerVolumeArgs(volume_name=self.postgres_volume.name, container_path=POSTGRES_DATA)],
         )
 
         homeserver_yaml = synapse_secrets.apply(
@@ -101,45 +101,63 @@ class SynapseStack(pulumi.ComponentResource):
                 settings, args.synapse_tuning, secrets, database_host="postgres", tls=args.tls
             )
         )
-        self.synapse = service_container(
-            deployment,
-            ServiceContainer(
-                component=COMPONENT,
-                role="synapse",
-                # Synapse answers the requests in progress, then closes its database connections.
-                stop_grace_seconds=30,
-                name="synapse",
-                image=images["synapse"].image_id,
-                limits=args.limits["synapse"],
-                healthcheck=HealthCheck(
-                    test=["CMD", "curl", "-fSs", f"http://localhost:{render.HTTP_PORT}/health"],
-                    timeout=5,
-                    start_period=60,
-                ),
-                network=self.network,
-                aliases=["synapse"],
-                # The image hands /data to its user only in `generate` mode; a fresh named volume is
-                # root's, and Synapse (uid 991) must write its signing key and media there.
-                entrypoint=["/bin/sh", "-c", f"chown 991:991 {render.DATA_DIR} && exec /start.py run"],
-                envs=[
-                    f"SYNAPSE_CONFIG_DIR={render.CONFIG_DIR}",
-                    f"SYNAPSE_CONFIG_PATH={render.CONFIG_PATH}",
-                    "PYTHONDONTWRITEBYTECODE=1",
-                ],
-                ports=[
-                    docker.ContainerPortArgs(
-                        internal=render.HTTP_PORT, external=settings.http_port, ip=settings.http_bind
-                    )
-                ],
-                volumes=[docker.ContainerVolumeArgs(volume_name=self.data_volume.name, container_path=render.DATA_DIR)],
-                uploads=[
-                    docker.ContainerUploadArgs(file=render.CONFIG_PATH, content=pulumi.Output.secret(homeserver_yaml)),
-                    docker.ContainerUploadArgs(
-                        file=render.LOG_CONFIG_PATH, content=render.render_log_config(settings.log_level)
-                    ),
-                ],
+        synapse_spec = ServiceContainer(
+            component=COMPONENT,
+            role="synapse",
+            # Synapse answers the requests in progress, then closes its database connections.
+            stop_grace_seconds=30,
+            name="synapse",
+            image=images["synapse"].image_id,
+            limits=args.limits["synapse"],
+            healthcheck=HealthCheck(
+                test=["CMD", "curl", "-fSs", f"http://localhost:{render.HTTP_PORT}/health"],
+                timeout=5,
+                start_period=60,
             ),
-            pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[self.postgres])),
+            network=self.network,
+            aliases=["synapse"],
+            # The image hands /data to its user only in `generate` mode; a fresh named volume is
+            # root's, and Synapse (uid 991) must write its signing key and media there.
+            entrypoint=["/bin/sh", "-c", f"chown 991:991 {render.DATA_DIR} && exec /start.py run"],
+            envs=[
+                f"SYNAPSE_CONFIG_DIR={render.CONFIG_DIR}",
+                f"SYNAPSE_CONFIG_PATH={render.CONFIG_PATH}",
+                "PYTHONDONTWRITEBYTECODE=1",
+            ],
+            ports=[
+                docker.ContainerPortArgs(internal=render.HTTP_PORT, external=settings.http_port, ip=settings.http_bind)
+            ],
+            volumes=[docker.ContainerVolumeArgs(volume_name=self.data_volume.name, container_path=render.DATA_DIR)],
+            uploads=[
+                docker.ContainerUploadArgs(file=render.CONFIG_PATH, content=pulumi.Output.secret(homeserver_yaml)),
+                docker.ContainerUploadArgs(file=render.LOG_CONFIG_PATH, content=render.render_log_config(settings.log_level)),
+            ],
+        )
+
+        # Before PostgreSQL or Synapse is replaced: a backup (where backups run), then the
+        # running server learns a changed password, before any client is restarted with it.
+        before: list[pulumi.Resource] = []
+        if args.backup_before_changes:
+            before.append(
+                backup_before_replacing("synapse-backup-before-change", deployment, [postgres_spec, synapse_spec], self)
+            )
+        before.append(
+            exec_before_replacing(
+                "synapse-postgres-password",
+                deployment,
+                postgres_spec.name,
+                ["psql", "-v", "ON_ERROR_STOP=1", "-q", "-U", render.DATABASE_USER, "-d", render.DATABASE_NAME],
+                self,
+                triggers=[postgres_password],
+                stdin=pulumi.Output.secret(postgres_password.apply(render.postgres_password_sql)),
+                depends_on=before,
+            )
+        )
+        self.postgres = service_container(
+            deployment, postgres_spec, pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=before))
+        )
+        self.synapse = service_container(
+            deployment, synapse_spec, pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[self.postgres]))
         )
 
         self.wellknown = service_container(

@@ -7,12 +7,14 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_docker as docker
 
+from components.changes import backup_before_replacing
 from components.container import (
     built_image,
     Deployment,
     HealthCheck,
     ServiceContainer,
     data_volume,
+    exec_before_replacing,
     exec_in_container,
     private_network,
     pulled_image,
@@ -36,6 +38,8 @@ class VoiceGrowStackArgs:
     limits: dict[str, ContainerLimits]
     images: dict[str, str]
     secrets: dict[str, pulumi.Output[str] | None]
+    backup_before_changes: bool = False
+    """Back up before MySQL, Redis, MinIO or a server is replaced (the stack's backup job must run)."""
 
 
 class VoiceGrowStack(pulumi.ComponentResource):
@@ -74,94 +78,162 @@ class VoiceGrowStack(pulumi.ComponentResource):
         if settings.mysql.init_sql is not None:
             with open(settings.mysql.init_sql, encoding="utf-8") as init_sql:
                 mysql_uploads.append(docker.ContainerUploadArgs(file=render.MYSQL_INIT_PATH, content=init_sql.read()))
-        self.mysql = service_container(
-            deployment,
-            ServiceContainer(
-                component=COMPONENT,
-                role="mysql",
-                # InnoDB flushes its buffer pool on a clean shutdown; killed, it runs crash recovery at start.
-                stop_grace_seconds=120,
-                name="voicegrow-mysql",
-                image=images["mysql"].image_id,
-                limits=args.limits["mysql"],
-                # TCP, not the socket: the image's first-start server listens only on the socket,
-                # and a socket ping would report healthy before the real server is up.
-                healthcheck=HealthCheck(
-                    test=["CMD-SHELL", "mysqladmin ping -h 127.0.0.1 --silent"],
-                    timeout=5,
-                    retries=5,
-                    start_period=60,
-                ),
-                network=self.network,
-                aliases=["mysql"],
-                envs=[
-                    pulumi.Output.concat("MYSQL_ROOT_PASSWORD=", mysql_root_password),
-                    f"MYSQL_DATABASE={render.DATABASE}",
-                    f"MYSQL_USER={render.DATABASE_USER}",
-                    pulumi.Output.concat("MYSQL_PASSWORD=", mysql_password),
-                ],
-                ports=data_port(render.MYSQL_PORT),
-                volumes=[docker.ContainerVolumeArgs(volume_name=volumes["mysql"].name, container_path="/var/lib/mysql")],
-                uploads=mysql_uploads,
+        mysql_spec = ServiceContainer(
+            component=COMPONENT,
+            role="mysql",
+            # InnoDB flushes its buffer pool on a clean shutdown; killed, it runs crash recovery at start.
+            stop_grace_seconds=120,
+            name="voicegrow-mysql",
+            image=images["mysql"].image_id,
+            limits=args.limits["mysql"],
+            # TCP, not the socket: the image's first-start server listens only on the socket,
+            # and a socket ping would report healthy before the real server is up.
+            healthcheck=HealthCheck(
+                test=["CMD-SHELL", "mysqladmin ping -h 127.0.0.1 --silent"],
+                timeout=5,
+                retries=5,
+                start_period=60,
             ),
-            child,
+            network=self.network,
+            aliases=["mysql"],
+            envs=[
+                pulumi.Output.concat("MYSQL_ROOT_PASSWORD=", mysql_root_password),
+                f"MYSQL_DATABASE={render.DATABASE}",
+                f"MYSQL_USER={render.DATABASE_USER}",
+                pulumi.Output.concat("MYSQL_PASSWORD=", mysql_password),
+            ],
+            ports=data_port(render.MYSQL_PORT),
+            volumes=[docker.ContainerVolumeArgs(volume_name=volumes["mysql"].name, container_path="/var/lib/mysql")],
+            uploads=mysql_uploads,
         )
 
-        self.redis = service_container(
-            deployment,
-            ServiceContainer(
-                component=COMPONENT,
-                role="redis",
-                # Redis writes its snapshot on SIGTERM; killed, the writes since the last one are lost.
-                stop_grace_seconds=60,
-                name="voicegrow-redis",
-                image=images["redis"].image_id,
-                limits=args.limits["redis"],
-                # redis-cli reads the password from REDISCLI_AUTH; an unauthenticated ping fails.
-                healthcheck=HealthCheck(test=["CMD-SHELL", "redis-cli ping | grep -q PONG"], timeout=5, retries=5),
-                network=self.network,
-                aliases=["redis"],
-                envs=[pulumi.Output.concat("REDISCLI_AUTH=", redis_password)],
-                command=["redis-server", render.REDIS_CONFIG_PATH],
-                ports=data_port(render.REDIS_PORT),
-                volumes=[docker.ContainerVolumeArgs(volume_name=volumes["redis"].name, container_path="/data")],
-                uploads=[
-                    docker.ContainerUploadArgs(
-                        file=render.REDIS_CONFIG_PATH,
-                        content=pulumi.Output.secret(
-                            redis_password.apply(lambda password: render.render_redis_conf(settings, args.tuning, password))
-                        ),
-                    )
-                ],
-            ),
-            child,
+        redis_spec = ServiceContainer(
+            component=COMPONENT,
+            role="redis",
+            # Redis writes its snapshot on SIGTERM; killed, the writes since the last one are lost.
+            stop_grace_seconds=60,
+            name="voicegrow-redis",
+            image=images["redis"].image_id,
+            limits=args.limits["redis"],
+            # redis-cli reads the password from REDISCLI_AUTH; an unauthenticated ping fails.
+            healthcheck=HealthCheck(test=["CMD-SHELL", "redis-cli ping | grep -q PONG"], timeout=5, retries=5),
+            network=self.network,
+            aliases=["redis"],
+            envs=[pulumi.Output.concat("REDISCLI_AUTH=", redis_password)],
+            command=["redis-server", render.REDIS_CONFIG_PATH],
+            ports=data_port(render.REDIS_PORT),
+            volumes=[docker.ContainerVolumeArgs(volume_name=volumes["redis"].name, container_path="/data")],
+            uploads=[
+                docker.ContainerUploadArgs(
+                    file=render.REDIS_CONFIG_PATH,
+                    content=pulumi.Output.secret(
+                        redis_password.apply(lambda password: render.render_redis_conf(settings, args.tuning, password))
+                    ),
+                )
+            ],
         )
 
-        self.minio = service_container(
-            deployment,
+        minio_spec = ServiceContainer(
+            component=COMPONENT,
+            role="minio",
+            stop_grace_seconds=30,
+            name="voicegrow-minio",
+            image=images["minio"].image_id,
+            limits=args.limits["minio"],
+            healthcheck=HealthCheck(
+                test=["CMD", "curl", "-f", f"http://localhost:{render.MINIO_API_PORT}/minio/health/live"],
+                timeout=20,
+            ),
+            network=self.network,
+            aliases=["minio"],
+            envs=[
+                pulumi.Output.concat("MINIO_ROOT_USER=", minio_user),
+                pulumi.Output.concat("MINIO_ROOT_PASSWORD=", minio_password),
+            ],
+            command=["server", "/data", "--console-address", f":{render.MINIO_CONSOLE_PORT}"],
+            ports=data_port(render.MINIO_API_PORT) + data_port(render.MINIO_CONSOLE_PORT),
+            volumes=[docker.ContainerVolumeArgs(volume_name=volumes["minio"].name, container_path="/data")],
+        )
+        server_env = pulumi.Output.all(
+            mysql_password,
+            redis_password,
+            minio_user,
+            minio_password,
+            *_api_keys(secrets),
+        ).apply(lambda values: render.server_environment(settings, render.ServerSecrets(*values)))
+        server_image = self._server_image(deployment, args, images, child)
+        server_specs = [
             ServiceContainer(
                 component=COMPONENT,
-                role="minio",
+                role="server",
+                # The server closes its WebSockets (speakers reconnect to another replica)
+                # and finishes the requests in progress.
                 stop_grace_seconds=30,
-                name="voicegrow-minio",
-                image=images["minio"].image_id,
-                limits=args.limits["minio"],
+                name=f"voicegrow-server-{replica}",
+                image=server_image,
+                limits=args.limits["voicegrow_server"],
                 healthcheck=HealthCheck(
-                    test=["CMD", "curl", "-f", f"http://localhost:{render.MINIO_API_PORT}/minio/health/live"],
-                    timeout=20,
+                    test=["CMD", "curl", "-f", f"http://localhost:{render.SERVER_HTTP_PORT}/api/v1/health"],
+                    timeout=10,
+                    start_period=120,
                 ),
                 network=self.network,
-                aliases=["minio"],
-                envs=[
-                    pulumi.Output.concat("MINIO_ROOT_USER=", minio_user),
-                    pulumi.Output.concat("MINIO_ROOT_PASSWORD=", minio_password),
+                aliases=[f"server-{replica}", "server"],
+                envs=pulumi.Output.secret(server_env),
+                ports=[
+                    docker.ContainerPortArgs(
+                        internal=render.SERVER_WS_PORT,
+                        external=settings.host_port(settings.ws_port, replica),
+                        ip=settings.bind,
+                    ),
+                    docker.ContainerPortArgs(
+                        internal=render.SERVER_HTTP_PORT,
+                        external=settings.host_port(settings.http_port, replica),
+                        ip=settings.bind,
+                    ),
                 ],
-                command=["server", "/data", "--console-address", f":{render.MINIO_CONSOLE_PORT}"],
-                ports=data_port(render.MINIO_API_PORT) + data_port(render.MINIO_CONSOLE_PORT),
-                volumes=[docker.ContainerVolumeArgs(volume_name=volumes["minio"].name, container_path="/data")],
+                volumes=[
+                    docker.ContainerVolumeArgs(volume_name=volumes["models"].name, container_path="/app/models"),
+                    docker.ContainerVolumeArgs(volume_name=volumes["logs"].name, container_path="/app/logs"),
+                ],
+            )
+            for replica in range(1, settings.replicas + 1)
+        ]
+
+        # Before a data service or a server is replaced: a backup (where backups run), then the
+        # running MySQL learns changed passwords, before any client is restarted with them.
+        before: list[pulumi.Resource] = []
+        if args.backup_before_changes:
+            before.append(
+                backup_before_replacing(
+                    "voicegrow-backup-before-change",
+                    deployment,
+                    [mysql_spec, redis_spec, minio_spec, *server_specs],
+                    self,
+                )
+            )
+        mysql_passwords = exec_before_replacing(
+            "voicegrow-mysql-passwords",
+            deployment,
+            mysql_spec.name,
+            # As root with the password the running server was given; the SQL comes on stdin.
+            ["sh", "-c", 'MYSQL_PWD="$MYSQL_ROOT_PASSWORD" exec mysql -uroot'],
+            self,
+            triggers=[mysql_password, mysql_root_password],
+            stdin=pulumi.Output.secret(
+                pulumi.Output.all(mysql_password, mysql_root_password).apply(
+                    lambda passwords: render.mysql_passwords_sql(*passwords)
+                )
             ),
-            child,
+            depends_on=before,
         )
+
+        def after(resources: list[pulumi.Resource]) -> pulumi.ResourceOptions:
+            return pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=resources))
+
+        self.mysql = service_container(deployment, mysql_spec, after([*before, mysql_passwords]))
+        self.redis = service_container(deployment, redis_spec, after(before))
+        self.minio = service_container(deployment, minio_spec, after(before))
         # mc takes an alias from MC_HOST_<alias>; re-run when MinIO is replaced (a new volume may be empty).
         self.bucket = exec_in_container(
             "voicegrow-bucket",
@@ -177,57 +249,13 @@ class VoiceGrowStack(pulumi.ComponentResource):
             triggers=[self.minio.id, settings.bucket],
         )
 
-        server_env = pulumi.Output.all(
-            mysql_password,
-            redis_password,
-            minio_user,
-            minio_password,
-            *_api_keys(secrets),
-        ).apply(lambda values: render.server_environment(settings, render.ServerSecrets(*values)))
-        server_image = self._server_image(deployment, args, images, child)
-        self.servers = [
-            service_container(
-                deployment,
-                ServiceContainer(
-                    component=COMPONENT,
-                    role="server",
-                    # The server closes its WebSockets (speakers reconnect to another replica)
-                    # and finishes the requests in progress.
-                    stop_grace_seconds=30,
-                    name=f"voicegrow-server-{replica}",
-                    image=server_image,
-                    limits=args.limits["voicegrow_server"],
-                    healthcheck=HealthCheck(
-                        test=["CMD", "curl", "-f", f"http://localhost:{render.SERVER_HTTP_PORT}/api/v1/health"],
-                        timeout=10,
-                        start_period=120,
-                    ),
-                    network=self.network,
-                    aliases=[f"server-{replica}", "server"],
-                    envs=pulumi.Output.secret(server_env),
-                    ports=[
-                        docker.ContainerPortArgs(
-                            internal=render.SERVER_WS_PORT,
-                            external=settings.host_port(settings.ws_port, replica),
-                            ip=settings.bind,
-                        ),
-                        docker.ContainerPortArgs(
-                            internal=render.SERVER_HTTP_PORT,
-                            external=settings.host_port(settings.http_port, replica),
-                            ip=settings.bind,
-                        ),
-                    ],
-                    volumes=[
-                        docker.ContainerVolumeArgs(volume_name=volumes["models"].name, container_path="/app/models"),
-                        docker.ContainerVolumeArgs(volume_name=volumes["logs"].name, container_path="/app/logs"),
-                    ],
-                ),
-                pulumi.ResourceOptions.merge(
-                    child, pulumi.ResourceOptions(depends_on=[self.mysql, self.redis, self.minio, self.bucket])
-                ),
+        # One replica at a time: each is replaced, and healthy, before the next one stops.
+        self.servers: list[docker.Container] = []
+        for spec in server_specs:
+            previous = self.servers[-1:]
+            self.servers.append(
+                service_container(deployment, spec, after([self.mysql, self.redis, self.minio, self.bucket, *previous]))
             )
-            for replica in range(1, settings.replicas + 1)
-        ]
 
         self.ws_upstreams = [f"server-{replica}:{render.SERVER_WS_PORT}" for replica in range(1, settings.replicas + 1)]
         self.http_upstreams = [f"server-{replica}:{render.SERVER_HTTP_PORT}" for replica in range(1, settings.replicas + 1)]

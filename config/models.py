@@ -376,6 +376,11 @@ class BackupSettings(Settings):
     timeout_minutes: int = Field(
         default=120, ge=1, le=1440, description="A run still going after this long is stopped and counts as failed."
     )
+    before_changes: bool = Field(
+        default=True,
+        description="Back up before a deploy replaces a container that holds data (PostgreSQL, Synapse, MySQL, "
+        "Redis, MinIO, the VoiceGrow server); a failed backup stops the deploy.",
+    )
     offsite: OffsiteSettings = OffsiteSettings()
 
 
