@@ -88,6 +88,7 @@ if settings.proxy.enabled and proxied:
             voicegrow=voicegrow.routes if voicegrow else None,
             networks=[component.network for component in proxied],
             upstream_containers=[container for component in proxied for container in component.proxied_containers],
+            reloading_upstreams=[resource for component in proxied for resource in component.reloading_upstreams],
             limits={role: settings.limits(role) for role in ("proxy", "acme")},
             images={role: settings.images.reference(role) for role in ("nginx", "acme")},
             secrets=loaded.secrets,

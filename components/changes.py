@@ -9,12 +9,15 @@ from collections.abc import Sequence
 
 import pulumi
 import pulumi_command as command
+import pulumi_docker as docker
 
-from components.container import Deployment, ServiceContainer, exec_before_replacing
+from components.container import Deployment, ServiceContainer, exec_in_named_container
 from config.types import docker_cpus
 
 BACKUP_CONTAINER = "backup"
 """The backup job's container name (without the prefix)."""
+PROXY_CONTAINER = "proxy"
+"""The reverse proxy's container name (without the prefix)."""
 
 # Fields of a ServiceContainer that change a running container in place (or nothing at all);
 # every other field replaces it. Of the limits, only `cpus` replaces.
@@ -44,11 +47,28 @@ def backup_before_replacing(
     The containers depend on it, so a deploy runs it before it stops them; it runs again only
     when one of them would be replaced. The archive ends in `-before-change.tar`.
     """
-    return exec_before_replacing(
+    return exec_in_named_container(
         resource_name,
         deployment,
         BACKUP_CONTAINER,
         ["backup-now", "--before-change"],
         parent,
         triggers=[replacement_digest(deployment, spec) for spec in specs],
+    )
+
+
+def proxy_reload_after(
+    resource_name: str, deployment: Deployment, container: docker.Container, parent: pulumi.Resource
+) -> command.local.Command:
+    """nginx re-reads its configuration, and so resolves its upstreams' names again, once this
+    container has been replaced and is healthy (nginx resolves them only when it loads its
+    configuration). A reload is graceful: requests in progress finish on the old workers."""
+    return exec_in_named_container(
+        resource_name,
+        deployment,
+        PROXY_CONTAINER,
+        ["nginx", "-s", "reload"],
+        parent,
+        triggers=[container.id],
+        depends_on=[container],
     )

@@ -240,7 +240,7 @@ def exec_in_container(
     )
 
 
-def exec_before_replacing(
+def exec_in_named_container(
     resource_name: str,
     deployment: Deployment,
     container_name: str,
@@ -250,8 +250,9 @@ def exec_before_replacing(
     stdin: pulumi.Input[str] | None = None,
     depends_on: Sequence[pulumi.Resource] = (),
 ) -> command.local.Command:
-    """Run a command in the container named `container_name` (without the prefix) as it runs now,
-    before this deploy replaces anything that depends on the command.
+    """Run a command in the container named `container_name` (without the prefix), whichever
+    container of that name runs when the command's turn comes: one this deploy has yet to replace,
+    or one declared elsewhere in the program.
 
     It runs when `triggers` change. Where no such container exists yet (the first deploy) there
     is nothing to act on: it says so and succeeds. A container that exists but does not run, or

@@ -9,6 +9,7 @@ import pulumi
 import pulumi_docker as docker
 import pulumi_tls as tls
 
+from components.changes import PROXY_CONTAINER
 from components.container import (
     Deployment,
     HealthCheck,
@@ -42,6 +43,9 @@ class ReverseProxyArgs:
     voicegrow: render.VoiceGrowRoutes | None
     networks: list[docker.Network]
     upstream_containers: list[docker.Container]
+    """Upstreams whose replacement replaces the proxy (nginx resolves their names only at start)."""
+    reloading_upstreams: list[pulumi.Resource]
+    """Upstreams (and their reload commands) that reload the proxy when replaced: it starts after them."""
     limits: dict[str, ContainerLimits]
     images: dict[str, str]
     secrets: dict[str, pulumi.Output[str] | None]
@@ -72,7 +76,7 @@ class ReverseProxy(pulumi.ComponentResource):
         uploads = [docker.ContainerUploadArgs(file=render.CONFIG_PATH, content=render.render_proxy_conf(args.matrix, args.voicegrow, options))]
         volumes: list[docker.ContainerVolumeArgs] = []
         command: list[str] | None = None
-        depends_on: list[pulumi.Resource] = list(args.upstream_containers)
+        depends_on: list[pulumi.Resource] = [*args.upstream_containers, *args.reloading_upstreams]
         if args.tls_mode in ("self-signed", "files"):
             certificate, key = (
                 self._self_signed(deployment, hosts, args.certificate_validity_hours)
@@ -116,7 +120,7 @@ class ReverseProxy(pulumi.ComponentResource):
                 # nginx's stop signal (SIGQUIT) lets workers finish their requests; WebSockets
                 # would hold it for a day, so they are cut after this.
                 stop_grace_seconds=15,
-                name="proxy",
+                name=PROXY_CONTAINER,
                 image=nginx_image.image_id,
                 limits=args.limits["proxy"],
                 healthcheck=HealthCheck(
@@ -127,7 +131,8 @@ class ReverseProxy(pulumi.ComponentResource):
                 network=self.network,
                 aliases=["proxy"],
                 # Upstream containers that are replaced get new addresses, which nginx resolves
-                # only at start: naming them here replaces the proxy along with them.
+                # only when it loads its configuration: naming them here replaces the proxy along
+                # with them (VoiceGrow's replicas reload it instead, one by one).
                 envs=pulumi.Output.all(*(c.id for c in args.upstream_containers)).apply(
                     lambda ids: [f"UPSTREAM_CONTAINERS={','.join(ids)}"]
                 ),

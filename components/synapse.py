@@ -14,7 +14,7 @@ from components.container import (
     HealthCheck,
     ServiceContainer,
     data_volume,
-    exec_before_replacing,
+    exec_in_named_container,
     exec_in_container,
     private_network,
     pulled_image,
@@ -142,7 +142,7 @@ class SynapseStack(pulumi.ComponentResource):
                 backup_before_replacing("synapse-backup-before-change", deployment, [postgres_spec, synapse_spec], self)
             )
         before.append(
-            exec_before_replacing(
+            exec_in_named_container(
                 "synapse-postgres-password",
                 deployment,
                 postgres_spec.name,
@@ -199,6 +199,7 @@ class SynapseStack(pulumi.ComponentResource):
             max_body_size=settings.max_upload_size,
         )
         self.proxied_containers = [self.synapse, self.wellknown]
+        self.reloading_upstreams: list[pulumi.Resource] = []
         # What the backups archive beside the data (homeserver.yaml holds secrets).
         self.config_files: dict[str, pulumi.Output[str]] = {
             "homeserver.yaml": pulumi.Output.secret(homeserver_yaml),

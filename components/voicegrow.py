@@ -7,14 +7,14 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_docker as docker
 
-from components.changes import backup_before_replacing
+from components.changes import backup_before_replacing, proxy_reload_after
 from components.container import (
     built_image,
     Deployment,
     HealthCheck,
     ServiceContainer,
     data_volume,
-    exec_before_replacing,
+    exec_in_named_container,
     exec_in_container,
     private_network,
     pulled_image,
@@ -212,7 +212,7 @@ class VoiceGrowStack(pulumi.ComponentResource):
                     self,
                 )
             )
-        mysql_passwords = exec_before_replacing(
+        mysql_passwords = exec_in_named_container(
             "voicegrow-mysql-passwords",
             deployment,
             mysql_spec.name,
@@ -249,13 +249,16 @@ class VoiceGrowStack(pulumi.ComponentResource):
             triggers=[self.minio.id, settings.bucket],
         )
 
-        # One replica at a time: each is replaced, and healthy, before the next one stops.
+        # One replica at a time: each is replaced, healthy and known to the proxy before the next one stops.
         self.servers: list[docker.Container] = []
+        # Each replica and the proxy reload after it: the proxy starts after them all.
+        self.reloading_upstreams: list[pulumi.Resource] = []
+        previous: list[pulumi.Resource] = []
         for spec in server_specs:
-            previous = self.servers[-1:]
-            self.servers.append(
-                service_container(deployment, spec, after([self.mysql, self.redis, self.minio, self.bucket, *previous]))
-            )
+            server = service_container(deployment, spec, after([self.mysql, self.redis, self.minio, self.bucket, *previous]))
+            previous = [proxy_reload_after(f"{spec.name}-proxy-reload", deployment, server, self)]
+            self.servers.append(server)
+            self.reloading_upstreams += [server, *previous]
 
         self.ws_upstreams = [f"server-{replica}:{render.SERVER_WS_PORT}" for replica in range(1, settings.replicas + 1)]
         self.http_upstreams = [f"server-{replica}:{render.SERVER_HTTP_PORT}" for replica in range(1, settings.replicas + 1)]
@@ -267,7 +270,9 @@ class VoiceGrowStack(pulumi.ComponentResource):
             http_upstreams=self.http_upstreams,
             console_upstream=f"minio:{render.MINIO_CONSOLE_PORT}",
         )
-        self.proxied_containers = [*self.servers, self.minio]
+        # Replicas are not here: the proxy reloads after each is replaced (a rolling replacement
+        # must not replace the proxy too).
+        self.proxied_containers = [self.minio]
         # What the backups archive beside the data (redis.conf holds the password).
         self.config_files: dict[str, pulumi.Output[str]] = {
             "my.cnf": pulumi.Output.from_input(render.render_my_cnf(settings, args.tuning)),

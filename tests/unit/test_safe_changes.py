@@ -84,8 +84,15 @@ def test_password_changes_come_on_stdin_never_on_a_command_line(evaluate: Evalua
 
 
 def test_replicas_are_replaced_one_at_a_time(evaluate: Evaluate, registrations: dict[str, Registration]) -> None:
+    # The second waits until the first is healthy and the proxy has reloaded after it.
     evaluate("prod")
-    assert "voicegrow-server-1" in registrations["voicegrow-server-2"].dependencies
+    assert "voicegrow-server-1-proxy-reload" in registrations["voicegrow-server-2"].dependencies
+    assert "voicegrow-server-1" in registrations["voicegrow-server-1-proxy-reload"].dependencies
+
+
+def test_the_proxy_starts_after_the_replicas_and_their_reloads(evaluate: Evaluate, registrations: dict[str, Registration]) -> None:
+    evaluate("prod")
+    assert {"voicegrow-server-2", "voicegrow-server-2-proxy-reload"} <= registrations["proxy"].dependencies
 
 
 def test_postgres_password_sql_quotes_the_password() -> None:
