@@ -4,6 +4,7 @@ import pulumi
 import pulumi_docker as docker
 
 from components.backup import BackupJob, BackupJobArgs, backup_image
+from components.changes import BackupBeforeChanges
 from components.container import Deployment
 from components.healer import Healer, HealerArgs
 from components.proxy import ReverseProxy, ReverseProxyArgs
@@ -27,8 +28,10 @@ deployment = Deployment(
     platform=settings.images.platform,
 )
 
-# A deploy backs up before it replaces a container that holds data, where backups run.
-backup_before_changes = settings.backup.enabled and settings.backup.before_changes
+# Where backups run, a deploy backs up before it replaces a container that holds data.
+backup_before_changes = (
+    BackupBeforeChanges(deployment) if settings.backup.enabled and settings.backup.before_changes else None
+)
 synapse: SynapseStack | None = None
 voicegrow: VoiceGrowStack | None = None
 
@@ -44,7 +47,7 @@ if settings.synapse.enabled:
             limits={role: settings.limits(role) for role in ("postgres", "synapse", "wellknown")},
             images={role: settings.images.reference(role) for role in ("postgres", "synapse", "nginx")},
             secrets=loaded.secrets,
-            backup_before_changes=backup_before_changes,
+            backup=backup_before_changes,
         ),
     )
     pulumi.export("synapse_server_name", synapse.server_name)
@@ -69,12 +72,15 @@ if settings.voicegrow.enabled:
             limits={role: settings.limits(role) for role in ("mysql", "redis", "minio", "voicegrow_server")},
             images=voicegrow_images,
             secrets=loaded.secrets,
-            backup_before_changes=backup_before_changes,
+            backup=backup_before_changes,
         ),
     )
     pulumi.export("voicegrow_http_urls", voicegrow.http_urls)
     pulumi.export("voicegrow_ws_upstreams", voicegrow.ws_upstreams)
     pulumi.export("voicegrow_http_upstreams", voicegrow.http_upstreams)
+
+if backup_before_changes is not None:
+    backup_before_changes.seal()
 
 proxied = [component for component in (synapse, voicegrow) if component is not None]
 if settings.proxy.enabled and proxied:

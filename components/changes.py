@@ -39,22 +39,38 @@ def replacement_digest(deployment: Deployment, spec: ServiceContainer) -> pulumi
     )
 
 
-def backup_before_replacing(
-    resource_name: str, deployment: Deployment, specs: Sequence[ServiceContainer], parent: pulumi.Resource
-) -> command.local.Command:
-    """A backup that runs, and must succeed, before any of these containers is replaced.
+class BackupBeforeChanges:
+    """One backup per deploy that must succeed before any watched container is replaced.
 
-    The containers depend on it, so a deploy runs it before it stops them; it runs again only
-    when one of them would be replaced. The archive ends in `-before-change.tar`.
+    Components `watch` the containers that hold data, before they declare them, and make them
+    depend on `command`; the program `seal`s it once every component has. The backup runs again
+    only when a watched container would be replaced: the command's trigger is a digest of all of
+    them. Its archive ends in `-before-change.tar`.
     """
-    return exec_in_named_container(
-        resource_name,
-        deployment,
-        BACKUP_CONTAINER,
-        ["backup-now", "--before-change"],
-        parent,
-        triggers=[replacement_digest(deployment, spec) for spec in specs],
-    )
+
+    def __init__(self, deployment: Deployment) -> None:
+        self._deployment = deployment
+        self._digests: list[pulumi.Output[str]] = []
+        trigger, self._resolve = pulumi.deferred_output()
+        self.command = exec_in_named_container(
+            "backup-before-change",
+            deployment,
+            BACKUP_CONTAINER,
+            ["backup-now", "--before-change"],
+            None,
+            triggers=[trigger],
+        )
+
+    def watch(self, specs: Sequence[ServiceContainer]) -> list[pulumi.Resource]:
+        """Back up before any of these is replaced; what their containers must depend on."""
+        self._digests += [replacement_digest(self._deployment, spec) for spec in specs]
+        return [self.command]
+
+    def seal(self) -> None:
+        """Every component has watched its containers: the trigger is known."""
+        self._resolve(
+            pulumi.Output.all(*self._digests).apply(lambda digests: hashlib.sha256("".join(digests).encode()).hexdigest())
+        )
 
 
 def proxy_reload_after(

@@ -245,7 +245,7 @@ def exec_in_named_container(
     deployment: Deployment,
     container_name: str,
     argv: list[str],
-    parent: pulumi.Resource,
+    parent: pulumi.Resource | None,
     triggers: list[pulumi.Input[str]],
     stdin: pulumi.Input[str] | None = None,
     depends_on: Sequence[pulumi.Resource] = (),

@@ -8,7 +8,7 @@ from pathlib import Path
 import pulumi
 import pulumi_docker as docker
 
-from components.changes import backup_before_replacing
+from components.changes import BackupBeforeChanges
 from components.container import (
     Deployment,
     HealthCheck,
@@ -42,8 +42,8 @@ class SynapseStackArgs:
     limits: dict[str, ContainerLimits]
     images: dict[str, str]
     secrets: dict[str, pulumi.Output[str] | None]
-    backup_before_changes: bool = False
-    """Back up before PostgreSQL or Synapse is replaced (the stack's backup job must run)."""
+    backup: BackupBeforeChanges | None = None
+    """The backup that runs before PostgreSQL or Synapse is replaced (None: none)."""
 
 
 class SynapseStack(pulumi.ComponentResource):
@@ -136,11 +136,7 @@ class SynapseStack(pulumi.ComponentResource):
 
         # Before PostgreSQL or Synapse is replaced: a backup (where backups run), then the
         # running server learns a changed password, before any client is restarted with it.
-        before: list[pulumi.Resource] = []
-        if args.backup_before_changes:
-            before.append(
-                backup_before_replacing("synapse-backup-before-change", deployment, [postgres_spec, synapse_spec], self)
-            )
+        before = args.backup.watch([postgres_spec, synapse_spec]) if args.backup is not None else []
         before.append(
             exec_in_named_container(
                 "synapse-postgres-password",

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_docker as docker
 
-from components.changes import backup_before_replacing, proxy_reload_after
+from components.changes import BackupBeforeChanges, proxy_reload_after
 from components.container import (
     built_image,
     Deployment,
@@ -38,8 +38,8 @@ class VoiceGrowStackArgs:
     limits: dict[str, ContainerLimits]
     images: dict[str, str]
     secrets: dict[str, pulumi.Output[str] | None]
-    backup_before_changes: bool = False
-    """Back up before MySQL, Redis, MinIO or a server is replaced (the stack's backup job must run)."""
+    backup: BackupBeforeChanges | None = None
+    """The backup that runs before MySQL, Redis, MinIO or a server is replaced (None: none)."""
 
 
 class VoiceGrowStack(pulumi.ComponentResource):
@@ -202,16 +202,7 @@ class VoiceGrowStack(pulumi.ComponentResource):
 
         # Before a data service or a server is replaced: a backup (where backups run), then the
         # running MySQL learns changed passwords, before any client is restarted with them.
-        before: list[pulumi.Resource] = []
-        if args.backup_before_changes:
-            before.append(
-                backup_before_replacing(
-                    "voicegrow-backup-before-change",
-                    deployment,
-                    [mysql_spec, redis_spec, minio_spec, *server_specs],
-                    self,
-                )
-            )
+        before = args.backup.watch([mysql_spec, redis_spec, minio_spec, *server_specs]) if args.backup is not None else []
         mysql_passwords = exec_in_named_container(
             "voicegrow-mysql-passwords",
             deployment,

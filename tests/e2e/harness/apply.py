@@ -169,18 +169,31 @@ class AppliedStack:
             plan_only=True,
         ).changes
 
-    def update(self, config_overrides: Mapping[str, Any] | None = None) -> AppliedStack:
-        """A second `pulumi up`: unchanged resources stay, containers whose change is an update are
-        updated in place, the rest is replaced. The returned stack owns everything from then on."""
+    def update(
+        self, config_overrides: Mapping[str, Any] | None = None, secrets: Mapping[str, Any] | None = None
+    ) -> AppliedStack:
+        """A second `pulumi up` (with these overrides and secrets, else the same ones): unchanged
+        resources stay, containers whose change is an update are updated in place, the rest is
+        replaced. The returned stack owns everything from then on.
+
+        When it fails, as with `pulumi up`, what it did so far stays (nothing is rolled back) and
+        this stack owns it, old and new."""
         self._require_live()
-        self.successor = apply_program(
-            self.program_dir,
-            self.stack,
-            config_overrides=self._overrides(config_overrides),
-            keep_volumes=self.keep_volumes,
-            secrets=self.secrets,
-            state=self.state,
-        )
+        try:
+            self.successor = apply_program(
+                self.program_dir,
+                self.stack,
+                config_overrides=self._overrides(config_overrides),
+                keep_volumes=self.keep_volumes,
+                secrets=self.secrets if secrets is None else dict(secrets),
+                state=self.state,
+                destroy_on_failure=False,
+            )
+        except ApplyError:
+            owned = {(item.kind, item.id) for item in self.created}
+            for recorded in self.state.resources.values():
+                self.created += [item for item in recorded.created if (item.kind, item.id) not in owned]
+            raise
         # What this stack owned is now the successor's, or was removed to be replaced.
         self.destroyed = True
         return self.successor
