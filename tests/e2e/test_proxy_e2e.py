@@ -46,6 +46,7 @@ CONTAINERS = (
     "voicegrow-minio",
     *SERVERS,
     "proxy",
+    "healer",
 )
 OVERRIDES = local_overrides(
     PREFIX,

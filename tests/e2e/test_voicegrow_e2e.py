@@ -28,7 +28,7 @@ WS_PORTS = (PORT + 2, PORT + 3)
 HTTP_PORTS = (PORT + 4, PORT + 5)
 SERVERS = ("voicegrow-server-1", "voicegrow-server-2")
 DATA_SERVICES = ("voicegrow-mysql", "voicegrow-redis", "voicegrow-minio")
-CONTAINERS = (*DATA_SERVICES, *SERVERS)
+CONTAINERS = (*DATA_SERVICES, *SERVERS, "healer")
 DATA_PORTS = ("3306/tcp", "6379/tcp", "9000/tcp", "9001/tcp")
 BUCKET = "voicegrow"
 OVERRIDES = local_overrides(
@@ -93,7 +93,7 @@ def _assert_all_healthy(engine: docker.DockerClient) -> None:
         assert _inspect(engine, name)["State"]["Health"]["Status"] == "healthy", name
 
 
-def test_the_stack_runs_the_data_services_and_two_server_replicas(stack: AppliedStack) -> None:
+def test_the_stack_runs_the_data_services_two_server_replicas_and_the_healer(stack: AppliedStack) -> None:
     assert sorted(stack.containers) == sorted(f"{PREFIX}-{name}" for name in CONTAINERS)
 
 
