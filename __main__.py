@@ -3,8 +3,10 @@
 import pulumi
 import pulumi_docker as docker
 
-from components.backup import BackupJob, BackupJobArgs
+from components.backup import BackupJob, BackupJobArgs, backup_image
+from components.changes import BackupBeforeChanges
 from components.container import Deployment
+from components.healer import Healer, HealerArgs
 from components.monitoring import Monitoring, MonitoringArgs, deployed as monitored, roles as monitoring_roles
 from components.proxy import ReverseProxy, ReverseProxyArgs
 from components.synapse import SynapseStack, SynapseStackArgs
@@ -27,6 +29,10 @@ deployment = Deployment(
     platform=settings.images.platform,
 )
 
+# Where backups run, a deploy backs up before it replaces a container that holds data.
+backup_before_changes = (
+    BackupBeforeChanges(deployment) if settings.backup.enabled and settings.backup.before_changes else None
+)
 synapse: SynapseStack | None = None
 voicegrow: VoiceGrowStack | None = None
 
@@ -43,6 +49,7 @@ if settings.synapse.enabled:
             security={role: settings.security_policy(role) for role in ("postgres", "synapse", "wellknown")},
             images={role: settings.images.reference(role) for role in ("postgres", "synapse", "nginx")},
             secrets=loaded.secrets,
+            backup=backup_before_changes,
         ),
     )
     pulumi.export("synapse_server_name", synapse.server_name)
@@ -68,19 +75,31 @@ if settings.voicegrow.enabled:
             security={role: settings.security_policy(role) for role in ("mysql", "redis", "minio", "voicegrow_server")},
             images=voicegrow_images,
             secrets=loaded.secrets,
+            backup=backup_before_changes,
         ),
     )
     pulumi.export("voicegrow_http_urls", voicegrow.http_urls)
     pulumi.export("voicegrow_ws_upstreams", voicegrow.ws_upstreams)
     pulumi.export("voicegrow_http_upstreams", voicegrow.http_upstreams)
 
-if settings.backup.enabled and (synapse is not None or voicegrow is not None):
+if backup_before_changes is not None:
+    backup_before_changes.seal()
+
+deployed = synapse is not None or voicegrow is not None
+# The backup job and the healer run from one image, built on the stack's PostgreSQL image.
+tools_image = (
+    backup_image(deployment, settings.images.reference("postgres"))
+    if deployed and (settings.backup.enabled or settings.healer.enabled)
+    else None
+)
+
+if settings.backup.enabled and tools_image is not None:
     backup = BackupJob(
         "backup",
         deployment,
         BackupJobArgs(
             settings=settings.backup,
-            base_image=settings.images.reference("postgres"),
+            image=tools_image,
             limits=settings.limits("backup"),
             security=settings.security_policy("backup"),
             offsite_rclone_config=loaded.secrets["backup_rclone_config"],
@@ -92,6 +111,19 @@ if settings.backup.enabled and (synapse is not None or voicegrow is not None):
     pulumi.export("backup_schedule", settings.backup.schedule)
     pulumi.export("backup_now_command", backup.backup_now_command)
     pulumi.export("backup_restore_command", backup.restore_command)
+
+if settings.healer.enabled and tools_image is not None:
+    Healer(
+        "healer",
+        deployment,
+        HealerArgs(
+            image=tools_image,
+            limits=settings.limits("healer"),
+            security=settings.security_policy("healer"),
+            interval_seconds=settings.healer.interval_seconds,
+            docker_socket=settings.healer.docker_socket,
+        ),
+    )
 
 monitoring = Monitoring(
     "monitoring",
@@ -127,6 +159,7 @@ if settings.proxy.enabled and proxied:
             upstream_containers=[
                 container for component in (*proxied, monitoring) for container in component.proxied_containers
             ],
+            reloading_upstreams=[resource for component in proxied for resource in component.reloading_upstreams],
             limits={role: settings.limits(role) for role in ("proxy", "acme")},
             security={role: settings.security_policy(role) for role in ("proxy", "acme")},
             images={role: settings.images.reference(role) for role in ("nginx", "acme")},

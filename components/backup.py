@@ -41,13 +41,26 @@ class BackupJobArgs:
     """The backup settings, the stacks to back up (None when not deployed) and the job's own resources."""
 
     settings: BackupSettings
-    base_image: str
-    """The stack's PostgreSQL image: the backup image is built on it so pg_dump matches the server."""
+    image: pulumi.Output[str]
+    """The backup image (see `backup_image`)."""
     limits: ContainerLimits
     security: SecurityPolicy
     offsite_rclone_config: pulumi.Output[str] | None
     synapse: SynapseStack | None
     voicegrow: VoiceGrowStack | None
+
+
+def backup_image(deployment: Deployment, base_image: str) -> pulumi.Output[str]:
+    """The image of the backup job and the healer, built on the stack's PostgreSQL image
+    (`base_image`) so that pg_dump matches the server."""
+    return built_image(
+        "backup-image",
+        f"{deployment.prefix}-backup:local",
+        IMAGE_CONTEXT,
+        pulumi.ResourceOptions(provider=deployment.provider),
+        build_args={"BASE_IMAGE": base_image},
+        platform=deployment.platform,
+    )
 
 
 class BackupJob(pulumi.ComponentResource):
@@ -62,15 +75,6 @@ class BackupJob(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self, provider=deployment.provider)
         settings = args.settings
         synapse, voicegrow = args.synapse, args.voicegrow
-
-        image_ref = built_image(
-            "backup-image",
-            f"{deployment.prefix}-backup:local",
-            IMAGE_CONTEXT,
-            child,
-            build_args={"BASE_IMAGE": args.base_image},
-            platform=deployment.platform,
-        )
 
         if settings.host_path is not None:
             archives = docker.ContainerVolumeArgs(host_path=settings.host_path, container_path=render.ARCHIVE_DIR)
@@ -120,7 +124,7 @@ class BackupJob(pulumi.ComponentResource):
                 component=COMPONENT,
                 role="backup",
                 name="backup",
-                image=image_ref,
+                image=args.image,
                 limits=args.limits,
                 security=args.security,
                 # Unhealthy once the last success is older than twice the schedule's interval.

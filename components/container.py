@@ -105,7 +105,8 @@ class ServiceContainer:
     limits: ContainerLimits
     security: SecurityPolicy
     healthcheck: HealthCheck | None
-    network: docker.Network
+    network: docker.Network | None
+    """The component's network, where the container answers to `aliases`; None: no network at all."""
     aliases: list[str]
     envs: pulumi.Input[Sequence[pulumi.Input[str]]] | None = None
     command: list[str] | None = None
@@ -122,8 +123,9 @@ class ServiceContainer:
     """Names the container also answers to on the extra networks."""
     wait_timeout: int = 300
     stop_grace_seconds: int = 10
-    """Seconds between SIGTERM and SIGKILL when the container is removed or replaced (Docker's
-    own default is 10; the provider's is 0, an immediate kill). Data services need longer."""
+    """Seconds between the image's stop signal and SIGKILL whenever the container stops: removed
+    or replaced by a deploy (the provider's default is 0, an immediate kill), and stopped or
+    restarted by Docker (its default is 10). Data services need longer."""
 
 
 def service_container(
@@ -170,7 +172,10 @@ def service_container(
                 docker.ContainerNetworksAdvancedArgs(name=network.name, aliases=spec.extra_aliases or None)
                 for network in spec.extra_networks
             ),
-        ],
+        ]
+        if spec.network is not None
+        else None,
+        network_mode=None if spec.network is not None else "none",
         restart="unless-stopped",
         memory=spec.limits.memory_mb,
         # Docker's default swap allowance (as much swap as memory), stated: left unset, the
@@ -193,6 +198,7 @@ def service_container(
             start_period=go_duration(check.start_period),
         ),
         destroy_grace_seconds=spec.stop_grace_seconds,
+        stop_timeout=spec.stop_grace_seconds,
         log_driver="json-file",
         log_opts=_log_opts(deployment),
         labels=labels,
@@ -396,17 +402,58 @@ def exec_in_container(
     It runs on first deploy and again when `triggers` change. Environment values are passed
     by name (`docker exec -e NAME`), so secrets never appear on a command line.
     """
-    passed = "".join(f"-e {name} " for name in environment)
-    interactive = "-i " if stdin is not None else ""
-    process_environment = dict(environment)
-    if deployment.docker_host:
-        process_environment["DOCKER_HOST"] = deployment.docker_host
     return command.local.Command(
         resource_name,
-        create=container.name.apply(lambda name: f"docker exec {interactive}{passed}{name} {shlex.join(argv)}"),
+        create=container.name.apply(lambda name: _docker_exec(name, argv, environment, stdin is not None)),
         stdin=stdin,
-        environment=process_environment,
+        environment=_process_environment(deployment, environment),
         triggers=triggers,
         # Not the Docker provider: the command runs on the deploying machine.
         opts=pulumi.ResourceOptions(parent=parent, depends_on=[container]),
     )
+
+
+def exec_in_named_container(
+    resource_name: str,
+    deployment: Deployment,
+    container_name: str,
+    argv: list[str],
+    parent: pulumi.Resource | None,
+    triggers: list[pulumi.Input[str]],
+    stdin: pulumi.Input[str] | None = None,
+    depends_on: Sequence[pulumi.Resource] = (),
+) -> command.local.Command:
+    """Run a command in the container named `container_name` (without the prefix), whichever
+    container of that name runs when the command's turn comes: one this deploy has yet to replace,
+    or one declared elsewhere in the program.
+
+    It runs when `triggers` change. Where no such container exists yet (the first deploy) there
+    is nothing to act on: it says so and succeeds. A container that exists but does not run, or
+    a command that fails, fails the deploy before anything that depends on it changes.
+    """
+    name = deployment.name(container_name)
+    script = (
+        f"if ! docker container inspect {name} >/dev/null 2>&1; then "
+        f"echo '{name} does not exist yet: nothing to do'; exit 0; fi; "
+        f"exec {_docker_exec(name, argv, {}, stdin is not None)}"
+    )
+    return command.local.Command(
+        resource_name,
+        create=script,
+        stdin=stdin,
+        environment=_process_environment(deployment, {}),
+        triggers=triggers,
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=list(depends_on)),
+    )
+
+
+def _docker_exec(name: str, argv: list[str], environment: Mapping[str, object], interactive: bool) -> str:
+    passed = "".join(f"-e {variable} " for variable in environment)
+    return f"docker exec {'-i ' if interactive else ''}{passed}{name} {shlex.join(argv)}"
+
+
+def _process_environment(deployment: Deployment, environment: Mapping[str, pulumi.Input[str]]) -> dict[str, pulumi.Input[str]]:
+    process_environment = dict(environment)
+    if deployment.docker_host:
+        process_environment["DOCKER_HOST"] = deployment.docker_host
+    return process_environment

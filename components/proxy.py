@@ -9,6 +9,7 @@ import pulumi
 import pulumi_docker as docker
 import pulumi_tls as tls
 
+from components.changes import PROXY_CONTAINER
 from components.container import (
     Deployment,
     FileDirectory,
@@ -48,6 +49,9 @@ class ReverseProxyArgs:
     networks: list[docker.Network]
     monitoring_network: docker.Network | None
     upstream_containers: list[docker.Container]
+    """Upstreams whose replacement replaces the proxy (nginx resolves their names only at start)."""
+    reloading_upstreams: list[pulumi.Resource]
+    """Upstreams (and their reload commands) that reload the proxy when replaced: it starts after them."""
     limits: dict[str, ContainerLimits]
     security: dict[str, SecurityPolicy]
     images: dict[str, str]
@@ -87,7 +91,7 @@ class ReverseProxy(pulumi.ComponentResource):
         files = [FileDirectory("config", render.CONFIG_DIR, config_files)]
         volumes: list[docker.ContainerVolumeArgs] = []
         command: list[str] | None = None
-        depends_on: list[pulumi.Resource] = list(args.upstream_containers)
+        depends_on: list[pulumi.Resource] = [*args.upstream_containers, *args.reloading_upstreams]
         if args.tls_mode in ("self-signed", "files"):
             certificate, key = (
                 self._self_signed(deployment, hosts, args.certificate_validity_hours)
@@ -131,7 +135,10 @@ class ReverseProxy(pulumi.ComponentResource):
             ServiceContainer(
                 component=COMPONENT,
                 role="proxy",
-                name="proxy",
+                # nginx's stop signal (SIGQUIT) lets workers finish their requests; WebSockets
+                # would hold it for a day, so they are cut after this.
+                stop_grace_seconds=15,
+                name=PROXY_CONTAINER,
                 image=nginx_image.image_id,
                 limits=args.limits["proxy"],
                 security=args.security["proxy"],
@@ -143,7 +150,8 @@ class ReverseProxy(pulumi.ComponentResource):
                 network=self.network,
                 aliases=["proxy"],
                 # Upstream containers that are replaced get new addresses, which nginx resolves
-                # only at start: naming them here replaces the proxy along with them.
+                # only when it loads its configuration: naming them here replaces the proxy along
+                # with them (VoiceGrow's replicas reload it instead, one by one).
                 envs=pulumi.Output.all(*(c.id for c in args.upstream_containers)).apply(
                     lambda ids: [f"UPSTREAM_CONTAINERS={','.join(ids)}"]
                 ),

@@ -8,12 +8,14 @@ from pathlib import Path
 import pulumi
 import pulumi_docker as docker
 
+from components.changes import BackupBeforeChanges
 from components.container import (
     Deployment,
     FileDirectory,
     HealthCheck,
     ServiceContainer,
     data_volume,
+    exec_in_named_container,
     exec_in_container,
     private_network,
     pulled_image,
@@ -44,6 +46,8 @@ class SynapseStackArgs:
     security: dict[str, SecurityPolicy]
     images: dict[str, str]
     secrets: dict[str, pulumi.Output[str] | None]
+    backup: BackupBeforeChanges | None = None
+    """The backup that runs before PostgreSQL or Synapse is replaced (None: none)."""
 
 
 class SynapseStack(pulumi.ComponentResource):
@@ -71,87 +75,99 @@ class SynapseStack(pulumi.ComponentResource):
             ),
         ).apply(lambda values: render.render_secret_files(render.SynapseSecrets(*values), database_host="postgres"))
 
-        self.postgres = service_container(
-            deployment,
-            ServiceContainer(
-                component=COMPONENT,
-                role="postgres",
-                # A fast shutdown checkpoints and closes cleanly; killed, it must replay WAL at the next start.
-                stop_grace_seconds=60,
-                name="synapse-postgres",
-                image=images["postgres"].image_id,
-                limits=args.limits["postgres"],
-                security=args.security["postgres"],
-                healthcheck=HealthCheck(
-                    test=["CMD", "pg_isready", "-U", render.DATABASE_USER, "-d", render.DATABASE_NAME],
-                    start_period=30,
-                ),
-                network=self.network,
-                aliases=["postgres"],
-                envs=[
-                    f"POSTGRES_USER={render.DATABASE_USER}",
-                    f"POSTGRES_DB={render.DATABASE_NAME}",
-                    # Synapse refuses databases whose collation is not C.
-                    "POSTGRES_INITDB_ARGS=--encoding=UTF8 --lc-collate=C --lc-ctype=C",
-                    f"POSTGRES_PASSWORD_FILE={SECRETS_DIR}/postgres_password",
-                ],
-                file_directories=[FileDirectory("secrets", SECRETS_DIR, {"postgres_password": postgres_password})],
-                command=render.postgres_server_args(args.postgres_tuning),
-                volumes=[docker.ContainerVolumeArgs(volume_name=self.postgres_volume.name, container_path=POSTGRES_DATA)],
+        postgres_spec = ServiceContainer(
+            component=COMPONENT,
+            role="postgres",
+            # A fast shutdown checkpoints and closes cleanly; killed, it must replay WAL at the next start.
+            stop_grace_seconds=60,
+            name="synapse-postgres",
+            image=images["postgres"].image_id,
+            limits=args.limits["postgres"],
+            security=args.security["postgres"],
+            healthcheck=HealthCheck(
+                test=["CMD", "pg_isready", "-U", render.DATABASE_USER, "-d", render.DATABASE_NAME],
+                start_period=30,
             ),
-            child,
+            network=self.network,
+            aliases=["postgres"],
+            envs=[
+                f"POSTGRES_USER={render.DATABASE_USER}",
+                f"POSTGRES_DB={render.DATABASE_NAME}",
+                # Synapse refuses databases whose collation is not C.
+                "POSTGRES_INITDB_ARGS=--encoding=UTF8 --lc-collate=C --lc-ctype=C",
+                f"POSTGRES_PASSWORD_FILE={SECRETS_DIR}/postgres_password",
+            ],
+            file_directories=[FileDirectory("secrets", SECRETS_DIR, {"postgres_password": postgres_password})],
+            command=render.postgres_server_args(args.postgres_tuning),
+            volumes=[docker.ContainerVolumeArgs(volume_name=self.postgres_volume.name, container_path=POSTGRES_DATA)],
         )
 
         # Secret nonetheless: the operator's extra_config may hold passwords (e.g. SMTP).
         homeserver_yaml = pulumi.Output.secret(
             render.render_homeserver_yaml(settings, args.synapse_tuning, database_host="postgres", tls=args.tls)
         )
-        self.synapse = service_container(
-            deployment,
-            ServiceContainer(
-                component=COMPONENT,
-                role="synapse",
-                name="synapse",
-                image=images["synapse"].image_id,
-                limits=args.limits["synapse"],
-                security=args.security["synapse"],
-                healthcheck=HealthCheck(
-                    test=["CMD", "curl", "-fSs", f"http://localhost:{render.HTTP_PORT}/health"],
-                    timeout=5,
-                    start_period=60,
-                ),
-                network=self.network,
-                aliases=["synapse"],
-                envs=[
-                    f"SYNAPSE_CONFIG_DIR={render.CONFIG_DIR}",
-                    f"SYNAPSE_CONFIG_PATH={render.CONFIG_PATH}",
-                    "PYTHONDONTWRITEBYTECODE=1",
-                ],
-                ports=[
-                    docker.ContainerPortArgs(
-                        internal=render.HTTP_PORT, external=settings.http_port, ip=settings.http_bind
-                    )
-                ],
-                volumes=[docker.ContainerVolumeArgs(volume_name=self.data_volume.name, container_path=render.DATA_DIR)],
-                # The image hands /data to its user only in `generate` mode; a fresh named volume is
-                # root's, and Synapse must write its signing key and media there.
-                owned_paths=[render.DATA_DIR],
-                file_directories=[
-                    FileDirectory(
-                        "config",
-                        render.CONFIG_DIR,
-                        {
-                            "homeserver.yaml": homeserver_yaml,
-                            "log.config": render.render_log_config(settings.log_level),
-                            **{
-                                name: pulumi.Output.secret(secret_files.apply(lambda files, name=name: files[name]))
-                                for name in render.SECRET_FILES
-                            },
-                        },
-                    )
-                ],
+        synapse_spec = ServiceContainer(
+            component=COMPONENT,
+            role="synapse",
+            # Synapse answers the requests in progress, then closes its database connections.
+            stop_grace_seconds=30,
+            name="synapse",
+            image=images["synapse"].image_id,
+            limits=args.limits["synapse"],
+            security=args.security["synapse"],
+            healthcheck=HealthCheck(
+                test=["CMD", "curl", "-fSs", f"http://localhost:{render.HTTP_PORT}/health"],
+                timeout=5,
+                start_period=60,
             ),
-            pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[self.postgres])),
+            network=self.network,
+            aliases=["synapse"],
+            envs=[
+                f"SYNAPSE_CONFIG_DIR={render.CONFIG_DIR}",
+                f"SYNAPSE_CONFIG_PATH={render.CONFIG_PATH}",
+                "PYTHONDONTWRITEBYTECODE=1",
+            ],
+            ports=[docker.ContainerPortArgs(internal=render.HTTP_PORT, external=settings.http_port, ip=settings.http_bind)],
+            volumes=[docker.ContainerVolumeArgs(volume_name=self.data_volume.name, container_path=render.DATA_DIR)],
+            # The image hands /data to its user only in `generate` mode; a fresh named volume is
+            # root's, and Synapse must write its signing key and media there.
+            owned_paths=[render.DATA_DIR],
+            file_directories=[
+                FileDirectory(
+                    "config",
+                    render.CONFIG_DIR,
+                    {
+                        "homeserver.yaml": homeserver_yaml,
+                        "log.config": render.render_log_config(settings.log_level),
+                        **{
+                            name: pulumi.Output.secret(secret_files.apply(lambda files, name=name: files[name]))
+                            for name in render.SECRET_FILES
+                        },
+                    },
+                )
+            ],
+        )
+
+        # Before PostgreSQL or Synapse is replaced: a backup (where backups run), then the
+        # running server learns a changed password, before any client is restarted with it.
+        before = args.backup.watch([postgres_spec, synapse_spec]) if args.backup is not None else []
+        before.append(
+            exec_in_named_container(
+                "synapse-postgres-password",
+                deployment,
+                postgres_spec.name,
+                ["psql", "-v", "ON_ERROR_STOP=1", "-q", "-U", render.DATABASE_USER, "-d", render.DATABASE_NAME],
+                self,
+                triggers=[postgres_password],
+                stdin=pulumi.Output.secret(postgres_password.apply(render.postgres_password_sql)),
+                depends_on=before,
+            )
+        )
+        self.postgres = service_container(
+            deployment, postgres_spec, pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=before))
+        )
+        self.synapse = service_container(
+            deployment, synapse_spec, pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[self.postgres]))
         )
 
         self.wellknown = service_container(
@@ -193,6 +209,7 @@ class SynapseStack(pulumi.ComponentResource):
             max_body_size=settings.max_upload_size,
         )
         self.proxied_containers = [self.synapse, self.wellknown]
+        self.reloading_upstreams: list[pulumi.Resource] = []
         # What the backups archive beside the data (homeserver.yaml holds secrets).
         self.config_files: dict[str, pulumi.Output[str]] = {
             "homeserver.yaml": homeserver_yaml,

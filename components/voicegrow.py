@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_docker as docker
 
+from components.changes import BackupBeforeChanges, proxy_reload_after
 from components.container import (
     built_image,
     Deployment,
@@ -14,6 +15,7 @@ from components.container import (
     HealthCheck,
     ServiceContainer,
     data_volume,
+    exec_in_named_container,
     exec_in_container,
     private_network,
     pulled_image,
@@ -39,6 +41,8 @@ class VoiceGrowStackArgs:
     security: dict[str, SecurityPolicy]
     images: dict[str, str]
     secrets: dict[str, pulumi.Output[str] | None]
+    backup: BackupBeforeChanges | None = None
+    """The backup that runs before MySQL, Redis, MinIO or a server is replaced (None: none)."""
 
 
 class VoiceGrowStack(pulumi.ComponentResource):
@@ -81,130 +85,102 @@ class VoiceGrowStack(pulumi.ComponentResource):
         if settings.mysql.init_sql is not None:
             with open(settings.mysql.init_sql, encoding="utf-8") as init_sql:
                 mysql_files.append(FileDirectory("init", render.MYSQL_INIT_DIR, {"init.sql": init_sql.read()}))
-        self.mysql = service_container(
-            deployment,
-            ServiceContainer(
-                component=COMPONENT,
-                role="mysql",
-                # InnoDB flushes its buffer pool on a clean shutdown; killed, it runs crash recovery at start.
-                stop_grace_seconds=120,
-                name="voicegrow-mysql",
-                image=images["mysql"].image_id,
-                limits=args.limits["mysql"],
-                security=args.security["mysql"],
-                # TCP, not the socket: the image's first-start server listens only on the socket,
-                # and a socket ping would report healthy before the real server is up.
-                healthcheck=HealthCheck(
-                    test=["CMD-SHELL", "mysqladmin ping -h 127.0.0.1 --silent"],
-                    timeout=5,
-                    retries=5,
-                    start_period=60,
-                ),
-                network=self.network,
-                aliases=["mysql"],
-                envs=[
-                    f"MYSQL_ROOT_PASSWORD_FILE={render.SECRETS_DIR}/root_password",
-                    f"MYSQL_DATABASE={render.DATABASE}",
-                    f"MYSQL_USER={render.DATABASE_USER}",
-                    f"MYSQL_PASSWORD_FILE={render.SECRETS_DIR}/password",
-                ],
-                ports=data_port(render.MYSQL_PORT),
-                volumes=[docker.ContainerVolumeArgs(volume_name=volumes["mysql"].name, container_path="/var/lib/mysql")],
-                file_directories=mysql_files,
+        mysql_spec = ServiceContainer(
+            component=COMPONENT,
+            role="mysql",
+            # InnoDB flushes its buffer pool on a clean shutdown; killed, it runs crash recovery at start.
+            stop_grace_seconds=120,
+            name="voicegrow-mysql",
+            image=images["mysql"].image_id,
+            limits=args.limits["mysql"],
+            security=args.security["mysql"],
+            # TCP, not the socket: the image's first-start server listens only on the socket,
+            # and a socket ping would report healthy before the real server is up.
+            healthcheck=HealthCheck(
+                test=["CMD-SHELL", "mysqladmin ping -h 127.0.0.1 --silent"],
+                timeout=5,
+                retries=5,
+                start_period=60,
             ),
-            child,
+            network=self.network,
+            aliases=["mysql"],
+            envs=[
+                f"MYSQL_ROOT_PASSWORD_FILE={render.SECRETS_DIR}/root_password",
+                f"MYSQL_DATABASE={render.DATABASE}",
+                f"MYSQL_USER={render.DATABASE_USER}",
+                f"MYSQL_PASSWORD_FILE={render.SECRETS_DIR}/password",
+            ],
+            ports=data_port(render.MYSQL_PORT),
+            volumes=[docker.ContainerVolumeArgs(volume_name=volumes["mysql"].name, container_path="/var/lib/mysql")],
+            file_directories=mysql_files,
         )
 
-        self.redis = service_container(
-            deployment,
-            ServiceContainer(
-                component=COMPONENT,
-                role="redis",
-                # Redis writes its snapshot on SIGTERM; killed, the writes since the last one are lost.
-                stop_grace_seconds=60,
-                name="voicegrow-redis",
-                image=images["redis"].image_id,
-                limits=args.limits["redis"],
-                security=args.security["redis"],
-                # redis-cli reads the password from REDISCLI_AUTH, here set from the password file
-                # for the check alone; an unauthenticated ping fails.
-                healthcheck=HealthCheck(
-                    test=[
-                        "CMD-SHELL",
-                        f'REDISCLI_AUTH="$(cat {render.REDIS_CONFIG_DIR}/password)" redis-cli ping | grep -q PONG',
-                    ],
-                    timeout=5,
-                    retries=5,
-                ),
-                network=self.network,
-                aliases=["redis"],
-                command=["redis-server", render.REDIS_CONFIG_PATH],
-                ports=data_port(render.REDIS_PORT),
-                volumes=[docker.ContainerVolumeArgs(volume_name=volumes["redis"].name, container_path="/data")],
-                file_directories=[
-                    FileDirectory(
-                        "config",
-                        render.REDIS_CONFIG_DIR,
-                        {
-                            "redis.conf": pulumi.Output.secret(
-                                redis_password.apply(lambda password: render.render_redis_conf(settings, args.tuning, password))
-                            ),
-                            "password": redis_password,
-                        },
-                    )
+        redis_spec = ServiceContainer(
+            component=COMPONENT,
+            role="redis",
+            # Redis writes its snapshot on SIGTERM; killed, the writes since the last one are lost.
+            stop_grace_seconds=60,
+            name="voicegrow-redis",
+            image=images["redis"].image_id,
+            limits=args.limits["redis"],
+            security=args.security["redis"],
+            # redis-cli reads the password from REDISCLI_AUTH, here set from the password file
+            # for the check alone; an unauthenticated ping fails.
+            healthcheck=HealthCheck(
+                test=[
+                    "CMD-SHELL",
+                    f'REDISCLI_AUTH="$(cat {render.REDIS_CONFIG_DIR}/password)" redis-cli ping | grep -q PONG',
                 ],
+                timeout=5,
+                retries=5,
             ),
-            child,
-        )
-
-        self.minio = service_container(
-            deployment,
-            ServiceContainer(
-                component=COMPONENT,
-                role="minio",
-                stop_grace_seconds=30,
-                name="voicegrow-minio",
-                image=images["minio"].image_id,
-                limits=args.limits["minio"],
-                security=args.security["minio"],
-                healthcheck=HealthCheck(
-                    test=["CMD", "curl", "-f", f"http://localhost:{render.MINIO_API_PORT}/minio/health/live"],
-                    timeout=20,
-                ),
-                network=self.network,
-                aliases=["minio"],
-                envs=[
-                    f"MINIO_ROOT_USER_FILE={render.SECRETS_DIR}/root_user",
-                    f"MINIO_ROOT_PASSWORD_FILE={render.SECRETS_DIR}/root_password",
-                ],
-                # The certificates directory is created at start: by default in the user's home,
-                # which is read-only here.
-                command=[
-                    "server", "/data", "--console-address", f":{render.MINIO_CONSOLE_PORT}", "--certs-dir", "/tmp/certs"
-                ],
-                ports=data_port(render.MINIO_API_PORT) + data_port(render.MINIO_CONSOLE_PORT),
-                volumes=[docker.ContainerVolumeArgs(volume_name=volumes["minio"].name, container_path="/data")],
-                # The image runs as any user; a fresh volume is root's.
-                owned_paths=["/data"],
-                file_directories=[
-                    FileDirectory("secrets", render.SECRETS_DIR, {"root_user": minio_user, "root_password": minio_password})
-                ],
-            ),
-            child,
-        )
-        # mc takes an alias from MC_HOST_<alias>; re-run when MinIO is replaced (a new volume may be empty).
-        self.bucket = exec_in_container(
-            "voicegrow-bucket",
-            deployment,
-            self.minio,
-            ["mc", "mb", "--ignore-existing", f"local/{settings.bucket}"],
-            {
-                "MC_HOST_local": pulumi.Output.format(
-                    "http://{0}:{1}@127.0.0.1:{2}", minio_user, minio_password, render.MINIO_API_PORT
+            network=self.network,
+            aliases=["redis"],
+            command=["redis-server", render.REDIS_CONFIG_PATH],
+            ports=data_port(render.REDIS_PORT),
+            volumes=[docker.ContainerVolumeArgs(volume_name=volumes["redis"].name, container_path="/data")],
+            file_directories=[
+                FileDirectory(
+                    "config",
+                    render.REDIS_CONFIG_DIR,
+                    {
+                        "redis.conf": pulumi.Output.secret(
+                            redis_password.apply(lambda password: render.render_redis_conf(settings, args.tuning, password))
+                        ),
+                        "password": redis_password,
+                    },
                 )
-            },
-            self,
-            triggers=[self.minio.id, settings.bucket],
+            ],
+        )
+
+        minio_spec = ServiceContainer(
+            component=COMPONENT,
+            role="minio",
+            stop_grace_seconds=30,
+            name="voicegrow-minio",
+            image=images["minio"].image_id,
+            limits=args.limits["minio"],
+            security=args.security["minio"],
+            healthcheck=HealthCheck(
+                test=["CMD", "curl", "-f", f"http://localhost:{render.MINIO_API_PORT}/minio/health/live"],
+                timeout=20,
+            ),
+            network=self.network,
+            aliases=["minio"],
+            envs=[
+                f"MINIO_ROOT_USER_FILE={render.SECRETS_DIR}/root_user",
+                f"MINIO_ROOT_PASSWORD_FILE={render.SECRETS_DIR}/root_password",
+            ],
+            # The certificates directory is created at start: by default in the user's home,
+            # which is read-only here.
+            command=["server", "/data", "--console-address", f":{render.MINIO_CONSOLE_PORT}", "--certs-dir", "/tmp/certs"],
+            ports=data_port(render.MINIO_API_PORT) + data_port(render.MINIO_CONSOLE_PORT),
+            volumes=[docker.ContainerVolumeArgs(volume_name=volumes["minio"].name, container_path="/data")],
+            # The image runs as any user; a fresh volume is root's.
+            owned_paths=["/data"],
+            file_directories=[
+                FileDirectory("secrets", render.SECRETS_DIR, {"root_user": minio_user, "root_password": minio_password})
+            ],
         )
 
         server_secrets = pulumi.Output.all(
@@ -233,48 +209,97 @@ class VoiceGrowStack(pulumi.ComponentResource):
             else []
         )
         server_image = self._server_image(deployment, args, images, child)
-        self.servers = [
-            service_container(
-                deployment,
-                ServiceContainer(
-                    component=COMPONENT,
-                    role="server",
-                    name=f"voicegrow-server-{replica}",
-                    image=server_image,
-                    limits=args.limits["voicegrow_server"],
-                    security=args.security["voicegrow_server"],
-                    healthcheck=HealthCheck(
-                        test=["CMD", "curl", "-f", f"http://localhost:{render.SERVER_HTTP_PORT}/api/v1/health"],
-                        timeout=10,
-                        start_period=120,
+        server_specs = [
+            ServiceContainer(
+                component=COMPONENT,
+                role="server",
+                # The server closes its WebSockets (speakers reconnect to another replica)
+                # and finishes the requests in progress.
+                stop_grace_seconds=30,
+                name=f"voicegrow-server-{replica}",
+                image=server_image,
+                limits=args.limits["voicegrow_server"],
+                security=args.security["voicegrow_server"],
+                healthcheck=HealthCheck(
+                    test=["CMD", "curl", "-f", f"http://localhost:{render.SERVER_HTTP_PORT}/api/v1/health"],
+                    timeout=10,
+                    start_period=120,
+                ),
+                network=self.network,
+                aliases=[f"server-{replica}", "server"],
+                envs=pulumi.Output.secret(server_env),
+                file_directories=server_files,
+                ports=[
+                    docker.ContainerPortArgs(
+                        internal=render.SERVER_WS_PORT,
+                        external=settings.host_port(settings.ws_port, replica),
+                        ip=settings.bind,
                     ),
-                    network=self.network,
-                    aliases=[f"server-{replica}", "server"],
-                    envs=pulumi.Output.secret(server_env),
-                    file_directories=server_files,
-                    ports=[
-                        docker.ContainerPortArgs(
-                            internal=render.SERVER_WS_PORT,
-                            external=settings.host_port(settings.ws_port, replica),
-                            ip=settings.bind,
-                        ),
-                        docker.ContainerPortArgs(
-                            internal=render.SERVER_HTTP_PORT,
-                            external=settings.host_port(settings.http_port, replica),
-                            ip=settings.bind,
-                        ),
-                    ],
-                    volumes=[
-                        docker.ContainerVolumeArgs(volume_name=volumes["models"].name, container_path="/app/models"),
-                        docker.ContainerVolumeArgs(volume_name=volumes["logs"].name, container_path="/app/logs"),
-                    ],
-                ),
-                pulumi.ResourceOptions.merge(
-                    child, pulumi.ResourceOptions(depends_on=[self.mysql, self.redis, self.minio, self.bucket])
-                ),
+                    docker.ContainerPortArgs(
+                        internal=render.SERVER_HTTP_PORT,
+                        external=settings.host_port(settings.http_port, replica),
+                        ip=settings.bind,
+                    ),
+                ],
+                volumes=[
+                    docker.ContainerVolumeArgs(volume_name=volumes["models"].name, container_path="/app/models"),
+                    docker.ContainerVolumeArgs(volume_name=volumes["logs"].name, container_path="/app/logs"),
+                ],
             )
             for replica in range(1, settings.replicas + 1)
         ]
+
+        # Before a data service or a server is replaced: a backup (where backups run), then the
+        # running MySQL learns changed passwords, before any client is restarted with them and
+        # before its password files are rewritten (the command reads the root password there).
+        before = args.backup.watch([mysql_spec, redis_spec, minio_spec, *server_specs]) if args.backup is not None else []
+        mysql_passwords = exec_in_named_container(
+            "voicegrow-mysql-passwords",
+            deployment,
+            mysql_spec.name,
+            # As root with the password the running server was given; the SQL comes on stdin.
+            ["sh", "-c", f'MYSQL_PWD="$(cat {render.SECRETS_DIR}/root_password)" exec mysql -uroot'],
+            self,
+            triggers=[mysql_password, mysql_root_password],
+            stdin=pulumi.Output.secret(
+                pulumi.Output.all(mysql_password, mysql_root_password).apply(
+                    lambda passwords: render.mysql_passwords_sql(*passwords)
+                )
+            ),
+            depends_on=before,
+        )
+
+        def after(resources: list[pulumi.Resource]) -> pulumi.ResourceOptions:
+            return pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=resources))
+
+        self.mysql = service_container(deployment, mysql_spec, after([*before, mysql_passwords]))
+        self.redis = service_container(deployment, redis_spec, after(before))
+        self.minio = service_container(deployment, minio_spec, after(before))
+        # mc takes an alias from MC_HOST_<alias>; re-run when MinIO is replaced (a new volume may be empty).
+        self.bucket = exec_in_container(
+            "voicegrow-bucket",
+            deployment,
+            self.minio,
+            ["mc", "mb", "--ignore-existing", f"local/{settings.bucket}"],
+            {
+                "MC_HOST_local": pulumi.Output.format(
+                    "http://{0}:{1}@127.0.0.1:{2}", minio_user, minio_password, render.MINIO_API_PORT
+                )
+            },
+            self,
+            triggers=[self.minio.id, settings.bucket],
+        )
+
+        # One replica at a time: each is replaced, healthy and known to the proxy before the next one stops.
+        self.servers: list[docker.Container] = []
+        # Each replica and the proxy reload after it: the proxy starts after them all.
+        self.reloading_upstreams: list[pulumi.Resource] = []
+        previous: list[pulumi.Resource] = []
+        for spec in server_specs:
+            server = service_container(deployment, spec, after([self.mysql, self.redis, self.minio, self.bucket, *previous]))
+            previous = [proxy_reload_after(f"{spec.name}-proxy-reload", deployment, server, self)]
+            self.servers.append(server)
+            self.reloading_upstreams += [server, *previous]
 
         self.ws_upstreams = [f"server-{replica}:{render.SERVER_WS_PORT}" for replica in range(1, settings.replicas + 1)]
         self.http_upstreams = [f"server-{replica}:{render.SERVER_HTTP_PORT}" for replica in range(1, settings.replicas + 1)]
@@ -286,7 +311,9 @@ class VoiceGrowStack(pulumi.ComponentResource):
             http_upstreams=self.http_upstreams,
             console_upstream=f"minio:{render.MINIO_CONSOLE_PORT}",
         )
-        self.proxied_containers = [*self.servers, self.minio]
+        # Replicas are not here: the proxy reloads after each is replaced (a rolling replacement
+        # must not replace the proxy too).
+        self.proxied_containers = [self.minio]
         # What the backups archive beside the data (redis.conf holds the password).
         self.config_files: dict[str, pulumi.Output[str]] = {
             "my.cnf": pulumi.Output.from_input(render.render_my_cnf(settings, args.tuning)),

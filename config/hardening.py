@@ -90,6 +90,9 @@ POLICIES: dict[str, SecurityPolicy] = {
     # databases' 0700 directories: it keeps the file capabilities. Its job and credentials are
     # uploaded files, so its root filesystem stays writable.
     "backup": SecurityPolicy(user=None, capabilities=("CHOWN", "DAC_OVERRIDE", "FOWNER"), read_only=False, pids_limit=128),
+    # The healer opens the engine's socket, which is root's (mode 0660): it runs as root, with
+    # no capability (an owner needs none to open its own file), no network and a read-only root.
+    "healer": SecurityPolicy(user="0:0", pids_limit=32),
     # Monitoring: the images' own unprivileged users (the node and cAdvisor readers run as the
     # image says); their configuration is uploaded into the root filesystem, which therefore
     # stays writable. Nothing is given back.

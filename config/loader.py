@@ -21,7 +21,7 @@ from config.secret_values import secret_value_problems
 from config.secrets import SECRET_SETTINGS
 
 SCALAR_SETTINGS = ("environment", "profile", "prefix", "tls", "protect_data")
-OBJECT_SETTINGS = ("docker", "images", "logging", "resources", "security", "synapse", "voicegrow", "proxy", "backup", "monitoring")
+OBJECT_SETTINGS = ("docker", "images", "logging", "resources", "security", "synapse", "voicegrow", "proxy", "backup", "monitoring", "healer")
 # Objects that may also be set to one word, which sets their first field (`monitoring: full`).
 SHORTHAND_SETTINGS = {"monitoring": "level"}
 

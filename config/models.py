@@ -406,7 +406,26 @@ class BackupSettings(Settings):
     timeout_minutes: int = Field(
         default=120, ge=1, le=1440, description="A run still going after this long is stopped and counts as failed."
     )
+    before_changes: bool = Field(
+        default=True,
+        description="Back up before a deploy replaces a container that holds data (PostgreSQL, Synapse, MySQL, "
+        "Redis, MinIO, the VoiceGrow server); a failed backup stops the deploy.",
+    )
     offsite: OffsiteSettings = OffsiteSettings()
+
+
+class HealerSettings(Settings):
+    """The container that restarts the stack's containers that stay unhealthy (it holds the Docker socket)."""
+
+    enabled: bool = Field(default=True, description="Restart containers that stay unhealthy (Docker restarts only those that exit).")
+    interval_seconds: int = Field(
+        default=10, ge=5, le=300, description="Seconds between two looks for unhealthy containers."
+    )
+    docker_socket: str = Field(
+        default="/var/run/docker.sock",
+        pattern=r"^/\S+$",
+        description="The engine's socket on the Docker host (a rootless engine's is /run/user/<uid>/docker.sock).",
+    )
 
 
 VOICEGROW_DATA_PORTS = {"MySQL": 3306, "Redis": 6379, "MinIO": 9000, "MinIO console": 9001}
@@ -458,6 +477,7 @@ class StackSettings(Settings):
     voicegrow: VoiceGrowSettings
     proxy: ProxySettings = ProxySettings()
     backup: BackupSettings
+    healer: HealerSettings = HealerSettings()
 
     @model_validator(mode="after")
     def _acme_needs_an_email(self) -> StackSettings:

@@ -147,6 +147,8 @@ SMALL = SizingProfile(
         # The backup job runs pg_dump, mariadb-dump, tar and rclone one at a time.
         "backup": ContainerLimits(memory_mb=256, cpus=0.25, reservation_mb=64),
         **monitoring_limits(1),
+        # The healer asks the engine for unhealthy containers every few seconds.
+        "healer": ContainerLimits(memory_mb=64, cpus=0.1, reservation_mb=16),
     },
     # The guide sets shared_buffers 256MB inside a 384 MB container (and the official image
     # ignores it): with sorts and connections on top that invites the OOM killer. A quarter of
@@ -189,6 +191,7 @@ MEDIUM = SizingProfile(
         "acme": ContainerLimits(memory_mb=128, cpus=0.1, reservation_mb=32),
         "backup": ContainerLimits(memory_mb=384, cpus=0.5, reservation_mb=128),
         **monitoring_limits(2),
+        "healer": ContainerLimits(memory_mb=64, cpus=0.1, reservation_mb=16),
     },
     postgres=PostgresTuning(
         shared_buffers="256MB",
@@ -226,6 +229,7 @@ LARGE = SizingProfile(
         "acme": ContainerLimits(memory_mb=128, cpus=0.1, reservation_mb=32),
         "backup": ContainerLimits(memory_mb=512, cpus=1.0, reservation_mb=128),
         **monitoring_limits(4),
+        "healer": ContainerLimits(memory_mb=64, cpus=0.1, reservation_mb=16),
     },
     postgres=PostgresTuning(
         shared_buffers="512MB",

@@ -201,3 +201,9 @@ def render_wellknown_nginx_conf(settings: SynapseSettings, tls: bool) -> str:
         "    server_name _;\n"
         "    access_log off;\n" + "".join(locations) + "    location / {\n        return 404;\n    }\n}\n"
     )
+
+
+def postgres_password_sql(password: str) -> str:
+    """SQL that gives Synapse's database role `password` (psql reads it from stdin: never on a command line)."""
+    quoted = password.replace("'", "''")
+    return f"ALTER ROLE {DATABASE_USER} PASSWORD '{quoted}';\n"

@@ -183,3 +183,19 @@ def _env_value(value: str | int | float | bool) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
+
+
+def mysql_passwords_sql(user_password: str, root_password: str) -> str:
+    """SQL that gives VoiceGrow's account and root these passwords (read by mysql from stdin).
+
+    Root exists at localhost and, with the image's default MYSQL_ROOT_HOST, at '%'.
+    """
+
+    def quoted(password: str) -> str:
+        return "'" + password.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+    return (
+        f"ALTER USER '{DATABASE_USER}'@'%' IDENTIFIED BY {quoted(user_password)};\n"
+        f"ALTER USER IF EXISTS 'root'@'%' IDENTIFIED BY {quoted(root_password)};\n"
+        f"ALTER USER 'root'@'localhost' IDENTIFIED BY {quoted(root_password)};\n"
+    )

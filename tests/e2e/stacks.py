@@ -63,6 +63,10 @@ def local_overrides(prefix: str, port_base: int, extra: dict[str, Any] | None = 
         # Full monitoring's Grafana, Loki, Alloy, cAdvisor and exporters have no stand-in images.
         "monitoring": {"level": "basic"},
     }
+    engine = os.environ.get("DOCKER_HOST", "")
+    if engine.startswith("unix://"):
+        # The healer must hold the socket of the engine the stack runs on.
+        overrides["healer"] = {"docker_socket": engine.removeprefix("unix://")}
     return deep_merge(overrides, extra or {})
 
 

@@ -50,6 +50,7 @@ CONTAINERS = (
     "monitoring-alertmanager",
     "monitoring-node-exporter",
     "monitoring-blackbox-exporter",
+    "healer",
 )
 OVERRIDES = local_overrides(
     PREFIX,

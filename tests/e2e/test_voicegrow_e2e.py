@@ -28,7 +28,7 @@ WS_PORTS = (PORT + 2, PORT + 3)
 HTTP_PORTS = (PORT + 4, PORT + 5)
 SERVERS = ("voicegrow-server-1", "voicegrow-server-2")
 DATA_SERVICES = ("voicegrow-mysql", "voicegrow-redis", "voicegrow-minio")
-CONTAINERS = (*DATA_SERVICES, *SERVERS)
+CONTAINERS = (*DATA_SERVICES, *SERVERS, "healer")
 MONITORING = ("monitoring-prometheus", "monitoring-alertmanager", "monitoring-node-exporter", "monitoring-blackbox-exporter")
 DATA_PORTS = ("3306/tcp", "6379/tcp", "9000/tcp", "9001/tcp")
 BUCKET = "voicegrow"
@@ -94,7 +94,7 @@ def _assert_all_healthy(engine: docker.DockerClient) -> None:
         assert _inspect(engine, name)["State"]["Health"]["Status"] == "healthy", name
 
 
-def test_the_stack_runs_the_data_services_two_server_replicas_and_monitoring(stack: AppliedStack) -> None:
+def test_the_stack_runs_the_data_services_two_server_replicas_the_healer_and_monitoring(stack: AppliedStack) -> None:
     services = [name for name in stack.containers if not name.endswith("-files")]
     assert sorted(services) == sorted(f"{PREFIX}-{name}" for name in (*CONTAINERS, *MONITORING))
 

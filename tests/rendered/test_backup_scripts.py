@@ -231,8 +231,8 @@ def _manifest(path: Path) -> dict:
         return json.loads(member.read())
 
 
-def _take_backup(sources: Sources) -> Path:
-    result = _backupctl(sources, "now")
+def _take_backup(sources: Sources, *options: str) -> Path:
+    result = _backupctl(sources, "now", *options)
     assert result.returncode == 0, result.stderr
     return sources.archives / json.loads(result.stdout.splitlines()[-1])["archive"]
 
@@ -245,6 +245,11 @@ def test_a_run_writes_one_timestamped_archive_only_its_owner_can_read(sources: S
     assert archives.archive_time(archive.name) is not None
     assert stat.S_IMODE(archive.stat().st_mode) == 0o600
     assert _archives(sources) == [archive.name]
+
+
+def test_a_run_a_deploy_asks_for_is_named_for_it(sources: Sources) -> None:
+    archive = _take_backup(sources, "--before-change")
+    assert archive.name.endswith("-before-change.tar") and archives.archive_time(archive.name) is not None
 
 
 def test_the_manifest_gives_every_part_its_size_and_sha256(sources: Sources, tmp_path: Path) -> None:
@@ -581,3 +586,14 @@ def test_the_scheduler_runs_the_backup_when_due_and_logs_its_failure(sources: So
     assert "backup FAILED" in log
     assert "scheduled backup failed with exit status 1" in log
     assert log.rstrip().endswith("scheduler stopped")
+
+
+def test_a_deploy_s_archive_says_it_was_taken_before_a_change() -> None:
+    name = archives.archive_name(NOW, before_change=True)
+    assert name == "backup-20250601T120000Z-before-change.tar"
+    assert archives.archive_time(name) == NOW
+
+
+def test_archives_taken_before_a_change_count_with_the_scheduled_ones() -> None:
+    scheduled, before_change = archives.archive_name(NOW - timedelta(hours=2)), archives.archive_name(NOW, before_change=True)
+    assert archives.archives_newest_first(["notes.txt", scheduled, before_change]) == [before_change, scheduled]

@@ -70,9 +70,28 @@ def test_every_container_is_stopped_before_it_is_removed(evaluate: Evaluate, sta
         assert container.value("destroyGraceSeconds") >= 10, container.name
 
 
-@pytest.mark.parametrize(("name", "seconds"), [("synapse-postgres", 60), ("voicegrow-mysql", 120), ("voicegrow-redis", 60)])
-def test_databases_get_time_to_shut_down_cleanly(evaluate: Evaluate, name: str, seconds: int) -> None:
+@pytest.mark.parametrize(
+    ("name", "seconds"),
+    [
+        ("synapse-postgres", 60),
+        ("voicegrow-mysql", 120),
+        ("voicegrow-redis", 60),
+        ("voicegrow-minio", 30),
+        ("synapse", 30),
+        ("voicegrow-server-1", 30),
+        ("voicegrow-server-2", 30),
+        ("proxy", 15),
+    ],
+)
+def test_each_service_gets_time_to_shut_down_cleanly(evaluate: Evaluate, name: str, seconds: int) -> None:
     assert evaluate("prod").container(name).value("destroyGraceSeconds") == seconds
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_docker_itself_stops_a_container_as_gracefully_as_a_deploy(evaluate: Evaluate, stack: str) -> None:
+    # docker stop, docker restart and the engine's own shutdown use the container's stop timeout.
+    for container in evaluate(stack).mocks.of_type("docker:index/container:Container"):
+        assert container.value("stopTimeout") == container.value("destroyGraceSeconds"), container.name
 
 
 @pytest.mark.parametrize("stack", STACKS)

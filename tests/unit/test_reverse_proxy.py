@@ -201,9 +201,17 @@ def test_acme_requires_an_email(evaluate: Evaluate) -> None:
         evaluate("prod", overrides={"proxy": {"acme_email": None}})
 
 
-def test_replacing_an_upstream_container_replaces_the_proxy(evaluate: Evaluate) -> None:
+def test_replacing_an_upstream_container_other_than_a_replica_replaces_the_proxy(evaluate: Evaluate) -> None:
     envs = evaluate("prod").container("proxy").value("envs")
-    assert envs == ["UPSTREAM_CONTAINERS=synapse-id,synapse-wellknown-id,voicegrow-server-1-id,voicegrow-server-2-id,voicegrow-minio-id"]
+    assert envs == ["UPSTREAM_CONTAINERS=synapse-id,synapse-wellknown-id,voicegrow-minio-id"]
+
+
+def test_a_replaced_replica_reloads_the_proxy(evaluate: Evaluate) -> None:
+    commands = {command.name: command for command in evaluate("prod").mocks.of_type("command:local:Command")}
+    for replica in (1, 2):
+        reload = commands[f"voicegrow-server-{replica}-proxy-reload"]
+        assert reload.value("create").endswith("exec docker exec selfhosted-prod-proxy nginx -s reload")
+        assert reload.value("triggers") == [f"voicegrow-server-{replica}-id"]
 
 
 def test_proxy_urls_are_exported_per_host(evaluate: Evaluate) -> None:

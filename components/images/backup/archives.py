@@ -8,15 +8,18 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-NAME_FORMAT = "backup-%Y%m%dT%H%M%SZ.tar"
-NAME_PATTERN = re.compile(r"^backup-(\d{8}T\d{6}Z)\.tar$")
+NAME_FORMAT = "backup-%Y%m%dT%H%M%SZ"
+NAME_PATTERN = re.compile(r"^backup-(\d{8}T\d{6}Z)(-before-change)?\.tar$")
+BEFORE_CHANGE = "before-change"
+"""Suffix of the archives a deploy takes before it replaces a container that holds data."""
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = 1
 
 
-def archive_name(moment: datetime) -> str:
-    """The archive's file name for a run started at `moment`."""
-    return moment.astimezone(timezone.utc).strftime(NAME_FORMAT)
+def archive_name(moment: datetime, before_change: bool = False) -> str:
+    """The archive's file name for a run started at `moment`; a deploy's own ends in `-before-change`."""
+    stem = moment.astimezone(timezone.utc).strftime(NAME_FORMAT)
+    return f"{stem}-{BEFORE_CHANGE}.tar" if before_change else f"{stem}.tar"
 
 
 def archive_time(name: str) -> datetime | None:

@@ -1,7 +1,8 @@
 """backupctl: the backup container's scheduler, backup run, restore and health check.
 
     backupctl schedule                  run backups on the schedule (the container's main process)
-    backupctl now                       take a backup now (also installed as `backup-now`)
+    backupctl now [--before-change]     take a backup now (also installed as `backup-now`); a deploy
+                                        passes --before-change: backup-...Z-before-change.tar
     backupctl list                      archives, newest first
     backupctl verify [ARCHIVE|latest]   check an archive against its manifest; print its name
     backupctl restore [ARCHIVE|latest]  restore it (the services using the data must be stopped)
@@ -541,10 +542,13 @@ def container_started() -> datetime:
 # --- commands -----------------------------------------------------------------------------------
 
 
-def take_backup(job: Job) -> int:
-    """One run: every part into a new archive, retention, then the offsite copy. 0 on success."""
+def take_backup(job: Job, before_change: bool = False) -> int:
+    """One run: every part into a new archive, retention, then the offsite copy. 0 on success.
+
+    `before_change`: a deploy asks for it before it replaces a container that holds data; the
+    archive's name says so."""
     started_at, started = now(), time.monotonic()
-    name = archive_name(started_at)
+    name = archive_name(started_at, before_change)
     try:
         with locked(job), deadline(job.timeout_seconds, "the backup run"):
             os.umask(0o077)  # archives and everything in them hold secrets
@@ -811,7 +815,7 @@ def main(argv: list[str]) -> int:
     selector = arguments[0] if arguments else "latest"
     commands: dict[str, Callable[[], int]] = {
         "schedule": lambda: Scheduler(job, config_path).run(),
-        "now": lambda: take_backup(job),
+        "now": lambda: take_backup(job, before_change=arguments == ["--before-change"]),
         "list": lambda: list_archives(job),
         "verify": lambda: verify(job, selector),
         "restore": lambda: restore(job, selector),

@@ -155,25 +155,45 @@ class AppliedStack:
         self._require_live()
         return self._up(config_overrides, plan_only=True).changes
 
-    def update(self, config_overrides: Mapping[str, Any] | None = None) -> AppliedStack:
-        """A second `pulumi up`: unchanged resources stay, containers whose change is an update are
-        updated in place, the rest is replaced. The returned stack owns everything from then on."""
+    def update(
+        self, config_overrides: Mapping[str, Any] | None = None, secrets: Mapping[str, Any] | None = None
+    ) -> AppliedStack:
+        """A second `pulumi up` (with these overrides and secrets, else the same ones): unchanged
+        resources stay, containers whose change is an update are updated in place, the rest is
+        replaced. The returned stack owns everything from then on.
+
+        When it fails, as with `pulumi up`, what it did so far stays (nothing is rolled back) and
+        this stack owns it, old and new."""
         self._require_live()
-        self.successor = self._up(config_overrides)
+        try:
+            self.successor = self._up(config_overrides, secrets=secrets, destroy_on_failure=False)
+        except ApplyError:
+            owned = {(item.kind, item.id) for item in self.created}
+            for recorded in self.state.resources.values():
+                self.created += [item for item in recorded.created if (item.kind, item.id) not in owned]
+            raise
         # What this stack owned is now the successor's, or was removed to be replaced.
         self.destroyed = True
         return self.successor
 
-    def _up(self, config_overrides: Mapping[str, Any] | None, plan_only: bool = False) -> AppliedStack:
-        """`pulumi up` of the program again, on this stack's state, volumes and secrets."""
+    def _up(
+        self,
+        config_overrides: Mapping[str, Any] | None,
+        secrets: Mapping[str, Any] | None = None,
+        plan_only: bool = False,
+        destroy_on_failure: bool = True,
+    ) -> AppliedStack:
+        """`pulumi up` of the program again, on this stack's state and volumes, with its secrets
+        unless others are given."""
         return apply_program(
             self.program_dir,
             self.stack,
             config_overrides=self.config_overrides if config_overrides is None else dict(config_overrides),
             keep_volumes=self.keep_volumes,
-            secrets=self.secrets,
+            secrets=self.secrets if secrets is None else dict(secrets),
             state=self.state,
             plan_only=plan_only,
+            destroy_on_failure=destroy_on_failure,
         )
 
     def _require_live(self) -> None:

@@ -1,0 +1,69 @@
+"""Healer: restarts the stack's containers that stay unhealthy (Docker restarts only those that exit)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_docker as docker
+
+from components.container import Deployment, HealthCheck, ServiceContainer, service_container
+from config.hardening import SecurityPolicy
+from config.profiles import ContainerLimits
+
+COMPONENT = "healer"
+DOCKER_SOCKET = "/var/run/docker.sock"
+"""Where the healer finds the engine's socket inside its container."""
+
+
+@dataclass(frozen=True)
+class HealerArgs:
+    """The image the healer runs from, its limits, and how often it looks."""
+
+    image: pulumi.Output[str]
+    """The backup image, which carries the healer (see components/images/backup/healer.py)."""
+    limits: ContainerLimits
+    security: SecurityPolicy
+    interval_seconds: int
+    docker_socket: str
+    """The engine's socket on the Docker host."""
+
+
+class Healer(pulumi.ComponentResource):
+    """One container that holds the Docker socket, with no network and a read-only root.
+
+    It restarts this stack's containers (by label and name prefix) that Docker reports
+    unhealthy, except the backup job, whose unhealthy state reports stale backups: a restart
+    would hide that until the next interval.
+    """
+
+    def __init__(
+        self, name: str, deployment: Deployment, args: HealerArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__(f"{deployment.project}:components:Healer", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self, provider=deployment.provider)
+        self.container = service_container(
+            deployment,
+            ServiceContainer(
+                component=COMPONENT,
+                role="healer",
+                name="healer",
+                image=args.image,
+                limits=args.limits,
+                security=args.security,
+                healthcheck=HealthCheck(test=["CMD", "healer", "check"], start_period=10),
+                # Nothing on any network can reach the one container that holds the socket.
+                network=None,
+                aliases=[],
+                envs=[
+                    f"HEALER_LABEL={deployment.project}.stack={deployment.stack}",
+                    f"HEALER_PREFIX={deployment.prefix}",
+                    f"HEALER_EXCLUDE={deployment.name('backup')}",
+                    f"HEALER_INTERVAL={args.interval_seconds}",
+                ],
+                command=["healer", "run"],
+                volumes=[docker.ContainerVolumeArgs(host_path=args.docker_socket, container_path=DOCKER_SOCKET)],
+            ),
+            child,
+        )
+        self.register_outputs({"container": self.container.name})

@@ -1,0 +1,217 @@
+"""Day two on a real engine: changes that back up first, replicas replaced one at a time behind
+the proxy, passwords rotated in one deploy, and a hung service that heals itself.
+
+One `test` stack (Synapse, VoiceGrow with two replicas of the probe, the proxy without TLS, the
+backup job) is deployed once; each test makes one `pulumi up` of a change on it, in file order.
+Ports 18940-18949.
+"""
+
+from __future__ import annotations
+
+import http.client
+import io
+import threading
+import time
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+import docker
+import pytest
+
+from config.merge import deep_merge
+from tests.e2e.harness import AppliedStack, ApplyError
+from tests.e2e.stacks import LOCAL_IMAGES, PROBE_IMAGE, deployed_stack, local_overrides, record_figure
+
+pytestmark = pytest.mark.e2e
+
+PREFIX = "e2e-safe"
+PORT = 18940
+PROXY_PORT = PORT + 6
+API_HOST = "api.e2e-safe.test"
+VOICEGROW = {"server_image": PROBE_IMAGE, "replicas": 2, "api_host": API_HOST, "ws_host": "ws.e2e-safe.test"}
+BASE = {"tls": "off", "synapse": {"server_name": "e2e-safe.test"}, "voicegrow": VOICEGROW}
+SERVERS = ("voicegrow-server-1", "voicegrow-server-2")
+
+
+class Deployed:
+    """The stack as the last successful `pulumi up` left it, and the changes made so far."""
+
+    def __init__(self, stack: AppliedStack) -> None:
+        self.stack = stack
+        self.changes: dict[str, Any] = {}
+
+    def update(self, changes: dict[str, Any], secrets: dict[str, str] | None = None) -> AppliedStack:
+        """`pulumi up` with these changes on top of the earlier ones."""
+        changed = deep_merge(self.changes, changes)
+        self.stack = self.stack.update(local_overrides(PREFIX, PORT, deep_merge(BASE, changed)), secrets)
+        self.changes = changed
+        return self.stack
+
+
+@pytest.fixture(scope="module")
+def deployed() -> Iterator[Deployed]:
+    # deployed_stack destroys the first stack, which hands over to the last update's.
+    with deployed_stack("test", local_overrides(PREFIX, PORT, BASE), "safe") as applied:
+        yield Deployed(applied)
+
+
+def _name(service: str) -> str:
+    return f"{PREFIX}-{service}"
+
+
+def _state(engine: docker.DockerClient, service: str) -> dict:
+    return engine.api.inspect_container(_name(service))["State"]
+
+
+def _timestamp(text: str) -> float:
+    # Docker's RFC 3339 with nanoseconds; microseconds are enough.
+    return datetime.fromisoformat(text[:26].rstrip("Z") + "+00:00").timestamp()
+
+
+def _variant(engine: docker.DockerClient, image: str, tag: str) -> str:
+    """A new image (a new id) on top of `image`, as a new release of it would be."""
+    dockerfile = f"FROM {image}\nLABEL e2e.variant={tag}\n".encode()
+    reference = f"{image.rsplit(':', 1)[0]}:{tag}"
+    engine.images.build(fileobj=io.BytesIO(dockerfile), tag=reference, rm=True)
+    return reference
+
+
+def _archives(engine: docker.DockerClient) -> dict[str, float]:
+    """Archive name -> when it was written (seconds since the epoch)."""
+    output = engine.containers.get(_name("backup")).exec_run(["sh", "-c", "cd /backups && for f in backup-*.tar; do [ ! -e \"$f\" ] || stat -c '%n %Y' \"$f\"; done"])
+    return {name: float(mtime) for name, mtime in (line.split() for line in output.output.decode().splitlines())}
+
+
+def _wait_healthy_again(engine: docker.DockerClient, service: str, started_at: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    state: dict = {}
+    while time.monotonic() < deadline:
+        state = _state(engine, service)
+        if state["Running"] and state["StartedAt"] != started_at and state["Health"]["Status"] == "healthy":
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"{service} was not restarted and healthy again within {timeout} s: {state}")
+
+
+def test_a_frozen_synapse_is_restarted_and_healthy_again(deployed: Deployed, engine: docker.DockerClient) -> None:
+    started_at = _state(engine, "synapse")["StartedAt"]
+    # A hung process: it neither answers nor exits, so Docker's restart policy never acts.
+    engine.api.kill(_name("synapse"), signal="SIGSTOP")
+    frozen = time.monotonic()
+    _wait_healthy_again(engine, "synapse", started_at, timeout=240)
+    record_figure("e2e", "safe.heal.frozen_synapse_to_healthy", time.monotonic() - frozen)
+    assert f"{_name('synapse')} is unhealthy: restarting it" in engine.api.logs(_name("healer")).decode()
+
+
+def test_a_synapse_image_change_backs_up_before_the_container_is_replaced(
+    deployed: Deployed, engine: docker.DockerClient
+) -> None:
+    before = set(_archives(engine))
+    image = _variant(engine, LOCAL_IMAGES["synapse"], "v1.163.2-next")
+    updated = deployed.update({"images": {"synapse": image}})
+    new = {name: mtime for name, mtime in _archives(engine).items() if name not in before}
+    assert [name for name in new if name.endswith("-before-change.tar")] == list(new), new
+    assert len(new) == 1, new
+    started = _timestamp(_state(engine, "synapse")["StartedAt"])
+    assert max(new.values()) <= started, "the archive was written after the new Synapse started"
+    assert _name("synapse") in updated.removed_logs
+    backup = next(timing for timing in updated.timings if timing.name == "backup-before-change")
+    record_figure("e2e", "safe.backup_before_change", backup.seconds)
+
+
+def test_a_failed_backup_stops_the_deploy_and_the_old_synapse_keeps_serving(
+    deployed: Deployed, engine: docker.DockerClient
+) -> None:
+    synapse_id = engine.api.inspect_container(_name("synapse"))["Id"]
+    backup = engine.containers.get(_name("backup"))
+    # pg_dump can no longer log in: the next backup fails.
+    assert backup.exec_run(["sh", "-c", "cp /etc/backup/pgpass /tmp/pgpass && sed -i 's/:[^:]*$/:wrong/' /etc/backup/pgpass"]).exit_code == 0
+    image = _variant(engine, LOCAL_IMAGES["synapse"], "v1.163.2-after")
+    try:
+        with pytest.raises(ApplyError, match="backup FAILED"):
+            deployed.update({"images": {"synapse": image}})
+    finally:
+        backup.exec_run(["sh", "-c", "cp /tmp/pgpass /etc/backup/pgpass"])
+    assert engine.api.inspect_container(_name("synapse"))["Id"] == synapse_id
+    assert _state(engine, "synapse")["Health"]["Status"] == "healthy"
+
+
+class _Load:
+    """Requests at a steady rate through the proxy to the API host, counting the failed ones."""
+
+    def __init__(self, interval: float = 0.05) -> None:
+        self.interval = interval
+        self.sent = 0
+        self.failed: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.sent += 1
+            try:
+                connection = http.client.HTTPConnection("127.0.0.1", PROXY_PORT, timeout=10)
+                connection.request("GET", "/api/v1/instance", headers={"Host": API_HOST})
+                status = connection.getresponse().status
+                connection.close()
+                if status != 200:
+                    self.failed.append(f"status {status}")
+            except OSError as exc:
+                self.failed.append(str(exc))
+            time.sleep(self.interval)
+
+    def __enter__(self) -> _Load:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def test_replicas_are_replaced_one_at_a_time_without_a_failed_request(
+    deployed: Deployed, engine: docker.DockerClient
+) -> None:
+    old = {server: engine.api.inspect_container(_name(server))["Id"] for server in SERVERS}
+    proxy_id = engine.api.inspect_container(_name("proxy"))["Id"]
+    image = _variant(engine, PROBE_IMAGE, "2")
+    started = time.monotonic()
+    with _Load() as load:
+        updated = deployed.update({"voicegrow": {"server_image": image}})
+    record_figure("e2e", "safe.replica_roll", time.monotonic() - started, f"{load.sent} requests, {len(load.failed)} failed")
+    assert all(engine.api.inspect_container(_name(server))["Id"] != old[server] for server in SERVERS)
+    assert engine.api.inspect_container(_name("proxy"))["Id"] == proxy_id
+    first_ready = updated.ready_after("voicegrow-server-1-proxy-reload")
+    second = next(t for t in updated.timings if t.name == "voicegrow-server-2")
+    assert second.started >= first_ready, "the second replica was replaced before the first was back"
+    assert load.sent > 100 and load.failed == [], f"{len(load.failed)} of {load.sent} failed: {load.failed[:5]}"
+
+
+ROTATED = {
+    "postgres_password": "rotated-postgres-1",
+    "mysql_password": "rotated-mysql-1",
+    "mysql_root_password": "rotated-mysql-root-1",
+    "redis_password": "rotated-redis-1",
+    "minio_root_user": "rotated-minio",
+    "minio_root_password": "rotated-minio-password-1",
+}
+
+
+def test_every_password_rotates_in_one_deploy_and_the_services_stay_healthy(
+    deployed: Deployed, engine: docker.DockerClient
+) -> None:
+    updated = deployed.update({}, secrets=ROTATED)
+    for container in updated.containers:
+        assert engine.api.inspect_container(container)["State"]["Health"]["Status"] == "healthy", container
+    # The server reaches MySQL, Redis and the bucket with the new passwords.
+    connection = http.client.HTTPConnection("127.0.0.1", PORT + 4, timeout=10)
+    connection.request("GET", "/api/v1/health/detail")
+    response = connection.getresponse()
+    assert response.status == 200, response.read()
+    # Synapse reaches PostgreSQL (its health needs the database only at start; a login needs it now).
+    connection = http.client.HTTPConnection("127.0.0.1", PORT, timeout=10)
+    connection.request("GET", "/_matrix/client/v3/register/available?username=rotation")
+    assert connection.getresponse().status == 200
+    # The backup logs in with the new database passwords.
+    assert engine.containers.get(_name("backup")).exec_run(["backup-now"]).exit_code == 0

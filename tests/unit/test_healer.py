@@ -1,0 +1,67 @@
+"""The healer under mocks: every stack has one, it alone holds the Docker socket, and it has no network."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.program import STACKS
+from tests.unit.conftest import Evaluate
+
+CONTAINER = "docker:index/container:Container"
+SOCKET = "/var/run/docker.sock"
+
+
+def _env(evaluate: Evaluate, stack: str, overrides: dict | None = None) -> dict[str, str]:
+    healer = evaluate(stack, overrides=overrides).container("healer")
+    return dict(entry.split("=", 1) for entry in healer.value("envs"))
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_stack_has_a_healer(evaluate: Evaluate, stack: str) -> None:
+    assert evaluate(stack).container("healer").value("command") == ["healer", "run"]
+
+
+def test_the_healer_can_be_turned_off(evaluate: Evaluate) -> None:
+    containers = evaluate("prod", overrides={"healer": {"enabled": False}}).mocks.of_type(CONTAINER)
+    assert "healer" not in {container.name for container in containers}
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_only_the_healer_holds_the_docker_socket(evaluate: Evaluate, stack: str) -> None:
+    holders = [
+        container.name
+        for container in evaluate(stack).mocks.of_type(CONTAINER)
+        if any(volume.get("hostPath") == SOCKET for volume in container.value("volumes") or [])
+    ]
+    assert holders == ["healer"]
+
+
+def test_the_healer_holds_the_socket_the_stack_names(evaluate: Evaluate) -> None:
+    healer = evaluate("prod", overrides={"healer": {"docker_socket": "/run/user/1000/docker.sock"}}).container("healer")
+    assert {"hostPath": "/run/user/1000/docker.sock", "containerPath": SOCKET} in healer.value("volumes")
+
+
+def test_the_healer_has_no_network_at_all(evaluate: Evaluate) -> None:
+    healer = evaluate("prod").container("healer")
+    assert healer.value("networkMode") == "none"
+    assert not healer.value("networksAdvanced")
+
+
+def test_the_healer_root_filesystem_is_read_only(evaluate: Evaluate) -> None:
+    assert evaluate("prod").container("healer").value("readOnly") is True
+
+
+def test_the_healer_restarts_only_this_stack_s_containers(evaluate: Evaluate) -> None:
+    env = _env(evaluate, "prod")
+    assert env["HEALER_LABEL"] == "selfhosted.stack=prod"
+    assert env["HEALER_PREFIX"] == "selfhosted-prod"
+
+
+def test_the_healer_leaves_the_backup_job_alone(evaluate: Evaluate) -> None:
+    # The backup job is unhealthy when backups are stale; a restart would hide that.
+    assert _env(evaluate, "prod")["HEALER_EXCLUDE"] == "selfhosted-prod-backup"
+
+
+def test_the_healer_looks_as_often_as_set(evaluate: Evaluate) -> None:
+    assert _env(evaluate, "prod")["HEALER_INTERVAL"] == "10"
+    assert _env(evaluate, "prod", {"healer": {"interval_seconds": 30}})["HEALER_INTERVAL"] == "30"
