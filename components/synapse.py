@@ -84,8 +84,10 @@ class SynapseStack(pulumi.ComponentResource):
             image=images["postgres"].image_id,
             limits=args.limits["postgres"],
             security=args.security["postgres"],
+            # TCP, not the socket: on first start the image's init server listens on the socket
+            # only and then shuts down; a socket check would call that healthy.
             healthcheck=HealthCheck(
-                test=["CMD", "pg_isready", "-U", render.DATABASE_USER, "-d", render.DATABASE_NAME],
+                test=["CMD", "pg_isready", "-h", "127.0.0.1", "-U", render.DATABASE_USER, "-d", render.DATABASE_NAME],
                 start_period=30,
             ),
             network=self.network,

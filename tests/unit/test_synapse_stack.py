@@ -129,6 +129,11 @@ def test_postgres_health_check_is_pg_isready(evaluate: Evaluate) -> None:
     assert tests[:2] == ["CMD", "pg_isready"]
 
 
+def test_postgres_health_check_asks_over_tcp_not_the_socket_the_first_start_init_server_uses(evaluate: Evaluate) -> None:
+    tests = evaluate("prod").container("synapse-postgres").value("healthcheck")["tests"]
+    assert tests[tests.index("-h") + 1] == "127.0.0.1"
+
+
 def test_synapse_health_check_calls_health_endpoint(evaluate: Evaluate) -> None:
     tests = evaluate("prod").container("synapse").value("healthcheck")["tests"]
     assert "http://localhost:8008/health" in tests
