@@ -437,6 +437,20 @@ def exec_in_named_container(
         f"echo '{name} does not exist yet: nothing to do'; exit 0; fi; "
         f"exec {_docker_exec(name, argv, {}, stdin is not None)}"
     )
+    return docker_script(resource_name, deployment, script, parent, triggers, stdin, depends_on)
+
+
+def docker_script(
+    resource_name: str,
+    deployment: Deployment,
+    script: pulumi.Input[str],
+    parent: pulumi.Resource | None,
+    triggers: list[pulumi.Input[str]],
+    stdin: pulumi.Input[str] | None = None,
+    depends_on: Sequence[pulumi.Resource] = (),
+) -> command.local.Command:
+    """Run a shell script with the docker CLI on the stack's engine when `triggers` change; a
+    failing script fails the deploy before anything that depends on it changes."""
     return command.local.Command(
         resource_name,
         create=script,

@@ -15,6 +15,7 @@ from components.container import (
     HealthCheck,
     ServiceContainer,
     data_volume,
+    docker_script,
     exec_in_named_container,
     exec_in_container,
     private_network,
@@ -30,7 +31,6 @@ from config.profiles import ContainerLimits, PostgresTuning, SynapseTuning
 
 COMPONENT = "synapse"
 BOOTSTRAP_SCRIPT = Path(__file__).parent / "scripts" / "synapse_bootstrap.py"
-POSTGRES_DATA = "/var/lib/postgresql/data"
 SECRETS_DIR = "/run/secrets"
 
 
@@ -62,6 +62,8 @@ class SynapseStack(pulumi.ComponentResource):
 
         self.network = private_network(deployment, COMPONENT, child)
         self.postgres_volume = data_volume(deployment, "synapse-postgres", child)
+        # A major upgrade's dump and the cluster it replaced (see render_postgres_upgrade_dump).
+        self.postgres_upgrade_volume = data_volume(deployment, "synapse-postgres-upgrade", child)
         self.data_volume = data_volume(deployment, "synapse-data", child)
         images = {role: pulled_image(ref, role, child, deployment.platform) for role, ref in args.images.items()}
 
@@ -101,7 +103,12 @@ class SynapseStack(pulumi.ComponentResource):
             ],
             file_directories=[FileDirectory("secrets", SECRETS_DIR, {"postgres_password": postgres_password})],
             command=render.postgres_server_args(args.postgres_tuning),
-            volumes=[docker.ContainerVolumeArgs(volume_name=self.postgres_volume.name, container_path=POSTGRES_DATA)],
+            volumes=[
+                docker.ContainerVolumeArgs(volume_name=self.postgres_volume.name, container_path=render.POSTGRES_DATA),
+                docker.ContainerVolumeArgs(volume_name=self.postgres_upgrade_volume.name, container_path=render.UPGRADE_DIR),
+            ],
+            # The server writes the upgrade dump there; a fresh volume is root's.
+            owned_paths=[render.UPGRADE_DIR],
         )
 
         # Secret nonetheless: the operator's extra_config may hold passwords (e.g. SMTP).
@@ -165,11 +172,45 @@ class SynapseStack(pulumi.ComponentResource):
                 depends_on=before,
             )
         )
+        # A new major version of PostgreSQL: dumped from the old server before it is replaced,
+        # restored into the new one before Synapse runs again.
+        upgrade = pulumi.Output.all(
+            self.postgres_volume.name, self.postgres_upgrade_volume.name, images["postgres"].image_id
+        ).apply(
+            lambda values: render.PostgresUpgrade(
+                postgres=deployment.name(postgres_spec.name),
+                synapse=deployment.name(synapse_spec.name),
+                data_volume=values[0],
+                upgrade_volume=values[1],
+                image=values[2],
+                user=args.security["postgres"].user or "0:0",
+            )
+        )
+        upgrade_dump = docker_script(
+            "synapse-postgres-upgrade-dump",
+            deployment,
+            upgrade.apply(render.render_postgres_upgrade_dump),
+            self,
+            triggers=[images["postgres"].image_id],
+            depends_on=before,
+        )
         self.postgres = service_container(
-            deployment, postgres_spec, pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=before))
+            deployment,
+            postgres_spec,
+            pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[*before, upgrade_dump])),
+        )
+        upgrade_restore = docker_script(
+            "synapse-postgres-upgrade-restore",
+            deployment,
+            upgrade.apply(render.render_postgres_upgrade_restore),
+            self,
+            triggers=[images["postgres"].image_id],
+            depends_on=[self.postgres],
         )
         self.synapse = service_container(
-            deployment, synapse_spec, pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[self.postgres]))
+            deployment,
+            synapse_spec,
+            pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[self.postgres, upgrade_restore])),
         )
 
         self.wellknown = service_container(

@@ -34,6 +34,8 @@ LOCAL_IMAGES = {
     "node_exporter": "e2e.local/node-exporter:1.5",
     "blackbox_exporter": "e2e.local/blackbox-exporter:0.23",
 }
+NEXT_POSTGRES_IMAGE = "e2e.local/postgres:17"
+"""PostgreSQL's next major version (17; LOCAL_IMAGES' runs 15), for the major upgrade."""
 PROBE_IMAGE = "e2e.local/voicegrow-probe:1"
 BASE_IMAGE = "e2e.local/base:bookworm"
 # E2E_PORT_OFFSET (scripts/test.sh sets one per clone) moves every module's host ports, so that
@@ -109,3 +111,20 @@ def assert_second_up_changes_nothing(applied: AppliedStack, figure: str) -> None
     changes = applied.plan()
     record_figure("e2e", f"{figure}.second_up_plan", time.monotonic() - started)
     assert changes == [], "a second `pulumi up` would change:\n" + "\n".join(map(str, changes))
+
+
+class ChangedStack:
+    """A deployed stack and the changes made to it so far, each made by one more `pulumi up`."""
+
+    def __init__(self, stack: AppliedStack, prefix: str, port_base: int, base: dict[str, Any]) -> None:
+        self.stack = stack
+        self.changes: dict[str, Any] = {}
+        self._prefix, self._port_base, self._base = prefix, port_base, base
+
+    def update(self, changes: dict[str, Any], secrets: dict[str, str] | None = None) -> AppliedStack:
+        """`pulumi up` with these changes on top of the earlier ones (and these secrets, if given)."""
+        changed = deep_merge(self.changes, changes)
+        overrides = local_overrides(self._prefix, self._port_base, deep_merge(self._base, changed))
+        self.stack = self.stack.update(overrides, secrets)
+        self.changes = changed
+        return self.stack

@@ -14,12 +14,10 @@ import threading
 import time
 from collections.abc import Iterator
 from datetime import datetime
-from typing import Any
 
 import docker
 import pytest
 
-from config.merge import deep_merge
 from tests.e2e.harness import AppliedStack, ApplyError
 from tests.e2e.stacks import LOCAL_IMAGES, PROBE_IMAGE, deployed_stack, local_overrides, record_figure
 
@@ -34,26 +32,11 @@ BASE = {"tls": "off", "synapse": {"server_name": "e2e-safe.test"}, "voicegrow": 
 SERVERS = ("voicegrow-server-1", "voicegrow-server-2")
 
 
-class Deployed:
-    """The stack as the last successful `pulumi up` left it, and the changes made so far."""
-
-    def __init__(self, stack: AppliedStack) -> None:
-        self.stack = stack
-        self.changes: dict[str, Any] = {}
-
-    def update(self, changes: dict[str, Any], secrets: dict[str, str] | None = None) -> AppliedStack:
-        """`pulumi up` with these changes on top of the earlier ones."""
-        changed = deep_merge(self.changes, changes)
-        self.stack = self.stack.update(local_overrides(PREFIX, PORT, deep_merge(BASE, changed)), secrets)
-        self.changes = changed
-        return self.stack
-
-
 @pytest.fixture(scope="module")
-def deployed() -> Iterator[Deployed]:
+def deployed() -> Iterator[ChangedStack]:
     # deployed_stack destroys the first stack, which hands over to the last update's.
     with deployed_stack("test", local_overrides(PREFIX, PORT, BASE), "safe") as applied:
-        yield Deployed(applied)
+        yield ChangedStack(applied, PREFIX, PORT, BASE)
 
 
 def _name(service: str) -> str:
@@ -94,7 +77,7 @@ def _wait_healthy_again(engine: docker.DockerClient, service: str, started_at: s
     raise AssertionError(f"{service} was not restarted and healthy again within {timeout} s: {state}")
 
 
-def test_a_frozen_synapse_is_restarted_and_healthy_again(deployed: Deployed, engine: docker.DockerClient) -> None:
+def test_a_frozen_synapse_is_restarted_and_healthy_again(deployed: ChangedStack, engine: docker.DockerClient) -> None:
     started_at = _state(engine, "synapse")["StartedAt"]
     # A hung process: it neither answers nor exits, so Docker's restart policy never acts.
     engine.api.kill(_name("synapse"), signal="SIGSTOP")
@@ -105,7 +88,7 @@ def test_a_frozen_synapse_is_restarted_and_healthy_again(deployed: Deployed, eng
 
 
 def test_a_synapse_image_change_backs_up_before_the_container_is_replaced(
-    deployed: Deployed, engine: docker.DockerClient
+    deployed: ChangedStack, engine: docker.DockerClient
 ) -> None:
     before = set(_archives(engine))
     image = _variant(engine, LOCAL_IMAGES["synapse"], "v1.163.2-next")
@@ -121,7 +104,7 @@ def test_a_synapse_image_change_backs_up_before_the_container_is_replaced(
 
 
 def test_a_failed_backup_stops_the_deploy_and_the_old_synapse_keeps_serving(
-    deployed: Deployed, engine: docker.DockerClient
+    deployed: ChangedStack, engine: docker.DockerClient
 ) -> None:
     synapse_id = engine.api.inspect_container(_name("synapse"))["Id"]
     backup = engine.containers.get(_name("backup"))
@@ -171,7 +154,7 @@ class _Load:
 
 
 def test_replicas_are_replaced_one_at_a_time_without_a_failed_request(
-    deployed: Deployed, engine: docker.DockerClient
+    deployed: ChangedStack, engine: docker.DockerClient
 ) -> None:
     old = {server: engine.api.inspect_container(_name(server))["Id"] for server in SERVERS}
     proxy_id = engine.api.inspect_container(_name("proxy"))["Id"]
@@ -199,7 +182,7 @@ ROTATED = {
 
 
 def test_every_password_rotates_in_one_deploy_and_the_services_stay_healthy(
-    deployed: Deployed, engine: docker.DockerClient
+    deployed: ChangedStack, engine: docker.DockerClient
 ) -> None:
     updated = deployed.update({}, secrets=ROTATED)
     for container in updated.containers:

@@ -102,3 +102,36 @@ def test_mysql_passwords_sql_quotes_both_passwords() -> None:
     sql = mysql_passwords_sql("a'b", "c\\d")
     assert "ALTER USER 'voicegrow'@'%' IDENTIFIED BY 'a\\'b';" in sql
     assert "ALTER USER 'root'@'localhost' IDENTIFIED BY 'c\\\\d';" in sql
+
+
+UPGRADE_DUMP, UPGRADE_RESTORE = "synapse-postgres-upgrade-dump", "synapse-postgres-upgrade-restore"
+
+
+def test_a_postgres_major_upgrade_dumps_after_the_backup_and_before_postgres_is_replaced(
+    evaluate: Evaluate, registrations: dict[str, Registration]
+) -> None:
+    evaluate("prod")
+    assert GUARD in registrations[UPGRADE_DUMP].dependencies
+    assert UPGRADE_DUMP in registrations["synapse-postgres"].dependencies
+
+
+def test_a_postgres_major_upgrade_restores_into_the_new_server_before_synapse_runs(
+    evaluate: Evaluate, registrations: dict[str, Registration]
+) -> None:
+    evaluate("prod")
+    assert "synapse-postgres" in registrations[UPGRADE_RESTORE].dependencies
+    assert UPGRADE_RESTORE in registrations["synapse"].dependencies
+
+
+def test_the_upgrade_steps_run_again_only_when_the_postgres_image_changes(evaluate: Evaluate) -> None:
+    before = _commands(evaluate, "prod")
+    memory = _commands(evaluate, "prod", {"resources": {"postgres": {"memory": "3000M"}}})
+    image = _commands(evaluate, "prod", {"images": {"postgres": "postgres:17.6-bookworm"}})
+    for name in (UPGRADE_DUMP, UPGRADE_RESTORE):
+        assert memory[name].value("triggers") == before[name].value("triggers"), name
+        assert image[name].value("triggers") != before[name].value("triggers"), name
+
+
+def test_postgres_keeps_the_upgrade_volume_beside_its_data(evaluate: Evaluate) -> None:
+    volumes = evaluate("prod").container("synapse-postgres").value("volumes")
+    assert {"volumeName": "selfhosted-prod-synapse-postgres-upgrade", "containerPath": "/var/lib/postgresql/upgrade"} in volumes

@@ -7,9 +7,11 @@
 #   build.sh [-j JOBS] [NAME...]    build the named images (default: all), plus the base image
 #   build.sh --list                 print "NAME TAG" for every image
 #
-# NAME is one of: base postgres synapse nginx mysql redis minio probe certbot pebble prometheus
-# alertmanager node-exporter blackbox-exporter. See README.md beside this
-# script (and CONTRACT.md in an image's directory) for the contract each image honours.
+# NAME is one of: base postgres postgres-next synapse nginx mysql redis minio probe certbot pebble
+# prometheus alertmanager node-exporter blackbox-exporter. See README.md beside this
+# script (and CONTRACT.md in an image's directory) for the contract each image honours. An image
+# may be a variant of another's recipe: built from that image's directory with build arguments
+# of its own (VARIANT_OF, BUILD_ARGS).
 #
 # An image is skipped when its tag exists and carries the label e2e.recipe with the hash of its
 # recipe (its directory here, the base image it is built on, the wheel platform); it is rebuilt
@@ -38,10 +40,11 @@ LABEL=e2e.recipe
 SUITE=bookworm
 IMAGE_PYTHON=3.11 # Python of Debian bookworm, where the wheels are installed
 
-NAMES=(base postgres synapse nginx mysql redis minio probe certbot pebble prometheus alertmanager node-exporter blackbox-exporter)
+NAMES=(base postgres postgres-next synapse nginx mysql redis minio probe certbot pebble prometheus alertmanager node-exporter blackbox-exporter)
 declare -A TAG=(
   [base]=e2e.local/base:bookworm
   [postgres]=e2e.local/postgres:16
+  [postgres-next]=e2e.local/postgres:17
   [synapse]=e2e.local/synapse:v1.163.2
   [nginx]=e2e.local/nginx:1.27
   [mysql]=e2e.local/mysql:8.0
@@ -55,6 +58,10 @@ declare -A TAG=(
   [node-exporter]=e2e.local/node-exporter:1.5
   [blackbox-exporter]=e2e.local/blackbox-exporter:0.23
 )
+
+# The next PostgreSQL major version, for the major upgrade: Debian trixie's PostgreSQL 17.
+declare -A VARIANT_OF=([postgres-next]=postgres)
+declare -A BUILD_ARGS=([postgres-next]="DEBIAN_SUITE=trixie PG_MAJOR=17")
 
 # Legacy builder: it needs no buildx plugin, which Debian's docker.io does not ship.
 export DOCKER_BUILDKIT=0
@@ -156,6 +163,8 @@ image_recipe() {
 
 wheel_platform() { uname -m; }
 
+recipe_dir() { printf '%s\n' "${VARIANT_OF[$1]:-$1}"; } # NAME
+
 recipe_hash() { # NAME
   local name="$1"
   {
@@ -167,7 +176,8 @@ recipe_hash() { # NAME
       deb822_stanzas
       one_line_entries
     else
-      hash_dir "$HERE/$name"
+      hash_dir "$HERE/$(recipe_dir "$name")"
+      printf 'build args %s\n' "${BUILD_ARGS[$name]:-}"
       printf 'base %s\n' "$(image_id "${TAG[base]}")"
       if [[ -f "$HERE/$name/requirements.txt" ]]; then
         printf 'wheels for cp%s %s\n' "${IMAGE_PYTHON/./}" "$(wheel_platform)"
@@ -259,19 +269,21 @@ image_wheels() { # NAME LOGFILE -> prints the wheel directory
 }
 
 build_service() { # NAME HASH LOGFILE
-  local name="$1" hash="$2" logfile="$3" context wheels network=()
-  [[ -f "$HERE/$name/Dockerfile" ]] || die "no recipe for $name: $HERE/$name/Dockerfile is missing"
+  local name="$1" hash="$2" logfile="$3" recipe context wheels network=() build_args=() arg
+  recipe="$HERE/$(recipe_dir "$name")"
+  [[ -f "$recipe/Dockerfile" ]] || die "no recipe for $name: $recipe/Dockerfile is missing"
   context="$CACHE/e2e-context/$name"
   rm -rf "$context"
   mkdir -p "$context"
-  cp -r --preserve=mode "$HERE/$name/." "$context/"
+  cp -r --preserve=mode "$recipe/." "$context/"
+  for arg in ${BUILD_ARGS[$name]:-}; do build_args+=(--build-arg "$arg"); done
   if [[ -f "$HERE/$name/requirements.txt" ]]; then
     wheels="$(image_wheels "$name" "$logfile")"
     mkdir "$context/wheels"
     cp -l "$wheels"/*.whl "$context/wheels/" 2>/dev/null || cp "$wheels"/*.whl "$context/wheels/"
   fi
   [[ -z "${E2E_BUILD_NETWORK:-}" ]] || network=(--network "$E2E_BUILD_NETWORK")
-  docker build --force-rm "${network[@]}" --label "$LABEL=$hash" -t "${TAG[$name]}" "$context" \
+  docker build --force-rm "${network[@]}" "${build_args[@]}" --label "$LABEL=$hash" -t "${TAG[$name]}" "$context" \
     >>"$logfile" 2>&1 || {
     tail -n 30 "$logfile" >&2
     die "docker build of ${TAG[$name]} failed (log: $logfile)"
