@@ -16,7 +16,7 @@ from urllib.parse import quote
 
 from components.rendering import dump_yaml
 from components.rendering.backup import METRICS_PORT as BACKUP_METRICS_PORT
-from config.monitoring import EmailSettings, MonitoringSettings, WeComSettings
+from config.monitoring import EmailSettings, MonitoringSettings, WeComSettings, duration_seconds
 
 PROMETHEUS_PORT = 9090
 ALERTMANAGER_PORT = 9093
@@ -328,6 +328,10 @@ def _check_alerts(plan: MonitoringPlan) -> list[Alert]:
     return list(alerts.values())
 
 
+def _samples_per_hour(plan: MonitoringPlan) -> int:
+    return int(3600 // duration_seconds(plan.scrape_interval))
+
+
 def alert_catalogue(plan: MonitoringPlan) -> dict[str, list[Alert]]:
     """Every alert rule, by group."""
     groups: dict[str, list[Alert]] = {}
@@ -344,7 +348,9 @@ def alert_catalogue(plan: MonitoringPlan) -> dict[str, list[Alert]]:
         ),
         Alert(
             "AvailabilityBelowTarget",
-            'avg_over_time(probe_success{job="probe"}[1d]) < 0.999',
+            # Not before an hour of probes: a fresh service's first failed probe would otherwise
+            # put it under 99.9 % for hours.
+            f'avg_over_time(probe_success{{job="probe"}}[1d]) < 0.999 and count_over_time(probe_success{{job="probe"}}[1d]) >= {_samples_per_hour(plan)}',
             "5m",
             "warning",
             "{{ $labels.service }} was available {{ $value | humanizePercentage }} of the last day, under 99.9 %.",

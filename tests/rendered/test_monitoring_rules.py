@@ -106,6 +106,17 @@ CASES = [
         {"job": "probe", "service": "synapse", "instance": "s", "severity": "warning"},
         interval="1m",
     ),
+    # A fresh service whose first probe failed: 30 minutes of probes (fewer than an hour of 15 s
+    # scrapes) against 250 (more; 99.6 %).
+    Case(
+        "AvailabilityBelowTarget",
+        ['probe_success{job="probe",service="synapse",instance="s"} 0 1x30'],
+        ['probe_success{job="probe",service="synapse",instance="s"} 0 1x299'],
+        "250m",
+        None,
+        {"job": "probe", "service": "synapse", "instance": "s", "severity": "warning"},
+        interval="1m",
+    ),
     Case(
         "SlowResponse",
         ['probe_duration_seconds{job="probe",service="synapse",module="http_2xx",instance="s"} 2.9x100'],
