@@ -19,12 +19,12 @@ import pytest
 from config.hardening import POLICIES
 from tests.e2e.harness import AppliedStack, apply_program
 from tests.e2e.harness.fixtures import require_engine
-from tests.e2e.stacks import PROBE_IMAGE, ROOT, local_overrides, record_figure
+from tests.e2e.stacks import PROBE_IMAGE, ROOT, host_ports, local_overrides, record_figure
 
 pytestmark = pytest.mark.e2e
 
 PREFIX = "e2e-lp"
-PORT = 18600
+PORT = host_ports(18900)
 # Secrets the operator configures; the others are generated.
 CONFIGURED = {"tts_api_key": "ak-configured-tts-key-1234", "tts_secret_key": "sk-configured-tts-secret-5678"}
 OVERRIDES = local_overrides(

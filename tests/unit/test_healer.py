@@ -1,4 +1,5 @@
-"""The healer under mocks: every stack has one, it alone holds the Docker socket, and it has no network."""
+"""The healer under mocks: every stack has one, it and (with full monitoring) Alloy alone hold the
+Docker socket, and it has no network."""
 
 from __future__ import annotations
 
@@ -26,14 +27,17 @@ def test_the_healer_can_be_turned_off(evaluate: Evaluate) -> None:
     assert "healer" not in {container.name for container in containers}
 
 
-@pytest.mark.parametrize("stack", STACKS)
-def test_only_the_healer_holds_the_docker_socket(evaluate: Evaluate, stack: str) -> None:
-    holders = [
+# Full monitoring (staging, prod) runs Alloy, which reads every container's logs through the socket.
+@pytest.mark.parametrize(
+    ("stack", "holders"),
+    [("dev", ["healer"]), ("test", ["healer"]), ("staging", ["healer", "monitoring-alloy"]), ("prod", ["healer", "monitoring-alloy"])],
+)
+def test_only_the_healer_and_alloy_hold_the_docker_socket(evaluate: Evaluate, stack: str, holders: list[str]) -> None:
+    assert sorted(
         container.name
         for container in evaluate(stack).mocks.of_type(CONTAINER)
         if any(volume.get("hostPath") == SOCKET for volume in container.value("volumes") or [])
-    ]
-    assert holders == ["healer"]
+    ) == holders
 
 
 def test_the_healer_holds_the_socket_the_stack_names(evaluate: Evaluate) -> None:
