@@ -19,7 +19,7 @@ import docker
 import pytest
 
 from tests.e2e.harness import AppliedStack, ApplyError
-from tests.e2e.stacks import LOCAL_IMAGES, PROBE_IMAGE, deployed_stack, host_ports, local_overrides, record_figure
+from tests.e2e.stacks import LOCAL_IMAGES, PROBE_IMAGE, ChangedStack, deployed_stack, host_ports, local_overrides, record_figure
 
 pytestmark = pytest.mark.e2e
 
