@@ -13,11 +13,13 @@ from components.container import (
     HealthCheck,
     ServiceContainer,
     data_volume,
+    exec_in_container,
     private_network,
     pulled_image,
     service_container,
 )
 from components.rendering import monitoring as render
+from components.rendering import synapse as synapse_render
 from components.rendering.proxy import MonitoringRoutes
 from components.secrets import secret_or_generated
 from components.synapse import SynapseStack
@@ -158,6 +160,7 @@ class Monitoring(pulumi.ComponentResource):
         volumes: list[docker.ContainerVolumeArgs] | None = None,
         uploads: list[docker.ContainerUploadArgs] | None = None,
         extra_networks: list[docker.Network] | None = None,
+        depends_on: list[pulumi.Resource] | None = None,
     ) -> docker.Container:
         return service_container(
             self._deployment,
@@ -178,7 +181,7 @@ class Monitoring(pulumi.ComponentResource):
                 uploads=uploads or [],
                 extra_networks=extra_networks or [],
             ),
-            self._child,
+            pulumi.ResourceOptions.merge(self._child, pulumi.ResourceOptions(depends_on=depends_on or [])),
         )
 
     def _volume(self, name: str, path: str) -> docker.ContainerVolumeArgs:
@@ -306,17 +309,41 @@ class Monitoring(pulumi.ComponentResource):
             ],
         )
         synapse, voicegrow = self._args.synapse, self._args.voicegrow
+        # The database exporters log in with an account of their own that can read statistics only,
+        # made (or updated) in each database container once it is healthy.
+        password = secret_or_generated("monitoring-exporter-password", None, self._child)
         if synapse is not None:
-            dsn = synapse.postgres_password.apply(render.postgres_exporter_dsn)
+            command, sql = render.postgres_exporter_account(synapse_render.DATABASE_USER, synapse_render.DATABASE_NAME)
+            account = exec_in_container(
+                "monitoring-postgres-account",
+                deployment,
+                synapse.postgres,
+                command,
+                {"EXPORTER_PASSWORD": password},
+                self,
+                stdin=sql,
+                triggers=[synapse.postgres.id],
+            )
+            dsn = password.apply(render.postgres_exporter_dsn)
             self.containers["postgres_exporter"] = self._container(
                 "postgres_exporter",
                 "postgres-exporter",
                 _wget(f"http://127.0.0.1:{render.POSTGRES_EXPORTER_PORT}/metrics"),
                 envs=pulumi.Output.secret(dsn.apply(lambda value: [f"DATA_SOURCE_NAME={value}"])),
                 extra_networks=[synapse.network],
+                depends_on=[account],
             )
         if voicegrow is not None:
-            cnf = voicegrow.mysql_root_password.apply(render.render_mysql_exporter_cnf)
+            account = exec_in_container(
+                "monitoring-mysql-account",
+                deployment,
+                voicegrow.mysql,
+                render.mysql_exporter_account(),
+                {"EXPORTER_PASSWORD": password},
+                self,
+                triggers=[voicegrow.mysql.id],
+            )
+            cnf = password.apply(render.render_mysql_exporter_cnf)
             self.containers["mysql_exporter"] = self._container(
                 "mysql_exporter",
                 "mysql-exporter",
@@ -325,6 +352,7 @@ class Monitoring(pulumi.ComponentResource):
                 # The exporter runs as nobody.
                 uploads=[docker.ContainerUploadArgs(file=render.MYSQL_EXPORTER_CNF_PATH, content=pulumi.Output.secret(cnf), permissions="0644")],
                 extra_networks=[voicegrow.network],
+                depends_on=[account],
             )
             self.containers["redis_exporter"] = self._container(
                 "redis_exporter",

@@ -34,6 +34,8 @@ REDIS_EXPORTER_PORT = 9121
 PROMETHEUS_CONFIG_PATH = "/etc/prometheus/prometheus.yml"
 RULES_PATH = "/etc/prometheus/rules.yml"
 MINIO_TOKEN_PATH = "/etc/prometheus/minio.token"
+# The database exporters' own login (statistics only), in PostgreSQL and in MySQL.
+EXPORTER_USER = "exporter"
 ALERTMANAGER_CONFIG_PATH = "/etc/alertmanager/alertmanager.yml"
 BLACKBOX_CONFIG_PATH = "/etc/blackbox_exporter/config.yml"
 DINGTALK_CONFIG_PATH = "/etc/prometheus-webhook-dingtalk/config.yml"
@@ -706,13 +708,48 @@ def render_blackbox_yml(verify_public_tls: bool) -> str:
 
 
 def render_mysql_exporter_cnf(password: str) -> str:
-    """The .my.cnf mysqld_exporter reads (it ignores DATA_SOURCE_NAME since 0.15)."""
-    return f'[client]\nuser = root\npassword = "{password}"\nhost = mysql\nport = 3306\n'
+    """The .my.cnf mysqld_exporter reads (it ignores DATA_SOURCE_NAME since 0.15), for its own account."""
+    return f'[client]\nuser = {EXPORTER_USER}\npassword = "{password}"\nhost = mysql\nport = 3306\n'
 
 
 def postgres_exporter_dsn(password: str) -> str:
-    """DATA_SOURCE_NAME of the PostgreSQL exporter, for Synapse's database."""
-    return f"postgresql://synapse:{quote(password, safe='')}@postgres:5432/synapse?sslmode=disable"
+    """DATA_SOURCE_NAME of the PostgreSQL exporter: its own account, on Synapse's database."""
+    return f"postgresql://{EXPORTER_USER}:{quote(password, safe='')}@postgres:5432/synapse?sslmode=disable"
+
+
+def postgres_exporter_account(database_user: str, database: str) -> tuple[list[str], str]:
+    """Command and SQL that create (or update) the exporter's login with the pg_monitor role.
+
+    Run in the PostgreSQL container as the database's owner; the password comes from
+    EXPORTER_PASSWORD in the command's environment.
+    """
+    command = [
+        "sh",
+        "-c",
+        f'exec psql -v ON_ERROR_STOP=1 -U {database_user} -d {database} -v password="$EXPORTER_PASSWORD" -f -',
+    ]
+    sql = (
+        f"SELECT 'CREATE ROLE {EXPORTER_USER} LOGIN' "
+        f"WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{EXPORTER_USER}')\\gexec\n"
+        f"ALTER ROLE {EXPORTER_USER} WITH LOGIN PASSWORD :'password';\n"
+        f"GRANT pg_monitor TO {EXPORTER_USER};\n"
+    )
+    return command, sql
+
+
+def mysql_exporter_account() -> list[str]:
+    """Command that creates (or updates) the exporter's MySQL account with the grants it reads with.
+
+    Run in the MySQL container as root (MYSQL_ROOT_PASSWORD is in its environment); the password
+    comes from EXPORTER_PASSWORD, a generated one of letters and digits.
+    """
+    account = f"'{EXPORTER_USER}'@'%'"
+    statements = (
+        f"CREATE USER IF NOT EXISTS {account} IDENTIFIED BY '$EXPORTER_PASSWORD' WITH MAX_USER_CONNECTIONS 3; "
+        f"ALTER USER {account} IDENTIFIED BY '$EXPORTER_PASSWORD'; "
+        f"GRANT PROCESS, REPLICATION CLIENT, SELECT ON *.* TO {account};"
+    )
+    return ["sh", "-c", f'MYSQL_PWD="$MYSQL_ROOT_PASSWORD" exec mysql -uroot -h127.0.0.1 -e "{statements}"']
 
 
 def minio_token(access_key: str, secret_key: str) -> str:

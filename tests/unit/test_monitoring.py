@@ -3,6 +3,7 @@ receivers wired from settings and secrets, and the hosts the proxy serves it on.
 
 from __future__ import annotations
 
+import shlex
 from typing import Any
 
 import pytest
@@ -10,7 +11,7 @@ import yaml
 
 from config import ConfigError
 from tests.program import STACKS
-from tests.unit.conftest import Evaluate, Evaluation
+from tests.unit.conftest import Evaluate, Evaluation, Registration
 
 CONTAINER = "docker:index/container:Container"
 MODES = [pytest.param(False, id="up"), pytest.param(True, id="preview")]
@@ -224,3 +225,30 @@ def test_monitoring_hosts_without_tls_are_refused(evaluate: Evaluate) -> None:
 def test_grafana_host_needs_full_monitoring(evaluate: Evaluate) -> None:
     with pytest.raises(ConfigError, match=r"selfhosted:monitoring\.grafana_host needs level 'full'"):
         evaluate("test", overrides={"monitoring": {"grafana_host": "grafana.example.com"}})
+
+
+def test_database_exporters_log_in_with_an_account_of_their_own(evaluate: Evaluate) -> None:
+    evaluation = evaluate("prod")
+    envs = evaluation.container("monitoring-postgres-exporter").value("envs")
+    assert envs == ["DATA_SOURCE_NAME=postgresql://exporter:generated-monitoring-exporter-password@postgres:5432/synapse?sslmode=disable"]
+    cnf = _upload(evaluation, "monitoring-mysql-exporter", "/etc/mysqld-exporter/.my.cnf")["content"]
+    assert cnf.startswith('[client]\nuser = exporter\npassword = "generated-monitoring-exporter-password"\n')
+
+
+def test_exporter_accounts_read_statistics_only_and_are_made_before_the_exporters_start(
+    evaluate: Evaluate, registrations: dict[str, Registration]
+) -> None:
+    evaluation = evaluate("prod")
+    commands = {command.name: command for command in evaluation.mocks.of_type("command:local:Command")}
+    postgres, mysql = commands["monitoring-postgres-account"], commands["monitoring-mysql-account"]
+    assert postgres.value("create").startswith("docker exec -i -e EXPORTER_PASSWORD selfhosted-prod-synapse-postgres ")
+    assert "GRANT pg_monitor TO exporter;" in postgres.value("stdin")
+    assert mysql.value("create").startswith("docker exec -e EXPORTER_PASSWORD selfhosted-prod-voicegrow-mysql ")
+    assert "GRANT PROCESS, REPLICATION CLIENT, SELECT ON *.* TO 'exporter'@'%'" in shlex.split(mysql.value("create"))[-1]
+    assert "monitoring-postgres-account" in registrations["monitoring-postgres-exporter"].dependencies
+    assert "monitoring-mysql-account" in registrations["monitoring-mysql-exporter"].dependencies
+
+
+def test_the_exporter_password_never_appears_on_a_command_line(evaluate: Evaluate) -> None:
+    for command in evaluate("prod").mocks.of_type("command:local:Command"):
+        assert "generated-monitoring-exporter-password" not in command.value("create"), command.name
