@@ -16,6 +16,7 @@ from urllib.parse import quote
 
 from components.rendering import dump_yaml
 from components.rendering.backup import METRICS_PORT as BACKUP_METRICS_PORT
+from components.rendering.voicegrow import SECRETS_DIR as MYSQL_SECRETS_DIR
 from config.monitoring import EmailSettings, MonitoringSettings, WeComSettings, duration_seconds
 
 PROMETHEUS_PORT = 9090
@@ -740,8 +741,8 @@ def postgres_exporter_account(database_user: str, database: str) -> tuple[list[s
 def mysql_exporter_account() -> list[str]:
     """Command that creates (or updates) the exporter's MySQL account with the grants it reads with.
 
-    Run in the MySQL container as root (MYSQL_ROOT_PASSWORD is in its environment); the password
-    comes from EXPORTER_PASSWORD, a generated one of letters and digits.
+    Run in the MySQL container as root, over its socket, with the root password from its file; the
+    password comes from EXPORTER_PASSWORD, a generated one of letters and digits.
     """
     account = f"'{EXPORTER_USER}'@'%'"
     statements = (
@@ -749,7 +750,7 @@ def mysql_exporter_account() -> list[str]:
         f"ALTER USER {account} IDENTIFIED BY '$EXPORTER_PASSWORD'; "
         f"GRANT PROCESS, REPLICATION CLIENT, SELECT ON *.* TO {account};"
     )
-    return ["sh", "-c", f'MYSQL_PWD="$MYSQL_ROOT_PASSWORD" exec mysql -uroot -h127.0.0.1 -e "{statements}"']
+    return ["sh", "-c", f'MYSQL_PWD="$(cat {MYSQL_SECRETS_DIR}/root_password)" exec mysql -uroot -e "{statements}"']
 
 
 def minio_token(access_key: str, secret_key: str) -> str:
