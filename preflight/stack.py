@@ -40,10 +40,13 @@ def containers(settings: StackSettings) -> dict[str, ContainerLimits]:
     if settings.voicegrow.enabled:
         roles += [(role, role) for role in ("mysql", "redis", "minio")]
         roles += [(f"server-{index}", "voicegrow_server") for index in range(1, settings.voicegrow.replicas + 1)]
-    if settings.backup.enabled and (settings.synapse.enabled or settings.voicegrow.enabled):
+    deployed = settings.synapse.enabled or settings.voicegrow.enabled
+    if settings.backup.enabled and deployed:
         roles.append(("backup", "backup"))
+    if settings.healer.enabled and deployed:
+        roles.append(("healer", "healer"))
     roles += [(role, role) for role in monitoring_roles(settings)]
-    if settings.proxy.enabled and (settings.synapse.enabled or settings.voicegrow.enabled):
+    if settings.proxy.enabled and deployed:
         roles.append(("proxy", "proxy"))
         if settings.tls == "acme":
             roles.append(("acme", "acme"))

@@ -18,6 +18,7 @@ VARIANTS = [
     *[pytest.param(stack, {}, id=stack) for stack in STACKS],
     pytest.param("dev", {"backup": {"enabled": True}}, id="dev-backup"),
     pytest.param("test", {"tls": "acme", "proxy": {"acme_email": "ops@example.com"}}, id="test-acme"),
+    pytest.param("staging", {"healer": {"enabled": False}}, id="staging-no-healer"),
     pytest.param("prod", {"voicegrow": {"replicas": 3}}, id="prod-3-replicas"),
 ]
 
