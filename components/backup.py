@@ -80,10 +80,12 @@ class BackupJob(pulumi.ComponentResource):
             archives = docker.ContainerVolumeArgs(volume_name=volume.name, container_path=render.ARCHIVE_DIR)
             self.location = volume.name
 
-        # The containers that write the data, stopped while restoring.
-        services = [synapse.synapse.name] if synapse else []
-        services += [server.name for server in voicegrow.servers] if voicegrow else []
-        job_json = pulumi.Output.all(*services).apply(
+        # The containers that write each part's data, stopped while restoring it.
+        synapse_services = [synapse.synapse.name] if synapse else []
+        voicegrow_services = [server.name for server in voicegrow.servers] if voicegrow else []
+        job_json = pulumi.Output.all(
+            synapse=pulumi.Output.all(*synapse_services), voicegrow=pulumi.Output.all(*voicegrow_services)
+        ).apply(
             lambda names: render.render_job(
                 deployment.stack,
                 settings,
@@ -93,7 +95,7 @@ class BackupJob(pulumi.ComponentResource):
                     bucket=render.BucketSource(MINIO_ENDPOINT, voicegrow.bucket_name) if voicegrow else None,
                     synapse_data=synapse is not None,
                     configs=True,
-                    services=list(names),
+                    services={"synapse": names["synapse"], "mysql": names["voicegrow"], "bucket": names["voicegrow"]},
                 ),
             )
         )

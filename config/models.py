@@ -40,6 +40,7 @@ from config.types import (
     MemoryMB,
     Platform,
     Port,
+    TimeZoneName,
     UploadSize,
     image_tag,
     registry_mirror_problem,
@@ -395,11 +396,25 @@ class OffsiteSettings(Settings):
     keep_count: int = Field(default=1000, ge=1, le=100000, description="...and beyond this many newest offsite archives.")
 
 
+class PartSchedules(Settings):
+    """A schedule of its own for a part of the backup (VoiceGrow guide §6.1: MySQL daily, MinIO weekly)."""
+
+    synapse: CronExpression | None = Field(default=None, description="Synapse's database, media and signing key.")
+    mysql: CronExpression | None = Field(default=None, description="VoiceGrow's MySQL database.")
+    bucket: CronExpression | None = Field(default=None, description="VoiceGrow's MinIO bucket.")
+
+
 class BackupSettings(Settings):
     """Scheduled online backups with retention, and where they are kept."""
 
     enabled: bool = Field(description="Run the backup job; default per environment (off in dev).")
-    schedule: CronExpression = Field(description="When to back up (cron, UTC); default daily, hourly in prod.")
+    schedule: CronExpression = Field(description="When to back up (cron, in `timezone`); default daily, hourly in prod.")
+    timezone: TimeZoneName = Field(
+        default="UTC", description="IANA time zone the schedules are read in, e.g. 'Asia/Shanghai' (the guides' 02:00 local)."
+    )
+    part_schedules: PartSchedules = Field(
+        default=PartSchedules(), description="Parts backed up on a schedule of their own instead of `schedule`."
+    )
     keep_days: int = Field(default=7, ge=1, le=3650, description="Delete archives older than this many days...")
     keep_count: int = Field(default=168, ge=1, le=10000, description="...and beyond this many newest archives (168: a week of hourly runs).")
     host_path: str | None = Field(default=None, pattern=r"^/\S+$", description="Host directory for archives; default: a named volume.")

@@ -10,7 +10,7 @@ from typing import Annotated
 from pydantic import AfterValidator, BeforeValidator, Field
 
 # The backup container's own parser: a schedule accepted here is one it can run.
-from components.images.backup.cron import CronSchedule
+from components.images.backup.cron import CronSchedule, time_zone
 
 _DOMAIN = re.compile(r"^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$")
 _IMAGE = re.compile(
@@ -91,6 +91,11 @@ def _cron(value: str) -> str:
     return value
 
 
+def _time_zone(value: str) -> str:
+    time_zone(value)  # its ValueError names what is expected
+    return value
+
+
 def _platform(value: str) -> str:
     if not isinstance(value, str) or not _PLATFORM.match(value):
         raise ValueError(f"must be a platform like 'linux/amd64', 'linux/arm64' or 'linux/arm/v7', got {value!r}")
@@ -135,6 +140,7 @@ UploadSize = Annotated[str, AfterValidator(_upload_size)]
 IpAddress = Annotated[str, AfterValidator(_ip_address)]
 HttpUrl = Annotated[str, AfterValidator(_http_url)]
 CronExpression = Annotated[str, AfterValidator(_cron)]
+TimeZoneName = Annotated[str, AfterValidator(_time_zone)]
 Platform = Annotated[str, AfterValidator(_platform)]
 Port = Annotated[int, Field(ge=1, le=65535)]
 Cpus = Annotated[float, Field(gt=0, le=64), AfterValidator(lambda value: _cpus(value))]

@@ -59,8 +59,13 @@ class JobTargets:
     bucket: BucketSource | None
     synapse_data: bool
     configs: bool
-    services: list[str]
-    """Containers to stop while restoring: the ones that write the data."""
+    services: dict[str, list[str]]
+    """Containers to stop while restoring each part (`synapse`, `mysql`, `bucket`): the ones that write its data."""
+
+    def parts(self) -> list[str]:
+        """The parts a restore can bring back one at a time, in restore order."""
+        present = {"synapse": self.postgres is not None, "mysql": self.mysql is not None, "bucket": self.bucket is not None}
+        return [part for part, here in present.items() if here]
 
 
 def render_job(stack: str, settings: BackupSettings, targets: JobTargets) -> str:
@@ -68,6 +73,13 @@ def render_job(stack: str, settings: BackupSettings, targets: JobTargets) -> str
     job = {
         "stack": stack,
         "schedule": settings.schedule,
+        "timezone": settings.timezone,
+        # Only the stack's own parts: another stack's part schedule has nothing to back up here.
+        "part_schedules": {
+            part: schedule
+            for part in targets.parts()
+            if (schedule := getattr(settings.part_schedules, part)) is not None
+        },
         "keep_days": settings.keep_days,
         "keep_count": settings.keep_count,
         "timeout_seconds": settings.timeout_minutes * 60,
@@ -78,7 +90,7 @@ def render_job(stack: str, settings: BackupSettings, targets: JobTargets) -> str
         "bucket": None,
         "configs_dir": CONFIGS_DIR if targets.configs else None,
         "offsite": None,
-        "services": targets.services,
+        "services": {part: targets.services[part] for part in targets.parts()},
         "metrics_port": METRICS_PORT,
     }
     if targets.postgres is not None:

@@ -151,12 +151,52 @@ def test_job_points_at_each_service_by_its_alias(evaluate: Evaluate) -> None:
     assert "endpoint = http://minio:9000" in _uploads(evaluate("prod"))["/etc/backup/rclone.conf"]["content"]
 
 
-def test_restore_stops_synapse_and_every_voicegrow_server(evaluate: Evaluate) -> None:
-    assert _job(evaluate("prod"))["services"] == [
-        "selfhosted-prod-synapse",
-        "selfhosted-prod-voicegrow-server-1",
-        "selfhosted-prod-voicegrow-server-2",
-    ]
+def test_restoring_synapse_stops_synapse_only(evaluate: Evaluate) -> None:
+    assert _job(evaluate("prod"))["services"]["synapse"] == ["selfhosted-prod-synapse"]
+
+
+@pytest.mark.parametrize("part", ["mysql", "bucket"])
+def test_restoring_a_voicegrow_part_stops_every_voicegrow_server_only(evaluate: Evaluate, part: str) -> None:
+    assert _job(evaluate("prod"))["services"][part] == ["selfhosted-prod-voicegrow-server-1", "selfhosted-prod-voicegrow-server-2"]
+
+
+def test_schedules_are_in_utc_by_default(evaluate: Evaluate) -> None:
+    assert _job(evaluate("prod"))["timezone"] == "UTC"
+
+
+def test_schedules_can_be_read_in_local_time(evaluate: Evaluate) -> None:
+    assert _job(evaluate("prod", overrides={"backup": {"timezone": "Asia/Shanghai"}}))["timezone"] == "Asia/Shanghai"
+
+
+@pytest.mark.parametrize("zone", ["Asia/Beijing", "CST+8", "../etc/passwd"])
+def test_a_time_zone_that_is_not_an_iana_name_is_refused_naming_the_key(evaluate: Evaluate, zone: str) -> None:
+    with pytest.raises(ConfigError, match=r"selfhosted:backup\.timezone.*IANA time zone name like 'Asia/Shanghai'"):
+        evaluate("prod", overrides={"backup": {"timezone": zone}})
+
+
+def test_every_part_follows_the_main_schedule_by_default(evaluate: Evaluate) -> None:
+    assert _job(evaluate("prod"))["part_schedules"] == {}
+
+
+def test_parts_can_have_schedules_of_their_own(evaluate: Evaluate) -> None:
+    # VoiceGrow guide §6.1: MySQL daily, MinIO weekly.
+    job = _job(evaluate("prod", overrides={"backup": {"part_schedules": {"mysql": "0 2 * * *", "bucket": "0 3 * * 0"}}}))
+    assert job["part_schedules"] == {"mysql": "0 2 * * *", "bucket": "0 3 * * 0"}
+
+
+def test_a_part_schedule_for_a_service_the_stack_lacks_is_left_out(evaluate: Evaluate) -> None:
+    job = _job(evaluate("prod", overrides={"voicegrow": {"enabled": False}, "backup": {"part_schedules": {"bucket": "0 3 * * 0"}}}))
+    assert job["part_schedules"] == {}
+
+
+def test_a_part_schedule_for_an_unknown_part_is_refused_naming_the_key(evaluate: Evaluate) -> None:
+    with pytest.raises(ConfigError, match=r"selfhosted:backup\.part_schedules\.minio"):
+        evaluate("prod", overrides={"backup": {"part_schedules": {"minio": "0 3 * * 0"}}})
+
+
+def test_a_part_schedule_that_cannot_fire_is_refused_naming_the_key(evaluate: Evaluate) -> None:
+    with pytest.raises(ConfigError, match=r"selfhosted:backup\.part_schedules\.bucket"):
+        evaluate("prod", overrides={"backup": {"part_schedules": {"bucket": "0 0 31 2 *"}}})
 
 
 def test_uploads_holding_credentials_are_a_secret_input(evaluate: Evaluate) -> None:
