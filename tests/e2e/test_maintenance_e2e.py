@@ -1,0 +1,147 @@
+"""Maintenance on a live `test` stack: backups on a local-time schedule, one part restored alone.
+
+The stack runs Synapse and VoiceGrow with backups in Asia/Shanghai time, as the guides' hosts
+are. The operator gives MySQL a schedule of its own a minute ahead (`pulumi up` replaces the
+backup container) and the archive appears at that local minute, holding MySQL only. Then a
+backup is taken, a Matrix message is written after it, MySQL loses its rows, and
+`scripts/restore.sh test ARCHIVE --only mysql` brings the rows back without stopping Synapse or
+losing the message.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tarfile
+import tempfile
+import time
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from tests.e2e.harness import AppliedStack, apply_program
+from tests.e2e.harness.fixtures import require_engine
+from tests.e2e.matrix_client import converse, read_messages
+from tests.e2e.stacks import PROBE_IMAGE, ROOT, host_ports, local_overrides, record_figure
+
+pytestmark = pytest.mark.e2e
+
+PREFIX = "e2e-maint"
+PORT = host_ports(18900)
+BASE_URL = f"http://127.0.0.1:{PORT}"
+IMAGES = ("postgres", "synapse", "mysql", "redis", "minio", "probe")
+ZONE = "Asia/Shanghai"
+ROW = "a device row 你好"
+MYSQL = 'MYSQL_PWD="$(cat /run/secrets/root_password)" mysql -uroot --default-character-set=utf8mb4 -N -B voicegrow -e'
+
+
+def _docker(*arguments: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["docker", *arguments], capture_output=True, text=True, timeout=600, check=False)
+
+
+def _mysql(statement: str) -> str:
+    result = _docker("exec", f"{PREFIX}-voicegrow-mysql", "sh", "-c", f'{MYSQL} "{statement}"')
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def _started_at(container: str) -> str:
+    return _docker("inspect", "-f", "{{.State.StartedAt}}", f"{PREFIX}-{container}").stdout.strip()
+
+
+def _archives(archive_dir: Path) -> set[str]:
+    return {path.name for path in archive_dir.glob("backup-*.tar")}
+
+
+def _parts(archive: Path) -> list[str]:
+    with tarfile.open(archive) as opened:
+        member = opened.extractfile("manifest.json")
+        assert member is not None
+        return sorted(json.loads(member.read())["parts"])
+
+
+@pytest.fixture(scope="module")
+def archive_dir() -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix="e2e-maint-archives-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def overrides(archive_dir: Path) -> dict:
+    return local_overrides(
+        PREFIX,
+        PORT,
+        {
+            "proxy": {"enabled": False},
+            "voicegrow": {"server_image": PROBE_IMAGE},
+            "backup": {"enabled": True, "host_path": str(archive_dir), "timezone": ZONE},
+        },
+    )
+
+
+@pytest.fixture(scope="module")
+def stack(overrides: dict) -> Iterator[list[AppliedStack]]:
+    """The deployed stack, and each update of it (the newest last); destroyed at the end."""
+    require_engine()
+    built = subprocess.run(["bash", str(ROOT / "tests" / "e2e" / "images" / "build.sh"), *IMAGES], capture_output=True, text=True, check=False)
+    if built.returncode != 0:
+        pytest.skip(f"the stand-in images could not be built: {built.stderr.strip()[-500:]}")
+    stacks = [apply_program(ROOT, "test", overrides)]
+    try:
+        yield stacks
+    finally:
+        stacks[0].destroy()
+
+
+def test_a_part_schedule_fires_at_the_local_minute_asked(stack: list[AppliedStack], overrides: dict, archive_dir: Path) -> None:
+    # A minute ahead on Shanghai's clock, with time for `pulumi up` to replace the backup container.
+    local = datetime.now(ZoneInfo(ZONE)) + timedelta(minutes=2 if datetime.now().second > 30 else 1)
+    schedule = f"{local.minute} {local.hour} * * *"
+    before = _archives(archive_dir)
+    changed = {**overrides, "backup": {**overrides["backup"], "part_schedules": {"mysql": schedule}}}
+    stack.append(stack[-1].update(changed))
+
+    deadline = time.monotonic() + 240
+    while not (new := _archives(archive_dir) - before) and time.monotonic() < deadline:
+        time.sleep(2)
+    assert new, f"no archive within 4 minutes of the schedule '{schedule}' ({ZONE})"
+    (name,) = new
+    taken = datetime.strptime(name, "backup-%Y%m%dT%H%M%SZ.tar").replace(tzinfo=timezone.utc).astimezone(ZoneInfo(ZONE))
+    assert (taken.hour, taken.minute) == (local.hour, local.minute)
+    assert _parts(archive_dir / name) == ["configs.tar.gz", "voicegrow-mysql.sql.gz"]
+    logs = _docker("logs", f"{PREFIX}-backup")
+    assert f"schedule '{schedule}' ({ZONE}): mysql" in logs.stdout + logs.stderr
+    record_figure("backup", "scheduled_run_seconds_after_the_minute", taken.second)
+
+
+def test_restoring_mysql_alone_keeps_synapse_running_and_a_message_written_after_the_backup(
+    stack: list[AppliedStack], archive_dir: Path
+) -> None:
+    _mysql(f"CREATE TABLE devices (id INT PRIMARY KEY, name VARCHAR(64)) CHARACTER SET utf8mb4; INSERT INTO devices VALUES (1, '{ROW}')")
+    backup = _docker("exec", f"{PREFIX}-backup", "backup-now")
+    assert backup.returncode == 0, backup.stderr
+    archive = json.loads(backup.stdout.splitlines()[-1])["archive"]
+    # After the backup: a conversation in Synapse, and MySQL loses its rows.
+    later = converse(BASE_URL, stack[-1].outputs["synapse_registration_token"])
+    _mysql("DELETE FROM devices")
+    synapse_since = _started_at("synapse")
+
+    started = time.monotonic()
+    restored = subprocess.run(
+        ["bash", "scripts/restore.sh", "test", archive, "--only", "mysql"], cwd=ROOT, capture_output=True, text=True,
+        timeout=900, check=False, env={**os.environ, "PREFIX": PREFIX},
+    )
+    restore_seconds = time.monotonic() - started
+
+    assert restored.returncode == 0, restored.stdout + restored.stderr
+    assert _mysql("SELECT name FROM devices") == ROW
+    assert later.text in read_messages(BASE_URL, later.sender, later.password, later.room_id)
+    assert _started_at("synapse") == synapse_since, "Synapse was restarted by a MySQL-only restore"
+    assert "stopping e2e-maint-synapse" not in restored.stdout
+    record_figure("restore", "mysql_only", restore_seconds)
