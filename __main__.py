@@ -86,6 +86,7 @@ if settings.backup.enabled and (synapse is not None or voicegrow is not None):
             offsite_rclone_config=loaded.secrets["backup_rclone_config"],
             synapse=synapse,
             voicegrow=voicegrow,
+            remote_media_purge=settings.synapse.remote_media_purge if settings.remote_media_purge_runs else None,
         ),
     )
     pulumi.export("backup_location", backup.location)

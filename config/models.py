@@ -40,6 +40,7 @@ from config.types import (
     MemoryMB,
     Platform,
     Port,
+    SynapseDuration,
     TimeZoneName,
     UploadSize,
     image_tag,
@@ -183,6 +184,36 @@ class SecurityOverride(Settings):
         return self
 
 
+class MessageRetention(Settings):
+    """Synapse's message retention policy (`retention`): events older than a room's lifetime are purged."""
+
+    enabled: bool = Field(default=False, description="Purge old messages; off by default (history is kept).")
+    max_lifetime: SynapseDuration = Field(default="365d", description="Default lifetime of a room's messages, e.g. '180d'.")
+    min_lifetime: SynapseDuration | None = Field(default=None, description="Shortest lifetime a room may set; default: none.")
+
+
+class MediaRetention(Settings):
+    """Synapse's own media lifetimes (`media_retention`), checked by Synapse every hour; unset keeps media."""
+
+    local_media_lifetime: SynapseDuration | None = Field(
+        default=None, description="Delete media uploaded here and not seen for this long, e.g. '365d'; default: keep."
+    )
+    remote_media_lifetime: SynapseDuration | None = Field(
+        default=None, description="Delete cached media of other servers not seen for this long, e.g. '90d'; default: keep."
+    )
+
+
+class RemoteMediaPurge(Settings):
+    """Scheduled purge of cached remote media through the admin API (Synapse guide §4.3.2: monthly, 30 days)."""
+
+    enabled: bool | None = Field(
+        default=None,
+        description="Run the purge; default: wherever the backup job runs (its scheduler runs it) and an admin exists.",
+    )
+    schedule: CronExpression = Field(default="0 4 1 * *", description="When (cron, in backup.timezone); default monthly.")
+    max_age_days: int = Field(default=30, ge=1, le=3650, description="Purge remote media not accessed for this many days.")
+
+
 class SynapseSettings(Settings):
     """The Matrix homeserver."""
 
@@ -211,6 +242,9 @@ class SynapseSettings(Settings):
     presence: bool = Field(description="Online status; off on the small profile to save CPU.")
     metrics: bool = Field(description="Prometheus metrics listener on port 9000 inside the stack network.")
     log_level: LogLevel = Field(description="Synapse's log level; default from the environment.")
+    retention: MessageRetention = Field(default=MessageRetention(), description="Message retention policy.")
+    media_retention: MediaRetention = Field(default=MediaRetention(), description="Synapse's own media lifetimes.")
+    remote_media_purge: RemoteMediaPurge = Field(default=RemoteMediaPurge(), description="Scheduled remote media purge.")
     extra_config: dict[str, Any] = Field(
         default_factory=dict, description="Merged over the rendered homeserver.yaml (operator's last word)."
     )
@@ -473,6 +507,23 @@ class StackSettings(Settings):
     voicegrow: VoiceGrowSettings
     proxy: ProxySettings = ProxySettings()
     backup: BackupSettings
+
+    @property
+    def remote_media_purge_runs(self) -> bool:
+        """Whether the backup container purges Synapse's remote media (synapse.remote_media_purge)."""
+        possible = self.synapse.enabled and self.backup.enabled and self.synapse.admin_username is not None
+        enabled = self.synapse.remote_media_purge.enabled
+        return possible if enabled is None else enabled
+
+    @model_validator(mode="after")
+    def _remote_media_purge_has_a_scheduler_and_an_admin(self) -> StackSettings:
+        possible = self.synapse.enabled and self.backup.enabled and self.synapse.admin_username is not None
+        if self.synapse.remote_media_purge.enabled and not possible:
+            raise ValueError(
+                "synapse.remote_media_purge.enabled needs backup.enabled (the backup container runs the schedule) "
+                "and synapse.admin_username (the purge calls the admin API as that account): set them or turn it off"
+            )
+        return self
 
     @model_validator(mode="after")
     def _acme_needs_an_email(self) -> StackSettings:

@@ -15,6 +15,7 @@ PGPASS_PATH = f"{CONFIG_DIR}/pgpass"
 MYSQL_CLIENT_PATH = f"{CONFIG_DIR}/mysql.cnf"
 RCLONE_PATH = f"{CONFIG_DIR}/rclone.conf"
 OFFSITE_RCLONE_PATH = f"{CONFIG_DIR}/offsite-rclone.conf"
+SYNAPSE_ADMIN_PASSWORD_PATH = f"{CONFIG_DIR}/synapse-admin-password"
 CONFIGS_DIR = f"{CONFIG_DIR}/configs"
 SYNAPSE_DATA_DIR = "/synapse-data"
 MINIO_REMOTE = "voicegrow-minio"
@@ -51,6 +52,16 @@ class BucketSource:
 
 
 @dataclass(frozen=True)
+class MediaPurge:
+    """Synapse's cached remote media, purged through its admin API on a schedule of the backup container."""
+
+    schedule: str
+    max_age_days: int
+    synapse_url: str
+    admin_user: str
+
+
+@dataclass(frozen=True)
 class JobTargets:
     """What one stack's backup job covers; None (or False) where the stack lacks the service."""
 
@@ -61,6 +72,7 @@ class JobTargets:
     configs: bool
     services: dict[str, list[str]]
     """Containers to stop while restoring each part (`synapse`, `mysql`, `bucket`): the ones that write its data."""
+    media_purge: MediaPurge | None = None
 
     def parts(self) -> list[str]:
         """The parts a restore can bring back one at a time, in restore order."""
@@ -92,7 +104,17 @@ def render_job(stack: str, settings: BackupSettings, targets: JobTargets) -> str
         "offsite": None,
         "services": {part: targets.services[part] for part in targets.parts()},
         "metrics_port": METRICS_PORT,
+        "media_purge": None,
     }
+    if targets.media_purge is not None:
+        purge = targets.media_purge
+        job["media_purge"] = {
+            "schedule": purge.schedule,
+            "max_age_days": purge.max_age_days,
+            "synapse_url": purge.synapse_url,
+            "admin_user": purge.admin_user,
+            "password_file": SYNAPSE_ADMIN_PASSWORD_PATH,
+        }
     if targets.postgres is not None:
         source = targets.postgres
         job["postgres"] = {

@@ -1,11 +1,13 @@
-"""Maintenance on a live `test` stack: backups on a local-time schedule, one part restored alone.
+"""Maintenance on a live `test` stack: schedules in local time, remote media purged, one part restored alone.
 
 The stack runs Synapse and VoiceGrow with backups in Asia/Shanghai time, as the guides' hosts
-are. The operator gives MySQL a schedule of its own a minute ahead (`pulumi up` replaces the
-backup container) and the archive appears at that local minute, holding MySQL only. Then a
-backup is taken, a Matrix message is written after it, MySQL loses its rows, and
-`scripts/restore.sh test ARCHIVE --only mysql` brings the rows back without stopping Synapse or
-losing the message.
+are. Synapse's cache holds two pieces of another server's media, one not accessed for 60 days
+and one for a day. The operator gives MySQL a backup schedule of its own and the remote media
+purge the same minute, a minute ahead (`pulumi up` replaces the backup container): at that
+local minute an archive holding MySQL only appears, and the purge deletes the old media and
+keeps the recent. Then a backup is taken, a Matrix message is written after it, MySQL loses its
+rows, and `scripts/restore.sh test ARCHIVE --only mysql` brings the rows back without stopping
+Synapse or losing the message.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import subprocess
 import tarfile
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -38,6 +40,10 @@ IMAGES = ("postgres", "synapse", "mysql", "redis", "minio", "probe")
 ZONE = "Asia/Shanghai"
 ROW = "a device row 你好"
 MYSQL = 'MYSQL_PWD="$(cat /run/secrets/root_password)" mysql -uroot --default-character-set=utf8mb4 -N -B voicegrow -e'
+PSQL = "psql -U synapse -d synapse -At -c"
+REMOTE = "remote.example.org"
+# media id -> (filesystem id, days since last access)
+REMOTE_MEDIA = {"oldMedia": ("abcdold60days", 60), "recentMedia": ("abcdnew1day", 1)}
 
 
 def _docker(*arguments: str) -> subprocess.CompletedProcess[str]:
@@ -48,6 +54,24 @@ def _mysql(statement: str) -> str:
     result = _docker("exec", f"{PREFIX}-voicegrow-mysql", "sh", "-c", f'{MYSQL} "{statement}"')
     assert result.returncode == 0, result.stderr
     return result.stdout.strip()
+
+
+def _sql(statement: str) -> str:
+    result = _docker("exec", f"{PREFIX}-synapse-postgres", "sh", "-c", f'{PSQL} "{statement}"')
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def _remote_file(file_id: str) -> str:
+    return f"/data/media_store/remote_content/{REMOTE}/{file_id[:2]}/{file_id[2:4]}/{file_id[4:]}"
+
+
+def _remote_files_present() -> set[str]:
+    present = set()
+    for media_id, (file_id, _) in REMOTE_MEDIA.items():
+        if _docker("exec", f"{PREFIX}-synapse", "test", "-f", _remote_file(file_id)).returncode == 0:
+            present.add(media_id)
+    return present
 
 
 def _started_at(container: str) -> str:
@@ -99,25 +123,68 @@ def stack(overrides: dict) -> Iterator[list[AppliedStack]]:
         stacks[0].destroy()
 
 
-def test_a_part_schedule_fires_at_the_local_minute_asked(stack: list[AppliedStack], overrides: dict, archive_dir: Path) -> None:
-    # A minute ahead on Shanghai's clock, with time for `pulumi up` to replace the backup container.
+@pytest.fixture(scope="module")
+def remote_media(stack: list[AppliedStack]) -> None:
+    """Another server's media in Synapse's cache, as federation leaves it: rows and files."""
+    now_ms = int(time.time() * 1000)
+    for media_id, (file_id, days) in REMOTE_MEDIA.items():
+        accessed = now_ms - days * 86_400_000
+        _sql(
+            "INSERT INTO remote_media_cache (media_origin, media_id, media_type, created_ts, upload_name, media_length, "
+            f"filesystem_id, last_access_ts) VALUES ('{REMOTE}', '{media_id}', 'image/png', {accessed}, 'a.png', 4, '{file_id}', {accessed})"
+        )
+        path = _remote_file(file_id)
+        created = _docker("exec", f"{PREFIX}-synapse", "sh", "-c", f"mkdir -p {Path(path).parent} && printf png > {path}")
+        assert created.returncode == 0, created.stderr
+    assert _remote_files_present() == set(REMOTE_MEDIA)
+
+
+@pytest.fixture(scope="module")
+def minute_ahead(stack: list[AppliedStack], overrides: dict, remote_media: None) -> datetime:
+    """`pulumi up` giving MySQL's backup and the media purge a schedule a minute ahead on Shanghai's clock."""
     local = datetime.now(ZoneInfo(ZONE)) + timedelta(minutes=2 if datetime.now().second > 30 else 1)
     schedule = f"{local.minute} {local.hour} * * *"
-    before = _archives(archive_dir)
-    changed = {**overrides, "backup": {**overrides["backup"], "part_schedules": {"mysql": schedule}}}
+    changed = {
+        **overrides,
+        "backup": {**overrides["backup"], "part_schedules": {"mysql": schedule}},
+        "synapse": {**overrides["synapse"], "remote_media_purge": {"schedule": schedule}},
+    }
     stack.append(stack[-1].update(changed))
+    return local
 
-    deadline = time.monotonic() + 240
-    while not (new := _archives(archive_dir) - before) and time.monotonic() < deadline:
+
+def _wait_for(check: Callable[[], bool], seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while not check():
+        if time.monotonic() > deadline:
+            return False
         time.sleep(2)
-    assert new, f"no archive within 4 minutes of the schedule '{schedule}' ({ZONE})"
-    (name,) = new
+    return True
+
+
+def _backup_log() -> str:
+    logs = _docker("logs", f"{PREFIX}-backup")
+    return logs.stdout + logs.stderr
+
+
+def test_a_part_schedule_fires_at_the_local_minute_asked(minute_ahead: datetime, archive_dir: Path) -> None:
+    local = minute_ahead
+    schedule = f"{local.minute} {local.hour} * * *"
+
+    assert _wait_for(lambda: bool(_archives(archive_dir)), 240), f"no archive within 4 minutes of '{schedule}' ({ZONE})"
+    (name,) = _archives(archive_dir)
     taken = datetime.strptime(name, "backup-%Y%m%dT%H%M%SZ.tar").replace(tzinfo=timezone.utc).astimezone(ZoneInfo(ZONE))
     assert (taken.hour, taken.minute) == (local.hour, local.minute)
     assert _parts(archive_dir / name) == ["configs.tar.gz", "voicegrow-mysql.sql.gz"]
-    logs = _docker("logs", f"{PREFIX}-backup")
-    assert f"schedule '{schedule}' ({ZONE}): mysql" in logs.stdout + logs.stderr
+    assert f"schedule '{schedule}' ({ZONE}): mysql" in _backup_log()
     record_figure("backup", "scheduled_run_seconds_after_the_minute", taken.second)
+
+
+def test_the_scheduled_purge_deletes_old_remote_media_and_keeps_recent(minute_ahead: datetime) -> None:
+    assert _wait_for(lambda: "media purge:" in _backup_log(), 240), _backup_log()[-2000:]
+    assert "media purge: 1 remote media files not accessed since" in _backup_log()
+    assert _remote_files_present() == {"recentMedia"}
+    assert _sql(f"SELECT media_id FROM remote_media_cache WHERE media_origin = '{REMOTE}'") == "recentMedia"
 
 
 def test_restoring_mysql_alone_keeps_synapse_running_and_a_message_written_after_the_backup(

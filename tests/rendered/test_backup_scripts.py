@@ -7,6 +7,7 @@ passwords full of the characters those formats must escape.
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
 import py_compile
@@ -16,6 +17,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -681,7 +683,7 @@ def _run_scheduler_until(sources: Sources, monkeypatch: pytest.MonkeyPatch, star
 
     class Run:
         def __init__(self, argv: list[str], env: dict[str, str]) -> None:
-            started.append(argv[argv.index("now"):])
+            started.append(argv[argv.index("--config") + 2:])
 
         def wait(self) -> int:
             return 0
@@ -710,3 +712,73 @@ def test_a_part_with_its_own_schedule_is_backed_up_on_it_alone(sources: Sources,
                                 datetime(2025, 6, 2, 3, 0, tzinfo=timezone.utc))  # Saturday 01:00 to Monday 03:00
     daily = ["now", "--only", "synapse,mysql"]
     assert runs == [daily, daily, ["now", "--only", "bucket"], daily]
+
+
+# --- Synapse's remote media purge -------------------------------------------------------------
+
+
+class FakeSynapse(http.server.ThreadingHTTPServer):
+    """Synapse's login, purge_media_cache and logout endpoints, recording each call."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, dict, str | None]] = []
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])) or b"{}")
+                server.calls.append((self.path, body, self.headers.get("Authorization")))
+                if self.path == "/_matrix/client/v3/login":
+                    answer = {"access_token": "token-1"} if body.get("password") == "admin pass" else None
+                else:
+                    answer = {"deleted": 3} if self.path.startswith("/_synapse/admin/v1/purge_media_cache") else {}
+                data = json.dumps(answer or {"errcode": "M_FORBIDDEN"}).encode()
+                self.send_response(200 if answer is not None else 403)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        super().__init__(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+
+@pytest.fixture
+def synapse_api(sources: Sources, tmp_path: Path) -> Iterator[FakeSynapse]:
+    server = FakeSynapse()
+    (tmp_path / "secrets" / "synapse-admin-password").write_text("admin pass")
+    _set_job(sources, media_purge={
+        "schedule": "0 4 1 * *", "max_age_days": 30, "synapse_url": f"http://127.0.0.1:{server.server_port}",
+        "admin_user": "admin", "password_file": str(tmp_path / "secrets" / "synapse-admin-password"),
+    })
+    yield server
+    server.shutdown()
+
+
+def test_the_media_purge_logs_in_purges_media_older_than_its_age_and_logs_out(sources: Sources, synapse_api: FakeSynapse) -> None:
+    started = datetime.now(timezone.utc)
+    result = _backupctl(sources, "purge-media")
+
+    assert result.returncode == 0, result.stderr
+    (login, _, _), (purge, _, authorization), (logout, _, _) = synapse_api.calls
+    assert login == "/_matrix/client/v3/login"
+    before = int(purge.split("before_ts=")[1]) / 1000
+    assert abs(before - (started - timedelta(days=30)).timestamp()) < 60
+    assert authorization == "Bearer token-1"
+    assert logout == "/_matrix/client/v3/logout"
+    assert "media purge: 3 remote media files not accessed since" in result.stderr
+
+
+def test_a_refused_login_fails_the_purge_with_synapses_answer(sources: Sources, synapse_api: FakeSynapse, tmp_path: Path) -> None:
+    (tmp_path / "secrets" / "synapse-admin-password").write_text("wrong")
+    result = _backupctl(sources, "purge-media")
+    assert result.returncode == 1
+    assert "media purge FAILED: POST /_matrix/client/v3/login: HTTP 403" in result.stderr
+
+
+def test_the_scheduler_runs_the_media_purge_on_its_own_schedule(sources: Sources, synapse_api: FakeSynapse, monkeypatch: pytest.MonkeyPatch) -> None:
+    runs = _run_scheduler_until(sources, monkeypatch, datetime(2025, 5, 31, 23, 0, tzinfo=timezone.utc),
+                                datetime(2025, 6, 1, 5, 0, tzinfo=timezone.utc))
+    assert runs == [["now"], ["purge-media"]]

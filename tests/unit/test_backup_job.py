@@ -310,3 +310,41 @@ def test_restore_command_names_a_remote_engine_and_a_custom_prefix(evaluate: Eva
     assert evaluation.output("backup_restore_command")[0] == (
         "DOCKER_HOST=ssh://deploy@vps.example.com PREFIX=chat scripts/restore.sh prod latest"
     )
+
+
+# --- Synapse's remote media purge -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stack", BACKUP_STACKS)
+def test_remote_media_is_purged_monthly_where_the_backup_job_runs(evaluate: Evaluate, stack: str) -> None:
+    assert _job(evaluate(stack))["media_purge"] == {
+        "schedule": "0 4 1 * *",
+        "max_age_days": 30,
+        "synapse_url": "http://synapse:8008",
+        "admin_user": "admin",
+        "password_file": "/etc/backup/synapse-admin-password",
+    }
+
+
+def test_the_purge_logs_in_with_the_generated_admin_password_readable_by_root_only(evaluate: Evaluate) -> None:
+    evaluation = evaluate("prod")
+    upload = _uploads(evaluation)["/etc/backup/synapse-admin-password"]
+    assert upload["content"] == evaluation.output("synapse_admin_password")[0]
+    assert upload["permissions"] == "0600"
+
+
+def test_the_purge_schedule_and_age_can_be_overridden(evaluate: Evaluate) -> None:
+    overrides = {"synapse": {"remote_media_purge": {"schedule": "30 3 * * 0", "max_age_days": 7}}}
+    purge = _job(evaluate("prod", overrides=overrides))["media_purge"]
+    assert (purge["schedule"], purge["max_age_days"]) == ("30 3 * * 0", 7)
+
+
+def test_the_purge_can_be_turned_off(evaluate: Evaluate) -> None:
+    evaluation = evaluate("prod", overrides={"synapse": {"remote_media_purge": {"enabled": False}}})
+    assert _job(evaluation)["media_purge"] is None
+    assert "/etc/backup/synapse-admin-password" not in _uploads(evaluation)
+
+
+def test_asking_for_the_purge_without_the_backup_job_is_refused_naming_the_key(evaluate: Evaluate) -> None:
+    with pytest.raises(ConfigError, match=r"selfhosted:synapse\.remote_media_purge\.enabled needs backup\.enabled"):
+        evaluate("dev", overrides={"synapse": {"remote_media_purge": {"enabled": True}}})

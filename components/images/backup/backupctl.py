@@ -9,6 +9,8 @@
     backupctl restore [ARCHIVE|latest] [--only PARTS]
                                         restore (the services using the data must be stopped)
     backupctl services [--only PARTS]   containers to stop while restoring, one per line
+    backupctl purge-media               purge Synapse's cached remote media not accessed for the
+                                        job's media_purge max_age_days (the admin API, as its admin)
     backupctl health                    exit 0 while the last success is recent enough
     backupctl status                    the last run, as JSON
     backupctl metrics                   the last run and the archive disk, as Prometheus metrics
@@ -41,6 +43,8 @@ import tarfile
 import tempfile
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -116,6 +120,15 @@ class Offsite:
 
 
 @dataclass(frozen=True)
+class MediaPurge:
+    schedule: str
+    max_age_days: int
+    synapse_url: str
+    admin_user: str
+    password_file: str
+
+
+@dataclass(frozen=True)
 class Job:
     """What to back up, where to, and how long to keep it."""
 
@@ -137,6 +150,7 @@ class Job:
     timezone: str = "UTC"
     part_schedules: dict[str, str] = field(default_factory=dict)
     """Parts backed up on a schedule of their own; the others follow `schedule`."""
+    media_purge: MediaPurge | None = None
 
     def parts(self) -> list[str]:
         """The parts this job backs up and restores, in restore order."""
@@ -157,6 +171,18 @@ class Job:
         due = min(schedule.next_after(at) for schedule, _ in self.schedules())
         parts = [part for schedule, parts in self.schedules() if schedule.next_after(at) == due for part in parts]
         return due, (None if set(parts) == set(self.parts()) else parts)
+
+    def next_tasks(self, at: datetime) -> tuple[datetime, list[list[str]]]:
+        """When the scheduler next has work, and the backupctl commands due then (the backup first)."""
+        backup_due, parts = self.next_run(at)
+        purge_due = CronSchedule.parse(self.media_purge.schedule, self.timezone).next_after(at) if self.media_purge else None
+        due = min(moment for moment in (backup_due, purge_due) if moment is not None)
+        tasks = []
+        if backup_due == due:
+            tasks.append(["now", *(["--only", ",".join(parts)] if parts is not None else [])])
+        if purge_due == due:
+            tasks.append(["purge-media"])
+        return due, tasks
 
     @classmethod
     def load(cls, path: str) -> Job:
@@ -187,6 +213,7 @@ class Job:
             metrics_port=document.get("metrics_port"),
             timezone=document.get("timezone", "UTC"),
             part_schedules=dict(document.get("part_schedules", {})),
+            media_purge=section("media_purge", MediaPurge),
         )
 
 
@@ -520,6 +547,52 @@ def resolve_archive(job: Job, selector: str) -> Path:
     if not path.is_file():
         raise BackupError(f"no archive {name} in {job.archive_dir}")
     return path
+
+
+# --- Synapse's remote media -----------------------------------------------------------------------
+
+
+def synapse_api(purge: MediaPurge, method: str, path: str, body: dict[str, Any] | None = None, token: str | None = None) -> dict[str, Any]:
+    """One call to Synapse's client or admin API on the stack network; BackupError with Synapse's answer."""
+    request = urllib.request.Request(
+        purge.synapse_url.rstrip("/") + path,
+        data=json.dumps(body or {}).encode(),
+        method=method,
+        headers={"Content-Type": "application/json", **({"Authorization": f"Bearer {token}"} if token else {})},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=600) as response:
+            return json.loads(response.read() or b"{}")
+    except urllib.error.HTTPError as error:
+        raise BackupError(f"{method} {path}: HTTP {error.code} {error.read().decode(errors='replace')[:300]}") from None
+    except (urllib.error.URLError, OSError) as error:
+        raise BackupError(f"{method} {path}: Synapse did not answer at {purge.synapse_url}: {error}") from None
+
+
+def purge_media(job: Job) -> int:
+    """Purge the remote media not accessed for max_age_days, logged in as the admin for this call only."""
+    if job.media_purge is None:
+        log("media purge is not configured for this stack (synapse.remote_media_purge)")
+        return 1
+    purge = job.media_purge
+    before = now() - timedelta(days=purge.max_age_days)
+    try:
+        password = Path(purge.password_file).read_text().strip()
+        login = synapse_api(purge, "POST", "/_matrix/client/v3/login", {
+            "type": "m.login.password", "identifier": {"type": "m.id.user", "user": purge.admin_user}, "password": password,
+        })
+        token = login["access_token"]
+        try:
+            result = synapse_api(purge, "POST", f"/_synapse/admin/v1/purge_media_cache?before_ts={int(before.timestamp() * 1000)}",
+                                 token=token)
+        finally:
+            synapse_api(purge, "POST", "/_matrix/client/v3/logout", token=token)
+    except (BackupError, OSError, KeyError) as error:
+        log(f"media purge FAILED: {error}")
+        return 1
+    log(f"media purge: {result.get('deleted', 0)} remote media files not accessed since {_iso(before)} deleted")
+    print(json.dumps({"deleted": result.get("deleted", 0), "before": _iso(before)}))
+    return 0
 
 
 # --- status -------------------------------------------------------------------------------------
@@ -879,26 +952,31 @@ class Scheduler:
             serve_metrics(self.job, self.job.metrics_port)
         for schedule, parts in self.job.schedules():
             log(f"schedule '{schedule.expression}' ({self.job.timezone}): {', '.join(parts) or 'configuration only'}")
-        due, parts = self.job.next_run(now())
+        if self.job.media_purge is not None:
+            log(f"schedule '{self.job.media_purge.schedule}' ({self.job.timezone}): media purge")
+        due, tasks = self.job.next_tasks(now())
         log(f"scheduler started: longest interval {_hours(interval)}, archives in {self.job.archive_dir}, "
-            f"next run {_iso(due)} ({_local(due, self.job.timezone)} {self.job.timezone}): {_described(parts)}")
+            f"next run {_iso(due)} ({_local(due, self.job.timezone)} {self.job.timezone}): {_described(tasks)}")
         while not self.stopping:
-            due, parts = self.job.next_run(now())
+            due, tasks = self.job.next_tasks(now())
             while not self.stopping and now() < due:
                 _reap_orphans()
                 time.sleep(min(5.0, max(0.1, (due - now()).total_seconds())))
             if self.stopping:
                 break
-            only = ["--only", ",".join(parts)] if parts is not None else []
-            self.child = subprocess.Popen(
-                [sys.executable, os.path.abspath(__file__), "--config", self.config_path, "now", *only],
-                env={**os.environ, "BACKUP_SCHEDULED": "1"},
-            )
-            status = self.child.wait()
-            self.child = None
-            if status != 0:
-                following = _iso(self.job.next_run(now())[0])
-                log(f"scheduled backup failed with exit status {status} (see above); next run {following}")
+            for task in tasks:
+                if self.stopping:
+                    break
+                self.child = subprocess.Popen(
+                    [sys.executable, os.path.abspath(__file__), "--config", self.config_path, *task],
+                    env={**os.environ, "BACKUP_SCHEDULED": "1"},
+                )
+                status = self.child.wait()
+                self.child = None
+                if status != 0:
+                    what = "backup" if task[0] == "now" else task[0]
+                    following = _iso(self.job.next_tasks(now())[0])
+                    log(f"scheduled {what} failed with exit status {status} (see above); next run {following}")
         log("scheduler stopped")
         return 0
 
@@ -907,8 +985,17 @@ def _local(moment: datetime, zone: str) -> str:
     return moment.astimezone(ZoneInfo(zone)).strftime("%Y-%m-%d %H:%M")
 
 
-def _described(parts: list[str] | None) -> str:
-    return "every part" if parts is None else ", ".join(parts) or "configuration only"
+def _described(tasks: list[list[str]]) -> str:
+    """The tasks of a run in words: 'every part', 'mysql', 'configuration only', 'media purge'."""
+    words = []
+    for task in tasks:
+        if task[0] == "purge-media":
+            words.append("media purge")
+        elif "--only" in task:
+            words.append(task[task.index("--only") + 1].replace(",", ", ") or "configuration only")
+        else:
+            words.append("every part")
+    return "; ".join(words)
 
 
 def _reap_orphans() -> None:
@@ -958,6 +1045,7 @@ def main(argv: list[str]) -> int:
         "plan": lambda: plan(job, selector, only),
         "restore": lambda: restore(job, selector, only),
         "services": lambda: print_services(job, only),
+        "purge-media": lambda: purge_media(job),
         "health": lambda: health(job),
         "status": lambda: (print(json.dumps(read_status(job), indent=2)) or 0),
         "metrics": lambda: (print(metrics_text(job, read_status(job), container_started(), now()), end="") or 0),
