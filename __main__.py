@@ -5,6 +5,7 @@ import pulumi_docker as docker
 
 from components.backup import BackupJob, BackupJobArgs
 from components.container import Deployment
+from components.maintenance import ImagePruning
 from components.monitoring import Monitoring, MonitoringArgs, deployed as monitored, roles as monitoring_roles
 from components.proxy import ReverseProxy, ReverseProxyArgs
 from components.synapse import SynapseStack, SynapseStackArgs
@@ -29,6 +30,8 @@ deployment = Deployment(
 
 synapse: SynapseStack | None = None
 voicegrow: VoiceGrowStack | None = None
+backup: BackupJob | None = None
+proxy: ReverseProxy | None = None
 
 if settings.synapse.enabled:
     synapse = SynapseStack(
@@ -87,6 +90,7 @@ if settings.backup.enabled and (synapse is not None or voicegrow is not None):
             synapse=synapse,
             voicegrow=voicegrow,
             remote_media_purge=settings.synapse.remote_media_purge if settings.remote_media_purge_runs else None,
+            state_compression=settings.synapse.state_compression if settings.state_compression_runs else None,
         ),
     )
     pulumi.export("backup_location", backup.location)
@@ -137,3 +141,13 @@ if settings.proxy.enabled and proxied:
     pulumi.export("proxy_urls", proxy.urls)
     if proxy.ca_certificate is not None:
         pulumi.export("proxy_ca_certificate", proxy.ca_certificate)
+
+if settings.images.prune:
+    server_image = [settings.images.mirrored(settings.voicegrow.server_image)] if settings.voicegrow.server_image else []
+    ImagePruning(
+        "image-pruning",
+        deployment,
+        images=settings.images.references() + server_image,
+        # Depending on a component waits for its children: every container runs its new image by then.
+        after=[component for component in (synapse, voicegrow, backup, monitoring, proxy) if component is not None],
+    )

@@ -21,7 +21,7 @@ from components.rendering import voicegrow as voicegrow_render
 from components.synapse import SynapseStack
 from components.voicegrow import VoiceGrowStack
 from config.hardening import SecurityPolicy
-from config.models import BackupSettings, RemoteMediaPurge
+from config.models import BackupSettings, RemoteMediaPurge, StateCompression
 from config.profiles import ContainerLimits
 
 COMPONENT = "backup"
@@ -50,6 +50,8 @@ class BackupJobArgs:
     voicegrow: VoiceGrowStack | None
     remote_media_purge: RemoteMediaPurge | None = None
     """Synapse's remote media purge, when the job's scheduler runs it (it needs Synapse's admin account)."""
+    state_compression: StateCompression | None = None
+    """Synapse's state compression, when the job's scheduler runs it."""
 
 
 class BackupJob(pulumi.ComponentResource):
@@ -93,6 +95,12 @@ class BackupJob(pulumi.ComponentResource):
                 synapse_url=f"http://synapse:{synapse_render.HTTP_PORT}",
                 admin_user=synapse.admin_username,
             )
+        compression = args.state_compression
+        state_compression = (
+            render.StateCompression(compression.schedule, compression.chunk_size, compression.number_of_chunks, compression.levels)
+            if compression is not None and synapse is not None
+            else None
+        )
         job_json = pulumi.Output.all(
             synapse=pulumi.Output.all(*synapse_services), voicegrow=pulumi.Output.all(*voicegrow_services)
         ).apply(
@@ -107,6 +115,7 @@ class BackupJob(pulumi.ComponentResource):
                     configs=True,
                     services={"synapse": names["synapse"], "mysql": names["voicegrow"], "bucket": names["voicegrow"]},
                     media_purge=media_purge,
+                    state_compression=state_compression,
                 ),
             )
         )

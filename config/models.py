@@ -69,7 +69,7 @@ class ImageSettings(Settings):
             "'images.registry_mirrors[\"docker.io\"]' {value}`) and remove registry_mirror"
         )
     }
-    NOT_IMAGES: ClassVar[frozenset[str]] = frozenset({"registry_mirrors", "platform"})
+    NOT_IMAGES: ClassVar[frozenset[str]] = frozenset({"registry_mirrors", "platform", "prune"})
 
     registry_mirrors: dict[str, str] = Field(
         default_factory=dict,
@@ -85,6 +85,10 @@ class ImageSettings(Settings):
             "Platform of the Docker host, e.g. 'linux/arm64': images are pulled and built for it. "
             "Default: the engine's own for pulls, the deploying machine's for builds."
         ),
+    )
+    prune: bool = Field(
+        default=True,
+        description="After a deploy that changed an image, remove the stack's older images, keeping the previous version of each.",
     )
     postgres: ImageRef = Field(default="postgres:16.10-bookworm", description="PostgreSQL server for Synapse.")
     synapse: ImageRef = Field(default="matrixdotorg/synapse:v1.163.2", description="Matrix Synapse homeserver.")
@@ -121,6 +125,10 @@ class ImageSettings(Settings):
             if problem:
                 raise ValueError(f"must map registry hosts to mirrors: {problem}")
         return mirrors
+
+    def references(self) -> list[str]:
+        """The reference to pull of every image setting, sorted."""
+        return sorted(self.reference(name) for name in type(self).model_fields.keys() - self.NOT_IMAGES)
 
     def reference(self, image: str) -> str:
         """The reference to pull for one of these images, through its registry's mirror when one is set."""
@@ -214,6 +222,20 @@ class RemoteMediaPurge(Settings):
     max_age_days: int = Field(default=30, ge=1, le=3650, description="Purge remote media not accessed for this many days.")
 
 
+class StateCompression(Settings):
+    """Synapse's state tables compressed by synapse_auto_compressor on a schedule of the backup container."""
+
+    enabled: bool | None = Field(
+        default=None, description="Run the compressor; default: in staging and prod, where the backup job runs (its scheduler runs it)."
+    )
+    schedule: CronExpression = Field(default="30 4 * * *", description="When (cron, in backup.timezone); default daily.")
+    chunk_size: int = Field(default=500, ge=10, le=100000, description="State groups compressed together in one chunk.")
+    number_of_chunks: int = Field(default=100, ge=1, le=100000, description="Chunks one run works through at most.")
+    levels: str = Field(
+        default="100,50,25", pattern=r"^[1-9]\d*(,[1-9]\d*)*$", description="The compressor's level sizes, e.g. '100,50,25'."
+    )
+
+
 class SynapseSettings(Settings):
     """The Matrix homeserver."""
 
@@ -245,6 +267,7 @@ class SynapseSettings(Settings):
     retention: MessageRetention = Field(default=MessageRetention(), description="Message retention policy.")
     media_retention: MediaRetention = Field(default=MediaRetention(), description="Synapse's own media lifetimes.")
     remote_media_purge: RemoteMediaPurge = Field(default=RemoteMediaPurge(), description="Scheduled remote media purge.")
+    state_compression: StateCompression = Field(default=StateCompression(), description="Scheduled state compression.")
     extra_config: dict[str, Any] = Field(
         default_factory=dict, description="Merged over the rendered homeserver.yaml (operator's last word)."
     )
@@ -514,6 +537,23 @@ class StackSettings(Settings):
         possible = self.synapse.enabled and self.backup.enabled and self.synapse.admin_username is not None
         enabled = self.synapse.remote_media_purge.enabled
         return possible if enabled is None else enabled
+
+    @property
+    def state_compression_runs(self) -> bool:
+        """Whether the backup container compresses Synapse's state tables (synapse.state_compression)."""
+        enabled = self.synapse.state_compression.enabled
+        if enabled is None:
+            return self.synapse.enabled and self.backup.enabled and self.environment in ("staging", "prod")
+        return enabled
+
+    @model_validator(mode="after")
+    def _state_compression_has_a_scheduler(self) -> StackSettings:
+        if self.synapse.state_compression.enabled and not (self.synapse.enabled and self.backup.enabled):
+            raise ValueError(
+                "synapse.state_compression.enabled needs synapse and backup.enabled (the backup container runs "
+                "the schedule): set backup.enabled or turn it off"
+            )
+        return self
 
     @model_validator(mode="after")
     def _remote_media_purge_has_a_scheduler_and_an_admin(self) -> StackSettings:

@@ -62,6 +62,16 @@ class MediaPurge:
 
 
 @dataclass(frozen=True)
+class StateCompression:
+    """Synapse's state tables, compressed by synapse_auto_compressor on a schedule of the backup container."""
+
+    schedule: str
+    chunk_size: int
+    number_of_chunks: int
+    levels: str
+
+
+@dataclass(frozen=True)
 class JobTargets:
     """What one stack's backup job covers; None (or False) where the stack lacks the service."""
 
@@ -73,6 +83,7 @@ class JobTargets:
     services: dict[str, list[str]]
     """Containers to stop while restoring each part (`synapse`, `mysql`, `bucket`): the ones that write its data."""
     media_purge: MediaPurge | None = None
+    state_compression: StateCompression | None = None
 
     def parts(self) -> list[str]:
         """The parts a restore can bring back one at a time, in restore order."""
@@ -105,7 +116,16 @@ def render_job(stack: str, settings: BackupSettings, targets: JobTargets) -> str
         "services": {part: targets.services[part] for part in targets.parts()},
         "metrics_port": METRICS_PORT,
         "media_purge": None,
+        "state_compression": None,
     }
+    if targets.state_compression is not None and targets.postgres is not None:
+        compression = targets.state_compression
+        job["state_compression"] = {
+            "schedule": compression.schedule,
+            "chunk_size": compression.chunk_size,
+            "number_of_chunks": compression.number_of_chunks,
+            "levels": compression.levels,
+        }
     if targets.media_purge is not None:
         purge = targets.media_purge
         job["media_purge"] = {

@@ -5,9 +5,10 @@ are. Synapse's cache holds two pieces of another server's media, one not accesse
 and one for a day. The operator gives MySQL a backup schedule of its own and the remote media
 purge the same minute, a minute ahead (`pulumi up` replaces the backup container): at that
 local minute an archive holding MySQL only appears, and the purge deletes the old media and
-keeps the recent. Then a backup is taken, a Matrix message is written after it, MySQL loses its
-rows, and `scripts/restore.sh test ARCHIVE --only mysql` brings the rows back without stopping
-Synapse or losing the message.
+keeps the recent. A busy room's state grows `state_groups_state`; the state compressor shrinks
+it, and Synapse still serves the room's history and state. Then a backup is taken, a Matrix
+message is written after it, MySQL loses its rows, and `scripts/restore.sh test ARCHIVE --only
+mysql` brings the rows back without stopping Synapse or losing the message.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import subprocess
 import tarfile
 import tempfile
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -44,6 +46,9 @@ PSQL = "psql -U synapse -d synapse -At -c"
 REMOTE = "remote.example.org"
 # media id -> (filesystem id, days since last access)
 REMOTE_MEDIA = {"oldMedia": ("abcdold60days", 60), "recentMedia": ("abcdnew1day", 1)}
+# A busy room: devices each with a state event of their own, then one of them changing often.
+DEVICES = 120
+CHANGES = 230
 
 
 def _docker(*arguments: str) -> subprocess.CompletedProcess[str]:
@@ -105,6 +110,9 @@ def overrides(archive_dir: Path) -> dict:
             "proxy": {"enabled": False},
             "voicegrow": {"server_image": PROBE_IMAGE},
             "backup": {"enabled": True, "host_path": str(archive_dir), "timezone": ZONE},
+            # The room is grown by one client as fast as Synapse takes it.
+            "synapse": {"extra_config": {"rc_message": {"per_second": 1000, "burst_count": 1000}}, "state_compression": {"enabled": True}},
+            "resources": {"synapse": {"cpus": 1.5}},
         },
     )
 
@@ -185,6 +193,56 @@ def test_the_scheduled_purge_deletes_old_remote_media_and_keeps_recent(minute_ah
     assert "media purge: 1 remote media files not accessed since" in _backup_log()
     assert _remote_files_present() == {"recentMedia"}
     assert _sql(f"SELECT media_id FROM remote_media_cache WHERE media_origin = '{REMOTE}'") == "recentMedia"
+
+
+def _client_api(method: str, path: str, token: str, body: dict | None = None) -> dict:
+    request = urllib.request.Request(
+        f"{BASE_URL}{path}", data=None if body is None else json.dumps(body).encode(), method=method,
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=60) as response:
+        return json.loads(response.read())
+
+
+def _grown_room() -> tuple[str, str]:
+    """A room with DEVICES state keys, then CHANGES changes of one of them; its id and a user's token."""
+    created = _docker("exec", f"{PREFIX}-synapse", "register_new_matrix_user", "-c", "/config/homeserver.yaml",
+                      "-u", "grower", "-p", "a long password", "--no-admin", "http://localhost:8008")
+    assert created.returncode == 0, created.stderr
+    login = {"type": "m.login.password", "identifier": {"type": "m.id.user", "user": "grower"}, "password": "a long password"}
+    request = urllib.request.Request(f"{BASE_URL}/_matrix/client/v3/login", data=json.dumps(login).encode(), method="POST")
+    with urllib.request.urlopen(request, timeout=60) as response:
+        token = json.loads(response.read())["access_token"]
+    room = _client_api("POST", "/_matrix/client/v3/createRoom", token, {"name": "busy"})["room_id"]
+    for device in range(DEVICES):
+        _client_api("PUT", f"/_matrix/client/v3/rooms/{room}/state/org.example.device/d{device}", token, {"volume": 0})
+    for change in range(1, CHANGES + 1):
+        _client_api("PUT", f"/_matrix/client/v3/rooms/{room}/state/org.example.device/d0", token, {"volume": change})
+    return room, token
+
+
+def test_the_compressor_shrinks_a_grown_state_table_and_synapse_still_serves_the_room(stack: list[AppliedStack]) -> None:
+    started = time.monotonic()
+    room, token = _grown_room()
+    grow_seconds = time.monotonic() - started
+    before = int(_sql("SELECT count(*) FROM state_groups_state"))
+
+    run = _docker("exec", f"{PREFIX}-backup", "backupctl", "compress-state")
+
+    assert run.returncode == 0, run.stderr
+    result = json.loads(run.stdout.splitlines()[-1])
+    after = int(_sql("SELECT count(*) FROM state_groups_state"))
+    assert (result["rows_before"], result["rows_after"]) == (before, after)
+    assert after < before
+    history = _client_api("GET", f"/_matrix/client/v3/rooms/{room}/messages?dir=b&limit=1000", token)["chunk"]
+    assert len([event for event in history if event["type"] == "org.example.device"]) == DEVICES + CHANGES
+    state = _client_api("GET", f"/_matrix/client/v3/rooms/{room}/state", token)
+    devices = {event["state_key"]: event["content"]["volume"] for event in state if event["type"] == "org.example.device"}
+    assert devices == {"d0": CHANGES, **{f"d{device}": 0 for device in range(1, DEVICES)}}
+    record_figure("compression", "state_groups_state_rows_before", before)
+    record_figure("compression", "state_groups_state_rows_after", after)
+    record_figure("compression", "duration", result["duration_seconds"])
+    record_figure("compression", "room_grown_in", grow_seconds, f"{DEVICES + CHANGES} state events")
 
 
 def test_restoring_mysql_alone_keeps_synapse_running_and_a_message_written_after_the_backup(

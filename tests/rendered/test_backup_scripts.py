@@ -782,3 +782,49 @@ def test_the_scheduler_runs_the_media_purge_on_its_own_schedule(sources: Sources
     runs = _run_scheduler_until(sources, monkeypatch, datetime(2025, 5, 31, 23, 0, tzinfo=timezone.utc),
                                 datetime(2025, 6, 1, 5, 0, tzinfo=timezone.utc))
     assert runs == [["now"], ["purge-media"]]
+
+
+# --- Synapse's state compression --------------------------------------------------------------
+
+# Records how the backup tool calls the compressor (the real one is run end to end).
+FAKE_COMPRESSOR = """
+import json, os
+def compress_state_events_table(db_url, chunk_size, default_levels, number_of_chunks):
+    with open(os.environ["COMPRESSOR_CALLS"], "a") as calls:
+        calls.write(json.dumps([db_url, chunk_size, default_levels, number_of_chunks]) + "\\n")
+"""
+
+
+@pytest.fixture
+def compression(sources: Sources) -> None:
+    _set_job(sources, state_compression={"schedule": "30 4 * * *", "chunk_size": 500, "number_of_chunks": 100, "levels": "100,50,25"})
+    sources.postgres.sql("DROP TABLE IF EXISTS state_groups_state; CREATE TABLE state_groups_state (state_group bigint);"
+                         "INSERT INTO state_groups_state SELECT generate_series(1, 42)")
+
+
+def test_state_compression_runs_the_compressor_with_the_jobs_limits_and_password(
+    sources: Sources, compression: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "modules").mkdir()
+    (tmp_path / "modules" / "synapse_auto_compressor.py").write_text(FAKE_COMPRESSOR)
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path / "modules"))
+    monkeypatch.setenv("COMPRESSOR_CALLS", str(tmp_path / "calls"))
+
+    result = _backupctl(sources, "compress-state")
+
+    assert result.returncode == 0, result.stderr
+    url = f"postgresql://synapse:pg%3Apa%5Css%22word@127.0.0.1:{sources.postgres.port}/synapse"
+    assert json.loads((tmp_path / "calls").read_text()) == [url, 500, "100,50,25", 100]
+    assert "state compression: state_groups_state 42 -> 42 rows" in result.stderr
+
+
+def test_state_compression_without_the_compressor_fails_saying_so(sources: Sources, compression: None) -> None:
+    result = _backupctl(sources, "compress-state")
+    assert result.returncode == 1
+    assert "state compression FAILED: synapse_auto_compressor is not in this image" in result.stderr
+
+
+def test_the_scheduler_runs_the_state_compression_on_its_own_schedule(sources: Sources, compression: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    runs = _run_scheduler_until(sources, monkeypatch, datetime(2025, 6, 1, 1, 0, tzinfo=timezone.utc),
+                                datetime(2025, 6, 1, 5, 0, tzinfo=timezone.utc))
+    assert runs == [["now"], ["compress-state"]]

@@ -348,3 +348,34 @@ def test_the_purge_can_be_turned_off(evaluate: Evaluate) -> None:
 def test_asking_for_the_purge_without_the_backup_job_is_refused_naming_the_key(evaluate: Evaluate) -> None:
     with pytest.raises(ConfigError, match=r"selfhosted:synapse\.remote_media_purge\.enabled needs backup\.enabled"):
         evaluate("dev", overrides={"synapse": {"remote_media_purge": {"enabled": True}}})
+
+
+# --- Synapse's state compression ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stack", ["staging", "prod"])
+def test_state_is_compressed_daily_in_staging_and_prod(evaluate: Evaluate, stack: str) -> None:
+    assert _job(evaluate(stack))["state_compression"] == {
+        "schedule": "30 4 * * *", "chunk_size": 500, "number_of_chunks": 100, "levels": "100,50,25",
+    }
+
+
+def test_state_compression_is_off_in_test_unless_asked(evaluate: Evaluate) -> None:
+    assert _job(evaluate("test"))["state_compression"] is None
+    assert _job(evaluate("test", overrides={"synapse": {"state_compression": {"enabled": True}}}))["state_compression"] is not None
+
+
+def test_the_compressors_limits_can_be_overridden(evaluate: Evaluate) -> None:
+    overrides = {"synapse": {"state_compression": {"chunk_size": 1000, "number_of_chunks": 20, "levels": "200,100"}}}
+    compression = _job(evaluate("prod", overrides=overrides))["state_compression"]
+    assert (compression["chunk_size"], compression["number_of_chunks"], compression["levels"]) == (1000, 20, "200,100")
+
+
+def test_levels_that_are_not_a_list_of_sizes_are_refused_naming_the_key(evaluate: Evaluate) -> None:
+    with pytest.raises(ConfigError, match=r"selfhosted:synapse\.state_compression\.levels"):
+        evaluate("prod", overrides={"synapse": {"state_compression": {"levels": "100, fifty"}}})
+
+
+def test_asking_for_state_compression_without_the_backup_job_is_refused_naming_the_key(evaluate: Evaluate) -> None:
+    with pytest.raises(ConfigError, match=r"selfhosted:synapse\.state_compression\.enabled needs synapse and backup\.enabled"):
+        evaluate("dev", overrides={"synapse": {"state_compression": {"enabled": True}}})

@@ -11,6 +11,7 @@
     backupctl services [--only PARTS]   containers to stop while restoring, one per line
     backupctl purge-media               purge Synapse's cached remote media not accessed for the
                                         job's media_purge max_age_days (the admin API, as its admin)
+    backupctl compress-state            compress Synapse's state tables (synapse_auto_compressor)
     backupctl health                    exit 0 while the last success is recent enough
     backupctl status                    the last run, as JSON
     backupctl metrics                   the last run and the archive disk, as Prometheus metrics
@@ -50,6 +51,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import IO, Any
+from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from archives import (
@@ -129,6 +131,14 @@ class MediaPurge:
 
 
 @dataclass(frozen=True)
+class StateCompression:
+    schedule: str
+    chunk_size: int
+    number_of_chunks: int
+    levels: str
+
+
+@dataclass(frozen=True)
 class Job:
     """What to back up, where to, and how long to keep it."""
 
@@ -151,6 +161,7 @@ class Job:
     part_schedules: dict[str, str] = field(default_factory=dict)
     """Parts backed up on a schedule of their own; the others follow `schedule`."""
     media_purge: MediaPurge | None = None
+    state_compression: StateCompression | None = None
 
     def parts(self) -> list[str]:
         """The parts this job backs up and restores, in restore order."""
@@ -172,17 +183,22 @@ class Job:
         parts = [part for schedule, parts in self.schedules() if schedule.next_after(at) == due for part in parts]
         return due, (None if set(parts) == set(self.parts()) else parts)
 
+    def maintenance(self) -> list[tuple[str, list[str]]]:
+        """The scheduled maintenance beside the backups: each cron expression with its backupctl command."""
+        tasks = []
+        if self.media_purge is not None:
+            tasks.append((self.media_purge.schedule, ["purge-media"]))
+        if self.state_compression is not None:
+            tasks.append((self.state_compression.schedule, ["compress-state"]))
+        return tasks
+
     def next_tasks(self, at: datetime) -> tuple[datetime, list[list[str]]]:
         """When the scheduler next has work, and the backupctl commands due then (the backup first)."""
         backup_due, parts = self.next_run(at)
-        purge_due = CronSchedule.parse(self.media_purge.schedule, self.timezone).next_after(at) if self.media_purge else None
-        due = min(moment for moment in (backup_due, purge_due) if moment is not None)
-        tasks = []
-        if backup_due == due:
-            tasks.append(["now", *(["--only", ",".join(parts)] if parts is not None else [])])
-        if purge_due == due:
-            tasks.append(["purge-media"])
-        return due, tasks
+        upcoming = [(backup_due, ["now", *(["--only", ",".join(parts)] if parts is not None else [])])]
+        upcoming += [(CronSchedule.parse(expression, self.timezone).next_after(at), task) for expression, task in self.maintenance()]
+        due = min(moment for moment, _ in upcoming)
+        return due, [task for moment, task in upcoming if moment == due]
 
     @classmethod
     def load(cls, path: str) -> Job:
@@ -214,6 +230,7 @@ class Job:
             timezone=document.get("timezone", "UTC"),
             part_schedules=dict(document.get("part_schedules", {})),
             media_purge=section("media_purge", MediaPurge),
+            state_compression=section("state_compression", StateCompression),
         )
 
 
@@ -595,6 +612,68 @@ def purge_media(job: Job) -> int:
     return 0
 
 
+# --- Synapse's state tables ---------------------------------------------------------------------
+
+
+def _pgpass_fields(line: str) -> list[str]:
+    """The five fields of a libpq password file line, unescaped (\\: and \\\\)."""
+    fields, current, characters = [], [], iter(line)
+    for character in characters:
+        if character == "\\":
+            current.append(next(characters, ""))
+        elif character == ":":
+            fields.append("".join(current))
+            current = []
+        else:
+            current.append(character)
+    return [*fields, "".join(current)]
+
+
+def postgres_url(pg: Postgres) -> str:
+    """A postgresql:// URL for the compressor (it reads no password file), with the password file's password."""
+    for line in Path(pg.passfile).read_text().splitlines():
+        fields = _pgpass_fields(line)
+        if len(fields) == 5 and fields[3] == pg.user:
+            user, password, database = (quote(value, safe="") for value in (pg.user, fields[4], pg.database))
+            return f"postgresql://{user}:{password}@{pg.host}:{pg.port}/{database}"
+    raise BackupError(f"{pg.passfile} has no password for {pg.user}")
+
+
+def state_rows(pg: Postgres) -> int:
+    """Rows in state_groups_state, the table the compressor shrinks."""
+    output = io.BytesIO()
+    run(["psql", *_pg_args(pg), "--dbname", pg.database, "-At", "-c", "SELECT count(*) FROM state_groups_state"], env=_pg_env(pg),
+        sink=output)
+    return int(output.getvalue().decode().strip())
+
+
+def compress_state(job: Job) -> int:
+    """One run of synapse_auto_compressor over the largest rooms' state groups, with the job's limits."""
+    if job.state_compression is None or job.postgres is None:
+        log("state compression is not configured for this stack (synapse.state_compression)")
+        return 1
+    compression, pg = job.state_compression, job.postgres
+    try:
+        import synapse_auto_compressor
+    except ImportError:
+        log("state compression FAILED: synapse_auto_compressor is not in this image (PyPI has it for x86_64 only)")
+        return 1
+    started = time.monotonic()
+    try:
+        before = state_rows(pg)
+        synapse_auto_compressor.compress_state_events_table(
+            postgres_url(pg), compression.chunk_size, compression.levels, compression.number_of_chunks
+        )
+        after = state_rows(pg)
+    except (BackupError, OSError, RuntimeError) as error:
+        log(f"state compression FAILED: {error}")
+        return 1
+    duration = time.monotonic() - started
+    log(f"state compression: state_groups_state {before} -> {after} rows in {duration:.1f} s")
+    print(json.dumps({"rows_before": before, "rows_after": after, "duration_seconds": round(duration, 1)}))
+    return 0
+
+
 # --- status -------------------------------------------------------------------------------------
 
 
@@ -952,8 +1031,8 @@ class Scheduler:
             serve_metrics(self.job, self.job.metrics_port)
         for schedule, parts in self.job.schedules():
             log(f"schedule '{schedule.expression}' ({self.job.timezone}): {', '.join(parts) or 'configuration only'}")
-        if self.job.media_purge is not None:
-            log(f"schedule '{self.job.media_purge.schedule}' ({self.job.timezone}): media purge")
+        for expression, task in self.job.maintenance():
+            log(f"schedule '{expression}' ({self.job.timezone}): {_described([task])}")
         due, tasks = self.job.next_tasks(now())
         log(f"scheduler started: longest interval {_hours(interval)}, archives in {self.job.archive_dir}, "
             f"next run {_iso(due)} ({_local(due, self.job.timezone)} {self.job.timezone}): {_described(tasks)}")
@@ -991,6 +1070,8 @@ def _described(tasks: list[list[str]]) -> str:
     for task in tasks:
         if task[0] == "purge-media":
             words.append("media purge")
+        elif task[0] == "compress-state":
+            words.append("state compression")
         elif "--only" in task:
             words.append(task[task.index("--only") + 1].replace(",", ", ") or "configuration only")
         else:
@@ -1046,6 +1127,7 @@ def main(argv: list[str]) -> int:
         "restore": lambda: restore(job, selector, only),
         "services": lambda: print_services(job, only),
         "purge-media": lambda: purge_media(job),
+        "compress-state": lambda: compress_state(job),
         "health": lambda: health(job),
         "status": lambda: (print(json.dumps(read_status(job), indent=2)) or 0),
         "metrics": lambda: (print(metrics_text(job, read_status(job), container_started(), now()), end="") or 0),
