@@ -75,7 +75,7 @@ def test_upgrades_keep_the_running_and_the_previous_version_and_prune_the_rest(v
         stack = stack.update(_overrides("v3"))
         record_figure("e2e", "prune.two_upgrades", time.monotonic() - started)
         assert _tags() == ["v2", "v3"]
-        running = _docker("inspect", "-f", "{{.Config.Image}}", f"{PREFIX}-synapse-wellknown").stdout.strip()
-        assert running == f"{REPOSITORY}:v3"
+        running = _docker("inspect", "-f", "{{.Image}}", f"{PREFIX}-synapse-wellknown").stdout.strip()
+        assert running == _docker("image", "inspect", "-f", "{{.Id}}", f"{REPOSITORY}:v3").stdout.strip()
     finally:
         stack.destroy()
