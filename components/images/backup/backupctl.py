@@ -648,7 +648,7 @@ def state_rows(pg: Postgres) -> int:
 
 
 def compress_state(job: Job) -> int:
-    """One run of synapse_auto_compressor over the largest rooms' state groups, with the job's limits."""
+    """One run of synapse_auto_compressor over Synapse's state groups, within the job's chunk limits."""
     if job.state_compression is None or job.postgres is None:
         log("state compression is not configured for this stack (synapse.state_compression)")
         return 1
