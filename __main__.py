@@ -7,6 +7,7 @@ from components.backup import BackupJob, BackupJobArgs, backup_image
 from components.changes import BackupBeforeChanges
 from components.container import Deployment
 from components.healer import Healer, HealerArgs
+from components.maintenance import ImagePruning
 from components.monitoring import Monitoring, MonitoringArgs, deployed as monitored, roles as monitoring_roles
 from components.proxy import ReverseProxy, ReverseProxyArgs
 from components.synapse import SynapseStack, SynapseStackArgs
@@ -35,6 +36,8 @@ backup_before_changes = (
 )
 synapse: SynapseStack | None = None
 voicegrow: VoiceGrowStack | None = None
+backup: BackupJob | None = None
+proxy: ReverseProxy | None = None
 
 if settings.synapse.enabled:
     synapse = SynapseStack(
@@ -105,6 +108,8 @@ if settings.backup.enabled and tools_image is not None:
             offsite_rclone_config=loaded.secrets["backup_rclone_config"],
             synapse=synapse,
             voicegrow=voicegrow,
+            remote_media_purge=settings.synapse.remote_media_purge if settings.remote_media_purge_runs else None,
+            state_compression=settings.synapse.state_compression if settings.state_compression_runs else None,
         ),
     )
     pulumi.export("backup_location", backup.location)
@@ -112,8 +117,9 @@ if settings.backup.enabled and tools_image is not None:
     pulumi.export("backup_now_command", backup.backup_now_command)
     pulumi.export("backup_restore_command", backup.restore_command)
 
+healer: Healer | None = None
 if settings.healer.enabled and tools_image is not None:
-    Healer(
+    healer = Healer(
         "healer",
         deployment,
         HealerArgs(
@@ -169,3 +175,15 @@ if settings.proxy.enabled and proxied:
     pulumi.export("proxy_urls", proxy.urls)
     if proxy.ca_certificate is not None:
         pulumi.export("proxy_ca_certificate", proxy.ca_certificate)
+
+if settings.images.prune:
+    server_image = [settings.images.mirrored(settings.voicegrow.server_image)] if settings.voicegrow.server_image else []
+    ImagePruning(
+        "image-pruning",
+        deployment,
+        images=settings.images.references() + server_image,
+        # Depending on a component waits for its children: every container runs its new image by then.
+        after=[
+            component for component in (synapse, voicegrow, backup, healer, monitoring, proxy) if component is not None
+        ],
+    )

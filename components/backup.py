@@ -21,7 +21,7 @@ from components.rendering import voicegrow as voicegrow_render
 from components.synapse import SynapseStack
 from components.voicegrow import VoiceGrowStack
 from config.hardening import SecurityPolicy
-from config.models import BackupSettings
+from config.models import BackupSettings, RemoteMediaPurge, StateCompression
 from config.profiles import ContainerLimits
 
 COMPONENT = "backup"
@@ -48,6 +48,10 @@ class BackupJobArgs:
     offsite_rclone_config: pulumi.Output[str] | None
     synapse: SynapseStack | None
     voicegrow: VoiceGrowStack | None
+    remote_media_purge: RemoteMediaPurge | None = None
+    """Synapse's remote media purge, when the job's scheduler runs it (it needs Synapse's admin account)."""
+    state_compression: StateCompression | None = None
+    """Synapse's state compression, when the job's scheduler runs it."""
 
 
 def backup_image(deployment: Deployment, base_image: str) -> pulumi.Output[str]:
@@ -84,10 +88,26 @@ class BackupJob(pulumi.ComponentResource):
             archives = docker.ContainerVolumeArgs(volume_name=volume.name, container_path=render.ARCHIVE_DIR)
             self.location = volume.name
 
-        # The containers that write the data, stopped while restoring.
-        services = [synapse.synapse.name] if synapse else []
-        services += [server.name for server in voicegrow.servers] if voicegrow else []
-        job_json = pulumi.Output.all(*services).apply(
+        # The containers that write each part's data, stopped while restoring it.
+        synapse_services = [synapse.synapse.name] if synapse else []
+        voicegrow_services = [server.name for server in voicegrow.servers] if voicegrow else []
+        media_purge = None
+        if args.remote_media_purge is not None and synapse is not None and synapse.admin_username is not None:
+            media_purge = render.MediaPurge(
+                schedule=args.remote_media_purge.schedule,
+                max_age_days=args.remote_media_purge.max_age_days,
+                synapse_url=f"http://synapse:{synapse_render.HTTP_PORT}",
+                admin_user=synapse.admin_username,
+            )
+        compression = args.state_compression
+        state_compression = (
+            render.StateCompression(compression.schedule, compression.chunk_size, compression.number_of_chunks, compression.levels)
+            if compression is not None and synapse is not None
+            else None
+        )
+        job_json = pulumi.Output.all(
+            synapse=pulumi.Output.all(*synapse_services), voicegrow=pulumi.Output.all(*voicegrow_services)
+        ).apply(
             lambda names: render.render_job(
                 deployment.stack,
                 settings,
@@ -97,12 +117,14 @@ class BackupJob(pulumi.ComponentResource):
                     bucket=render.BucketSource(MINIO_ENDPOINT, voicegrow.bucket_name) if voicegrow else None,
                     synapse_data=synapse is not None,
                     configs=True,
-                    services=list(names),
+                    services={"synapse": names["synapse"], "mysql": names["voicegrow"], "bucket": names["voicegrow"]},
+                    media_purge=media_purge,
+                    state_compression=state_compression,
                 ),
             )
         )
         uploads = [docker.ContainerUploadArgs(file=render.JOB_PATH, content=job_json)]
-        uploads += self._credential_uploads(args)
+        uploads += self._credential_uploads(args, media_purge is not None)
         uploads += _config_uploads(synapse, voicegrow)
 
         volumes = [archives]
@@ -154,7 +176,7 @@ class BackupJob(pulumi.ComponentResource):
         )
 
     @staticmethod
-    def _credential_uploads(args: BackupJobArgs) -> list[docker.ContainerUploadArgs]:
+    def _credential_uploads(args: BackupJobArgs, media_purge: bool) -> list[docker.ContainerUploadArgs]:
         """Password files, readable by root only, each a secret input."""
         uploads = []
 
@@ -177,6 +199,8 @@ class BackupJob(pulumi.ComponentResource):
                     pulumi.Output.all(user, password).apply(lambda keys: render.render_rclone_minio(source, keys[0], keys[1])),
                 )
             )
+        if media_purge and args.synapse is not None and args.synapse.admin_password is not None:
+            uploads.append(secret_file(render.SYNAPSE_ADMIN_PASSWORD_PATH, args.synapse.admin_password))
         if args.settings.offsite.enabled:
             if args.offsite_rclone_config is None:
                 raise ValueError("backup.offsite needs the secret backup_rclone_config")

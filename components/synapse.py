@@ -239,6 +239,7 @@ class SynapseStack(pulumi.ComponentResource):
             child,
         )
 
+        self.admin_username = settings.admin_username
         self.admin_password: pulumi.Output[str] | None = None
         self.registration_token: pulumi.Output[str] | None = None
         if settings.admin_username is not None:

@@ -40,6 +40,8 @@ from config.types import (
     MemoryMB,
     Platform,
     Port,
+    SynapseDuration,
+    TimeZoneName,
     UploadSize,
     image_tag,
     registry_mirror_problem,
@@ -67,7 +69,7 @@ class ImageSettings(Settings):
             "'images.registry_mirrors[\"docker.io\"]' {value}`) and remove registry_mirror"
         )
     }
-    NOT_IMAGES: ClassVar[frozenset[str]] = frozenset({"registry_mirrors", "platform"})
+    NOT_IMAGES: ClassVar[frozenset[str]] = frozenset({"registry_mirrors", "platform", "prune"})
 
     registry_mirrors: dict[str, str] = Field(
         default_factory=dict,
@@ -83,6 +85,10 @@ class ImageSettings(Settings):
             "Platform of the Docker host, e.g. 'linux/arm64': images are pulled and built for it. "
             "Default: the engine's own for pulls, the deploying machine's for builds."
         ),
+    )
+    prune: bool = Field(
+        default=True,
+        description="After a deploy that changed an image, remove the stack's older images, keeping the previous version of each.",
     )
     postgres: ImageRef = Field(default="postgres:16.10-bookworm", description="PostgreSQL server for Synapse.")
     synapse: ImageRef = Field(default="matrixdotorg/synapse:v1.163.2", description="Matrix Synapse homeserver.")
@@ -119,6 +125,10 @@ class ImageSettings(Settings):
             if problem:
                 raise ValueError(f"must map registry hosts to mirrors: {problem}")
         return mirrors
+
+    def references(self) -> list[str]:
+        """The reference to pull of every image setting, sorted."""
+        return sorted(self.reference(name) for name in type(self).model_fields.keys() - self.NOT_IMAGES)
 
     def reference(self, image: str) -> str:
         """The reference to pull for one of these images, through its registry's mirror when one is set."""
@@ -182,6 +192,50 @@ class SecurityOverride(Settings):
         return self
 
 
+class MessageRetention(Settings):
+    """Synapse's message retention policy (`retention`): events older than a room's lifetime are purged."""
+
+    enabled: bool = Field(default=False, description="Purge old messages; off by default (history is kept).")
+    max_lifetime: SynapseDuration = Field(default="365d", description="Default lifetime of a room's messages, e.g. '180d'.")
+    min_lifetime: SynapseDuration | None = Field(default=None, description="Shortest lifetime a room may set; default: none.")
+
+
+class MediaRetention(Settings):
+    """Synapse's own media lifetimes (`media_retention`), checked by Synapse every hour; unset keeps media."""
+
+    local_media_lifetime: SynapseDuration | None = Field(
+        default=None, description="Delete media uploaded here and not seen for this long, e.g. '365d'; default: keep."
+    )
+    remote_media_lifetime: SynapseDuration | None = Field(
+        default=None, description="Delete cached media of other servers not seen for this long, e.g. '90d'; default: keep."
+    )
+
+
+class RemoteMediaPurge(Settings):
+    """Scheduled purge of cached remote media through the admin API (Synapse guide §4.3.2: monthly, 30 days)."""
+
+    enabled: bool | None = Field(
+        default=None,
+        description="Run the purge; default: wherever the backup job runs (its scheduler runs it) and an admin exists.",
+    )
+    schedule: CronExpression = Field(default="0 4 1 * *", description="When (cron, in backup.timezone); default monthly.")
+    max_age_days: int = Field(default=30, ge=1, le=3650, description="Purge remote media not accessed for this many days.")
+
+
+class StateCompression(Settings):
+    """Synapse's state tables compressed by synapse_auto_compressor on a schedule of the backup container."""
+
+    enabled: bool | None = Field(
+        default=None, description="Run the compressor; default: in staging and prod, where the backup job runs (its scheduler runs it)."
+    )
+    schedule: CronExpression = Field(default="30 4 * * *", description="When (cron, in backup.timezone); default daily.")
+    chunk_size: int = Field(default=500, ge=10, le=100000, description="State groups compressed together in one chunk.")
+    number_of_chunks: int = Field(default=100, ge=1, le=100000, description="Chunks one run works through at most.")
+    levels: str = Field(
+        default="100,50,25", pattern=r"^[1-9]\d*(,[1-9]\d*)*$", description="The compressor's level sizes, e.g. '100,50,25'."
+    )
+
+
 class SynapseSettings(Settings):
     """The Matrix homeserver."""
 
@@ -210,6 +264,10 @@ class SynapseSettings(Settings):
     presence: bool = Field(description="Online status; off on the small profile to save CPU.")
     metrics: bool = Field(description="Prometheus metrics listener on port 9000 inside the stack network.")
     log_level: LogLevel = Field(description="Synapse's log level; default from the environment.")
+    retention: MessageRetention = Field(default=MessageRetention(), description="Message retention policy.")
+    media_retention: MediaRetention = Field(default=MediaRetention(), description="Synapse's own media lifetimes.")
+    remote_media_purge: RemoteMediaPurge = Field(default=RemoteMediaPurge(), description="Scheduled remote media purge.")
+    state_compression: StateCompression = Field(default=StateCompression(), description="Scheduled state compression.")
     extra_config: dict[str, Any] = Field(
         default_factory=dict, description="Merged over the rendered homeserver.yaml (operator's last word)."
     )
@@ -395,11 +453,25 @@ class OffsiteSettings(Settings):
     keep_count: int = Field(default=1000, ge=1, le=100000, description="...and beyond this many newest offsite archives.")
 
 
+class PartSchedules(Settings):
+    """A schedule of its own for a part of the backup (VoiceGrow guide §6.1: MySQL daily, MinIO weekly)."""
+
+    synapse: CronExpression | None = Field(default=None, description="Synapse's database, media and signing key.")
+    mysql: CronExpression | None = Field(default=None, description="VoiceGrow's MySQL database.")
+    bucket: CronExpression | None = Field(default=None, description="VoiceGrow's MinIO bucket.")
+
+
 class BackupSettings(Settings):
     """Scheduled online backups with retention, and where they are kept."""
 
     enabled: bool = Field(description="Run the backup job; default per environment (off in dev).")
-    schedule: CronExpression = Field(description="When to back up (cron, UTC); default daily, hourly in prod.")
+    schedule: CronExpression = Field(description="When to back up (cron, in `timezone`); default daily, hourly in prod.")
+    timezone: TimeZoneName = Field(
+        default="UTC", description="IANA time zone the schedules are read in, e.g. 'Asia/Shanghai' (the guides' 02:00 local)."
+    )
+    part_schedules: PartSchedules = Field(
+        default=PartSchedules(), description="Parts backed up on a schedule of their own instead of `schedule`."
+    )
     keep_days: int = Field(default=7, ge=1, le=3650, description="Delete archives older than this many days...")
     keep_count: int = Field(default=168, ge=1, le=10000, description="...and beyond this many newest archives (168: a week of hourly runs).")
     host_path: str | None = Field(default=None, pattern=r"^/\S+$", description="Host directory for archives; default: a named volume.")
@@ -478,6 +550,40 @@ class StackSettings(Settings):
     proxy: ProxySettings = ProxySettings()
     backup: BackupSettings
     healer: HealerSettings = HealerSettings()
+
+    @property
+    def remote_media_purge_runs(self) -> bool:
+        """Whether the backup container purges Synapse's remote media (synapse.remote_media_purge)."""
+        possible = self.synapse.enabled and self.backup.enabled and self.synapse.admin_username is not None
+        enabled = self.synapse.remote_media_purge.enabled
+        return possible if enabled is None else enabled
+
+    @property
+    def state_compression_runs(self) -> bool:
+        """Whether the backup container compresses Synapse's state tables (synapse.state_compression)."""
+        enabled = self.synapse.state_compression.enabled
+        if enabled is None:
+            return self.synapse.enabled and self.backup.enabled and self.environment in ("staging", "prod")
+        return enabled
+
+    @model_validator(mode="after")
+    def _state_compression_has_a_scheduler(self) -> StackSettings:
+        if self.synapse.state_compression.enabled and not (self.synapse.enabled and self.backup.enabled):
+            raise ValueError(
+                "synapse.state_compression.enabled needs synapse and backup.enabled (the backup container runs "
+                "the schedule): set backup.enabled or turn it off"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _remote_media_purge_has_a_scheduler_and_an_admin(self) -> StackSettings:
+        possible = self.synapse.enabled and self.backup.enabled and self.synapse.admin_username is not None
+        if self.synapse.remote_media_purge.enabled and not possible:
+            raise ValueError(
+                "synapse.remote_media_purge.enabled needs backup.enabled (the backup container runs the schedule) "
+                "and synapse.admin_username (the purge calls the admin API as that account): set them or turn it off"
+            )
+        return self
 
     @model_validator(mode="after")
     def _acme_needs_an_email(self) -> StackSettings:

@@ -10,7 +10,7 @@ from typing import Annotated
 from pydantic import AfterValidator, BeforeValidator, Field
 
 # The backup container's own parser: a schedule accepted here is one it can run.
-from components.images.backup.cron import CronSchedule
+from components.images.backup.cron import CronSchedule, time_zone
 
 _DOMAIN = re.compile(r"^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$")
 _IMAGE = re.compile(
@@ -20,6 +20,7 @@ _IMAGE = re.compile(
 _MEMORY = re.compile(r"^(\d+(\.\d+)?)([MG])$")
 _LOCALPART = re.compile(r"^[a-z0-9._=/-]{1,64}$")
 _SIZE = re.compile(r"^\d+[KMG]$")
+_SYNAPSE_DURATION = re.compile(r"^[1-9]\d*[mhdwy]$")
 _CRON_FIELD = re.compile(r"^(\*|\d+(-\d+)?)(/\d+)?(,(\*|\d+(-\d+)?)(/\d+)?)*$")
 # A registry host as Docker reads one at the start of a reference: a dotted name, localhost, or a port.
 _HOST = r"(localhost|[a-z0-9-]+(\.[a-z0-9-]+)+|[a-z0-9-]+(?=:))(:[0-9]{1,5})?"
@@ -91,6 +92,17 @@ def _cron(value: str) -> str:
     return value
 
 
+def _synapse_duration(value: str) -> str:
+    if not _SYNAPSE_DURATION.match(value):
+        raise ValueError(f"must be a Synapse duration like '30d', '12h', '4w' or '1y' (m, h, d, w, y), got {value!r}")
+    return value
+
+
+def _time_zone(value: str) -> str:
+    time_zone(value)  # its ValueError names what is expected
+    return value
+
+
 def _platform(value: str) -> str:
     if not isinstance(value, str) or not _PLATFORM.match(value):
         raise ValueError(f"must be a platform like 'linux/amd64', 'linux/arm64' or 'linux/arm/v7', got {value!r}")
@@ -135,6 +147,8 @@ UploadSize = Annotated[str, AfterValidator(_upload_size)]
 IpAddress = Annotated[str, AfterValidator(_ip_address)]
 HttpUrl = Annotated[str, AfterValidator(_http_url)]
 CronExpression = Annotated[str, AfterValidator(_cron)]
+TimeZoneName = Annotated[str, AfterValidator(_time_zone)]
+SynapseDuration = Annotated[str, AfterValidator(_synapse_duration)]
 Platform = Annotated[str, AfterValidator(_platform)]
 Port = Annotated[int, Field(ge=1, le=65535)]
 Cpus = Annotated[float, Field(gt=0, le=64), AfterValidator(lambda value: _cpus(value))]

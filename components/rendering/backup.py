@@ -15,6 +15,7 @@ PGPASS_PATH = f"{CONFIG_DIR}/pgpass"
 MYSQL_CLIENT_PATH = f"{CONFIG_DIR}/mysql.cnf"
 RCLONE_PATH = f"{CONFIG_DIR}/rclone.conf"
 OFFSITE_RCLONE_PATH = f"{CONFIG_DIR}/offsite-rclone.conf"
+SYNAPSE_ADMIN_PASSWORD_PATH = f"{CONFIG_DIR}/synapse-admin-password"
 CONFIGS_DIR = f"{CONFIG_DIR}/configs"
 SYNAPSE_DATA_DIR = "/synapse-data"
 MINIO_REMOTE = "voicegrow-minio"
@@ -51,6 +52,26 @@ class BucketSource:
 
 
 @dataclass(frozen=True)
+class MediaPurge:
+    """Synapse's cached remote media, purged through its admin API on a schedule of the backup container."""
+
+    schedule: str
+    max_age_days: int
+    synapse_url: str
+    admin_user: str
+
+
+@dataclass(frozen=True)
+class StateCompression:
+    """Synapse's state tables, compressed by synapse_auto_compressor on a schedule of the backup container."""
+
+    schedule: str
+    chunk_size: int
+    number_of_chunks: int
+    levels: str
+
+
+@dataclass(frozen=True)
 class JobTargets:
     """What one stack's backup job covers; None (or False) where the stack lacks the service."""
 
@@ -59,8 +80,15 @@ class JobTargets:
     bucket: BucketSource | None
     synapse_data: bool
     configs: bool
-    services: list[str]
-    """Containers to stop while restoring: the ones that write the data."""
+    services: dict[str, list[str]]
+    """Containers to stop while restoring each part (`synapse`, `mysql`, `bucket`): the ones that write its data."""
+    media_purge: MediaPurge | None = None
+    state_compression: StateCompression | None = None
+
+    def parts(self) -> list[str]:
+        """The parts a restore can bring back one at a time, in restore order."""
+        present = {"synapse": self.postgres is not None, "mysql": self.mysql is not None, "bucket": self.bucket is not None}
+        return [part for part, here in present.items() if here]
 
 
 def render_job(stack: str, settings: BackupSettings, targets: JobTargets) -> str:
@@ -68,6 +96,13 @@ def render_job(stack: str, settings: BackupSettings, targets: JobTargets) -> str
     job = {
         "stack": stack,
         "schedule": settings.schedule,
+        "timezone": settings.timezone,
+        # Only the stack's own parts: another stack's part schedule has nothing to back up here.
+        "part_schedules": {
+            part: schedule
+            for part in targets.parts()
+            if (schedule := getattr(settings.part_schedules, part)) is not None
+        },
         "keep_days": settings.keep_days,
         "keep_count": settings.keep_count,
         "timeout_seconds": settings.timeout_minutes * 60,
@@ -78,9 +113,28 @@ def render_job(stack: str, settings: BackupSettings, targets: JobTargets) -> str
         "bucket": None,
         "configs_dir": CONFIGS_DIR if targets.configs else None,
         "offsite": None,
-        "services": targets.services,
+        "services": {part: targets.services[part] for part in targets.parts()},
         "metrics_port": METRICS_PORT,
+        "media_purge": None,
+        "state_compression": None,
     }
+    if targets.state_compression is not None and targets.postgres is not None:
+        compression = targets.state_compression
+        job["state_compression"] = {
+            "schedule": compression.schedule,
+            "chunk_size": compression.chunk_size,
+            "number_of_chunks": compression.number_of_chunks,
+            "levels": compression.levels,
+        }
+    if targets.media_purge is not None:
+        purge = targets.media_purge
+        job["media_purge"] = {
+            "schedule": purge.schedule,
+            "max_age_days": purge.max_age_days,
+            "synapse_url": purge.synapse_url,
+            "admin_user": purge.admin_user,
+            "password_file": SYNAPSE_ADMIN_PASSWORD_PATH,
+        }
     if targets.postgres is not None:
         source = targets.postgres
         job["postgres"] = {

@@ -107,8 +107,28 @@ def homeserver_config(settings: SynapseSettings, tuning: SynapseTuning, database
         "allow_public_rooms_over_federation": False,
         "allow_public_rooms_without_auth": False,
         "url_preview_enabled": False,
+        **_retention(settings),
     }
     return deep_merge(config, settings.extra_config)
+
+
+def _retention(settings: SynapseSettings) -> dict[str, Any]:
+    """Synapse's `retention` (only when enabled: it is off by default) and `media_retention` (the lifetimes set)."""
+    config: dict[str, Any] = {}
+    retention = settings.retention
+    if retention.enabled:
+        policy = {"max_lifetime": retention.max_lifetime}
+        if retention.min_lifetime is not None:
+            policy["min_lifetime"] = retention.min_lifetime
+        config["retention"] = {"enabled": True, "default_policy": policy}
+    lifetimes = {
+        name: value
+        for name in ("local_media_lifetime", "remote_media_lifetime")
+        if (value := getattr(settings.media_retention, name)) is not None
+    }
+    if lifetimes:
+        config["media_retention"] = lifetimes
+    return config
 
 
 def _registration(settings: SynapseSettings) -> dict[str, Any]:

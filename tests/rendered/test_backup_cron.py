@@ -1,4 +1,4 @@
-"""The backup image's cron matcher: what fires when, in UTC, and what it refuses."""
+"""The backup image's cron matcher: what fires when, in UTC or a local time zone, and what it refuses."""
 
 from __future__ import annotations
 
@@ -55,6 +55,34 @@ def test_next_run_is_the_first_matching_minute(expression: str) -> None:
 def test_next_run_accepts_other_time_zones_and_answers_in_utc() -> None:
     shanghai = timezone(timedelta(hours=8))
     assert CronSchedule.parse("0 2 * * *").next_after(datetime(2025, 3, 14, 9, 0, tzinfo=shanghai)) == at("2025-03-14 02:00")
+
+
+def test_a_schedule_in_shanghai_fires_at_its_local_time() -> None:
+    assert CronSchedule.parse("0 2 * * *", "Asia/Shanghai").next_after(at("2025-03-14 10:17")) == at("2025-03-14 18:00")
+
+
+def test_day_fields_are_read_on_the_local_calendar() -> None:
+    # Sunday 03:00 in Shanghai is Saturday 19:00 UTC.
+    assert CronSchedule.parse("0 3 * * 0", "Asia/Shanghai").next_after(at("2025-03-14 00:00")) == at("2025-03-15 19:00")
+
+
+def test_a_wall_time_skipped_by_the_clock_going_forward_does_not_fire_that_day() -> None:
+    # Berlin, 30 March 2025: 02:00 CET jumps to 03:00 CEST; 02:30 does not exist.
+    assert CronSchedule.parse("30 2 * * *", "Europe/Berlin").next_after(at("2025-03-29 12:00")) == at("2025-03-31 00:30")
+
+
+def test_a_wall_time_repeated_by_the_clock_going_back_fires_once() -> None:
+    # Berlin, 26 October 2025: 03:00 CEST falls back to 02:00 CET; 02:30 happens twice.
+    schedule = CronSchedule.parse("30 2 * * *", "Europe/Berlin")
+    first = schedule.next_after(at("2025-10-25 12:00"))
+    assert first == at("2025-10-26 00:30")
+    assert schedule.next_after(first) == at("2025-10-27 01:30")
+    assert schedule.next_after(at("2025-10-26 01:15")) == at("2025-10-27 01:30")  # from inside the second pass
+
+
+def test_an_unknown_time_zone_is_refused_with_an_example() -> None:
+    with pytest.raises(ValueError, match="'Asia/Beijing' is not an IANA time zone name like 'Asia/Shanghai'"):
+        CronSchedule.parse("0 2 * * *", "Asia/Beijing")
 
 
 def test_naive_datetimes_are_refused() -> None:

@@ -7,6 +7,7 @@ passwords full of the characters those formats must escape.
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
 import py_compile
@@ -16,6 +17,8 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -41,6 +44,7 @@ pytestmark = pytest.mark.rendered
 PG_PASSWORD = 'pg:pa\\ss"word'
 MYSQL_PASSWORD = 'my"pa\\ss:word#1'
 SYNAPSE_UID = 991
+SERVER = "selfhosted-test-voicegrow-server"
 
 
 
@@ -197,7 +201,8 @@ def sources(tmp_path: Path, postgres: Postgres, mariadb: Mariadb) -> Sources:
     settings = BackupSettings(enabled=True, schedule="0 2 * * *", keep_days=7, keep_count=3)
     targets = render.JobTargets(
         postgres=pg_source, mysql=my_source, bucket=render.BucketSource("http://minio:9000", "voicegrow"),
-        synapse_data=True, configs=True, services=["selfhosted-test-synapse"],
+        synapse_data=True, configs=True,
+        services={"synapse": ["selfhosted-test-synapse"], "mysql": [SERVER], "bucket": [SERVER]},
     )
     job = json.loads(render.render_job("test", settings, targets))
     job["archive_dir"] = str(tmp_path / "archives")
@@ -468,8 +473,90 @@ def test_a_failed_offsite_copy_fails_the_run_but_keeps_the_local_archive(sources
     assert json.loads(_backupctl(sources, "status").stdout)["last_result"] == "failed"
 
 
-def test_services_lists_the_containers_to_stop(sources: Sources) -> None:
-    assert _backupctl(sources, "services").stdout.split() == ["selfhosted-test-synapse"]
+def test_services_lists_the_containers_to_stop_once_each(sources: Sources) -> None:
+    assert _backupctl(sources, "services").stdout.split() == ["selfhosted-test-synapse", "selfhosted-test-voicegrow-server"]
+
+
+def test_services_of_one_part_are_only_the_containers_writing_its_data(sources: Sources) -> None:
+    assert _backupctl(sources, "services", "--only", "mysql").stdout.split() == ["selfhosted-test-voicegrow-server"]
+
+
+# --- one part at a time --------------------------------------------------------------------------
+
+
+def _set_job(sources: Sources, **changes: object) -> None:
+    job = json.loads(sources.config.read_text())
+    sources.config.write_text(json.dumps({**job, **changes}))
+
+
+def _parts_in(archive: Path) -> list[str]:
+    return sorted(_manifest(archive)["parts"])
+
+
+def test_a_run_of_one_part_archives_that_part_and_the_configuration(sources: Sources) -> None:
+    result = _backupctl(sources, "now", "--only", "mysql")
+    assert result.returncode == 0, result.stderr
+    archive = sources.archives / json.loads(result.stdout.splitlines()[-1])["archive"]
+    assert _parts_in(archive) == ["configs.tar.gz", "voicegrow-mysql.sql.gz"]
+
+
+def test_a_run_of_a_part_the_stack_lacks_fails_naming_its_parts(sources: Sources) -> None:
+    result = _backupctl(sources, "now", "--only", "minio")
+    assert result.returncode == 1
+    assert "no part minio in this stack; its parts: synapse, mysql, bucket" in result.stderr
+
+
+def test_restoring_mysql_only_leaves_synapse_data_written_after_the_backup(sources: Sources) -> None:
+    archive = _take_backup(sources)
+    sources.mariadb.sql("DELETE FROM voicegrow.devices")
+    sources.postgres.sql("INSERT INTO events (body) VALUES ('a message after the backup')")
+    (sources.bucket / "written-after-backup.txt").write_text("newer\n")
+
+    result = _backupctl(sources, "restore", archive.name, "--only", "mysql")
+
+    assert result.returncode == 0, result.stderr
+    assert sources.mariadb.sql("SELECT name FROM voicegrow.devices ORDER BY id") == "speaker in the kitchen\n客厅"
+    assert "a message after the backup" in sources.postgres.sql("SELECT body FROM events")
+    assert (sources.bucket / "written-after-backup.txt").exists()
+
+
+def test_latest_takes_each_part_from_the_newest_archive_holding_it(sources: Sources) -> None:
+    full = _take_backup(sources)
+    sources.mariadb.sql("INSERT INTO voicegrow.devices VALUES (3, 'in the mysql-only archive')")
+    time.sleep(1.1)  # archive names have a one-second resolution
+    mysql_only = sources.archives / json.loads(_backupctl(sources, "now", "--only", "mysql").stdout.splitlines()[-1])["archive"]
+    sources.mariadb.sql("DELETE FROM voicegrow.devices")
+    sources.postgres.sql("DELETE FROM events")
+
+    planned = _backupctl(sources, "plan", "latest")
+    restored = _backupctl(sources, "restore", "latest")
+
+    assert planned.stdout.splitlines() == [f"{full.name} synapse,bucket", f"{mysql_only.name} mysql"]
+    assert restored.returncode == 0, restored.stderr
+    assert sources.mariadb.sql("SELECT COUNT(*) FROM voicegrow.devices") == "3"
+    assert sources.postgres.sql("SELECT COUNT(*) FROM events") == "2"
+
+
+def test_restoring_a_part_the_archive_lacks_is_refused_and_changes_nothing(sources: Sources) -> None:
+    archive = sources.archives / json.loads(_backupctl(sources, "now", "--only", "mysql").stdout.splitlines()[-1])["archive"]
+    sources.postgres.sql("INSERT INTO events (body) VALUES ('after')")
+
+    result = _backupctl(sources, "restore", archive.name, "--only", "synapse")
+
+    assert result.returncode == 1
+    assert f"{archive.name} holds no synapse part (it holds mysql)" in result.stderr
+    assert "after" in sources.postgres.sql("SELECT body FROM events")
+
+
+def test_retention_keeps_the_newest_archive_of_every_part(sources: Sources) -> None:
+    full = _take_backup(sources)
+    for _ in range(3):  # keep_count is 3: the full archive is the fourth newest
+        time.sleep(1.1)
+        assert _backupctl(sources, "now", "--only", "mysql").returncode == 0
+    assert full.name in _archives(sources)
+    time.sleep(1.1)
+    assert _backupctl(sources, "now").returncode == 0
+    assert full.name not in _archives(sources)
 
 
 # --- pure logic ----------------------------------------------------------------------------------
@@ -597,3 +684,163 @@ def test_a_deploy_s_archive_says_it_was_taken_before_a_change() -> None:
 def test_archives_taken_before_a_change_count_with_the_scheduled_ones() -> None:
     scheduled, before_change = archives.archive_name(NOW - timedelta(hours=2)), archives.archive_name(NOW, before_change=True)
     assert archives.archives_newest_first(["notes.txt", scheduled, before_change]) == [before_change, scheduled]
+
+
+def _run_scheduler_until(sources: Sources, monkeypatch: pytest.MonkeyPatch, start: datetime, stop: datetime) -> list[list[str]]:
+    """Run the scheduler on a fake clock from `start` until `stop`; the `now` commands it started."""
+    _set_job(sources, metrics_port=None)  # another test's scheduler may hold the port
+    scheduler = backupctl.Scheduler(backupctl.Job.load(str(sources.config)), str(sources.config))
+    clock = [start]
+    started: list[list[str]] = []
+
+    def sleep(seconds: float) -> None:
+        clock[0] += timedelta(seconds=seconds)
+        scheduler.stopping = clock[0] > stop
+
+    class Run:
+        def __init__(self, argv: list[str], env: dict[str, str]) -> None:
+            started.append(argv[argv.index("--config") + 2:])
+
+        def wait(self) -> int:
+            return 0
+
+    monkeypatch.setattr(backupctl, "now", lambda: clock[0])
+    monkeypatch.setattr(backupctl.time, "sleep", sleep)
+    monkeypatch.setattr(backupctl.signal, "signal", lambda signum, handler: None)
+    monkeypatch.setattr(backupctl.subprocess, "Popen", Run)
+    assert scheduler.run() == 0
+    return started
+
+
+def test_the_schedule_is_read_in_the_jobs_time_zone(sources: Sources, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    _set_job(sources, timezone="Asia/Shanghai")
+    # 02:00 in Shanghai is 18:00 UTC the day before.
+    runs = _run_scheduler_until(sources, monkeypatch, datetime(2025, 5, 31, 17, 59, tzinfo=timezone.utc),
+                                datetime(2025, 5, 31, 18, 1, tzinfo=timezone.utc))
+    assert runs == [["now"]]
+    assert "next run 2025-05-31T18:00:00Z (2025-06-01 02:00 Asia/Shanghai): every part" in capfd.readouterr().err
+
+
+def test_a_part_with_its_own_schedule_is_backed_up_on_it_alone(sources: Sources, monkeypatch: pytest.MonkeyPatch) -> None:
+    # VoiceGrow guide §6.1: MySQL daily, MinIO weekly (Sunday 03:00).
+    _set_job(sources, part_schedules={"bucket": "0 3 * * 0"})
+    runs = _run_scheduler_until(sources, monkeypatch, datetime(2025, 5, 31, 1, 0, tzinfo=timezone.utc),
+                                datetime(2025, 6, 2, 3, 0, tzinfo=timezone.utc))  # Saturday 01:00 to Monday 03:00
+    daily = ["now", "--only", "synapse,mysql"]
+    assert runs == [daily, daily, ["now", "--only", "bucket"], daily]
+
+
+# --- Synapse's remote media purge -------------------------------------------------------------
+
+
+class FakeSynapse(http.server.ThreadingHTTPServer):
+    """Synapse's login, purge_media_cache and logout endpoints, recording each call."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, dict, str | None]] = []
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])) or b"{}")
+                server.calls.append((self.path, body, self.headers.get("Authorization")))
+                if self.path == "/_matrix/client/v3/login":
+                    answer = {"access_token": "token-1"} if body.get("password") == "admin pass" else None
+                else:
+                    answer = {"deleted": 3} if self.path.startswith("/_synapse/admin/v1/purge_media_cache") else {}
+                data = json.dumps(answer or {"errcode": "M_FORBIDDEN"}).encode()
+                self.send_response(200 if answer is not None else 403)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        super().__init__(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+
+@pytest.fixture
+def synapse_api(sources: Sources, tmp_path: Path) -> Iterator[FakeSynapse]:
+    server = FakeSynapse()
+    (tmp_path / "secrets" / "synapse-admin-password").write_text("admin pass")
+    _set_job(sources, media_purge={
+        "schedule": "0 4 1 * *", "max_age_days": 30, "synapse_url": f"http://127.0.0.1:{server.server_port}",
+        "admin_user": "admin", "password_file": str(tmp_path / "secrets" / "synapse-admin-password"),
+    })
+    yield server
+    server.shutdown()
+
+
+def test_the_media_purge_logs_in_purges_media_older_than_its_age_and_logs_out(sources: Sources, synapse_api: FakeSynapse) -> None:
+    started = datetime.now(timezone.utc)
+    result = _backupctl(sources, "purge-media")
+
+    assert result.returncode == 0, result.stderr
+    (login, _, _), (purge, _, authorization), (logout, _, _) = synapse_api.calls
+    assert login == "/_matrix/client/v3/login"
+    before = int(purge.split("before_ts=")[1]) / 1000
+    assert abs(before - (started - timedelta(days=30)).timestamp()) < 60
+    assert authorization == "Bearer token-1"
+    assert logout == "/_matrix/client/v3/logout"
+    assert "media purge: 3 remote media files not accessed since" in result.stderr
+
+
+def test_a_refused_login_fails_the_purge_with_synapses_answer(sources: Sources, synapse_api: FakeSynapse, tmp_path: Path) -> None:
+    (tmp_path / "secrets" / "synapse-admin-password").write_text("wrong")
+    result = _backupctl(sources, "purge-media")
+    assert result.returncode == 1
+    assert "media purge FAILED: POST /_matrix/client/v3/login: HTTP 403" in result.stderr
+
+
+def test_the_scheduler_runs_the_media_purge_on_its_own_schedule(sources: Sources, synapse_api: FakeSynapse, monkeypatch: pytest.MonkeyPatch) -> None:
+    runs = _run_scheduler_until(sources, monkeypatch, datetime(2025, 5, 31, 23, 0, tzinfo=timezone.utc),
+                                datetime(2025, 6, 1, 5, 0, tzinfo=timezone.utc))
+    assert runs == [["now"], ["purge-media"]]
+
+
+# --- Synapse's state compression --------------------------------------------------------------
+
+# Records how the backup tool calls the compressor (the real one is run end to end).
+FAKE_COMPRESSOR = """
+import json, os
+def compress_state_events_table(db_url, chunk_size, default_levels, number_of_chunks):
+    with open(os.environ["COMPRESSOR_CALLS"], "a") as calls:
+        calls.write(json.dumps([db_url, chunk_size, default_levels, number_of_chunks]) + "\\n")
+"""
+
+
+@pytest.fixture
+def compression(sources: Sources) -> None:
+    _set_job(sources, state_compression={"schedule": "30 4 * * *", "chunk_size": 500, "number_of_chunks": 100, "levels": "100,50,25"})
+    sources.postgres.sql("DROP TABLE IF EXISTS state_groups_state; CREATE TABLE state_groups_state (state_group bigint);"
+                         "INSERT INTO state_groups_state SELECT generate_series(1, 42)")
+
+
+def test_state_compression_runs_the_compressor_with_the_jobs_limits_and_password(
+    sources: Sources, compression: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "modules").mkdir()
+    (tmp_path / "modules" / "synapse_auto_compressor.py").write_text(FAKE_COMPRESSOR)
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path / "modules"))
+    monkeypatch.setenv("COMPRESSOR_CALLS", str(tmp_path / "calls"))
+
+    result = _backupctl(sources, "compress-state")
+
+    assert result.returncode == 0, result.stderr
+    url = f"postgresql://synapse:pg%3Apa%5Css%22word@127.0.0.1:{sources.postgres.port}/synapse"
+    assert json.loads((tmp_path / "calls").read_text()) == [url, 500, "100,50,25", 100]
+    assert "state compression: state_groups_state 42 -> 42 rows" in result.stderr
+
+
+def test_state_compression_without_the_compressor_fails_saying_so(sources: Sources, compression: None) -> None:
+    result = _backupctl(sources, "compress-state")
+    assert result.returncode == 1
+    assert "state compression FAILED: synapse_auto_compressor is not in this image" in result.stderr
+
+
+def test_the_scheduler_runs_the_state_compression_on_its_own_schedule(sources: Sources, compression: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    runs = _run_scheduler_until(sources, monkeypatch, datetime(2025, 6, 1, 1, 0, tzinfo=timezone.utc),
+                                datetime(2025, 6, 1, 5, 0, tzinfo=timezone.utc))
+    assert runs == [["now"], ["compress-state"]]

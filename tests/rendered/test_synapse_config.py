@@ -63,6 +63,23 @@ def test_synapse_accepts_the_rendered_homeserver_yaml(stack: str, tmp_path: Path
     assert "Config parses OK!" in result.stdout
 
 
+def test_synapse_accepts_the_rendered_message_and_media_retention(tmp_path: Path) -> None:
+    mocks = RecordingMocks()
+    retention = {
+        "retention": {"enabled": True, "max_lifetime": "180d", "min_lifetime": "1d"},
+        "media_retention": {"local_media_lifetime": "365d", "remote_media_lifetime": "30d"},
+    }
+    run_program(mocks, "prod", preview=False, overrides={"synapse": retention})
+    uploads = mocks.files("synapse")
+    homeserver = yaml.safe_load(uploads["/config/homeserver.yaml"])
+    assert homeserver["retention"]["default_policy"] == {"max_lifetime": "180d", "min_lifetime": "1d"}
+
+    result = _check_with_synapse(homeserver, uploads, tmp_path)
+
+    assert result.returncode == 0, result.stderr
+    assert "Config parses OK!" in result.stdout
+
+
 def test_synapse_checker_rejects_a_broken_homeserver_yaml(tmp_path: Path) -> None:
     uploads = _uploads("prod", "synapse")
     homeserver = yaml.safe_load(uploads["/config/homeserver.yaml"])

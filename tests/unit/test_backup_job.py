@@ -151,12 +151,52 @@ def test_job_points_at_each_service_by_its_alias(evaluate: Evaluate) -> None:
     assert "endpoint = http://minio:9000" in _uploads(evaluate("prod"))["/etc/backup/rclone.conf"]["content"]
 
 
-def test_restore_stops_synapse_and_every_voicegrow_server(evaluate: Evaluate) -> None:
-    assert _job(evaluate("prod"))["services"] == [
-        "selfhosted-prod-synapse",
-        "selfhosted-prod-voicegrow-server-1",
-        "selfhosted-prod-voicegrow-server-2",
-    ]
+def test_restoring_synapse_stops_synapse_only(evaluate: Evaluate) -> None:
+    assert _job(evaluate("prod"))["services"]["synapse"] == ["selfhosted-prod-synapse"]
+
+
+@pytest.mark.parametrize("part", ["mysql", "bucket"])
+def test_restoring_a_voicegrow_part_stops_every_voicegrow_server_only(evaluate: Evaluate, part: str) -> None:
+    assert _job(evaluate("prod"))["services"][part] == ["selfhosted-prod-voicegrow-server-1", "selfhosted-prod-voicegrow-server-2"]
+
+
+def test_schedules_are_in_utc_by_default(evaluate: Evaluate) -> None:
+    assert _job(evaluate("prod"))["timezone"] == "UTC"
+
+
+def test_schedules_can_be_read_in_local_time(evaluate: Evaluate) -> None:
+    assert _job(evaluate("prod", overrides={"backup": {"timezone": "Asia/Shanghai"}}))["timezone"] == "Asia/Shanghai"
+
+
+@pytest.mark.parametrize("zone", ["Asia/Beijing", "CST+8", "../etc/passwd"])
+def test_a_time_zone_that_is_not_an_iana_name_is_refused_naming_the_key(evaluate: Evaluate, zone: str) -> None:
+    with pytest.raises(ConfigError, match=r"selfhosted:backup\.timezone.*IANA time zone name like 'Asia/Shanghai'"):
+        evaluate("prod", overrides={"backup": {"timezone": zone}})
+
+
+def test_every_part_follows_the_main_schedule_by_default(evaluate: Evaluate) -> None:
+    assert _job(evaluate("prod"))["part_schedules"] == {}
+
+
+def test_parts_can_have_schedules_of_their_own(evaluate: Evaluate) -> None:
+    # VoiceGrow guide §6.1: MySQL daily, MinIO weekly.
+    job = _job(evaluate("prod", overrides={"backup": {"part_schedules": {"mysql": "0 2 * * *", "bucket": "0 3 * * 0"}}}))
+    assert job["part_schedules"] == {"mysql": "0 2 * * *", "bucket": "0 3 * * 0"}
+
+
+def test_a_part_schedule_for_a_service_the_stack_lacks_is_left_out(evaluate: Evaluate) -> None:
+    job = _job(evaluate("prod", overrides={"voicegrow": {"enabled": False}, "backup": {"part_schedules": {"bucket": "0 3 * * 0"}}}))
+    assert job["part_schedules"] == {}
+
+
+def test_a_part_schedule_for_an_unknown_part_is_refused_naming_the_key(evaluate: Evaluate) -> None:
+    with pytest.raises(ConfigError, match=r"selfhosted:backup\.part_schedules\.minio"):
+        evaluate("prod", overrides={"backup": {"part_schedules": {"minio": "0 3 * * 0"}}})
+
+
+def test_a_part_schedule_that_cannot_fire_is_refused_naming_the_key(evaluate: Evaluate) -> None:
+    with pytest.raises(ConfigError, match=r"selfhosted:backup\.part_schedules\.bucket"):
+        evaluate("prod", overrides={"backup": {"part_schedules": {"bucket": "0 0 31 2 *"}}})
 
 
 def test_uploads_holding_credentials_are_a_secret_input(evaluate: Evaluate) -> None:
@@ -270,3 +310,72 @@ def test_restore_command_names_a_remote_engine_and_a_custom_prefix(evaluate: Eva
     assert evaluation.output("backup_restore_command")[0] == (
         "DOCKER_HOST=ssh://deploy@vps.example.com PREFIX=chat scripts/restore.sh prod latest"
     )
+
+
+# --- Synapse's remote media purge -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stack", BACKUP_STACKS)
+def test_remote_media_is_purged_monthly_where_the_backup_job_runs(evaluate: Evaluate, stack: str) -> None:
+    assert _job(evaluate(stack))["media_purge"] == {
+        "schedule": "0 4 1 * *",
+        "max_age_days": 30,
+        "synapse_url": "http://synapse:8008",
+        "admin_user": "admin",
+        "password_file": "/etc/backup/synapse-admin-password",
+    }
+
+
+def test_the_purge_logs_in_with_the_generated_admin_password_readable_by_root_only(evaluate: Evaluate) -> None:
+    evaluation = evaluate("prod")
+    upload = _uploads(evaluation)["/etc/backup/synapse-admin-password"]
+    assert upload["content"] == evaluation.output("synapse_admin_password")[0]
+    assert upload["permissions"] == "0600"
+
+
+def test_the_purge_schedule_and_age_can_be_overridden(evaluate: Evaluate) -> None:
+    overrides = {"synapse": {"remote_media_purge": {"schedule": "30 3 * * 0", "max_age_days": 7}}}
+    purge = _job(evaluate("prod", overrides=overrides))["media_purge"]
+    assert (purge["schedule"], purge["max_age_days"]) == ("30 3 * * 0", 7)
+
+
+def test_the_purge_can_be_turned_off(evaluate: Evaluate) -> None:
+    evaluation = evaluate("prod", overrides={"synapse": {"remote_media_purge": {"enabled": False}}})
+    assert _job(evaluation)["media_purge"] is None
+    assert "/etc/backup/synapse-admin-password" not in _uploads(evaluation)
+
+
+def test_asking_for_the_purge_without_the_backup_job_is_refused_naming_the_key(evaluate: Evaluate) -> None:
+    with pytest.raises(ConfigError, match=r"selfhosted:synapse\.remote_media_purge\.enabled needs backup\.enabled"):
+        evaluate("dev", overrides={"synapse": {"remote_media_purge": {"enabled": True}}})
+
+
+# --- Synapse's state compression ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stack", ["staging", "prod"])
+def test_state_is_compressed_daily_in_staging_and_prod(evaluate: Evaluate, stack: str) -> None:
+    assert _job(evaluate(stack))["state_compression"] == {
+        "schedule": "30 4 * * *", "chunk_size": 500, "number_of_chunks": 100, "levels": "100,50,25",
+    }
+
+
+def test_state_compression_is_off_in_test_unless_asked(evaluate: Evaluate) -> None:
+    assert _job(evaluate("test"))["state_compression"] is None
+    assert _job(evaluate("test", overrides={"synapse": {"state_compression": {"enabled": True}}}))["state_compression"] is not None
+
+
+def test_the_compressors_limits_can_be_overridden(evaluate: Evaluate) -> None:
+    overrides = {"synapse": {"state_compression": {"chunk_size": 1000, "number_of_chunks": 20, "levels": "200,100"}}}
+    compression = _job(evaluate("prod", overrides=overrides))["state_compression"]
+    assert (compression["chunk_size"], compression["number_of_chunks"], compression["levels"]) == (1000, 20, "200,100")
+
+
+def test_levels_that_are_not_a_list_of_sizes_are_refused_naming_the_key(evaluate: Evaluate) -> None:
+    with pytest.raises(ConfigError, match=r"selfhosted:synapse\.state_compression\.levels"):
+        evaluate("prod", overrides={"synapse": {"state_compression": {"levels": "100, fifty"}}})
+
+
+def test_asking_for_state_compression_without_the_backup_job_is_refused_naming_the_key(evaluate: Evaluate) -> None:
+    with pytest.raises(ConfigError, match=r"selfhosted:synapse\.state_compression\.enabled needs synapse and backup\.enabled"):
+        evaluate("dev", overrides={"synapse": {"state_compression": {"enabled": True}}})

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 import yaml
 
+from config import ConfigError
 from config.profiles import LARGE, MEDIUM, SMALL
 from tests.program import STACKS
 from tests.unit.conftest import Evaluate, Evaluation
@@ -340,3 +341,37 @@ def test_synapse_hands_its_data_volume_to_its_user_before_starting(evaluate: Eva
     script = evaluation.mocks.named("synapse-files").value("entrypoints")[-1]
     assert "find /data \\! -user 991 -exec chown 991:991 {} +" in script
     assert "synapse-files-id" in {label["value"] for label in evaluation.container("synapse").value("labels")}
+
+
+# --- retention ------------------------------------------------------------------------------------
+
+
+def test_message_retention_is_off_by_default(evaluate: Evaluate) -> None:
+    assert "retention" not in _homeserver(evaluate("prod"))
+
+
+def test_message_retention_renders_synapses_default_policy(evaluate: Evaluate) -> None:
+    overrides = {"synapse": {"retention": {"enabled": True, "max_lifetime": "180d", "min_lifetime": "1d"}}}
+    assert _homeserver(evaluate("prod", overrides=overrides))["retention"] == {
+        "enabled": True,
+        "default_policy": {"max_lifetime": "180d", "min_lifetime": "1d"},
+    }
+
+
+def test_media_is_kept_unless_a_lifetime_is_set(evaluate: Evaluate) -> None:
+    assert "media_retention" not in _homeserver(evaluate("prod"))
+
+
+def test_media_lifetimes_render_synapses_media_retention(evaluate: Evaluate) -> None:
+    overrides = {"synapse": {"media_retention": {"local_media_lifetime": "365d", "remote_media_lifetime": "90d"}}}
+    assert _homeserver(evaluate("prod", overrides=overrides))["media_retention"] == {
+        "local_media_lifetime": "365d",
+        "remote_media_lifetime": "90d",
+    }
+
+
+@pytest.mark.parametrize("key", ["retention.max_lifetime", "media_retention.remote_media_lifetime"])
+def test_a_lifetime_that_is_not_a_synapse_duration_is_refused_naming_the_key(evaluate: Evaluate, key: str) -> None:
+    section, name = key.split(".")
+    with pytest.raises(ConfigError, match=rf"selfhosted:synapse\.{key}.*like '30d'"):
+        evaluate("prod", overrides={"synapse": {section: {name: "three months"}}})

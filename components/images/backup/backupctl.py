@@ -1,16 +1,28 @@
 """backupctl: the backup container's scheduler, backup run, restore and health check.
 
-    backupctl schedule                  run backups on the schedule (the container's main process)
-    backupctl now [--before-change]     take a backup now (also installed as `backup-now`); a deploy
+    backupctl schedule                  run backups on the schedules (the container's main process)
+    backupctl now [--only PARTS] [--before-change]
+                                        take a backup now (also installed as `backup-now`); a deploy
                                         passes --before-change: backup-...Z-before-change.tar
     backupctl list                      archives, newest first
     backupctl verify [ARCHIVE|latest]   check an archive against its manifest; print its name
-    backupctl restore [ARCHIVE|latest]  restore it (the services using the data must be stopped)
-    backupctl services                  containers to stop while restoring, one per line
+    backupctl plan [ARCHIVE|latest] [--only PARTS]
+                                        check the archives a restore reads; print each with its parts
+    backupctl restore [ARCHIVE|latest] [--only PARTS]
+                                        restore (the services using the data must be stopped)
+    backupctl services [--only PARTS]   containers to stop while restoring, one per line
+    backupctl purge-media               purge Synapse's cached remote media not accessed for the
+                                        job's media_purge max_age_days (the admin API, as its admin)
+    backupctl compress-state            compress Synapse's state tables (synapse_auto_compressor)
     backupctl health                    exit 0 while the last success is recent enough
     backupctl status                    the last run, as JSON
     backupctl metrics                   the last run and the archive disk, as Prometheus metrics
                                         (the scheduler also serves them on the job's metrics_port)
+
+PARTS is a comma-separated list of synapse (database, media and signing key), mysql and bucket;
+without --only, every part of the stack. A part may have a schedule of its own (the job's
+part_schedules), so its newest copy may sit in another archive than the others': `latest` means,
+for each part, the newest archive that holds it.
 
 Every run is online: PostgreSQL and MySQL are dumped over the network in one transaction each,
 files and objects are copied while the services keep running. The job is described by a JSON
@@ -34,11 +46,15 @@ import tarfile
 import tempfile
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import IO, Any
+from urllib.parse import quote
+from zoneinfo import ZoneInfo
 
 from archives import (
     MANIFEST,
@@ -108,6 +124,23 @@ class Offsite:
 
 
 @dataclass(frozen=True)
+class MediaPurge:
+    schedule: str
+    max_age_days: int
+    synapse_url: str
+    admin_user: str
+    password_file: str
+
+
+@dataclass(frozen=True)
+class StateCompression:
+    schedule: str
+    chunk_size: int
+    number_of_chunks: int
+    levels: str
+
+
+@dataclass(frozen=True)
 class Job:
     """What to back up, where to, and how long to keep it."""
 
@@ -123,8 +156,51 @@ class Job:
     bucket: Bucket | None = None
     configs_dir: Path | None = None
     offsite: Offsite | None = None
-    services: list[str] = field(default_factory=list)
+    services: dict[str, list[str]] = field(default_factory=dict)
+    """Containers writing each part's data, stopped while it is restored."""
     metrics_port: int | None = None
+    timezone: str = "UTC"
+    part_schedules: dict[str, str] = field(default_factory=dict)
+    """Parts backed up on a schedule of their own; the others follow `schedule`."""
+    media_purge: MediaPurge | None = None
+    state_compression: StateCompression | None = None
+
+    def parts(self) -> list[str]:
+        """The parts this job backs up and restores, in restore order."""
+        return list(dict.fromkeys(part.group for part in PARTS if part.group is not None and part.enabled(self)))
+
+    def main_schedule(self) -> CronSchedule:
+        return CronSchedule.parse(self.schedule, self.timezone)
+
+    def schedules(self) -> list[tuple[CronSchedule, list[str]]]:
+        """Each schedule with the parts it backs up; the main one also takes the rendered configuration."""
+        own = {part: expression for part, expression in self.part_schedules.items() if part in self.parts()}
+        plans = [(self.main_schedule(), [part for part in self.parts() if part not in own])]
+        plans += [(CronSchedule.parse(expression, self.timezone), [part]) for part, expression in own.items()]
+        return plans
+
+    def next_run(self, at: datetime) -> tuple[datetime, list[str] | None]:
+        """When the next scheduled run starts and its parts (None: every part, as `now` takes them)."""
+        due = min(schedule.next_after(at) for schedule, _ in self.schedules())
+        parts = [part for schedule, parts in self.schedules() if schedule.next_after(at) == due for part in parts]
+        return due, (None if set(parts) == set(self.parts()) else parts)
+
+    def maintenance(self) -> list[tuple[str, list[str]]]:
+        """The scheduled maintenance beside the backups: each cron expression with its backupctl command."""
+        tasks = []
+        if self.media_purge is not None:
+            tasks.append((self.media_purge.schedule, ["purge-media"]))
+        if self.state_compression is not None:
+            tasks.append((self.state_compression.schedule, ["compress-state"]))
+        return tasks
+
+    def next_tasks(self, at: datetime) -> tuple[datetime, list[list[str]]]:
+        """When the scheduler next has work, and the backupctl commands due then (the backup first)."""
+        backup_due, parts = self.next_run(at)
+        upcoming = [(backup_due, ["now", *(["--only", ",".join(parts)] if parts is not None else [])])]
+        upcoming += [(CronSchedule.parse(expression, self.timezone).next_after(at), task) for expression, task in self.maintenance()]
+        due = min(moment for moment, _ in upcoming)
+        return due, [task for moment, task in upcoming if moment == due]
 
     @classmethod
     def load(cls, path: str) -> Job:
@@ -151,8 +227,12 @@ class Job:
             bucket=section("bucket", Bucket),
             configs_dir=directory("configs_dir"),
             offsite=section("offsite", Offsite),
-            services=list(document.get("services", [])),
+            services={part: list(names) for part, names in document.get("services", {}).items()},
             metrics_port=document.get("metrics_port"),
+            timezone=document.get("timezone", "UTC"),
+            part_schedules=dict(document.get("part_schedules", {})),
+            media_purge=section("media_purge", MediaPurge),
+            state_compression=section("state_compression", StateCompression),
         )
 
 
@@ -368,14 +448,16 @@ class Part:
     restore: Callable[[Job, Path, Path], None] | None
     """None: kept for reference only."""
     enabled: Callable[[Job], bool]
+    group: str | None = None
+    """The part a run or restore can be limited to (--only); None: in every archive, for reference."""
 
 
 # Restore order: databases first, then the files and objects that rows refer to.
 PARTS = (
-    Part("synapse-postgres.pgdump", dump_postgres, restore_postgres, lambda job: job.postgres is not None),
-    Part("voicegrow-mysql.sql.gz", dump_mysql, restore_mysql, lambda job: job.mysql is not None),
-    Part("synapse-data.tar.gz", dump_synapse_data, restore_synapse_data, lambda job: job.synapse_data is not None),
-    Part("voicegrow-bucket.tar.gz", dump_bucket, restore_bucket, lambda job: job.bucket is not None),
+    Part("synapse-postgres.pgdump", dump_postgres, restore_postgres, lambda job: job.postgres is not None, group="synapse"),
+    Part("voicegrow-mysql.sql.gz", dump_mysql, restore_mysql, lambda job: job.mysql is not None, group="mysql"),
+    Part("synapse-data.tar.gz", dump_synapse_data, restore_synapse_data, lambda job: job.synapse_data is not None, group="synapse"),
+    Part("voicegrow-bucket.tar.gz", dump_bucket, restore_bucket, lambda job: job.bucket is not None, group="bucket"),
     # The deployment renders the configuration again; the copy is for reading, not restoring.
     Part("configs.tar.gz", dump_configs, None, lambda job: job.configs_dir is not None),
 )
@@ -486,6 +568,114 @@ def resolve_archive(job: Job, selector: str) -> Path:
     return path
 
 
+# --- Synapse's remote media -----------------------------------------------------------------------
+
+
+def synapse_api(purge: MediaPurge, method: str, path: str, body: dict[str, Any] | None = None, token: str | None = None) -> dict[str, Any]:
+    """One call to Synapse's client or admin API on the stack network; BackupError with Synapse's answer."""
+    request = urllib.request.Request(
+        purge.synapse_url.rstrip("/") + path,
+        data=json.dumps(body or {}).encode(),
+        method=method,
+        headers={"Content-Type": "application/json", **({"Authorization": f"Bearer {token}"} if token else {})},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=600) as response:
+            return json.loads(response.read() or b"{}")
+    except urllib.error.HTTPError as error:
+        raise BackupError(f"{method} {path}: HTTP {error.code} {error.read().decode(errors='replace')[:300]}") from None
+    except (urllib.error.URLError, OSError) as error:
+        raise BackupError(f"{method} {path}: Synapse did not answer at {purge.synapse_url}: {error}") from None
+
+
+def purge_media(job: Job) -> int:
+    """Purge the remote media not accessed for max_age_days, logged in as the admin for this call only."""
+    if job.media_purge is None:
+        log("media purge is not configured for this stack (synapse.remote_media_purge)")
+        return 1
+    purge = job.media_purge
+    before = now() - timedelta(days=purge.max_age_days)
+    try:
+        password = Path(purge.password_file).read_text().strip()
+        login = synapse_api(purge, "POST", "/_matrix/client/v3/login", {
+            "type": "m.login.password", "identifier": {"type": "m.id.user", "user": purge.admin_user}, "password": password,
+        })
+        token = login["access_token"]
+        try:
+            result = synapse_api(purge, "POST", f"/_synapse/admin/v1/purge_media_cache?before_ts={int(before.timestamp() * 1000)}",
+                                 token=token)
+        finally:
+            synapse_api(purge, "POST", "/_matrix/client/v3/logout", token=token)
+    except (BackupError, OSError, KeyError) as error:
+        log(f"media purge FAILED: {error}")
+        return 1
+    log(f"media purge: {result.get('deleted', 0)} remote media files not accessed since {_iso(before)} deleted")
+    print(json.dumps({"deleted": result.get("deleted", 0), "before": _iso(before)}))
+    return 0
+
+
+# --- Synapse's state tables ---------------------------------------------------------------------
+
+
+def _pgpass_fields(line: str) -> list[str]:
+    """The five fields of a libpq password file line, unescaped (\\: and \\\\)."""
+    fields, current, characters = [], [], iter(line)
+    for character in characters:
+        if character == "\\":
+            current.append(next(characters, ""))
+        elif character == ":":
+            fields.append("".join(current))
+            current = []
+        else:
+            current.append(character)
+    return [*fields, "".join(current)]
+
+
+def postgres_url(pg: Postgres) -> str:
+    """A postgresql:// URL for the compressor (it reads no password file), with the password file's password."""
+    for line in Path(pg.passfile).read_text().splitlines():
+        fields = _pgpass_fields(line)
+        if len(fields) == 5 and fields[3] == pg.user:
+            user, password, database = (quote(value, safe="") for value in (pg.user, fields[4], pg.database))
+            return f"postgresql://{user}:{password}@{pg.host}:{pg.port}/{database}"
+    raise BackupError(f"{pg.passfile} has no password for {pg.user}")
+
+
+def state_rows(pg: Postgres) -> int:
+    """Rows in state_groups_state, the table the compressor shrinks."""
+    output = io.BytesIO()
+    run(["psql", *_pg_args(pg), "--dbname", pg.database, "-At", "-c", "SELECT count(*) FROM state_groups_state"], env=_pg_env(pg),
+        sink=output)
+    return int(output.getvalue().decode().strip())
+
+
+def compress_state(job: Job) -> int:
+    """One run of synapse_auto_compressor over Synapse's state groups, within the job's chunk limits."""
+    if job.state_compression is None or job.postgres is None:
+        log("state compression is not configured for this stack (synapse.state_compression)")
+        return 1
+    compression, pg = job.state_compression, job.postgres
+    try:
+        import synapse_auto_compressor
+    except ImportError:
+        log("state compression FAILED: synapse_auto_compressor is not in this image (PyPI has it for x86_64 only)")
+        return 1
+    started = time.monotonic()
+    try:
+        before = state_rows(pg)
+        synapse_auto_compressor.compress_state_events_table(
+            postgres_url(pg), compression.chunk_size, compression.levels, compression.number_of_chunks
+        )
+        after = state_rows(pg)
+    except (BackupError, OSError, RuntimeError) as error:
+        log(f"state compression FAILED: {error}")
+        return 1
+    duration = time.monotonic() - started
+    log(f"state compression: state_groups_state {before} -> {after} rows in {duration:.1f} s")
+    print(json.dumps({"rows_before": before, "rows_after": after, "duration_seconds": round(duration, 1)}))
+    return 0
+
+
 # --- status -------------------------------------------------------------------------------------
 
 
@@ -542,8 +732,18 @@ def container_started() -> datetime:
 # --- commands -----------------------------------------------------------------------------------
 
 
-def take_backup(job: Job, before_change: bool = False) -> int:
-    """One run: every part into a new archive, retention, then the offsite copy. 0 on success.
+def selected_parts(job: Job, only: list[str] | None) -> list[str]:
+    """The parts `--only` names (all of the job's when None); BackupError for a part the job lacks."""
+    if only is None:
+        return job.parts()
+    unknown = [part for part in only if part not in job.parts()]
+    if unknown:
+        raise BackupError(f"no part {', '.join(unknown)} in this stack; its parts: {', '.join(job.parts())}")
+    return [part for part in job.parts() if part in only]
+
+
+def take_backup(job: Job, only: list[str] | None = None, before_change: bool = False) -> int:
+    """One run: the parts (all, or `only`) into a new archive, retention, then the offsite copy. 0 on success.
 
     `before_change`: a deploy asks for it before it replaces a container that holds data; the
     archive's name says so."""
@@ -557,7 +757,9 @@ def take_backup(job: Job, before_change: bool = False) -> int:
             work.mkdir(mode=0o700)
             partial = job.archive_dir / f"{name}.partial"
             try:
-                write_archive(partial, work, [part for part in PARTS if part.enabled(job)], job, started_at)
+                wanted = selected_parts(job, only)
+                parts = [part for part in PARTS if part.enabled(job) and (part.group is None or part.group in wanted)]
+                write_archive(partial, work, parts, job, started_at)
                 os.replace(partial, job.archive_dir / name)
             finally:
                 shutil.rmtree(work, ignore_errors=True)
@@ -611,7 +813,8 @@ def copy_offsite(job: Job, archive: Path) -> str | None:
 def prune(job: Job, at: datetime) -> list[str]:
     """Delete the archives retention no longer keeps; return their names."""
     names = [path.name for path in job.archive_dir.iterdir()]
-    pruned = archives_to_prune(names, at, job.keep_days, job.keep_count)
+    newest_of_a_part = set(newest_archive_per_part(job).values())
+    pruned = [name for name in archives_to_prune(names, at, job.keep_days, job.keep_count) if name not in newest_of_a_part]
     for name in pruned:
         (job.archive_dir / name).unlink()
         log(f"pruned {name} (keeping {job.keep_count} archives, {job.keep_days} days)")
@@ -630,38 +833,99 @@ def prune_offsite(offsite: Offsite, at: datetime) -> list[str]:
     return pruned
 
 
-def restore(job: Job, selector: str) -> int:
-    """Put every part of an archive back; the caller has stopped the services using the data."""
+def archive_parts(archive: Path) -> list[str]:
+    """The parts (synapse, mysql, bucket) an archive holds, by its manifest."""
+    names = set(read_manifest(archive).get("parts", {}))
+    return list(dict.fromkeys(part.group for part in PARTS if part.group is not None and part.name in names))
+
+
+def newest_archive_per_part(job: Job) -> dict[str, str]:
+    """For each part, the newest archive holding it."""
+    newest: dict[str, str] = {}
+    names = archives_newest_first([path.name for path in job.archive_dir.iterdir()]) if job.archive_dir.is_dir() else []
+    for name in names:
+        try:
+            parts = archive_parts(job.archive_dir / name)
+        except (tarfile.TarError, KeyError, ValueError, BackupError):
+            continue  # a damaged archive is nobody's newest
+        for part in parts:
+            newest.setdefault(part, name)
+        if len(newest) == len(job.parts()):
+            break
+    return newest
+
+
+def restore_plan(job: Job, selector: str, only: list[str] | None) -> list[tuple[Path, list[str]]]:
+    """The archives a restore reads, each with the parts it brings back, oldest archive first."""
+    wanted = selected_parts(job, only)
+    if selector != "latest":
+        archive = resolve_archive(job, selector)
+        present = archive_parts(archive)
+        missing = [part for part in wanted if part not in present]
+        if only is not None and missing:
+            raise BackupError(f"{archive.name} holds no {', '.join(missing)} part (it holds {', '.join(present) or 'none'})")
+        for part in missing:
+            log(f"{part}: not in {archive.name}; left as it is")
+        return [(archive, [part for part in wanted if part in present])]
+    newest = newest_archive_per_part(job)
+    missing = [part for part in wanted if part not in newest]
+    if not newest or (only is not None and missing):
+        raise BackupError(f"no archive in {job.archive_dir} holds {', '.join(missing or wanted)}")
+    for part in missing:
+        log(f"{part}: in no archive; left as it is")
+    plan: dict[str, list[str]] = {}
+    for part in wanted:
+        if part in newest:
+            plan.setdefault(newest[part], []).append(part)
+    return [(job.archive_dir / name, parts) for name, parts in sorted(plan.items())]
+
+
+def plan(job: Job, selector: str, only: list[str] | None) -> int:
+    """Check each archive a restore would read; print one line per archive: its name and its parts."""
+    try:
+        steps = restore_plan(job, selector, only)
+        for archive, _ in steps:
+            with tempfile.TemporaryDirectory(dir=job.archive_dir, prefix=WORK_PREFIX + "verify-") as work:
+                extract_archive(archive, Path(work))
+    except (BackupError, OSError) as error:
+        log(f"plan FAILED: {error}")
+        return 1
+    for archive, parts in steps:
+        print(f"{archive.name} {','.join(parts)}")
+    return 0
+
+
+def restore(job: Job, selector: str, only: list[str] | None = None) -> int:
+    """Put the parts (all, or `only`) back from their archives; the caller has stopped the services using their data."""
     started = time.monotonic()
     try:
-        archive = resolve_archive(job, selector)
-        with locked(job):
-            os.umask(0o077)
-            work = job.archive_dir / f"{WORK_PREFIX}restore-{archive.name}"
-            shutil.rmtree(work, ignore_errors=True)
-            work.mkdir(mode=0o700)
-            try:
-                manifest = extract_archive(archive, work)
-                log(f"restoring {archive.name} (taken {manifest.get('created')}, stack {manifest.get('stack')})")
-                for part in PARTS:
-                    present = part.name in manifest["parts"]
-                    if part.restore is None:
-                        continue
-                    if present and part.enabled(job):
-                        part_started = time.monotonic()
-                        part.restore(job, work / part.name, work)
-                        log(f"{part.name}: restored in {time.monotonic() - part_started:.1f} s")
-                    elif present:
-                        log(f"{part.name}: in the archive, but this stack has no such service; skipped")
-                    elif part.enabled(job):
-                        log(f"{part.name}: not in the archive; left as it is")
-            finally:
-                shutil.rmtree(work, ignore_errors=True)
+        for archive, parts in restore_plan(job, selector, only):
+            restore_archive(job, archive, parts)
     except (BackupError, OSError) as error:
         log(f"restore FAILED after {time.monotonic() - started:.1f} s: {error}")
         return 1
-    log(f"restore of {archive.name} done in {time.monotonic() - started:.1f} s")
+    log(f"restore of {selector} ({', '.join(selected_parts(job, only))}) done in {time.monotonic() - started:.1f} s")
     return 0
+
+
+def restore_archive(job: Job, archive: Path, parts: list[str]) -> None:
+    """Restore `parts` from one archive, in restore order."""
+    with locked(job):
+        os.umask(0o077)
+        work = job.archive_dir / f"{WORK_PREFIX}restore-{archive.name}"
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir(mode=0o700)
+        try:
+            manifest = extract_archive(archive, work)
+            log(f"restoring {', '.join(parts)} from {archive.name} (taken {manifest.get('created')}, stack {manifest.get('stack')})")
+            for part in PARTS:
+                if part.restore is None or part.group not in parts or part.name not in manifest["parts"]:
+                    continue
+                part_started = time.monotonic()
+                part.restore(job, work / part.name, work)
+                log(f"{part.name}: restored in {time.monotonic() - part_started:.1f} s")
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 def verify(job: Job, selector: str) -> int:
@@ -685,16 +949,14 @@ def list_archives(job: Job) -> int:
 
 def health(job: Job) -> int:
     status = read_status(job)
-    healthy, message = health_verdict(
-        CronSchedule.parse(job.schedule), _parse_iso(status.get("last_success")), container_started(), now()
-    )
+    healthy, message = health_verdict(job.main_schedule(), _parse_iso(status.get("last_success")), container_started(), now())
     print(message)
     return 0 if healthy else 1
 
 
 def metrics_text(job: Job, status: dict[str, Any], started: datetime, at: datetime) -> str:
     """The job's state in Prometheus's text format; a metric without a value yet is left out."""
-    schedule = CronSchedule.parse(job.schedule)
+    schedule = job.main_schedule()
     values: dict[str, tuple[str, float | None]] = {
         "backup_last_run_success": ("1 if the last run succeeded, 0 if it failed", None),
         "backup_last_run_timestamp_seconds": ("When the last run started", _timestamp(status.get("last_run"))),
@@ -704,7 +966,7 @@ def metrics_text(job: Job, status: dict[str, Any], started: datetime, at: dateti
         "backup_last_duration_seconds": ("How long the last successful run took", status.get("last_duration_seconds")),
         "backup_started_timestamp_seconds": ("When the backup container started", started.timestamp()),
         "backup_interval_seconds": ("Longest interval between two scheduled runs", schedule.longest_gap(at).total_seconds()),
-        "backup_next_run_timestamp_seconds": ("When the next scheduled run starts", schedule.next_after(at).timestamp()),
+        "backup_next_run_timestamp_seconds": ("When the next scheduled run starts", job.next_run(at)[0].timestamp()),
         "backup_archives": ("Archives kept", float(len(archives_newest_first(os.listdir(job.archive_dir))))),
         "backup_archive_free_bytes": ("Free space where the archives are written", _free_bytes(job.archive_dir)),
     }
@@ -752,12 +1014,12 @@ def serve_metrics(job: Job, port: int) -> http.server.ThreadingHTTPServer:
 
 
 class Scheduler:
-    """Sleeps until the schedule's next minute, runs `backupctl now`, logs a failure, repeats."""
+    """Sleeps until the next scheduled minute, runs `backupctl now` for the parts due, logs a failure, repeats."""
 
     def __init__(self, job: Job, config_path: str) -> None:
         self.job = job
         self.config_path = config_path
-        self.schedule = CronSchedule.parse(job.schedule)
+        self.schedule = job.main_schedule()
         self.stopping = False
         self.child: subprocess.Popen[bytes] | None = None
 
@@ -772,26 +1034,54 @@ class Scheduler:
         interval = self.schedule.longest_gap(now())
         if self.job.metrics_port is not None:
             serve_metrics(self.job, self.job.metrics_port)
-        log(f"scheduler started: '{self.schedule.expression}' (UTC), longest interval {_hours(interval)}, "
-            f"archives in {self.job.archive_dir}, next run {_iso(self.schedule.next_after(now()))}")
+        for schedule, parts in self.job.schedules():
+            log(f"schedule '{schedule.expression}' ({self.job.timezone}): {', '.join(parts) or 'configuration only'}")
+        for expression, task in self.job.maintenance():
+            log(f"schedule '{expression}' ({self.job.timezone}): {_described([task])}")
+        due, tasks = self.job.next_tasks(now())
+        log(f"scheduler started: longest interval {_hours(interval)}, archives in {self.job.archive_dir}, "
+            f"next run {_iso(due)} ({_local(due, self.job.timezone)} {self.job.timezone}): {_described(tasks)}")
         while not self.stopping:
-            due = self.schedule.next_after(now())
+            due, tasks = self.job.next_tasks(now())
             while not self.stopping and now() < due:
                 _reap_orphans()
                 time.sleep(min(5.0, max(0.1, (due - now()).total_seconds())))
             if self.stopping:
                 break
-            self.child = subprocess.Popen(
-                [sys.executable, os.path.abspath(__file__), "--config", self.config_path, "now"],
-                env={**os.environ, "BACKUP_SCHEDULED": "1"},
-            )
-            status = self.child.wait()
-            self.child = None
-            if status != 0:
-                following = _iso(self.schedule.next_after(now()))
-                log(f"scheduled backup failed with exit status {status} (see above); next run {following}")
+            for task in tasks:
+                if self.stopping:
+                    break
+                self.child = subprocess.Popen(
+                    [sys.executable, os.path.abspath(__file__), "--config", self.config_path, *task],
+                    env={**os.environ, "BACKUP_SCHEDULED": "1"},
+                )
+                status = self.child.wait()
+                self.child = None
+                if status != 0:
+                    what = "backup" if task[0] == "now" else task[0]
+                    following = _iso(self.job.next_tasks(now())[0])
+                    log(f"scheduled {what} failed with exit status {status} (see above); next run {following}")
         log("scheduler stopped")
         return 0
+
+
+def _local(moment: datetime, zone: str) -> str:
+    return moment.astimezone(ZoneInfo(zone)).strftime("%Y-%m-%d %H:%M")
+
+
+def _described(tasks: list[list[str]]) -> str:
+    """The tasks of a run in words: 'every part', 'mysql', 'configuration only', 'media purge'."""
+    words = []
+    for task in tasks:
+        if task[0] == "purge-media":
+            words.append("media purge")
+        elif task[0] == "compress-state":
+            words.append("state compression")
+        elif "--only" in task:
+            words.append(task[task.index("--only") + 1].replace(",", ", ") or "configuration only")
+        else:
+            words.append("every part")
+    return "; ".join(words)
 
 
 def _reap_orphans() -> None:
@@ -803,6 +1093,18 @@ def _reap_orphans() -> None:
             pass
 
 
+def print_services(job: Job, only: list[str] | None) -> int:
+    """The containers writing the data of the parts (all, or `only`), once each."""
+    try:
+        parts = selected_parts(job, only)
+    except BackupError as error:
+        log(str(error))
+        return 1
+    for name in dict.fromkeys(name for part in parts for name in job.services.get(part, [])):
+        print(name)
+    return 0
+
+
 def main(argv: list[str]) -> int:
     config_path = os.environ.get("BACKUP_CONFIG", DEFAULT_CONFIG)
     if argv[:1] == ["--config"] and len(argv) >= 2:
@@ -812,14 +1114,25 @@ def main(argv: list[str]) -> int:
         print(__doc__)
         return 0
     job = Job.load(config_path)
+    only: list[str] | None = None
+    if "--only" in arguments:
+        index = arguments.index("--only")
+        if index + 1 >= len(arguments):
+            print("--only needs parts, like --only mysql or --only mysql,bucket", file=sys.stderr)
+            return 2
+        only = [part for part in arguments[index + 1].split(",") if part]
+        arguments = arguments[:index] + arguments[index + 2:]
     selector = arguments[0] if arguments else "latest"
     commands: dict[str, Callable[[], int]] = {
         "schedule": lambda: Scheduler(job, config_path).run(),
-        "now": lambda: take_backup(job, before_change=arguments == ["--before-change"]),
+        "now": lambda: take_backup(job, only, before_change=arguments == ["--before-change"]),
         "list": lambda: list_archives(job),
         "verify": lambda: verify(job, selector),
-        "restore": lambda: restore(job, selector),
-        "services": lambda: (print("\n".join(job.services)) if job.services else None) or 0,
+        "plan": lambda: plan(job, selector, only),
+        "restore": lambda: restore(job, selector, only),
+        "services": lambda: print_services(job, only),
+        "purge-media": lambda: purge_media(job),
+        "compress-state": lambda: compress_state(job),
         "health": lambda: health(job),
         "status": lambda: (print(json.dumps(read_status(job), indent=2)) or 0),
         "metrics": lambda: (print(metrics_text(job, read_status(job), container_started(), now()), end="") or 0),

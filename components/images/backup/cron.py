@@ -1,8 +1,13 @@
-"""Five-field cron schedules in UTC: parse, match, next run, and the longest wait between runs.
+"""Five-field cron schedules in a time zone: parse, match, next run, and the longest wait between runs.
 
 Standard cron semantics: `minute hour day-of-month month day-of-week`, each field `*`, `N`,
 `N-M`, with an optional `/STEP`, in comma lists; day of week 0-7 with 0 and 7 both Sunday.
 When both day fields are restricted (neither starts with `*`), a day matches if either does.
+
+The fields are read on the wall clock of the schedule's time zone (an IANA name, default UTC);
+the moments taken and returned are timezone-aware and answered in UTC. Where the clock jumps
+forward, a wall time that does not exist that day is skipped; where it falls back, a repeated
+wall time fires once, at its first occurrence.
 
 This module has no imports beyond the standard library: it runs inside the backup image and
 is imported by the program to validate `backup.schedule` before anything is deployed.
@@ -12,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 # (name, lowest, highest) of each field, in order.
 FIELDS = (("minute", 0, 59), ("hour", 0, 23), ("day of month", 1, 31), ("month", 1, 12), ("day of week", 0, 7))
@@ -22,9 +28,10 @@ SEARCH_LIMIT = timedelta(days=366 * 8 + 1)
 
 @dataclass(frozen=True)
 class CronSchedule:
-    """A parsed cron expression; every moment it deals with is a UTC datetime."""
+    """A parsed cron expression read in `zone`; the moments it returns are UTC datetimes."""
 
     expression: str
+    zone: ZoneInfo
     minutes: tuple[int, ...]
     hours: tuple[int, ...]
     days: frozenset[int]
@@ -34,14 +41,15 @@ class CronSchedule:
     weekdays_restricted: bool
 
     @classmethod
-    def parse(cls, expression: str) -> CronSchedule:
-        """Parse an expression; ValueError says which field is wrong and why."""
+    def parse(cls, expression: str, zone: str = "UTC") -> CronSchedule:
+        """Parse an expression for the IANA time zone `zone`; ValueError says what is wrong and why."""
         fields = expression.split()
         if len(fields) != len(FIELDS):
             raise ValueError(f"needs 5 fields (minute hour day-of-month month day-of-week), got {len(fields)}")
         values = [_field_values(text, name, low, high) for text, (name, low, high) in zip(fields, FIELDS)]
         schedule = cls(
             expression=" ".join(fields),
+            zone=time_zone(zone),
             minutes=tuple(sorted(values[0])),
             hours=tuple(sorted(values[1])),
             days=frozenset(values[2]),
@@ -54,7 +62,7 @@ class CronSchedule:
         return schedule
 
     def matches(self, moment: datetime) -> bool:
-        """Whether the schedule fires in this minute."""
+        """Whether the schedule fires in this minute (a wall-clock time in the schedule's zone)."""
         return (
             moment.minute in self.minutes
             and moment.hour in self.hours
@@ -63,8 +71,20 @@ class CronSchedule:
         )
 
     def next_after(self, moment: datetime) -> datetime:
-        """The first minute strictly after `moment` in which the schedule fires."""
-        start = _utc(moment).replace(second=0, microsecond=0) + timedelta(minutes=1)
+        """The first minute strictly after `moment` in which the schedule fires, in UTC."""
+        after = _utc(moment)
+        wall = after.astimezone(self.zone).replace(tzinfo=None)
+        while True:
+            wall = self._next_wall_time(wall)
+            fires = wall.replace(tzinfo=self.zone).astimezone(timezone.utc)
+            # A wall time in a forward jump does not exist; one repeated by a fall back fires once,
+            # and from a moment in its second pass the first has already gone.
+            if fires.astimezone(self.zone).replace(tzinfo=None) == wall and fires > after:
+                return fires
+
+    def _next_wall_time(self, wall: datetime) -> datetime:
+        """The first wall-clock minute strictly after `wall` (naive) that the fields match."""
+        start = wall.replace(second=0, microsecond=0) + timedelta(minutes=1)
         limit = start + SEARCH_LIMIT
         current = start
         while current <= limit:
@@ -143,9 +163,17 @@ def _number(text: str, name: str, part: str) -> int:
     return int(text)
 
 
+def time_zone(name: str) -> ZoneInfo:
+    """The IANA time zone `name` (like 'Asia/Shanghai'); ValueError when there is none by that name."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"'{name}' is not an IANA time zone name like 'Asia/Shanghai' or 'UTC'") from None
+
+
 def _utc(moment: datetime) -> datetime:
     if moment.tzinfo is None:
-        raise ValueError("cron works on timezone-aware (UTC) datetimes")
+        raise ValueError("cron works on timezone-aware datetimes")
     return moment.astimezone(timezone.utc)
 
 

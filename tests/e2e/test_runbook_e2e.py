@@ -1,0 +1,143 @@
+"""The README's runbook, run as written against a deployed `test` stack.
+
+Every ```bash block between the runbook's markers runs in order in one shell, as an operator
+would paste them, after the first block is given this stack's values. `pulumi` is a stand-in
+(the CLI cannot be installed here): `stack output` answers from the deployed stack's outputs,
+`config set` is recorded, and `up` waits while the test deploys the recorded change with the
+harness, as `pulumi up` would. Then the effects are checked: the user the runbook created logs
+in with the password it reset, Synapse reads the rotated secret, an archive was taken and a
+part restored.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.harness import AppliedStack, apply_program
+from tests.e2e.harness.fixtures import require_engine
+from tests.e2e.stacks import PROBE_IMAGE, ROOT, host_ports, local_overrides, record_figure
+from tests.runbook import command_blocks, with_stack
+
+pytestmark = pytest.mark.e2e
+
+PREFIX = "e2e-runbook"
+PORT = host_ports(19000)
+SYNAPSE = f"http://127.0.0.1:{PORT}"
+IMAGES = ("postgres", "synapse", "mysql", "redis", "minio", "probe", "prometheus", "alertmanager", "node-exporter", "blackbox-exporter")
+# The stand-in `pulumi`: outputs from a JSON file, `config set` and `up` recorded; `up` waits for the test.
+PULUMI = """#!/usr/bin/env bash
+set -euo pipefail
+dir="$RUNBOOK_PULUMI_DIR"
+case "${1:-} ${2:-}" in
+  "stack output") python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$dir/outputs.json" "$3" ;;
+  "config set") python3 -c 'import json, sys; print(json.dumps(sys.argv[1:]))' "${@:3}" >>"$dir/config-set" ;;
+  "up --yes")
+    touch "$dir/up-requested"
+    while [[ ! -e "$dir/up-done" ]]; do sleep 1; done
+    rm -f "$dir/up-requested" "$dir/up-done"
+    ;;
+  *) echo "pulumi stand-in: unexpected command: $*" >&2; exit 2 ;;
+esac
+"""
+
+
+@pytest.fixture(scope="module")
+def archive_dir() -> Iterator[Path]:
+    with tempfile.TemporaryDirectory(prefix="e2e-runbook-archives-") as path:
+        yield Path(path)
+
+
+@pytest.fixture(scope="module")
+def stacks(archive_dir: Path) -> Iterator[list[AppliedStack]]:
+    """The deployed stack and its updates, the newest last; all destroyed at the end."""
+    require_engine()
+    built = subprocess.run(["bash", str(ROOT / "tests" / "e2e" / "images" / "build.sh"), *IMAGES], capture_output=True, text=True, check=False)
+    if built.returncode != 0:
+        pytest.skip(f"the stand-in images could not be built: {built.stderr.strip()[-500:]}")
+    overrides = local_overrides(
+        PREFIX,
+        PORT,
+        {
+            "proxy": {"enabled": False},
+            "voicegrow": {"server_image": PROBE_IMAGE},
+            "backup": {"enabled": True, "host_path": str(archive_dir)},
+        },
+    )
+    deployed = [apply_program(ROOT, "test", overrides)]
+    try:
+        yield deployed
+    finally:
+        deployed[0].destroy()
+
+
+def _pulumi_up(stacks: list[AppliedStack], pulumi_dir: Path) -> dict[str, str]:
+    """What `pulumi up` does with the recorded `config set --secret` calls; the secrets it set."""
+    changed = {}
+    for line in (pulumi_dir / "config-set").read_text().splitlines():
+        arguments = json.loads(line)
+        assert arguments[0] == "--secret", f"only secrets are set in the runbook, got {arguments}"
+        changed[arguments[1]] = arguments[2]
+    current = stacks[-1]
+    current.secrets = {**(current.secrets or {}), **changed}
+    stacks.append(current.update())
+    (pulumi_dir / "outputs.json").write_text(json.dumps(stacks[-1].outputs))
+    return changed
+
+
+def _login(user: str, password: str) -> int:
+    body = {"type": "m.login.password", "identifier": {"type": "m.id.user", "user": user}, "password": password}
+    request = urllib.request.Request(f"{SYNAPSE}/_matrix/client/v3/login", data=json.dumps(body).encode(), method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def test_every_runbook_command_runs_and_does_what_it_says(stacks: list[AppliedStack], archive_dir: Path, tmp_path: Path) -> None:
+    first = stacks[0]
+    blocks = with_stack(command_blocks(ROOT / "README.md"), {
+        "STACK": "test", "PREFIX": PREFIX, "SYNAPSE": SYNAPSE, "SERVER_NAME": "test.matrix.example.com", "ADMIN": "admin",
+    })
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "pulumi").write_text(PULUMI)
+    (bin_dir / "pulumi").chmod(0o755)
+    (tmp_path / "outputs.json").write_text(json.dumps(first.outputs))
+    script = "\n".join(f"echo {shlex.quote(f'== runbook block {index}')}\n{block}" for index, block in enumerate(blocks, 1))
+
+    started = time.monotonic()
+    process = subprocess.Popen(
+        ["bash", "-euo", "pipefail", "-c", script], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "RUNBOOK_PULUMI_DIR": str(tmp_path)},
+    )
+    rotated: dict[str, str] = {}
+    while process.poll() is None and time.monotonic() - started < 1200:
+        if (tmp_path / "up-requested").exists() and not (tmp_path / "up-done").exists():
+            rotated = _pulumi_up(stacks, tmp_path)
+            (tmp_path / "up-done").touch()
+        time.sleep(0.5)
+    output = process.communicate(timeout=60)[0]
+    record_figure("runbook", "every_command", time.monotonic() - started)
+
+    assert process.returncode == 0, output[-4000:]
+    assert f"== runbook block {len(blocks)}" in output
+    assert '"server_version"' in output
+    assert _login("alice", "a new long password") == 200
+    assert _login("alice", "a long first password") == 403
+    secret = subprocess.run(["docker", "exec", f"{PREFIX}-synapse", "cat", "/config/registration_shared_secret"],
+                            capture_output=True, text=True, check=True).stdout
+    assert secret == rotated["synapse_registration_shared_secret"]
+    assert len(list(archive_dir.glob("backup-*.tar"))) == 1
+    assert "restore: restored" in output
