@@ -5,6 +5,8 @@
 # an empty data root every run.
 #
 #   scripts/test.sh [PYTEST ARGS...]     e.g. scripts/test.sh -m "not e2e" for the fast layers only
+#
+# E2E_WORKERS (default 3) test processes run the test files in parallel; -n 0 runs them in one.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 mkdir -p .cache
@@ -62,8 +64,10 @@ echo "pass cached-rebuild" >>"$figures"
 E2E_FIGURES="$PWD/$figures" bash tests/e2e/images/build.sh >/dev/null
 echo "pass tests" >>"$figures"
 
+# Test files run in parallel (E2E_WORKERS processes, each file on one): an end-to-end module
+# mostly waits for its containers, and each has its own names and host ports.
 status=0
-.venv/bin/python -m pytest "$@" || status=$?
+.venv/bin/python -m pytest -n "${E2E_WORKERS:-3}" --dist loadfile "$@" || status=$?
 
 echo
 echo "== figures =="

@@ -24,7 +24,7 @@ from tests.e2e.stacks import PROBE_IMAGE, ROOT, host_ports, local_overrides, rec
 pytestmark = pytest.mark.e2e
 
 PREFIX = "e2e-lp"
-PORT = host_ports(18900)
+PORT = host_ports(18910)
 # Secrets the operator configures; the others are generated.
 CONFIGURED = {"tts_api_key": "ak-configured-tts-key-1234", "tts_secret_key": "sk-configured-tts-secret-5678"}
 OVERRIDES = local_overrides(
