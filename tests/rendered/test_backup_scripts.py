@@ -650,6 +650,7 @@ def test_restore_script_without_a_backup_container_fails_with_a_clear_message(tm
 
 
 def test_the_scheduler_runs_the_backup_when_due_and_logs_its_failure(sources: Sources, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    _set_job(sources, metrics_port=None)  # the metrics port is the host's: another process may hold it
     config = json.loads(sources.config.read_text())
     config["postgres"]["database"] = "no_such_database"
     sources.config.write_text(json.dumps(config))
