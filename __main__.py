@@ -5,11 +5,13 @@ import pulumi_docker as docker
 
 from components.backup import BackupJob, BackupJobArgs
 from components.container import Deployment
+from components.firewall import HostFirewall, HostFirewallArgs
 from components.monitoring import Monitoring, MonitoringArgs, deployed as monitored, roles as monitoring_roles
 from components.proxy import ReverseProxy, ReverseProxyArgs
 from components.synapse import SynapseStack, SynapseStackArgs
 from components.voicegrow import VoiceGrowStack, VoiceGrowStackArgs
 from config import load_config
+from components.rendering.firewall import allowed_ports
 from config.profiles import PROFILES
 
 loaded = load_config()
@@ -136,3 +138,17 @@ if settings.proxy.enabled and proxied:
     pulumi.export("proxy_urls", proxy.urls)
     if proxy.ca_certificate is not None:
         pulumi.export("proxy_ca_certificate", proxy.ca_certificate)
+
+target = settings.ssh_target()
+if settings.firewall.enabled and target is not None:
+    firewall = HostFirewall(
+        "firewall",
+        settings.project,
+        HostFirewallArgs(
+            target=target,
+            ports=allowed_ports(settings),
+            host_key=settings.firewall.host_key,
+            private_key=loaded.secrets["firewall_ssh_private_key"],
+        ),
+    )
+    pulumi.export("firewall_open_ports", firewall.open_ports)

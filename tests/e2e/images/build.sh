@@ -8,7 +8,7 @@
 #   build.sh --list                 print "NAME TAG" for every image
 #
 # NAME is one of: base postgres synapse nginx mysql redis minio probe certbot pebble prometheus
-# alertmanager node-exporter blackbox-exporter. See README.md beside this
+# alertmanager node-exporter blackbox-exporter vps. See README.md beside this
 # script (and CONTRACT.md in an image's directory) for the contract each image honours.
 #
 # An image is skipped when its tag exists and carries the label e2e.recipe with the hash of its
@@ -38,7 +38,7 @@ LABEL=e2e.recipe
 SUITE=bookworm
 IMAGE_PYTHON=3.11 # Python of Debian bookworm, where the wheels are installed
 
-NAMES=(base postgres synapse nginx mysql redis minio probe certbot pebble prometheus alertmanager node-exporter blackbox-exporter)
+NAMES=(base postgres synapse nginx mysql redis minio probe certbot pebble prometheus alertmanager node-exporter blackbox-exporter vps)
 declare -A TAG=(
   [base]=e2e.local/base:bookworm
   [postgres]=e2e.local/postgres:16
@@ -54,6 +54,7 @@ declare -A TAG=(
   [alertmanager]=e2e.local/alertmanager:0.25
   [node-exporter]=e2e.local/node-exporter:1.5
   [blackbox-exporter]=e2e.local/blackbox-exporter:0.23
+  [vps]=e2e.local/vps:bookworm
 )
 
 # Legacy builder: it needs no buildx plugin, which Debian's docker.io does not ship.
