@@ -58,7 +58,9 @@ class SshConnection:
             argv += ["-i", str(key), "-o", "IdentitiesOnly=yes"]
         if self.host_key is not None:
             known = directory / "known_hosts"
-            known.write_text(f"[{self.host}]:{self.port} {self.host_key}\n")
+            # OpenSSH names a host on port 22 plainly, on another port as [host]:port.
+            name = self.host if self.port == 22 else f"[{self.host}]:{self.port}"
+            known.write_text(f"{name} {self.host_key}\n")
             argv += ["-o", "StrictHostKeyChecking=yes", "-o", f"UserKnownHostsFile={known}"]
         else:
             argv += ["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null"]

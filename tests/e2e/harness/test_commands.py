@@ -104,6 +104,12 @@ def test_remote_command_checks_the_given_host_key(tmp_path: Path) -> None:
     assert (tmp_path / "known_hosts").read_text() == f"[203.0.113.7]:2222 {key}\n"
 
 
+def test_a_host_key_on_port_22_is_known_by_the_host_alone(tmp_path: Path) -> None:
+    key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDf2"
+    _argv({**REMOTE, "connection": {"host": "203.0.113.7", "hostKey": key}}, tmp_path)
+    assert (tmp_path / "known_hosts").read_text() == f"203.0.113.7 {key}\n"
+
+
 def test_remote_command_logs_in_with_the_private_key_only(tmp_path: Path) -> None:
     connection = {**REMOTE["connection"], "privateKey": wrap_secret("-----BEGIN OPENSSH PRIVATE KEY-----\nx")}
     argv = _argv({**REMOTE, "connection": connection}, tmp_path)
