@@ -19,6 +19,7 @@ MARKER = "selfhosted"
 AFTER_RULES = "/etc/ufw/after.rules"
 # Interfaces Docker's own containers send from (the default bridge and user-defined bridge networks).
 DOCKER_BRIDGES = ("docker0", "br-+")
+DROP_RULE = "-m conntrack --ctstate DNAT -j DROP"
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,7 @@ def render_after_rules_block(ports: list[AllowedPort]) -> str:
         *(f"-A DOCKER-USER -i {bridge} -j RETURN" for bridge in DOCKER_BRIDGES),
         *(_docker_user_rule(port) for port in ports),
         # Only connections Docker rewrote to a container: routed traffic of the host stays as it is.
-        "-A DOCKER-USER -m conntrack --ctstate DNAT -j DROP",
+        f"-A DOCKER-USER {DROP_RULE}",
         "COMMIT",
         f"# END {MARKER}",
     ]
@@ -116,8 +117,11 @@ ufw show added | sed -n "s/^ufw \\(.* comment '\\({MARKER} [^']*\\)'\\)$/\\2|\\1
   fi
 done
 
-ufw default deny incoming
-ufw default allow outgoing
+# Each change of a default reloads an active ufw: change them only when they differ.
+case "$(ufw status verbose | grep '^Default:' || true)" in
+  *"deny (incoming), allow (outgoing)"*) ;;
+  *) ufw default deny incoming; ufw default allow outgoing ;;
+esac
 
 # The DOCKER-USER block at the end of after.rules, replaced whole (written only when it changed).
 block=$(cat <<'{MARKER.upper()}_BLOCK'
@@ -127,12 +131,14 @@ current=$(mktemp)
 trap 'rm -f "$current"' EXIT
 sed '/^# BEGIN {MARKER}:/,/^# END {MARKER}$/d' {AFTER_RULES} >"$current"
 printf '%s\\n' "$block" >>"$current"
-cmp -s "$current" {AFTER_RULES} || cat "$current" >{AFTER_RULES}
+changed=no
+cmp -s "$current" {AFTER_RULES} || {{ cat "$current" >{AFTER_RULES}; changed=yes; }}
 
-if ufw status | grep -q '^Status: active'; then
-  ufw reload
-else
+if ! ufw status | grep -q '^Status: active'; then
   ufw --force enable
+elif [ "$changed" = yes ] || ! iptables -C DOCKER-USER {DROP_RULE} 2>/dev/null; then
+  # The DOCKER-USER rules are loaded from after.rules: a changed block, or rules someone flushed.
+  ufw reload
 fi
 ufw status verbose
 """

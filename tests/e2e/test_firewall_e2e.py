@@ -85,13 +85,12 @@ def before(vps: Vps, client: Any) -> dict[int, str | None]:
 
 @pytest.fixture(scope="module")
 def applied(vps: Vps, before: dict[int, str | None]) -> CommandResult:
-    started = time.monotonic()
-    result = apply_firewall(vps)
-    record_figure("e2e", "firewall.first_apply", time.monotonic() - started)
-    return result
+    return apply_firewall(vps, figure="firewall.first_apply")
 
 
-def apply_firewall(vps: Vps, user: str = "root", firewall: dict[str, Any] | None = None) -> CommandResult:
+def apply_firewall(
+    vps: Vps, user: str = "root", firewall: dict[str, Any] | None = None, figure: str | None = None
+) -> CommandResult:
     """Evaluate the program for prod on the stand-in and run its firewall command as declared."""
     mocks = RecordingMocks()
     overrides = {
@@ -102,7 +101,11 @@ def apply_firewall(vps: Vps, user: str = "root", firewall: dict[str, Any] | None
     declared = mocks.named("firewall-rules", "command:remote:Command")
     spec = remote_command_spec(declared.inputs, ROOT)
     assert spec.create is not None
-    return run_script(spec, spec.create, "firewall-rules", timeout_seconds=120)
+    started = time.monotonic()
+    result = run_script(spec, spec.create, "firewall-rules", timeout_seconds=120)
+    if figure is not None:
+        record_figure("e2e", figure, time.monotonic() - started)
+    return result
 
 
 def _run(container: Any, script: str) -> str:
@@ -169,9 +172,7 @@ def test_the_host_still_reaches_out(vps: Vps, applied: CommandResult) -> None:
 
 def test_a_second_apply_changes_nothing(vps: Vps, applied: CommandResult) -> None:
     first = _run(vps.container, STATE)
-    started = time.monotonic()
-    apply_firewall(vps)
-    record_figure("e2e", "firewall.second_apply", time.monotonic() - started)
+    apply_firewall(vps, figure="firewall.second_apply")
     assert _run(vps.container, STATE) == first
 
 
@@ -190,6 +191,14 @@ def test_an_operators_port_opens_for_its_source_and_closes_when_removed(vps: Vps
     assert opened == f"host {HOST_PORT}"
     assert _answer(client, vps.address, HOST_PORT) is None
     assert f"{HOST_PORT}" not in _run(vps.container, "ufw show added")
+
+
+def test_an_apply_restores_docker_user_rules_that_were_flushed(vps: Vps, client: Any, applied: CommandResult) -> None:
+    _run(vps.container, "iptables -F DOCKER-USER")
+    exposed = _answer(client, vps.address, 5432)
+    apply_firewall(vps)
+    assert exposed == "published 5432"
+    assert _answer(client, vps.address, 5432) is None
 
 
 def test_a_host_with_another_key_gets_nothing(vps: Vps, applied: CommandResult) -> None:
