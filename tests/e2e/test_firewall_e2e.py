@@ -9,9 +9,11 @@ on the host itself; another container then tries each port.
 
 from __future__ import annotations
 
+import textwrap
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import docker
@@ -19,6 +21,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from tests.e2e.harness import apply_program
 from tests.e2e.harness.commands import CommandFailed, CommandResult, remote_command_spec, run_script
 from tests.e2e.stacks import BASE_IMAGE, ROOT, record_figure
 from tests.program import run_program
@@ -29,6 +32,25 @@ pytestmark = pytest.mark.e2e
 VPS_IMAGE = "e2e.local/vps:bookworm"
 PUBLISHED = (80, 443, 5432)
 HOST_PORT = 9100
+# A program of one remote command, to check how the harness applies it in a `pulumi up`.
+NOTE_PROGRAM = textwrap.dedent(
+    """
+    import pulumi
+    from pulumi_command import remote
+
+    config = pulumi.Config()
+    note = config.require("note")
+    remote.Command(
+        "note",
+        connection=remote.ConnectionArgs(
+            host=config.require("host"), private_key=config.require_secret("key"), host_key=config.require("host_key")
+        ),
+        create="cat >>/tmp/notes",
+        stdin=note,
+        triggers=[note],
+    )
+    """
+)
 # What the firewall is made of: comparing it before and after an apply shows what the apply changed.
 STATE = "iptables -S; iptables -t nat -S; ufw status verbose; ufw show added; cat /etc/ufw/after.rules"
 
@@ -208,3 +230,15 @@ def test_a_host_with_another_key_gets_nothing(vps: Vps, applied: CommandResult) 
     with pytest.raises(CommandFailed, match="(?i)host key verification failed"):
         apply_firewall(vps, firewall={"host_key": wrong, "allow": [{"port": 8443}]})
     assert _run(vps.container, STATE) == first
+
+
+def test_the_harness_runs_a_remote_command_once_and_again_when_its_trigger_changes(vps: Vps, tmp_path: Path) -> None:
+    (tmp_path / "Pulumi.yaml").write_text("name: remote-note\nruntime: python\n")
+    (tmp_path / "Pulumi.dev.yaml").write_text("config: {}\n")
+    (tmp_path / "__main__.py").write_text(NOTE_PROGRAM)
+    where = {"host": vps.address, "host_key": vps.host_key}
+    stack = apply_program(tmp_path, "dev", {**where, "note": "one;"}, secrets={"key": vps.private_key})
+    stack = stack.update({**where, "note": "one;"})
+    stack = stack.update({**where, "note": "two;"})
+    stack.destroy()
+    assert _run(vps.container, "cat /tmp/notes") == "one;two;"
