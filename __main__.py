@@ -8,10 +8,10 @@ from components.container import Deployment
 from components.firewall import HostFirewall, HostFirewallArgs
 from components.monitoring import Monitoring, MonitoringArgs, deployed as monitored, roles as monitoring_roles
 from components.proxy import ReverseProxy, ReverseProxyArgs
+from components.rendering.firewall import allowed_ports
 from components.synapse import SynapseStack, SynapseStackArgs
 from components.voicegrow import VoiceGrowStack, VoiceGrowStackArgs
 from config import load_config
-from components.rendering.firewall import allowed_ports
 from config.profiles import PROFILES
 
 loaded = load_config()

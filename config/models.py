@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, replace
-from urllib.parse import urlsplit
 from pathlib import Path
 from typing import Any, ClassVar, Literal
+from urllib.parse import urlsplit
 
 from cryptography import x509
 from pydantic import Field, field_validator, model_validator

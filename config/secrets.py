@@ -26,6 +26,6 @@ SECRET_SETTINGS: dict[str, str] = {
     "alert_wecom_secret": "Secret of the WeCom app that sends alerts (monitoring.wecom).",
     "alert_dingtalk_url": "DingTalk robot webhook URL with its access_token.",
     "alert_dingtalk_secret": "DingTalk robot signing secret (SEC...), when the robot signs.",
-    "firewall_ssh_private_key": "Private key (OpenSSH PEM) the firewall's SSH connection uses; unset: the SSH agent.",
     "alert_webhook_url": "URL that gets Alertmanager's webhook notifications (the 'webhook' receiver).",
+    "firewall_ssh_private_key": "Private key (OpenSSH PEM) the firewall's SSH connection uses; unset: the SSH agent.",
 }
