@@ -8,8 +8,10 @@ from components.changes import BackupBeforeChanges
 from components.container import Deployment
 from components.healer import Healer, HealerArgs
 from components.maintenance import ImagePruning
+from components.firewall import HostFirewall, HostFirewallArgs
 from components.monitoring import Monitoring, MonitoringArgs, deployed as monitored, roles as monitoring_roles
 from components.proxy import ReverseProxy, ReverseProxyArgs
+from components.rendering.firewall import allowed_ports
 from components.synapse import SynapseStack, SynapseStackArgs
 from components.voicegrow import VoiceGrowStack, VoiceGrowStackArgs
 from config import load_config
@@ -187,3 +189,16 @@ if settings.images.prune:
             component for component in (synapse, voicegrow, backup, healer, monitoring, proxy) if component is not None
         ],
     )
+target = settings.ssh_target()
+if settings.firewall.enabled and target is not None:
+    firewall = HostFirewall(
+        "firewall",
+        settings.project,
+        HostFirewallArgs(
+            target=target,
+            ports=allowed_ports(settings),
+            host_key=settings.firewall.host_key,
+            private_key=loaded.secrets["firewall_ssh_private_key"],
+        ),
+    )
+    pulumi.export("firewall_open_ports", firewall.open_ports)

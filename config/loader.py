@@ -21,7 +21,9 @@ from config.secret_values import secret_value_problems
 from config.secrets import SECRET_SETTINGS
 
 SCALAR_SETTINGS = ("environment", "profile", "prefix", "tls", "protect_data")
-OBJECT_SETTINGS = ("docker", "images", "logging", "resources", "security", "synapse", "voicegrow", "proxy", "backup", "monitoring", "healer")
+OBJECT_SETTINGS = (
+    "docker", "images", "logging", "resources", "security", "synapse", "voicegrow", "proxy", "backup", "monitoring", "healer", "firewall",
+)
 # Objects that may also be set to one word, which sets their first field (`monitoring: full`).
 SHORTHAND_SETTINGS = {"monitoring": "level"}
 
@@ -115,6 +117,10 @@ def resolve_settings(project: str, stack: str, raw: dict[str, Any]) -> StackSett
     monitoring = raw.get("monitoring")
     level = monitoring.get("level") if isinstance(monitoring, dict) else None
     defaults = {"environment": environment, **_defaults(project, stack, ENVIRONMENTS[environment], profile_name, level)}
+    docker = raw.get("docker")
+    docker_host = docker.get("host") if isinstance(docker, dict) else None
+    # A remote host reached over SSH gets its firewall from the program by default.
+    defaults["firewall"] = {"enabled": isinstance(docker_host, str) and docker_host.startswith("ssh://")}
     merged = deep_merge(defaults, raw)
     try:
         return StackSettings.model_validate(merged)

@@ -10,6 +10,7 @@ import ipaddress
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar, Literal
+from urllib.parse import urlsplit
 
 from cryptography import x509
 from pydantic import Field, field_validator, model_validator
@@ -500,6 +501,56 @@ class HealerSettings(Settings):
     )
 
 
+class FirewallAllow(Settings):
+    """One more port the host firewall lets in, beyond SSH and the stack's public ports."""
+
+    port: Port = Field(description="Host port to let in.")
+    protocol: Literal["tcp", "udp"] = Field(default="tcp", description="'tcp' or 'udp'.")
+    source: str = Field(default="any", description="Address or CIDR allowed to reach it, or 'any'.")
+
+    @field_validator("source")
+    @classmethod
+    def _source_is_a_network(cls, source: str) -> str:
+        if source == "any":
+            return source
+        try:
+            return str(ipaddress.ip_network(source, strict=False))
+        except ValueError:
+            raise ValueError(f"must be 'any' or an address or CIDR like '203.0.113.0/24', got {source!r}") from None
+
+
+class FirewallSettings(Settings):
+    """The Docker host's firewall (ufw), applied over SSH from the ports the stack publishes."""
+
+    enabled: bool = Field(description="Manage the host's ufw rules; default on when docker.host is ssh://.")
+    host: str | None = Field(
+        default=None, pattern=r"^[A-Za-z0-9.:\[\]-]+$", description="SSH host of the firewall; default: docker.host's."
+    )
+    user: str | None = Field(
+        default=None, pattern=r"^[a-z_][a-z0-9_.-]*$", description="SSH user (root, or passwordless sudo); default: docker.host's, else root."
+    )
+    ssh_port: Port | None = Field(
+        default=None, description="Port SSH connects to and the firewall always keeps open; default: docker.host's, else 22."
+    )
+    host_key: str | None = Field(
+        default=None,
+        pattern=r"^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp256|ecdsa-sha2-nistp384|ecdsa-sha2-nistp521) [A-Za-z0-9+/=]+( .*)?$",
+        description="The host's SSH public key ('ssh-ed25519 AAAA...'), checked before the rules are sent; unset: not checked.",
+    )
+    allow: list[FirewallAllow] = Field(
+        default_factory=list, description="More ports to let in, each {port, protocol, source}."
+    )
+
+
+@dataclass(frozen=True)
+class SshTarget:
+    """Where the firewall's commands connect."""
+
+    host: str
+    user: str
+    port: int
+
+
 VOICEGROW_DATA_PORTS = {"MySQL": 3306, "Redis": 6379, "MinIO": 9000, "MinIO console": 9001}
 """Published on 127.0.0.1 with voicegrow.publish_data_ports (dev only)."""
 
@@ -550,6 +601,7 @@ class StackSettings(Settings):
     proxy: ProxySettings = ProxySettings()
     backup: BackupSettings
     healer: HealerSettings = HealerSettings()
+    firewall: FirewallSettings
 
     @property
     def remote_media_purge_runs(self) -> bool:
@@ -582,6 +634,15 @@ class StackSettings(Settings):
             raise ValueError(
                 "synapse.remote_media_purge.enabled needs backup.enabled (the backup container runs the schedule) "
                 "and synapse.admin_username (the purge calls the admin API as that account): set them or turn it off"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _firewall_has_an_ssh_host(self) -> StackSettings:
+        if self.firewall.enabled and self.ssh_target() is None:
+            raise ValueError(
+                "firewall.enabled needs an SSH host to apply the rules on: set docker.host to ssh://user@host, "
+                "or firewall.host (or set firewall.enabled to false)"
             )
         return self
 
@@ -728,6 +789,20 @@ class StackSettings(Settings):
                 if proxy.federation_port is not None:
                     ports.append(PublishedPort("proxy.federation_port", "proxy.bind", proxy.bind, proxy.federation_port))
         return ports
+
+    def public_ports(self) -> list[PublishedPort]:
+        """The published ports meant to be reached from outside: those not bound to a loopback address."""
+        return [port for port in self.published_ports() if not ipaddress.ip_address(port.address).is_loopback]
+
+    def ssh_target(self) -> SshTarget | None:
+        """The firewall's SSH host, user and port: its own settings over docker.host's ssh:// parts."""
+        docker_host = urlsplit(self.docker.host) if self.docker.host and self.docker.host.startswith("ssh://") else None
+        host = self.firewall.host or (docker_host.hostname if docker_host else None)
+        if host is None:
+            return None
+        user = self.firewall.user or (docker_host.username if docker_host else None) or "root"
+        port = self.firewall.ssh_port or (docker_host.port if docker_host else None) or 22
+        return SshTarget(host=host, user=user, port=port)
 
     @property
     def proxied_hosts(self) -> list[str]:

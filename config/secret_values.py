@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives import serialization
 
 from config.models import StackSettings
 
-MULTI_LINE_SECRETS = ("tls_certificate", "tls_private_key", "backup_rclone_config")
+MULTI_LINE_SECRETS = ("tls_certificate", "tls_private_key", "backup_rclone_config", "firewall_ssh_private_key")
 # Synapse's admin API accepts registration tokens of these characters, up to 64 of them.
 REGISTRATION_TOKEN = re.compile(r"^[A-Za-z0-9._~-]{1,64}$")
 
@@ -39,10 +39,27 @@ def secret_value_problems(project: str, settings: StackSettings, values: dict[st
         url = values.get(key)
         if url is not None and not re.match(r"^https?://[^\s/]+(/\S*)?$", url):
             problems.append(f"{key} must be an http(s) URL like 'https://alerts.example.com/hook'")
+    ssh_key = values.get("firewall_ssh_private_key")
+    if settings.firewall.enabled and ssh_key is not None:
+        problems += _ssh_key_problems(ssh_key)
     rclone_config = values.get("backup_rclone_config")
     if settings.backup.enabled and settings.backup.offsite.enabled and rclone_config is not None:
         problems += _rclone_problems(settings.backup.offsite.remote, rclone_config)
     return [f"{project}:{problem}" for problem in problems]
+
+
+def _ssh_key_problems(key: str) -> list[str]:
+    data = key.encode()
+    try:
+        if b"OPENSSH PRIVATE KEY" in data:
+            serialization.load_ssh_private_key(data, None)
+        else:
+            serialization.load_pem_private_key(data, None)
+    except TypeError:
+        return ["firewall_ssh_private_key must not be encrypted: the deploy has no passphrase for it (or leave it unset and use the SSH agent)"]
+    except ValueError:
+        return ["firewall_ssh_private_key must be a private key file's content (-----BEGIN OPENSSH PRIVATE KEY----- ...)"]
+    return []
 
 
 def _minio_problems(user: str | None, password: str | None) -> list[str]:

@@ -27,4 +27,5 @@ SECRET_SETTINGS: dict[str, str] = {
     "alert_dingtalk_url": "DingTalk robot webhook URL with its access_token.",
     "alert_dingtalk_secret": "DingTalk robot signing secret (SEC...), when the robot signs.",
     "alert_webhook_url": "URL that gets Alertmanager's webhook notifications (the 'webhook' receiver).",
+    "firewall_ssh_private_key": "Private key (OpenSSH PEM) the firewall's SSH connection uses; unset: the SSH agent.",
 }

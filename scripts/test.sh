@@ -13,7 +13,8 @@ mkdir -p .cache
 figures=.cache/e2e-figures.txt
 : >"$figures"
 
-# The real software that reads the rendered configuration, and debootstrap for the stand-in images.
+# The real software that reads the rendered configuration, debootstrap for the stand-in images, and
+# the SSH client the harness sends remote commands with.
 packages=()
 command -v nginx >/dev/null || packages+=(nginx-light)
 command -v redis-server >/dev/null || packages+=(redis-server)
@@ -22,6 +23,7 @@ command -v debootstrap >/dev/null || packages+=(debootstrap)
 command -v rclone >/dev/null || packages+=(rclone)
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || packages+=(postgresql)
 command -v ip >/dev/null || packages+=(iproute2)
+command -v ssh >/dev/null || packages+=(openssh-client)
 if ((${#packages[@]})); then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null

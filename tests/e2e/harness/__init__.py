@@ -6,7 +6,8 @@
         stack.outputs["synapse_client_url"]
 
 Docker containers, networks, volumes and images are created on the engine (DOCKER_HOST or the
-local socket), `command:local:Command` runs for real, random and TLS values are generated;
+local socket), `command:local:Command` runs for real (`command:remote:Command` over SSH), random
+and TLS values are generated;
 see `docker_mapping` for how each input becomes an Engine API field.
 """
 

@@ -2,7 +2,7 @@
 
 `HarnessMocks.new_resource` runs in the SDK's worker threads, after the resource's dependencies
 have been registered (the SDK awaits them first), so creation follows dependency order.
-Docker resources go to the engine, commands run locally, random and TLS values are generated;
+Docker resources go to the engine, commands run locally or over SSH, random and TLS values are generated;
 provider and component resources only echo their inputs. Any other type fails, naming it.
 """
 
@@ -35,6 +35,7 @@ SUPPORTED_TYPES = (
     IMAGE,
     TAG,
     commands.COMMAND,
+    commands.REMOTE_COMMAND,
     *GENERATORS,
 )
 
@@ -298,7 +299,7 @@ class HarnessMocks(Mocks):
             plan = docker_mapping.map_tag(args.inputs, where)
             source = engine.tag_image(self.api, plan)
             return f"{source['Id']}.{plan.target_image}", {"sourceImageId": source["Id"]}
-        if args.typ == commands.COMMAND:
+        if args.typ in (commands.COMMAND, commands.REMOTE_COMMAND):
             return self._command(args, urn, where)
         if args.typ in GENERATORS:
             return self._generated(args, urn, where)
@@ -371,7 +372,10 @@ class HarnessMocks(Mocks):
         }
 
     def _command(self, args: MockResourceArgs, urn: str, where: str) -> tuple[str, dict[str, Any]]:
-        spec = commands.command_spec(args.inputs, self.program_dir, where)
+        if args.typ == commands.REMOTE_COMMAND:
+            spec = commands.remote_command_spec(args.inputs, self.program_dir, where)
+        else:
+            spec = commands.command_spec(args.inputs, self.program_dir, where)
         result = commands.run_script(spec, spec.create, args.name) if spec.create else commands.CommandResult("", "")
         self._record(CreatedObject("command", args.name, urn, urn, {"spec": spec, "result": result}))
         outputs: dict[str, Any] = {"stdout": result.stdout, "stderr": result.stderr}

@@ -157,7 +157,7 @@ DOCKER_SCHEMAS = {CONTAINER: CONTAINER_SCHEMA, NETWORK: NETWORK_SCHEMA, VOLUME: 
 
 # Resources whose every input change replaces them (random and TLS values, images, tags).
 _REPLACED_ON_ANY_CHANGE = ("random:", "tls:", REMOTE_IMAGE, IMAGE, TAG)
-COMMAND = "command:local:Command"
+COMMANDS = ("command:local:Command", "command:remote:Command")
 
 
 @dataclass(frozen=True)
@@ -318,7 +318,7 @@ def diff(
             if _matches(key, options.ignore_changes):
                 continue
             if _canonical(stored.get(key)) != _canonical(declared.get(key)):
-                replaces = replaces_all or (type_ == COMMAND and key == "triggers")
+                replaces = replaces_all or (type_ in COMMANDS and key == "triggers")
                 changes.append(PropertyChange(key, stored.get(key), declared.get(key), replaces))
     if not changes:
         return None

@@ -8,7 +8,7 @@
 #   build.sh --list                 print "NAME TAG" for every image
 #
 # NAME is one of: base postgres postgres-next synapse nginx mysql redis minio probe certbot pebble
-# prometheus alertmanager node-exporter blackbox-exporter. See README.md beside this
+# prometheus alertmanager node-exporter blackbox-exporter vps. See README.md beside this
 # script (and CONTRACT.md in an image's directory) for the contract each image honours. An image
 # may be a variant of another's recipe: built from that image's directory with build arguments
 # of its own (VARIANT_OF, BUILD_ARGS).
@@ -40,7 +40,7 @@ LABEL=e2e.recipe
 SUITE=bookworm
 IMAGE_PYTHON=3.11 # Python of Debian bookworm, where the wheels are installed
 
-NAMES=(base postgres postgres-next synapse nginx mysql redis minio probe certbot pebble prometheus alertmanager node-exporter blackbox-exporter)
+NAMES=(base postgres postgres-next synapse nginx mysql redis minio probe certbot pebble prometheus alertmanager node-exporter blackbox-exporter vps)
 declare -A TAG=(
   [base]=e2e.local/base:bookworm
   [postgres]=e2e.local/postgres:16
@@ -57,6 +57,7 @@ declare -A TAG=(
   [alertmanager]=e2e.local/alertmanager:0.25
   [node-exporter]=e2e.local/node-exporter:1.5
   [blackbox-exporter]=e2e.local/blackbox-exporter:0.23
+  [vps]=e2e.local/vps:bookworm
 )
 
 # The next PostgreSQL major version, for the major upgrade: Debian trixie's PostgreSQL 17.

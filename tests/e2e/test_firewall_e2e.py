@@ -1,0 +1,244 @@
+"""The host firewall on a real ufw and iptables, applied over real SSH to a stand-in Debian VPS.
+
+The program is evaluated for `prod` with `docker.host` on the stand-in (so the firewall is on by
+default); the remote command it declares is run, exactly as declared, by the harness's SSH runner.
+The stand-in publishes 80, 443 and 5432 as Docker does (DNAT to a container behind docker0: the
+5432 of an operator who published a database on every address, as the guides do) and serves 9100
+on the host itself; another container then tries each port.
+"""
+
+from __future__ import annotations
+
+import textwrap
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import docker
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from tests.e2e.harness import apply_program
+from tests.e2e.harness.commands import CommandFailed, CommandResult, remote_command_spec, run_script
+from tests.e2e.stacks import BASE_IMAGE, ROOT, record_figure
+from tests.program import run_program
+from tests.unit.mocks import RecordingMocks
+
+pytestmark = pytest.mark.e2e
+
+VPS_IMAGE = "e2e.local/vps:bookworm"
+PUBLISHED = (80, 443, 5432)
+HOST_PORT = 9100
+# A program of one remote command, to check how the harness applies it in a `pulumi up`.
+NOTE_PROGRAM = textwrap.dedent(
+    """
+    import pulumi
+    from pulumi_command import remote
+
+    config = pulumi.Config()
+    note = config.require("note")
+    remote.Command(
+        "note",
+        connection=remote.ConnectionArgs(
+            host=config.require("host"), private_key=config.require_secret("key"), host_key=config.require("host_key")
+        ),
+        create="cat >>/tmp/notes",
+        stdin=note,
+        triggers=[note],
+    )
+    """
+)
+# What the firewall is made of: comparing it before and after an apply shows what the apply changed.
+STATE = "iptables -S; iptables -t nat -S; ufw status verbose; ufw show added; cat /etc/ufw/after.rules"
+
+
+@dataclass(frozen=True)
+class Vps:
+    container: Any
+    address: str
+    private_key: str
+    host_key: str
+
+
+@pytest.fixture(scope="module")
+def vps(engine: docker.DockerClient) -> Iterator[Vps]:
+    key = Ed25519PrivateKey.generate()
+    private_key = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()
+    ).decode()
+    public_key = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode()
+    container = engine.containers.run(
+        VPS_IMAGE,
+        detach=True,
+        # ufw and iptables need NET_ADMIN; the Docker-like "container" is a network namespace
+        # (SYS_ADMIN, no AppArmor profile to forbid its mount); forwarding is a namespaced sysctl.
+        cap_add=["NET_ADMIN", "SYS_ADMIN"],
+        security_opt=["apparmor=unconfined"],
+        sysctls={"net.ipv4.ip_forward": "1"},
+        environment={"AUTHORIZED_KEY": public_key},
+    )
+    try:
+        container.reload()
+        address = container.attrs["NetworkSettings"]["Networks"]["bridge"]["IPAddress"]
+        _run(container, "publish-like-docker " + " ".join(map(str, PUBLISHED)))
+        _run(container, f"mkdir -p /srv/host && echo host {HOST_PORT} >/srv/host/index.html && "
+                        f"(setsid python3 -m http.server {HOST_PORT} --directory /srv/host >/dev/null 2>&1 </dev/null &)")
+        host_key = _wait_for_sshd(container)
+        yield Vps(container, address, private_key, host_key)
+    finally:
+        container.remove(force=True)
+
+
+@pytest.fixture(scope="module")
+def client(engine: docker.DockerClient) -> Iterator[Any]:
+    container = engine.containers.run(BASE_IMAGE, ["sleep", "infinity"], detach=True)
+    yield container
+    container.remove(force=True)
+
+
+@pytest.fixture(scope="module")
+def before(vps: Vps, client: Any) -> dict[int, str | None]:
+    """What each port answered before any firewall."""
+    return {port: _answer(client, vps.address, port) for port in (22, *PUBLISHED, HOST_PORT)}
+
+
+@pytest.fixture(scope="module")
+def applied(vps: Vps, before: dict[int, str | None]) -> CommandResult:
+    return apply_firewall(vps, figure="firewall.first_apply")
+
+
+def apply_firewall(
+    vps: Vps, user: str = "root", firewall: dict[str, Any] | None = None, figure: str | None = None
+) -> CommandResult:
+    """Evaluate the program for prod on the stand-in and run its firewall command as declared."""
+    mocks = RecordingMocks()
+    overrides = {
+        "docker": {"host": f"ssh://{user}@{vps.address}"},
+        "firewall": {"host_key": vps.host_key, **(firewall or {})},
+    }
+    run_program(mocks, "prod", preview=False, overrides=overrides, secrets={"firewall_ssh_private_key": vps.private_key})
+    declared = mocks.named("firewall-rules", "command:remote:Command")
+    spec = remote_command_spec(declared.inputs, ROOT)
+    assert spec.create is not None
+    started = time.monotonic()
+    result = run_script(spec, spec.create, "firewall-rules", timeout_seconds=120)
+    if figure is not None:
+        record_figure("e2e", figure, time.monotonic() - started)
+    return result
+
+
+def _run(container: Any, script: str) -> str:
+    code, output = container.exec_run(["sh", "-c", script])
+    text = output.decode(errors="replace")
+    assert code == 0, f"{script}: exit {code}: {text}"
+    return text
+
+
+def _wait_for_sshd(container: Any) -> str:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        code, output = container.exec_run(["sh", "-c", "cat /etc/ssh/ssh_host_ed25519_key.pub && pgrep -x sshd"])
+        if code == 0:
+            return " ".join(output.decode().split()[:2])
+        time.sleep(0.5)
+    raise AssertionError("sshd did not start in the stand-in VPS: " + container.logs().decode(errors="replace"))
+
+
+def _answer(client: Any, address: str, port: int) -> str | None:
+    """The first line the port answers an HTTP request with (SSH's banner for SSH); None when it is not reached."""
+    script = (
+        f"exec 3<>/dev/tcp/{address}/{port} || exit 1; "
+        "printf 'GET / HTTP/1.0\\r\\n\\r\\n' >&3; timeout 2 cat <&3 || true"
+    )
+    code, output = client.exec_run(["timeout", "3", "bash", "-c", script])
+    if code != 0:
+        return None
+    lines = output.decode(errors="replace").splitlines()
+    return lines[-1] if lines and not lines[0].startswith("SSH-") else (lines[0] if lines else "")
+
+
+def test_before_the_firewall_every_port_answers(before: dict[int, str | None]) -> None:
+    assert all(answer is not None for answer in before.values()), before
+
+
+def test_the_apply_reports_ufw_active_with_ssh_and_the_proxys_ports(applied: CommandResult) -> None:
+    assert "Status: active" in applied.stdout
+    for port in (22, 80, 443):
+        assert f"# selfhosted {port}/tcp" in applied.stdout
+
+
+def test_ssh_still_answers(vps: Vps, client: Any, applied: CommandResult) -> None:
+    answer = _answer(client, vps.address, 22)
+    assert answer is not None and answer.startswith("SSH-2.0-")
+
+
+@pytest.mark.parametrize("port", [80, 443])
+def test_the_proxys_published_ports_answer(vps: Vps, client: Any, applied: CommandResult, port: int) -> None:
+    assert _answer(client, vps.address, port) == f"published {port}"
+
+
+def test_a_published_port_that_is_not_the_stacks_is_dropped(vps: Vps, client: Any, applied: CommandResult) -> None:
+    assert _answer(client, vps.address, 5432) is None
+
+
+def test_a_port_of_the_host_itself_that_is_not_the_stacks_is_dropped(vps: Vps, client: Any, applied: CommandResult) -> None:
+    assert _answer(client, vps.address, HOST_PORT) is None
+
+
+def test_the_host_still_reaches_out(vps: Vps, applied: CommandResult) -> None:
+    assert _run(vps.container, "ufw status verbose | grep '^Default:'").strip().startswith("Default: deny (incoming), allow (outgoing)")
+
+
+def test_a_second_apply_changes_nothing(vps: Vps, applied: CommandResult) -> None:
+    first = _run(vps.container, STATE)
+    apply_firewall(vps, figure="firewall.second_apply")
+    assert _run(vps.container, STATE) == first
+
+
+def test_a_sudo_user_applies_the_same_firewall(vps: Vps, applied: CommandResult) -> None:
+    first = _run(vps.container, STATE)
+    apply_firewall(vps, user="deploy")
+    assert _run(vps.container, STATE) == first
+
+
+def test_an_operators_port_opens_for_its_source_and_closes_when_removed(vps: Vps, client: Any, applied: CommandResult) -> None:
+    client.reload()
+    source = client.attrs["NetworkSettings"]["Networks"]["bridge"]["IPAddress"]
+    apply_firewall(vps, firewall={"allow": [{"port": HOST_PORT, "source": source}]})
+    opened = _answer(client, vps.address, HOST_PORT)
+    apply_firewall(vps)
+    assert opened == f"host {HOST_PORT}"
+    assert _answer(client, vps.address, HOST_PORT) is None
+    assert f"{HOST_PORT}" not in _run(vps.container, "ufw show added")
+
+
+def test_an_apply_restores_docker_user_rules_that_were_flushed(vps: Vps, client: Any, applied: CommandResult) -> None:
+    _run(vps.container, "iptables -F DOCKER-USER")
+    exposed = _answer(client, vps.address, 5432)
+    apply_firewall(vps)
+    assert exposed == "published 5432"
+    assert _answer(client, vps.address, 5432) is None
+
+
+def test_a_host_with_another_key_gets_nothing(vps: Vps, applied: CommandResult) -> None:
+    first = _run(vps.container, STATE)
+    other = Ed25519PrivateKey.generate().public_key()
+    wrong = " ".join(other.public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode().split()[:2])
+    with pytest.raises(CommandFailed, match="(?i)host key verification failed"):
+        apply_firewall(vps, firewall={"host_key": wrong, "allow": [{"port": 8443}]})
+    assert _run(vps.container, STATE) == first
+
+
+def test_the_harness_runs_a_remote_command_once_and_again_when_its_trigger_changes(vps: Vps, tmp_path: Path) -> None:
+    (tmp_path / "Pulumi.yaml").write_text("name: remote-note\nruntime: python\n")
+    (tmp_path / "Pulumi.dev.yaml").write_text("config: {}\n")
+    (tmp_path / "__main__.py").write_text(NOTE_PROGRAM)
+    where = {"host": vps.address, "host_key": vps.host_key}
+    stack = apply_program(tmp_path, "dev", {**where, "note": "one;"}, secrets={"key": vps.private_key})
+    stack = stack.update({**where, "note": "one;"})
+    stack = stack.update({**where, "note": "two;"})
+    stack.destroy()
+    assert _run(vps.container, "cat /tmp/notes") == "one;two;"
