@@ -178,11 +178,11 @@ def listing(machine: docker.models.containers.Container, path: str) -> list[str]
 
 
 def pinned_plugins() -> list[str]:
-    """`pulumi plugin install` arguments for each pulumi-* package requirements.txt pins."""
+    """`pulumi plugin install` arguments for each provider package (pulumi-*, but the policy SDK) requirements.txt pins."""
     plugins = []
     for line in (ROOT / "requirements.txt").read_text().splitlines():
         package, _, version = line.partition("==")
-        if package.startswith("pulumi-"):
+        if package.startswith("pulumi-") and package != "pulumi-policy":
             plugins.append(f"plugin install resource {package.removeprefix('pulumi-')} v{version} --server {PLUGIN_SERVER}")
     return plugins
 
