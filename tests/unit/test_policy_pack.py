@@ -4,11 +4,16 @@ has no mandatory violation."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Callable
 from typing import Any
 
+import grpc
 import pytest
 import yaml
+from google.protobuf import empty_pb2
+from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
 from pulumi_policy import PolicyCustomTimeouts, PolicyResourceOptions, ResourceValidationArgs
 
 from policy import rules
@@ -64,6 +69,22 @@ def reports(validation: Callable[..., None], args: ResourceValidationArgs) -> li
 def test_the_pack_is_all_mandatory_policies_with_a_plain_validation_each() -> None:
     assert [policy.name for policy in rules.POLICIES] == list(VALIDATIONS)
     assert {policy.enforcement_level for policy in rules.POLICIES} == {rules.EnforcementLevel.MANDATORY}
+
+
+def test_the_pack_started_as_the_cli_starts_it_serves_its_mandatory_policies() -> None:
+    """The CLI runs policy/ with Python and talks to the analyzer at the port it prints."""
+    process = subprocess.Popen([sys.executable, "policy"], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        port = int(process.stdout.readline()) if process.stdout else 0
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            info = analyzer_pb2_grpc.AnalyzerStub(channel).GetAnalyzerInfo(empty_pb2.Empty(), timeout=30)
+    finally:
+        process.kill()
+        process.wait()
+    assert info.name == "selfhosted"
+    assert [(policy.name, policy.enforcementLevel) for policy in info.policies] == [
+        (name, analyzer_pb2.MANDATORY) for name in VALIDATIONS
+    ]
 
 
 def test_the_pack_runs_with_the_programs_pulumi() -> None:
