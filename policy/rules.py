@@ -40,9 +40,10 @@ FILE_VARIABLES = {
 }
 """Per image (by role), the secret variables the image also reads from a file named by `<NAME>_FILE`."""
 
-FILE_VOLUME_SUFFIXES = ("-config-volume", "-secrets-volume", "-script-volume", "-init-volume")
-"""Logical names of the volumes that hold only files the program writes on every change (configuration,
-secrets, scripts): rewritten from the stack, never data to protect."""
+FILE_VOLUME_SUFFIXES = ("-config-volume", "-secrets-volume", "-script-volume", "-init-volume", "-tls-volume")
+"""Logical names of the volumes that hold only files written again from the stack or from other volumes
+(configuration, secrets, scripts; the proxy's certificate, from the stack or copied from certbot's own
+volume): never data to protect."""
 
 UNCHECKED_CONTAINERS = ("monitoring-redis-exporter",)
 """Containers whose image has no shell or client to check with: Prometheus's scrape is their health check."""

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from google.protobuf import json_format
+import pulumi
 from pulumi.runtime.mocks import MockMonitor
 from pulumi.runtime.proto import analyzer_pb2
 from pulumi_policy import EnforcementLevel, PolicyCustomTimeouts, PolicyResourceOptions, ResourceValidationArgs
@@ -65,7 +66,7 @@ def registrations() -> Iterator[list[Registered]]:
         MockMonitor.RegisterResource = register  # type: ignore[method-assign]
 
 
-def declared(mocks: Any, stack: str, preview: bool) -> list[Registered]:
+def declared(mocks: pulumi.runtime.Mocks, stack: str, preview: bool) -> list[Registered]:
     """Every custom resource (not a component) the program registers for `stack` under `mocks`."""
     with registrations() as registered:
         run_program(mocks, stack, preview=preview)
@@ -115,7 +116,7 @@ def analyze(registered: list[Registered]) -> list[Diagnostic]:
 
 
 def preview_with_policies(
-    mocks: Any, stack: str, overrides: dict[str, Any] | None = None, secrets: dict[str, str] | None = None
+    mocks: pulumi.runtime.Mocks, stack: str, overrides: dict[str, Any] | None = None, secrets: dict[str, str] | None = None
 ) -> list[Diagnostic]:
     """Preview `stack` (the program under `mocks`, preview=True) with the policy pack; its diagnostics."""
     with registrations() as registered:

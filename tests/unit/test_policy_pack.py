@@ -109,6 +109,13 @@ def test_a_preview_of_each_stack_with_the_pack_has_no_mandatory_violation(stack:
     assert [d for d in diagnostics if d.mandatory] == []
 
 
+def test_a_prod_stack_whose_certificate_is_a_file_of_the_stack_passes() -> None:
+    """Its proxy-tls volume holds the stack's self-signed certificate, written again on every change; with acme,
+    a volume of that name holds copies of certbot's certificates (kept on the protected proxy-letsencrypt)."""
+    diagnostics = preview_with_policies(RecordingMocks(), "prod", overrides={"tls": "self-signed"})
+    assert [d for d in diagnostics if d.mandatory] == []
+
+
 def test_a_preview_reports_what_a_stack_file_gets_wrong() -> None:
     diagnostics = preview_with_policies(RecordingMocks(), "staging", overrides={"images": {"redis": "redis:latest"}})
     mandatory = [d for d in diagnostics if d.mandatory]
