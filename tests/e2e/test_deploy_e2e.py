@@ -301,7 +301,7 @@ def test_without_a_backend_a_passphrase_is_generated_for_the_stack(runs: dict[st
     assert runs["second"].passphrase_files == ["dev.passphrase"]
 
 
-def test_a_team_backend_without_the_teams_passphrase_stops_before_pulumi_is_called(runs: dict[str, Run]) -> None:
+def test_a_team_backend_without_the_teams_passphrase_stops_before_the_stack_is_touched(runs: dict[str, Run]) -> None:
     run = runs["team state without passphrase"]
     assert run.exit_code != 0
     assert f"preflight: BLOCKING state: the state in {TEAM_BACKEND} is shared" in run.output
