@@ -276,6 +276,7 @@ def _prepare_files(
             network_mode="none",
             memory=64,
             memory_swap=128,
+            cpus=docker_cpus(0.5),
             **_confinement(PREPARE_POLICY),
             log_driver="json-file",
             log_opts=_log_opts(deployment),

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -19,7 +20,7 @@ def findings(stack: str) -> list[checks.Finding]:
     settings = read_settings(ROOT, stack)
     remote = settings.docker.host
     engine = host.engine(remote)
-    found = checks.engine(engine)
+    found = checks.state(os.environ) + checks.engine(engine)
     if remote:
         found.append(
             checks.Finding(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -27,6 +27,8 @@ IMAGES_MB = 4096
 GROWTH_MB = 2048
 """Room for the data to grow (media, databases, logs) before the next check."""
 SWAP_STEP_MB = 512
+LOCAL_BACKEND = "file://~"
+"""Pulumi's local state backend (~/.pulumi): the deploy's default."""
 UNSPECIFIED = {"0.0.0.0", "::"}
 
 
@@ -200,3 +202,57 @@ def clock(synchronized: bool) -> Finding:
             "enable time sync (`timedatectl set-ntp true`, or install chrony)",
         )
     return Finding("clock", "ok", "the clock is kept in sync")
+
+
+def state(environment: Mapping[str, str]) -> list[Finding]:
+    """Where the stack's state is kept (PULUMI_BACKEND_URL) and whether this deploy can read and decrypt it.
+
+    A shared backend is the team's: a deploy needs its credentials, and a passphrase-encrypted
+    stack needs the team's passphrase (a new one generated here would lock the others out).
+    """
+    backend = environment.get("PULUMI_BACKEND_URL") or LOCAL_BACKEND
+    if backend.startswith("file://"):
+        return [
+            Finding(
+                "state",
+                "ok",
+                f"state in {backend} on this machine (only it can deploy the stack); for a team, set PULUMI_BACKEND_URL "
+                "to an S3-compatible bucket (README: Shared state for a team)",
+            )
+        ]
+    found = [Finding("state", "ok", f"state in {backend}")]
+    if backend.startswith("s3://"):
+        if not (environment.get("AWS_ACCESS_KEY_ID") and environment.get("AWS_SECRET_ACCESS_KEY")) and not environment.get(
+            "AWS_PROFILE"
+        ):
+            found.append(
+                Finding(
+                    "state",
+                    "blocking",
+                    f"no credentials for {backend}: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (the bucket's access "
+                    "key, also for MinIO or Aliyun OSS), or AWS_PROFILE",
+                )
+            )
+        if "endpoint=" not in backend and not (environment.get("AWS_ENDPOINT_URL_S3") or environment.get("AWS_ENDPOINT_URL")):
+            found.append(
+                Finding(
+                    "state",
+                    "warning",
+                    "no S3 endpoint given: the state goes to Amazon S3; for your own object storage add "
+                    "?endpoint=HOST[:PORT] to PULUMI_BACKEND_URL or set AWS_ENDPOINT_URL_S3",
+                )
+            )
+    # A Pulumi Cloud backend (https://) encrypts with its own key by default; the others with a passphrase.
+    provider = environment.get("PULUMI_SECRETS_PROVIDER") or ("default" if backend.startswith("https://") else "passphrase")
+    passphrase = environment.get("PULUMI_CONFIG_PASSPHRASE") or environment.get("PULUMI_CONFIG_PASSPHRASE_FILE")
+    if provider == "passphrase" and not passphrase:
+        found.append(
+            Finding(
+                "state",
+                "blocking",
+                f"the state in {backend} is shared, and its secrets are encrypted with the team's passphrase: set "
+                "PULUMI_CONFIG_PASSPHRASE or PULUMI_CONFIG_PASSPHRASE_FILE, or PULUMI_SECRETS_PROVIDER to a KMS key "
+                "(awskms://..., hashivault://...)",
+            )
+        )
+    return found

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# From a bare Debian or Ubuntu machine to a deployed stack (default: dev), with Pulumi's local state backend.
+# From a bare Debian or Ubuntu machine to a deployed stack (default: dev), with Pulumi's local state backend
+# or the team's (PULUMI_BACKEND_URL).
 #
 #   scripts/deploy.sh [STACK] [PULUMI UP ARGS...]   e.g. scripts/deploy.sh dev, scripts/deploy.sh prod --diff
 #   scripts/deploy.sh STACK --check                 only the preflight checks of this machine
@@ -9,15 +10,23 @@
 # machine (python -m preflight: memory, ports, DNS, disk, engine, clock) and stops on a blocking
 # finding before any resource is touched, then runs `pulumi up`. Run it as root on a bare machine
 # (the engine and Python's venv come from apt); once those are there, any user of the docker group.
-# The stack's secrets are encrypted with a passphrase: PULUMI_CONFIG_PASSPHRASE or
-# PULUMI_CONFIG_PASSPHRASE_FILE if set, otherwise one generated once per stack in
-# ~/.config/selfhosted/<stack>.passphrase (keep it: it decrypts the generated passwords).
+# The state is kept where PULUMI_BACKEND_URL says, by default Pulumi's local backend (file://~, that
+# is ~/.pulumi); a team shares an S3-compatible bucket (s3://BUCKET/PREFIX?endpoint=HOST&region=REGION,
+# its access key in AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_ENDPOINT_URL_S3 for the
+# endpoint). The stack's secrets are encrypted by PULUMI_SECRETS_PROVIDER when a new stack is made
+# (default: a passphrase; e.g. awskms://KEY or hashivault://KEY): the passphrase is
+# PULUMI_CONFIG_PASSPHRASE or PULUMI_CONFIG_PASSPHRASE_FILE if set; with the local backend only, one
+# is otherwise generated once per stack in ~/.config/selfhosted/<stack>.passphrase (keep it: it
+# decrypts the generated passwords). The preflight stops a deploy that could not read the state or
+# decrypt its secrets.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 stack="${1:-dev}"
 shift || true
 
 [[ -f "Pulumi.$stack.yaml" ]] || { echo "deploy: no Pulumi.$stack.yaml: create it from Pulumi.dev.yaml" >&2; exit 1; }
+
+export PULUMI_BACKEND_URL="${PULUMI_BACKEND_URL:-file://~}"
 
 if [[ "${1:-}" == --check ]]; then
   bash scripts/setup-python.sh
@@ -31,7 +40,8 @@ bash scripts/setup-python.sh
 bash scripts/prerequisites.sh plugins
 .venv/bin/python -m preflight "$stack"
 
-if [[ -z "${PULUMI_CONFIG_PASSPHRASE:-}" && -z "${PULUMI_CONFIG_PASSPHRASE_FILE:-}" ]]; then
+if [[ "$PULUMI_BACKEND_URL" == file://* && "${PULUMI_SECRETS_PROVIDER:-passphrase}" == passphrase &&
+  -z "${PULUMI_CONFIG_PASSPHRASE:-}" && -z "${PULUMI_CONFIG_PASSPHRASE_FILE:-}" ]]; then
   passphrase_file="$HOME/.config/selfhosted/$stack.passphrase"
   if [[ ! -f "$passphrase_file" ]]; then
     mkdir -p "$(dirname "$passphrase_file")"
@@ -41,8 +51,6 @@ if [[ -z "${PULUMI_CONFIG_PASSPHRASE:-}" && -z "${PULUMI_CONFIG_PASSPHRASE_FILE:
   export PULUMI_CONFIG_PASSPHRASE_FILE="$passphrase_file"
 fi
 
-# The local state backend (~/.pulumi), unless the operator chose another one.
-export PULUMI_BACKEND_URL="${PULUMI_BACKEND_URL:-file://~}"
-pulumi stack select --create "$stack"
+pulumi stack select --create ${PULUMI_SECRETS_PROVIDER:+--secrets-provider "$PULUMI_SECRETS_PROVIDER"} "$stack"
 pulumi up --yes --stack "$stack" "$@"
 pulumi stack output --stack "$stack"

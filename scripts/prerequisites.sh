@@ -128,9 +128,10 @@ pulumi_cli() {
   say "Pulumi CLI $(pulumi version) installed in $PULUMI_BIN (add it to your PATH for pulumi commands by hand)"
 }
 
-# "name version" of each provider package requirements.txt pins (pulumi-docker==5.2.0 -> docker 5.2.0).
+# "name version" of each provider package requirements.txt pins (pulumi-docker==5.2.0 -> docker 5.2.0);
+# pulumi-policy is the policy pack's SDK, not a provider.
 pinned_plugins() {
-  sed -nE 's/^pulumi-([a-z0-9-]+)==([0-9][0-9A-Za-z.+-]*)[[:space:]]*(#.*)?$/\1 \2/p' requirements.txt
+  sed -nE '/^pulumi-policy==/d; s/^pulumi-([a-z0-9-]+)==([0-9][0-9A-Za-z.+-]*)[[:space:]]*(#.*)?$/\1 \2/p' requirements.txt
 }
 
 plugins() {

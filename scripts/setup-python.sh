@@ -10,6 +10,8 @@ fi
 stamp=.venv/.requirements.sha256
 wanted="$(sha256sum requirements.txt | cut -d' ' -f1)"
 if [[ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]]; then
-  .venv/bin/pip install --quiet --disable-pip-version-check -r requirements.txt
+  # pip run by the venv's own Python: the pip script keeps the path of the venv it was made in, so
+  # from a copied or moved .venv it would install into another one.
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
   echo "$wanted" >"$stamp"
 fi

@@ -29,6 +29,7 @@ if ((${#packages[@]})); then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
 fi
 bash scripts/setup-python.sh
+bash scripts/setup-node.sh
 
 # The engine of the end-to-end tests is this script's own, beside any other on the machine (its
 # own socket, exec root, pidfile, configuration, bridge and address pool), and its data root is

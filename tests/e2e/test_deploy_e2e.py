@@ -1,9 +1,11 @@
 """The README's first command on a fresh Debian machine (no Docker, no Pulumi): it installs, checks and deploys.
 
 The machine is a container of the Debian base image; an HTTP server on this host stands
-in for Pulumi's download locations (a test archive whose `pulumi` records its calls). The command
-runs three times: with a wrong checksum (refused, nothing installed), with the right one (all
-installed, preflight passed, `pulumi up` run), and again (nothing downloaded or installed).
+in for Pulumi's download locations (a test archive whose `pulumi` records its calls and the state
+backend each was given). The command runs with a wrong checksum (refused, nothing installed), with
+the right one (all installed, preflight passed, `pulumi up` run), again (nothing downloaded or
+installed), with a team's S3-compatible state backend (without the team's passphrase: stopped;
+with a KMS key: deployed there), and with a port taken.
 """
 
 from __future__ import annotations
@@ -33,6 +35,10 @@ VERSION = "3.253.0"
 ARCHIVE = f"pulumi-v{VERSION}-linux-x64.tar.gz"
 PORT = host_ports(18800)
 PLUGIN_SERVER = "http://plugins.mirror.invalid/releases"
+TEAM_BACKEND = "s3://pulumi-state/selfhosted?endpoint=minio.example.com:9000&region=us-east-1"
+TEAM_STATE = {"PULUMI_BACKEND_URL": TEAM_BACKEND, "AWS_ACCESS_KEY_ID": "team-key", "AWS_SECRET_ACCESS_KEY": "team-secret"}
+KMS = "hashivault://selfhosted"
+FORGET_PASSPHRASES = "rm -rf /root/.config/selfhosted; "
 TAKE_PORT = "timeout 120 python3 -c 'import socket, time; s = socket.socket(); s.bind((\"127.0.0.1\", 8008)); s.listen(); time.sleep(120)'"
 
 
@@ -77,7 +83,11 @@ class Run:
     requests: list[str]
     calls: list[str]
     """The stand-in CLI's calls during this run."""
+    backends: list[str]
+    """The state backend each of those calls was given."""
     pulumi_dir: list[str]
+    passphrase_files: list[str]
+    """~/.config/selfhosted after the run."""
 
 
 def repository_archive() -> bytes:
@@ -123,7 +133,8 @@ def machine(engine: docker.DockerClient) -> Iterator[docker.models.containers.Co
 
 @pytest.fixture(scope="module")
 def runs(machine: docker.models.containers.Container) -> dict[str, Run]:
-    """The first command run with a wrong checksum, with the right one, once more, and with Synapse's port taken."""
+    """The first command run with a wrong checksum, with the right one, once more, with the team's state backend
+    (without and with its secrets provider), and with Synapse's port taken."""
     archive = stand_in_archive()
     mirror = Mirror(archive)
     threading.Thread(target=mirror.serve_forever, daemon=True).start()
@@ -137,20 +148,29 @@ def runs(machine: docker.models.containers.Container) -> dict[str, Run]:
     wrong = hashlib.sha256(b"another build").hexdigest()
     results = {}
     try:
-        for name, checksum, before_command in (
-            ("wrong checksum", wrong, ""),
-            ("first", right, ""),
-            ("second", right, ""),
-            ("port taken", right, f"{TAKE_PORT} >/dev/null 2>&1 & sleep 1; "),
+        for name, checksum, before_command, state in (
+            ("wrong checksum", wrong, "", {}),
+            ("first", right, "", {}),
+            ("second", right, "", {}),
+            ("team state without passphrase", right, FORGET_PASSPHRASES, TEAM_STATE),
+            ("team state with a KMS key", right, FORGET_PASSPHRASES, {**TEAM_STATE, "PULUMI_SECRETS_PROVIDER": KMS}),
+            # Last: the port stays taken for two minutes.
+            ("port taken", right, f"{TAKE_PORT} >/dev/null 2>&1 & sleep 1; ", {}),
         ):
             mirror.requests.clear()
             before = len(calls(machine))
             exit_code, output = machine.exec_run(
                 ["bash", "-c", f"{before_command}cd /srv/selfhosted && {FIRST_COMMAND}"],
-                environment={**settings, "SELFHOSTED_PULUMI_SHA256": checksum},
+                environment={**settings, "SELFHOSTED_PULUMI_SHA256": checksum, **state},
             )
             results[name] = Run(
-                exit_code, output.decode(), list(mirror.requests), calls(machine)[before:], listing(machine, "/root/.pulumi")
+                exit_code,
+                output.decode(),
+                list(mirror.requests),
+                calls(machine)[before:],
+                recorded(machine, "backends")[before:],
+                listing(machine, "/root/.pulumi"),
+                listing(machine, "/root/.config/selfhosted"),
             )
     finally:
         mirror.shutdown()
@@ -167,9 +187,14 @@ def host_basics(machine: docker.models.containers.Container, runs: dict[str, Run
     return [(code, output.decode()) for code, output in (machine.exec_run(["bash", "-c", HOST_BASICS]) for _ in range(2))]
 
 
-def calls(machine: docker.models.containers.Container) -> list[str]:
-    _, output = machine.exec_run(["cat", "/root/.pulumi/calls"])
+def recorded(machine: docker.models.containers.Container, name: str) -> list[str]:
+    """The lines the stand-in CLI recorded in ~/.pulumi/<name> (calls, backends)."""
+    _, output = machine.exec_run(["cat", f"/root/.pulumi/{name}"])
     return output.decode().splitlines() if not output.startswith(b"cat:") else []
+
+
+def calls(machine: docker.models.containers.Container) -> list[str]:
+    return recorded(machine, "calls")
 
 
 def listing(machine: docker.models.containers.Container, path: str) -> list[str]:
@@ -178,11 +203,11 @@ def listing(machine: docker.models.containers.Container, path: str) -> list[str]
 
 
 def pinned_plugins() -> list[str]:
-    """`pulumi plugin install` arguments for each pulumi-* package requirements.txt pins."""
+    """`pulumi plugin install` arguments for each provider package (pulumi-*, but the policy SDK) requirements.txt pins."""
     plugins = []
     for line in (ROOT / "requirements.txt").read_text().splitlines():
         package, _, version = line.partition("==")
-        if package.startswith("pulumi-"):
+        if package.startswith("pulumi-") and package != "pulumi-policy":
             plugins.append(f"plugin install resource {package.removeprefix('pulumi-')} v{version} --server {PLUGIN_SERVER}")
     return plugins
 
@@ -264,3 +289,38 @@ def test_host_basics_again_change_nothing(host_basics: list[tuple[int, str]]) ->
     code, output = host_basics[1]
     assert code == 0, output
     assert "time zone already Asia/Shanghai" in output and "unattended security upgrades already on" in output
+
+
+def test_without_a_backend_the_state_is_local(runs: dict[str, Run]) -> None:
+    run = runs["first"]
+    assert run.backends and set(run.backends) == {"file://~"}
+    assert "preflight: OK       state: state in file://~ on this machine" in run.output
+
+
+def test_without_a_backend_a_passphrase_is_generated_for_the_stack(runs: dict[str, Run]) -> None:
+    assert runs["second"].passphrase_files == ["dev.passphrase"]
+
+
+def test_a_team_backend_without_the_teams_passphrase_stops_before_the_stack_is_touched(runs: dict[str, Run]) -> None:
+    run = runs["team state without passphrase"]
+    assert run.exit_code != 0
+    assert f"preflight: BLOCKING state: the state in {TEAM_BACKEND} is shared" in run.output
+    assert not [call for call in run.calls if call.startswith(("stack", "up"))]
+    assert run.passphrase_files == []
+
+
+def test_a_team_backend_deploys_there_with_its_secrets_provider(runs: dict[str, Run]) -> None:
+    run = runs["team state with a KMS key"]
+    assert run.exit_code == 0, run.output
+    assert [call for call in run.calls if call.startswith(("stack", "up"))] == [
+        f"stack select --create --secrets-provider {KMS} dev",
+        "up --yes --stack dev",
+        "stack output --stack dev",
+    ]
+    assert set(run.backends) == {TEAM_BACKEND}
+    assert run.passphrase_files == []
+
+
+def test_the_team_backends_credentials_are_not_printed(runs: dict[str, Run]) -> None:
+    output = runs["team state with a KMS key"].output + runs["team state without passphrase"].output
+    assert "team-secret" not in output

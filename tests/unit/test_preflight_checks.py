@@ -140,3 +140,51 @@ def test_a_clock_out_of_sync_is_a_warning_that_says_how_to_sync_it() -> None:
 
 def test_a_clock_in_sync_passes() -> None:
     assert checks.clock(True).level == "ok"
+
+
+TEAM_BACKEND = "s3://pulumi-state/selfhosted?endpoint=oss-cn-hangzhou.aliyuncs.com&region=cn-hangzhou"
+TEAM_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "LTAI-example", "AWS_SECRET_ACCESS_KEY": "example-secret"}
+
+
+def test_without_a_backend_the_state_is_local() -> None:
+    assert [(f.level, f.message.split(" on ")[0]) for f in checks.state({})] == [("ok", "state in file://~")]
+
+
+def test_a_team_backend_with_its_key_and_passphrase_passes() -> None:
+    environment = {"PULUMI_BACKEND_URL": TEAM_BACKEND, **TEAM_CREDENTIALS, "PULUMI_CONFIG_PASSPHRASE": "team"}
+    assert [(f.level, f.message) for f in checks.state(environment)] == [("ok", f"state in {TEAM_BACKEND}")]
+
+
+def test_a_team_backend_without_its_access_key_blocks_the_deploy() -> None:
+    environment = {"PULUMI_BACKEND_URL": TEAM_BACKEND, "PULUMI_CONFIG_PASSPHRASE": "team"}
+    blocking = [f.message for f in checks.state(environment) if f.level == "blocking"]
+    assert blocking == [
+        f"no credentials for {TEAM_BACKEND}: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (the bucket's access key, "
+        "also for MinIO or Aliyun OSS), or AWS_PROFILE"
+    ]
+
+
+def test_a_team_backend_without_the_teams_passphrase_blocks_the_deploy() -> None:
+    blocking = [f.message for f in checks.state({"PULUMI_BACKEND_URL": TEAM_BACKEND, **TEAM_CREDENTIALS}) if f.level == "blocking"]
+    assert len(blocking) == 1 and "encrypted with the team's passphrase: set PULUMI_CONFIG_PASSPHRASE" in blocking[0]
+
+
+def test_a_kms_key_replaces_the_passphrase() -> None:
+    environment = {"PULUMI_BACKEND_URL": TEAM_BACKEND, **TEAM_CREDENTIALS, "PULUMI_SECRETS_PROVIDER": "hashivault://selfhosted"}
+    assert {f.level for f in checks.state(environment)} == {"ok"}
+
+
+def test_an_s3_backend_without_an_endpoint_warns_that_the_state_goes_to_amazon() -> None:
+    environment = {"PULUMI_BACKEND_URL": "s3://pulumi-state", **TEAM_CREDENTIALS, "PULUMI_CONFIG_PASSPHRASE": "team"}
+    warnings = [f.message for f in checks.state(environment) if f.level == "warning"]
+    assert len(warnings) == 1 and warnings[0].startswith("no S3 endpoint given: the state goes to Amazon S3")
+
+
+def test_the_s3_endpoint_may_come_from_the_aws_variables() -> None:
+    environment = {
+        "PULUMI_BACKEND_URL": "s3://pulumi-state",
+        "AWS_ENDPOINT_URL_S3": "https://minio.example.com:9000",
+        **TEAM_CREDENTIALS,
+        "PULUMI_CONFIG_PASSPHRASE_FILE": "/run/secrets/passphrase",
+    }
+    assert {f.level for f in checks.state(environment)} == {"ok"}

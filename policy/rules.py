@@ -1,0 +1,232 @@
+"""The policies of the selfhosted policy pack: what the program promises, checked on every resource it declares.
+
+Each policy is a CrossGuard `ResourceValidationPolicy` whose validation is a plain function of
+`ResourceValidationArgs` and `report_violation`, so it can be called with any resource. Properties
+are read as the provider receives them (wire names: `logOpts`, `healthcheck`, `ports[].ip`).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+from pulumi_policy import (
+    EnforcementLevel,
+    PolicyConfigSchema,
+    ReportViolation,
+    ResourceValidationArgs,
+    ResourceValidationPolicy,
+)
+
+CONTAINER = "docker:index/container:Container"
+REMOTE_IMAGE = "docker:index/remoteImage:RemoteImage"
+BUILT_IMAGE = "docker:index/image:Image"
+VOLUME = "docker:index/volume:Volume"
+
+STRICT_STACKS = ("staging", "prod")
+"""Stacks held to the production rules (pinned images, protected data) unless the policy's config says otherwise."""
+
+DATA_PORTS = {5432: "PostgreSQL", 3306: "MySQL", 6379: "Redis", 9000: "MinIO API", 9001: "MinIO console"}
+"""Ports (inside the container) of the database, cache and object-store servers."""
+
+DATA_ROLES = ("postgres", "mysql", "redis", "minio")
+"""Roles (the `<project>.role` label) of the containers that run those servers."""
+
+FILE_VARIABLES = {
+    "postgres": ("POSTGRES_PASSWORD",),
+    "mysql": ("MYSQL_ROOT_PASSWORD", "MYSQL_PASSWORD"),
+    "minio": ("MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD"),
+}
+"""Per image (by role), the secret variables the image also reads from a file named by `<NAME>_FILE`."""
+
+FILE_VOLUME_SUFFIXES = ("-config-volume", "-secrets-volume", "-script-volume", "-init-volume", "-tls-volume")
+"""Logical names of the volumes that hold only files written again from the stack or from other volumes
+(configuration, secrets, scripts; the proxy's certificate, from the stack or copied from certbot's own
+volume): never data to protect."""
+
+UNCHECKED_CONTAINERS = ("monitoring-redis-exporter",)
+"""Containers whose image has no shell or client to check with: Prometheus's scrape is their health check."""
+
+RESTART_POLICIES = ("always", "unless-stopped", "on-failure")
+
+Validation = Callable[[ResourceValidationArgs, ReportViolation], None]
+
+
+def stack_of(urn: str) -> str:
+    """The stack a resource belongs to, from its URN (`urn:pulumi:<stack>::<project>::<type>::<name>`)."""
+    return urn.removeprefix("urn:pulumi:").split("::", 1)[0]
+
+
+def is_strict(args: ResourceValidationArgs) -> bool:
+    """Whether the resource's stack is held to the production rules (config `stacks`, default staging and prod)."""
+    return stack_of(args.urn) in args.get_config().get("stacks", STRICT_STACKS)
+
+
+def role_of(props: Mapping[str, Any]) -> str | None:
+    """The container's role, from its `<project>.role` label."""
+    for label in props.get("labels") or []:
+        if str(label.get("label", "")).endswith(".role"):
+            return str(label.get("value"))
+    return None
+
+
+def is_one_shot(props: Mapping[str, Any]) -> bool:
+    """A container that runs once and exits (`mustRun` false), such as one that prepares files."""
+    return props.get("mustRun") is False
+
+
+def is_loopback(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
+
+
+def no_public_data_ports(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    """No database, cache or object-store port is published on an interface other than loopback."""
+    if args.resource_type != CONTAINER:
+        return
+    data_service = role_of(args.props) in DATA_ROLES
+    for port in args.props.get("ports") or []:
+        internal = int(port.get("internal", 0))
+        # Docker publishes on every interface when no address is given.
+        address = port.get("ip") or "0.0.0.0"
+        if (data_service or internal in DATA_PORTS) and not is_loopback(address):
+            service = DATA_PORTS.get(internal, role_of(args.props))
+            report_violation(
+                f"{args.name}: {service} port {internal} is published on {address}:{int(port.get('external', internal))}; "
+                "publish it on 127.0.0.1 or not at all"
+            )
+
+
+def container_limits(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    """Every container has a memory and a CPU limit."""
+    if args.resource_type != CONTAINER:
+        return
+    if not args.props.get("memory"):
+        report_violation(f"{args.name}: no memory limit (memory)")
+    if not args.props.get("cpus"):
+        report_violation(f"{args.name}: no CPU limit (cpus)")
+
+
+def container_health_check(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    """Every long-running container has a health check (config `unchecked`: containers checked by scrape)."""
+    if args.resource_type != CONTAINER or is_one_shot(args.props):
+        return
+    if args.name in args.get_config().get("unchecked", UNCHECKED_CONTAINERS):
+        return
+    check = args.props.get("healthcheck") or {}
+    if not check.get("tests") or list(check["tests"]) == ["NONE"]:
+        report_violation(f"{args.name}: no health check (healthcheck.tests)")
+
+
+def container_restart_policy(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    """Every long-running container restarts after a crash and after the host reboots."""
+    if args.resource_type != CONTAINER or is_one_shot(args.props):
+        return
+    restart = args.props.get("restart") or "no"
+    if restart not in RESTART_POLICIES:
+        report_violation(f"{args.name}: restart policy '{restart}'; use one of {', '.join(RESTART_POLICIES)}")
+
+
+def container_log_rotation(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    """Every container's log is rotated: the json-file driver with max-size and max-file, or the local driver."""
+    if args.resource_type != CONTAINER:
+        return
+    driver = args.props.get("logDriver")
+    options = args.props.get("logOpts") or {}
+    if driver == "local":
+        return
+    if driver != "json-file" or not options.get("max-size") or not options.get("max-file"):
+        report_violation(
+            f"{args.name}: log not rotated (logDriver {driver or 'unset'}, logOpts {dict(options)}); "
+            "use json-file with max-size and max-file"
+        )
+
+
+def unpinned_reason(reference: str) -> str | None:
+    """Why an image reference is not pinned (no tag or digest, or `latest`), or None."""
+    if "@sha256:" in reference:
+        return None
+    last = reference.rsplit("/", 1)[-1]
+    if ":" not in last:
+        return "has no tag (Docker takes latest)"
+    if last.rsplit(":", 1)[1] == "latest":
+        return "is tagged latest"
+    return None
+
+
+def pinned_images(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    """In staging and prod, every image is pinned: a version tag or a digest, never `latest` or no tag."""
+    references = {REMOTE_IMAGE: "name", BUILT_IMAGE: "imageName", CONTAINER: "image"}
+    if args.resource_type not in references or not is_strict(args):
+        return
+    reference = str(args.props.get(references[args.resource_type]) or "")
+    # A container given an image id runs exactly that image.
+    if args.resource_type == CONTAINER and reference.startswith("sha256:"):
+        return
+    reason = unpinned_reason(reference)
+    if reason:
+        report_violation(f"{args.name}: image '{reference}' {reason}; pin a version tag or a digest")
+
+
+def protected_data_volumes(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    """In staging and prod, every data volume is protected: `pulumi destroy` or a replacement cannot delete it."""
+    if args.resource_type != VOLUME or not is_strict(args):
+        return
+    if args.name.endswith(FILE_VOLUME_SUFFIXES) or args.opts.protect:
+        return
+    report_violation(f"{args.name}: data volume '{args.props.get('name')}' is not protected (protect=True)")
+
+
+def secrets_in_files(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    """No secret in a container's plain environment where its image reads the secret from a `_FILE` variable."""
+    if args.resource_type != CONTAINER:
+        return
+    variables = FILE_VARIABLES.get(role_of(args.props) or "", ())
+    for entry in args.props.get("envs") or []:
+        name = str(entry).split("=", 1)[0]
+        if name in variables:
+            report_violation(f"{args.name}: {name} is in the environment; pass {name}_FILE with the secret in a file")
+
+
+def _policy(name: str, validate: Validation, config: Mapping[str, Mapping[str, Any]] | None = None) -> ResourceValidationPolicy:
+    """A mandatory policy described by its validation's docstring."""
+    return ResourceValidationPolicy(
+        name=name,
+        description=(validate.__doc__ or name).strip(),
+        validate=validate,
+        enforcement_level=EnforcementLevel.MANDATORY,
+        config_schema=PolicyConfigSchema(properties=dict(config)) if config else None,
+    )
+
+
+def _string_list(default: Iterable[str], description: str) -> dict[str, Any]:
+    return {"type": "array", "items": {"type": "string"}, "default": list(default), "description": description}
+
+
+VALIDATIONS: Mapping[str, Validation] = {
+    "no-public-data-ports": no_public_data_ports,
+    "container-limits": container_limits,
+    "container-health-check": container_health_check,
+    "container-restart-policy": container_restart_policy,
+    "container-log-rotation": container_log_rotation,
+    "pinned-images": pinned_images,
+    "protected-data-volumes": protected_data_volumes,
+    "secrets-in-files": secrets_in_files,
+}
+"""Each policy's name and its validation."""
+
+STACKS_CONFIG = {"stacks": _string_list(STRICT_STACKS, "Stacks held to the production rules.")}
+CONFIG = {
+    "container-health-check": {
+        "unchecked": _string_list(UNCHECKED_CONTAINERS, "Containers whose health is Prometheus's scrape of them.")
+    },
+    "pinned-images": STACKS_CONFIG,
+    "protected-data-volumes": STACKS_CONFIG,
+}
+
+POLICIES: Sequence[ResourceValidationPolicy] = tuple(
+    _policy(name, validation, CONFIG.get(name)) for name, validation in VALIDATIONS.items()
+)
