@@ -148,7 +148,15 @@ class ResourceOverride(Settings):
             "database's settings let it use (the rules: README, 'Memory of the databases')."
         ),
     )
-    cpus: Cpus | None = Field(default=None, description="CPU limit in cores, e.g. 0.5.")
+    cpus: Cpus | None = Field(
+        default=None, description="Hard CPU cap in cores, e.g. 0.5; the profile caps only background roles."
+    )
+    cpu_weight: int | None = Field(
+        default=None,
+        ge=2,
+        le=262144,
+        description="CPU weight under contention (Docker's CPU shares; 1024 is Docker's default), e.g. 2048.",
+    )
     reservation: MemoryMB | None = Field(default=None, description="Memory reservation, e.g. '256M'.")
 
     @model_validator(mode="after")
@@ -639,8 +647,9 @@ class StackSettings(Settings):
         memory_mb = override.memory or base.memory_mb
         return ContainerLimits(
             memory_mb=memory_mb,
-            cpus=override.cpus or base.cpus,
             reservation_mb=override.reservation or min(base.reservation_mb, memory_mb),
+            cpu_weight=override.cpu_weight or base.cpu_weight,
+            cpus=override.cpus or base.cpus,
         )
 
     def security_policy(self, role: str) -> SecurityPolicy:

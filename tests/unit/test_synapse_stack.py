@@ -78,15 +78,28 @@ def test_limits_come_from_the_stack_profile(evaluate: Evaluate, stack: str, prof
     for name, role in (("synapse-postgres", "postgres"), ("synapse", "synapse"), ("synapse-wellknown", "wellknown")):
         container = evaluation.container(name)
         assert container.value("memory") == profile.limits[role].memory_mb
-        assert float(container.value("cpus")) == profile.limits[role].cpus
+        assert container.value("cpuShares") == profile.limits[role].cpu_weight
         assert container.value("memoryReservation") == profile.limits[role].reservation_mb
 
 
-def test_small_profile_has_the_guides_limits(evaluate: Evaluate) -> None:
+def test_small_profile_has_the_guides_memory_limits(evaluate: Evaluate) -> None:
     evaluation = evaluate("dev")
-    assert (evaluation.container("synapse-postgres").value("memory"), evaluation.container("synapse-postgres").value("cpus")) == (384, "0.3")
-    assert (evaluation.container("synapse").value("memory"), evaluation.container("synapse").value("cpus")) == (1280, "0.6")
-    assert (evaluation.container("synapse-wellknown").value("memory"), evaluation.container("synapse-wellknown").value("cpus")) == (32, "0.1")
+    memory = {name: evaluation.container(name).value("memory") for name in ("synapse-postgres", "synapse", "synapse-wellknown")}
+    assert memory == {"synapse-postgres": 384, "synapse": 1280, "synapse-wellknown": 32}
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_synapse_and_postgres_have_weights_not_caps(evaluate: Evaluate, stack: str) -> None:
+    evaluation = evaluate(stack)
+    weights = {name: evaluation.container(name).value("cpuShares") for name in ("synapse-postgres", "synapse")}
+    assert weights == {"synapse-postgres": 1024, "synapse": 2048}
+    assert evaluation.container("synapse-postgres").value("cpus") is None
+    assert evaluation.container("synapse").value("cpus") is None
+
+
+def test_a_cpu_weight_override_replaces_the_profile_weight(evaluate: Evaluate) -> None:
+    evaluation = evaluate("dev", overrides={"resources": {"synapse": {"cpu_weight": 4096}}})
+    assert evaluation.container("synapse").value("cpuShares") == 4096
 
 
 def test_a_resource_override_replaces_the_profile_limit(evaluate: Evaluate) -> None:
