@@ -28,6 +28,7 @@ from config.profiles import (
     PROFILES,
     ContainerLimits,
     ProfileName,
+    synapse_workers,
 )
 from config.types import (
     CronExpression,
@@ -217,6 +218,12 @@ class SynapseSettings(Settings):
     max_upload_size: UploadSize = Field(description="Largest upload, e.g. '8M'; default from the profile.")
     presence: bool = Field(description="Online status; off on the small profile to save CPU.")
     metrics: bool = Field(description="Prometheus metrics listener on port 9000 inside the stack network.")
+    workers: bool = Field(
+        description=(
+            "Run Synapse as a main process and workers with Redis (past one core); "
+            "default from the profile: on for medium and large."
+        )
+    )
     log_level: LogLevel = Field(description="Synapse's log level; default from the environment.")
     extra_config: dict[str, Any] = Field(
         default_factory=dict, description="Merged over the rendered homeserver.yaml (operator's last word)."
@@ -562,14 +569,15 @@ class StackSettings(Settings):
         if self.synapse.enabled:
             tuning = profile.postgres
             pool, pool_key = self._synapse_db_pool()
-            connections = pool + POSTGRES_OTHER_CONNECTIONS
+            workers = self.synapse_worker_connections()
+            connections = pool + workers + POSTGRES_OTHER_CONNECTIONS
             need, have = tuning.memory_needed_mb(connections), self.limits("postgres").memory_mb
             if need > have:
                 problems.append(
                     f"resources.postgres.memory ({have} MB) is less than PostgreSQL can use with profile "
                     f"'{self.profile}': shared_buffers {tuning.shared_buffers} + {POSTGRES_AUTOVACUUM_WORKERS} autovacuum "
                     f"workers x maintenance_work_mem {tuning.maintenance_work_mem} + {connections} connections ({pool_key} "
-                    f"{pool} + {POSTGRES_OTHER_CONNECTIONS} others) x (work_mem {tuning.work_mem} + {POSTGRES_BACKEND_MB} MB) "
+                    f"{pool} + {workers} of Synapse's workers + {POSTGRES_OTHER_CONNECTIONS} others) x (work_mem {tuning.work_mem} + {POSTGRES_BACKEND_MB} MB) "
                     f"+ {POSTGRES_SERVER_MB} MB = {need} MB: "
                     f"set resources.postgres.memory to at least {need}M"
                     + (f" or lower {pool_key}" if pool_key.startswith("synapse.") else "")
@@ -597,6 +605,13 @@ class StackSettings(Settings):
         if problems:
             raise ValueError(f"; {self.project}:".join(problems))
         return self
+
+    def synapse_worker_connections(self) -> int:
+        """The database connections Synapse's workers open (0 without workers)."""
+        if not self.synapse.workers:
+            return 0
+        plan = PROFILES[self.profile].synapse_workers
+        return len(synapse_workers(plan)) * plan.db_pool_max
 
     def _synapse_db_pool(self) -> tuple[int, str]:
         """Synapse's database pool size and the setting it comes from (extra_config may set it)."""

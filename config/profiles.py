@@ -77,6 +77,50 @@ class SynapseTuning:
 
 
 @dataclass(frozen=True)
+class SynapseWorkerPlan:
+    """How many Synapse processes of each kind run when `synapse.workers` is on, and whether it is by default.
+
+    One Synapse process uses one core at most (Python's GIL): past one core, Synapse needs
+    workers. Each worker opens its own database pool of `db_pool_max` connections.
+    """
+
+    default: bool
+    sync_workers: int
+    event_persisters: int
+    db_pool_max: int
+
+
+WorkerKind = Literal["sync", "client_reader", "federation_sender", "media", "pusher", "background", "event_persister"]
+
+
+@dataclass(frozen=True)
+class SynapseWorker:
+    """One Synapse worker process: its kind and its number among those of its kind."""
+
+    kind: WorkerKind
+    number: int
+
+    @property
+    def name(self) -> str:
+        """Its `worker_name` and its container's name after `synapse-` (`sync1`, `event_persister2`)."""
+        return f"{self.kind}{self.number}"
+
+
+def synapse_workers(plan: SynapseWorkerPlan) -> list[SynapseWorker]:
+    """Every worker of the plan: the /sync workers, one of each single duty, then the event persisters."""
+    counts: dict[WorkerKind, int] = {
+        "sync": plan.sync_workers,
+        "client_reader": 1,
+        "federation_sender": 1,
+        "media": 1,
+        "pusher": 1,
+        "background": 1,
+        "event_persister": plan.event_persisters,
+    }
+    return [SynapseWorker(kind, number) for kind, count in counts.items() for number in range(1, count + 1)]
+
+
+@dataclass(frozen=True)
 class VoiceGrowTuning:
     """MySQL and Redis memory settings sized to their containers."""
 
@@ -110,6 +154,7 @@ class SizingProfile:
     limits: dict[str, ContainerLimits]
     postgres: PostgresTuning
     synapse: SynapseTuning
+    synapse_workers: SynapseWorkerPlan
     voicegrow: VoiceGrowTuning
     metrics_retention_size: str
     """Most disk Prometheus keeps samples in (its --storage.tsdb.retention.size)."""
@@ -179,6 +224,8 @@ SMALL = SizingProfile(
     limits={
         "postgres": limits("postgres", 384, 256),
         "synapse": limits("synapse", 1280, 1024),
+        "synapse_worker": limits("synapse_worker", 512, 128),
+        "synapse_redis": limits("synapse_redis", 64, 16),
         "wellknown": limits("wellknown", 32, 16),
         "mysql": limits("mysql", 512, 256),
         "redis": limits("redis", 128, 64),
@@ -216,6 +263,8 @@ SMALL = SizingProfile(
     ),
     # Redis and MySQL leave a quarter of their container for connections and fragmentation:
     # the guide's maxmemory 512mb in a 512M container would be killed before evicting.
+    # One core: workers would only add processes competing for it.
+    synapse_workers=SynapseWorkerPlan(default=False, sync_workers=1, event_persisters=0, db_pool_max=2),
     voicegrow=VoiceGrowTuning(mysql_buffer_pool="256M", mysql_redo_log_capacity="128M", redis_maxmemory="96mb"),
     metrics_retention_size="1GB",
 )
@@ -224,6 +273,8 @@ MEDIUM = SizingProfile(
     limits={
         "postgres": limits("postgres", 1024, 512),
         "synapse": limits("synapse", 2560, 1536),
+        "synapse_worker": limits("synapse_worker", 512, 128),
+        "synapse_redis": limits("synapse_redis", 128, 32),
         "wellknown": limits("wellknown", 32, 16),
         "mysql": limits("mysql", 1024, 512),
         "redis": limits("redis", 256, 128),
@@ -254,6 +305,7 @@ MEDIUM = SizingProfile(
         message_burst=50,
         presence=True,
     ),
+    synapse_workers=SynapseWorkerPlan(default=True, sync_workers=2, event_persisters=0, db_pool_max=2),
     voicegrow=VoiceGrowTuning(mysql_buffer_pool="640M", mysql_redo_log_capacity="256M", redis_maxmemory="192mb"),
     metrics_retention_size="4GB",
 )
@@ -262,6 +314,8 @@ LARGE = SizingProfile(
     limits={
         "postgres": limits("postgres", 2048, 1024),
         "synapse": limits("synapse", 4096, 2048),
+        "synapse_worker": limits("synapse_worker", 1024, 256),
+        "synapse_redis": limits("synapse_redis", 256, 64),
         "wellknown": limits("wellknown", 32, 16),
         "mysql": limits("mysql", 2048, 1024),
         "redis": limits("redis", 512, 256),
@@ -292,6 +346,7 @@ LARGE = SizingProfile(
         message_burst=100,
         presence=True,
     ),
+    synapse_workers=SynapseWorkerPlan(default=True, sync_workers=3, event_persisters=2, db_pool_max=3),
     voicegrow=VoiceGrowTuning(mysql_buffer_pool="1G", mysql_redo_log_capacity="512M", redis_maxmemory="384mb"),
     metrics_retention_size="16GB",
 )

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from components.rendering import NGINX_TEMP_PATHS, dump_yaml
 from components.rendering.backup import PostgresSource, render_pgpass
+from components.rendering.synapse_workers import replication_listener, shared_worker_config
 from config.merge import deep_merge
 from config.models import SynapseSettings
-from config.profiles import PostgresTuning, SynapseTuning
+from config.profiles import PostgresTuning, SynapseTuning, SynapseWorker
 
 CONFIG_DIR = "/config"
 CONFIG_PATH = f"{CONFIG_DIR}/homeserver.yaml"
@@ -43,8 +45,19 @@ def public_baseurl(settings: SynapseSettings, tls: bool) -> str:
     return f"{'https' if tls else 'http'}://{settings.host}/"
 
 
-def homeserver_config(settings: SynapseSettings, tuning: SynapseTuning, database_host: str, tls: bool) -> dict[str, Any]:
-    """homeserver.yaml as a mapping, with the operator's extra_config merged last; secrets are files it names."""
+def homeserver_config(
+    settings: SynapseSettings,
+    tuning: SynapseTuning,
+    database_host: str,
+    tls: bool,
+    workers: Sequence[SynapseWorker] = (),
+) -> dict[str, Any]:
+    """homeserver.yaml as a mapping, with the operator's extra_config merged last; secrets are files it names.
+
+    With `workers`, the main process also listens for replication and the file carries what the
+    main process and the workers share (Redis, instance_map, who does which duty); without, it
+    is the single process's config, unchanged.
+    """
     listeners: list[dict[str, Any]] = [
         {
             "port": HTTP_PORT,
@@ -58,6 +71,8 @@ def homeserver_config(settings: SynapseSettings, tuning: SynapseTuning, database
     ]
     if settings.metrics:
         listeners.append({"port": METRICS_PORT, "type": "metrics", "bind_addresses": ["0.0.0.0"]})
+    if workers:
+        listeners.append(replication_listener())
     login_limit = {"per_second": 0.17, "burst_count": 3}
     config: dict[str, Any] = {
         "server_name": settings.server_name,
@@ -107,6 +122,7 @@ def homeserver_config(settings: SynapseSettings, tuning: SynapseTuning, database
         "allow_public_rooms_over_federation": False,
         "allow_public_rooms_without_auth": False,
         "url_preview_enabled": False,
+        **(shared_worker_config(list(workers)) if workers else {}),
     }
     return deep_merge(config, settings.extra_config)
 
@@ -119,9 +135,11 @@ def _registration(settings: SynapseSettings) -> dict[str, Any]:
     return {"enable_registration": False}
 
 
-def render_homeserver_yaml(settings: SynapseSettings, tuning: SynapseTuning, database_host: str, tls: bool) -> str:
+def render_homeserver_yaml(
+    settings: SynapseSettings, tuning: SynapseTuning, database_host: str, tls: bool, workers: Sequence[SynapseWorker] = ()
+) -> str:
     """homeserver.yaml text."""
-    return dump_yaml(homeserver_config(settings, tuning, database_host, tls))
+    return dump_yaml(homeserver_config(settings, tuning, database_host, tls, workers))
 
 
 def render_secret_files(secrets: SynapseSecrets, database_host: str) -> dict[str, str]:
