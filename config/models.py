@@ -570,6 +570,7 @@ class StackSettings(Settings):
             tuning = profile.postgres
             pool, pool_key = self._synapse_db_pool()
             workers = self.synapse_worker_connections()
+            worker_pools = f" + {workers} of synapse.workers' pools" if workers else ""
             connections = pool + workers + POSTGRES_OTHER_CONNECTIONS
             need, have = tuning.memory_needed_mb(connections), self.limits("postgres").memory_mb
             if need > have:
@@ -577,10 +578,11 @@ class StackSettings(Settings):
                     f"resources.postgres.memory ({have} MB) is less than PostgreSQL can use with profile "
                     f"'{self.profile}': shared_buffers {tuning.shared_buffers} + {POSTGRES_AUTOVACUUM_WORKERS} autovacuum "
                     f"workers x maintenance_work_mem {tuning.maintenance_work_mem} + {connections} connections ({pool_key} "
-                    f"{pool} + {workers} of Synapse's workers + {POSTGRES_OTHER_CONNECTIONS} others) x (work_mem {tuning.work_mem} + {POSTGRES_BACKEND_MB} MB) "
+                    f"{pool}{worker_pools} + {POSTGRES_OTHER_CONNECTIONS} others) x (work_mem {tuning.work_mem} + {POSTGRES_BACKEND_MB} MB) "
                     f"+ {POSTGRES_SERVER_MB} MB = {need} MB: "
                     f"set resources.postgres.memory to at least {need}M"
                     + (f" or lower {pool_key}" if pool_key.startswith("synapse.") else "")
+                    + (" or turn synapse.workers off" if workers else "")
                 )
         if self.voicegrow.enabled:
             tuning = profile.voicegrow

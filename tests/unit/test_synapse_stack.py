@@ -28,13 +28,19 @@ def _homeserver(evaluation: Evaluation) -> dict[str, Any]:
     return yaml.safe_load(_upload(evaluation, "synapse", "/config/homeserver.yaml"))
 
 
+def _role(evaluation: Evaluation, name: str) -> str:
+    labels = evaluation.container(name).value("labels")
+    return next(label["value"] for label in labels if label["label"] == "selfhosted.role")
+
+
 @pytest.mark.parametrize("preview", MODES)
 @pytest.mark.parametrize("stack", STACKS)
 def test_every_stack_declares_the_three_synapse_containers(evaluate: Evaluate, stack: str, preview: bool) -> None:
     evaluation = evaluate(stack, preview=preview)
     declared = {resource.name for resource in evaluation.mocks.of_type("docker:index/container:Container")}
     services = {name for name in declared if name.startswith("synapse") and not name.endswith("-files")}
-    assert services == set(CONTAINERS)
+    workers = {name for name in services if _role(evaluation, name) in ("synapse_worker", "synapse_redis")}
+    assert services - workers == set(CONTAINERS)
 
 
 @pytest.mark.parametrize("preview", MODES)
@@ -180,7 +186,9 @@ def test_synapse_reads_every_secret_from_a_file(evaluate: Evaluate) -> None:
         "macaroon_secret_key_path": "/config/macaroon_secret_key",
         "form_secret_path": "/config/form_secret",
         "registration_shared_secret_path": "/config/registration_shared_secret",
+        "worker_replication_secret_path": "/config/worker_replication_secret",
     }
+    assert homeserver["redis"]["password_path"] == "/config/redis_password"
     assert "password" not in homeserver["database"]["args"]
     assert homeserver["database"]["args"]["passfile"] == "/config/pgpass"
 
