@@ -46,6 +46,7 @@ from benchmarks.synapse_delivery import (
     preflight,
     remove_leftovers,
 )
+from config.merge import deep_merge
 from tests.e2e.harness import ApplyError, apply_program, engine_unavailable_reason
 from tests.e2e.hostnames import resolve_to_loopback
 from tests.e2e.stacks import LOCAL_IMAGES, local_overrides
@@ -120,7 +121,9 @@ def measure(client: docker.DockerClient, label: str, base_url: str, containers: 
         client.api.update_container(container_id, cpuset_cpus=cpuset)
     sampler = StatsSampler(client, containers).start()
     try:
-        return asyncio.run(_load(base_url, label, args, sampler))
+        # The proxy routes by host name: the side's public host resolves to this machine.
+        with resolve_to_loopback(DOMAIN):
+            return asyncio.run(_load(base_url, label, args, sampler))
     finally:
         sampler.stop()
 
@@ -170,19 +173,13 @@ def run_guide_side(client: docker.DockerClient, cpuset: str, args: argparse.Name
 
 def program_overrides(args: argparse.Namespace, name: str, extra: dict[str, Any]) -> dict[str, Any]:
     """The program's stack for one side: its own prefix, Synapse only, registration open, the load's rate limits."""
-    overrides = local_overrides(
-        f"{args.prefix}-{name}",
-        args.port,
-        {
-            "voicegrow": {"enabled": False},
-            "backup": {"enabled": False},
-            "healer": {"enabled": False},
-            "synapse": {"registration": "open", "extra_config": LOAD_RATE_LIMITS},
-        },
-    )
-    overrides.update(extra)
-    overrides["synapse"] = {**overrides["synapse"], **extra.get("synapse", {})}
-    return overrides
+    common = {
+        "voicegrow": {"enabled": False},
+        "backup": {"enabled": False},
+        "healer": {"enabled": False},
+        "synapse": {"registration": "open", "extra_config": LOAD_RATE_LIMITS},
+    }
+    return local_overrides(f"{args.prefix}-{name}", args.port, deep_merge(common, extra))
 
 
 def one_core(client: docker.DockerClient, args: argparse.Namespace) -> list[SideFigures]:
@@ -200,18 +197,17 @@ def two_cores(client: docker.DockerClient, args: argparse.Namespace) -> list[Sid
     cpuset = MODES["two-cores"]
     base_url = f"http://{MATRIX_HOST}:{args.port + 6}"
     sides = []
-    with resolve_to_loopback(DOMAIN):
-        for name, workers in (("medium", False), ("workers", True)):
-            overrides = program_overrides(
-                args,
-                name,
-                {
-                    "profile": "medium",
-                    "tls": "off",
-                    "synapse": {"server_name": DOMAIN, "public_host": MATRIX_HOST, "workers": workers},
-                },
-            )
-            sides.append(run_program_side(client, name, overrides, base_url, cpuset, args))
+    for name, workers in (("medium", False), ("workers", True)):
+        overrides = program_overrides(
+            args,
+            name,
+            {
+                "profile": "medium",
+                "tls": "off",
+                "synapse": {"server_name": DOMAIN, "public_host": MATRIX_HOST, "workers": workers},
+            },
+        )
+        sides.append(run_program_side(client, name, overrides, base_url, cpuset, args))
     return sides
 
 

@@ -84,8 +84,9 @@ class BackupJob(pulumi.ComponentResource):
             archives = docker.ContainerVolumeArgs(volume_name=volume.name, container_path=render.ARCHIVE_DIR)
             self.location = volume.name
 
-        # The containers that write the data, stopped while restoring.
-        services = [synapse.synapse.name] if synapse else []
+        # The containers that write the data, stopped while restoring (Synapse's main process first:
+        # its workers replicate from it).
+        services = [synapse.synapse.name, *(worker.name for worker in synapse.workers.values())] if synapse else []
         services += [server.name for server in voicegrow.servers] if voicegrow else []
         job_json = pulumi.Output.all(*services).apply(
             lambda names: render.render_job(

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from config import ConfigError
+from config.profiles import LARGE, synapse_workers
 from tests.unit.conftest import Evaluate, Evaluation
 
 CONTAINER = "docker:index/container:Container"
@@ -151,9 +152,11 @@ def test_job_points_at_each_service_by_its_alias(evaluate: Evaluate) -> None:
     assert "endpoint = http://minio:9000" in _uploads(evaluate("prod"))["/etc/backup/rclone.conf"]["content"]
 
 
-def test_restore_stops_synapse_and_every_voicegrow_server(evaluate: Evaluate) -> None:
+def test_restore_stops_synapse_then_its_workers_and_every_voicegrow_server(evaluate: Evaluate) -> None:
+    workers = [f"selfhosted-prod-synapse-{worker.name.replace('_', '-')}" for worker in synapse_workers(LARGE.synapse_workers)]
     assert _job(evaluate("prod"))["services"] == [
         "selfhosted-prod-synapse",
+        *workers,
         "selfhosted-prod-voicegrow-server-1",
         "selfhosted-prod-voicegrow-server-2",
     ]
