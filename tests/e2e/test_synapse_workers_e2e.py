@@ -2,7 +2,7 @@
 
 Redis, the main process and seven workers run; Matrix users register, create a room, send and
 receive through the proxy; the requests land on the workers that serve them; a killed /sync
-worker comes back and the users keep syncing.
+worker comes back and the users keep syncing; turned off, the workers go and the messages stay.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from collections.abc import Iterator
 import docker
 import pytest
 
+from config.merge import deep_merge
 from config.profiles import MEDIUM, synapse_workers
 from tests.e2e.harness import AppliedStack
 from tests.e2e.hostnames import resolve_to_loopback
@@ -104,3 +105,14 @@ def test_a_killed_sync_worker_comes_back_and_users_keep_syncing(deployed: Applie
     after = converse(BASE_URL, registration_token=token)
     assert during.text in read_messages(BASE_URL, during.reader, during.password, during.room_id)
     assert after.text in read_messages(BASE_URL, after.reader, after.password, after.room_id)
+
+
+def test_turning_workers_off_keeps_the_messages_and_leaves_one_process(deployed: AppliedStack, engine: docker.DockerClient) -> None:
+    conversation = converse(BASE_URL, registration_token=deployed.outputs["synapse_registration_token"])
+    single = deployed.update(deep_merge(OVERRIDES, {"synapse": {"workers": False}}))
+    services = {name.removeprefix(f"{PREFIX}-") for name in single.containers if not name.endswith("-files")}
+    assert not services & {"synapse-redis", *WORKERS}
+    assert conversation.text in read_messages(BASE_URL, conversation.reader, conversation.password, conversation.room_id)
+    # The single process now serves everything, /sync included.
+    converse(BASE_URL, registration_token=single.outputs["synapse_registration_token"])
+    assert "/sync" in _logs(engine, "synapse")
