@@ -15,7 +15,7 @@ from components.rendering.firewall import allowed_ports
 from components.synapse import SynapseStack, SynapseStackArgs
 from components.voicegrow import VoiceGrowStack, VoiceGrowStackArgs
 from config import load_config
-from config.profiles import PROFILES
+from config.profiles import PROFILES, synapse_workers
 
 loaded = load_config()
 settings = loaded.settings
@@ -42,6 +42,8 @@ backup: BackupJob | None = None
 proxy: ReverseProxy | None = None
 
 if settings.synapse.enabled:
+    synapse_roles = ["postgres", "synapse", "wellknown"] + (["synapse_worker", "synapse_redis"] if settings.synapse.workers else [])
+    synapse_images = ["postgres", "synapse", "nginx"] + (["redis"] if settings.synapse.workers else [])
     synapse = SynapseStack(
         "synapse",
         deployment,
@@ -50,11 +52,13 @@ if settings.synapse.enabled:
             tls=settings.tls != "off",
             synapse_tuning=profile.synapse,
             postgres_tuning=profile.postgres,
-            limits={role: settings.limits(role) for role in ("postgres", "synapse", "wellknown")},
-            security={role: settings.security_policy(role) for role in ("postgres", "synapse", "wellknown")},
-            images={role: settings.images.reference(role) for role in ("postgres", "synapse", "nginx")},
+            limits={role: settings.limits(role) for role in synapse_roles},
+            security={role: settings.security_policy(role) for role in synapse_roles},
+            images={role: settings.images.reference(role) for role in synapse_images},
             secrets=loaded.secrets,
             backup=backup_before_changes,
+            workers=synapse_workers(profile.synapse_workers) if settings.synapse.workers else [],
+            worker_plan=profile.synapse_workers,
         ),
     )
     pulumi.export("synapse_server_name", synapse.server_name)

@@ -200,6 +200,8 @@ class GuideDeployment:
     http_port: int
     images: dict[str, str]
     rate_limits: dict[str, Any]
+    cpuset: str | None = None
+    """The cores every container may run on (`docker run --cpuset-cpus`); None: all of them."""
     containers: dict[str, str] = field(default_factory=dict)
     networks: list[str] = field(default_factory=list)
     volumes: list[str] = field(default_factory=list)
@@ -239,6 +241,7 @@ class GuideDeployment:
                 mem_limit=f"{memory}m",
                 mem_reservation=f"{reservation}m",
                 nano_cpus=int(cpus * 1e9),
+                cpuset_cpus=self.cpuset,
                 restart_policy={"Name": "unless-stopped"},
                 binds={self.name("postgres"): {"bind": "/var/lib/postgresql/data", "mode": "rw"}},
             ),
@@ -282,6 +285,7 @@ class GuideDeployment:
                 mem_limit=f"{memory}m",
                 mem_reservation=f"{reservation}m",
                 nano_cpus=int(cpus * 1e9),
+                cpuset_cpus=self.cpuset,
                 restart_policy={"Name": "unless-stopped"},
                 port_bindings={8008: ("127.0.0.1", self.http_port)},
                 binds={

@@ -88,8 +88,9 @@ class BackupJob(pulumi.ComponentResource):
             archives = docker.ContainerVolumeArgs(volume_name=volume.name, container_path=render.ARCHIVE_DIR)
             self.location = volume.name
 
-        # The containers that write each part's data, stopped while restoring it.
-        synapse_services = [synapse.synapse.name] if synapse else []
+        # The containers that write each part's data, stopped while restoring it (Synapse's main
+        # process first: its workers replicate from it).
+        synapse_services = [synapse.synapse.name, *(worker.name for worker in synapse.workers.values())] if synapse else []
         voicegrow_services = [server.name for server in voicegrow.servers] if voicegrow else []
         media_purge = None
         if args.remote_media_purge is not None and synapse is not None and synapse.admin_username is not None:

@@ -20,7 +20,7 @@ PROXY_CONTAINER = "proxy"
 """The reverse proxy's container name (without the prefix)."""
 
 # Fields of a ServiceContainer that change a running container in place (or nothing at all);
-# every other field replaces it. Of the limits, only `cpus` replaces.
+# every other field replaces it. Of the limits, only `cpus` replaces (the CPU weight updates in place).
 _IN_PLACE = {"limits", "wait_timeout"}
 
 
@@ -31,7 +31,7 @@ def replacement_digest(deployment: Deployment, spec: ServiceContainer) -> pulumi
         name=deployment.name(spec.name),
         network=spec.network.name if spec.network is not None else None,
         extra_networks=[network.name for network in spec.extra_networks],
-        cpus=docker_cpus(spec.limits.cpus),
+        cpus=docker_cpus(spec.limits.cpus) if spec.limits.cpus is not None else None,
         log_rotation=deployment.log_rotation.model_dump(),
     )
     return pulumi.Output.from_input(fields).apply(

@@ -183,7 +183,8 @@ def service_container(
         # Docker refuses a limit above it.
         memory_swap=2 * spec.limits.memory_mb,
         memory_reservation=spec.limits.reservation_mb,
-        cpus=docker_cpus(spec.limits.cpus),
+        cpu_shares=spec.limits.cpu_weight,
+        cpus=docker_cpus(spec.limits.cpus) if spec.limits.cpus is not None else None,
         **_confinement(policy),
         tmpfs={path: _tmpfs_options(policy) for path in policy.tmpfs} or None,
         ulimits=[docker.ContainerUlimitArgs(name=limit.name, soft=limit.soft, hard=limit.hard) for limit in policy.ulimits],

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pulumi
@@ -23,11 +23,12 @@ from components.container import (
     service_container,
 )
 from components.rendering import synapse as render
+from components.rendering import synapse_workers as render_workers
 from components.rendering.proxy import MatrixRoute
 from components.secrets import secret_or_generated
 from config.hardening import SecurityPolicy
 from config.models import SynapseSettings
-from config.profiles import ContainerLimits, PostgresTuning, SynapseTuning
+from config.profiles import ContainerLimits, PostgresTuning, SynapseTuning, SynapseWorker, SynapseWorkerPlan
 
 COMPONENT = "synapse"
 BOOTSTRAP_SCRIPT = Path(__file__).parent / "scripts" / "synapse_bootstrap.py"
@@ -48,6 +49,10 @@ class SynapseStackArgs:
     secrets: dict[str, pulumi.Output[str] | None]
     backup: BackupBeforeChanges | None = None
     """The backup that runs before PostgreSQL or Synapse is replaced (None: none)."""
+    workers: list[SynapseWorker] = field(default_factory=list)
+    """Synapse's workers (empty: one process); with them, `limits`, `security` and `images` hold
+    the `synapse_worker` and `synapse_redis` roles and the `redis` image."""
+    worker_plan: SynapseWorkerPlan | None = None
 
 
 class SynapseStack(pulumi.ComponentResource):
@@ -113,8 +118,23 @@ class SynapseStack(pulumi.ComponentResource):
 
         # Secret nonetheless: the operator's extra_config may hold passwords (e.g. SMTP).
         homeserver_yaml = pulumi.Output.secret(
-            render.render_homeserver_yaml(settings, args.synapse_tuning, database_host="postgres", tls=args.tls)
+            render.render_homeserver_yaml(settings, args.synapse_tuning, database_host="postgres", tls=args.tls, workers=args.workers)
         )
+        config_files: dict[str, pulumi.Input[str]] = {
+            "homeserver.yaml": homeserver_yaml,
+            "log.config": render.render_log_config(settings.log_level),
+            **{
+                name: pulumi.Output.secret(secret_files.apply(lambda files, name=name: files[name]))
+                for name in render.SECRET_FILES
+            },
+        }
+        redis_password: pulumi.Output[str] | None = None
+        if args.workers:
+            redis_password = secret_or_generated("synapse-redis-password", args.secrets["synapse_redis_password"], child)
+            config_files["redis_password"] = redis_password
+            config_files["worker_replication_secret"] = secret_or_generated(
+                "synapse-replication-secret", args.secrets["synapse_replication_secret"], child, length=48
+            )
         synapse_spec = ServiceContainer(
             component=COMPONENT,
             role="synapse",
@@ -141,20 +161,7 @@ class SynapseStack(pulumi.ComponentResource):
             # The image hands /data to its user only in `generate` mode; a fresh named volume is
             # root's, and Synapse must write its signing key and media there.
             owned_paths=[render.DATA_DIR],
-            file_directories=[
-                FileDirectory(
-                    "config",
-                    render.CONFIG_DIR,
-                    {
-                        "homeserver.yaml": homeserver_yaml,
-                        "log.config": render.render_log_config(settings.log_level),
-                        **{
-                            name: pulumi.Output.secret(secret_files.apply(lambda files, name=name: files[name]))
-                            for name in render.SECRET_FILES
-                        },
-                    },
-                )
-            ],
+            file_directories=[FileDirectory("config", render.CONFIG_DIR, config_files)],
         )
 
         # Before PostgreSQL or Synapse is replaced: a backup (where backups run), then the
@@ -179,7 +186,11 @@ class SynapseStack(pulumi.ComponentResource):
         ).apply(
             lambda values: render.PostgresUpgrade(
                 postgres=deployment.name(postgres_spec.name),
-                synapse=deployment.name(synapse_spec.name),
+                # The main process first: its workers replicate from it.
+                synapse=(
+                    deployment.name(synapse_spec.name),
+                    *(deployment.name(render_workers.worker_host(worker)) for worker in args.workers),
+                ),
                 data_volume=values[0],
                 upgrade_volume=values[1],
                 image=values[2],
@@ -207,11 +218,21 @@ class SynapseStack(pulumi.ComponentResource):
             triggers=[images["postgres"].image_id],
             depends_on=[self.postgres],
         )
+        self.redis: docker.Container | None = None
+        if redis_password is not None:
+            self.redis = self._redis(deployment, args, redis_password, images["redis"].image_id, child)
         self.synapse = service_container(
             deployment,
             synapse_spec,
-            pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[self.postgres, upgrade_restore])),
+            pulumi.ResourceOptions.merge(
+                child,
+                pulumi.ResourceOptions(depends_on=[self.postgres, upgrade_restore, *([self.redis] if self.redis else [])]),
+            ),
         )
+        self.workers = {
+            worker.name: self._worker(deployment, args, worker, config_files, images["synapse"].image_id, child)
+            for worker in args.workers
+        }
 
         self.wellknown = service_container(
             deployment,
@@ -251,8 +272,14 @@ class SynapseStack(pulumi.ComponentResource):
             synapse_upstream=f"synapse:{render.HTTP_PORT}",
             wellknown_upstream="wellknown:80",
             max_body_size=settings.max_upload_size,
+            worker_routes=render_workers.worker_routes(args.workers) if args.workers else [],
         )
-        self.proxied_containers = [self.synapse, self.wellknown]
+        routed = {server.split(":")[0] for route in self.route.worker_routes for server in route.servers}
+        self.proxied_containers = [
+            self.synapse,
+            self.wellknown,
+            *(container for worker, container in zip(args.workers, self.workers.values()) if render_workers.worker_host(worker) in routed),
+        ]
         self.reloading_upstreams: list[pulumi.Resource] = []
         # What the backups archive beside the data (homeserver.yaml holds secrets).
         self.config_files: dict[str, pulumi.Output[str]] = {
@@ -277,6 +304,103 @@ class SynapseStack(pulumi.ComponentResource):
                 "wellknown_urls": self.wellknown_urls,
                 "network": self.network.name,
             }
+        )
+
+    def _redis(
+        self,
+        deployment: Deployment,
+        args: SynapseStackArgs,
+        password: pulumi.Output[str],
+        image: pulumi.Input[str],
+        child: pulumi.ResourceOptions,
+    ) -> docker.Container:
+        """Synapse's replication bus: Redis with a password, on Synapse's network only, nothing on disk."""
+        limits = args.limits["synapse_redis"]
+        return service_container(
+            deployment,
+            ServiceContainer(
+                component=COMPONENT,
+                role="synapse_redis",
+                name="synapse-redis",
+                image=image,
+                limits=limits,
+                security=args.security["synapse_redis"],
+                healthcheck=HealthCheck(
+                    test=[
+                        "CMD-SHELL",
+                        f'REDISCLI_AUTH="$(cat {render_workers.REDIS_CONFIG_DIR}/password)" redis-cli ping | grep -q PONG',
+                    ],
+                    timeout=5,
+                    retries=5,
+                ),
+                network=self.network,
+                aliases=[render_workers.REDIS_HOST],
+                command=["redis-server", render_workers.REDIS_CONFIG_PATH],
+                file_directories=[
+                    FileDirectory(
+                        "config",
+                        render_workers.REDIS_CONFIG_DIR,
+                        {
+                            "redis.conf": pulumi.Output.secret(
+                                password.apply(lambda value: render_workers.render_redis_conf(value, limits.memory_mb))
+                            ),
+                            "password": password,
+                        },
+                    )
+                ],
+            ),
+            child,
+        )
+
+    def _worker(
+        self,
+        deployment: Deployment,
+        args: SynapseStackArgs,
+        worker: SynapseWorker,
+        config_files: dict[str, pulumi.Input[str]],
+        image: pulumi.Input[str],
+        child: pulumi.ResourceOptions,
+    ) -> docker.Container:
+        """One Synapse worker: the shared config and its own worker.yaml, started once the main process is healthy."""
+        assert args.worker_plan is not None
+        database = render.homeserver_config(args.settings, args.synapse_tuning, database_host="postgres", tls=args.tls)["database"]
+        worker_yaml = render_workers.render_worker_yaml(worker, database, args.worker_plan, args.settings.metrics)
+        return service_container(
+            deployment,
+            ServiceContainer(
+                component=COMPONENT,
+                role="synapse_worker",
+                stop_grace_seconds=30,
+                name=render_workers.worker_host(worker),
+                image=image,
+                limits=args.limits["synapse_worker"],
+                security=args.security["synapse_worker"],
+                healthcheck=HealthCheck(
+                    test=["CMD", "curl", "-fSs", f"http://localhost:{render_workers.HTTP_PORT}/health"],
+                    timeout=5,
+                    start_period=60,
+                ),
+                network=self.network,
+                aliases=[render_workers.worker_host(worker)],
+                command=[
+                    "run",
+                    "-m",
+                    render_workers.worker_app(worker),
+                    "--config-path",
+                    render.CONFIG_PATH,
+                    "--config-path",
+                    render_workers.WORKER_CONFIG_PATH,
+                ],
+                envs=["PYTHONDONTWRITEBYTECODE=1"],
+                # The signing key for all; only the media repository writes (its media store).
+                volumes=[
+                    docker.ContainerVolumeArgs(
+                        volume_name=self.data_volume.name, container_path=render.DATA_DIR, read_only=worker.kind != "media"
+                    )
+                ],
+                file_directories=[FileDirectory("config", render.CONFIG_DIR, {**config_files, "worker.yaml": worker_yaml})],
+            ),
+            pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[self.synapse])),
         )
 
     def _bootstrap(self, deployment: Deployment, args: SynapseStackArgs, child: pulumi.ResourceOptions) -> None:

@@ -71,8 +71,9 @@ POLICIES: dict[str, SecurityPolicy] = {
     "postgres": SecurityPolicy(
         user="999:999", tmpfs=("/tmp", "/var/run/postgresql"), pids_limit=256, ulimits=DATABASE_ULIMITS
     ),
-    # The image's synapse user (991); it writes only its data volume.
+    # The image's synapse user (991); it writes only its data volume. Its workers the same.
     "synapse": SecurityPolicy(user="991:991", pids_limit=256),
+    "synapse_worker": SecurityPolicy(user="991:991", pids_limit=256),
     "wellknown": NGINX,
     "proxy": NGINX,
     # The image's mysql user; the socket and pid file are written at every start.
@@ -80,6 +81,8 @@ POLICIES: dict[str, SecurityPolicy] = {
         user="999:999", tmpfs=("/tmp", "/var/run/mysqld"), pids_limit=256, ulimits=DATABASE_ULIMITS
     ),
     "redis": SecurityPolicy(user="999:999", pids_limit=64, ulimits=DATABASE_ULIMITS),
+    # Synapse's replication bus: Redis without persistence.
+    "synapse_redis": SecurityPolicy(user="999:999", pids_limit=64, ulimits=DATABASE_ULIMITS),
     # The image has no user of its own and runs as any; its data volume is handed to this one.
     "minio": SecurityPolicy(user="1000:1000", pids_limit=256),
     # The operator's image: its own user; `security.voicegrow_server` relaxes the rest for it.

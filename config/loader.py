@@ -150,6 +150,7 @@ def _defaults(
             "max_upload_size": profile.synapse.max_upload_size,
             "presence": profile.synapse.presence,
             "metrics": (monitoring or env.monitoring) == "full",
+            "workers": profile.synapse_workers.default,
             # Synapse at DEBUG spends a fifth of a small host's CPU writing its log and delivers
             # messages that much slower (benchmarks/synapse_delivery.py); ask for it when needed.
             "log_level": "INFO" if env.log_level == "DEBUG" else env.log_level,

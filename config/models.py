@@ -29,6 +29,7 @@ from config.profiles import (
     PROFILES,
     ContainerLimits,
     ProfileName,
+    synapse_workers,
 )
 from config.types import (
     CronExpression,
@@ -159,7 +160,15 @@ class ResourceOverride(Settings):
             "database's settings let it use (the rules: README, 'Memory of the databases')."
         ),
     )
-    cpus: Cpus | None = Field(default=None, description="CPU limit in cores, e.g. 0.5.")
+    cpus: Cpus | None = Field(
+        default=None, description="Hard CPU cap in cores, e.g. 0.5; the profile caps only background roles."
+    )
+    cpu_weight: int | None = Field(
+        default=None,
+        ge=2,
+        le=262144,
+        description="CPU weight under contention (Docker's CPU shares; 1024 is Docker's default), e.g. 2048.",
+    )
     reservation: MemoryMB | None = Field(default=None, description="Memory reservation, e.g. '256M'.")
 
     @model_validator(mode="after")
@@ -264,6 +273,12 @@ class SynapseSettings(Settings):
     max_upload_size: UploadSize = Field(description="Largest upload, e.g. '8M'; default from the profile.")
     presence: bool = Field(description="Online status; off on the small profile to save CPU.")
     metrics: bool = Field(description="Prometheus metrics listener on port 9000 inside the stack network.")
+    workers: bool = Field(
+        description=(
+            "Run Synapse as a main process and workers with Redis (past one core); "
+            "default from the profile: on for medium and large."
+        )
+    )
     log_level: LogLevel = Field(description="Synapse's log level; default from the environment.")
     retention: MessageRetention = Field(default=MessageRetention(), description="Message retention policy.")
     media_retention: MediaRetention = Field(default=MediaRetention(), description="Synapse's own media lifetimes.")
@@ -721,17 +736,20 @@ class StackSettings(Settings):
         if self.synapse.enabled:
             tuning = profile.postgres
             pool, pool_key = self._synapse_db_pool()
-            connections = pool + POSTGRES_OTHER_CONNECTIONS
+            workers = self.synapse_worker_connections()
+            worker_pools = f" + {workers} of synapse.workers' pools" if workers else ""
+            connections = pool + workers + POSTGRES_OTHER_CONNECTIONS
             need, have = tuning.memory_needed_mb(connections), self.limits("postgres").memory_mb
             if need > have:
                 problems.append(
                     f"resources.postgres.memory ({have} MB) is less than PostgreSQL can use with profile "
                     f"'{self.profile}': shared_buffers {tuning.shared_buffers} + {POSTGRES_AUTOVACUUM_WORKERS} autovacuum "
                     f"workers x maintenance_work_mem {tuning.maintenance_work_mem} + {connections} connections ({pool_key} "
-                    f"{pool} + {POSTGRES_OTHER_CONNECTIONS} others) x (work_mem {tuning.work_mem} + {POSTGRES_BACKEND_MB} MB) "
+                    f"{pool}{worker_pools} + {POSTGRES_OTHER_CONNECTIONS} others) x (work_mem {tuning.work_mem} + {POSTGRES_BACKEND_MB} MB) "
                     f"+ {POSTGRES_SERVER_MB} MB = {need} MB: "
                     f"set resources.postgres.memory to at least {need}M"
                     + (f" or lower {pool_key}" if pool_key.startswith("synapse.") else "")
+                    + (" or turn synapse.workers off" if workers else "")
                 )
         if self.voicegrow.enabled:
             tuning = profile.voicegrow
@@ -756,6 +774,13 @@ class StackSettings(Settings):
         if problems:
             raise ValueError(f"; {self.project}:".join(problems))
         return self
+
+    def synapse_worker_connections(self) -> int:
+        """The database connections Synapse's workers open (0 without workers)."""
+        if not self.synapse.workers:
+            return 0
+        plan = PROFILES[self.profile].synapse_workers
+        return len(synapse_workers(plan)) * plan.db_pool_max
 
     def _synapse_db_pool(self) -> tuple[int, str]:
         """Synapse's database pool size and the setting it comes from (extra_config may set it)."""
@@ -820,8 +845,9 @@ class StackSettings(Settings):
         memory_mb = override.memory or base.memory_mb
         return ContainerLimits(
             memory_mb=memory_mb,
-            cpus=override.cpus or base.cpus,
             reservation_mb=override.reservation or min(base.reservation_mb, memory_mb),
+            cpu_weight=override.cpu_weight or base.cpu_weight,
+            cpus=override.cpus or base.cpus,
         )
 
     def security_policy(self, role: str) -> SecurityPolicy:

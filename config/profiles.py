@@ -18,11 +18,19 @@ ProfileName = Literal["small", "medium", "large"]
 
 @dataclass(frozen=True)
 class ContainerLimits:
-    """Memory (MB) and CPU limits of one container, with the memory it reserves."""
+    """Memory (MB) of one container and the memory it reserves; its CPU weight, and a CPU cap where one is needed.
+
+    `cpu_weight` is Docker's CPU shares (1024 is Docker's default): under contention each
+    container gets CPU time in proportion to its weight, and when the others are idle it may use
+    all of it. `cpus` is a hard cap that holds even on an idle host: None for the services on
+    the request path (what PostgreSQL leaves idle, Synapse may use), a number only where a
+    runaway must be contained.
+    """
 
     memory_mb: int
-    cpus: float
     reservation_mb: int
+    cpu_weight: int
+    cpus: float | None = None
 
 
 @dataclass(frozen=True)
@@ -69,6 +77,50 @@ class SynapseTuning:
 
 
 @dataclass(frozen=True)
+class SynapseWorkerPlan:
+    """How many Synapse processes of each kind run when `synapse.workers` is on, and whether it is by default.
+
+    One Synapse process uses one core at most (Python's GIL): past one core, Synapse needs
+    workers. Each worker opens its own database pool of `db_pool_max` connections.
+    """
+
+    default: bool
+    sync_workers: int
+    event_persisters: int
+    db_pool_max: int
+
+
+WorkerKind = Literal["sync", "client_reader", "federation_sender", "media", "pusher", "background", "event_persister"]
+
+
+@dataclass(frozen=True)
+class SynapseWorker:
+    """One Synapse worker process: its kind and its number among those of its kind."""
+
+    kind: WorkerKind
+    number: int
+
+    @property
+    def name(self) -> str:
+        """Its `worker_name` and its container's name after `synapse-` (`sync1`, `event_persister2`)."""
+        return f"{self.kind}{self.number}"
+
+
+def synapse_workers(plan: SynapseWorkerPlan) -> list[SynapseWorker]:
+    """Every worker of the plan: the /sync workers, one of each single duty, then the event persisters."""
+    counts: dict[WorkerKind, int] = {
+        "sync": plan.sync_workers,
+        "client_reader": 1,
+        "federation_sender": 1,
+        "media": 1,
+        "pusher": 1,
+        "background": 1,
+        "event_persister": plan.event_persisters,
+    }
+    return [SynapseWorker(kind, number) for kind, count in counts.items() for number in range(1, count + 1)]
+
+
+@dataclass(frozen=True)
 class VoiceGrowTuning:
     """MySQL and Redis memory settings sized to their containers."""
 
@@ -102,9 +154,43 @@ class SizingProfile:
     limits: dict[str, ContainerLimits]
     postgres: PostgresTuning
     synapse: SynapseTuning
+    synapse_workers: SynapseWorkerPlan
     voicegrow: VoiceGrowTuning
     metrics_retention_size: str
     """Most disk Prometheus keeps samples in (its --storage.tsdb.retention.size)."""
+
+
+CPU_WEIGHTS: dict[str, int] = {
+    # Synapse (every process of it) wins against its database two to one: its event loop is
+    # the bottleneck, and PostgreSQL waits on it rather than the reverse.
+    "synapse": 2048,
+    "synapse_worker": 2048,
+    "postgres": 1024,
+    "synapse_redis": 512,
+    "wellknown": 256,
+    "proxy": 1024,
+    "mysql": 1024,
+    "redis": 512,
+    "minio": 512,
+    "voicegrow_server": 1024,
+    # Background work yields to every request.
+    "acme": 128,
+    "backup": 256,
+    "healer": 128,
+    **{
+        role: 256
+        for role in (
+            "prometheus", "alertmanager", "node_exporter", "blackbox_exporter", "dingtalk", "grafana", "loki",
+            "alloy", "cadvisor", "postgres_exporter", "mysql_exporter", "redis_exporter",
+        )
+    },
+}
+"""Docker CPU shares per container role, the same in every profile: who wins under contention."""
+
+
+def limits(role: str, memory_mb: int, reservation_mb: int, cpus: float | None = None) -> ContainerLimits:
+    """The limits of a container of `role`, with the role's CPU weight."""
+    return ContainerLimits(memory_mb=memory_mb, reservation_mb=reservation_mb, cpu_weight=CPU_WEIGHTS[role], cpus=cpus)
 
 
 def monitoring_limits(scale: int) -> dict[str, ContainerLimits]:
@@ -113,42 +199,45 @@ def monitoring_limits(scale: int) -> dict[str, ContainerLimits]:
     Basic monitoring (Prometheus, Alertmanager, node and blackbox exporters) is limited to
     416 MB and reserves 160 MB on the small profile.
     """
-    def limits(memory_mb: int, cpus: float, reservation_mb: int, grows: bool = False) -> ContainerLimits:
+    def scaled(role: str, memory_mb: int, cpus: float, reservation_mb: int, grows: bool = False) -> ContainerLimits:
         factor = scale if grows else 1
-        return ContainerLimits(memory_mb=memory_mb * factor, cpus=round(cpus * factor, 2), reservation_mb=reservation_mb * factor)
+        return limits(role, memory_mb * factor, reservation_mb * factor, cpus=round(cpus * factor, 2))
 
+    # Capped: a compaction, a query over months or a scrape storm must not take the services' CPU.
     return {
-        "prometheus": limits(256, 0.2, 96, grows=True),
-        "alertmanager": limits(64, 0.1, 32),
-        "node_exporter": limits(48, 0.1, 16),
-        "blackbox_exporter": limits(48, 0.1, 16),
-        "dingtalk": limits(48, 0.1, 16),
-        "grafana": limits(192, 0.2, 96, grows=True),
-        "loki": limits(256, 0.2, 96, grows=True),
-        "alloy": limits(192, 0.1, 64),
-        "cadvisor": limits(128, 0.1, 48),
-        "postgres_exporter": limits(48, 0.1, 16),
-        "mysql_exporter": limits(48, 0.1, 16),
-        "redis_exporter": limits(48, 0.1, 16),
+        "prometheus": scaled("prometheus", 256, 0.2, 96, grows=True),
+        "alertmanager": scaled("alertmanager", 64, 0.1, 32),
+        "node_exporter": scaled("node_exporter", 48, 0.1, 16),
+        "blackbox_exporter": scaled("blackbox_exporter", 48, 0.1, 16),
+        "dingtalk": scaled("dingtalk", 48, 0.1, 16),
+        "grafana": scaled("grafana", 192, 0.2, 96, grows=True),
+        "loki": scaled("loki", 256, 0.2, 96, grows=True),
+        "alloy": scaled("alloy", 192, 0.1, 64),
+        "cadvisor": scaled("cadvisor", 128, 0.1, 48),
+        "postgres_exporter": scaled("postgres_exporter", 48, 0.1, 16),
+        "mysql_exporter": scaled("mysql_exporter", 48, 0.1, 16),
+        "redis_exporter": scaled("redis_exporter", 48, 0.1, 16),
     }
 
 
 SMALL = SizingProfile(
     limits={
-        "postgres": ContainerLimits(memory_mb=384, cpus=0.3, reservation_mb=256),
-        "synapse": ContainerLimits(memory_mb=1280, cpus=0.6, reservation_mb=1024),
-        "wellknown": ContainerLimits(memory_mb=32, cpus=0.1, reservation_mb=16),
-        "mysql": ContainerLimits(memory_mb=512, cpus=0.5, reservation_mb=256),
-        "redis": ContainerLimits(memory_mb=128, cpus=0.2, reservation_mb=64),
-        "minio": ContainerLimits(memory_mb=256, cpus=0.3, reservation_mb=128),
-        "voicegrow_server": ContainerLimits(memory_mb=1536, cpus=1.0, reservation_mb=768),
-        "proxy": ContainerLimits(memory_mb=128, cpus=0.25, reservation_mb=32),
-        "acme": ContainerLimits(memory_mb=128, cpus=0.1, reservation_mb=32),
+        "postgres": limits("postgres", 384, 256),
+        "synapse": limits("synapse", 1280, 1024),
+        "synapse_worker": limits("synapse_worker", 512, 128),
+        "synapse_redis": limits("synapse_redis", 64, 16),
+        "wellknown": limits("wellknown", 32, 16),
+        "mysql": limits("mysql", 512, 256),
+        "redis": limits("redis", 128, 64),
+        "minio": limits("minio", 256, 128),
+        "voicegrow_server": limits("voicegrow_server", 1536, 768, cpus=1.0),
+        "proxy": limits("proxy", 128, 32),
+        "acme": limits("acme", 128, 32, cpus=0.1),
         # The backup job runs pg_dump, mariadb-dump, tar and rclone one at a time.
-        "backup": ContainerLimits(memory_mb=256, cpus=0.25, reservation_mb=64),
+        "backup": limits("backup", 256, 64, cpus=0.25),
         **monitoring_limits(1),
         # The healer asks the engine for unhealthy containers every few seconds.
-        "healer": ContainerLimits(memory_mb=64, cpus=0.1, reservation_mb=16),
+        "healer": limits("healer", 64, 16, cpus=0.1),
     },
     # The guide sets shared_buffers 256MB inside a 384 MB container (and the official image
     # ignores it): with sorts and connections on top that invites the OOM killer. A quarter of
@@ -174,24 +263,28 @@ SMALL = SizingProfile(
     ),
     # Redis and MySQL leave a quarter of their container for connections and fragmentation:
     # the guide's maxmemory 512mb in a 512M container would be killed before evicting.
+    # One core: workers would only add processes competing for it.
+    synapse_workers=SynapseWorkerPlan(default=False, sync_workers=1, event_persisters=0, db_pool_max=2),
     voicegrow=VoiceGrowTuning(mysql_buffer_pool="256M", mysql_redo_log_capacity="128M", redis_maxmemory="96mb"),
     metrics_retention_size="1GB",
 )
 
 MEDIUM = SizingProfile(
     limits={
-        "postgres": ContainerLimits(memory_mb=1024, cpus=0.5, reservation_mb=512),
-        "synapse": ContainerLimits(memory_mb=2560, cpus=1.2, reservation_mb=1536),
-        "wellknown": ContainerLimits(memory_mb=32, cpus=0.1, reservation_mb=16),
-        "mysql": ContainerLimits(memory_mb=1024, cpus=0.5, reservation_mb=512),
-        "redis": ContainerLimits(memory_mb=256, cpus=0.25, reservation_mb=128),
-        "minio": ContainerLimits(memory_mb=512, cpus=0.5, reservation_mb=256),
-        "voicegrow_server": ContainerLimits(memory_mb=2048, cpus=1.5, reservation_mb=1024),
-        "proxy": ContainerLimits(memory_mb=256, cpus=0.5, reservation_mb=64),
-        "acme": ContainerLimits(memory_mb=128, cpus=0.1, reservation_mb=32),
-        "backup": ContainerLimits(memory_mb=384, cpus=0.5, reservation_mb=128),
+        "postgres": limits("postgres", 1024, 512),
+        "synapse": limits("synapse", 2560, 1536),
+        "synapse_worker": limits("synapse_worker", 512, 128),
+        "synapse_redis": limits("synapse_redis", 128, 32),
+        "wellknown": limits("wellknown", 32, 16),
+        "mysql": limits("mysql", 1024, 512),
+        "redis": limits("redis", 256, 128),
+        "minio": limits("minio", 512, 256),
+        "voicegrow_server": limits("voicegrow_server", 2048, 1024, cpus=1.5),
+        "proxy": limits("proxy", 256, 64),
+        "acme": limits("acme", 128, 32, cpus=0.1),
+        "backup": limits("backup", 384, 128, cpus=0.5),
         **monitoring_limits(2),
-        "healer": ContainerLimits(memory_mb=64, cpus=0.1, reservation_mb=16),
+        "healer": limits("healer", 64, 16, cpus=0.1),
     },
     postgres=PostgresTuning(
         shared_buffers="256MB",
@@ -212,24 +305,27 @@ MEDIUM = SizingProfile(
         message_burst=50,
         presence=True,
     ),
+    synapse_workers=SynapseWorkerPlan(default=True, sync_workers=2, event_persisters=0, db_pool_max=2),
     voicegrow=VoiceGrowTuning(mysql_buffer_pool="640M", mysql_redo_log_capacity="256M", redis_maxmemory="192mb"),
     metrics_retention_size="4GB",
 )
 
 LARGE = SizingProfile(
     limits={
-        "postgres": ContainerLimits(memory_mb=2048, cpus=1.0, reservation_mb=1024),
-        "synapse": ContainerLimits(memory_mb=4096, cpus=2.0, reservation_mb=2048),
-        "wellknown": ContainerLimits(memory_mb=32, cpus=0.1, reservation_mb=16),
-        "mysql": ContainerLimits(memory_mb=2048, cpus=2.0, reservation_mb=1024),
-        "redis": ContainerLimits(memory_mb=512, cpus=1.0, reservation_mb=256),
-        "minio": ContainerLimits(memory_mb=1024, cpus=2.0, reservation_mb=512),
-        "voicegrow_server": ContainerLimits(memory_mb=4096, cpus=4.0, reservation_mb=2048),
-        "proxy": ContainerLimits(memory_mb=512, cpus=1.0, reservation_mb=128),
-        "acme": ContainerLimits(memory_mb=128, cpus=0.1, reservation_mb=32),
-        "backup": ContainerLimits(memory_mb=512, cpus=1.0, reservation_mb=128),
+        "postgres": limits("postgres", 2048, 1024),
+        "synapse": limits("synapse", 4096, 2048),
+        "synapse_worker": limits("synapse_worker", 1024, 256),
+        "synapse_redis": limits("synapse_redis", 256, 64),
+        "wellknown": limits("wellknown", 32, 16),
+        "mysql": limits("mysql", 2048, 1024),
+        "redis": limits("redis", 512, 256),
+        "minio": limits("minio", 1024, 512),
+        "voicegrow_server": limits("voicegrow_server", 4096, 2048, cpus=4.0),
+        "proxy": limits("proxy", 512, 128),
+        "acme": limits("acme", 128, 32, cpus=0.1),
+        "backup": limits("backup", 512, 128, cpus=1.0),
         **monitoring_limits(4),
-        "healer": ContainerLimits(memory_mb=64, cpus=0.1, reservation_mb=16),
+        "healer": limits("healer", 64, 16, cpus=0.1),
     },
     postgres=PostgresTuning(
         shared_buffers="512MB",
@@ -250,6 +346,7 @@ LARGE = SizingProfile(
         message_burst=100,
         presence=True,
     ),
+    synapse_workers=SynapseWorkerPlan(default=True, sync_workers=3, event_persisters=2, db_pool_max=3),
     voicegrow=VoiceGrowTuning(mysql_buffer_pool="1G", mysql_redo_log_capacity="512M", redis_maxmemory="384mb"),
     metrics_retention_size="16GB",
 )

@@ -9,6 +9,8 @@ SECRET_SETTINGS: dict[str, str] = {
     "synapse_registration_shared_secret": "Shared secret for admin registration (register_new_matrix_user).",
     "synapse_admin_password": "Password of synapse.admin_username.",
     "synapse_registration_token": "Registration token created on deploy when registration is 'token'.",
+    "synapse_redis_password": "Password of Synapse's Redis (synapse.workers).",
+    "synapse_replication_secret": "Secret Synapse's main process and workers authenticate replication with (synapse.workers).",
     "mysql_root_password": "MySQL root password.",
     "mysql_password": "Password of MySQL user voicegrow.",
     "redis_password": "Redis password (requirepass).",

@@ -101,13 +101,14 @@ def no_public_data_ports(args: ResourceValidationArgs, report_violation: ReportV
 
 
 def container_limits(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-    """Every container has a memory and a CPU limit."""
+    """Every container has a memory limit and a CPU limit: a hard cap, or a weight that says who
+    wins when the cores are busy (the services on the request path have weights, not caps)."""
     if args.resource_type != CONTAINER:
         return
     if not args.props.get("memory"):
         report_violation(f"{args.name}: no memory limit (memory)")
-    if not args.props.get("cpus"):
-        report_violation(f"{args.name}: no CPU limit (cpus)")
+    if not args.props.get("cpus") and not args.props.get("cpuShares"):
+        report_violation(f"{args.name}: no CPU limit (cpus or cpuShares)")
 
 
 def container_health_check(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:

@@ -10,7 +10,7 @@ import yaml
 from components.monitoring import roles as monitoring_roles
 from config import StackSettings, resolve_settings
 from config.loader import OBJECT_SETTINGS, SCALAR_SETTINGS, SHORTHAND_SETTINGS
-from config.profiles import ContainerLimits
+from config.profiles import PROFILES, ContainerLimits, synapse_workers
 
 
 def read_settings(program_dir: Path, stack: str) -> StackSettings:
@@ -37,6 +37,9 @@ def containers(settings: StackSettings) -> dict[str, ContainerLimits]:
     roles: list[tuple[str, str]] = []
     if settings.synapse.enabled:
         roles += [(role, role) for role in ("postgres", "synapse", "wellknown")]
+        if settings.synapse.workers:
+            roles.append(("synapse-redis", "synapse_redis"))
+            roles += [(f"synapse-{worker.name}", "synapse_worker") for worker in synapse_workers(PROFILES[settings.profile].synapse_workers)]
     if settings.voicegrow.enabled:
         roles += [(role, role) for role in ("mysql", "redis", "minio")]
         roles += [(f"server-{index}", "voicegrow_server") for index in range(1, settings.voicegrow.replicas + 1)]
@@ -50,4 +53,6 @@ def containers(settings: StackSettings) -> dict[str, ContainerLimits]:
         roles.append(("proxy", "proxy"))
         if settings.tls == "acme":
             roles.append(("acme", "acme"))
+    if settings.healer.enabled and (settings.synapse.enabled or settings.voicegrow.enabled):
+        roles.append(("healer", "healer"))
     return {name: settings.limits(role) for name, role in roles}

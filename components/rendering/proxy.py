@@ -7,6 +7,7 @@ import hashlib
 from dataclasses import dataclass, field
 
 from components.rendering import NGINX_TEMP_PATHS
+from components.rendering.synapse_workers import WorkerRoute
 
 TLS_DIR = "/etc/nginx/tls"
 CERTIFICATE_FILE = "fullchain.pem"
@@ -35,6 +36,8 @@ class MatrixRoute:
     synapse_upstream: str
     wellknown_upstream: str
     max_body_size: str
+    worker_routes: list[WorkerRoute] = field(default_factory=list)
+    """Endpoints Synapse's workers serve, ahead of the main process (empty: one process serves all)."""
 
     @property
     def hosts(self) -> list[str]:
@@ -109,7 +112,25 @@ def render_proxy_conf(
     else:
         servers = [_server_block(["listen 80;", f"server_name {' '.join(group.hosts)};"], group.locations) for group in groups]
     upstreams = _upstreams(matrix, voicegrow) + _monitoring_upstreams(monitoring)
-    return "\n".join([NGINX_TEMP_PATHS + _http_settings(options), *upstreams, _default_server(options), *servers])
+    user_maps = [_USER_FROM_ACCESS_TOKEN] if matrix and any(route.by_user for route in matrix.worker_routes) else []
+    return "\n".join(
+        [NGINX_TEMP_PATHS + _http_settings(options), *user_maps, *upstreams, _default_server(options), *servers]
+    )
+
+
+# The user part of the access token (Synapse's are `syt_<base64 localpart>_...`), from the
+# Authorization header or the access_token parameter, as the worker documentation does: the
+# key that keeps one user's /sync on one worker.
+_USER_FROM_ACCESS_TOKEN = """map $arg_access_token $synapse_user_from_parameter {
+    default $arg_access_token;
+    "~syt_(?<username>.*?)_.*" $username;
+}
+map $http_authorization $synapse_user {
+    default $http_authorization;
+    "~Bearer syt_(?<username>.*?)_.*" $username;
+    "" $synapse_user_from_parameter;
+}
+"""
 
 
 @dataclass(frozen=True)
@@ -196,6 +217,10 @@ def _upstreams(matrix: MatrixRoute | None, voicegrow: VoiceGrowRoutes | None) ->
     if matrix:
         upstreams.append(_upstream("synapse", [matrix.synapse_upstream], failover=False))
         upstreams.append(_upstream("wellknown", [matrix.wellknown_upstream], failover=False))
+        upstreams += [
+            _upstream(route.upstream, route.servers, failover=len(route.servers) > 1, hash_by_user=route.by_user)
+            for route in matrix.worker_routes
+        ]
     if voicegrow and voicegrow.ws_host:
         upstreams.append(_upstream("voicegrow_ws", voicegrow.ws_upstreams, failover=True))
     if voicegrow and voicegrow.api_host:
@@ -205,10 +230,10 @@ def _upstreams(matrix: MatrixRoute | None, voicegrow: VoiceGrowRoutes | None) ->
     return upstreams
 
 
-def _upstream(name: str, servers: list[str], failover: bool) -> str:
+def _upstream(name: str, servers: list[str], failover: bool, hash_by_user: bool = False) -> str:
     # A replica that fails is left out for 10 s while the others take its requests.
     health = " max_fails=1 fail_timeout=10s" if failover else ""
-    lines = [f"    server {server}{health};" for server in servers]
+    lines = (["    hash $synapse_user consistent;"] if hash_by_user else []) + [f"    server {server}{health};" for server in servers]
     return f"upstream {name} {{\n" + "\n".join(lines) + "\n    keepalive 16;\n}\n"
 
 
@@ -240,11 +265,11 @@ def _server_block(directives: list[str], locations: list[str]) -> str:
     return "server {\n" + "".join(f"    {directive}\n" for directive in directives) + "".join(locations) + "}\n"
 
 
-def _synapse_proxy(max_body_size: str) -> str:
+def _synapse_proxy(max_body_size: str, upstream: str = "synapse") -> str:
     # As Synapse's reverse-proxy guide asks: no URI after the upstream (nginx would re-encode it
     # and break federation signatures), the client's address and scheme, HTTP/1.1 for chunking.
     return (
-        "        proxy_pass http://synapse;\n"
+        f"        proxy_pass http://{upstream};\n"
         "        proxy_set_header X-Forwarded-For $remote_addr;\n"
         "        proxy_set_header X-Forwarded-Proto $scheme;\n"
         "        proxy_set_header Host $host;\n"
@@ -260,7 +285,14 @@ def _matrix_locations(matrix: MatrixRoute, options: ProxyOptions) -> list[str]:
         admin = f"    location /_synapse/admin {{\n{access}{_synapse_proxy(matrix.max_body_size)}    }}\n"
     else:
         admin = "    location /_synapse/admin {\n        return 403;\n    }\n"
+    # Regular expressions are matched in order: each worker's endpoints before the main process's.
+    workers = [
+        f'    location ~ "{endpoint}" {{\n{_synapse_proxy(matrix.max_body_size, route.upstream)}    }}\n'
+        for route in matrix.worker_routes
+        for endpoint in route.endpoints
+    ]
     return [
+        *workers,
         f"    location ~ ^(/_matrix|/_synapse/client) {{\n{_synapse_proxy(matrix.max_body_size)}    }}\n",
         admin,
         "    location /.well-known/matrix/ {\n"

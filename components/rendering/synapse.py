@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from components.rendering import NGINX_TEMP_PATHS, dump_yaml
 from components.rendering.backup import PostgresSource, render_pgpass
+from components.rendering.synapse_workers import replication_listener, shared_worker_config
 from config.merge import deep_merge
 from config.models import SynapseSettings
-from config.profiles import PostgresTuning, SynapseTuning
+from config.profiles import PostgresTuning, SynapseTuning, SynapseWorker
 
 CONFIG_DIR = "/config"
 CONFIG_PATH = f"{CONFIG_DIR}/homeserver.yaml"
@@ -43,8 +45,19 @@ def public_baseurl(settings: SynapseSettings, tls: bool) -> str:
     return f"{'https' if tls else 'http'}://{settings.host}/"
 
 
-def homeserver_config(settings: SynapseSettings, tuning: SynapseTuning, database_host: str, tls: bool) -> dict[str, Any]:
-    """homeserver.yaml as a mapping, with the operator's extra_config merged last; secrets are files it names."""
+def homeserver_config(
+    settings: SynapseSettings,
+    tuning: SynapseTuning,
+    database_host: str,
+    tls: bool,
+    workers: Sequence[SynapseWorker] = (),
+) -> dict[str, Any]:
+    """homeserver.yaml as a mapping, with the operator's extra_config merged last; secrets are files it names.
+
+    With `workers`, the main process also listens for replication and the file carries what the
+    main process and the workers share (Redis, instance_map, who does which duty); without, it
+    is the single process's config, unchanged.
+    """
     listeners: list[dict[str, Any]] = [
         {
             "port": HTTP_PORT,
@@ -58,6 +71,8 @@ def homeserver_config(settings: SynapseSettings, tuning: SynapseTuning, database
     ]
     if settings.metrics:
         listeners.append({"port": METRICS_PORT, "type": "metrics", "bind_addresses": ["0.0.0.0"]})
+    if workers:
+        listeners.append(replication_listener())
     login_limit = {"per_second": 0.17, "burst_count": 3}
     config: dict[str, Any] = {
         "server_name": settings.server_name,
@@ -108,6 +123,7 @@ def homeserver_config(settings: SynapseSettings, tuning: SynapseTuning, database
         "allow_public_rooms_without_auth": False,
         "url_preview_enabled": False,
         **_retention(settings),
+        **(shared_worker_config(list(workers)) if workers else {}),
     }
     return deep_merge(config, settings.extra_config)
 
@@ -139,9 +155,11 @@ def _registration(settings: SynapseSettings) -> dict[str, Any]:
     return {"enable_registration": False}
 
 
-def render_homeserver_yaml(settings: SynapseSettings, tuning: SynapseTuning, database_host: str, tls: bool) -> str:
+def render_homeserver_yaml(
+    settings: SynapseSettings, tuning: SynapseTuning, database_host: str, tls: bool, workers: Sequence[SynapseWorker] = ()
+) -> str:
     """homeserver.yaml text."""
-    return dump_yaml(homeserver_config(settings, tuning, database_host, tls))
+    return dump_yaml(homeserver_config(settings, tuning, database_host, tls, workers))
 
 
 def render_secret_files(secrets: SynapseSecrets, database_host: str) -> dict[str, str]:
@@ -241,8 +259,8 @@ class PostgresUpgrade:
 
     postgres: str
     """The PostgreSQL container's name."""
-    synapse: str
-    """The Synapse container's name."""
+    synapse: tuple[str, ...]
+    """Synapse's containers: the main process, then its workers."""
     data_volume: str
     upgrade_volume: str
     image: str
@@ -273,7 +291,9 @@ if [ "$running" -gt "$wanted" ]; then
   exit 1
 fi
 echo "PostgreSQL $running -> $wanted: dumping Synapse's database"
-if docker container inspect {upgrade.synapse} >/dev/null 2>&1; then docker stop {upgrade.synapse} >/dev/null; fi
+for name in {" ".join(upgrade.synapse)}; do
+  if docker container inspect "$name" >/dev/null 2>&1; then docker stop "$name" >/dev/null; fi
+done
 docker exec "$old" pg_dump -U {DATABASE_USER} -d {DATABASE_NAME} -Fc -f {dump}.partial
 docker exec "$old" mv {dump}.partial {dump}
 docker stop "$old" >/dev/null
@@ -295,6 +315,8 @@ if ! docker exec "$new" test -e {dump}; then echo "no upgrade dump in {UPGRADE_D
 echo "restoring Synapse's database into PostgreSQL $(docker exec "$new" cat {POSTGRES_DATA}/PG_VERSION)"
 docker exec "$new" pg_restore -U {DATABASE_USER} -d {DATABASE_NAME} --no-owner --clean --if-exists --single-transaction --exit-on-error {dump}
 docker exec "$new" mv {dump} {UPGRADE_DIR}/synapse-restored.dump
-if docker container inspect {upgrade.synapse} >/dev/null 2>&1; then docker start {upgrade.synapse} >/dev/null; fi
+for name in {" ".join(upgrade.synapse)}; do
+  if docker container inspect "$name" >/dev/null 2>&1; then docker start "$name" >/dev/null; fi
+done
 echo "restored; the old cluster stays in {UPGRADE_DIR} until you remove it"
 """

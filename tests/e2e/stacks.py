@@ -128,3 +128,22 @@ class ChangedStack:
         self.stack = self.stack.update(overrides, secrets)
         self.changes = changed
         return self.stack
+
+
+def wait_restarted_and_healthy(engine: docker.DockerClient, name: str, before: dict[str, Any], timeout: float) -> None:
+    """Until the container `name` runs again (a new start after `before`, its earlier inspection)
+    and a health check since that start passed.
+
+    The health status alone can still read 'healthy' from before the restart for a moment.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        state = engine.api.inspect_container(name)["State"]
+        started = state["StartedAt"]
+        if state.get("Running") and started != before["State"]["StartedAt"]:
+            # Both timestamps are RFC 3339 in UTC with the same precision, so text order is time order.
+            checks = state.get("Health", {}).get("Log", [])
+            if any(check["ExitCode"] == 0 and check["Start"][:26] > started[:26] for check in checks):
+                return
+        time.sleep(0.5)
+    raise AssertionError(f"{name} was not restarted and healthy again within {timeout} s")

@@ -42,11 +42,11 @@ OVERRIDES = local_overrides(
         "voicegrow": {"server_image": PROBE_IMAGE},
     },
 )
-# The medium profile (Pulumi.staging.yaml): memory MB, CPUs, reservation MB.
+# The medium profile (Pulumi.staging.yaml): memory MB, CPU cap (0: none, the data services share by weight), reservation MB.
 MEDIUM_LIMITS = {
-    "voicegrow-mysql": (1024, 0.5, 512),
-    "voicegrow-redis": (256, 0.25, 128),
-    "voicegrow-minio": (512, 0.5, 256),
+    "voicegrow-mysql": (1024, 0, 512),
+    "voicegrow-redis": (256, 0, 128),
+    "voicegrow-minio": (512, 0, 256),
     "voicegrow-server-1": (2048, 1.5, 1024),
     "voicegrow-server-2": (2048, 1.5, 1024),
 }

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.rendered
 
 UPGRADE = PostgresUpgrade(
     postgres="p-synapse-postgres",
-    synapse="p-synapse",
+    synapse=("p-synapse", "p-synapse-sync-1"),
     data_volume="p-synapse-postgres",
     upgrade_volume="p-synapse-postgres-upgrade",
     image="sha256:new",
@@ -97,6 +97,7 @@ def test_a_newer_major_version_stops_synapse_dumps_stops_the_server_and_sets_its
     result, calls = _run(tmp_path, render_postgres_upgrade_dump(UPGRADE))
     assert result.returncode == 0, result.stderr
     stop_synapse = calls.index("stop p-synapse")
+    assert calls.index("stop p-synapse-sync-1") > stop_synapse
     dump = calls.index("exec p-synapse-postgres pg_dump -U synapse -d synapse -Fc -f /var/lib/postgresql/upgrade/synapse.dump.partial")
     stop_server = calls.index("stop p-synapse-postgres")
     move = next(index for index, call in enumerate(calls) if call.startswith("run --rm --network none --user 999:999"))
@@ -126,4 +127,4 @@ def test_the_restore_loads_the_dump_in_one_transaction_then_starts_synapse(tmp_p
     restore = next(index for index, call in enumerate(calls) if "pg_restore" in call)
     assert "--single-transaction --exit-on-error /var/lib/postgresql/upgrade/synapse.dump" in calls[restore]
     kept = calls.index("exec p-synapse-postgres mv /var/lib/postgresql/upgrade/synapse.dump /var/lib/postgresql/upgrade/synapse-restored.dump")
-    assert restore < kept < calls.index("start p-synapse")
+    assert restore < kept < calls.index("start p-synapse") < calls.index("start p-synapse-sync-1")

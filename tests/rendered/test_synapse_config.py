@@ -26,8 +26,11 @@ def _uploads(stack: str, container: str) -> dict[str, str]:
     return mocks.files(container)
 
 
-def _check_with_synapse(homeserver: dict[str, Any], files: dict[str, str], directory: Path) -> subprocess.CompletedProcess[str]:
-    """Run Synapse's own checker on `homeserver` and the container's `files`, with their paths moved into `directory`."""
+def check_with_synapse(
+    homeserver: dict[str, Any], files: dict[str, str], directory: Path, worker: dict[str, Any] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run Synapse's own checker on `homeserver` (and a worker's config read after it, as the worker
+    reads them) and the container's `files`, with their paths moved into `directory`."""
     (directory / "media").mkdir(exist_ok=True)
     (directory / "log.config").write_text(files["/config/log.config"])
     secret_paths = {key: value for key, value in homeserver.items() if "secret" in key and key.endswith("_path")}
@@ -45,10 +48,18 @@ def _check_with_synapse(homeserver: dict[str, Any], files: dict[str, str], direc
         "pid_file": str(directory / "homeserver.pid"),
         **{key: str(directory / Path(path).name) for key, path in secret_paths.items()},
     }
+    if "redis" in homeserver:
+        (directory / "redis_password").write_text(files[homeserver["redis"]["password_path"]])
+        relocated["redis"] = {**homeserver["redis"], "password_path": str(directory / "redis_password")}
     path = directory / "homeserver.yaml"
     path.write_text(dump_yaml(relocated))
+    paths = ["-c", str(path)]
+    if worker is not None:
+        worker = {**worker, "worker_log_config": str(directory / "log.config")}
+        (directory / "worker.yaml").write_text(dump_yaml(worker))
+        paths += ["-c", str(directory / "worker.yaml")]
     return subprocess.run(
-        [sys.executable, "-m", "synapse.config", "-c", str(path)],
+        [sys.executable, "-m", "synapse.config", *paths],
         capture_output=True,
         text=True,
         cwd=directory,
@@ -58,7 +69,7 @@ def _check_with_synapse(homeserver: dict[str, Any], files: dict[str, str], direc
 @pytest.mark.parametrize("stack", STACKS)
 def test_synapse_accepts_the_rendered_homeserver_yaml(stack: str, tmp_path: Path) -> None:
     uploads = _uploads(stack, "synapse")
-    result = _check_with_synapse(yaml.safe_load(uploads["/config/homeserver.yaml"]), uploads, tmp_path)
+    result = check_with_synapse(yaml.safe_load(uploads["/config/homeserver.yaml"]), uploads, tmp_path)
     assert result.returncode == 0, result.stderr
     assert "Config parses OK!" in result.stdout
 
@@ -74,17 +85,18 @@ def test_synapse_accepts_the_rendered_message_and_media_retention(tmp_path: Path
     homeserver = yaml.safe_load(uploads["/config/homeserver.yaml"])
     assert homeserver["retention"]["default_policy"] == {"max_lifetime": "180d", "min_lifetime": "1d"}
 
-    result = _check_with_synapse(homeserver, uploads, tmp_path)
+    result = check_with_synapse(homeserver, uploads, tmp_path)
 
     assert result.returncode == 0, result.stderr
     assert "Config parses OK!" in result.stdout
 
 
 def test_synapse_checker_rejects_a_broken_homeserver_yaml(tmp_path: Path) -> None:
-    uploads = _uploads("prod", "synapse")
+    # dev: one process, which reads the media settings (with workers, the media repository does).
+    uploads = _uploads("dev", "synapse")
     homeserver = yaml.safe_load(uploads["/config/homeserver.yaml"])
     homeserver["max_upload_size"] = "eight megabytes"
-    result = _check_with_synapse(homeserver, uploads, tmp_path)
+    result = check_with_synapse(homeserver, uploads, tmp_path)
     assert result.returncode != 0
 
 

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from config import ConfigError
+from config.profiles import LARGE, synapse_workers
 from tests.unit.conftest import Evaluate, Evaluation
 
 CONTAINER = "docker:index/container:Container"
@@ -153,6 +154,12 @@ def test_job_points_at_each_service_by_its_alias(evaluate: Evaluate) -> None:
 
 def test_restoring_synapse_stops_synapse_only(evaluate: Evaluate) -> None:
     assert _job(evaluate("prod"))["services"]["synapse"] == ["selfhosted-prod-synapse"]
+
+
+def test_restoring_synapse_stops_its_main_process_then_its_workers(evaluate: Evaluate) -> None:
+    workers = [f"selfhosted-prod-synapse-{worker.name.replace('_', '-')}" for worker in synapse_workers(LARGE.synapse_workers)]
+    job = _job(evaluate("prod", overrides={"synapse": {"workers": True}}))
+    assert job["services"]["synapse"] == ["selfhosted-prod-synapse", *workers]
 
 
 @pytest.mark.parametrize("part", ["mysql", "bucket"])

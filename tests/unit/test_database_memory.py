@@ -80,9 +80,16 @@ def test_raising_the_mysql_limit_makes_room_for_more_connections() -> None:
 
 
 def test_postgres_limit_below_its_settings_is_refused_naming_the_limit_and_the_profile() -> None:
-    problems = _problems(profile="medium", resources={"postgres": {"memory": "512M"}})
+    problems = _problems(profile="medium", resources={"postgres": {"memory": "512M"}}, synapse={**SYNAPSE, "workers": False})
     assert "selfhosted:resources.postgres.memory (512 MB) is less than PostgreSQL can use with profile 'medium'" in problems
     assert "= 640 MB: set resources.postgres.memory to at least 640M" in problems
+
+
+def test_the_pools_of_synapse_workers_count_against_postgres_memory() -> None:
+    # Medium's seven workers open two connections each beside the main process's five.
+    problems = _problems(profile="medium", resources={"postgres": {"memory": "640M"}})
+    assert "22 connections (profile 'medium' database pool 5 + 14 of synapse.workers' pools + 3 others)" in problems
+    assert "= 864 MB: set resources.postgres.memory to at least 864M or turn synapse.workers off" in problems
 
 
 def test_a_larger_synapse_pool_in_extra_config_counts_against_postgres_memory() -> None:

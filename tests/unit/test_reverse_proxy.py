@@ -202,8 +202,10 @@ def test_acme_requires_an_email(evaluate: Evaluate) -> None:
 
 
 def test_replacing_an_upstream_container_other_than_a_replica_replaces_the_proxy(evaluate: Evaluate) -> None:
+    # Synapse's routed workers too: the proxy resolves their addresses when it starts.
     envs = evaluate("prod").container("proxy").value("envs")
-    assert envs == ["UPSTREAM_CONTAINERS=synapse-id,synapse-wellknown-id,voicegrow-minio-id"]
+    workers = ",".join(f"synapse-{name}-id" for name in ("sync1", "sync2", "sync3", "client-reader1", "media1"))
+    assert envs == [f"UPSTREAM_CONTAINERS=synapse-id,synapse-wellknown-id,{workers},voicegrow-minio-id"]
 
 
 def test_a_replaced_replica_reloads_the_proxy(evaluate: Evaluate) -> None:

@@ -29,13 +29,19 @@ def _homeserver(evaluation: Evaluation) -> dict[str, Any]:
     return yaml.safe_load(_upload(evaluation, "synapse", "/config/homeserver.yaml"))
 
 
+def _role(evaluation: Evaluation, name: str) -> str:
+    labels = evaluation.container(name).value("labels")
+    return next(label["value"] for label in labels if label["label"] == "selfhosted.role")
+
+
 @pytest.mark.parametrize("preview", MODES)
 @pytest.mark.parametrize("stack", STACKS)
 def test_every_stack_declares_the_three_synapse_containers(evaluate: Evaluate, stack: str, preview: bool) -> None:
     evaluation = evaluate(stack, preview=preview)
     declared = {resource.name for resource in evaluation.mocks.of_type("docker:index/container:Container")}
     services = {name for name in declared if name.startswith("synapse") and not name.endswith("-files")}
-    assert services == set(CONTAINERS)
+    workers = {name for name in services if _role(evaluation, name) in ("synapse_worker", "synapse_redis")}
+    assert services - workers == set(CONTAINERS)
 
 
 @pytest.mark.parametrize("preview", MODES)
@@ -79,15 +85,28 @@ def test_limits_come_from_the_stack_profile(evaluate: Evaluate, stack: str, prof
     for name, role in (("synapse-postgres", "postgres"), ("synapse", "synapse"), ("synapse-wellknown", "wellknown")):
         container = evaluation.container(name)
         assert container.value("memory") == profile.limits[role].memory_mb
-        assert float(container.value("cpus")) == profile.limits[role].cpus
+        assert container.value("cpuShares") == profile.limits[role].cpu_weight
         assert container.value("memoryReservation") == profile.limits[role].reservation_mb
 
 
-def test_small_profile_has_the_guides_limits(evaluate: Evaluate) -> None:
+def test_small_profile_has_the_guides_memory_limits(evaluate: Evaluate) -> None:
     evaluation = evaluate("dev")
-    assert (evaluation.container("synapse-postgres").value("memory"), evaluation.container("synapse-postgres").value("cpus")) == (384, "0.3")
-    assert (evaluation.container("synapse").value("memory"), evaluation.container("synapse").value("cpus")) == (1280, "0.6")
-    assert (evaluation.container("synapse-wellknown").value("memory"), evaluation.container("synapse-wellknown").value("cpus")) == (32, "0.1")
+    memory = {name: evaluation.container(name).value("memory") for name in ("synapse-postgres", "synapse", "synapse-wellknown")}
+    assert memory == {"synapse-postgres": 384, "synapse": 1280, "synapse-wellknown": 32}
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_synapse_and_postgres_have_weights_not_caps(evaluate: Evaluate, stack: str) -> None:
+    evaluation = evaluate(stack)
+    weights = {name: evaluation.container(name).value("cpuShares") for name in ("synapse-postgres", "synapse")}
+    assert weights == {"synapse-postgres": 1024, "synapse": 2048}
+    assert evaluation.container("synapse-postgres").value("cpus") is None
+    assert evaluation.container("synapse").value("cpus") is None
+
+
+def test_a_cpu_weight_override_replaces_the_profile_weight(evaluate: Evaluate) -> None:
+    evaluation = evaluate("dev", overrides={"resources": {"synapse": {"cpu_weight": 4096}}})
+    assert evaluation.container("synapse").value("cpuShares") == 4096
 
 
 def test_a_resource_override_replaces_the_profile_limit(evaluate: Evaluate) -> None:
@@ -173,7 +192,9 @@ def test_synapse_reads_every_secret_from_a_file(evaluate: Evaluate) -> None:
         "macaroon_secret_key_path": "/config/macaroon_secret_key",
         "form_secret_path": "/config/form_secret",
         "registration_shared_secret_path": "/config/registration_shared_secret",
+        "worker_replication_secret_path": "/config/worker_replication_secret",
     }
+    assert homeserver["redis"]["password_path"] == "/config/redis_password"
     assert "password" not in homeserver["database"]["args"]
     assert homeserver["database"]["args"]["passfile"] == "/config/pgpass"
 
@@ -217,7 +238,7 @@ def test_listener_trusts_x_forwarded_and_binds_all_container_addresses(evaluate:
 
 
 def test_metrics_listener_only_with_full_monitoring(evaluate: Evaluate) -> None:
-    assert [l["type"] for l in _homeserver(evaluate("prod"))["listeners"]] == ["http", "metrics"]
+    assert [l["port"] for l in _homeserver(evaluate("prod"))["listeners"] if l["type"] == "metrics"] == [9000]
     assert [l["type"] for l in _homeserver(evaluate("dev"))["listeners"]] == ["http"]
 
 

@@ -127,6 +127,19 @@ def test_memory_alone_updates_in_place() -> None:
     assert planned(DECLARED, {**DECLARED, "memory": 1024, "memorySwap": 2048}) == {"memory": "update", "memorySwap": "update"}
 
 
+def test_a_cpu_weight_is_read_back_as_given_and_a_change_updates_in_place() -> None:
+    weighted = {**DECLARED, "cpuShares": 2048}
+    stored = container_state(weighted, inspect(CpuShares=2048))
+    assert stored["cpuShares"] == 2048
+    change = diff(URN, CONTAINER, "web", stored, {**weighted, "cpuShares": 1024}, Options())
+    assert change is not None and {prop.name: change.action for prop in change.properties} == {"cpuShares": "update"}
+
+
+def test_removing_a_cpu_cap_replaces_the_container() -> None:
+    uncapped = {key: value for key, value in DECLARED.items() if key != "cpus"}
+    assert planned(DECLARED, uncapped) == {"cpus": "replace"}
+
+
 def test_ports_compare_regardless_of_order() -> None:
     two = [{"internal": 443, "external": 8443, "ip": "127.0.0.1"}, {"internal": 80, "external": 8080, "ip": "127.0.0.1"}]
     state_inspect = inspect()
