@@ -6,6 +6,7 @@ apply each resource to a real Docker engine).
 
 from __future__ import annotations
 
+import asyncio
 import runpy
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,12 @@ def run_program(
     project = project_name(program_dir)
     config, secret_keys = load_config(program_dir, project, stack, overrides, secrets)
     runtime_settings.ROOT.set(None)
+    # asyncio.run() (a Matrix client's, in a test run earlier in this process) leaves no current
+    # event loop, and Pulumi's test runner needs one.
+    try:
+        asyncio.get_event_loop()
+    except RuntimeError:
+        asyncio.set_event_loop(asyncio.new_event_loop())
     pulumi.runtime.set_mocks(mocks, project=project, stack=stack, preview=preview)
     pulumi.runtime.set_all_config(config, secret_keys)
 

@@ -153,13 +153,14 @@ def test_job_points_at_each_service_by_its_alias(evaluate: Evaluate) -> None:
 
 
 def test_restoring_synapse_stops_synapse_only(evaluate: Evaluate) -> None:
-    assert _job(evaluate("prod"))["services"]["synapse"] == ["selfhosted-prod-synapse"]
+    job = _job(evaluate("prod", overrides={"synapse": {"workers": False}}))
+    assert job["services"]["synapse"] == ["selfhosted-prod-synapse"]
 
 
 def test_restoring_synapse_stops_its_main_process_then_its_workers(evaluate: Evaluate) -> None:
     workers = [f"selfhosted-prod-synapse-{worker.name.replace('_', '-')}" for worker in synapse_workers(LARGE.synapse_workers)]
-    job = _job(evaluate("prod", overrides={"synapse": {"workers": True}}))
-    assert job["services"]["synapse"] == ["selfhosted-prod-synapse", *workers]
+    # prod runs the large profile, with workers by default.
+    assert _job(evaluate("prod"))["services"]["synapse"] == ["selfhosted-prod-synapse", *workers]
 
 
 @pytest.mark.parametrize("part", ["mysql", "bucket"])
