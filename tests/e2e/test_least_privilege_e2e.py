@@ -53,6 +53,7 @@ ROLES = {
     "voicegrow-server-1": "voicegrow_server",
     "proxy": "proxy",
     "backup": "backup",
+    "healer": "healer",
 }
 
 

@@ -25,6 +25,7 @@ ROLES = {
     "proxy": "proxy",
     "proxy-acme": "acme",
     "backup": "backup",
+    "healer": "healer",
 }
 
 
@@ -74,6 +75,8 @@ def test_services_run_on_a_read_only_root_filesystem_except_the_backup_job_and_m
         ("voicegrow-minio", "1000:1000"),
         ("proxy", "101:101"),
         ("proxy-acme", "101:101"),
+        # Root only to open the engine's root-owned socket; it holds no capability (above).
+        ("healer", "0:0"),
     ],
 )
 def test_services_run_as_their_images_unprivileged_user(evaluate: Evaluate, name: str, user: str) -> None:
