@@ -85,6 +85,7 @@ if settings.voicegrow.enabled:
             images=voicegrow_images,
             secrets=loaded.secrets,
             backup=backup_before_changes,
+            other_proxy_upstreams=synapse.proxied_containers if synapse is not None else [],
         ),
     )
     pulumi.export("voicegrow_http_urls", voicegrow.http_urls)

@@ -86,17 +86,29 @@ class BackupBeforeChanges:
 
 
 def proxy_reload_after(
-    resource_name: str, deployment: Deployment, container: docker.Container, parent: pulumi.Resource
+    resource_name: str,
+    deployment: Deployment,
+    container: docker.Container,
+    parent: pulumi.Resource,
+    other_upstreams: Sequence[pulumi.Resource] = (),
 ) -> command.local.Command:
     """nginx re-reads its configuration, and so resolves its upstreams' names again, once this
     container has been replaced and is healthy (nginx resolves them only when it loads its
-    configuration). A reload is graceful: requests in progress finish on the old workers."""
+    configuration). A reload is graceful: requests in progress finish on the old workers.
+
+    nginx refuses a configuration whose upstream name does not resolve, so the reload also waits
+    for the proxy's `other_upstreams` (replaced in the same deploy), and retries for a minute
+    where one of them is still being replaced by a part of the program declared later.
+    """
     return exec_in_named_container(
         resource_name,
         deployment,
         PROXY_CONTAINER,
-        ["nginx", "-s", "reload"],
+        ["/bin/sh", "-c", RELOAD_WITH_RETRIES],
         parent,
         triggers=[container.id],
-        depends_on=[container],
+        depends_on=[container, *other_upstreams],
     )
+
+
+RELOAD_WITH_RETRIES = "for attempt in $(seq 30); do nginx -s reload && exit 0; sleep 2; done; exit 1"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_docker as docker
@@ -43,6 +43,8 @@ class VoiceGrowStackArgs:
     secrets: dict[str, pulumi.Output[str] | None]
     backup: BackupBeforeChanges | None = None
     """The backup that runs before MySQL, Redis, MinIO or a server is replaced (None: none)."""
+    other_proxy_upstreams: list[pulumi.Resource] = field(default_factory=list)
+    """The proxy's upstreams of other components: a replica's proxy reload waits for them."""
 
 
 class VoiceGrowStack(pulumi.ComponentResource):
@@ -297,7 +299,8 @@ class VoiceGrowStack(pulumi.ComponentResource):
         previous: list[pulumi.Resource] = []
         for spec in server_specs:
             server = service_container(deployment, spec, after([self.mysql, self.redis, self.minio, self.bucket, *previous]))
-            previous = [proxy_reload_after(f"{spec.name}-proxy-reload", deployment, server, self)]
+            reload = proxy_reload_after(f"{spec.name}-proxy-reload", deployment, server, self, args.other_proxy_upstreams)
+            previous = [reload]
             self.servers.append(server)
             self.reloading_upstreams += [server, *previous]
 

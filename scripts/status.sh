@@ -15,12 +15,17 @@ section() { printf '\n== %s ==\n' "$1"; }
 in_container() { docker exec "$prefix-$1" "${@:2}" 2>&1 || printf '(%s not reachable)\n' "$prefix-$1"; }
 
 section "containers (CPU and memory against each limit)"
-names="$(docker ps -a --filter "label=selfhosted.stack=$stack" --format '{{.Names}}' | sort)"
+# This stack's containers alone: other stacks of the same name (another project on the engine)
+# carry the same label under another prefix.
+names="$(docker ps -a --filter "label=selfhosted.stack=$stack" --filter "name=^$prefix-" --format '{{.Names}}' | sort)"
 printf '%-40s %-10s %-10s %10s %24s\n' NAME STATE HEALTH "CPU/LIMIT" "MEMORY/LIMIT"
 for name in $names; do
-  read -r state health cpus < <(docker inspect -f '{{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{else}}-{{end}} {{.HostConfig.NanoCpus}}' "$name")
+  # A container removed since the listing (a one-time job, a replacement) is left out.
+  details="$(docker inspect -f '{{.State.Status}} {{with index .State "Health"}}{{.Status}}{{else}}-{{end}} {{.HostConfig.NanoCpus}}' "$name" 2>/dev/null)" || continue
+  read -r state health cpus <<<"$details"
   if [[ "$state" == running ]]; then
-    read -r cpu memory < <(docker stats --no-stream --format '{{.CPUPerc}} {{.MemUsage}}' "$name" | sed 's| / |/|')
+    stats="$(docker stats --no-stream --format '{{.CPUPerc}} {{.MemUsage}}' "$name" 2>/dev/null | sed 's| / |/|')" || continue
+    read -r cpu memory <<<"$stats"
     # docker stats counts one core as 100 %: against the limit it is that divided by the limit's cores.
     cpu="$(awk -v used="${cpu%\%}" -v limit="$cpus" 'BEGIN { if (limit > 0) printf "%.0f%%", used / (limit / 1e9); else printf "%s%%", used }')"
   else

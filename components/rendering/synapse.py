@@ -267,6 +267,8 @@ class PostgresUpgrade:
     """The image PostgreSQL is about to run."""
     user: str
     """`uid:gid` of the server's files."""
+    health_timeout: int = 300
+    """Seconds the restore waits for each Synapse container to be healthy again."""
 
 
 def render_postgres_upgrade_dump(upgrade: PostgresUpgrade) -> str:
@@ -307,7 +309,8 @@ docker run --rm --network none --user {upgrade.user} --cap-drop ALL --security-o
 
 def render_postgres_upgrade_restore(upgrade: PostgresUpgrade) -> str:
     """Shell script run once the new PostgreSQL is healthy: when a major upgrade left a dump,
-    restore it in one transaction, keep it as the last restored dump, and start Synapse again."""
+    restore it in one transaction, keep it as the last restored dump, start Synapse again and
+    wait until each of its containers is healthy."""
     dump = UPGRADE_DUMP
     return f"""set -eu
 new={upgrade.postgres}
@@ -315,8 +318,19 @@ if ! docker exec "$new" test -e {dump}; then echo "no upgrade dump in {UPGRADE_D
 echo "restoring Synapse's database into PostgreSQL $(docker exec "$new" cat {POSTGRES_DATA}/PG_VERSION)"
 docker exec "$new" pg_restore -U {DATABASE_USER} -d {DATABASE_NAME} --no-owner --clean --if-exists --single-transaction --exit-on-error {dump}
 docker exec "$new" mv {dump} {UPGRADE_DIR}/synapse-restored.dump
+started=""
 for name in {" ".join(upgrade.synapse)}; do
-  if docker container inspect "$name" >/dev/null 2>&1; then docker start "$name" >/dev/null; fi
+  if docker container inspect "$name" >/dev/null 2>&1; then docker start "$name" >/dev/null; started="$started $name"; fi
+done
+# The deploy goes on (and reports success) only once Synapse serves again.
+for name in $started; do
+  waited=0
+  until [ "$(docker container inspect -f '{{{{.State.Health.Status}}}}' "$name")" = healthy ]; do
+    if [ "$waited" -ge {upgrade.health_timeout} ]; then
+      echo "$name is not healthy {upgrade.health_timeout} s after the restore: see docker logs $name" >&2; exit 1
+    fi
+    sleep 1; waited=$((waited + 1))
+  done
 done
 echo "restored; the old cluster stays in {UPGRADE_DIR} until you remove it"
 """

@@ -32,6 +32,7 @@ echo "$*" >>"$CALLS"
 case "$*" in
   "container inspect -f {{.Image}} "*) echo sha256:old ;;
   "container inspect -f {{.State.Running}} "*) echo "$SERVING" ;;
+  "container inspect -f {{.State.Health.Status}} "*) echo "$HEALTH" ;;
   "container inspect "*) [ "$EXISTS" = yes ] || exit 1 ;;
   *"cat /var/lib/postgresql/data/PG_VERSION") echo "$RUNNING" ;;
   "run --rm --network none --entrypoint postgres "*) echo "postgres (PostgreSQL) $WANTED.2 (Debian $WANTED.2-1)" ;;
@@ -48,10 +49,15 @@ def _run(
     exists: bool = True,
     serving: bool = True,
     dump: bool = False,
+    health: str = "healthy",
 ) -> tuple[subprocess.CompletedProcess[str], list[str]]:
     docker = tmp_path / "docker"
     docker.write_text(DOCKER)
     docker.chmod(0o755)
+    # Waiting costs no time here.
+    sleep = tmp_path / "sleep"
+    sleep.write_text("#!/bin/sh\n")
+    sleep.chmod(0o755)
     calls = tmp_path / "calls"
     calls.touch()
     environment = {
@@ -62,6 +68,7 @@ def _run(
         "EXISTS": "yes" if exists else "no",
         "SERVING": "true" if serving else "false",
         "DUMP": "yes" if dump else "no",
+        "HEALTH": health,
     }
     result = subprocess.run(["sh", "-c", script], env=environment, capture_output=True, text=True, timeout=30)
     return result, calls.read_text().splitlines()
@@ -128,3 +135,17 @@ def test_the_restore_loads_the_dump_in_one_transaction_then_starts_synapse(tmp_p
     assert "--single-transaction --exit-on-error /var/lib/postgresql/upgrade/synapse.dump" in calls[restore]
     kept = calls.index("exec p-synapse-postgres mv /var/lib/postgresql/upgrade/synapse.dump /var/lib/postgresql/upgrade/synapse-restored.dump")
     assert restore < kept < calls.index("start p-synapse") < calls.index("start p-synapse-sync-1")
+
+
+def test_the_restore_returns_once_synapse_and_its_workers_are_healthy(tmp_path: Path) -> None:
+    result, calls = _run(tmp_path, render_postgres_upgrade_restore(UPGRADE), dump=True)
+    assert result.returncode == 0, result.stderr
+    health = [call for call in calls if "{{.State.Health.Status}}" in call]
+    assert [call.rsplit(" ", 1)[1] for call in health] == ["p-synapse", "p-synapse-sync-1"]
+    assert calls.index("start p-synapse-sync-1") < calls.index(health[0])
+
+
+def test_a_synapse_that_never_becomes_healthy_fails_the_deploy_naming_it(tmp_path: Path) -> None:
+    result, _ = _run(tmp_path, render_postgres_upgrade_restore(UPGRADE), dump=True, health="starting")
+    assert result.returncode == 1
+    assert "p-synapse is not healthy 300 s after the restore: see docker logs p-synapse" in result.stderr

@@ -212,7 +212,9 @@ def test_a_replaced_replica_reloads_the_proxy(evaluate: Evaluate) -> None:
     commands = {command.name: command for command in evaluate("prod").mocks.of_type("command:local:Command")}
     for replica in (1, 2):
         reload = commands[f"voicegrow-server-{replica}-proxy-reload"]
-        assert reload.value("create").endswith("exec docker exec selfhosted-prod-proxy nginx -s reload")
+        assert reload.value("create").endswith(
+            "exec docker exec selfhosted-prod-proxy /bin/sh -c 'for attempt in $(seq 30); do nginx -s reload && exit 0; sleep 2; done; exit 1'"
+        )
         assert reload.value("triggers") == [f"voicegrow-server-{replica}-id"]
 
 

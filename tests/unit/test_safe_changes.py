@@ -89,6 +89,16 @@ def test_replicas_are_replaced_one_at_a_time(evaluate: Evaluate, registrations: 
     assert "voicegrow-server-1" in registrations["voicegrow-server-1-proxy-reload"].dependencies
 
 
+def test_a_replicas_proxy_reload_waits_for_synapses_routed_containers(
+    evaluate: Evaluate, registrations: dict[str, Registration]
+) -> None:
+    # nginx refuses to load a configuration whose upstream (a worker being replaced) does not resolve.
+    evaluate("prod")
+    for replica in (1, 2):
+        dependencies = registrations[f"voicegrow-server-{replica}-proxy-reload"].dependencies
+        assert {"synapse", "synapse-wellknown", "synapse-media1", "synapse-sync1"} <= dependencies
+
+
 def test_the_proxy_starts_after_the_replicas_and_their_reloads(evaluate: Evaluate, registrations: dict[str, Registration]) -> None:
     evaluate("prod")
     assert {"voicegrow-server-2", "voicegrow-server-2-proxy-reload"} <= registrations["proxy"].dependencies
