@@ -1,5 +1,7 @@
 """The program: validate the stack's settings, declare each component, export what operators need."""
 
+from dataclasses import replace
+
 import pulumi
 import pulumi_docker as docker
 
@@ -12,6 +14,7 @@ from components.firewall import HostFirewall, HostFirewallArgs
 from components.monitoring import Monitoring, MonitoringArgs, deployed as monitored, roles as monitoring_roles
 from components.proxy import ReverseProxy, ReverseProxyArgs
 from components.rendering.firewall import allowed_ports
+from components.swarm import SwarmNodes
 from components.synapse import SynapseStack, SynapseStackArgs
 from components.voicegrow import VoiceGrowStack, VoiceGrowStackArgs
 from config import load_config
@@ -30,7 +33,10 @@ deployment = Deployment(
     docker_host=settings.docker.host,
     provider=docker.Provider("docker", host=settings.docker.host) if settings.docker.host else None,
     platform=settings.images.platform,
+    orchestrator=settings.orchestrator,
 )
+if settings.orchestrator == "swarm":
+    deployment = replace(deployment, swarm_nodes=SwarmNodes("swarm-nodes", deployment, settings.swarm.nodes))
 
 # Where backups run, a deploy backs up before it replaces a container that holds data.
 backup_before_changes = (

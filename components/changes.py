@@ -11,7 +11,7 @@ import pulumi
 import pulumi_command as command
 import pulumi_docker as docker
 
-from components.container import Deployment, ServiceContainer, exec_in_named_container
+from components.container import Deployment, ServiceContainer, Workload, exec_in_named_container, revision
 from config.types import docker_cpus
 
 BACKUP_CONTAINER = "backup"
@@ -88,7 +88,7 @@ class BackupBeforeChanges:
 def proxy_reload_after(
     resource_name: str,
     deployment: Deployment,
-    container: docker.Container,
+    container: Workload,
     parent: pulumi.Resource,
     other_upstreams: Sequence[pulumi.Resource] = (),
 ) -> command.local.Command:
@@ -106,7 +106,7 @@ def proxy_reload_after(
         PROXY_CONTAINER,
         ["/bin/sh", "-c", RELOAD_WITH_RETRIES],
         parent,
-        triggers=[container.id],
+        triggers=[revision(container)],
         depends_on=[container, *other_upstreams],
     )
 

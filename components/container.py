@@ -1,16 +1,21 @@
-"""The one way every component builds a container: limits, confinement, health check, restart, log rotation, labels."""
+"""The one way every component builds a container (or, on Docker Swarm, a service): limits,
+confinement, health check, restart, log rotation, labels."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-
+import base64
+import hashlib
+import json
 import shlex
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Literal
 
 import pulumi
 import pulumi_command as command
 import pulumi_docker as docker
 
+from components.rendering.swarm import node_label
 from config.hardening import SecurityPolicy
 from config.models import LogRotation
 from config.profiles import ContainerLimits
@@ -30,15 +35,38 @@ class Deployment:
     provider: docker.Provider | None = None
     platform: str | None = None
     """The Docker host's platform (e.g. linux/arm64) images are pulled and built for; None: the default."""
+    orchestrator: Literal["containers", "swarm"] = "containers"
+    """Containers on one engine, or services of a Docker Swarm whose manager `docker_host` is."""
+    swarm_nodes: pulumi.Resource | None = None
+    """On Swarm: the nodes' labels, which every service's placement needs."""
+
+    @property
+    def swarm(self) -> bool:
+        return self.orchestrator == "swarm"
 
     def name(self, suffix: str) -> str:
         """Name of a Docker object of this stack, e.g. `selfhosted-prod-postgres`."""
         return f"{self.prefix}-{suffix}"
 
-    def labels(self, component: str, role: str) -> list[docker.ContainerLabelArgs]:
+    def label_values(self, component: str, role: str) -> dict[str, str]:
         """Labels that say which stack, component and role a container belongs to."""
         values = {"stack": self.stack, "component": component, "role": role}
-        return [docker.ContainerLabelArgs(label=f"{self.project}.{key}", value=value) for key, value in values.items()]
+        return {f"{self.project}.{key}": value for key, value in values.items()}
+
+    def labels(self, component: str, role: str) -> list[docker.ContainerLabelArgs]:
+        return [docker.ContainerLabelArgs(label=label, value=value) for label, value in self.label_values(component, role).items()]
+
+    def running_container(self, name: str) -> str:
+        """Shell words naming the running container of the object `name` (full name): the
+        container itself, or on Swarm the service's running task on this engine."""
+        if not self.swarm:
+            return shlex.quote(name)
+        return f'"$(docker ps -q --filter label=com.docker.swarm.service.name={name} --filter status=running | head -n 1)"'
+
+    def exists(self, name: str) -> str:
+        """Shell command that succeeds when the container (or on Swarm, the service) `name` exists."""
+        kind = "service" if self.swarm else "container"
+        return f"docker {kind} inspect {shlex.quote(name)} >/dev/null 2>&1"
 
 
 @dataclass(frozen=True)
@@ -122,16 +150,22 @@ class ServiceContainer:
     extra_aliases: list[str] = field(default_factory=list)
     """Names the container also answers to on the extra networks."""
     wait_timeout: int = 300
+    runs_on: Literal["data", "app", "ingress"] = "data"
+    """On Swarm, the nodes it may run on: the one node for data (where its volumes are), any
+    node for apps (stateless: each node has its own copy of a volume it mounts), or the nodes
+    that publish the proxy's ports (see SwarmSettings)."""
     stop_grace_seconds: int = 10
     """Seconds between the image's stop signal and SIGKILL whenever the container stops: removed
     or replaced by a deploy (the provider's default is 0, an immediate kill), and stopped or
     restarted by Docker (its default is 10). Data services need longer."""
 
 
-def service_container(
-    deployment: Deployment, spec: ServiceContainer, opts: pulumi.ResourceOptions
-) -> docker.Container:
-    """Declare a long-running container with the policies every service gets.
+Workload = docker.Container | docker.Service
+"""What runs a service: a container, or on Swarm a service of one task."""
+
+
+def service_container(deployment: Deployment, spec: ServiceContainer, opts: pulumi.ResourceOptions) -> Workload:
+    """Declare a long-running container (on Swarm: a service) with the policies every service gets.
 
     The container restarts unless stopped, is limited in memory, CPU and processes, is confined
     by its role's security policy (all capabilities dropped but the policy's, no new privileges,
@@ -142,6 +176,8 @@ def service_container(
     """
     if spec.uploads and spec.security.read_only:
         raise ValueError(f"{spec.name}: Docker refuses uploads into a read-only root filesystem; use file_directories")
+    if deployment.swarm:
+        return _swarm_service(deployment, spec, opts)
     check = spec.healthcheck
     policy = spec.security
     volumes = list(spec.volumes)
@@ -189,15 +225,7 @@ def service_container(
         tmpfs={path: _tmpfs_options(policy) for path in policy.tmpfs} or None,
         ulimits=[docker.ContainerUlimitArgs(name=limit.name, soft=limit.soft, hard=limit.hard) for limit in policy.ulimits],
         sysctls=dict(policy.sysctls) or None,
-        healthcheck=None
-        if check is None
-        else docker.ContainerHealthcheckArgs(
-            tests=check.test,
-            interval=go_duration(check.interval),
-            timeout=go_duration(check.timeout),
-            retries=check.retries,
-            start_period=go_duration(check.start_period),
-        ),
+        healthcheck=None if check is None else docker.ContainerHealthcheckArgs(**_healthcheck(check)),
         destroy_grace_seconds=spec.stop_grace_seconds,
         stop_timeout=spec.stop_grace_seconds,
         log_driver="json-file",
@@ -213,6 +241,26 @@ def service_container(
     )
     _limit_processes(deployment, spec.name, container, policy.pids_limit, opts)
     return container
+
+
+def _healthcheck(check: HealthCheck) -> dict[str, object]:
+    return {
+        "tests": check.test,
+        "interval": go_duration(check.interval),
+        "timeout": go_duration(check.timeout),
+        "retries": check.retries,
+        "start_period": go_duration(check.start_period),
+    }
+
+
+def revision(workload: Workload) -> pulumi.Output[str]:
+    """What changes whenever the workload runs something new: a container's id (a changed
+    container is a new one), or a digest of a service's id and task (updated in place)."""
+    if isinstance(workload, docker.Container):
+        return workload.id
+    return pulumi.Output.all(workload.id, workload.task_spec).apply(
+        lambda values: hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()
+    )
 
 
 def _confinement(policy: SecurityPolicy) -> dict[str, object]:
@@ -236,6 +284,195 @@ def _tmpfs_options(policy: SecurityPolicy) -> str:
 
 def _log_opts(deployment: Deployment) -> dict[str, str]:
     return {"max-size": deployment.log_rotation.max_size, "max-file": str(deployment.log_rotation.max_file)}
+
+
+def _swarm_service(deployment: Deployment, spec: ServiceContainer, opts: pulumi.ResourceOptions) -> docker.Service:
+    """The service of one task that runs `spec` on Swarm, under the same limits, confinement and
+    health check as the container would.
+
+    Files become Docker secrets (computed or in a file directory) and configs (plain text); they
+    are immutable, so each is named after its content and a change rolls the service onto the
+    new one. A stateless service starts its new task before the old one stops; a data service or
+    one with published ports stops first. Swarm rolls back an update whose task does not get
+    healthy, and replaces a task that becomes unhealthy. Names resolve to the tasks' own
+    addresses (`dnsrr`), which the proxy reloads to learn, as with containers; ports are
+    published on the node running the task (host mode), every address of it: a port the
+    container publishes on one address only (a loopback port) is not published at all.
+    """
+    check = spec.healthcheck
+    policy = spec.security
+    stateless = spec.runs_on == "app"
+    files = _swarm_files(deployment, spec, opts)
+    # The data node is the engine the program talks to: a one-time container there hands new
+    # volumes to the service's user, as with containers.
+    owners = [_prepare_files(deployment, replace(spec, file_directories=[]), opts)[0]] if spec.owned_paths else []
+    labels = deployment.label_values(spec.component, spec.role)
+    update = {
+        "parallelism": 1,
+        "order": "start-first" if stateless else "stop-first",
+        # Watch a new task for one round of health checks before the update counts as done.
+        "monitor": go_duration(check.interval * (check.retries + 1) if check else 10),
+        "max_failure_ratio": "0",
+    }
+    return docker.Service(
+        spec.name,
+        name=deployment.name(spec.name),
+        labels=[docker.ServiceLabelArgs(label=label, value=value) for label, value in labels.items()],
+        mode=docker.ServiceModeArgs(replicated=docker.ServiceModeReplicatedArgs(replicas=1)),
+        task_spec=docker.ServiceTaskSpecArgs(
+            container_spec=docker.ServiceTaskSpecContainerSpecArgs(
+                image=spec.image,
+                commands=spec.entrypoint,
+                args=spec.command,
+                env=None if spec.envs is None else pulumi.Output.from_input(spec.envs).apply(_environment_map),
+                user=policy.user,
+                read_only=policy.read_only,
+                cap_drops=["ALL"],
+                cap_adds=list(policy.capabilities) or None,
+                sysctl=dict(policy.sysctls) or None,
+                healthcheck=None if check is None else docker.ServiceTaskSpecContainerSpecHealthcheckArgs(**_healthcheck(check)),
+                mounts=[*(_swarm_mount(volume) for volume in spec.volumes), *_swarm_tmpfs(policy)],
+                secrets=[file.secret_reference() for file in files if file.private] or None,
+                configs=[file.config_reference() for file in files if not file.private] or None,
+                stop_grace_period=go_duration(spec.stop_grace_seconds),
+                labels=[docker.ServiceTaskSpecContainerSpecLabelArgs(label=label, value=value) for label, value in labels.items()],
+            ),
+            resources=docker.ServiceTaskSpecResourcesArgs(
+                limits=docker.ServiceTaskSpecResourcesLimitsArgs(
+                    memory_bytes=spec.limits.memory_mb * MIB,
+                    nano_cpus=round(spec.limits.cpus * 1e9) if spec.limits.cpus is not None else None,
+                ),
+                reservation=docker.ServiceTaskSpecResourcesReservationArgs(memory_bytes=spec.limits.reservation_mb * MIB)
+                if spec.limits.reservation_mb
+                else None,
+            ),
+            restart_policy=docker.ServiceTaskSpecRestartPolicyArgs(condition="any", delay="5s", max_attempts=0),
+            placement=docker.ServiceTaskSpecPlacementArgs(
+                constraints=[f"node.labels.{node_label(deployment.project, spec.runs_on)}==true"]
+            ),
+            networks_advanceds=[
+                # By id: the provider reads the id back, and a name would differ from it on every up.
+                docker.ServiceTaskSpecNetworksAdvancedArgs(id=spec.network.id, aliases=spec.aliases),
+                *(
+                    docker.ServiceTaskSpecNetworksAdvancedArgs(id=network.id, aliases=spec.extra_aliases or None)
+                    for network in spec.extra_networks
+                ),
+            ]
+            if spec.network is not None
+            else None,
+            log_driver=docker.ServiceTaskSpecLogDriverArgs(name="json-file", options=_log_opts(deployment)),
+        ),
+        update_config=docker.ServiceUpdateConfigArgs(failure_action="rollback", **update),
+        rollback_config=docker.ServiceRollbackConfigArgs(failure_action="pause", **update),
+        endpoint_spec=docker.ServiceEndpointSpecArgs(
+            mode="dnsrr",
+            ports=[
+                docker.ServiceEndpointSpecPortArgs(
+                    target_port=port.internal, published_port=port.external, publish_mode="host", protocol=port.protocol or "tcp"
+                )
+                for port in spec.ports
+                if port.ip in (None, "0.0.0.0")
+            ]
+            or None,
+        ),
+        converge_config=docker.ServiceConvergeConfigArgs(delay="1s", timeout=go_duration(spec.wait_timeout)),
+        opts=pulumi.ResourceOptions.merge(
+            opts,
+            pulumi.ResourceOptions(
+                depends_on=[*(file.resource for file in files), *owners, *([deployment.swarm_nodes] if deployment.swarm_nodes else [])]
+            ),
+        ),
+    )
+
+
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class _SwarmFile:
+    """One file of a service on Swarm: a Docker secret (`private`) or config, and where it appears."""
+
+    resource: docker.Secret | docker.ServiceConfig
+    path: str
+    uid: str
+    gid: str
+    mode: int
+
+    @property
+    def private(self) -> bool:
+        return isinstance(self.resource, docker.Secret)
+
+    def secret_reference(self) -> docker.ServiceTaskSpecContainerSpecSecretArgs:
+        return docker.ServiceTaskSpecContainerSpecSecretArgs(
+            secret_id=self.resource.id, secret_name=self.resource.name,
+            file_name=self.path, file_uid=self.uid, file_gid=self.gid, file_mode=self.mode,
+        )
+
+    def config_reference(self) -> docker.ServiceTaskSpecContainerSpecConfigArgs:
+        return docker.ServiceTaskSpecContainerSpecConfigArgs(
+            config_id=self.resource.id, config_name=self.resource.name,
+            file_name=self.path, file_uid=self.uid, file_gid=self.gid, file_mode=self.mode,
+        )
+
+
+def _swarm_files(deployment: Deployment, spec: ServiceContainer, opts: pulumi.ResourceOptions) -> list[_SwarmFile]:
+    """The service's files as Docker secrets and configs: the files of its file directories are
+    its user's, 0400, as with containers; uploads are root's, with their permissions. Content the
+    program computes (an Output, which may hold a secret) is a secret; plain text is a config."""
+    uid, _, gid = (spec.security.user or "0:0").partition(":")
+    wanted = [
+        (f"{directory.path}/{name}", content, uid, gid or uid, 0o400)
+        for directory in spec.file_directories
+        for name, content in sorted(directory.files.items())
+    ] + [
+        (upload.file, upload.content, "0", "0", int(upload.permissions or "0644", 8))
+        for upload in spec.uploads
+    ]
+    files = []
+    for path, content, owner, group, mode in wanted:
+        name = f"{spec.name}{path.replace('/', '-').replace('.', '-')}"
+        data = pulumi.Output.from_input(content).apply(lambda text: base64.b64encode(text.encode()).decode())
+        object_name = data.apply(lambda encoded, name=name: _content_name(deployment.name(name), encoded))
+        if isinstance(content, str):
+            resource: docker.Secret | docker.ServiceConfig = docker.ServiceConfig(name, name=object_name, data=data, opts=opts)
+        else:
+            resource = docker.Secret(
+                name,
+                name=object_name,
+                data=data,
+                labels=[docker.SecretLabelArgs(label=f"{deployment.project}.stack", value=deployment.stack)],
+                opts=opts,
+            )
+        files.append(_SwarmFile(resource, path, owner, group, mode))
+    return files
+
+
+def _content_name(base: str, data: str) -> str:
+    """A secret's or config's name: Docker's limit of 64 characters, ending in its content's digest."""
+    return f"{base[:47]}-{hashlib.sha256(data.encode()).hexdigest()[:16]}"
+
+
+def _environment_map(items: Sequence[str] | None) -> dict[str, str]:
+    return dict(item.split("=", 1) for item in items or [])
+
+
+def _swarm_mount(volume: docker.ContainerVolumeArgs) -> docker.ServiceTaskSpecContainerSpecMountArgs:
+    return docker.ServiceTaskSpecContainerSpecMountArgs(
+        type="volume" if volume.volume_name is not None else "bind",
+        source=volume.volume_name if volume.volume_name is not None else volume.host_path,
+        target=volume.container_path,
+        read_only=volume.read_only,
+    )
+
+
+def _swarm_tmpfs(policy: SecurityPolicy) -> list[docker.ServiceTaskSpecContainerSpecMountArgs]:
+    # A service's tmpfs cannot be given an owner: it is root's, writable by all (sticky, as /tmp).
+    return [
+        docker.ServiceTaskSpecContainerSpecMountArgs(
+            type="tmpfs", target=path, tmpfs_options=docker.ServiceTaskSpecContainerSpecMountTmpfsOptionsArgs(mode=0o1777)
+        )
+        for path in policy.tmpfs
+    ]
 
 
 # What the preparing container may do as root: write into directories and files of another
@@ -329,11 +566,16 @@ def _limit_processes(
 
 
 def private_network(deployment: Deployment, component: str, opts: pulumi.ResourceOptions) -> docker.Network:
-    """A bridge network of one component; its services reach each other by alias, nothing else joins."""
+    """A network of one component (a bridge; on Swarm an encrypted overlay); its services reach
+    each other by alias, nothing else joins."""
     return docker.Network(
         f"{component}-network",
         name=deployment.name(component),
-        driver="bridge",
+        # On Swarm: across the nodes, its traffic encrypted (IPsec), and open to one-time
+        # containers (an operator's `docker run --network`) as a bridge is.
+        driver="overlay" if deployment.swarm else "bridge",
+        attachable=True if deployment.swarm else None,
+        options={"encrypted": ""} if deployment.swarm else None,
         labels=[docker.NetworkLabelArgs(label=f"{deployment.project}.stack", value=deployment.stack)],
         # Every field of a network forces replacement, and its name is fixed: the old network must
         # go before the new one can take its name.
@@ -392,7 +634,7 @@ def pulled_image(
 def exec_in_container(
     resource_name: str,
     deployment: Deployment,
-    container: docker.Container,
+    container: Workload,
     argv: list[str],
     environment: Mapping[str, pulumi.Input[str]],
     parent: pulumi.Resource,
@@ -406,7 +648,9 @@ def exec_in_container(
     """
     return command.local.Command(
         resource_name,
-        create=container.name.apply(lambda name: _docker_exec(name, argv, environment, stdin is not None)),
+        create=container.name.apply(
+            lambda name: _docker_exec(deployment.running_container(name), argv, environment, stdin is not None)
+        ),
         stdin=stdin,
         environment=_process_environment(deployment, environment),
         triggers=triggers,
@@ -435,9 +679,9 @@ def exec_in_named_container(
     """
     name = deployment.name(container_name)
     script = (
-        f"if ! docker container inspect {name} >/dev/null 2>&1; then "
+        f"if ! {deployment.exists(name)}; then "
         f"echo '{name} does not exist yet: nothing to do'; exit 0; fi; "
-        f"exec {_docker_exec(name, argv, {}, stdin is not None)}"
+        f"exec {_docker_exec(deployment.running_container(name), argv, {}, stdin is not None)}"
     )
     return docker_script(resource_name, deployment, script, parent, triggers, stdin, depends_on)
 
@@ -450,12 +694,15 @@ def docker_script(
     triggers: list[pulumi.Input[str]],
     stdin: pulumi.Input[str] | None = None,
     depends_on: Sequence[pulumi.Resource] = (),
+    delete: str | None = None,
 ) -> command.local.Command:
-    """Run a shell script with the docker CLI on the stack's engine when `triggers` change; a
-    failing script fails the deploy before anything that depends on it changes."""
+    """Run a shell script with the docker CLI on the stack's engine when `triggers` change (and
+    `delete`, if given, when the command is removed); a failing script fails the deploy before
+    anything that depends on it changes."""
     return command.local.Command(
         resource_name,
         create=script,
+        delete=delete,
         stdin=stdin,
         environment=_process_environment(deployment, {}),
         triggers=triggers,
@@ -463,9 +710,10 @@ def docker_script(
     )
 
 
-def _docker_exec(name: str, argv: list[str], environment: Mapping[str, object], interactive: bool) -> str:
+def _docker_exec(target: str, argv: list[str], environment: Mapping[str, object], interactive: bool) -> str:
+    """`docker exec` in the container `target` names (shell words, see Deployment.running_container)."""
     passed = "".join(f"-e {variable} " for variable in environment)
-    return f"docker exec {'-i ' if interactive else ''}{passed}{name} {shlex.join(argv)}"
+    return f"docker exec {'-i ' if interactive else ''}{passed}{target} {shlex.join(argv)}"
 
 
 def _process_environment(deployment: Deployment, environment: Mapping[str, pulumi.Input[str]]) -> dict[str, pulumi.Input[str]]:

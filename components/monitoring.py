@@ -9,6 +9,7 @@ import pulumi
 import pulumi_docker as docker
 
 from components.container import (
+    Workload,
     Deployment,
     HealthCheck,
     ServiceContainer,
@@ -113,7 +114,7 @@ class Monitoring(pulumi.ComponentResource):
         plan = render.build_plan(deployment.stack, deployment.prefix, settings, args.deployed)
 
         self.admin_password = secret_or_generated("monitoring-admin-password", args.secrets["grafana_admin_password"], self._child)
-        self.containers: dict[str, docker.Container] = {}
+        self.containers: dict[str, Workload] = {}
         self.containers["prometheus"] = self._prometheus(plan)
         self.containers["alertmanager"] = self._alertmanager()
         self.containers["node_exporter"] = self._container(
@@ -161,7 +162,7 @@ class Monitoring(pulumi.ComponentResource):
         uploads: list[docker.ContainerUploadArgs] | None = None,
         extra_networks: list[docker.Network] | None = None,
         depends_on: list[pulumi.Resource] | None = None,
-    ) -> docker.Container:
+    ) -> Workload:
         return service_container(
             self._deployment,
             ServiceContainer(
@@ -188,7 +189,7 @@ class Monitoring(pulumi.ComponentResource):
         volume = data_volume(self._deployment, f"monitoring-{name}", self._child)
         return docker.ContainerVolumeArgs(volume_name=volume.name, container_path=path)
 
-    def _prometheus(self, plan: render.MonitoringPlan) -> docker.Container:
+    def _prometheus(self, plan: render.MonitoringPlan) -> Workload:
         settings = self._args.settings
         uploads = [
             docker.ContainerUploadArgs(file=render.PROMETHEUS_CONFIG_PATH, content=render.render_prometheus_yml(plan)),
@@ -211,7 +212,7 @@ class Monitoring(pulumi.ComponentResource):
             extra_networks=self._stack_networks,
         )
 
-    def _alertmanager(self) -> docker.Container:
+    def _alertmanager(self) -> Workload:
         settings, secrets = self._args.settings, self._args.secrets
         values = [secrets[key] or pulumi.Output.from_input("") for key in ("alert_smtp_password", "alert_wecom_secret", "alert_webhook_url")]
         config = pulumi.Output.all(*values).apply(
@@ -232,7 +233,7 @@ class Monitoring(pulumi.ComponentResource):
             uploads=[docker.ContainerUploadArgs(file=render.ALERTMANAGER_CONFIG_PATH, content=pulumi.Output.secret(config), permissions="0644")],
         )
 
-    def _dingtalk(self) -> docker.Container:
+    def _dingtalk(self) -> Workload:
         url, secret = self._args.secrets["alert_dingtalk_url"], self._args.secrets["alert_dingtalk_secret"]
         assert url is not None  # the loader requires it with the receiver
         config = pulumi.Output.all(url, secret or pulumi.Output.from_input("")).apply(

@@ -11,6 +11,8 @@ import pulumi_tls as tls
 
 from components.changes import PROXY_CONTAINER
 from components.container import (
+    Workload,
+    revision,
     Deployment,
     FileDirectory,
     HealthCheck,
@@ -48,7 +50,7 @@ class ReverseProxyArgs:
     """The login of the Prometheus and Alertmanager hosts."""
     networks: list[docker.Network]
     monitoring_network: docker.Network | None
-    upstream_containers: list[docker.Container]
+    upstream_containers: list[Workload]
     """Upstreams whose replacement replaces the proxy (nginx resolves their names only at start)."""
     reloading_upstreams: list[pulumi.Resource]
     """Upstreams (and their reload commands) that reload the proxy when replaced: it starts after them."""
@@ -139,6 +141,7 @@ class ReverseProxy(pulumi.ComponentResource):
                 # would hold it for a day, so they are cut after this.
                 stop_grace_seconds=15,
                 name=PROXY_CONTAINER,
+                runs_on="ingress",
                 image=nginx_image.image_id,
                 limits=args.limits["proxy"],
                 security=args.security["proxy"],
@@ -152,7 +155,7 @@ class ReverseProxy(pulumi.ComponentResource):
                 # Upstream containers that are replaced get new addresses, which nginx resolves
                 # only when it loads its configuration: naming them here replaces the proxy along
                 # with them (VoiceGrow's replicas reload it instead, one by one).
-                envs=pulumi.Output.all(*(c.id for c in args.upstream_containers)).apply(
+                envs=pulumi.Output.all(*(revision(c) for c in args.upstream_containers)).apply(
                     lambda ids: [f"UPSTREAM_CONTAINERS={','.join(ids)}"]
                 ),
                 command=command,
@@ -212,7 +215,7 @@ class ReverseProxy(pulumi.ComponentResource):
         tls_volume: docker.Volume,
         webroot: docker.Volume,
         child: pulumi.ResourceOptions,
-    ) -> docker.Container:
+    ) -> Workload:
         """certbot answering HTTP-01 challenges through the proxy's webroot, renewing on a schedule."""
         settings = args.settings
         state = data_volume(deployment, "proxy-letsencrypt", child)

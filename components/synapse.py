@@ -10,6 +10,7 @@ import pulumi_docker as docker
 
 from components.changes import BackupBeforeChanges
 from components.container import (
+    Workload,
     Deployment,
     FileDirectory,
     HealthCheck,
@@ -180,45 +181,54 @@ class SynapseStack(pulumi.ComponentResource):
             )
         )
         # A new major version of PostgreSQL: dumped from the old server before it is replaced,
-        # restored into the new one before Synapse runs again.
-        upgrade = pulumi.Output.all(
-            self.postgres_volume.name, self.postgres_upgrade_volume.name, images["postgres"].image_id
-        ).apply(
-            lambda values: render.PostgresUpgrade(
-                postgres=deployment.name(postgres_spec.name),
-                # The main process first: its workers replicate from it.
-                synapse=(
-                    deployment.name(synapse_spec.name),
-                    *(deployment.name(render_workers.worker_host(worker)) for worker in args.workers),
-                ),
-                data_volume=values[0],
-                upgrade_volume=values[1],
-                image=values[2],
-                user=args.security["postgres"].user or "0:0",
+        # restored into the new one before Synapse runs again. Not on Swarm, which restarts the
+        # tasks the upgrade stops.
+        upgrade_dump: list[pulumi.Resource] = []
+        upgrade_restore: list[pulumi.Resource] = []
+        if not deployment.swarm:
+            upgrade = pulumi.Output.all(
+                self.postgres_volume.name, self.postgres_upgrade_volume.name, images["postgres"].image_id
+            ).apply(
+                lambda values: render.PostgresUpgrade(
+                    postgres=deployment.name(postgres_spec.name),
+                    # The main process first: its workers replicate from it.
+                    synapse=(
+                        deployment.name(synapse_spec.name),
+                        *(deployment.name(render_workers.worker_host(worker)) for worker in args.workers),
+                    ),
+                    data_volume=values[0],
+                    upgrade_volume=values[1],
+                    image=values[2],
+                    user=args.security["postgres"].user or "0:0",
+                )
             )
-        )
-        upgrade_dump = docker_script(
-            "synapse-postgres-upgrade-dump",
-            deployment,
-            upgrade.apply(render.render_postgres_upgrade_dump),
-            self,
-            triggers=[images["postgres"].image_id],
-            depends_on=before,
-        )
+            upgrade_dump.append(
+                docker_script(
+                    "synapse-postgres-upgrade-dump",
+                    deployment,
+                    upgrade.apply(render.render_postgres_upgrade_dump),
+                    self,
+                    triggers=[images["postgres"].image_id],
+                    depends_on=before,
+                )
+            )
         self.postgres = service_container(
             deployment,
             postgres_spec,
-            pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[*before, upgrade_dump])),
+            pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[*before, *upgrade_dump])),
         )
-        upgrade_restore = docker_script(
-            "synapse-postgres-upgrade-restore",
-            deployment,
-            upgrade.apply(render.render_postgres_upgrade_restore),
-            self,
-            triggers=[images["postgres"].image_id],
-            depends_on=[self.postgres],
-        )
-        self.redis: docker.Container | None = None
+        if not deployment.swarm:
+            upgrade_restore.append(
+                docker_script(
+                    "synapse-postgres-upgrade-restore",
+                    deployment,
+                    upgrade.apply(render.render_postgres_upgrade_restore),
+                    self,
+                    triggers=[images["postgres"].image_id],
+                    depends_on=[self.postgres],
+                )
+            )
+        self.redis: Workload | None = None
         if redis_password is not None:
             self.redis = self._redis(deployment, args, redis_password, images["redis"].image_id, child)
         self.synapse = service_container(
@@ -226,7 +236,7 @@ class SynapseStack(pulumi.ComponentResource):
             synapse_spec,
             pulumi.ResourceOptions.merge(
                 child,
-                pulumi.ResourceOptions(depends_on=[self.postgres, upgrade_restore, *([self.redis] if self.redis else [])]),
+                pulumi.ResourceOptions(depends_on=[self.postgres, *upgrade_restore, *([self.redis] if self.redis else [])]),
             ),
         )
         self.workers = {
@@ -240,6 +250,7 @@ class SynapseStack(pulumi.ComponentResource):
                 component=COMPONENT,
                 role="wellknown",
                 name="synapse-wellknown",
+                runs_on="app",
                 image=images["nginx"].image_id,
                 limits=args.limits["wellknown"],
                 security=args.security["wellknown"],
@@ -313,7 +324,7 @@ class SynapseStack(pulumi.ComponentResource):
         password: pulumi.Output[str],
         image: pulumi.Input[str],
         child: pulumi.ResourceOptions,
-    ) -> docker.Container:
+    ) -> Workload:
         """Synapse's replication bus: Redis with a password, on Synapse's network only, nothing on disk."""
         limits = args.limits["synapse_redis"]
         return service_container(
@@ -360,7 +371,7 @@ class SynapseStack(pulumi.ComponentResource):
         config_files: dict[str, pulumi.Input[str]],
         image: pulumi.Input[str],
         child: pulumi.ResourceOptions,
-    ) -> docker.Container:
+    ) -> Workload:
         """One Synapse worker: the shared config and its own worker.yaml, started once the main process is healthy."""
         assert args.worker_plan is not None
         database = render.homeserver_config(args.settings, args.synapse_tuning, database_host="postgres", tls=args.tls)["database"]

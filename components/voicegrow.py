@@ -9,6 +9,7 @@ import pulumi_docker as docker
 
 from components.changes import BackupBeforeChanges, proxy_reload_after
 from components.container import (
+    Workload,
     built_image,
     Deployment,
     FileDirectory,
@@ -219,6 +220,7 @@ class VoiceGrowStack(pulumi.ComponentResource):
                 # and finishes the requests in progress.
                 stop_grace_seconds=30,
                 name=f"voicegrow-server-{replica}",
+                runs_on="app",
                 image=server_image,
                 limits=args.limits["voicegrow_server"],
                 security=args.security["voicegrow_server"],
@@ -293,7 +295,7 @@ class VoiceGrowStack(pulumi.ComponentResource):
         )
 
         # One replica at a time: each is replaced, healthy and known to the proxy before the next one stops.
-        self.servers: list[docker.Container] = []
+        self.servers: list[Workload] = []
         # Each replica and the proxy reload after it: the proxy starts after them all.
         self.reloading_upstreams: list[pulumi.Resource] = []
         previous: list[pulumi.Resource] = []

@@ -20,9 +20,9 @@ from config.profiles import PROFILES
 from config.secret_values import secret_value_problems
 from config.secrets import SECRET_SETTINGS
 
-SCALAR_SETTINGS = ("environment", "profile", "prefix", "tls", "protect_data")
+SCALAR_SETTINGS = ("environment", "profile", "prefix", "tls", "protect_data", "orchestrator")
 OBJECT_SETTINGS = (
-    "docker", "images", "logging", "resources", "security", "synapse", "voicegrow", "proxy", "backup", "monitoring", "healer", "firewall",
+    "docker", "swarm", "images", "logging", "resources", "security", "synapse", "voicegrow", "proxy", "backup", "monitoring", "healer", "firewall",
 )
 # Objects that may also be set to one word, which sets their first field (`monitoring: full`).
 SHORTHAND_SETTINGS = {"monitoring": "level"}
@@ -121,6 +121,10 @@ def resolve_settings(project: str, stack: str, raw: dict[str, Any]) -> StackSett
     docker_host = docker.get("host") if isinstance(docker, dict) else None
     # A remote host reached over SSH gets its firewall from the program by default.
     defaults["firewall"] = {"enabled": isinstance(docker_host, str) and docker_host.startswith("ssh://")}
+    if raw.get("orchestrator") == "swarm":
+        # Swarm replaces unhealthy tasks itself; backups need the containers' restore (not yet services').
+        defaults["healer"] = {"enabled": False}
+        defaults["backup"] = {**defaults["backup"], "enabled": False}
     merged = deep_merge(defaults, raw)
     try:
         return StackSettings.model_validate(merged)

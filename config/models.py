@@ -502,6 +502,38 @@ class BackupSettings(Settings):
     offsite: OffsiteSettings = OffsiteSettings()
 
 
+SwarmNodeKind = Literal["data", "app", "ingress"]
+
+
+class SwarmSettings(Settings):
+    """The nodes of a Docker Swarm and what each runs (with `orchestrator: swarm`)."""
+
+    nodes: dict[str, list[SwarmNodeKind]] = Field(
+        default_factory=dict,
+        description=(
+            "Node (hostname or id, as `docker node ls` shows it) -> what it runs: 'data' (the databases, "
+            "object store and Synapse with their volumes: exactly one node), 'app' (stateless replicas and "
+            "workers) and 'ingress' (the proxy's published ports). The program labels the nodes; services "
+            "are placed by those labels, never by hostname."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _one_data_node_and_somewhere_for_the_rest(self) -> SwarmSettings:
+        if not self.nodes:
+            return self
+        counts = {kind: sum(kind in kinds for kinds in self.nodes.values()) for kind in ("data", "app", "ingress")}
+        if counts["data"] != 1:
+            raise ValueError(
+                f"swarm.nodes gives 'data' to {counts['data']} nodes: give it to exactly one (data volumes are local "
+                "to a node, so a database must not move to another one)"
+            )
+        for kind in ("app", "ingress"):
+            if counts[kind] == 0:
+                raise ValueError(f"swarm.nodes gives '{kind}' to no node: add it to at least one")
+        return self
+
+
 class HealerSettings(Settings):
     """The container that restarts the stack's containers that stay unhealthy (it holds the Docker socket)."""
 
@@ -603,6 +635,11 @@ class StackSettings(Settings):
     monitoring: MonitoringSettings = Field(description="Monitoring level ('basic' or 'full'), retention, receivers and hosts.")
     protect_data: bool = Field(description="Protect data volumes from `pulumi destroy`; default on in staging/prod.")
     docker: DockerSettings = DockerSettings()
+    orchestrator: Literal["containers", "swarm"] = Field(
+        default="containers",
+        description="'containers' on one Docker engine, or 'swarm': services of the Docker Swarm whose manager docker.host is.",
+    )
+    swarm: SwarmSettings = SwarmSettings()
     images: ImageSettings = ImageSettings()
     logging: LogRotation = LogRotation()
     resources: dict[str, ResourceOverride] = Field(
@@ -659,6 +696,49 @@ class StackSettings(Settings):
                 "firewall.enabled needs an SSH host to apply the rules on: set docker.host to ssh://user@host, "
                 "or firewall.host (or set firewall.enabled to false)"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _swarm_runs_what_it_can_keep(self) -> StackSettings:
+        if self.orchestrator != "swarm":
+            if self.swarm.nodes:
+                raise ValueError("swarm.nodes is only read with orchestrator: swarm: set orchestrator or remove swarm.nodes")
+            return self
+        problems = []
+        if not self.swarm.nodes:
+            problems.append(
+                "orchestrator swarm needs swarm.nodes: name the nodes and what each runs, e.g. "
+                '{"node-1": ["data", "app", "ingress"]} (the names `docker node ls` shows)'
+            )
+        if self.healer.enabled:
+            problems.append("healer.enabled must be false with orchestrator swarm: Swarm replaces unhealthy tasks itself")
+        if self.voicegrow.enabled and not self.voicegrow.secret_files:
+            problems.append(
+                "voicegrow.secret_files must be true with orchestrator swarm: its secrets are Docker secrets there, "
+                "never environment variables (your server reads <NAME>_FILE)"
+            )
+        if self.backup.enabled:
+            problems.append(
+                "backup.enabled is not available with orchestrator swarm yet (scripts/restore.sh stops and starts "
+                "containers, not services): set backup.enabled to false, or keep orchestrator containers"
+            )
+        if self.monitoring.level == "full":
+            problems.append(
+                "monitoring.level 'full' is not available with orchestrator swarm (its log and container collectors "
+                "read each node's Docker socket): set monitoring.level to 'basic'"
+            )
+        if self.proxy.enabled and self.tls == "acme":
+            problems.append(
+                "tls 'acme' is not available with orchestrator swarm (the certificate volume would bind the proxy to the "
+                "data node): use tls 'files' or 'self-signed'"
+            )
+        if self.proxy.enabled and self.proxy.bind != "0.0.0.0":
+            problems.append(
+                f"proxy.bind {self.proxy.bind} cannot be kept with orchestrator swarm: a service publishes its ports on "
+                "every address of its node; set proxy.bind to 0.0.0.0 and let the firewall choose who reaches them"
+            )
+        if problems:
+            raise ValueError(f"; {self.project}:".join(problems))
         return self
 
     @model_validator(mode="after")

@@ -20,6 +20,7 @@ from pulumi_policy import (
 )
 
 CONTAINER = "docker:index/container:Container"
+SERVICE = "docker:index/service:Service"
 REMOTE_IMAGE = "docker:index/remoteImage:RemoteImage"
 BUILT_IMAGE = "docker:index/image:Image"
 VOLUME = "docker:index/volume:Volume"
@@ -63,6 +64,39 @@ def is_strict(args: ResourceValidationArgs) -> bool:
     return stack_of(args.urn) in args.get_config().get("stacks", STRICT_STACKS)
 
 
+MIB = 1024 * 1024
+SWARM_RESTART = {"any": "always", "on-failure": "on-failure"}
+
+
+def container_view(resource_type: str, props: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The properties of what runs a service, in a container's terms: the container's own, or a
+    Swarm service's translated (its task's image, limits, check, restart, log and environment;
+    its ports, which Swarm publishes on every address). None for any other resource."""
+    if resource_type == CONTAINER:
+        return props
+    if resource_type != SERVICE:
+        return None
+    task = props.get("taskSpec") or {}
+    spec = task.get("containerSpec") or {}
+    limits = (task.get("resources") or {}).get("limits") or {}
+    log = task.get("logDriver") or {}
+    return {
+        "image": spec.get("image"),
+        "labels": props.get("labels") or [],
+        "memory": int(limits.get("memoryBytes") or 0) // MIB,
+        "cpus": str(int(limits["nanoCpus"]) / 1e9) if limits.get("nanoCpus") else None,
+        "healthcheck": spec.get("healthcheck"),
+        "restart": SWARM_RESTART.get(str((task.get("restartPolicy") or {}).get("condition")), "no"),
+        "logDriver": log.get("name"),
+        "logOpts": log.get("options"),
+        "envs": [f"{name}={value}" for name, value in (spec.get("env") or {}).items()],
+        "ports": [
+            {"internal": port.get("targetPort"), "external": port.get("publishedPort"), "ip": "0.0.0.0"}
+            for port in (props.get("endpointSpec") or {}).get("ports") or []
+        ],
+    }
+
+
 def role_of(props: Mapping[str, Any]) -> str | None:
     """The container's role, from its `<project>.role` label."""
     for label in props.get("labels") or []:
@@ -85,15 +119,16 @@ def is_loopback(address: str) -> bool:
 
 def no_public_data_ports(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     """No database, cache or object-store port is published on an interface other than loopback."""
-    if args.resource_type != CONTAINER:
+    props = container_view(args.resource_type, args.props)
+    if props is None:
         return
-    data_service = role_of(args.props) in DATA_ROLES
-    for port in args.props.get("ports") or []:
+    data_service = role_of(props) in DATA_ROLES
+    for port in props.get("ports") or []:
         internal = int(port.get("internal", 0))
         # Docker publishes on every interface when no address is given.
         address = port.get("ip") or "0.0.0.0"
         if (data_service or internal in DATA_PORTS) and not is_loopback(address):
-            service = DATA_PORTS.get(internal, role_of(args.props))
+            service = DATA_PORTS.get(internal, role_of(props))
             report_violation(
                 f"{args.name}: {service} port {internal} is published on {address}:{int(port.get('external', internal))}; "
                 "publish it on 127.0.0.1 or not at all"
@@ -102,41 +137,46 @@ def no_public_data_ports(args: ResourceValidationArgs, report_violation: ReportV
 
 def container_limits(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     """Every container has a memory limit and a CPU limit: a hard cap, or a weight that says who
-    wins when the cores are busy (the services on the request path have weights, not caps)."""
-    if args.resource_type != CONTAINER:
+    wins when the cores are busy (the services on the request path have weights, not caps).
+    Swarm has no CPU weights: a service needs its memory limit, and a CPU cap only where its role has one."""
+    props = container_view(args.resource_type, args.props)
+    if props is None:
         return
-    if not args.props.get("memory"):
+    if not props.get("memory"):
         report_violation(f"{args.name}: no memory limit (memory)")
-    if not args.props.get("cpus") and not args.props.get("cpuShares"):
+    if args.resource_type == CONTAINER and not props.get("cpus") and not props.get("cpuShares"):
         report_violation(f"{args.name}: no CPU limit (cpus or cpuShares)")
 
 
 def container_health_check(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     """Every long-running container has a health check (config `unchecked`: containers checked by scrape)."""
-    if args.resource_type != CONTAINER or is_one_shot(args.props):
+    props = container_view(args.resource_type, args.props)
+    if props is None or is_one_shot(props):
         return
     if args.name in args.get_config().get("unchecked", UNCHECKED_CONTAINERS):
         return
-    check = args.props.get("healthcheck") or {}
+    check = props.get("healthcheck") or {}
     if not check.get("tests") or list(check["tests"]) == ["NONE"]:
         report_violation(f"{args.name}: no health check (healthcheck.tests)")
 
 
 def container_restart_policy(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     """Every long-running container restarts after a crash and after the host reboots."""
-    if args.resource_type != CONTAINER or is_one_shot(args.props):
+    props = container_view(args.resource_type, args.props)
+    if props is None or is_one_shot(props):
         return
-    restart = args.props.get("restart") or "no"
+    restart = props.get("restart") or "no"
     if restart not in RESTART_POLICIES:
         report_violation(f"{args.name}: restart policy '{restart}'; use one of {', '.join(RESTART_POLICIES)}")
 
 
 def container_log_rotation(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     """Every container's log is rotated: the json-file driver with max-size and max-file, or the local driver."""
-    if args.resource_type != CONTAINER:
+    props = container_view(args.resource_type, args.props)
+    if props is None:
         return
-    driver = args.props.get("logDriver")
-    options = args.props.get("logOpts") or {}
+    driver = props.get("logDriver")
+    options = props.get("logOpts") or {}
     if driver == "local":
         return
     if driver != "json-file" or not options.get("max-size") or not options.get("max-file"):
@@ -160,12 +200,13 @@ def unpinned_reason(reference: str) -> str | None:
 
 def pinned_images(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     """In staging and prod, every image is pinned: a version tag or a digest, never `latest` or no tag."""
-    references = {REMOTE_IMAGE: "name", BUILT_IMAGE: "imageName", CONTAINER: "image"}
+    references = {REMOTE_IMAGE: "name", BUILT_IMAGE: "imageName", CONTAINER: "image", SERVICE: "image"}
     if args.resource_type not in references or not is_strict(args):
         return
-    reference = str(args.props.get(references[args.resource_type]) or "")
+    props = container_view(args.resource_type, args.props) or args.props
+    reference = str(props.get(references[args.resource_type]) or "")
     # A container given an image id runs exactly that image.
-    if args.resource_type == CONTAINER and reference.startswith("sha256:"):
+    if args.resource_type in (CONTAINER, SERVICE) and reference.startswith("sha256:"):
         return
     reason = unpinned_reason(reference)
     if reason:
@@ -183,10 +224,11 @@ def protected_data_volumes(args: ResourceValidationArgs, report_violation: Repor
 
 def secrets_in_files(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     """No secret in a container's plain environment where its image reads the secret from a `_FILE` variable."""
-    if args.resource_type != CONTAINER:
+    props = container_view(args.resource_type, args.props)
+    if props is None:
         return
-    variables = FILE_VARIABLES.get(role_of(args.props) or "", ())
-    for entry in args.props.get("envs") or []:
+    variables = FILE_VARIABLES.get(role_of(props) or "", ())
+    for entry in props.get("envs") or []:
         name = str(entry).split("=", 1)[0]
         if name in variables:
             report_violation(f"{args.name}: {name} is in the environment; pass {name}_FILE with the secret in a file")

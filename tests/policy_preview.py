@@ -66,10 +66,12 @@ def registrations() -> Iterator[list[Registered]]:
         MockMonitor.RegisterResource = register  # type: ignore[method-assign]
 
 
-def declared(mocks: pulumi.runtime.Mocks, stack: str, preview: bool) -> list[Registered]:
-    """Every custom resource (not a component) the program registers for `stack` under `mocks`."""
+def declared(
+    mocks: pulumi.runtime.Mocks, stack: str, preview: bool, overrides: dict[str, Any] | None = None
+) -> list[Registered]:
+    """Every custom resource (not a component) the program registers for `stack` (with `overrides`) under `mocks`."""
     with registrations() as registered:
-        run_program(mocks, stack, preview=preview)
+        run_program(mocks, stack, preview=preview, overrides=overrides)
     return [resource for resource in registered if resource.request.custom]
 
 

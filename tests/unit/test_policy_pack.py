@@ -22,6 +22,10 @@ from tests.program import ROOT, STACKS
 from tests.unit.mocks import RecordingMocks
 
 VALIDATIONS = rules.VALIDATIONS
+SWARM = {
+    "orchestrator": "swarm", "swarm": {"nodes": {"node-1": ["data", "app", "ingress"]}}, "monitoring": "basic",
+    "tls": "self-signed", "voicegrow": {"secret_files": True},
+}
 
 _declared: dict[str, list[Registered]] = {}
 
@@ -101,6 +105,50 @@ def test_every_declared_resource_passes(stack: str, policy: str) -> None:
     assert {rules.CONTAINER, rules.VOLUME, rules.REMOTE_IMAGE} <= {resource.request.type for resource in resources}
     found = [message for resource in resources for message in reports(VALIDATIONS[policy], validation_args(resource))]
     assert found == []
+
+
+@pytest.mark.parametrize("policy", list(VALIDATIONS))
+def test_every_resource_of_a_prod_stack_on_swarm_passes(policy: str) -> None:
+    if "swarm" not in _declared:
+        _declared["swarm"] = declared(RecordingMocks(), "prod", preview=False, overrides=SWARM)
+    resources = _declared["swarm"]
+    assert rules.SERVICE in {resource.request.type for resource in resources}
+    found = [message for resource in resources for message in reports(VALIDATIONS[policy], validation_args(resource))]
+    assert found == []
+
+
+def service(**changes: Any) -> dict[str, Any]:
+    """A Swarm service's inputs that pass every policy, with `changes` to its task (None removes a part)."""
+    task: dict[str, Any] = {
+        "containerSpec": {"image": "sha256:0123", "healthcheck": {"tests": ["CMD", "true"]}, "env": {}},
+        "resources": {"limits": {"memoryBytes": 512 * 1024 * 1024}},
+        "restartPolicy": {"condition": "any"},
+        "logDriver": {"name": "json-file", "options": {"max-size": "10m", "max-file": "3"}},
+    }
+    task.update(changes)
+    props = {"labels": [{"label": "selfhosted.role", "value": "postgres"}], "taskSpec": {k: v for k, v in task.items() if v is not None}}
+    return props
+
+
+@pytest.mark.parametrize(
+    ("validation", "props", "message"),
+    [
+        (rules.container_limits, service(resources={"limits": {}}), "voicegrow-server-1: no memory limit"),
+        (rules.container_health_check, service(containerSpec={"image": "sha256:0123"}), "voicegrow-server-1: no health check"),
+        (rules.container_restart_policy, service(restartPolicy={"condition": "none"}), "voicegrow-server-1: restart policy 'no'"),
+        (rules.container_log_rotation, service(logDriver=None), "voicegrow-server-1: log not rotated"),
+        (rules.secrets_in_files, service(containerSpec={"image": "x", "env": {"POSTGRES_PASSWORD": "p"}}), "POSTGRES_PASSWORD is in the environment"),
+        (rules.pinned_images, service(containerSpec={"image": "nginx:latest"}), "image 'nginx:latest' is tagged latest"),
+        (rules.no_public_data_ports, {**service(), "endpointSpec": {"ports": [{"targetPort": 5432, "publishedPort": 5432}]}}, "PostgreSQL port 5432 is published on 0.0.0.0:5432"),
+    ],
+)
+def test_a_swarm_service_is_held_to_the_same_policies(validation: Callable[..., None], props: dict[str, Any], message: str) -> None:
+    found = reports(validation, crafted(rules.SERVICE, "voicegrow-server-1", props))
+    assert len(found) == 1 and message in found[0], found
+
+
+def test_a_swarm_service_without_a_cpu_cap_passes_as_swarm_has_no_weights() -> None:
+    assert reports(rules.container_limits, crafted(rules.SERVICE, "synapse", service())) == []
 
 
 @pytest.mark.parametrize("stack", STACKS)

@@ -1,0 +1,208 @@
+"""The same stack files on one engine and on Docker Swarm: the same services, limits, health
+checks, networks and secrets, whichever runs them; what Swarm adds (placement, rolling updates,
+rollback); and the settings it refuses."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import pytest
+
+from components.container import go_duration
+from config import ConfigError
+from tests.unit.conftest import Evaluate, Evaluation, Registration
+from tests.unit.mocks import Declared
+
+CONTAINER = "docker:index/container:Container"
+SERVICE = "docker:index/service:Service"
+SECRET = "docker:index/secret:Secret"
+CONFIG = "docker:index/serviceConfig:ServiceConfig"
+NETWORK = "docker:index/network:Network"
+MIB = 1024 * 1024
+NODES = {"manager-1": ["data", "ingress"], "worker-1": ["app"], "worker-2": ["app"]}
+# Where both orchestrators can run the stack: the settings Swarm asks for, the rest as the stack file says.
+SWARM_READY = {"monitoring": "basic", "tls": "self-signed", "voicegrow": {"secret_files": True}, "backup": {"enabled": False}, "healer": {"enabled": False}}
+SWARM = {**SWARM_READY, "orchestrator": "swarm", "swarm": {"nodes": NODES}}
+STACKS = ("test", "staging", "prod")
+
+
+def _pair(evaluate: Evaluate, stack: str) -> tuple[dict[str, Declared], dict[str, Declared], Evaluation]:
+    """The long-running containers of the stack on one engine, and its services on Swarm, by name."""
+    containers = {c.name: c for c in evaluate(stack, overrides=SWARM_READY).mocks.of_type(CONTAINER) if c.value("restart") == "unless-stopped"}
+    swarm = evaluate(stack, overrides=SWARM)
+    return containers, {s.name: s for s in swarm.mocks.of_type(SERVICE)}, swarm
+
+
+def _spec(service: Declared) -> dict[str, Any]:
+    return service.value("taskSpec")["containerSpec"]
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_swarm_runs_a_service_for_every_container_and_nothing_else(evaluate: Evaluate, stack: str) -> None:
+    containers, services, _ = _pair(evaluate, stack)
+    assert set(services) == set(containers)
+    for name, service in services.items():
+        assert service.value("name") == containers[name].value("name")
+        assert service.value("mode") == {"replicated": {"replicas": 1}}, name
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_limits_and_reservations_carry_over(evaluate: Evaluate, stack: str) -> None:
+    containers, services, _ = _pair(evaluate, stack)
+    for name, service in services.items():
+        container, resources = containers[name], service.value("taskSpec")["resources"]
+        assert resources["limits"]["memoryBytes"] == container.value("memory") * MIB, name
+        cpus = container.value("cpus")
+        assert resources["limits"].get("nanoCpus") == (round(float(cpus) * 1e9) if cpus else None), name
+        reservation = container.value("memoryReservation")
+        assert (resources.get("reservation") or {}).get("memoryBytes") == (reservation * MIB if reservation else None), name
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_health_checks_users_capabilities_and_read_only_roots_carry_over(evaluate: Evaluate, stack: str) -> None:
+    containers, services, _ = _pair(evaluate, stack)
+    for name, service in services.items():
+        container, spec = containers[name], _spec(service)
+        assert spec.get("healthcheck") == container.value("healthcheck"), name
+        assert spec.get("user") == container.value("user"), name
+        assert spec.get("readOnly") == container.value("readOnly"), name
+        assert spec["capDrops"] == ["ALL"], name
+        assert spec.get("capAdds") == container.value("capabilities").get("adds"), name
+        assert spec["stopGracePeriod"] == go_duration(int(container.value("stopTimeout"))), name
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_services_join_the_same_networks_under_the_same_names(evaluate: Evaluate, stack: str) -> None:
+    containers, services, swarm = _pair(evaluate, stack)
+    network_names = {f"{n.name}-id": n.value("name") for n in swarm.mocks.of_type(NETWORK)}
+    for name, service in services.items():
+        joined = {network_names[item["id"]]: sorted(item.get("aliases") or []) for item in service.value("taskSpec").get("networksAdvanceds", [])}
+        expected = {item["name"]: sorted(item.get("aliases") or []) for item in containers[name].value("networksAdvanced") or []}
+        assert joined == expected, name
+
+
+def test_networks_are_encrypted_attachable_overlays(evaluate: Evaluate) -> None:
+    networks = evaluate("prod", overrides=SWARM).mocks.of_type(NETWORK)
+    assert networks
+    for network in networks:
+        assert network.value("driver") == "overlay", network.name
+        assert network.value("options") == {"encrypted": ""}, network.name
+        assert network.value("attachable") is True, network.name
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_no_secret_is_in_any_services_environment(evaluate: Evaluate, stack: str) -> None:
+    _, services, _ = _pair(evaluate, stack)
+    for name, service in services.items():
+        environment = _spec(service).get("env") or {}
+        assert not [key for key, value in environment.items() if "generated-" in value], name
+
+
+def test_every_file_a_container_reads_is_a_secret_or_config_of_its_service(evaluate: Evaluate) -> None:
+    swarm = evaluate("prod", overrides=SWARM)
+    objects = {f"{o.name}-id": o for o in [*swarm.mocks.of_type(SECRET), *swarm.mocks.of_type(CONFIG)]}
+    synapse = _spec(swarm.mocks.named("synapse", SERVICE))
+    files = {item["fileName"]: item for item in synapse["secrets"]}
+    homeserver = files["/config/homeserver.yaml"]
+    # The service's user alone reads it, as in its file directory.
+    assert (homeserver["fileUid"], homeserver["fileGid"], homeserver["fileMode"]) == ("991", "991", 0o400)
+    content = base64.b64decode(objects[homeserver["secretId"]].value("data")).decode()
+    assert "registration_shared_secret_path" in content and objects[homeserver["secretId"]].type == SECRET
+
+
+def test_computed_files_are_secrets_and_plain_text_files_are_configs(evaluate: Evaluate) -> None:
+    swarm = evaluate("prod", overrides=SWARM)
+    secrets, configs = swarm.mocks.of_type(SECRET), swarm.mocks.of_type(CONFIG)
+    assert secrets and configs
+    for config in configs:
+        assert not config.is_secret("data") and "generated-" not in base64.b64decode(config.value("data")).decode(), config.name
+    assert all(secret.is_secret("data") for secret in secrets if "homeserver" in secret.name)
+
+
+def test_a_changed_file_is_a_new_secret_so_the_service_rolls_onto_it(evaluate: Evaluate) -> None:
+    def homeserver_secret(value: str) -> str:
+        overrides = {**SWARM, "synapse": {"max_upload_size": value}}
+        return evaluate("prod", overrides=overrides).mocks.named("synapse-config-homeserver-yaml", SECRET).value("name")
+
+    first, second = homeserver_secret("50M"), homeserver_secret("60M")
+    assert first != second and len(first) <= 64 and first.startswith("selfhosted-prod-synapse")
+
+
+@pytest.mark.parametrize(
+    ("service", "nodes"),
+    [("synapse-postgres", "data"), ("voicegrow-mysql", "data"), ("voicegrow-minio", "data"), ("synapse", "data"),
+     ("voicegrow-server-1", "app"), ("voicegrow-server-2", "app"), ("synapse-wellknown", "app"), ("proxy", "ingress")],
+)
+def test_services_are_placed_by_node_labels_never_by_hostname(evaluate: Evaluate, service: str, nodes: str) -> None:
+    placement = evaluate("prod", overrides=SWARM).mocks.named(service, SERVICE).value("taskSpec")["placement"]
+    assert placement["constraints"] == [f"node.labels.selfhosted.{nodes}==true"]
+
+
+def test_stateless_replicas_start_first_and_data_services_stop_first_both_rolling_back(evaluate: Evaluate) -> None:
+    swarm = evaluate("prod", overrides=SWARM)
+    for name, order in (("voicegrow-server-1", "start-first"), ("synapse-postgres", "stop-first"), ("proxy", "stop-first")):
+        service = swarm.mocks.named(name, SERVICE)
+        update = service.value("updateConfig")
+        assert (update["order"], update["parallelism"], update["failureAction"]) == (order, 1, "rollback"), name
+        assert service.value("rollbackConfig")["order"] == order, name
+        assert service.value("taskSpec")["restartPolicy"]["condition"] == "any", name
+
+
+def test_the_proxy_publishes_in_host_mode_and_loopback_ports_are_not_published(evaluate: Evaluate) -> None:
+    swarm = evaluate("prod", overrides=SWARM)
+    ports = swarm.mocks.named("proxy", SERVICE).value("endpointSpec")["ports"]
+    assert {(p["targetPort"], p["publishedPort"], p["publishMode"]) for p in ports} >= {(80, 80, "host"), (443, 443, "host")}
+    for service in swarm.mocks.of_type(SERVICE):
+        assert service.value("endpointSpec")["mode"] == "dnsrr", service.name
+        if service.name != "proxy":
+            assert not service.value("endpointSpec").get("ports"), service.name
+
+
+def test_nodes_are_labelled_before_any_service_is_placed(evaluate: Evaluate, registrations: dict[str, Registration]) -> None:
+    swarm = evaluate("prod", overrides=SWARM)
+    labels = {c.name: c.value("create") for c in swarm.mocks.of_type("command:local:Command") if c.name.startswith("swarm-node-")}
+    assert set(labels) == {"swarm-node-manager-1", "swarm-node-worker-1", "swarm-node-worker-2"}
+    assert "--label-add selfhosted.data=true" in labels["swarm-node-manager-1"]
+    assert "--label-rm selfhosted.data" in labels["swarm-node-worker-1"]
+    for service in swarm.mocks.of_type(SERVICE):
+        assert set(labels) <= registrations[service.name].dependencies, service.name
+
+
+def test_commands_run_in_the_services_running_task(evaluate: Evaluate) -> None:
+    swarm = evaluate("prod", overrides=SWARM)
+    reload = swarm.mocks.named("voicegrow-server-1-proxy-reload").value("create")
+    assert "docker service inspect selfhosted-prod-proxy" in reload
+    assert "docker exec \"$(docker ps -q --filter label=com.docker.swarm.service.name=selfhosted-prod-proxy --filter status=running | head -n 1)\"" in reload
+
+
+def test_containers_stay_the_default(evaluate: Evaluate) -> None:
+    mocks = evaluate("prod").mocks
+    assert mocks.of_type(CONTAINER) and not mocks.of_type(SERVICE)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"swarm": {"nodes": {}}}, "orchestrator swarm needs swarm.nodes"),
+        ({"swarm": {"nodes": {"a": ["data", "app", "ingress"], "b": ["data"]}}}, "swarm.nodes gives 'data' to 2 nodes"),
+        ({"swarm": {"nodes": {"a": ["data", "app"]}}}, "swarm.nodes gives 'ingress' to no node"),
+        ({"healer": {"enabled": True}}, "healer.enabled must be false with orchestrator swarm"),
+        ({"backup": {"enabled": True}}, "backup.enabled is not available with orchestrator swarm yet"),
+        ({"monitoring": "full"}, "monitoring.level 'full' is not available with orchestrator swarm"),
+        ({"tls": "acme", "proxy": {"acme_email": "ops@example.com"}}, "tls 'acme' is not available with orchestrator swarm"),
+        ({"proxy": {"bind": "127.0.0.1"}}, "proxy.bind 127.0.0.1 cannot be kept with orchestrator swarm"),
+        ({"voicegrow": {"secret_files": False}}, "voicegrow.secret_files must be true with orchestrator swarm"),
+        ({"orchestrator": "containers"}, "swarm.nodes is only read with orchestrator: swarm"),
+        ({"orchestrator": "kubernetes"}, "orchestrator"),
+    ],
+)
+def test_settings_swarm_cannot_keep_are_refused_naming_the_key(evaluate: Evaluate, overrides: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        evaluate("prod", overrides={**SWARM, **overrides})
+
+
+def test_without_settings_swarm_cannot_keep_a_stack_file_needs_only_the_orchestrator_and_its_nodes(evaluate: Evaluate) -> None:
+    # The healer and backups default to off on Swarm.
+    overrides = {"orchestrator": "swarm", "swarm": {"nodes": NODES}, "voicegrow": {"secret_files": True}, "monitoring": "basic", "tls": "self-signed"}
+    assert evaluate("prod", overrides=overrides).mocks.of_type(SERVICE)
