@@ -402,7 +402,7 @@ def _flatten_update_config(config: Mapping[str, Any] | None) -> dict[str, Any] |
     }
 
 
-def _flatten_ports(ports: list[Mapping[str, Any]] | None) -> list[dict[str, Any]]:
+def _flatten_service_ports(ports: list[Mapping[str, Any]] | None) -> list[dict[str, Any]]:
     return [
         {
             "name": port.get("Name", ""),
@@ -437,8 +437,8 @@ def service_state(inputs: Mapping[str, Any], inspect: Mapping[str, Any]) -> dict
     state["rollbackConfig"] = _flatten_update_config(spec.get("RollbackConfig"))
     endpoint = inspect.get("Endpoint") or {}
     if (endpoint.get("Spec") or {}).get("Mode"):
-        state["endpointSpec"] = {"mode": endpoint["Spec"]["Mode"], "ports": _flatten_ports(endpoint.get("Ports"))}
+        state["endpointSpec"] = {"mode": endpoint["Spec"]["Mode"], "ports": _flatten_service_ports(endpoint.get("Ports"))}
     else:
         endpoint_spec = spec.get("EndpointSpec") or {}
-        state["endpointSpec"] = {"mode": endpoint_spec.get("Mode", ""), "ports": _flatten_ports(endpoint_spec.get("Ports"))}
+        state["endpointSpec"] = {"mode": endpoint_spec.get("Mode", ""), "ports": _flatten_service_ports(endpoint_spec.get("Ports"))}
     return state
