@@ -365,12 +365,22 @@ def remove_container(api: docker.APIClient, container_id: str, grace_seconds: in
 # --- networks, volumes, images --------------------------------------------------------------------
 
 
+NETWORK_READ_DELAY_SECONDS = 2
+
+
 def create_network(api: docker.APIClient, plan: NetworkPlan) -> dict[str, Any]:
     try:
         created = api.create_network(plan.name, **plan.create_kwargs)
     except docker.errors.APIError as exc:
         raise EngineError(f"network {plan.name!r}: unable to create: {exc.explanation or exc}") from None
-    return api.inspect_network(created["Id"])
+    # The provider's read-back begins after a delay (networkReadRefreshDelay); a swarm network
+    # inspected at once may not report its driver and options yet.
+    deadline = time.monotonic() + NETWORK_READ_DELAY_SECONDS
+    while True:
+        inspect = api.inspect_network(created["Id"])
+        if inspect.get("Driver") or time.monotonic() >= deadline:
+            return inspect
+        time.sleep(HEALTH_POLL_SECONDS)
 
 
 def network_outputs(inspect: dict[str, Any]) -> dict[str, Any]:
@@ -438,10 +448,19 @@ def volume_outputs(inspect: dict[str, Any]) -> dict[str, Any]:
 
 
 def remove_volume(api: docker.APIClient, name: str) -> None:
-    try:
-        api.remove_volume(name, force=True)
-    except docker.errors.NotFound:
-        return
+    """As `resourceDockerVolumeDelete`: forced, retried while the volume "is in use" (by the
+    containers of a removed service that swarm is still taking away), for up to 30 s."""
+    deadline = time.monotonic() + NETWORK_REMOVE_TIMEOUT_SECONDS
+    while True:
+        try:
+            api.remove_volume(name, force=True)
+            return
+        except docker.errors.NotFound:
+            return
+        except docker.errors.APIError as exc:
+            if "volume is in use" not in str(exc) or time.monotonic() >= deadline:
+                raise
+        time.sleep(SERVICE_POLL_SECONDS)
 
 
 def require_platform(image: dict[str, Any], platform: str | None, what: str) -> None:
@@ -684,8 +703,8 @@ def update_progress(service: dict[str, Any], running: int, replicas: int, second
         raise ServiceDidNotConverge(f"service rollback paused: {message}")
     if state == "rollback_started":
         rollback = True
-    if state is None and seconds_since_update < UPDATE_FIRST_LOOK_SECONDS:
-        # The provider has not looked yet; swarm may not have begun the rolling update.
+    if seconds_since_update < UPDATE_FIRST_LOOK_SECONDS:
+        # The provider has not looked yet (swarm may not even have begun the rolling update).
         return "updating"
     if running == replicas:
         if rollback:

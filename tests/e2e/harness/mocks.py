@@ -478,7 +478,11 @@ def destroy_created(
 ) -> list[str]:
     """Undo what an apply created, newest first; return the failures (commands only warn)."""
     failures: list[str] = []
-    for item in reversed(created):
+    # Services first: they hold the secrets, configs and networks they use.
+    newest_first = list(reversed(created))
+    for item in [item for item in newest_first if item.kind == "service"] + [
+        item for item in newest_first if item.kind != "service"
+    ]:
         try:
             if item.kind == "command":
                 spec: commands.CommandSpec = item.details["spec"]
