@@ -97,6 +97,12 @@ class AppliedStack:
     """What this apply changed in the state it started from (or, from `plan()`, would change)."""
     removed_logs: dict[str, str] = field(default_factory=dict)
     """Docker name -> output of each container this apply stopped and removed to replace it."""
+    services: dict[str, str] = field(default_factory=dict)
+    """Swarm service name -> id."""
+    secrets_created: dict[str, str] = field(default_factory=dict)
+    """Swarm secret name -> id."""
+    configs: dict[str, str] = field(default_factory=dict)
+    """Swarm config name -> id."""
 
     def resource(self, name: str, type_: str | None = None) -> AppliedResource:
         """The registered resource with this logical name (and type token, if given)."""
@@ -380,13 +386,14 @@ def apply_program(
     try:
         if failure is None and not mocks.failures:
             _delete_unregistered(client.api, mocks)
+            _delete_replaced(client.api, mocks)
         if failure is not None or mocks.failures or errors.messages:
             report = _failure_report(stack, mocks.failures, errors.messages, failure)
             if destroy_on_failure:
                 # Volumes this apply created go too; with keep_volumes, ones that held data before stay.
                 doomed = [
                     item
-                    for item in mocks.created
+                    for item in mocks.replaced + mocks.created
                     if not (keep_volumes and item.kind == "volume" and item.details.get("existed"))
                 ]
                 leftovers = destroy_created(client.api, doomed, keep_volumes=False)
@@ -420,6 +427,9 @@ def apply_program(
         destroyed=plan_only,
         changes=list(mocks.changes),
         removed_logs=dict(mocks.removed_logs),
+        services={item.name: item.id for item in created if item.kind == "service"},
+        secrets_created={item.name: item.id for item in created if item.kind == "secret"},
+        configs={item.name: item.id for item in created if item.kind == "config"},
     )
 
 
@@ -432,6 +442,16 @@ def _delete_unregistered(api: docker.APIClient, mocks: HarnessMocks) -> None:
         if not mocks.plan_only:
             destroy_created(api, recorded.created, keep_volumes=False)
             del mocks.state.resources[urn]
+
+
+def _delete_replaced(api: docker.APIClient, mocks: HarnessMocks) -> None:
+    """The old objects of resources replaced create-before-delete: Pulumi deletes them last."""
+    if mocks.plan_only or not mocks.replaced:
+        return
+    failures = destroy_created(api, mocks.replaced, keep_volumes=False)
+    mocks.replaced.clear()
+    if failures:
+        raise ApplyError("deleting replaced resources failed:\n" + "\n".join(failures))
 
 
 def connect_engine() -> docker.DockerClient:

@@ -31,6 +31,9 @@ VOLUME = "docker:index/volume:Volume"
 REMOTE_IMAGE = "docker:index/remoteImage:RemoteImage"
 IMAGE = "docker:index/image:Image"
 TAG = "docker:index/tag:Tag"
+SERVICE = "docker:index/service:Service"
+SECRET = "docker:index/secret:Secret"
+SERVICE_CONFIG = "docker:index/serviceConfig:ServiceConfig"
 
 MB = 1024 * 1024
 RESTART_POLICIES = ("no", "on-failure", "always", "unless-stopped")
@@ -733,14 +736,419 @@ def split_image_reference(reference: str) -> tuple[str, str | None]:
     return reference, None
 
 
+# --- swarm: secrets, configs, services ------------------------------------------------------------
+#
+# Upstream: resource_docker_secret.go, resource_docker_config.go, resource_docker_service.go (schema),
+# resource_docker_service_structures.go (createServiceSpec and its helpers). The provider builds the
+# spec from `d.Get(...)`, where every attribute of a nested block is present with its zero value or
+# schema default; so some fields are always sent even when the program leaves them out (a
+# health check {}, StopGracePeriod 0, Init false, Isolation "default", DNSConfig {}, Placement {},
+# Resources {}, RestartPolicy with Delay/MaxAttempts/Window 0 once the block is given). The maps
+# below send the same, so that what Docker stores (and the provider reads back) is the same.
+
+
+def _base64_data(fields: Fields, name: str) -> bytes:
+    text = fields.required_string(name)
+    # validateStringIsBase64Encoded, then base64.StdEncoding.DecodeString.
+    try:
+        return base64.b64decode(text, validate=True)
+    except ValueError as exc:
+        raise fields.error(name, "must be base64 (standard alphabet, padded)") from exc
+
+
+@dataclass(frozen=True)
+class SwarmObjectPlan:
+    """A secret or config: its name, decoded data and labels."""
+
+    name: str
+    data: bytes
+    labels: dict[str, str]
+
+
+def map_secret(inputs: Mapping[str, Any], where: str = SECRET) -> SwarmObjectPlan:
+    """`docker:index/secret:Secret` -> POST /secrets/create (name, data decoded, labels)."""
+    f = Fields(inputs, where)
+    plan = SwarmObjectPlan(
+        name=f.required_string("name"), data=_base64_data(f, "data"), labels=labels_map(f.objects("labels"))
+    )
+    f.finish()
+    return plan
+
+
+def map_service_config(inputs: Mapping[str, Any], where: str = SERVICE_CONFIG) -> SwarmObjectPlan:
+    """`docker:index/serviceConfig:ServiceConfig` -> POST /configs/create; exactly one of data, dataRaw."""
+    f = Fields(inputs, where)
+    name = f.required_string("name")
+    if f.has("data") == f.has("dataRaw"):
+        raise f.error("data", "exactly one of 'data' or 'dataRaw' must be set")
+    data = _base64_data(f, "data") if f.has("data") else (f.string("dataRaw") or "").encode()
+    plan = SwarmObjectPlan(name=name, data=data, labels=labels_map(f.objects("labels")))
+    f.finish()
+    return plan
+
+
+@dataclass(frozen=True)
+class ConvergePlan:
+    """`convergeConfig`: wait before the first look, and how long the tasks may take to run."""
+
+    delay_seconds: float
+    timeout_seconds: float
+    timeout_text: str
+    """The timeout as Go prints it, for the provider's error message."""
+
+
+@dataclass(frozen=True)
+class ServicePlan:
+    name: str
+    spec: dict[str, Any]
+    """Body of POST /services/create (and of /services/{id}/update)."""
+    converge: ConvergePlan | None
+    stop_grace_seconds: float
+    """The delete waits this long for the tasks' containers before removing them (0: it does not)."""
+
+
+def _go_duration(fields: Fields, name: str, default: str | None = None) -> int:
+    """Nanoseconds of a duration input; as the provider (errors of ParseDuration ignored), "" is 0."""
+    text = fields.string(name, default)
+    if not text:
+        return 0
+    try:
+        return parse_duration_ns(text)
+    except ValueError as exc:
+        raise fields.error(name, str(exc)) from exc
+
+
+def _service_mount(item: Fields) -> dict[str, Any]:
+    mount_type = item.required_string("type")
+    if mount_type not in ("bind", "volume", "tmpfs"):
+        raise item.error("type", f"must be bind, volume or tmpfs; got {mount_type!r}")
+    mount: dict[str, Any] = {
+        "Type": mount_type,
+        "Target": item.required_string("target"),
+        "Source": item.string("source", "") or "",
+    }
+    if item.flag("readOnly", False):
+        mount["ReadOnly"] = True
+    bind = item.obj("bindOptions")
+    if bind is not None:
+        mount["BindOptions"] = {"Propagation": bind.string("propagation", "rprivate") or "rprivate"}
+    volume = item.obj("volumeOptions")
+    if volume is not None:
+        options: dict[str, Any] = {"NoCopy": volume.flag("noCopy", False)}
+        labels = labels_map(volume.objects("labels"))
+        if labels:
+            options["Labels"] = labels
+        driver_name = volume.string("driverName")
+        driver_options = volume.string_map("driverOptions")
+        if volume.has("driverName") or volume.has("driverOptions"):
+            options["DriverConfig"] = {"Name": driver_name or "", "Options": driver_options}
+        mount["VolumeOptions"] = options
+    tmpfs = item.obj("tmpfsOptions")
+    if tmpfs is not None:
+        tmpfs_options: dict[str, Any] = {}
+        size = tmpfs.integer("sizeBytes", 0)
+        if size:
+            tmpfs_options["SizeBytes"] = size
+        mode = tmpfs.integer("mode", 0)
+        if mode:
+            tmpfs_options["Mode"] = mode
+        mount["TmpfsOptions"] = tmpfs_options
+    return mount
+
+
+def _file_reference(item: Fields, kind: str) -> dict[str, Any]:
+    """A secret or config reference; file_uid/file_gid default "0", file_mode 0o444 (schema defaults)."""
+    reference: dict[str, Any] = {
+        f"{kind.capitalize()}ID": item.required_string(f"{kind}Id"),
+        "File": {
+            "Name": item.required_string("fileName"),
+            "UID": item.string("fileUid", "0") or "",
+            "GID": item.string("fileGid", "0") or "",
+            "Mode": item.integer("fileMode", 0o444),
+        },
+    }
+    name = item.string(f"{kind}Name")
+    if name:
+        reference[f"{kind.capitalize()}Name"] = name
+    return reference
+
+
+def _container_spec(c: Fields) -> dict[str, Any]:
+    spec: dict[str, Any] = {"Image": c.required_string("image")}
+    labels = labels_map(c.objects("labels"))
+    if labels:
+        spec["Labels"] = labels
+    for wire, api in (("commands", "Command"), ("args", "Args"), ("groups", "Groups"), ("capAdds", "CapabilityAdd"), ("capDrops", "CapabilityDrop")):
+        values = c.strings(wire)
+        if values:
+            spec[api] = values
+    for wire, api in (("hostname", "Hostname"), ("dir", "Dir"), ("user", "User"), ("stopSignal", "StopSignal")):
+        value = c.string(wire)
+        if value:
+            spec[api] = value
+    env = c.string_map("env")
+    if env:
+        # mapTypeMapValsToStringSlice: "K=V" (Go's map order; sorted here).
+        spec["Env"] = [f"{key}={value}" for key, value in sorted(env.items()) if key]
+    if c.flag("readOnly", False):
+        spec["ReadOnly"] = True
+    mounts = [_service_mount(item) for item in c.objects("mounts")]
+    if mounts:
+        spec["Mounts"] = mounts
+    spec["StopGracePeriod"] = _go_duration(c, "stopGracePeriod")
+    check: dict[str, Any] = {}
+    healthcheck = c.obj("healthcheck")
+    if healthcheck is not None:
+        tests = healthcheck.strings("tests")
+        if tests:
+            check["Test"] = tests
+        for wire, api in (("interval", "Interval"), ("timeout", "Timeout"), ("startPeriod", "StartPeriod")):
+            nanoseconds = _go_duration(healthcheck, wire, "0s")
+            if nanoseconds:
+                check[api] = nanoseconds
+        retries = healthcheck.integer("retries", 0)
+        if retries:
+            check["Retries"] = retries
+    spec["Healthcheck"] = check
+    hosts = [f"{item.required_string('ip')} {item.required_string('host')}" for item in c.objects("hosts")]
+    if hosts:
+        spec["Hosts"] = hosts
+    dns: dict[str, Any] = {}
+    dns_config = c.obj("dnsConfig")
+    if dns_config is not None:
+        for wire, api in (("nameservers", "Nameservers"), ("searches", "Search"), ("options", "Options")):
+            values = dns_config.strings(wire)
+            if values:
+                dns[api] = values
+    spec["DNSConfig"] = dns
+    secrets = [_file_reference(item, "secret") for item in c.objects("secrets")]
+    if secrets:
+        spec["Secrets"] = secrets
+    configs = [_file_reference(item, "config") for item in c.objects("configs")]
+    if configs:
+        spec["Configs"] = configs
+    isolation = c.string("isolation", "default") or "default"
+    if isolation not in ("default", "process", "hyperv"):
+        raise c.error("isolation", f"must be default, process or hyperv; got {isolation!r}")
+    spec["Isolation"] = isolation
+    sysctls = c.string_map("sysctl")
+    if sysctls:
+        spec["Sysctls"] = sysctls
+    # supportsServiceContainerInit (API >= 1.37): Init is always sent, false when unset.
+    spec["Init"] = c.flag("init", False)
+    if c.has("privileges"):
+        raise c.error("privileges", "credential specs and SELinux contexts are not supported")
+    return spec
+
+
+def _task_spec(t: Fields) -> dict[str, Any]:
+    container = t.obj("containerSpec")
+    if container is None:
+        raise t.error("containerSpec", "is required")
+    task: dict[str, Any] = {"ContainerSpec": _container_spec(container)}
+    resources: dict[str, Any] = {}
+    block = t.obj("resources")
+    if block is not None:
+        limits = block.obj("limits")
+        if limits is not None:
+            resources["Limits"] = {
+                "NanoCPUs": limits.integer("nanoCpus", 0),
+                "MemoryBytes": limits.integer("memoryBytes", 0),
+            }
+        reservation = block.obj("reservation")
+        if reservation is not None:
+            if reservation.has("genericResources"):
+                raise reservation.error("genericResources", "is not supported")
+            resources["Reservations"] = {
+                "NanoCPUs": reservation.integer("nanoCpus", 0),
+                "MemoryBytes": reservation.integer("memoryBytes", 0),
+            }
+    task["Resources"] = resources
+    restart: dict[str, Any] = {}
+    policy = t.obj("restartPolicy")
+    if policy is not None:
+        condition = policy.string("condition", "") or ""
+        if condition not in ("", "none", "on-failure", "any"):
+            raise policy.error("condition", f"must be none, on-failure or any; got {condition!r}")
+        if condition:
+            restart["Condition"] = condition
+        restart["Delay"] = _go_duration(policy, "delay")
+        restart["MaxAttempts"] = policy.integer("maxAttempts", 0)
+        restart["Window"] = _go_duration(policy, "window")
+    task["RestartPolicy"] = restart
+    placement: dict[str, Any] = {}
+    where = t.obj("placement")
+    if where is not None:
+        constraints = where.strings("constraints")
+        if constraints:
+            placement["Constraints"] = constraints
+        prefs = where.strings("prefs")
+        if prefs:
+            placement["Preferences"] = [{"Spread": {"SpreadDescriptor": pref}} for pref in prefs]
+        platforms = [
+            {"Architecture": item.required_string("architecture"), "OS": item.required_string("os")}
+            for item in where.objects("platforms")
+        ]
+        if platforms:
+            placement["Platforms"] = platforms
+        max_replicas = where.integer("maxReplicas", 0)
+        if max_replicas:
+            placement["MaxReplicas"] = max_replicas
+    task["Placement"] = placement
+    task["ForceUpdate"] = t.integer("forceUpdate", 0)
+    runtime = t.string("runtime")
+    if runtime:
+        task["Runtime"] = runtime
+    networks = []
+    for item in t.objects("networksAdvanceds"):
+        target = item.string("id") or item.string("name")
+        if not target:
+            raise item.error("id", "network 'name' or 'id' must be specified")
+        network: dict[str, Any] = {"Target": target}
+        aliases = item.strings("aliases")
+        if aliases:
+            network["Aliases"] = aliases
+        driver_opts = dict(option.split("=", 1) for option in item.strings("driverOpts") if "=" in option)
+        if driver_opts:
+            network["DriverOpts"] = driver_opts
+        networks.append(network)
+    if networks:
+        task["Networks"] = networks
+    log_driver = t.obj("logDriver")
+    if log_driver is not None:
+        driver: dict[str, Any] = {"Name": log_driver.required_string("name")}
+        options = log_driver.string_map("options")
+        if options:
+            driver["Options"] = options
+        task["LogDriver"] = driver
+    return task
+
+
+_UPDATE_DEFAULTS = {"parallelism": 1, "delay": "0s", "failureAction": "pause", "monitor": "5s", "maxFailureRatio": "0.0", "order": "stop-first"}
+
+
+def _update_or_rollback_config(block: Fields, failure_actions: tuple[str, ...]) -> dict[str, Any]:
+    """createUpdateOrRollbackConfig, with the schema's defaults for what the block leaves out."""
+    action = block.string("failureAction", "pause") or "pause"
+    if action not in failure_actions:
+        raise block.error("failureAction", f"must be one of {', '.join(failure_actions)}; got {action!r}")
+    order = block.string("order", "stop-first") or "stop-first"
+    if order not in ("stop-first", "start-first"):
+        raise block.error("order", f"must be stop-first or start-first; got {order!r}")
+    ratio_text = block.string("maxFailureRatio", "0.0") or "0.0"
+    try:
+        ratio = float(ratio_text)
+    except ValueError as exc:
+        raise block.error("maxFailureRatio", f"not a number: {ratio_text!r}") from exc
+    config: dict[str, Any] = {
+        "Parallelism": block.integer("parallelism", 1),
+        "FailureAction": action,
+        "MaxFailureRatio": ratio,
+        "Order": order,
+    }
+    delay = _go_duration(block, "delay", "0s")
+    if delay:
+        config["Delay"] = delay
+    monitor = _go_duration(block, "monitor", "5s")
+    if monitor:
+        config["Monitor"] = monitor
+    return config
+
+
+def map_service(inputs: Mapping[str, Any], where: str = SERVICE) -> ServicePlan:
+    """The plan for a `docker:index/service:Service` (inputs must include `name`)."""
+    f = Fields(inputs, where)
+    name = f.required_string("name")
+    spec: dict[str, Any] = {"Name": name}
+    labels = labels_map(f.objects("labels"))
+    if labels:
+        spec["Labels"] = labels
+    task = f.obj("taskSpec")
+    if task is None:
+        raise f.error("taskSpec", "is required")
+    spec["TaskTemplate"] = _task_spec(task)
+    mode = f.obj("mode")
+    service_mode: dict[str, Any] = {}
+    if mode is not None:
+        replicated = mode.obj("replicated")
+        is_global = mode.flag("global", False)
+        if replicated is not None and is_global:
+            raise mode.error("global", "conflicts with 'replicated'")
+        if replicated is not None:
+            service_mode["Replicated"] = {"Replicas": replicated.integer("replicas", 1)}
+        if is_global:
+            service_mode["Global"] = {}
+    spec["Mode"] = service_mode
+    update = f.obj("updateConfig")
+    if update is not None:
+        spec["UpdateConfig"] = _update_or_rollback_config(update, ("pause", "continue", "rollback"))
+    rollback = f.obj("rollbackConfig")
+    if rollback is not None:
+        spec["RollbackConfig"] = _update_or_rollback_config(rollback, ("pause", "continue"))
+    endpoint: dict[str, Any] = {}
+    endpoint_spec = f.obj("endpointSpec")
+    if endpoint_spec is not None:
+        endpoint_mode = endpoint_spec.string("mode")
+        if endpoint_mode:
+            if endpoint_mode not in ("vip", "dnsrr"):
+                raise endpoint_spec.error("mode", f"must be vip or dnsrr; got {endpoint_mode!r}")
+            endpoint["Mode"] = endpoint_mode
+        ports = []
+        for item in endpoint_spec.objects("ports"):
+            target = item.integer("targetPort")
+            if not target:
+                raise item.error("targetPort", "is required")
+            port: dict[str, Any] = {
+                "Protocol": item.string("protocol", "tcp") or "tcp",
+                "TargetPort": target,
+                "PublishMode": item.string("publishMode", "ingress") or "ingress",
+            }
+            if item.string("name"):
+                port["Name"] = item.string("name")
+            published = item.integer("publishedPort", 0)
+            if published:
+                port["PublishedPort"] = published
+            ports.append(port)
+        if ports:
+            endpoint["Ports"] = ports
+    spec["EndpointSpec"] = endpoint
+    converge = None
+    converge_config = f.obj("convergeConfig")
+    if converge_config is not None:
+        if service_mode.get("Global") is not None:
+            raise converge_config.error("delay", "conflicts with mode.global")
+        timeout_text = converge_config.string("timeout", "3m") or "3m"
+        converge = ConvergePlan(
+            delay_seconds=_go_duration(converge_config, "delay", "7s") / 1e9,
+            timeout_seconds=_go_duration(converge_config, "timeout", "3m") / 1e9,
+            timeout_text=timeout_text,
+        )
+    if f.has("auth"):
+        raise f.error("auth", "registries are not supported (no registry is reachable)")
+    plan = ServicePlan(
+        name=name,
+        spec=spec,
+        converge=converge,
+        stop_grace_seconds=spec["TaskTemplate"]["ContainerSpec"]["StopGracePeriod"] / 1e9,
+    )
+    f.finish()
+    return plan
+
+
 __all__ = [
     "CONTAINER",
     "IMAGE",
     "NETWORK",
     "REMOTE_IMAGE",
+    "SECRET",
+    "SERVICE",
+    "SERVICE_CONFIG",
     "TAG",
     "VOLUME",
     "ContainerPlan",
+    "ConvergePlan",
+    "ServicePlan",
+    "SwarmObjectPlan",
     "ImageBuildPlan",
     "NetworkPlan",
     "RemoteImagePlan",
@@ -752,6 +1160,9 @@ __all__ = [
     "map_image",
     "map_network",
     "map_remote_image",
+    "map_secret",
+    "map_service",
+    "map_service_config",
     "map_tag",
     "map_volume",
     "parse_cpus",

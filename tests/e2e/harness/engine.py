@@ -7,6 +7,7 @@ connect the other networks, upload files, start, then wait for `healthy` (`wait`
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -22,11 +23,14 @@ from .docker_mapping import (
     ContainerPlan,
     ImageBuildPlan,
     NetworkPlan,
+    ServicePlan,
+    SwarmObjectPlan,
     TagPlan,
     VolumePlan,
     split_image_reference,
     uploads_archive,
 )
+from .provider_state import go_duration_text
 
 log = logging.getLogger(__name__)
 
@@ -361,12 +365,22 @@ def remove_container(api: docker.APIClient, container_id: str, grace_seconds: in
 # --- networks, volumes, images --------------------------------------------------------------------
 
 
+NETWORK_READ_DELAY_SECONDS = 2
+
+
 def create_network(api: docker.APIClient, plan: NetworkPlan) -> dict[str, Any]:
     try:
         created = api.create_network(plan.name, **plan.create_kwargs)
     except docker.errors.APIError as exc:
         raise EngineError(f"network {plan.name!r}: unable to create: {exc.explanation or exc}") from None
-    return api.inspect_network(created["Id"])
+    # The provider's read-back begins after a delay (networkReadRefreshDelay); a swarm network
+    # inspected at once may not report its driver and options yet.
+    deadline = time.monotonic() + NETWORK_READ_DELAY_SECONDS
+    while True:
+        inspect = api.inspect_network(created["Id"])
+        if inspect.get("Driver") or time.monotonic() >= deadline:
+            return inspect
+        time.sleep(HEALTH_POLL_SECONDS)
 
 
 def network_outputs(inspect: dict[str, Any]) -> dict[str, Any]:
@@ -391,11 +405,23 @@ def network_outputs(inspect: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+NETWORK_REMOVE_TIMEOUT_SECONDS = 30
+
+
 def remove_network(api: docker.APIClient, network_id: str) -> None:
-    try:
-        api.remove_network(network_id)
-    except docker.errors.NotFound:
-        return
+    """As `resourceDockerNetworkDelete`: retry while the network "has active endpoints" (the
+    containers of a removed service are still going), for up to 30 s."""
+    deadline = time.monotonic() + NETWORK_REMOVE_TIMEOUT_SECONDS
+    while True:
+        try:
+            api.remove_network(network_id)
+            return
+        except docker.errors.NotFound:
+            return
+        except docker.errors.APIError as exc:
+            if "has active endpoints" not in str(exc) or time.monotonic() >= deadline:
+                raise
+        time.sleep(SERVICE_POLL_SECONDS)
 
 
 def create_volume(api: docker.APIClient, plan: VolumePlan) -> tuple[dict[str, Any], bool]:
@@ -422,10 +448,19 @@ def volume_outputs(inspect: dict[str, Any]) -> dict[str, Any]:
 
 
 def remove_volume(api: docker.APIClient, name: str) -> None:
-    try:
-        api.remove_volume(name, force=True)
-    except docker.errors.NotFound:
-        return
+    """As `resourceDockerVolumeDelete`: forced, retried while the volume "is in use" (by the
+    containers of a removed service that swarm is still taking away), for up to 30 s."""
+    deadline = time.monotonic() + NETWORK_REMOVE_TIMEOUT_SECONDS
+    while True:
+        try:
+            api.remove_volume(name, force=True)
+            return
+        except docker.errors.NotFound:
+            return
+        except docker.errors.APIError as exc:
+            if "volume is in use" not in str(exc) or time.monotonic() >= deadline:
+                raise
+        time.sleep(SERVICE_POLL_SECONDS)
 
 
 def require_platform(image: dict[str, Any], platform: str | None, what: str) -> None:
@@ -477,3 +512,268 @@ def tag_image(api: docker.APIClient, plan: TagPlan) -> dict[str, Any]:
     repository, tag = split_image_reference(plan.target_image)
     api.tag(source["Id"], repository, tag)
     return source
+
+
+# --- swarm: secrets, configs, services ------------------------------------------------------------
+
+
+def create_secret(api: docker.APIClient, plan: SwarmObjectPlan) -> dict[str, Any]:
+    """POST /secrets/create, then the inspect the provider reads back."""
+    try:
+        created = api.create_secret(plan.name, plan.data, labels=plan.labels or None)
+    except docker.errors.APIError as exc:
+        raise EngineError(f"secret {plan.name!r}: unable to create: {exc.explanation or exc}") from None
+    return api.inspect_secret(created["ID"])
+
+
+def create_config(api: docker.APIClient, plan: SwarmObjectPlan) -> dict[str, Any]:
+    """POST /configs/create, then the inspect the provider reads back."""
+    try:
+        created = api.create_config(plan.name, plan.data, labels=plan.labels or None)
+    except docker.errors.APIError as exc:
+        raise EngineError(f"config {plan.name!r}: unable to create: {exc.explanation or exc}") from None
+    return api.inspect_config(created["ID"])
+
+
+def remove_secret(api: docker.APIClient, secret_id: str) -> None:
+    try:
+        api.remove_secret(secret_id)
+    except docker.errors.NotFound:
+        return
+
+
+def remove_config(api: docker.APIClient, config_id: str) -> None:
+    try:
+        api.remove_config(config_id)
+    except docker.errors.NotFound:
+        return
+
+
+# Task states in the order swarm moves through them (`numberedStates` upstream).
+TASK_STATE_ORDER = {
+    state: index
+    for index, state in enumerate(
+        (
+            "new",
+            "allocated",
+            "pending",
+            "assigned",
+            "accepted",
+            "preparing",
+            "ready",
+            "starting",
+            "running",
+            "complete",
+            "shutdown",
+            "failed",
+            "rejected",
+        ),
+        start=1,
+    )
+}
+SERVICE_POLL_SECONDS = 0.25
+# resourceDockerServiceUpdate waits 7 s before its first look at a rolling update (its
+# StateChangeConf Delay); before then the old task may still count as running.
+UPDATE_FIRST_LOOK_SECONDS = 7.0
+
+
+def running_replicas(service: dict[str, Any], tasks: list[dict[str, Any]], active_nodes: set[str]) -> tuple[int, int]:
+    """(tasks running, replicas wanted), as `replicatedConsoleLogUpdater.update` counts them.
+
+    One task per slot (the lowest desired state wins, then the lowest observed state), on an
+    active node; it counts when its desired state is not past running and it is running. With a
+    health check, swarm reports a task `starting` until the check passes: running means healthy.
+    """
+    replicated = ((service.get("Spec") or {}).get("Mode") or {}).get("Replicated")
+    if replicated is None or replicated.get("Replicas") is None:
+        raise EngineError(f"service {service['Spec']['Name']!r}: no replica count (only replicated services converge)")
+    by_slot: dict[int, dict[str, Any]] = {}
+    for task in tasks:
+        desired = TASK_STATE_ORDER.get(task.get("DesiredState", ""), 0)
+        observed = TASK_STATE_ORDER.get((task.get("Status") or {}).get("State", ""), 0)
+        if desired == 0 or observed == 0:
+            continue
+        slot = task.get("Slot", 0)
+        existing = by_slot.get(slot)
+        if existing is not None:
+            existing_desired = TASK_STATE_ORDER[existing["DesiredState"]]
+            if existing_desired < desired:
+                continue
+            if existing_desired == desired and TASK_STATE_ORDER[existing["Status"]["State"]] <= observed:
+                continue
+        if task.get("NodeID") and task["NodeID"] not in active_nodes:
+            continue
+        by_slot[slot] = task
+    running = sum(
+        1
+        for task in by_slot.values()
+        if TASK_STATE_ORDER[task["DesiredState"]] <= TASK_STATE_ORDER["running"] and task["Status"]["State"] == "running"
+    )
+    return running, int(replicated["Replicas"])
+
+
+class ServiceDidNotConverge(EngineError):
+    """The provider's DidNotConvergeError, or its error for a rolled back or paused update."""
+
+
+def _service_tasks(api: docker.APIClient, service_id: str) -> list[dict[str, Any]]:
+    return api.tasks(filters={"service": service_id, "desired-state": "running"})
+
+
+def _active_nodes(api: docker.APIClient) -> set[str]:
+    return {node["ID"] for node in api.nodes() if (node.get("Status") or {}).get("State") != "down"}
+
+
+def _task_report(api: docker.APIClient, service_id: str) -> str:
+    """The latest tasks' states and errors, and the last log lines of the newest container."""
+    tasks = sorted(api.tasks(filters={"service": service_id}), key=lambda task: task.get("CreatedAt", ""), reverse=True)
+    lines = [
+        f"task {task['ID'][:12]}: {task['Status'].get('State')} (desired {task.get('DesiredState')})"
+        + (f": {task['Status']['Err']}" if task["Status"].get("Err") else "")
+        for task in tasks[:5]
+    ]
+    container_id = next(
+        (((task["Status"].get("ContainerStatus") or {}).get("ContainerID")) for task in tasks if (task["Status"].get("ContainerStatus") or {}).get("ContainerID")),
+        None,
+    )
+    if container_id:
+        lines.append(f"last log lines:\n{last_log_lines(api, container_id)}")
+    return "\n".join(lines) or "no tasks"
+
+
+def _did_not_converge(service_id: str, plan: ServicePlan) -> str:
+    assert plan.converge is not None
+    timeout = go_duration_text(int(plan.converge.timeout_seconds * 1_000_000_000))
+    return f"Service with ID ({service_id}) did not converge after {timeout}"
+
+
+def create_service(api: docker.APIClient, plan: ServicePlan, on_created: Callable[[str], None]) -> dict[str, Any]:
+    """The provider's Create: ServiceCreate, then (with convergeConfig) wait until every replica
+    runs; a service that does not converge in time is deleted and the create fails. Returns the
+    inspect the provider reads back."""
+    where = f"service {plan.name!r}"
+    require_image(api, plan.spec["TaskTemplate"]["ContainerSpec"]["Image"], where)
+    try:
+        service_id = _post_json(api, "/services/create", data=plan.spec).json()["ID"]
+    except docker.errors.APIError as exc:
+        raise EngineError(f"{where}: unable to create: {exc.explanation or exc}") from None
+    on_created(service_id)
+    if plan.converge is not None:
+        deadline = time.monotonic() + plan.converge.timeout_seconds
+        while True:
+            service = api.inspect_service(service_id)
+            running, replicas = running_replicas(service, _service_tasks(api, service_id), _active_nodes(api))
+            if running == replicas:
+                break
+            if time.monotonic() >= deadline:
+                report = _task_report(api, service_id)
+                remove_service(api, service_id, plan.stop_grace_seconds)
+                raise ServiceDidNotConverge(f"{where}: {_did_not_converge(service_id, plan)}; {report}")
+            time.sleep(SERVICE_POLL_SECONDS)
+    return _read_service(api, service_id)
+
+
+def _read_service(api: docker.APIClient, service_id: str) -> dict[str, Any]:
+    """resourceDockerServiceReadRefreshFunc waits until the service exposes its endpoint mode."""
+    deadline = time.monotonic() + 30
+    while True:
+        service = api.inspect_service(service_id)
+        if (service.get("Endpoint") or {}).get("Spec", {}).get("Mode") or (service["Spec"].get("EndpointSpec") or {}).get("Mode"):
+            return service
+        if time.monotonic() >= deadline:
+            raise EngineError(f"service {service['Spec']['Name']!r}: no endpoint spec after 30s")
+        time.sleep(SERVICE_POLL_SECONDS)
+
+
+def update_progress(service: dict[str, Any], running: int, replicas: int, seconds_since_update: float) -> str:
+    """"completed" or "updating" for a service after ServiceUpdate, or raise as the provider's
+    `resourceDockerServiceUpdateRefreshFunc` does: a rollback that completed, or an update or
+    rollback that paused, fails the update (with swarm's message)."""
+    status = service.get("UpdateStatus") or {}
+    state = status.get("State")
+    message = status.get("Message", "")
+    rollback = False
+    if state == "completed":
+        return "completed"
+    if state == "rollback_completed":
+        raise ServiceDidNotConverge(f"service rollback completed: {message}")
+    if state == "paused":
+        raise ServiceDidNotConverge(f"service update paused: {message}")
+    if state == "rollback_paused":
+        raise ServiceDidNotConverge(f"service rollback paused: {message}")
+    if state == "rollback_started":
+        rollback = True
+    if seconds_since_update < UPDATE_FIRST_LOOK_SECONDS:
+        # The provider has not looked yet (swarm may not even have begun the rolling update).
+        return "updating"
+    if running == replicas:
+        if rollback:
+            raise ServiceDidNotConverge(f"service rollback completed: {message}")
+        return "completed"
+    return "updating"
+
+
+def update_service(api: docker.APIClient, service_id: str, plan: ServicePlan) -> dict[str, Any]:
+    """The provider's Update: ServiceUpdate with the service's current version index and the
+    whole new spec, then (with convergeConfig) wait for the rolling update to complete. Returns
+    the inspect the provider reads back."""
+    where = f"service {plan.name!r}"
+    require_image(api, plan.spec["TaskTemplate"]["ContainerSpec"]["Image"], where)
+    version = api.inspect_service(service_id)["Version"]["Index"]
+    try:
+        _post_json(api, "/services/{0}/update?version={1}", service_id, str(version), data=plan.spec)
+    except docker.errors.APIError as exc:
+        raise EngineError(f"{where}: unable to update: {exc.explanation or exc}") from None
+    if plan.converge is not None:
+        started = time.monotonic()
+        deadline = started + plan.converge.timeout_seconds
+        while True:
+            service = api.inspect_service(service_id)
+            running, replicas = running_replicas(service, _service_tasks(api, service_id), _active_nodes(api))
+            try:
+                if update_progress(service, running, replicas, time.monotonic() - started) == "completed":
+                    break
+            except ServiceDidNotConverge as exc:
+                raise ServiceDidNotConverge(f"{where}: {exc}; {_task_report(api, service_id)}") from None
+            if time.monotonic() >= deadline:
+                raise ServiceDidNotConverge(f"{where}: {_did_not_converge(service_id, plan)}; {_task_report(api, service_id)}")
+            time.sleep(SERVICE_POLL_SECONDS)
+    return _read_service(api, service_id)
+
+
+def remove_service(api: docker.APIClient, service_id: str, stop_grace_seconds: float) -> None:
+    """The provider's `deleteService`: remove the service; with a stop grace period, wait up to
+    that long for each of its task containers to go, then remove what is left (forced)."""
+    containers: list[str] = []
+    if stop_grace_seconds > 0:
+        with contextlib.suppress(docker.errors.NotFound):
+            for task in api.tasks(filters={"service": service_id}):
+                container_id = ((task.get("Status") or {}).get("ContainerStatus") or {}).get("ContainerID", "")
+                if container_id.strip() and task["Status"].get("State") != "shutdown":
+                    containers.append(container_id)
+    try:
+        api.remove_service(service_id)
+    except docker.errors.NotFound:
+        return
+    for container_id in containers:
+        deadline = time.monotonic() + stop_grace_seconds
+        while time.monotonic() < deadline and _container_exists(api, container_id):
+            time.sleep(SERVICE_POLL_SECONDS)
+        with contextlib.suppress(docker.errors.NotFound):
+            try:
+                api.remove_container(container_id, v=True, force=True)
+            except docker.errors.APIError as exc:
+                if "is already in progress" not in str(exc):
+                    raise
+
+
+def _container_exists(api: docker.APIClient, container_id: str) -> bool:
+    try:
+        api.inspect_container(container_id)
+    except docker.errors.NotFound:
+        return False
+    return True
+
+
+def service_outputs(inspect: dict[str, Any]) -> dict[str, Any]:
+    return {"name": inspect["Spec"]["Name"]}

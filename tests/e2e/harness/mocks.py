@@ -20,7 +20,7 @@ import docker
 from pulumi.runtime.mocks import MockCallArgs, MockMonitor, MockResourceArgs, Mocks
 
 from . import commands, docker_mapping, engine, planning, provider_state
-from .docker_mapping import CONTAINER, IMAGE, NETWORK, REMOTE_IMAGE, TAG, VOLUME
+from .docker_mapping import CONTAINER, IMAGE, NETWORK, REMOTE_IMAGE, SECRET, SERVICE, SERVICE_CONFIG, TAG, VOLUME
 from .generators import GENERATORS, RANDOM_ID, RANDOM_INTEGER, RANDOM_STRING, RANDOM_UUID
 from .planning import Change, Options
 from .values import UnsupportedInput, is_secret_wrapper, unwrap_secrets, wrap_secret
@@ -31,6 +31,9 @@ SUPPORTED_TYPES = (
     CONTAINER,
     NETWORK,
     VOLUME,
+    SERVICE,
+    SECRET,
+    SERVICE_CONFIG,
     REMOTE_IMAGE,
     IMAGE,
     TAG,
@@ -38,6 +41,10 @@ SUPPORTED_TYPES = (
     commands.REMOTE_COMMAND,
     *GENERATORS,
 )
+
+
+# Types whose `name` the provider's auto-naming fills in when the program leaves it out.
+_NAMED = (CONTAINER, NETWORK, VOLUME, SERVICE, SECRET, SERVICE_CONFIG)
 
 
 class ResourceFailed(RuntimeError):
@@ -112,7 +119,7 @@ class CreatedObject:
     """Something the apply created that teardown must undo."""
 
     kind: str
-    """"container", "network", "volume", "image" or "command"."""
+    """"container", "network", "volume", "service", "secret", "config", "image" or "command"."""
     name: str
     """Docker name (for a command: its logical name)."""
     id: str
@@ -181,6 +188,8 @@ class HarnessMocks(Mocks):
         self.resources: list[AppliedResource] = []
         self.failures: list[ResourceFailure] = []
         self.changes: list[Change] = []
+        self.replaced: list[CreatedObject] = []
+        """Objects of resources replaced create-before-delete: deleted once the program is done."""
         self.removed_logs: dict[str, str] = {}
         """Docker name -> the output of a container this apply stopped and removed."""
         self._lock = threading.Lock()
@@ -239,7 +248,7 @@ class HarnessMocks(Mocks):
 
     def _kept(self, args: MockResourceArgs, urn: str, where: str, recorded: RecordedResource, options: Options) -> bool:
         """Diff against the recorded state; True when the recorded resource stands (as it was, or updated in place)."""
-        declared = unwrap_secrets(self._named(args, urn) if args.typ in (CONTAINER, NETWORK, VOLUME) else args.inputs)
+        declared = unwrap_secrets(self._named(args, urn) if args.typ in _NAMED else args.inputs)
         change = planning.diff(urn, args.typ, args.name, recorded.state, declared, options)
         if change is not None:
             with self._lock:
@@ -256,6 +265,21 @@ class HarnessMocks(Mocks):
             with self._lock:
                 self.created.extend(recorded.created)
             return True
+        if change.action == "update" and args.typ == SERVICE:
+            self._update_service(args, where, recorded, declared)
+            with self._lock:
+                self.created.extend(recorded.created)
+            return True
+        if args.typ in (SERVICE, SECRET, SERVICE_CONFIG):
+            # Not DeleteBeforeReplace in pulumi-docker: the replacement is created first (under a
+            # new name when autonamed; a fixed name fails if Docker holds it), the old one is
+            # deleted at the end of the deployment.
+            with self._lock:
+                self.replaced.extend(recorded.created)
+                if not unwrap_secrets(args.inputs.get("name")):
+                    self.state.autonames.pop(urn, None)
+                del self.state.resources[urn]
+            return False
         if args.typ in (NETWORK, VOLUME):
             raise UnsupportedInput(f"{where}: replacing a {args.typ.rsplit(':', 1)[-1]} is not emulated ({change})")
         if args.typ == CONTAINER:
@@ -284,6 +308,10 @@ class HarnessMocks(Mocks):
             return self._network(args, urn, where)
         if args.typ == VOLUME:
             return self._volume(args, urn, where)
+        if args.typ == SERVICE:
+            return self._service(args, urn, where)
+        if args.typ in (SECRET, SERVICE_CONFIG):
+            return self._swarm_object(args, urn, where)
         resource_id, computed = self._apply_other(args, urn, where)
         return resource_id, computed, unwrap_secrets(args.inputs)
 
@@ -357,6 +385,46 @@ class HarnessMocks(Mocks):
         stored = provider_state.volume_state(unwrap_secrets(inputs), volume)
         return plan.name, engine.volume_outputs(volume), stored
 
+    def _service(self, args: MockResourceArgs, urn: str, where: str) -> tuple[str, dict[str, Any], dict[str, Any]]:
+        inputs = self._named(args, urn)
+        plan = docker_mapping.map_service(inputs, where)
+
+        def created(service_id: str) -> None:
+            self._record(CreatedObject("service", plan.name, service_id, urn, {"grace_seconds": plan.stop_grace_seconds}))
+
+        inspect = engine.create_service(self.api, plan, created)
+        stored = provider_state.service_state(unwrap_secrets(inputs), inspect)
+        return inspect["ID"], engine.service_outputs(inspect), stored
+
+    def _update_service(
+        self, args: MockResourceArgs, where: str, recorded: RecordedResource, declared: dict[str, Any]
+    ) -> None:
+        plan = docker_mapping.map_service(declared, where)
+        try:
+            inspect = engine.update_service(self.api, recorded.id, plan)
+        except engine.EngineError:
+            # The SDK keeps the planned values when Update fails (no Read after the error): the
+            # state says the program's values although swarm may have rolled the service back.
+            recorded.state = {**recorded.state, **declared}
+            raise
+        # resourceDockerServiceUpdate ends with a Read: the state is Docker's again.
+        recorded.state = provider_state.service_state(declared, inspect)
+
+    def _swarm_object(self, args: MockResourceArgs, urn: str, where: str) -> tuple[str, dict[str, Any], dict[str, Any]]:
+        inputs = self._named(args, urn)
+        if args.typ == SECRET:
+            plan = docker_mapping.map_secret(inputs, where)
+            inspect = engine.create_secret(self.api, plan)
+            stored = provider_state.secret_state(unwrap_secrets(inputs), inspect)
+            kind = "secret"
+        else:
+            plan = docker_mapping.map_service_config(inputs, where)
+            inspect = engine.create_config(self.api, plan)
+            stored = provider_state.config_state(unwrap_secrets(inputs), inspect)
+            kind = "config"
+        self._record(CreatedObject(kind, plan.name, inspect["ID"], urn))
+        return inspect["ID"], {"name": plan.name}, stored
+
     def _image(self, args: MockResourceArgs, urn: str, where: str) -> tuple[str, dict[str, Any]]:
         plan = docker_mapping.map_image(args.inputs, self.program_dir, where)
         image = engine.build_image(self.api, plan)
@@ -410,7 +478,11 @@ def destroy_created(
 ) -> list[str]:
     """Undo what an apply created, newest first; return the failures (commands only warn)."""
     failures: list[str] = []
-    for item in reversed(created):
+    # Services first: they hold the secrets, configs and networks they use.
+    newest_first = list(reversed(created))
+    for item in [item for item in newest_first if item.kind == "service"] + [
+        item for item in newest_first if item.kind != "service"
+    ]:
         try:
             if item.kind == "command":
                 spec: commands.CommandSpec = item.details["spec"]
@@ -421,6 +493,12 @@ def destroy_created(
                         log.warning("delete of %s failed (ignored): %s", item.name, exc)
             elif item.kind == "container":
                 engine.remove_container(api, item.id, item.details["grace_seconds"], item.details["remove_volumes"])
+            elif item.kind == "service":
+                engine.remove_service(api, item.id, item.details["grace_seconds"])
+            elif item.kind == "secret":
+                engine.remove_secret(api, item.id)
+            elif item.kind == "config":
+                engine.remove_config(api, item.id)
             elif item.kind == "network":
                 engine.remove_network(api, item.id)
             elif item.kind == "volume" and not keep_volumes:

@@ -15,10 +15,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from .docker_mapping import CONTAINER, IMAGE, NETWORK, REMOTE_IMAGE, TAG, VOLUME
+from .docker_mapping import CONTAINER, IMAGE, NETWORK, REMOTE_IMAGE, SECRET, SERVICE, SERVICE_CONFIG, TAG, VOLUME
 from .values import UnsupportedInput
 
-Kind = Literal["scalar", "list", "set", "map", "object_set", "healthcheck", "ports"]
+Kind = Literal["scalar", "list", "set", "map", "object_set", "healthcheck", "ports", "ratio"]
 Action = Literal["create", "update", "replace", "delete"]
 
 
@@ -153,7 +153,259 @@ VOLUME_SCHEMA: dict[str, Attribute] = {
     "driverOpts": _map(),
 }
 
-DOCKER_SCHEMAS = {CONTAINER: CONTAINER_SCHEMA, NETWORK: NETWORK_SCHEMA, VOLUME: VOLUME_SCHEMA}
+
+# --- swarm: secrets, configs, services ------------------------------------------------------------
+#
+# resource_docker_secret.go / resource_docker_config.go: every field forces replacement. Neither
+# they nor docker_service are marked DeleteBeforeReplace in pulumi-docker, so Pulumi creates the
+# replacement first and deletes the old one at the end of the deployment.
+#
+# resource_docker_service.go: only name, auth, mode, task_spec.container_spec.hosts and .sysctl
+# and task_spec.networks_advanced force replacement; everything else is updated in place
+# (ServiceUpdate, a rolling update of the tasks).
+
+SECRET_SCHEMA: dict[str, Attribute] = {"name": _s(), "data": _s(), "labels": _objects()}
+SERVICE_CONFIG_SCHEMA: dict[str, Attribute] = {"name": _s(), "data": _s(), "dataRaw": _s(), "labels": _objects()}
+
+
+@dataclass(frozen=True)
+class Block:
+    """A nested block: one object (a list of MaxItems 1 is an object on the wire), or a set or
+    list of objects; its attributes diffed by their own schema."""
+
+    schema: dict[str, Attribute | Block]
+    many: Literal["one", "set", "list"] = "one"
+    force_new: bool = False
+    computed: bool = False
+
+
+def _one(schema: dict[str, Attribute | Block], force_new: bool = False, computed: bool = False) -> Block:
+    return Block(schema, "one", force_new, computed)
+
+
+def _many(schema: dict[str, Attribute | Block], many: Literal["set", "list"] = "set", force_new: bool = False) -> Block:
+    return Block(schema, many, force_new)
+
+
+def _ratio() -> Attribute:
+    return Attribute("ratio", False, False, "0.0")
+
+
+_LABELS = _many({"label": _s(False), "value": _s(False)})
+_FILE_REFERENCE = {
+    "fileName": _s(False),
+    "fileUid": _s(False, default="0"),
+    "fileGid": _s(False, default="0"),
+    "fileMode": _i(False, default=0o444),
+}
+_UPDATE_CONFIG = {
+    "parallelism": _i(False, default=1),
+    "delay": _s(False, default="0s"),
+    "failureAction": _s(False, default="pause"),
+    "monitor": _s(False, default="5s"),
+    "maxFailureRatio": _ratio(),
+    "order": _s(False, default="stop-first"),
+}
+
+SERVICE_SCHEMA: dict[str, Attribute | Block] = {
+    "auth": _one({"serverAddress": _s(), "username": _s(), "password": _s()}, force_new=True),
+    "name": _s(),
+    "labels": Block(_LABELS.schema, "set", False, True),
+    "taskSpec": _one(
+        {
+            "containerSpec": _one(
+                {
+                    "image": _s(False),
+                    "labels": _LABELS,
+                    "commands": Attribute("list", False, False, []),
+                    "args": Attribute("list", False, False, []),
+                    "hostname": _s(False),
+                    "env": _map(False),
+                    "dir": _s(False),
+                    "user": _s(False),
+                    "groups": Attribute("list", False, False, []),
+                    "privileges": _one({}),
+                    "readOnly": _b(False),
+                    "mounts": _many(
+                        {
+                            "target": _s(False),
+                            "source": _s(False),
+                            "type": _s(False),
+                            "readOnly": _b(False),
+                            "bindOptions": _one({"propagation": _s(False, default="rprivate")}),
+                            "volumeOptions": _one(
+                                {"noCopy": _b(False), "labels": _LABELS, "driverName": _s(False), "driverOptions": _map(False)}
+                            ),
+                            "tmpfsOptions": _one({"sizeBytes": _i(False), "mode": _i(False)}),
+                        }
+                    ),
+                    "stopSignal": _s(False),
+                    "stopGracePeriod": _s(False, computed=True),
+                    "healthcheck": _one(
+                        {
+                            "tests": Attribute("list", False, False, []),
+                            "interval": _s(False, default="0s"),
+                            "timeout": _s(False, default="0s"),
+                            "startPeriod": _s(False, default="0s"),
+                            "retries": _i(False),
+                        },
+                        computed=True,
+                    ),
+                    "hosts": _many({"ip": _s(), "host": _s()}, force_new=True),
+                    "dnsConfig": _one(
+                        {"nameservers": Attribute("list", False, False, []), "searches": Attribute("list", False, False, []), "options": Attribute("list", False, False, [])},
+                        computed=True,
+                    ),
+                    "secrets": _many({"secretId": _s(False), "secretName": _s(False), **_FILE_REFERENCE}),
+                    "configs": _many({"configId": _s(False), "configName": _s(False), **_FILE_REFERENCE}),
+                    "isolation": _s(False, default="default"),
+                    "sysctl": _map(True),
+                    "capAdds": Attribute("list", False, False, []),
+                    "capDrops": Attribute("list", False, False, []),
+                    "init": _b(False, computed=True),
+                }
+            ),
+            "resources": _one(
+                {
+                    "limits": _one({"nanoCpus": _i(False), "memoryBytes": _i(False)}),
+                    "reservation": _one({"nanoCpus": _i(False), "memoryBytes": _i(False), "genericResources": _one({})}),
+                },
+                computed=True,
+            ),
+            "restartPolicy": _one(
+                {"condition": _s(False), "delay": _s(False), "maxAttempts": _i(False), "window": _s(False)}, computed=True
+            ),
+            "placement": _one(
+                {
+                    "constraints": _set(False),
+                    "prefs": _set(False),
+                    "maxReplicas": _i(False),
+                    "platforms": _many({"architecture": _s(False), "os": _s(False)}),
+                },
+                computed=True,
+            ),
+            "forceUpdate": _i(False, computed=True),
+            "runtime": _s(False, computed=True),
+            "networksAdvanceds": _many(
+                {"name": _s(), "id": _s(), "aliases": _set(), "driverOpts": _set()}, force_new=True
+            ),
+            "logDriver": _one({"name": _s(False), "options": _map(False)}),
+        }
+    ),
+    "mode": _one({"replicated": _one({"replicas": _i(default=1)}, computed=True), "global": _b()}, force_new=True, computed=True),
+    "updateConfig": _one(_UPDATE_CONFIG),
+    "rollbackConfig": _one(_UPDATE_CONFIG),
+    "endpointSpec": _one(
+        {
+            "mode": _s(False, computed=True),
+            "ports": _many(
+                {
+                    "name": _s(False),
+                    "protocol": _s(False, default="tcp"),
+                    "targetPort": _i(False),
+                    "publishedPort": _i(False, computed=True),
+                    "publishMode": _s(False, default="ingress"),
+                },
+                "list",
+            ),
+        },
+        computed=True,
+    ),
+    "convergeConfig": _one({"delay": _s(False, default="7s"), "timeout": _s(False, default="3m")}),
+}
+
+
+def _empty(value: Any) -> bool:
+    return value is None or value == {} or value == []
+
+
+def _normalised(block: Block, element: Mapping[str, Any] | None) -> dict[str, Any]:
+    """An element of a set or list block with each unset attribute at its default."""
+    element = element or {}
+    out: dict[str, Any] = {}
+    for key, attribute in block.schema.items():
+        value = element.get(key)
+        if isinstance(attribute, Block):
+            if attribute.many == "one":
+                out[key] = None if _empty(value) else _normalised(attribute, value)
+            else:
+                out[key] = sorted((_canonical(_normalised(attribute, item)) for item in value or []))
+        elif value is None:
+            out[key] = None if attribute.computed else attribute.default
+        elif attribute.kind == "ratio":
+            out[key] = float(value)
+        elif attribute.kind == "set":
+            out[key] = sorted(map(_canonical, value))
+        else:
+            out[key] = value
+    return out
+
+
+def _diff_block(
+    path: str, block: Block, stored: Any, declared: Any, changes: list[PropertyChange], force_new: bool
+) -> None:
+    """Append the changes between a stored and a declared nested block, as paths ("a.b.c")."""
+    replaces = force_new or block.force_new
+    if declared is None or declared == [] and block.many != "one":
+        if declared is None and block.computed:
+            return
+        if not _empty(stored):
+            changes.append(PropertyChange(path, stored, declared, replaces))
+        return
+    if block.many == "one":
+        if _empty(stored):
+            stored = {}
+        for key, attribute in block.schema.items():
+            _diff_one(f"{path}.{key}", attribute, stored.get(key), declared.get(key), changes, replaces)
+        return
+    stored_items = [_normalised(block, item) for item in stored or []]
+    declared_items = [_normalised(block, item) for item in declared]
+    if block.many == "list" and len(stored_items) == len(declared_items):
+        # Element by element, so that a computed attribute left unset keeps Docker's value.
+        for index, (old, new) in enumerate(zip(stored_items, declared_items)):
+            for key, attribute in block.schema.items():
+                if new.get(key) is None and getattr(attribute, "computed", False):
+                    continue
+                if _canonical(old.get(key)) != _canonical(new.get(key)):
+                    changes.append(PropertyChange(f"{path}[{index}].{key}", old.get(key), new.get(key), replaces))
+        return
+    for items in (stored_items, declared_items):
+        for item in items:
+            for key in [key for key, value in item.items() if value is None]:
+                del item[key]
+    if sorted(map(_canonical, stored_items)) != sorted(map(_canonical, declared_items)):
+        changes.append(PropertyChange(path, stored, declared, replaces))
+
+
+def _diff_one(
+    path: str, attribute: Attribute | Block, stored: Any, declared: Any, changes: list[PropertyChange], force_new: bool
+) -> None:
+    if isinstance(attribute, Block):
+        _diff_block(path, attribute, stored, declared, changes, force_new)
+        return
+    if attribute.kind == "ratio":
+        # suppressEquivalentFloatRatio: the same number is no change ("0.1" == "0.10").
+        if float(stored if stored is not None else attribute.default) != float(declared if declared is not None else attribute.default):
+            changes.append(PropertyChange(path, stored, declared, force_new or attribute.force_new))
+        return
+    if _differs(attribute, stored, declared):
+        changes.append(PropertyChange(path, stored, declared, force_new or attribute.force_new))
+
+
+def _diff_nested(schema: Mapping[str, Attribute | Block], stored: Mapping[str, Any], declared: Mapping[str, Any], options: Options) -> list[PropertyChange]:
+    changes: list[PropertyChange] = []
+    for key, attribute in schema.items():
+        _diff_one(key, attribute, stored.get(key), declared.get(key), changes, False)
+    return [change for change in changes if not _matches(change.name, options.ignore_changes)]
+
+
+DOCKER_SCHEMAS = {
+    CONTAINER: CONTAINER_SCHEMA,
+    NETWORK: NETWORK_SCHEMA,
+    VOLUME: VOLUME_SCHEMA,
+    SECRET: SECRET_SCHEMA,
+    SERVICE_CONFIG: SERVICE_CONFIG_SCHEMA,
+}
 
 # Resources whose every input change replaces them (random and TLS values, images, tags).
 _REPLACED_ON_ANY_CHANGE = ("random:", "tls:", REMOTE_IMAGE, IMAGE, TAG)
@@ -303,7 +555,12 @@ def diff(
     with `declared` inputs (secrets unwrapped), or None when it would leave it alone."""
     schema = DOCKER_SCHEMAS.get(type_)
     changes: list[PropertyChange] = []
-    if schema is not None:
+    if type_ == SERVICE:
+        unknown = sorted(set(declared) - set(SERVICE_SCHEMA))
+        if unknown:
+            raise UnsupportedInput(f"{type_} {name!r}: no diff rule for input(s) {', '.join(unknown)}")
+        changes = _diff_nested(SERVICE_SCHEMA, stored, declared, options)
+    elif schema is not None:
         unknown = sorted(set(declared) - set(schema))
         if unknown:
             raise UnsupportedInput(f"{type_} {name!r}: no diff rule for input(s) {', '.join(unknown)}")
