@@ -4,7 +4,9 @@ pulumi-docker 5 bridges terraform-provider-docker v4.5. After a create, the prov
 object back from Docker and stores what Docker reports; the next `pulumi up` diffs the
 program's inputs against that state. These functions follow the provider's Read functions
 (`resourceDockerContainerRead`, `resourceDockerNetworkReadRefreshFunc`,
-`resourceDockerVolumeRead`) field by field, and take what the provider does not read back
+`resourceDockerVolumeRead`, `resourceDockerServiceReadRefreshFunc` with the flatteners of
+`resource_docker_service_structures.go`, `resourceDockerSecretRead`, `resourceDockerConfigRead`)
+field by field, and take what the provider does not read back
 from the inputs, as it does. States use the wire names of the inputs (camelCase).
 """
 

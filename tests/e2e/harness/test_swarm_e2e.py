@@ -285,3 +285,20 @@ def test_image_change_updates_the_service_in_place_and_destroy_removes_all(
         except docker.errors.NotFound:
             pass
     assert left == []
+
+
+def test_new_secret_is_created_before_the_service_moves_to_it_and_the_old_one_goes_last(
+    swarm: Swarm, images: tuple[str, str], tmp_path: Path, engine: docker.DockerClient
+) -> None:
+    program_dir, overrides = write_program(tmp_path, images[0])
+    suffix = overrides["suffix"]
+    first = apply_program(program_dir, "e2e", config_overrides=overrides)
+    try:
+        second = first.update({**overrides, "service": {"password": "a-longer-secret"}})
+        assert [(change.name, change.action) for change in second.changes] == [("password", "replace"), ("web", "update")]
+        container = running_container(engine, second.outputs["service_id"])
+        assert file_stat(engine, container, "/run/secrets/db_password")[1] == b"a-longer-secret"
+        with pytest.raises(docker.errors.NotFound):
+            engine.api.inspect_secret(f"hx-swarm-pw-{suffix}-6")
+    finally:
+        (first.successor or first).destroy()
