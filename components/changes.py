@@ -98,7 +98,8 @@ def proxy_reload_after(
 
     nginx refuses a configuration whose upstream name does not resolve, so the reload also waits
     for the proxy's `other_upstreams` (replaced in the same deploy), and retries for a minute
-    where one of them is still being replaced by a part of the program declared later.
+    where one of them is still being replaced by a part of the program declared later. On Swarm
+    it first waits until the service's rolling update has finished.
     """
     return exec_in_named_container(
         resource_name,
@@ -108,6 +109,7 @@ def proxy_reload_after(
         parent,
         triggers=[revision(container)],
         depends_on=[container, *other_upstreams],
+        first=container.name.apply(deployment.settled),
     )
 
 

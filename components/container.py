@@ -7,7 +7,7 @@ import base64
 import hashlib
 import json
 import shlex
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
@@ -63,6 +63,21 @@ class Deployment:
             return shlex.quote(name)
         return f'"$(docker ps -q --filter label=com.docker.swarm.service.name={name} --filter status=running | head -n 1)"'
 
+    def settled(self, name: str, timeout: int = 600) -> str:
+        """Shell script that waits until the service `name` has finished an update (or its
+        rollback) Swarm is rolling: the provider may report an update done while the old task
+        still runs. Nothing to wait for with containers."""
+        if not self.swarm:
+            return ""
+        quoted = shlex.quote(name)
+        return (
+            "waited=0; while :; do "
+            f"state=\"$(docker service inspect -f '{{{{if .UpdateStatus}}}}{{{{.UpdateStatus.State}}}}{{{{end}}}}' {quoted})\"; "
+            'case "$state" in updating|rollback_started) ;; *) break ;; esac; '
+            f'if [ "$waited" -ge {timeout} ]; then echo "{name} is still $state after {timeout} s" >&2; exit 1; fi; '
+            "sleep 1; waited=$((waited + 1)); done; "
+        )
+
     def exists(self, name: str) -> str:
         """Shell command that succeeds when the container (or on Swarm, the service) `name` exists."""
         kind = "service" if self.swarm else "container"
@@ -98,6 +113,18 @@ def go_duration(seconds: int) -> str:
     if minutes:
         return f"{minutes}m{secs}s"
     return f"{secs}s"
+
+
+def go_short_duration(seconds: int) -> str:
+    """Seconds as the provider stores a service's durations ("10s", "1m", "1m30s", "1h"): Go's
+    form without a trailing zero unit. In Go's full form ("1m0s") the stored service differs
+    from the program's on every `pulumi up`."""
+    text = go_duration(seconds)
+    if text.endswith("m0s"):
+        text = text[:-2]
+    if text.endswith("h0m"):
+        text = text[:-2]
+    return text
 
 
 @dataclass(frozen=True)
@@ -243,13 +270,13 @@ def service_container(deployment: Deployment, spec: ServiceContainer, opts: pulu
     return container
 
 
-def _healthcheck(check: HealthCheck) -> dict[str, object]:
+def _healthcheck(check: HealthCheck, duration: Callable[[int], str] = go_duration) -> dict[str, object]:
     return {
         "tests": check.test,
-        "interval": go_duration(check.interval),
-        "timeout": go_duration(check.timeout),
+        "interval": duration(check.interval),
+        "timeout": duration(check.timeout),
         "retries": check.retries,
-        "start_period": go_duration(check.start_period),
+        "start_period": duration(check.start_period),
     }
 
 
@@ -311,7 +338,7 @@ def _swarm_service(deployment: Deployment, spec: ServiceContainer, opts: pulumi.
         "parallelism": 1,
         "order": "start-first" if stateless else "stop-first",
         # Watch a new task for one round of health checks before the update counts as done.
-        "monitor": go_duration(check.interval * (check.retries + 1) if check else 10),
+        "monitor": go_short_duration(check.interval * (check.retries + 1) if check else 10),
         "max_failure_ratio": "0",
     }
     return docker.Service(
@@ -330,11 +357,13 @@ def _swarm_service(deployment: Deployment, spec: ServiceContainer, opts: pulumi.
                 cap_drops=["ALL"],
                 cap_adds=list(policy.capabilities) or None,
                 sysctl=dict(policy.sysctls) or None,
-                healthcheck=None if check is None else docker.ServiceTaskSpecContainerSpecHealthcheckArgs(**_healthcheck(check)),
+                healthcheck=None
+                if check is None
+                else docker.ServiceTaskSpecContainerSpecHealthcheckArgs(**_healthcheck(check, go_short_duration)),
                 mounts=[*(_swarm_mount(volume) for volume in spec.volumes), *_swarm_tmpfs(policy)],
                 secrets=[file.secret_reference() for file in files if file.private] or None,
                 configs=[file.config_reference() for file in files if not file.private] or None,
-                stop_grace_period=go_duration(spec.stop_grace_seconds),
+                stop_grace_period=go_short_duration(spec.stop_grace_seconds),
                 labels=[docker.ServiceTaskSpecContainerSpecLabelArgs(label=label, value=value) for label, value in labels.items()],
             ),
             resources=docker.ServiceTaskSpecResourcesArgs(
@@ -346,7 +375,7 @@ def _swarm_service(deployment: Deployment, spec: ServiceContainer, opts: pulumi.
                 if spec.limits.reservation_mb
                 else None,
             ),
-            restart_policy=docker.ServiceTaskSpecRestartPolicyArgs(condition="any", delay="5s", max_attempts=0),
+            restart_policy=docker.ServiceTaskSpecRestartPolicyArgs(condition="any", delay="5s", max_attempts=0, window="0s"),
             placement=docker.ServiceTaskSpecPlacementArgs(
                 constraints=[f"node.labels.{node_label(deployment.project, spec.runs_on)}==true"]
             ),
@@ -375,7 +404,7 @@ def _swarm_service(deployment: Deployment, spec: ServiceContainer, opts: pulumi.
             ]
             or None,
         ),
-        converge_config=docker.ServiceConvergeConfigArgs(delay="1s", timeout=go_duration(spec.wait_timeout)),
+        converge_config=docker.ServiceConvergeConfigArgs(delay="1s", timeout=go_short_duration(spec.wait_timeout)),
         opts=pulumi.ResourceOptions.merge(
             opts,
             pulumi.ResourceOptions(
@@ -466,10 +495,20 @@ def _swarm_mount(volume: docker.ContainerVolumeArgs) -> docker.ServiceTaskSpecCo
 
 
 def _swarm_tmpfs(policy: SecurityPolicy) -> list[docker.ServiceTaskSpecContainerSpecMountArgs]:
-    # A service's tmpfs cannot be given an owner: it is root's, writable by all (sticky, as /tmp).
+    """The role's tmpfs on Swarm. A service's tmpfs mount takes the owner and mode of the image's
+    directory, whatever mode it is given (moby/moby#39466, moby/swarmkit#3226), so a directory of
+    root's stays closed to the service's user: for a role with its own user, each task gets an
+    anonymous volume of the local driver that mounts a tmpfs with that user's owner instead."""
+    if policy.user is None:
+        return [docker.ServiceTaskSpecContainerSpecMountArgs(type="tmpfs", target=path) for path in policy.tmpfs]
     return [
         docker.ServiceTaskSpecContainerSpecMountArgs(
-            type="tmpfs", target=path, tmpfs_options=docker.ServiceTaskSpecContainerSpecMountTmpfsOptionsArgs(mode=0o1777)
+            type="volume",
+            target=path,
+            volume_options=docker.ServiceTaskSpecContainerSpecMountVolumeOptionsArgs(
+                driver_name="local",
+                driver_options={"type": "tmpfs", "device": "tmpfs", "o": f"{_tmpfs_options(policy)},nosuid,nodev,noexec"},
+            ),
         )
         for path in policy.tmpfs
     ]
@@ -578,8 +617,12 @@ def private_network(deployment: Deployment, component: str, opts: pulumi.Resourc
         options={"encrypted": ""} if deployment.swarm else None,
         labels=[docker.NetworkLabelArgs(label=f"{deployment.project}.stack", value=deployment.stack)],
         # Every field of a network forces replacement, and its name is fixed: the old network must
-        # go before the new one can take its name.
-        opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(delete_before_replace=True)),
+        # go before the new one can take its name. Docker adds its VXLAN ids to an overlay's
+        # options, which the provider reads back: compared, they would replace it on every up.
+        opts=pulumi.ResourceOptions.merge(
+            opts,
+            pulumi.ResourceOptions(delete_before_replace=True, ignore_changes=["options"] if deployment.swarm else None),
+        ),
     )
 
 
@@ -668,12 +711,13 @@ def exec_in_named_container(
     triggers: list[pulumi.Input[str]],
     stdin: pulumi.Input[str] | None = None,
     depends_on: Sequence[pulumi.Resource] = (),
+    first: pulumi.Input[str] = "",
 ) -> command.local.Command:
     """Run a command in the container named `container_name` (without the prefix), whichever
     container of that name runs when the command's turn comes: one this deploy has yet to replace,
     or one declared elsewhere in the program.
 
-    It runs when `triggers` change. Where no such container exists yet (the first deploy) there
+    It runs when `triggers` change, after the shell commands `first`. Where no such container exists yet (the first deploy) there
     is nothing to act on: it says so and succeeds. A container that exists but does not run, or
     a command that fails, fails the deploy before anything that depends on it changes.
     """
@@ -683,7 +727,7 @@ def exec_in_named_container(
         f"echo '{name} does not exist yet: nothing to do'; exit 0; fi; "
         f"exec {_docker_exec(deployment.running_container(name), argv, {}, stdin is not None)}"
     )
-    return docker_script(resource_name, deployment, script, parent, triggers, stdin, depends_on)
+    return docker_script(resource_name, deployment, pulumi.Output.concat(first, script), parent, triggers, stdin, depends_on)
 
 
 def docker_script(

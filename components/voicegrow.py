@@ -205,6 +205,7 @@ class VoiceGrowStack(pulumi.ComponentResource):
                             server_secrets.apply(lambda values, name=name: render.server_secrets(values)[name])
                         )
                         for name in render.SERVER_SECRET_NAMES
+                        if name not in _unset_api_keys(secrets)
                     },
                 )
             ]
@@ -356,6 +357,14 @@ class VoiceGrowStack(pulumi.ComponentResource):
             child,
             platform=deployment.platform,
         )
+
+
+def _unset_api_keys(secrets: dict[str, pulumi.Output[str] | None]) -> set[str]:
+    """The server's key variables that stay empty (see _api_keys): they get no file."""
+    unset = {"TTS_API_KEY": secrets["tts_api_key"] is None, "TTS_SECRET_KEY": secrets["tts_secret_key"] is None}
+    unset["LLM_API_KEY"] = secrets["llm_api_key"] is None and unset["TTS_API_KEY"]
+    unset["LLM_SECRET_KEY"] = secrets["llm_secret_key"] is None and unset["TTS_SECRET_KEY"]
+    return {name for name, empty in unset.items() if empty}
 
 
 def _api_keys(secrets: dict[str, pulumi.Output[str] | None]) -> list[pulumi.Output[str]]:

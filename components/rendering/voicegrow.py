@@ -145,7 +145,8 @@ def server_environment(settings: VoiceGrowSettings, secrets: ServerSecrets) -> l
         "MINIO_SECURE": False,
     }
     for name, value in server_secrets(secrets).items():
-        if settings.secret_files:
+        # A key that is not set is empty, not a secret: no file for it.
+        if settings.secret_files and value:
             values[f"{name}_FILE"] = f"{SECRETS_DIR}/{name.lower()}"
         else:
             values[name] = value

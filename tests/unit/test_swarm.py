@@ -9,7 +9,9 @@ from typing import Any
 
 import pytest
 
-from components.container import go_duration
+from components.container import go_short_duration
+from tests.e2e.harness.docker_mapping import parse_duration_ns
+from tests.e2e.harness.provider_state import short_duration_text
 from config import ConfigError
 from tests.unit.conftest import Evaluate, Evaluation, Registration
 from tests.unit.mocks import Declared
@@ -32,6 +34,13 @@ def _pair(evaluate: Evaluate, stack: str) -> tuple[dict[str, Declared], dict[str
     containers = {c.name: c for c in evaluate(stack, overrides=SWARM_READY).mocks.of_type(CONTAINER) if c.value("restart") == "unless-stopped"}
     swarm = evaluate(stack, overrides=SWARM)
     return containers, {s.name: s for s in swarm.mocks.of_type(SERVICE)}, swarm
+
+
+def _seconds(check: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A health check with its durations in nanoseconds, whichever form they were written in."""
+    if check is None:
+        return None
+    return {key: parse_duration_ns(value) if key in ("interval", "timeout", "startPeriod") else value for key, value in check.items()}
 
 
 def _spec(service: Declared) -> dict[str, Any]:
@@ -64,12 +73,12 @@ def test_health_checks_users_capabilities_and_read_only_roots_carry_over(evaluat
     containers, services, _ = _pair(evaluate, stack)
     for name, service in services.items():
         container, spec = containers[name], _spec(service)
-        assert spec.get("healthcheck") == container.value("healthcheck"), name
+        assert _seconds(spec.get("healthcheck")) == _seconds(container.value("healthcheck")), name
         assert spec.get("user") == container.value("user"), name
         assert spec.get("readOnly") == container.value("readOnly"), name
         assert spec["capDrops"] == ["ALL"], name
         assert spec.get("capAdds") == container.value("capabilities").get("adds"), name
-        assert spec["stopGracePeriod"] == go_duration(int(container.value("stopTimeout"))), name
+        assert spec["stopGracePeriod"] == go_short_duration(int(container.value("stopTimeout"))), name
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -173,6 +182,9 @@ def test_commands_run_in_the_services_running_task(evaluate: Evaluate) -> None:
     swarm = evaluate("prod", overrides=SWARM)
     reload = swarm.mocks.named("voicegrow-server-1-proxy-reload").value("create")
     assert "docker service inspect selfhosted-prod-proxy" in reload
+    # The provider may report the replica's update done while its old task still runs.
+    assert reload.index("docker service inspect -f") < reload.index("docker service inspect selfhosted-prod-proxy")
+    assert "selfhosted-prod-voicegrow-server-1)\"; case \"$state\" in updating|rollback_started)" in reload
     assert "docker exec \"$(docker ps -q --filter label=com.docker.swarm.service.name=selfhosted-prod-proxy --filter status=running | head -n 1)\"" in reload
 
 
@@ -206,3 +218,12 @@ def test_without_settings_swarm_cannot_keep_a_stack_file_needs_only_the_orchestr
     # The healer and backups default to off on Swarm.
     overrides = {"orchestrator": "swarm", "swarm": {"nodes": NODES}, "voicegrow": {"secret_files": True}, "monitoring": "basic", "tls": "self-signed"}
     assert evaluate("prod", overrides=overrides).mocks.of_type(SERVICE)
+
+
+def test_service_durations_are_written_as_the_provider_stores_them(evaluate: Evaluate) -> None:
+    # Written as Go prints them ("1m0s"), every `pulumi up` would update every service.
+    for service in evaluate("prod", overrides=SWARM).mocks.of_type(SERVICE):
+        check = _spec(service).get("healthcheck") or {}
+        durations = [_spec(service)["stopGracePeriod"], service.value("updateConfig")["monitor"], *(check.get(k) for k in ("interval", "timeout", "startPeriod") if check)]
+        for duration in durations:
+            assert short_duration_text(parse_duration_ns(duration)) == duration, (service.name, duration)

@@ -168,7 +168,8 @@ def test_server_credentials_are_a_secret_input(evaluate: Evaluate) -> None:
 
 
 def test_server_reads_secret_files_when_it_supports_them(evaluate: Evaluate) -> None:
-    evaluation = evaluate("prod", overrides={"voicegrow": {"secret_files": True}})
+    keys = {"tts_api_key": "ak_1", "tts_secret_key": "sk_1"}
+    evaluation = evaluate("prod", overrides={"voicegrow": {"secret_files": True}}, secrets=keys)
     server = _env(evaluation, "voicegrow-server-1")
     assert not any(value.startswith("generated-") for value in server.values())
     assert server["MYSQL_PASSWORD_FILE"] == "/run/secrets/mysql_password"
@@ -177,6 +178,15 @@ def test_server_reads_secret_files_when_it_supports_them(evaluate: Evaluate) -> 
         "TTS_API_KEY", "TTS_SECRET_KEY", "LLM_API_KEY", "LLM_SECRET_KEY",
         "MYSQL_PASSWORD", "REDIS_PASSWORD", "MINIO_ACCESS_KEY", "MINIO_SECRET_KEY",
     }
+
+
+def test_keys_that_are_not_set_are_empty_variables_not_files(evaluate: Evaluate) -> None:
+    # An empty file would hold no secret (and Docker refuses an empty secret on Swarm).
+    evaluation = evaluate("prod", overrides={"voicegrow": {"secret_files": True}})
+    server = _env(evaluation, "voicegrow-server-1")
+    for name in ("TTS_API_KEY", "TTS_SECRET_KEY", "LLM_API_KEY", "LLM_SECRET_KEY"):
+        assert server[name] == "" and f"{name}_FILE" not in server, name
+        assert f"/run/secrets/{name.lower()}" not in evaluation.mocks.files("voicegrow-server-1"), name
 
 
 def test_redis_config_is_a_secret_file(evaluate: Evaluate) -> None:

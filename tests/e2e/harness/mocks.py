@@ -262,11 +262,14 @@ class HarnessMocks(Mocks):
             engine.update_container(self.api, recorded.id, declared, [prop.name for prop in change.properties])
             # The provider stores the program's values after an update; it does not read back.
             recorded.state.update({prop.name: prop.declared for prop in change.properties})
+            recorded.outputs = {**recorded.outputs, **args.inputs}
             with self._lock:
                 self.created.extend(recorded.created)
             return True
         if change.action == "update" and args.typ == SERVICE:
             self._update_service(args, where, recorded, declared)
+            # The engine gives the program the updated resource's outputs: its new inputs.
+            recorded.outputs = {**recorded.outputs, **args.inputs}
             with self._lock:
                 self.created.extend(recorded.created)
             return True
