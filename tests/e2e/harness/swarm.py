@@ -20,9 +20,11 @@ An engine that is already an active swarm manager is used as it is and left in t
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import logging
 import os
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -127,8 +129,26 @@ def swarm_manager(client: docker.DockerClient | None = None) -> Iterator[Swarm]:
 
     Initialises the swarm (advertised on 127.0.0.1) unless the engine already manages one, and on
     exit leaves it (`swarm leave --force`) and removes the docker_gwbridge it created. A swarm
-    this function did not create is never left.
+    this function did not create is never left. Other test processes wait for the block to end.
     """
+    with _engine_lock():
+        yield from _managed_swarm(client)
+
+
+@contextlib.contextmanager
+def _engine_lock() -> Iterator[None]:
+    """One swarm user of the engine at a time: test processes run modules in parallel on one
+    engine, and the first to finish would otherwise leave the swarm under the others."""
+    directory = os.environ.get("E2E_ENGINE_DIR") or tempfile.gettempdir()
+    with open(os.path.join(directory, "swarm.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _managed_swarm(client: docker.DockerClient | None) -> Iterator[Swarm]:
     owned_client = client is None
     client = client if client is not None else engine.connect()
     api = client.api
