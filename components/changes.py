@@ -9,7 +9,6 @@ from collections.abc import Sequence
 
 import pulumi
 import pulumi_command as command
-import pulumi_docker as docker
 
 from components.container import Deployment, ServiceContainer, Workload, exec_in_named_container, revision
 from config.types import docker_cpus

@@ -230,14 +230,9 @@ def service_container(deployment: Deployment, spec: ServiceContainer, opts: pulu
         volumes=volumes,
         uploads=spec.uploads,
         networks_advanced=[
-            docker.ContainerNetworksAdvancedArgs(name=spec.network.name, aliases=spec.aliases),
-            *(
-                docker.ContainerNetworksAdvancedArgs(name=network.name, aliases=spec.extra_aliases or None)
-                for network in spec.extra_networks
-            ),
+            docker.ContainerNetworksAdvancedArgs(name=network.name, aliases=aliases) for network, aliases in _attachments(spec)
         ]
-        if spec.network is not None
-        else None,
+        or None,
         network_mode=None if spec.network is not None else "none",
         restart="unless-stopped",
         memory=spec.limits.memory_mb,
@@ -268,6 +263,13 @@ def service_container(deployment: Deployment, spec: ServiceContainer, opts: pulu
     )
     _limit_processes(deployment, spec.name, container, policy.pids_limit, opts)
     return container
+
+
+def _attachments(spec: ServiceContainer) -> list[tuple[docker.Network, list[str] | None]]:
+    """The networks the service joins, each with the names it answers to there (none: no network)."""
+    if spec.network is None:
+        return []
+    return [(spec.network, spec.aliases), *((network, spec.extra_aliases or None) for network in spec.extra_networks)]
 
 
 def _healthcheck(check: HealthCheck, duration: Callable[[int], str] = go_duration) -> dict[str, object]:
@@ -379,16 +381,12 @@ def _swarm_service(deployment: Deployment, spec: ServiceContainer, opts: pulumi.
             placement=docker.ServiceTaskSpecPlacementArgs(
                 constraints=[f"node.labels.{node_label(deployment.project, spec.runs_on)}==true"]
             ),
+            # By id: the provider reads the id back, and a name would differ from it on every up.
             networks_advanceds=[
-                # By id: the provider reads the id back, and a name would differ from it on every up.
-                docker.ServiceTaskSpecNetworksAdvancedArgs(id=spec.network.id, aliases=spec.aliases),
-                *(
-                    docker.ServiceTaskSpecNetworksAdvancedArgs(id=network.id, aliases=spec.extra_aliases or None)
-                    for network in spec.extra_networks
-                ),
+                docker.ServiceTaskSpecNetworksAdvancedArgs(id=network.id, aliases=aliases)
+                for network, aliases in _attachments(spec)
             ]
-            if spec.network is not None
-            else None,
+            or None,
             log_driver=docker.ServiceTaskSpecLogDriverArgs(name="json-file", options=_log_opts(deployment)),
         ),
         update_config=docker.ServiceUpdateConfigArgs(failure_action="rollback", **update),

@@ -6,7 +6,9 @@ The end-to-end tests select their images through the program's own settings (`im
 
 from __future__ import annotations
 
+import http.client
 import os
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -147,3 +149,37 @@ def wait_restarted_and_healthy(engine: docker.DockerClient, name: str, before: d
                 return
         time.sleep(0.5)
     raise AssertionError(f"{name} was not restarted and healthy again within {timeout} s")
+
+
+class RequestLoad:
+    """Requests at a steady rate through the proxy's HTTP port to one host and path, counting the
+    failed ones (an error, or a status other than 200), while the block runs."""
+
+    def __init__(self, port: int, host: str, path: str, interval: float = 0.05) -> None:
+        self.port, self.host, self.path, self.interval = port, host, path, interval
+        self.sent = 0
+        self.failed: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.sent += 1
+            try:
+                connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+                connection.request("GET", self.path, headers={"Host": self.host})
+                status = connection.getresponse().status
+                connection.close()
+                if status != 200:
+                    self.failed.append(f"status {status}")
+            except OSError as exc:
+                self.failed.append(str(exc))
+            time.sleep(self.interval)
+
+    def __enter__(self) -> RequestLoad:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()

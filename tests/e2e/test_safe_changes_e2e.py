@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import http.client
 import io
-import threading
 import time
 from collections.abc import Iterator
 from datetime import datetime
@@ -18,8 +17,17 @@ from datetime import datetime
 import docker
 import pytest
 
-from tests.e2e.harness import AppliedStack, ApplyError
-from tests.e2e.stacks import LOCAL_IMAGES, PROBE_IMAGE, ChangedStack, deployed_stack, host_ports, local_overrides, record_figure
+from tests.e2e.harness import ApplyError
+from tests.e2e.stacks import (
+    LOCAL_IMAGES,
+    PROBE_IMAGE,
+    ChangedStack,
+    RequestLoad,
+    deployed_stack,
+    host_ports,
+    local_overrides,
+    record_figure,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -120,39 +128,6 @@ def test_a_failed_backup_stops_the_deploy_and_the_old_synapse_keeps_serving(
     assert _state(engine, "synapse")["Health"]["Status"] == "healthy"
 
 
-class _Load:
-    """Requests at a steady rate through the proxy to the API host, counting the failed ones."""
-
-    def __init__(self, interval: float = 0.05) -> None:
-        self.interval = interval
-        self.sent = 0
-        self.failed: list[str] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.sent += 1
-            try:
-                connection = http.client.HTTPConnection("127.0.0.1", PROXY_PORT, timeout=10)
-                connection.request("GET", "/api/v1/instance", headers={"Host": API_HOST})
-                status = connection.getresponse().status
-                connection.close()
-                if status != 200:
-                    self.failed.append(f"status {status}")
-            except OSError as exc:
-                self.failed.append(str(exc))
-            time.sleep(self.interval)
-
-    def __enter__(self) -> _Load:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
 def test_replicas_are_replaced_one_at_a_time_without_a_failed_request(
     deployed: ChangedStack, engine: docker.DockerClient
 ) -> None:
@@ -160,7 +135,7 @@ def test_replicas_are_replaced_one_at_a_time_without_a_failed_request(
     proxy_id = engine.api.inspect_container(_name("proxy"))["Id"]
     image = _variant(engine, PROBE_IMAGE, "2")
     started = time.monotonic()
-    with _Load() as load:
+    with RequestLoad(PROXY_PORT, API_HOST, "/api/v1/instance") as load:
         updated = deployed.update({"voicegrow": {"server_image": image}})
     record_figure("e2e", "safe.replica_roll", time.monotonic() - started, f"{load.sent} requests, {len(load.failed)} failed")
     assert all(engine.api.inspect_container(_name(server))["Id"] != old[server] for server in SERVERS)

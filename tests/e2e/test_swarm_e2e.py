@@ -13,7 +13,6 @@ from __future__ import annotations
 import http.client
 import io
 import json
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -31,6 +30,7 @@ from tests.e2e.stacks import (
     ChangedStack,
     assert_second_up_changes_nothing,
     deployed_stack,
+    RequestLoad,
     host_ports,
     local_overrides,
     record_figure,
@@ -111,36 +111,6 @@ def _variant(engine: docker.DockerClient, image: str, tag: str, extra: str = "")
     reference = f"{image.rsplit(':', 1)[0]}:{tag}"
     engine.images.build(fileobj=io.BytesIO(dockerfile), tag=reference, rm=True)
     return reference
-
-
-class _Load:
-    """Requests at a steady rate through the proxy to the API host, counting the failed ones."""
-
-    def __init__(self, interval: float = 0.05) -> None:
-        self.interval = interval
-        self.sent = 0
-        self.failed: list[str] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.sent += 1
-            try:
-                status, _ = _get(API_HOST, "/api/v1/instance")
-                if status != 200:
-                    self.failed.append(f"status {status}")
-            except OSError as exc:
-                self.failed.append(str(exc))
-            time.sleep(self.interval)
-
-    def __enter__(self) -> _Load:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 def test_every_service_runs_one_healthy_task_on_the_labelled_node(swarm: Swarm, engine: docker.DockerClient) -> None:
@@ -230,7 +200,7 @@ def test_an_image_change_rolls_the_replicas_without_a_failed_request(swarm: Swar
     proxy_version = _service(engine, "proxy")["Version"]["Index"]
     image = _variant(engine, PROBE_IMAGE, "swarm-2")
     started = time.monotonic()
-    with _Load() as load:
+    with RequestLoad(PROXY_PORT, API_HOST, "/api/v1/instance") as load:
         swarm.changed.update({"voicegrow": {"server_image": image}})
         # The proxy has learned the new tasks' addresses; requests keep flowing for a moment.
         time.sleep(2)
@@ -248,7 +218,7 @@ def test_a_broken_image_rolls_back_on_its_own_and_the_replicas_keep_serving(swar
     working = _service(engine, "voicegrow-server-1")["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"]
     broken = _variant(engine, PROBE_IMAGE, "swarm-broken", 'ENTRYPOINT ["/bin/false"]\n')
     started = time.monotonic()
-    with _Load() as load:
+    with RequestLoad(PROXY_PORT, API_HOST, "/api/v1/instance") as load:
         with pytest.raises(ApplyError, match="voicegrow-server-1"):
             swarm.changed.update({"voicegrow": {"server_image": broken}})
     record_figure("e2e", "swarm.broken_image_rolled_back", time.monotonic() - started, f"{load.sent} requests, {len(load.failed)} failed")

@@ -411,15 +411,20 @@ NETWORK_REMOVE_TIMEOUT_SECONDS = 30
 def remove_network(api: docker.APIClient, network_id: str) -> None:
     """As `resourceDockerNetworkDelete`: retry while the network "has active endpoints" (the
     containers of a removed service are still going), for up to 30 s."""
+    _remove_retrying(lambda: api.remove_network(network_id), "has active endpoints")
+
+
+def _remove_retrying(remove: Callable[[], object], busy: str) -> None:
+    """Remove, retrying for up to 30 s while Docker answers `busy`; gone already is removed."""
     deadline = time.monotonic() + NETWORK_REMOVE_TIMEOUT_SECONDS
     while True:
         try:
-            api.remove_network(network_id)
+            remove()
             return
         except docker.errors.NotFound:
             return
         except docker.errors.APIError as exc:
-            if "has active endpoints" not in str(exc) or time.monotonic() >= deadline:
+            if busy not in str(exc) or time.monotonic() >= deadline:
                 raise
         time.sleep(SERVICE_POLL_SECONDS)
 
@@ -450,17 +455,7 @@ def volume_outputs(inspect: dict[str, Any]) -> dict[str, Any]:
 def remove_volume(api: docker.APIClient, name: str) -> None:
     """As `resourceDockerVolumeDelete`: forced, retried while the volume "is in use" (by the
     containers of a removed service that swarm is still taking away), for up to 30 s."""
-    deadline = time.monotonic() + NETWORK_REMOVE_TIMEOUT_SECONDS
-    while True:
-        try:
-            api.remove_volume(name, force=True)
-            return
-        except docker.errors.NotFound:
-            return
-        except docker.errors.APIError as exc:
-            if "volume is in use" not in str(exc) or time.monotonic() >= deadline:
-                raise
-        time.sleep(SERVICE_POLL_SECONDS)
+    _remove_retrying(lambda: api.remove_volume(name, force=True), "volume is in use")
 
 
 def require_platform(image: dict[str, Any], platform: str | None, what: str) -> None:

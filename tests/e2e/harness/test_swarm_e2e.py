@@ -3,9 +3,6 @@ single-node swarm as the provider would, plans a second up, updates in place, an
 
 from __future__ import annotations
 
-import base64
-import textwrap
-import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -16,7 +13,7 @@ import docker
 import docker.errors
 import pytest
 
-from .apply import AppliedStack, ApplyError, apply_program
+from .apply import AppliedStack, apply_program
 from .engine import engine_unavailable_reason
 from .swarm import Swarm, swarm_manager
 
@@ -28,7 +25,6 @@ pytestmark = [
 PROGRAM = '''
 """A throwaway swarm program: encrypted overlay network, secret, config, one service."""
 
-import base64
 
 import pulumi
 import pulumi_docker as docker
