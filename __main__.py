@@ -14,6 +14,7 @@ from components.firewall import HostFirewall, HostFirewallArgs
 from components.monitoring import Monitoring, MonitoringArgs, deployed as monitored, roles as monitoring_roles
 from components.proxy import ReverseProxy, ReverseProxyArgs
 from components.rendering.firewall import allowed_ports
+from components.secrets import secret_or_generated
 from components.swarm import SwarmNodes
 from components.synapse import SynapseStack, SynapseStackArgs
 from components.voicegrow import VoiceGrowStack, VoiceGrowStackArgs
@@ -36,7 +37,11 @@ deployment = Deployment(
     orchestrator=settings.orchestrator,
 )
 if settings.orchestrator == "swarm":
-    deployment = replace(deployment, swarm_nodes=SwarmNodes("swarm-nodes", deployment, settings.swarm.nodes))
+    deployment = replace(
+        deployment,
+        swarm_nodes=SwarmNodes("swarm-nodes", deployment, settings.swarm.nodes),
+        swarm_name_key=secret_or_generated("swarm-name-key", None, pulumi.ResourceOptions()),
+    )
 
 # Where backups run, a deploy backs up before it replaces a container that holds data.
 backup_before_changes = (

@@ -10,7 +10,8 @@ from collections.abc import Sequence
 import pulumi
 import pulumi_command as command
 
-from components.container import Deployment, ServiceContainer, Workload, exec_in_named_container, revision
+from components.container import Deployment, ServiceContainer, Workload, docker_script, exec_in_named_container, revision
+from components.rendering.proxy import UPSTREAM_WATCH_SECONDS
 from config.types import docker_cpus
 
 BACKUP_CONTAINER = "backup"
@@ -97,9 +98,16 @@ def proxy_reload_after(
 
     nginx refuses a configuration whose upstream name does not resolve, so the reload also waits
     for the proxy's `other_upstreams` (replaced in the same deploy), and retries for a minute
-    where one of them is still being replaced by a part of the program declared later. On Swarm
-    it first waits until the service's rolling update has finished.
+    where one of them is still being replaced by a part of the program declared later.
+
+    On Swarm the proxy reloads itself when an upstream's address changes (see
+    render_upstream_watch): this waits until the service's rolling update has finished and the
+    proxy has had two looks at the new address.
     """
+    depends_on = [container, *other_upstreams]
+    if deployment.swarm:
+        wait = container.name.apply(lambda name: f"{deployment.settled(name)}sleep {2 * UPSTREAM_WATCH_SECONDS}")
+        return docker_script(resource_name, deployment, wait, parent, [revision(container)], depends_on=depends_on)
     return exec_in_named_container(
         resource_name,
         deployment,
@@ -107,8 +115,7 @@ def proxy_reload_after(
         ["/bin/sh", "-c", RELOAD_WITH_RETRIES],
         parent,
         triggers=[revision(container)],
-        depends_on=[container, *other_upstreams],
-        first=container.name.apply(deployment.settled),
+        depends_on=depends_on,
     )
 
 

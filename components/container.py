@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import json
 import shlex
 from collections.abc import Callable, Mapping, Sequence
@@ -39,6 +40,8 @@ class Deployment:
     """Containers on one engine, or services of a Docker Swarm whose manager `docker_host` is."""
     swarm_nodes: pulumi.Resource | None = None
     """On Swarm: the nodes' labels, which every service's placement needs."""
+    swarm_name_key: pulumi.Output[str] | None = None
+    """On Swarm: the stack's key for the names of its secrets and configs (see _content_name)."""
 
     @property
     def swarm(self) -> bool:
@@ -379,7 +382,7 @@ def _swarm_service(deployment: Deployment, spec: ServiceContainer, opts: pulumi.
             ),
             restart_policy=docker.ServiceTaskSpecRestartPolicyArgs(condition="any", delay="5s", max_attempts=0, window="0s"),
             placement=docker.ServiceTaskSpecPlacementArgs(
-                constraints=[f"node.labels.{node_label(deployment.project, spec.runs_on)}==true"]
+                constraints=[f"node.labels.{node_label(deployment.prefix, spec.runs_on)}==true"]
             ),
             # By id: the provider reads the id back, and a name would differ from it on every up.
             networks_advanceds=[
@@ -459,7 +462,9 @@ def _swarm_files(deployment: Deployment, spec: ServiceContainer, opts: pulumi.Re
     for path, content, owner, group, mode in wanted:
         name = f"{spec.name}{path.replace('/', '-').replace('.', '-')}"
         data = pulumi.Output.from_input(content).apply(lambda text: base64.b64encode(text.encode()).decode())
-        object_name = data.apply(lambda encoded, name=name: _content_name(deployment.name(name), encoded))
+        object_name = pulumi.Output.all(deployment.swarm_name_key or "", data).apply(
+            lambda values, name=name: _content_name(deployment.name(name), values[0], values[1])
+        )
         if isinstance(content, str):
             resource: docker.Secret | docker.ServiceConfig = docker.ServiceConfig(name, name=object_name, data=data, opts=opts)
         else:
@@ -474,9 +479,12 @@ def _swarm_files(deployment: Deployment, spec: ServiceContainer, opts: pulumi.Re
     return files
 
 
-def _content_name(base: str, data: str) -> str:
-    """A secret's or config's name: Docker's limit of 64 characters, ending in its content's digest."""
-    return f"{base[:47]}-{hashlib.sha256(data.encode()).hexdigest()[:16]}"
+def _content_name(name: str, key: str, data: str) -> str:
+    """A secret's or config's name: its object's name cut to fit Docker's 64 characters, and a
+    digest of the whole name and the content, keyed with the stack's own key, so that a change of
+    content is a new name, two files never share one, and a name tells nothing of a password."""
+    digest = hmac.new(key.encode(), f"{name}\n{data}".encode(), hashlib.sha256).hexdigest()
+    return f"{name[:47]}-{digest[:16]}"
 
 
 def _environment_map(items: Sequence[str] | None) -> dict[str, str]:
@@ -672,6 +680,15 @@ def pulled_image(
     )
 
 
+def runnable(deployment: Deployment, image: docker.RemoteImage) -> pulumi.Output[str]:
+    """What a container or service runs from a pulled image: on one engine its id (the image
+    pulled there); on Swarm its registry digest (`name@sha256:...`), which every node pulls the
+    same, or its reference where the image has no registry digest."""
+    if not deployment.swarm:
+        return image.image_id
+    return pulumi.Output.all(image.repo_digest, image.name).apply(lambda refs: refs[0] or refs[1])
+
+
 def exec_in_container(
     resource_name: str,
     deployment: Deployment,
@@ -709,13 +726,12 @@ def exec_in_named_container(
     triggers: list[pulumi.Input[str]],
     stdin: pulumi.Input[str] | None = None,
     depends_on: Sequence[pulumi.Resource] = (),
-    first: pulumi.Input[str] = "",
 ) -> command.local.Command:
     """Run a command in the container named `container_name` (without the prefix), whichever
     container of that name runs when the command's turn comes: one this deploy has yet to replace,
     or one declared elsewhere in the program.
 
-    It runs when `triggers` change, after the shell commands `first`. Where no such container exists yet (the first deploy) there
+    It runs when `triggers` change. Where no such container exists yet (the first deploy) there
     is nothing to act on: it says so and succeeds. A container that exists but does not run, or
     a command that fails, fails the deploy before anything that depends on it changes.
     """
@@ -725,7 +741,7 @@ def exec_in_named_container(
         f"echo '{name} does not exist yet: nothing to do'; exit 0; fi; "
         f"exec {_docker_exec(deployment.running_container(name), argv, {}, stdin is not None)}"
     )
-    return docker_script(resource_name, deployment, pulumi.Output.concat(first, script), parent, triggers, stdin, depends_on)
+    return docker_script(resource_name, deployment, script, parent, triggers, stdin, depends_on)
 
 
 def docker_script(

@@ -9,6 +9,7 @@ import pulumi
 import pulumi_docker as docker
 
 from components.container import (
+    runnable,
     Workload,
     Deployment,
     HealthCheck,
@@ -169,7 +170,7 @@ class Monitoring(pulumi.ComponentResource):
                 component=COMPONENT,
                 role=role.replace("_", "-"),
                 name=f"monitoring-{name}",
-                image=self._images[role].image_id,
+                image=runnable(self._deployment, self._images[role]),
                 limits=self._args.limits[role],
                 security=self._args.security[role],
                 healthcheck=healthcheck,

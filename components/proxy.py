@@ -11,6 +11,7 @@ import pulumi_tls as tls
 
 from components.changes import PROXY_CONTAINER
 from components.container import (
+    runnable,
     Workload,
     revision,
     Deployment,
@@ -82,9 +83,8 @@ class ReverseProxy(pulumi.ComponentResource):
         nginx_image = pulled_image(args.images["nginx"], "proxy-nginx", child, deployment.platform)
         self.ca_certificate: pulumi.Output[str] | None = None
 
-        config_files: dict[str, pulumi.Input[str]] = {
-            "default.conf": render.render_proxy_conf(args.matrix, args.voicegrow, options, args.monitoring)
-        }
+        proxy_conf = render.render_proxy_conf(args.matrix, args.voicegrow, options, args.monitoring)
+        config_files: dict[str, pulumi.Input[str]] = {"default.conf": proxy_conf}
         if args.monitoring is not None and args.monitoring_password is not None and (
             args.monitoring.prometheus_host or args.monitoring.alertmanager_host
         ):
@@ -125,6 +125,10 @@ class ReverseProxy(pulumi.ComponentResource):
                 "touch /tmp/tls-loaded; nginx -s reload; fi; done & exec nginx -g 'daemon off;'",
             ]
 
+        if deployment.swarm:
+            # Swarm's replaced tasks come back at new addresses: nginx reloads when they change.
+            command = ["/bin/sh", "-c", f"{render.render_upstream_watch(render.upstream_hosts(proxy_conf))} & exec nginx -g 'daemon off;'"]
+
         ports = [docker.ContainerPortArgs(internal=80, external=settings.http_port, ip=settings.bind)]
         if tls_on:
             ports.append(docker.ContainerPortArgs(internal=443, external=settings.https_port, ip=settings.bind))
@@ -142,7 +146,7 @@ class ReverseProxy(pulumi.ComponentResource):
                 stop_grace_seconds=15,
                 name=PROXY_CONTAINER,
                 runs_on="ingress",
-                image=nginx_image.image_id,
+                image=runnable(deployment, nginx_image),
                 limits=args.limits["proxy"],
                 security=args.security["proxy"],
                 healthcheck=HealthCheck(
@@ -154,8 +158,11 @@ class ReverseProxy(pulumi.ComponentResource):
                 aliases=["proxy"],
                 # Upstream containers that are replaced get new addresses, which nginx resolves
                 # only when it loads its configuration: naming them here replaces the proxy along
-                # with them (VoiceGrow's replicas reload it instead, one by one).
-                envs=pulumi.Output.all(*(revision(c) for c in args.upstream_containers)).apply(
+                # with them (VoiceGrow's replicas reload it instead, one by one; on Swarm the
+                # proxy watches the addresses itself).
+                envs=None
+                if deployment.swarm
+                else pulumi.Output.all(*(revision(c) for c in args.upstream_containers)).apply(
                     lambda ids: [f"UPSTREAM_CONTAINERS={','.join(ids)}"]
                 ),
                 command=command,
@@ -237,7 +244,7 @@ class ReverseProxy(pulumi.ComponentResource):
                 component=COMPONENT,
                 role="acme",
                 name="proxy-acme",
-                image=image.image_id,
+                image=runnable(deployment, image),
                 limits=args.limits["acme"],
                 security=args.security["acme"],
                 healthcheck=HealthCheck(test=["CMD-SHELL", "test -s /tls/fullchain.pem"], start_period=30),

@@ -7,26 +7,37 @@ from collections.abc import Mapping, Sequence
 import pulumi
 
 from components.container import Deployment, docker_script
-from components.rendering.swarm import render_node_labels
+from components.rendering.swarm import render_data_node_check, render_node_labels
 
 
 class SwarmNodes(pulumi.ComponentResource):
-    """Labels each node for the kinds of service it runs; services are placed by these labels.
+    """Labels each node for the kinds of service this stack runs there; services are placed by
+    these labels. First it checks that the program talks to the data node, and that the data
+    stays where its volumes are.
 
-    Removing a node from the setting takes the program's labels off it: its services move to
+    Removing a node from the setting takes this stack's labels off it: its services move to
     the nodes that still carry them.
     """
 
     def __init__(self, name: str, deployment: Deployment, nodes: Mapping[str, Sequence[str]]) -> None:
         super().__init__(f"{deployment.project}:components:SwarmNodes", name, None, None)
+        data_node = next(node for node, kinds in nodes.items() if "data" in kinds)
+        check = docker_script(
+            "swarm-data-node",
+            deployment,
+            render_data_node_check(deployment.prefix, data_node),
+            self,
+            triggers=[data_node, deployment.docker_host or ""],
+        )
         self.labels = [
             docker_script(
                 f"swarm-node-{node}",
                 deployment,
-                render_node_labels(deployment.project, node, kinds),
+                render_node_labels(deployment.prefix, node, kinds),
                 self,
                 triggers=[",".join(kinds)],
-                delete=render_node_labels(deployment.project, node, ()),
+                depends_on=[check],
+                delete=render_node_labels(deployment.prefix, node, ()),
             )
             for node, kinds in sorted(nodes.items())
         ]

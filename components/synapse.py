@@ -10,6 +10,7 @@ import pulumi_docker as docker
 
 from components.changes import BackupBeforeChanges
 from components.container import (
+    runnable,
     Workload,
     Deployment,
     FileDirectory,
@@ -89,7 +90,7 @@ class SynapseStack(pulumi.ComponentResource):
             # A fast shutdown checkpoints and closes cleanly; killed, it must replay WAL at the next start.
             stop_grace_seconds=60,
             name="synapse-postgres",
-            image=images["postgres"].image_id,
+            image=runnable(deployment, images["postgres"]),
             limits=args.limits["postgres"],
             security=args.security["postgres"],
             # TCP, not the socket: on first start the image's init server listens on the socket
@@ -142,7 +143,7 @@ class SynapseStack(pulumi.ComponentResource):
             # Synapse answers the requests in progress, then closes its database connections.
             stop_grace_seconds=30,
             name="synapse",
-            image=images["synapse"].image_id,
+            image=runnable(deployment, images["synapse"]),
             limits=args.limits["synapse"],
             security=args.security["synapse"],
             healthcheck=HealthCheck(
@@ -230,7 +231,7 @@ class SynapseStack(pulumi.ComponentResource):
             )
         self.redis: Workload | None = None
         if redis_password is not None:
-            self.redis = self._redis(deployment, args, redis_password, images["redis"].image_id, child)
+            self.redis = self._redis(deployment, args, redis_password, runnable(deployment, images["redis"]), child)
         self.synapse = service_container(
             deployment,
             synapse_spec,
@@ -240,7 +241,7 @@ class SynapseStack(pulumi.ComponentResource):
             ),
         )
         self.workers = {
-            worker.name: self._worker(deployment, args, worker, config_files, images["synapse"].image_id, child)
+            worker.name: self._worker(deployment, args, worker, config_files, runnable(deployment, images["synapse"]), child)
             for worker in args.workers
         }
 
@@ -251,7 +252,7 @@ class SynapseStack(pulumi.ComponentResource):
                 role="wellknown",
                 name="synapse-wellknown",
                 runs_on="app",
-                image=images["nginx"].image_id,
+                image=runnable(deployment, images["nginx"]),
                 limits=args.limits["wellknown"],
                 security=args.security["wellknown"],
                 healthcheck=HealthCheck(

@@ -9,6 +9,7 @@ import pulumi_docker as docker
 
 from components.changes import BackupBeforeChanges, proxy_reload_after
 from components.container import (
+    runnable,
     Workload,
     built_image,
     Deployment,
@@ -94,7 +95,7 @@ class VoiceGrowStack(pulumi.ComponentResource):
             # InnoDB flushes its buffer pool on a clean shutdown; killed, it runs crash recovery at start.
             stop_grace_seconds=120,
             name="voicegrow-mysql",
-            image=images["mysql"].image_id,
+            image=runnable(deployment, images["mysql"]),
             limits=args.limits["mysql"],
             security=args.security["mysql"],
             # TCP, not the socket: the image's first-start server listens only on the socket,
@@ -124,7 +125,7 @@ class VoiceGrowStack(pulumi.ComponentResource):
             # Redis writes its snapshot on SIGTERM; killed, the writes since the last one are lost.
             stop_grace_seconds=60,
             name="voicegrow-redis",
-            image=images["redis"].image_id,
+            image=runnable(deployment, images["redis"]),
             limits=args.limits["redis"],
             security=args.security["redis"],
             # redis-cli reads the password from REDISCLI_AUTH, here set from the password file
@@ -161,7 +162,7 @@ class VoiceGrowStack(pulumi.ComponentResource):
             role="minio",
             stop_grace_seconds=30,
             name="voicegrow-minio",
-            image=images["minio"].image_id,
+            image=runnable(deployment, images["minio"]),
             limits=args.limits["minio"],
             security=args.security["minio"],
             healthcheck=HealthCheck(
@@ -349,7 +350,7 @@ class VoiceGrowStack(pulumi.ComponentResource):
     ) -> pulumi.Output[str]:
         """The operator's image, pulled, or built from the operator's source directory."""
         if args.settings.server_source is None:
-            return images["server"].image_id
+            return runnable(deployment, images["server"])
         return built_image(
             "voicegrow-server-build",
             f"{deployment.prefix}-voicegrow-server:local",

@@ -525,12 +525,12 @@ class SwarmSettings(Settings):
         counts = {kind: sum(kind in kinds for kinds in self.nodes.values()) for kind in ("data", "app", "ingress")}
         if counts["data"] != 1:
             raise ValueError(
-                f"swarm.nodes gives 'data' to {counts['data']} nodes: give it to exactly one (data volumes are local "
+                f"nodes gives 'data' to {counts['data']} nodes: give it to exactly one (data volumes are local "
                 "to a node, so a database must not move to another one)"
             )
         for kind in ("app", "ingress"):
             if counts[kind] == 0:
-                raise ValueError(f"swarm.nodes gives '{kind}' to no node: add it to at least one")
+                raise ValueError(f"nodes gives '{kind}' to no node: add it to at least one")
         return self
 
 
@@ -712,6 +712,11 @@ class StackSettings(Settings):
             )
         if self.healer.enabled:
             problems.append("healer.enabled must be false with orchestrator swarm: Swarm replaces unhealthy tasks itself")
+        if self.voicegrow.enabled and self.voicegrow.server_source is not None:
+            problems.append(
+                "voicegrow.server_source cannot be used with orchestrator swarm: an image built on one node is on no "
+                "other; build and push it to your registry, then set voicegrow.server_image to it"
+            )
         if self.voicegrow.enabled and not self.voicegrow.secret_files:
             problems.append(
                 "voicegrow.secret_files must be true with orchestrator swarm: its secrets are Docker secrets there, "

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
+import shlex
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from components.rendering import NGINX_TEMP_PATHS
@@ -341,3 +344,29 @@ def _api_location() -> list[str]:
         "        proxy_connect_timeout 2s;\n"
         "    }\n"
     ]
+
+
+UPSTREAM_WATCH_SECONDS = 5
+"""On Swarm, how often the proxy looks up its upstreams' addresses."""
+
+
+def upstream_hosts(conf: str) -> list[str]:
+    """The host names the upstreams of a rendered proxy configuration name, each once."""
+    return sorted(set(re.findall(r"^ +server ([A-Za-z0-9.-]+):\d+", conf, re.MULTILINE)))
+
+
+def render_upstream_watch(hosts: Sequence[str]) -> str:
+    """Shell loop that reloads nginx whenever one of `hosts` resolves to other addresses.
+
+    On Swarm a task that is replaced (after a failed health check, a crash, a drained node, an
+    update) comes back at a new address, and nginx resolves upstream names only when it loads its
+    configuration. A reload that fails (a name without a running task) is tried again next time.
+    """
+    names = " ".join(shlex.quote(host) for host in hosts)
+    return (
+        'known=""; '
+        f"while sleep {UPSTREAM_WATCH_SECONDS}; do "
+        f'now="$(for host in {names}; do getent hosts "$host"; done | sort)"; '
+        'if [ "$now" != "$known" ]; then if [ -z "$known" ] || nginx -s reload; then known="$now"; fi; fi; '
+        "done"
+    )

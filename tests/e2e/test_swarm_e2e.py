@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import docker
 import pytest
 
+from components.rendering.voicegrow import SERVER_SECRET_NAMES
 from tests.e2e.harness import ApplyError
 from tests.e2e.harness.swarm import swarm_manager
 from tests.e2e.hostnames import resolve_to_loopback
@@ -50,6 +51,11 @@ SERVICES = (
     "voicegrow-mysql", "voicegrow-redis", "voicegrow-minio", *SERVERS,
     "monitoring-prometheus", "monitoring-alertmanager", "monitoring-node-exporter", "monitoring-blackbox-exporter",
     "proxy",
+)
+
+# Every secret a service of the stack reads (VoiceGrow's server, its data services, PostgreSQL).
+SECRET_VARIABLES = (
+    *SERVER_SECRET_NAMES, "POSTGRES_PASSWORD", "MYSQL_ROOT_PASSWORD", "MYSQL_PASSWORD", "MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD",
 )
 
 
@@ -117,8 +123,8 @@ def test_every_service_runs_one_healthy_task_on_the_labelled_node(swarm: Swarm, 
     names = sorted(s["Spec"]["Name"] for s in engine.api.services(filters={"label": "selfhosted.stack=test"}) if s["Spec"]["Name"].startswith(f"{PREFIX}-"))
     assert names == sorted(f"{PREFIX}-{name}" for name in SERVICES)
     node = engine.api.inspect_node(swarm.node)
-    assert {key: value for key, value in node["Spec"]["Labels"].items() if key.startswith("selfhosted.")} == {
-        "selfhosted.data": "true", "selfhosted.app": "true", "selfhosted.ingress": "true"
+    assert {key: value for key, value in node["Spec"]["Labels"].items() if key.startswith(f"{PREFIX}.")} == {
+        f"{PREFIX}.data": "true", f"{PREFIX}.app": "true", f"{PREFIX}.ingress": "true"
     }
     for name in SERVICES:
         task = _running_task(engine, name)
@@ -144,7 +150,7 @@ def test_secrets_are_files_of_the_services_user_and_never_environment(swarm: Swa
     assert listing == ["991", "400"]
     for name in ("synapse-postgres", "voicegrow-mysql", "voicegrow-minio", *SERVERS):
         environment = _service(engine, name)["Spec"]["TaskTemplate"]["ContainerSpec"].get("Env") or []
-        secret = [item for item in environment if item.split("=", 1)[0].endswith(("PASSWORD", "SECRET_KEY")) and not item.endswith("=")]
+        secret = [item for item in environment if item.split("=", 1)[0] in SECRET_VARIABLES and not item.endswith("=")]
         assert secret == [], name
 
 
@@ -193,6 +199,16 @@ def test_a_frozen_task_is_replaced_by_swarm(swarm: Swarm, engine: docker.DockerC
     record_figure("e2e", "swarm.frozen_task_replaced", time.monotonic() - frozen)
     states = {t["ID"]: t["Status"]["State"] for t in _tasks(engine, "voicegrow-server-1")}
     assert states[frozen_task["ID"]] in ("failed", "shutdown", "complete"), states
+    # The new task has a new address: the proxy learns it by itself, without a deploy.
+    deadline = time.monotonic() + 60
+    instances: set[str] = set()
+    while len(instances) < 2 and time.monotonic() < deadline:
+        status, body = _get(API_HOST, "/api/v1/instance")
+        if status == 200:
+            instances.add(json.loads(body)["instance"])
+        time.sleep(0.2)
+    record_figure("e2e", "swarm.frozen_task_back_behind_the_proxy", time.monotonic() - frozen)
+    assert len(instances) == 2, f"only {instances} answered through the proxy after the replacement"
 
 
 def test_an_image_change_rolls_the_replicas_without_a_failed_request(swarm: Swarm, engine: docker.DockerClient) -> None:

@@ -145,7 +145,8 @@ def test_a_changed_file_is_a_new_secret_so_the_service_rolls_onto_it(evaluate: E
 )
 def test_services_are_placed_by_node_labels_never_by_hostname(evaluate: Evaluate, service: str, nodes: str) -> None:
     placement = evaluate("prod", overrides=SWARM).mocks.named(service, SERVICE).value("taskSpec")["placement"]
-    assert placement["constraints"] == [f"node.labels.selfhosted.{nodes}==true"]
+    # The stack's own labels (by its prefix): stacks sharing a swarm place their services independently.
+    assert placement["constraints"] == [f"node.labels.selfhosted-prod.{nodes}==true"]
 
 
 def test_stateless_replicas_start_first_and_data_services_stop_first_both_rolling_back(evaluate: Evaluate) -> None:
@@ -172,20 +173,53 @@ def test_nodes_are_labelled_before_any_service_is_placed(evaluate: Evaluate, reg
     swarm = evaluate("prod", overrides=SWARM)
     labels = {c.name: c.value("create") for c in swarm.mocks.of_type("command:local:Command") if c.name.startswith("swarm-node-")}
     assert set(labels) == {"swarm-node-manager-1", "swarm-node-worker-1", "swarm-node-worker-2"}
-    assert "--label-add selfhosted.data=true" in labels["swarm-node-manager-1"]
-    assert "--label-rm selfhosted.data" in labels["swarm-node-worker-1"]
+    assert "--label-add selfhosted-prod.data=true" in labels["swarm-node-manager-1"]
+    assert "--label-rm selfhosted-prod.data" in labels["swarm-node-worker-1"]
     for service in swarm.mocks.of_type(SERVICE):
         assert set(labels) <= registrations[service.name].dependencies, service.name
 
 
 def test_commands_run_in_the_services_running_task(evaluate: Evaluate) -> None:
+    command = evaluate("prod", overrides=SWARM).mocks.named("voicegrow-mysql-passwords").value("create")
+    assert "docker service inspect selfhosted-prod-voicegrow-mysql" in command
+    assert "docker exec -i \"$(docker ps -q --filter label=com.docker.swarm.service.name=selfhosted-prod-voicegrow-mysql --filter status=running | head -n 1)\"" in command
+
+
+def test_the_program_talks_to_the_data_node_and_keeps_the_data_where_it_is(
+    evaluate: Evaluate, registrations: dict[str, Registration]
+) -> None:
     swarm = evaluate("prod", overrides=SWARM)
-    reload = swarm.mocks.named("voicegrow-server-1-proxy-reload").value("create")
-    assert "docker service inspect selfhosted-prod-proxy" in reload
-    # The provider may report the replica's update done while its old task still runs.
-    assert reload.index("docker service inspect -f") < reload.index("docker service inspect selfhosted-prod-proxy")
-    assert "selfhosted-prod-voicegrow-server-1)\"; case \"$state\" in updating|rollback_started)" in reload
-    assert "docker exec \"$(docker ps -q --filter label=com.docker.swarm.service.name=selfhosted-prod-proxy --filter status=running | head -n 1)\"" in reload
+    check = swarm.mocks.named("swarm-data-node").value("create")
+    assert "docker node inspect -f '{{.ID}}' manager-1" in check and "docker info -f '{{.Swarm.NodeID}}'" in check
+    assert "--filter node.label=selfhosted-prod.data=true" in check
+    assert "swarm-data-node" in registrations["swarm-node-worker-1"].dependencies
+
+
+def test_the_proxy_reloads_itself_when_an_upstreams_address_changes(evaluate: Evaluate) -> None:
+    # Swarm replaces a task (failed health check, crash, drained node) at a new address.
+    swarm = evaluate("prod", overrides=SWARM)
+    command = " ".join(_spec(swarm.mocks.named("proxy", SERVICE))["args"])
+    for host in ("synapse", "wellknown", "server-1", "server-2", "synapse-media1", "synapse-sync1"):
+        assert f" {host} " in command or f" {host};" in command, host
+    assert "getent hosts" in command and "nginx -s reload" in command
+
+
+def test_a_rolling_replica_waits_for_its_update_and_the_proxys_look_not_a_docker_exec(evaluate: Evaluate) -> None:
+    reload = evaluate("prod", overrides=SWARM).mocks.named("voicegrow-server-1-proxy-reload").value("create")
+    assert "docker service inspect -f" in reload and "selfhosted-prod-voicegrow-server-1" in reload
+    assert reload.endswith("sleep 10") and "docker exec" not in reload
+
+
+def test_secret_and_config_names_are_unique_and_fit_docker(evaluate: Evaluate) -> None:
+    # The LLM keys default to the TTS keys: same content, still two names.
+    swarm = evaluate("prod", overrides=SWARM, secrets={"tts_api_key": "ak", "tts_secret_key": "sk"})
+    names = [o.value("name") for o in [*swarm.mocks.of_type(SECRET), *swarm.mocks.of_type(CONFIG)]]
+    assert len(names) == len(set(names)) and max(map(len, names)) <= 64
+
+
+def test_services_run_the_images_by_registry_reference_every_node_can_pull(evaluate: Evaluate) -> None:
+    swarm = evaluate("prod", overrides=SWARM)
+    assert _spec(swarm.mocks.named("synapse-postgres", SERVICE))["image"] == "postgres:16.10-bookworm"
 
 
 def test_containers_stay_the_default(evaluate: Evaluate) -> None:
@@ -196,9 +230,10 @@ def test_containers_stay_the_default(evaluate: Evaluate) -> None:
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        ({"swarm": {"nodes": {}}}, "orchestrator swarm needs swarm.nodes"),
-        ({"swarm": {"nodes": {"a": ["data", "app", "ingress"], "b": ["data"]}}}, "swarm.nodes gives 'data' to 2 nodes"),
-        ({"swarm": {"nodes": {"a": ["data", "app"]}}}, "swarm.nodes gives 'ingress' to no node"),
+        ({"swarm": {"nodes": {}}}, "selfhosted:orchestrator swarm needs swarm.nodes"),
+        ({"swarm": {"nodes": {"a": ["data", "app", "ingress"], "b": ["data"]}}}, "selfhosted:swarm.nodes gives 'data' to 2 nodes"),
+        ({"swarm": {"nodes": {"a": ["data", "app"]}}}, "selfhosted:swarm.nodes gives 'ingress' to no node"),
+        ({"voicegrow": {"server_image": None, "server_source": "tests/e2e/images/probe"}}, "voicegrow.server_source cannot be used with orchestrator swarm"),
         ({"healer": {"enabled": True}}, "healer.enabled must be false with orchestrator swarm"),
         ({"backup": {"enabled": True}}, "backup.enabled is not available with orchestrator swarm yet"),
         ({"monitoring": "full"}, "monitoring.level 'full' is not available with orchestrator swarm"),
