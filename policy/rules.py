@@ -138,7 +138,8 @@ def no_public_data_ports(args: ResourceValidationArgs, report_violation: ReportV
 def container_limits(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     """Every container has a memory limit and a CPU limit: a hard cap, or a weight that says who
     wins when the cores are busy (the services on the request path have weights, not caps).
-    Swarm has no CPU weights: a service needs its memory limit, and a CPU cap only where its role has one."""
+    Swarm has no CPU weights, so a service is held to its memory limit alone (its role's CPU cap,
+    where it has one, is in its task's resources)."""
     props = container_view(args.resource_type, args.props)
     if props is None:
         return

@@ -12,6 +12,7 @@ import pytest
 from components.container import go_short_duration
 from tests.e2e.harness.docker_mapping import parse_duration_ns
 from tests.e2e.harness.provider_state import short_duration_text
+from components.rendering.voicegrow import SERVER_SECRET_NAMES
 from config import ConfigError
 from tests.unit.conftest import Evaluate, Evaluation, Registration
 from tests.unit.mocks import Declared
@@ -27,6 +28,9 @@ NODES = {"manager-1": ["data", "ingress"], "worker-1": ["app"], "worker-2": ["ap
 SWARM_READY = {"monitoring": "basic", "tls": "self-signed", "voicegrow": {"secret_files": True}, "backup": {"enabled": False}, "healer": {"enabled": False}}
 SWARM = {**SWARM_READY, "orchestrator": "swarm", "swarm": {"nodes": NODES}}
 STACKS = ("test", "staging", "prod")
+SECRET_VARIABLES = (
+    *SERVER_SECRET_NAMES, "POSTGRES_PASSWORD", "MYSQL_ROOT_PASSWORD", "MYSQL_PASSWORD", "MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD",
+)
 
 
 def _pair(evaluate: Evaluate, stack: str) -> tuple[dict[str, Declared], dict[str, Declared], Evaluation]:
@@ -105,7 +109,8 @@ def test_no_secret_is_in_any_services_environment(evaluate: Evaluate, stack: str
     _, services, _ = _pair(evaluate, stack)
     for name, service in services.items():
         environment = _spec(service).get("env") or {}
-        assert not [key for key, value in environment.items() if "generated-" in value], name
+        secret = {key: value for key, value in environment.items() if key in SECRET_VARIABLES and value}
+        assert secret == {} and not [key for key, value in environment.items() if "generated-" in value], name
 
 
 def test_every_file_a_container_reads_is_a_secret_or_config_of_its_service(evaluate: Evaluate) -> None:
