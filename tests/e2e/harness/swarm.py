@@ -124,15 +124,16 @@ def _remove_gwbridge(api: docker.APIClient) -> None:
 
 
 @contextlib.contextmanager
-def swarm_manager(client: docker.DockerClient | None = None) -> Iterator[Swarm]:
+def swarm_manager(client: docker.DockerClient | None = None, advertise_addr: str = "127.0.0.1") -> Iterator[Swarm]:
     """The engine (DOCKER_HOST) as a single-node swarm manager while the block runs.
 
-    Initialises the swarm (advertised on 127.0.0.1) unless the engine already manages one, and on
-    exit leaves it (`swarm leave --force`) and removes the docker_gwbridge it created. A swarm
-    this function did not create is never left. Other test processes wait for the block to end.
+    Initialises the swarm (advertised on `advertise_addr`, 127.0.0.1 unless other nodes are to
+    reach it) unless the engine already manages one, and on exit leaves it (`swarm leave --force`)
+    and removes the docker_gwbridge it created. A swarm this function did not create is never
+    left. Other test processes wait for the block to end.
     """
     with _engine_lock():
-        yield from _managed_swarm(client)
+        yield from _managed_swarm(client, advertise_addr)
 
 
 @contextlib.contextmanager
@@ -148,7 +149,7 @@ def _engine_lock() -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def _managed_swarm(client: docker.DockerClient | None) -> Iterator[Swarm]:
+def _managed_swarm(client: docker.DockerClient | None, advertise_addr: str) -> Iterator[Swarm]:
     owned_client = client is None
     client = client if client is not None else engine.connect()
     api = client.api
@@ -163,7 +164,7 @@ def _managed_swarm(client: docker.DockerClient | None) -> Iterator[Swarm]:
             gwbridge_created = _create_gwbridge(api, settings)
             try:
                 node_id = api.init_swarm(
-                    advertise_addr=f"127.0.0.1:{settings.listen_port}",
+                    advertise_addr=f"{advertise_addr}:{settings.listen_port}",
                     listen_addr=f"0.0.0.0:{settings.listen_port}",
                     default_addr_pool=[settings.address_pool],
                     subnet_size=24,
