@@ -25,6 +25,7 @@ pytestmark = [
 PROGRAM = '''
 """A throwaway swarm program: encrypted overlay network, secret, config, one service."""
 
+import base64
 
 import pulumi
 import pulumi_docker as docker
