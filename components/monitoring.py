@@ -9,15 +9,15 @@ import pulumi
 import pulumi_docker as docker
 
 from components.container import (
-    runnable,
-    Workload,
     Deployment,
     HealthCheck,
     ServiceContainer,
+    Workload,
     data_volume,
     exec_in_container,
     private_network,
     pulled_image,
+    runnable,
     service_container,
 )
 from components.rendering import monitoring as render

@@ -11,16 +11,16 @@ import pulumi_tls as tls
 
 from components.changes import PROXY_CONTAINER
 from components.container import (
-    runnable,
-    Workload,
-    revision,
     Deployment,
     FileDirectory,
     HealthCheck,
     ServiceContainer,
+    Workload,
     data_volume,
     private_network,
     pulled_image,
+    revision,
+    runnable,
     service_container,
 )
 from components.rendering import proxy as render

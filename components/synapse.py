@@ -10,18 +10,18 @@ import pulumi_docker as docker
 
 from components.changes import BackupBeforeChanges
 from components.container import (
-    runnable,
-    Workload,
     Deployment,
     FileDirectory,
     HealthCheck,
     ServiceContainer,
+    Workload,
     data_volume,
     docker_script,
-    exec_in_named_container,
     exec_in_container,
+    exec_in_named_container,
     private_network,
     pulled_image,
+    runnable,
     service_container,
 )
 from components.rendering import synapse as render

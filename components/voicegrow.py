@@ -9,18 +9,18 @@ import pulumi_docker as docker
 
 from components.changes import BackupBeforeChanges, proxy_reload_after
 from components.container import (
-    runnable,
-    Workload,
-    built_image,
     Deployment,
     FileDirectory,
     HealthCheck,
     ServiceContainer,
+    Workload,
+    built_image,
     data_volume,
-    exec_in_named_container,
     exec_in_container,
+    exec_in_named_container,
     private_network,
     pulled_image,
+    runnable,
     service_container,
 )
 from components.rendering import voicegrow as render
