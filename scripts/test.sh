@@ -34,32 +34,46 @@ bash scripts/setup-node.sh
 # The engine of the end-to-end tests is this script's own, beside any other on the machine (its
 # own socket, exec root, pidfile, configuration, bridge and address pool), and its data root is
 # emptied before every run: no image, network or volume a previous run or another engine left can
-# hide what a fresh machine would show. The bridge (named within Linux's 15 characters), the
+# hide what a fresh machine would show. The bridges (named within Linux's 15 characters), the
 # address pool (10.100.0.0/16 to 10.199.0.0/16) and the offset of the tests' host ports (1000 to
 # 10000) are one per clone, so that clones can test at the same time.
-engine="$PWD/.cache/engine"
 clone="$(printf '%s' "$PWD" | sha256sum | cut -c1-8)"
-bridge="e2e-$clone"
-export E2E_ENGINE_DIR="$engine" DOCKER_HOST="unix://$engine/docker.sock"
 export E2E_PORT_OFFSET=$(((16#$clone % 10 + 1) * 1000))
-address_pool="10.$((16#$clone % 100 + 100)).0.0/16"
-# Stops the engine (also one left by an interrupted run) and removes its bridge, what it left
+# Two engines: the tests' own, and one for the Swarm tests, whose `swarm init` and `swarm leave`
+# reconfigure the engine's networking and disturb the name lookups of other tests' containers.
+# Each has its own bridge (e2e-/e2s-<clone>) and half of the clone's address pool.
+pool_octet=$((16#$clone % 100 + 100))
+engine="$PWD/.cache/engine"
+swarm_engine="$PWD/.cache/swarm-engine"
+# Stops an engine (also one left by an interrupted run) and removes its bridge, what it left
 # mounted (network namespaces, and image layers if it was killed) and its data; its log stays.
 stop_engine() {
-  bash tests/e2e/engine.sh stop
+  local directory="$1" bridge="$2"
+  E2E_ENGINE_DIR="$directory" DOCKER_HOST="unix://$directory/docker.sock" bash tests/e2e/engine.sh stop
   ip link delete "$bridge" 2>/dev/null || true
-  findmnt -rn -o TARGET | awk -v root="$engine/" 'index($0, root) == 1' | sort -r | xargs -r -n1 umount --lazy
-  rm -rf "$engine/data" "$engine/exec"
+  findmnt -rn -o TARGET | awk -v root="$directory/" 'index($0, root) == 1' | sort -r | xargs -r -n1 umount --lazy
+  rm -rf "$directory/data" "$directory/exec"
 }
-stop_engine
-trap stop_engine EXIT
-rm -rf "$engine"
-mkdir -p "$engine"
-echo '{}' >"$engine/daemon.json"
-ip link add "$bridge" type bridge
-E2E_DOCKERD_ARGS="-H $DOCKER_HOST --data-root $engine/data --exec-root $engine/exec --pidfile $engine/docker.pid \
---config-file $engine/daemon.json -b $bridge --default-address-pool base=$address_pool,size=24" \
-  bash tests/e2e/engine.sh start
+start_engine() {
+  local directory="$1" bridge="$2" pool="$3"
+  rm -rf "$directory"
+  mkdir -p "$directory"
+  echo '{}' >"$directory/daemon.json"
+  ip link add "$bridge" type bridge
+  E2E_ENGINE_DIR="$directory" DOCKER_HOST="unix://$directory/docker.sock" \
+  E2E_DOCKERD_ARGS="-H unix://$directory/docker.sock --data-root $directory/data --exec-root $directory/exec \
+--pidfile $directory/docker.pid --config-file $directory/daemon.json -b $bridge --default-address-pool base=$pool,size=24" \
+    bash tests/e2e/engine.sh start
+}
+stop_engines() {
+  stop_engine "$engine" "e2e-$clone"
+  stop_engine "$swarm_engine" "e2s-$clone"
+}
+stop_engines
+trap stop_engines EXIT
+start_engine "$engine" "e2e-$clone" "10.$pool_octet.0.0/17"
+start_engine "$swarm_engine" "e2s-$clone" "10.$pool_octet.128.0/17"
+export E2E_ENGINE_DIR="$engine" DOCKER_HOST="unix://$engine/docker.sock"
 echo "pass first-build" >>"$figures"
 E2E_FIGURES="$PWD/$figures" bash tests/e2e/images/build.sh
 # Again, to measure what build.sh costs when the images are there (the image tests call it).
@@ -67,10 +81,28 @@ echo "pass cached-rebuild" >>"$figures"
 E2E_FIGURES="$PWD/$figures" bash tests/e2e/images/build.sh >/dev/null
 echo "pass tests" >>"$figures"
 
-# Test files run in parallel (E2E_WORKERS processes, each file on one): an end-to-end module
-# mostly waits for its containers, and each has its own names and host ports.
+# The Swarm test files, on their engine, at the same time as the others; the images they run are
+# copied over first.
+swarm_tests=(tests/e2e/harness/test_swarm_e2e.py tests/e2e/test_swarm_e2e.py tests/e2e/test_swarm_two_nodes_e2e.py)
+(
+  docker save $(docker image ls --format '{{.Repository}}:{{.Tag}}' | grep -v -e '<none>' -e certbot -e pebble -e vps -e postgres:17) |
+    DOCKER_HOST="unix://$swarm_engine/docker.sock" docker load >/dev/null
+  E2E_ENGINE_DIR="$swarm_engine" DOCKER_HOST="unix://$swarm_engine/docker.sock" \
+    .venv/bin/python -m pytest -p no:cacheprovider "$@" "${swarm_tests[@]}"
+) >.cache/swarm-tests.log 2>&1 &
+swarm_run=$!
+
+# The other test files run in parallel (E2E_WORKERS processes, each file on one): an end-to-end
+# module mostly waits for its containers, and each has its own names and host ports.
 status=0
-.venv/bin/python -m pytest -n "${E2E_WORKERS:-3}" --dist loadfile "$@" || status=$?
+.venv/bin/python -m pytest -n "${E2E_WORKERS:-3}" --dist loadfile "${swarm_tests[@]/#/--ignore=}" "$@" || status=$?
+swarm_status=0
+wait "$swarm_run" || swarm_status=$?
+echo
+echo "== Swarm tests (own engine) =="
+tail -n 30 .cache/swarm-tests.log
+# No Swarm test selected (e.g. -m "not e2e"): pytest's 5 is not a failure.
+if ((swarm_status != 0 && swarm_status != 5 && status == 0)); then status=$swarm_status; fi
 
 echo
 echo "== figures =="
