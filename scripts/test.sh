@@ -84,11 +84,14 @@ echo "pass tests" >>"$figures"
 # The Swarm test files, on their engine, at the same time as the others; the images they run are
 # copied over first.
 swarm_tests=(tests/e2e/harness/test_swarm_e2e.py tests/e2e/test_swarm_e2e.py tests/e2e/test_swarm_two_nodes_e2e.py)
+# Options only: test files named on the command line run on the tests' engine, not again here.
+swarm_options=()
+for argument in "$@"; do [[ -e "${argument%%::*}" ]] || swarm_options+=("$argument"); done
 (
   docker save $(docker image ls --format '{{.Repository}}:{{.Tag}}' | grep -v -e '<none>' -e certbot -e pebble -e vps -e postgres:17) |
     DOCKER_HOST="unix://$swarm_engine/docker.sock" docker load >/dev/null
   E2E_ENGINE_DIR="$swarm_engine" DOCKER_HOST="unix://$swarm_engine/docker.sock" \
-    .venv/bin/python -m pytest -p no:cacheprovider "$@" "${swarm_tests[@]}"
+    .venv/bin/python -m pytest -p no:cacheprovider "${swarm_options[@]}" "${swarm_tests[@]}"
 ) >.cache/swarm-tests.log 2>&1 &
 swarm_run=$!
 
