@@ -285,6 +285,15 @@ def _quiet_unretrieved(loop: asyncio.AbstractEventLoop, context: dict[str, Any])
     loop.default_exception_handler(context)
 
 
+def _close_current_event_loop() -> None:
+    # The loop an earlier run left current is replaced now: closed first, or its finalizer closes it
+    # at a later collection, after its self-pipe's sockets ("Invalid file descriptor: -1").
+    with contextlib.suppress(RuntimeError):
+        current = asyncio.get_event_loop_policy().get_event_loop()
+        if not current.is_running():
+            current.close()
+
+
 def _run_program(
     program_dir: Path,
     project: str,
@@ -298,6 +307,7 @@ def _run_program(
     secret: set[str] = set()
     pulumi_log = logging.getLogger("pulumi.program")
     pulumi_log.addHandler(errors)
+    _close_current_event_loop()
     loop = asyncio.new_event_loop()
     loop.set_exception_handler(_quiet_unretrieved)
     executor = ThreadPoolExecutor(max_workers=WORKER_THREADS, thread_name_prefix="harness-register")

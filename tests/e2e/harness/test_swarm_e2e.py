@@ -3,6 +3,8 @@ single-node swarm as the provider would, plans a second up, updates in place, an
 
 from __future__ import annotations
 
+import itertools
+import os
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -158,15 +160,19 @@ def images(engine: docker.DockerClient) -> Iterator[tuple[str, str]]:
         engine.api.remove_image(name)
 
 
+# One host port per program, never the same twice in a run: the module's service is still up while
+# the lifecycle tests deploy theirs, and swarm refuses a host-mode port a task already holds. The
+# start is random so that a service an interrupted run left behind is unlikely to hold it.
+HOST_PORTS = itertools.count(18080 + int(os.environ.get("E2E_PORT_OFFSET", "1000")) + uuid.uuid4().int % 490)
+
+
 def write_program(tmp_path: Path, image: str) -> tuple[Path, dict[str, Any]]:
     program_dir = tmp_path / "swarm"
     program_dir.mkdir()
     (program_dir / "Pulumi.yaml").write_text("name: hx-swarm\nruntime: python\n")
     (program_dir / "Pulumi.e2e.yaml").write_text("config: {}\n")
     (program_dir / "__main__.py").write_text(PROGRAM)
-    offset = int(__import__("os").environ.get("E2E_PORT_OFFSET", "1000"))
-    port = 18080 + offset + uuid.uuid4().int % 500
-    return program_dir, {"image": image, "suffix": uuid.uuid4().hex[:8], "port": port}
+    return program_dir, {"image": image, "suffix": uuid.uuid4().hex[:8], "port": next(HOST_PORTS)}
 
 
 @pytest.fixture(scope="module")
