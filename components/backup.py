@@ -166,7 +166,9 @@ class BackupJob(pulumi.ComponentResource):
                 deployment.stack, deployment.prefix, f"{deployment.project}-{deployment.stack}", deployment.docker_host
             )
         )
-        self.backup_now_command = self.container.name.apply(lambda container: f"docker exec {container} backup-now")
+        self.backup_now_command = self.container.name.apply(
+            lambda container: f"docker exec {deployment.running_container(container)} backup-now"
+        )
         self.register_outputs(
             {
                 "location": self.location,

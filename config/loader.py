@@ -122,9 +122,8 @@ def resolve_settings(project: str, stack: str, raw: dict[str, Any]) -> StackSett
     # A remote host reached over SSH gets its firewall from the program by default.
     defaults["firewall"] = {"enabled": isinstance(docker_host, str) and docker_host.startswith("ssh://")}
     if raw.get("orchestrator") == "swarm":
-        # Swarm replaces unhealthy tasks itself; backups need the containers' restore (not yet services').
+        # Swarm replaces unhealthy tasks itself.
         defaults["healer"] = {"enabled": False}
-        defaults["backup"] = {**defaults["backup"], "enabled": False}
     merged = deep_merge(defaults, raw)
     try:
         return StackSettings.model_validate(merged)

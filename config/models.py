@@ -722,11 +722,6 @@ class StackSettings(Settings):
                 "voicegrow.secret_files must be true with orchestrator swarm: its secrets are Docker secrets there, "
                 "never environment variables (your server reads <NAME>_FILE)"
             )
-        if self.backup.enabled:
-            problems.append(
-                "backup.enabled is not available with orchestrator swarm yet (scripts/restore.sh stops and starts "
-                "containers, not services): set backup.enabled to false, or keep orchestrator containers"
-            )
         if self.monitoring.level == "full":
             problems.append(
                 "monitoring.level 'full' is not available with orchestrator swarm (its log and container collectors "

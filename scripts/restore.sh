@@ -15,6 +15,8 @@
 # schedule of its own, backup.part_schedules, is in other archives than the rest).
 #
 # The docker CLI does the work, so DOCKER_HOST selects the engine (e.g. ssh://deploy@vps).
+# With `orchestrator: swarm` it is the data node's engine (the stack's docker.host): there the
+# parts are services, stopped by scaling them to no task and started again at their replicas.
 # Environment:
 #   PREFIX            name prefix of the stack's containers (default: selfhosted-STACK)
 #   RESTORE_TIMEOUT   seconds to wait for the services to be healthy again (default: 600)
@@ -47,47 +49,105 @@ timeout="${RESTORE_TIMEOUT:-600}"
 backup="$prefix-backup"
 
 command -v docker >/dev/null || die "the docker command is missing"
-state="$(docker inspect -f '{{.State.Status}}' "$backup" 2>/dev/null)" ||
-  die "no container $backup on ${DOCKER_HOST:-the local engine}: is backup enabled in stack '$stack' (and PREFIX right)?"
-[[ "$state" == running ]] || die "$backup is $state: start it with 'docker start $backup' (or deploy the stack)"
+engine="${DOCKER_HOST:-the local engine}"
+swarm=false
+if docker service inspect "$backup" >/dev/null 2>&1; then swarm=true; fi
+
+# The container commands run in: the backup container, or on Swarm its service's task on this engine.
+if $swarm; then
+  job="$(docker ps -q --filter "label=com.docker.swarm.service.name=$backup" --filter status=running | head -n 1)"
+  [[ -n "$job" ]] || die "service $backup has no running task on $engine: DOCKER_HOST must be the stack's data node (docker.host), see 'docker service ps $backup'"
+else
+  state="$(docker inspect -f '{{.State.Status}}' "$backup" 2>/dev/null)" ||
+    die "no container $backup on $engine: is backup enabled in stack '$stack' (and PREFIX right)?"
+  [[ "$state" == running ]] || die "$backup is $state: start it with 'docker start $backup' (or deploy the stack)"
+  job="$backup"
+fi
 
 start="$(date +%s)"
 
 # Check the archives before anything is stopped; "latest" is pinned to the names it resolves to.
 # One line per archive: its name and the parts it restores (e.g. "backup-….tar synapse,mysql").
-plan="$(docker exec "$backup" backupctl plan "$selector" "${only[@]}")" ||
+plan="$(docker exec "$job" backupctl plan "$selector" "${only[@]}")" ||
   die "archive '$selector' is missing, damaged or lacks the part asked for (see above); nothing was changed"
 mapfile -t steps <<<"$plan"
 for step in "${steps[@]}"; do
   log "archive ${step% *} matches its manifest (${step#* })"
 done
-mapfile -t services < <(docker exec "$backup" backupctl services "${only[@]}")
+mapfile -t services < <(docker exec "$job" backupctl services "${only[@]}")
 
+# How many of service $1's tasks are in one of the states $2 (e.g. "Running|Starting"); with $3,
+# only those Swarm wants running.
+tasks_in() {
+  docker service ps ${3:+--filter desired-state=running} --format '{{.CurrentState}}' "$1" | grep -cE "^($2) " || true
+}
+deadline=$(($(date +%s) + timeout))
+
+# A service's replicas, read before it is scaled down, to start it again as it was.
+declare -A replicas=()
 for name in "${services[@]}"; do
   log "stopping $name"
-  # A stopped container stays down: its restart policy is unless-stopped.
-  docker stop "$name" >/dev/null
+  if $swarm; then
+    replicas[$name]="$(docker service inspect -f '{{.Spec.Mode.Replicated.Replicas}}' "$name")"
+    # Detached: the CLI's own wait adds the service's update monitor period (40 s) after its tasks stop.
+    docker service scale --detach "$name=0" >/dev/null
+  else
+    # A stopped container stays down: its restart policy is unless-stopped.
+    docker stop "$name" >/dev/null
+  fi
 done
+start_command() {
+  if $swarm; then
+    for name in "${services[@]}"; do printf "docker service scale %s=%s; " "$name" "${replicas[$name]}"; done
+  else
+    printf 'docker start %s' "${services[*]}"
+  fi
+}
+if $swarm; then
+  for name in "${services[@]}"; do
+    while (($(tasks_in "$name" "Running|Starting|Preparing|Assigned|Accepted|Ready|Pending|New") > 0)); do
+      (($(date +%s) < deadline)) || die "$name still has a task ${timeout} s after it was scaled to 0 (see 'docker service ps $name'); nothing was restored: start them again with '$(start_command)'"
+      sleep 1
+    done
+  done
+fi
 
 for step in "${steps[@]}"; do
   archive="${step% *}"
-  if ! docker exec "$backup" backupctl restore "$archive" --only "${step#* }"; then
-    die "restore of $archive failed (see above); ${services[*]:-nothing} left stopped: fix the cause and run this again, or start them with 'docker start ${services[*]}'"
+  if ! docker exec "$job" backupctl restore "$archive" --only "${step#* }"; then
+    die "restore of $archive failed (see above); ${services[*]:-nothing} left stopped: fix the cause and run this again, or start them with '$(start_command)'"
   fi
 done
 
 for name in "${services[@]}"; do
   log "starting $name"
-  docker start "$name" >/dev/null
+  if $swarm; then
+    # Detached: the wait below looks at its tasks.
+    docker service scale --detach "$name=${replicas[$name]}" >/dev/null
+  else
+    docker start "$name" >/dev/null
+  fi
 done
 
-# Wait until every restarted container reports healthy (or runs, when it has no health check).
+# Wait until every restarted container reports healthy (or runs, when it has no health check);
+# on Swarm, until each of the service's tasks runs (a task with a health check runs once healthy),
+# on whichever node it was placed.
+status_of() {
+  if $swarm; then
+    local running
+    running="$(tasks_in "$1" Running wanted)"
+    if ((running == ${replicas[$1]})); then echo running; else echo "starting ($running of ${replicas[$1]} tasks running)"; fi
+  else
+    docker inspect -f '{{if .State.Health}}{{.State.Health.Status}}{{else}}{{.State.Status}}{{end}}' "$1"
+  fi
+}
+logs_command() { if $swarm; then echo "docker service logs $1"; else echo "docker logs $1"; fi; }
 deadline=$(($(date +%s) + timeout))
 for name in "${services[@]}"; do
   while :; do
-    status="$(docker inspect -f '{{if .State.Health}}{{.State.Health.Status}}{{else}}{{.State.Status}}{{end}}' "$name")"
+    status="$(status_of "$name")"
     [[ "$status" == healthy || "$status" == running ]] && break
-    (($(date +%s) < deadline)) || die "$name is '$status' ${timeout} s after the restore (see 'docker logs $name')"
+    (($(date +%s) < deadline)) || die "$name is '$status' ${timeout} s after the restore (see '$(logs_command "$name")')"
     sleep 2
   done
   log "$name is $status"

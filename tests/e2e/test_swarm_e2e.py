@@ -4,7 +4,9 @@ The engine becomes a swarm manager for this module (see harness/swarm.py); the n
 for data, apps and ingress by the program. Synapse, VoiceGrow (the probe as its server, two
 replicas), basic monitoring and the proxy run as services; users reach them through the proxy's
 host-mode ports. Then Swarm's own mechanisms are exercised: a frozen task replaced, an image
-rolled onto the replicas under load, a broken image rolled back.
+rolled onto the replicas under load, a broken image rolled back; last, a backup taken in the
+backup service's task is restored by the documented command, which scales the services down
+and up again.
 Ports 19400-19409 (moved by the clone's offset).
 """
 
@@ -13,6 +15,8 @@ from __future__ import annotations
 import http.client
 import io
 import json
+import os
+import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -25,9 +29,10 @@ from components.rendering.voicegrow import SERVER_SECRET_NAMES
 from tests.e2e.harness import ApplyError
 from tests.e2e.harness.swarm import swarm_manager
 from tests.e2e.hostnames import resolve_to_loopback
-from tests.e2e.matrix_client import converse
+from tests.e2e.matrix_client import converse, read_messages
 from tests.e2e.stacks import (
     PROBE_IMAGE,
+    ROOT,
     ChangedStack,
     assert_second_up_changes_nothing,
     deployed_stack,
@@ -50,7 +55,7 @@ SERVICES = (
     "synapse-postgres", "synapse", "synapse-wellknown",
     "voicegrow-mysql", "voicegrow-redis", "voicegrow-minio", *SERVERS,
     "monitoring-prometheus", "monitoring-alertmanager", "monitoring-node-exporter", "monitoring-blackbox-exporter",
-    "proxy",
+    "proxy", "backup",
 )
 
 # Every secret a service of the stack reads (VoiceGrow's server, its data services, PostgreSQL).
@@ -247,3 +252,65 @@ def test_a_broken_image_rolls_back_on_its_own_and_the_replicas_keep_serving(swar
     # The second replica was never touched: the deploy stopped at the first.
     assert "swarm-broken" not in _service(engine, "voicegrow-server-2")["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"]
     assert load.failed == [], f"{len(load.failed)} of {load.sent} failed: {load.failed[:5]}"
+
+
+MYSQL = 'MYSQL_PWD="$(cat /run/secrets/root_password)" mysql -uroot --default-character-set=utf8mb4 -N -B voicegrow -e'
+
+
+def _mysql(engine: docker.DockerClient, statement: str) -> str:
+    """A statement run as MySQL's root in its task, with the password from the task's secret."""
+    task = _running_task(engine, "voicegrow-mysql")
+    container = engine.containers.get(task["Status"]["ContainerStatus"]["ContainerID"])
+    result = container.exec_run(["sh", "-c", f'{MYSQL} "{statement}" 2>&1'])
+    return result.output.decode().strip()
+
+
+def _bash(command: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["bash", "-c", command], cwd=ROOT, capture_output=True, text=True, timeout=900, check=False,
+        env={**os.environ, "RESTORE_TIMEOUT": "600"},
+    )
+
+
+def test_a_backup_taken_in_its_task_is_restored_by_scaling_the_services_down_and_up(swarm: Swarm, engine: docker.DockerClient) -> None:
+    outputs = swarm.changed.stack.outputs
+    conversation = converse(f"http://{MATRIX_HOST}:{PROXY_PORT}", registration_token=outputs["synapse_registration_token"])
+    row = f"swarm row {uuid.uuid4().hex[:8]}"
+    _mysql(engine, f"CREATE TABLE swarm_drill (note VARCHAR(64)); INSERT INTO swarm_drill VALUES ('{row}')")
+
+    started = time.monotonic()
+    backup = _bash(outputs["backup_now_command"])
+    record_figure("backup", "swarm_duration", time.monotonic() - started)
+    assert backup.returncode == 0, backup.stdout + backup.stderr
+    # The loss, after the backup.
+    _mysql(engine, "DROP TABLE swarm_drill")
+    assert "doesn't exist" in _mysql(engine, "SELECT note FROM swarm_drill")
+
+    stopped = ("synapse", *SERVERS)
+    versions = {name: _service(engine, name)["Version"]["Index"] for name in stopped}
+    started = time.monotonic()
+    restored = _bash(outputs["backup_restore_command"])
+    record_figure("restore", "swarm_duration", time.monotonic() - started, "scaled to 0 and back")
+    assert restored.returncode == 0, restored.stdout + restored.stderr
+    for name in stopped:
+        assert f"stopping {PREFIX}-{name}" in restored.stdout and f"{PREFIX}-{name} is running" in restored.stdout, restored.stdout
+        service = _service(engine, name)
+        # Scaled down and back up: one task again, healthy.
+        assert service["Version"]["Index"] > versions[name] and service["Spec"]["Mode"]["Replicated"]["Replicas"] == 1, name
+        task = _running_task(engine, name)
+        assert engine.api.inspect_container(task["Status"]["ContainerStatus"]["ContainerID"])["State"]["Health"]["Status"] == "healthy", name
+
+    assert _mysql(engine, "SELECT note FROM swarm_drill") == row
+    # The new tasks have new addresses, which the proxy learns by itself within seconds; until
+    # then a request may wait on the old address.
+    restarted = time.monotonic()
+    while time.monotonic() < restarted + 120:
+        try:
+            if _get(MATRIX_HOST, "/_matrix/client/versions", timeout=5)[0] == 200:
+                break
+        except OSError:
+            pass
+        time.sleep(1)
+    record_figure("restore", "swarm_back_behind_the_proxy", time.monotonic() - restarted)
+    messages = read_messages(f"http://{MATRIX_HOST}:{PROXY_PORT}", conversation.sender, conversation.password, conversation.room_id)
+    assert conversation.text in messages

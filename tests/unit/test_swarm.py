@@ -25,7 +25,7 @@ NETWORK = "docker:index/network:Network"
 MIB = 1024 * 1024
 NODES = {"manager-1": ["data", "ingress"], "worker-1": ["app"], "worker-2": ["app"]}
 # Where both orchestrators can run the stack: the settings Swarm asks for, the rest as the stack file says.
-SWARM_READY = {"monitoring": "basic", "tls": "self-signed", "voicegrow": {"secret_files": True}, "backup": {"enabled": False}, "healer": {"enabled": False}}
+SWARM_READY = {"monitoring": "basic", "tls": "self-signed", "voicegrow": {"secret_files": True}, "healer": {"enabled": False}}
 SWARM = {**SWARM_READY, "orchestrator": "swarm", "swarm": {"nodes": NODES}}
 STACKS = ("test", "staging", "prod")
 SECRET_VARIABLES = (
@@ -146,7 +146,7 @@ def test_a_changed_file_is_a_new_secret_so_the_service_rolls_onto_it(evaluate: E
 @pytest.mark.parametrize(
     ("service", "nodes"),
     [("synapse-postgres", "data"), ("voicegrow-mysql", "data"), ("voicegrow-minio", "data"), ("synapse", "data"),
-     ("voicegrow-server-1", "app"), ("voicegrow-server-2", "app"), ("synapse-wellknown", "app"), ("proxy", "ingress")],
+     ("backup", "data"), ("voicegrow-server-1", "app"), ("voicegrow-server-2", "app"), ("synapse-wellknown", "app"), ("proxy", "ingress")],
 )
 def test_services_are_placed_by_node_labels_never_by_hostname(evaluate: Evaluate, service: str, nodes: str) -> None:
     placement = evaluate("prod", overrides=SWARM).mocks.named(service, SERVICE).value("taskSpec")["placement"]
@@ -240,7 +240,6 @@ def test_containers_stay_the_default(evaluate: Evaluate) -> None:
         ({"swarm": {"nodes": {"a": ["data", "app"]}}}, "selfhosted:swarm.nodes gives 'ingress' to no node"),
         ({"voicegrow": {"server_image": None, "server_source": "tests/e2e/images/probe"}}, "voicegrow.server_source cannot be used with orchestrator swarm"),
         ({"healer": {"enabled": True}}, "healer.enabled must be false with orchestrator swarm"),
-        ({"backup": {"enabled": True}}, "backup.enabled is not available with orchestrator swarm yet"),
         ({"monitoring": "full"}, "monitoring.level 'full' is not available with orchestrator swarm"),
         ({"tls": "acme", "proxy": {"acme_email": "ops@example.com"}}, "tls 'acme' is not available with orchestrator swarm"),
         ({"proxy": {"bind": "127.0.0.1"}}, "proxy.bind 127.0.0.1 cannot be kept with orchestrator swarm"),
@@ -255,9 +254,23 @@ def test_settings_swarm_cannot_keep_are_refused_naming_the_key(evaluate: Evaluat
 
 
 def test_without_settings_swarm_cannot_keep_a_stack_file_needs_only_the_orchestrator_and_its_nodes(evaluate: Evaluate) -> None:
-    # The healer and backups default to off on Swarm.
+    # The healer defaults to off on Swarm; backups stay as the environment has them.
     overrides = {"orchestrator": "swarm", "swarm": {"nodes": NODES}, "voicegrow": {"secret_files": True}, "monitoring": "basic", "tls": "self-signed"}
-    assert evaluate("prod", overrides=overrides).mocks.of_type(SERVICE)
+    services = {service.name for service in evaluate("prod", overrides=overrides).mocks.of_type(SERVICE)}
+    assert "backup" in services and "healer" not in services
+
+
+def test_the_backup_job_reads_its_credentials_as_root_only_secrets_and_is_run_in_its_task(evaluate: Evaluate) -> None:
+    swarm = evaluate("prod", overrides=SWARM)
+    backup = _spec(swarm.mocks.named("backup", SERVICE))
+    files = {item["fileName"]: (item["fileUid"], item["fileGid"], item["fileMode"]) for item in backup["secrets"]}
+    assert files["/etc/backup/pgpass"] == ("0", "0", 0o600) and files["/etc/backup/mysql.cnf"] == ("0", "0", 0o600)
+    # Its archives stay on the data node, in its volume.
+    assert [mount["target"] for mount in backup["mounts"] if mount["type"] == "volume"][:1] == ["/backups"]
+    in_its_task = 'docker exec "$(docker ps -q --filter label=com.docker.swarm.service.name=selfhosted-prod-backup --filter status=running | head -n 1)"'
+    assert swarm.output("backup_now_command")[0] == f"{in_its_task} backup-now"
+    before_change = swarm.mocks.named("backup-before-change", "command:local:Command").value("create")
+    assert "docker service inspect selfhosted-prod-backup" in before_change and f"{in_its_task} backup-now --before-change" in before_change
 
 
 def test_service_durations_are_written_as_the_provider_stores_them(evaluate: Evaluate) -> None:
