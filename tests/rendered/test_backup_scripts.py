@@ -649,6 +649,45 @@ def test_restore_script_without_a_backup_container_fails_with_a_clear_message(tm
     assert "no container selfhosted-staging-backup" in result.stderr
 
 
+# A swarm's engine as the docker CLI answers restore.sh: the backup service's task runs here,
+# Synapse's service has two replicas; the restore itself succeeds or fails as RESTORE_FAILS says.
+FAKE_SWARM_DOCKER = r"""#!/bin/bash
+echo "$*" >>"$CALLS"
+case "$*" in
+  "service inspect p-backup") exit 0 ;;
+  "ps -q --filter label=com.docker.swarm.service.name=p-backup --filter status=running") echo task1 ;;
+  "exec task1 backupctl plan latest") echo "backup-1.tar synapse" ;;
+  "exec task1 backupctl services") echo p-synapse ;;
+  "service inspect -f {{.Spec.Mode.Replicated.Replicas}} p-synapse") echo 2 ;;
+  "service scale --detach p-synapse="*) ;;
+  "service ps --format {{.CurrentState}} p-synapse") echo "Shutdown 1 second ago" ;;
+  "service ps --filter desired-state=running --format {{.CurrentState}} p-synapse") printf 'Running 1 second ago\nRunning 2 seconds ago\n' ;;
+  "exec task1 backupctl restore backup-1.tar --only synapse") exit "$RESTORE_FAILS" ;;
+  *) echo "unexpected: docker $*" >&2; exit 99 ;;
+esac
+"""
+
+
+@pytest.mark.parametrize("fails", [False, True])
+def test_restore_on_swarm_scales_the_services_to_no_task_and_back_to_their_replicas(tmp_path: Path, fails: bool) -> None:
+    fake_docker = tmp_path / "docker"
+    fake_docker.write_text(FAKE_SWARM_DOCKER)
+    fake_docker.chmod(0o755)
+    calls = tmp_path / "calls"
+    result = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "restore.sh"), "prod"], capture_output=True, text=True,
+        env={**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}", "PREFIX": "p", "CALLS": str(calls), "RESTORE_FAILS": str(int(fails))},
+    )
+    scaled = [line for line in calls.read_text().splitlines() if line.startswith("service scale")]
+    if fails:
+        assert result.returncode == 1 and scaled == ["service scale --detach p-synapse=0"]
+        assert "start them with 'docker service scale p-synapse=2; '" in result.stderr
+    else:
+        assert result.returncode == 0, result.stderr
+        assert scaled == ["service scale --detach p-synapse=0", "service scale --detach p-synapse=2"]
+        assert "restore: p-synapse is running" in result.stdout
+
+
 def test_the_scheduler_runs_the_backup_when_due_and_logs_its_failure(sources: Sources, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     _set_job(sources, metrics_port=None)  # the metrics port is the host's: another process may hold it
     config = json.loads(sources.config.read_text())
