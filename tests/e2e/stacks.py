@@ -39,6 +39,8 @@ LOCAL_IMAGES = {
 NEXT_POSTGRES_IMAGE = "e2e.local/postgres:17"
 """PostgreSQL's next major version (17; LOCAL_IMAGES' runs 15), for the major upgrade."""
 PROBE_IMAGE = "e2e.local/voicegrow-probe:1"
+# MySQL's root client in the VoiceGrow MySQL container or task, with the password from its secret file.
+MYSQL = 'MYSQL_PWD="$(cat /run/secrets/root_password)" mysql -uroot --default-character-set=utf8mb4 -N -B voicegrow -e'
 BASE_IMAGE = "e2e.local/base:bookworm"
 # E2E_PORT_OFFSET (scripts/test.sh sets one per clone) moves every module's host ports, so that
 # the test runs of two clones on one machine do not take each other's ports.

@@ -31,7 +31,7 @@ import pytest
 from tests.e2e.harness import AppliedStack, apply_program
 from tests.e2e.harness.fixtures import require_engine
 from tests.e2e.matrix_client import converse, read_messages
-from tests.e2e.stacks import PROBE_IMAGE, ROOT, host_ports, local_overrides, record_figure
+from tests.e2e.stacks import MYSQL, PROBE_IMAGE, ROOT, host_ports, local_overrides, record_figure
 
 pytestmark = pytest.mark.e2e
 
@@ -41,7 +41,6 @@ BASE_URL = f"http://127.0.0.1:{PORT}"
 IMAGES = ("postgres", "synapse", "mysql", "redis", "minio", "probe")
 ZONE = "Asia/Shanghai"
 ROW = "a device row 你好"
-MYSQL = 'MYSQL_PWD="$(cat /run/secrets/root_password)" mysql -uroot --default-character-set=utf8mb4 -N -B voicegrow -e'
 PSQL = "psql -U synapse -d synapse -At -c"
 REMOTE = "remote.example.org"
 # media id -> (filesystem id, days since last access)

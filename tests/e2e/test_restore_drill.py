@@ -25,7 +25,7 @@ import pytest
 from tests.e2e.harness import AppliedStack, apply_program, connect_engine
 from tests.e2e.harness.fixtures import require_engine
 from tests.e2e.matrix_client import converse, read_messages
-from tests.e2e.stacks import PROBE_IMAGE, ROOT, host_ports, local_overrides, record_figure
+from tests.e2e.stacks import MYSQL, PROBE_IMAGE, ROOT, host_ports, local_overrides, record_figure
 
 pytestmark = pytest.mark.e2e
 
@@ -54,8 +54,7 @@ def _exec(container: str, script: str, stdin: str | None = None) -> str:
     return result.stdout
 
 
-# Each service reads its root credentials from its secret files.
-MYSQL = 'MYSQL_PWD="$(cat /run/secrets/root_password)" mysql -uroot --default-character-set=utf8mb4 -N -B voicegrow -e'
+# MinIO's client reads its root credentials from the service's secret files.
 MC = 'MC_HOST_local="http://$(cat /run/secrets/root_user):$(cat /run/secrets/root_password)@127.0.0.1:9000" mc'
 
 

@@ -31,6 +31,7 @@ from tests.e2e.harness.swarm import swarm_manager
 from tests.e2e.hostnames import resolve_to_loopback
 from tests.e2e.matrix_client import converse, read_messages
 from tests.e2e.stacks import (
+    MYSQL,
     PROBE_IMAGE,
     ROOT,
     ChangedStack,
@@ -252,9 +253,6 @@ def test_a_broken_image_rolls_back_on_its_own_and_the_replicas_keep_serving(swar
     # The second replica was never touched: the deploy stopped at the first.
     assert "swarm-broken" not in _service(engine, "voicegrow-server-2")["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"]
     assert load.failed == [], f"{len(load.failed)} of {load.sent} failed: {load.failed[:5]}"
-
-
-MYSQL = 'MYSQL_PWD="$(cat /run/secrets/root_password)" mysql -uroot --default-character-set=utf8mb4 -N -B voicegrow -e'
 
 
 def _mysql(engine: docker.DockerClient, statement: str) -> str:
