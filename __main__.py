@@ -135,20 +135,6 @@ if settings.backup.enabled and tools_image is not None:
     pulumi.export("backup_now_command", backup.backup_now_command)
     pulumi.export("backup_restore_command", backup.restore_command)
 
-healer: Healer | None = None
-if settings.healer.enabled and tools_image is not None:
-    healer = Healer(
-        "healer",
-        deployment,
-        HealerArgs(
-            image=tools_image,
-            limits=settings.limits("healer"),
-            security=settings.security_policy("healer"),
-            interval_seconds=settings.healer.interval_seconds,
-            docker_socket=settings.healer.docker_socket,
-        ),
-    )
-
 monitoring = Monitoring(
     "monitoring",
     deployment,
@@ -193,6 +179,21 @@ if settings.proxy.enabled and proxied:
     pulumi.export("proxy_urls", proxy.urls)
     if proxy.ca_certificate is not None:
         pulumi.export("proxy_ca_certificate", proxy.ca_certificate)
+
+healer: Healer | None = None
+if settings.healer.enabled and tools_image is not None:
+    healer = Healer(
+        "healer",
+        deployment,
+        HealerArgs(
+            image=tools_image,
+            limits=settings.limits("healer"),
+            security=settings.security_policy("healer"),
+            interval_seconds=settings.healer.interval_seconds,
+            docker_socket=settings.healer.docker_socket,
+            heals=[component for component in (synapse, voicegrow, backup, monitoring, proxy) if component is not None],
+        ),
+    )
 
 if settings.images.prune:
     server_image = [settings.images.mirrored(settings.voicegrow.server_image)] if settings.voicegrow.server_image else []

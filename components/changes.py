@@ -97,8 +97,9 @@ def proxy_reload_after(
     configuration). A reload is graceful: requests in progress finish on the old workers.
 
     nginx refuses a configuration whose upstream name does not resolve, so the reload also waits
-    for the proxy's `other_upstreams` (replaced in the same deploy), and retries for a minute
-    where one of them is still being replaced by a part of the program declared later.
+    for the proxy's `other_upstreams` (replaced in the same deploy), and where one of them is
+    still being replaced by a part of the program declared later, waits until nginx can load its
+    configuration (see render_reload_when_loadable).
 
     On Swarm the proxy reloads itself when an upstream's address changes (see
     render_upstream_watch): this waits until the service's rolling update has finished and the
@@ -112,11 +113,24 @@ def proxy_reload_after(
         resource_name,
         deployment,
         PROXY_CONTAINER,
-        ["/bin/sh", "-c", RELOAD_WITH_RETRIES],
+        ["/bin/sh", "-c", render_reload_when_loadable()],
         parent,
         triggers=[revision(container)],
         depends_on=depends_on,
     )
 
 
-RELOAD_WITH_RETRIES = "for attempt in $(seq 30); do nginx -s reload && exit 0; sleep 2; done; exit 1"
+# As long as a container's own wait for health may take (ServiceContainer.wait_timeout).
+RELOAD_DEADLINE_SECONDS = 300
+
+
+def render_reload_when_loadable(deadline_seconds: int = RELOAD_DEADLINE_SECONDS) -> str:
+    """Shell script: reload nginx once `nginx -t` accepts its configuration, checking every second
+    until the deadline; past it, fail with nginx's own words (the upstream that does not resolve)."""
+    return (
+        f"deadline=$(($(date +%s) + {deadline_seconds})); "
+        'until checked="$(nginx -t 2>&1)"; do '
+        'if [ "$(date +%s)" -ge "$deadline" ]; then '
+        f'echo "nginx did not accept its configuration within {deadline_seconds} s, so it was not reloaded: $checked" >&2; '
+        "exit 1; fi; sleep 1; done; exec nginx -s reload"
+    )

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_docker as docker
@@ -27,6 +28,9 @@ class HealerArgs:
     interval_seconds: int
     docker_socket: str
     """The engine's socket on the Docker host."""
+    heals: Sequence[pulumi.Resource] = field(default_factory=list)
+    """The components whose containers it restarts: it starts after them and is removed before
+    them, so that it never restarts a container a deploy or a destroy is stopping."""
 
 
 class Healer(pulumi.ComponentResource):
@@ -35,13 +39,17 @@ class Healer(pulumi.ComponentResource):
     It restarts this stack's containers (by label and name prefix) that Docker reports
     unhealthy, except the backup job, whose unhealthy state reports stale backups: a restart
     would hide that until the next interval.
+
+    It depends on every component it heals. A restart racing a removal can leave the removed
+    container's endpoint behind in the engine, and its network then cannot be removed ("has
+    active endpoints"): ordered this way, `pulumi destroy` removes the healer first.
     """
 
     def __init__(
         self, name: str, deployment: Deployment, args: HealerArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__(f"{deployment.project}:components:Healer", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self, provider=deployment.provider)
+        child = pulumi.ResourceOptions(parent=self, provider=deployment.provider, depends_on=list(args.heals))
         self.container = service_container(
             deployment,
             ServiceContainer(

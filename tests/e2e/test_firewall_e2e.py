@@ -31,6 +31,7 @@ pytestmark = pytest.mark.e2e
 
 VPS_IMAGE = "e2e.local/vps:bookworm"
 PUBLISHED = (80, 443, 5432)
+SSH_PORT = 22
 HOST_PORT = 9100
 # A program of one remote command, to check how the harness applies it in a `pulumi up`.
 NOTE_PROGRAM = textwrap.dedent(
@@ -102,7 +103,7 @@ def client(engine: docker.DockerClient) -> Iterator[Any]:
 @pytest.fixture(scope="module")
 def before(vps: Vps, client: Any) -> dict[int, str | None]:
     """What each port answered before any firewall."""
-    return {port: _answer(client, vps.address, port) for port in (22, *PUBLISHED, HOST_PORT)}
+    return {port: _answer(client, vps.address, port) for port in (SSH_PORT, *PUBLISHED, HOST_PORT)}
 
 
 @pytest.fixture(scope="module")
@@ -148,16 +149,20 @@ def _wait_for_sshd(container: Any) -> str:
 
 
 def _answer(client: Any, address: str, port: int) -> str | None:
-    """The first line the port answers an HTTP request with (SSH's banner for SSH); None when it is not reached."""
-    script = (
-        f"exec 3<>/dev/tcp/{address}/{port} || exit 1; "
-        "printf 'GET / HTTP/1.0\\r\\n\\r\\n' >&3; timeout 2 cat <&3 || true"
-    )
-    code, output = client.exec_run(["timeout", "3", "bash", "-c", script])
+    """What the port answers: the last line of the reply to an HTTP request, or for SSH the
+    server's banner, which it sends before reading anything; None when the port is not reached.
+
+    SSH is sent nothing: sshd answers anything that is not an SSH banner with an error and a
+    connection reset, and the reset's message on stderr could come first. Only stdout is read.
+    """
+    request = "" if port == SSH_PORT else "printf 'GET / HTTP/1.0\\r\\n\\r\\n' >&3; "
+    read = "head -n 1" if port == SSH_PORT else "cat"
+    script = f"exec 3<>/dev/tcp/{address}/{port} || exit 1; {request}timeout 2 {read} <&3 || true"
+    code, output = client.exec_run(["timeout", "3", "bash", "-c", script], stderr=False)
     if code != 0:
         return None
     lines = output.decode(errors="replace").splitlines()
-    return lines[-1] if lines and not lines[0].startswith("SSH-") else (lines[0] if lines else "")
+    return lines[-1] if lines else ""
 
 
 def test_before_the_firewall_every_port_answers(before: dict[int, str | None]) -> None:
@@ -171,7 +176,7 @@ def test_the_apply_reports_ufw_active_with_ssh_and_the_proxys_ports(applied: Com
 
 
 def test_ssh_still_answers(vps: Vps, client: Any, applied: CommandResult) -> None:
-    answer = _answer(client, vps.address, 22)
+    answer = _answer(client, vps.address, SSH_PORT)
     assert answer is not None and answer.startswith("SSH-2.0-")
 
 

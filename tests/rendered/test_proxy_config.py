@@ -10,10 +10,12 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
+from components.changes import render_reload_when_loadable
 from tests.certificates import operator_tls_secrets, proxied_hosts
 from tests.program import STACKS, run_program
 from tests.unit.mocks import RecordingMocks
@@ -79,3 +81,45 @@ def test_nginx_rejects_a_broken_proxy_config(tmp_path: Path) -> None:
     conf = files["/etc/nginx/conf.d/default.conf"]
     files["/etc/nginx/conf.d/default.conf"] = conf.replace("proxy_read_timeout 86400;", "proxy_read_timeout forever;")
     assert _nginx_test(files, tmp_path).returncode != 0
+
+
+# A stand-in nginx: `-t` fails (as nginx does for an upstream that does not resolve) until the
+# file `resolves` exists; `-s reload` records that it ran.
+FAKE_NGINX = """#!/bin/sh
+here="$(dirname "$0")"
+case "$1" in
+  -t) [ -e "$here/resolves" ] && exit 0
+      echo 'nginx: [emerg] host not found in upstream "synapse-sync1:8008" in /etc/nginx/conf.d/matrix.conf:12' >&2
+      exit 1 ;;
+  -s) echo reloaded >>"$here/reloads" ;;
+esac
+"""
+
+
+def _reload_script(directory: Path, deadline_seconds: int) -> subprocess.Popen[str]:
+    nginx = directory / "nginx"
+    nginx.write_text(FAKE_NGINX)
+    nginx.chmod(0o755)
+    return subprocess.Popen(
+        ["/bin/sh", "-c", render_reload_when_loadable(deadline_seconds)],
+        env={"PATH": f"{directory}:/usr/bin:/bin"},
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_the_replica_reload_waits_until_nginx_accepts_its_configuration(tmp_path: Path) -> None:
+    reload = _reload_script(tmp_path, deadline_seconds=60)
+    time.sleep(2.5)
+    assert reload.poll() is None and not (tmp_path / "reloads").exists()
+    (tmp_path / "resolves").touch()
+    assert reload.wait(timeout=10) == 0
+    assert (tmp_path / "reloads").read_text() == "reloaded\n"
+
+
+def test_the_replica_reload_fails_at_its_deadline_naming_the_upstream(tmp_path: Path) -> None:
+    reload = _reload_script(tmp_path, deadline_seconds=2)
+    _, stderr = reload.communicate(timeout=20)
+    assert reload.returncode == 1
+    assert "did not accept its configuration within 2 s" in stderr and '"synapse-sync1:8008"' in stderr
+    assert not (tmp_path / "reloads").exists()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tests.program import STACKS
-from tests.unit.conftest import Evaluate
+from tests.unit.conftest import Evaluate, Registration
 
 CONTAINER = "docker:index/container:Container"
 SOCKET = "/var/run/docker.sock"
@@ -69,3 +69,12 @@ def test_the_healer_leaves_the_backup_job_alone(evaluate: Evaluate) -> None:
 def test_the_healer_looks_as_often_as_set(evaluate: Evaluate) -> None:
     assert _env(evaluate, "prod")["HEALER_INTERVAL"] == "10"
     assert _env(evaluate, "prod", {"healer": {"interval_seconds": 30}})["HEALER_INTERVAL"] == "30"
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_healer_depends_on_every_other_container_so_a_destroy_removes_it_first(
+    evaluate: Evaluate, registrations: dict[str, Registration], stack: str
+) -> None:
+    # A restart racing a removal leaves an endpoint behind, and the network cannot be removed.
+    containers = {container.name for container in evaluate(stack).mocks.of_type(CONTAINER)}
+    assert containers - {"healer"} <= registrations["healer"].dependencies

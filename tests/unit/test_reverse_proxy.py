@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import re
+import shlex
 
 import pytest
 
+from components.changes import render_reload_when_loadable
 from config import ConfigError
 from tests.certificates import operator_tls_secrets, proxied_hosts
 from tests.program import STACKS
@@ -213,7 +215,7 @@ def test_a_replaced_replica_reloads_the_proxy(evaluate: Evaluate) -> None:
     for replica in (1, 2):
         reload = commands[f"voicegrow-server-{replica}-proxy-reload"]
         assert reload.value("create").endswith(
-            "exec docker exec selfhosted-prod-proxy /bin/sh -c 'for attempt in $(seq 30); do nginx -s reload && exit 0; sleep 2; done; exit 1'"
+            f"exec docker exec selfhosted-prod-proxy /bin/sh -c {shlex.quote(render_reload_when_loadable())}"
         )
         assert reload.value("triggers") == [f"voicegrow-server-{replica}-id"]
 

@@ -348,18 +348,39 @@ def remove_container(api: docker.APIClient, container_id: str, grace_seconds: in
 
     Returns what the container wrote, up to its removal (so a test can see how it shut down).
     """
+    logs = ""
     try:
         # The client's HTTP timeout must outlast the grace period the engine waits.
         api.stop(container_id, timeout=grace_seconds)
         logs = api.logs(container_id).decode(errors="replace")
         api.remove_container(container_id, v=remove_volumes, force=True)
     except docker.errors.NotFound:
-        return ""
+        return logs
     except docker.errors.APIError as exc:
-        if "is already in progress" in str(exc):
-            return ""
-        raise
+        if "is already in progress" not in str(exc):
+            raise
+    # As the provider (ContainerWait "removed"): gone, not only asked to go, before the next
+    # step removes the networks it was on.
+    _wait_removed(api, container_id)
     return logs
+
+
+CONTAINER_REMOVE_TIMEOUT_SECONDS = 60
+
+
+def _wait_removed(api: docker.APIClient, container_id: str) -> None:
+    deadline = time.monotonic() + CONTAINER_REMOVE_TIMEOUT_SECONDS
+    while True:
+        try:
+            inspect = api.inspect_container(container_id)
+        except docker.errors.NotFound:
+            return
+        if time.monotonic() >= deadline:
+            raise EngineError(
+                f"container {inspect['Name'].lstrip('/')!r} ({_state_summary(inspect['State'])}) "
+                f"was still there {CONTAINER_REMOVE_TIMEOUT_SECONDS}s after its removal"
+            )
+        time.sleep(HEALTH_POLL_SECONDS)
 
 
 # --- networks, volumes, images --------------------------------------------------------------------
@@ -411,7 +432,32 @@ NETWORK_REMOVE_TIMEOUT_SECONDS = 30
 def remove_network(api: docker.APIClient, network_id: str) -> None:
     """As `resourceDockerNetworkDelete`: retry while the network "has active endpoints" (the
     containers of a removed service are still going), for up to 30 s."""
-    _remove_retrying(lambda: api.remove_network(network_id), "has active endpoints")
+    try:
+        _remove_retrying(lambda: api.remove_network(network_id), "has active endpoints")
+    except docker.errors.APIError as exc:
+        if "has active endpoints" not in str(exc):
+            raise
+        raise EngineError(f"{exc.explanation or exc}; still attached: {_attached(api, network_id)}") from None
+
+
+def _attached(api: docker.APIClient, network_id: str) -> str:
+    """Who holds a network: each attached container's name, labels and what started it."""
+    endpoints = (api.inspect_network(network_id).get("Containers") or {}).items()
+    if not endpoints:
+        return "no container (a stale endpoint in the engine)"
+    described = []
+    for container_id, endpoint in endpoints:
+        try:
+            inspect = api.inspect_container(container_id)
+        except docker.errors.NotFound:
+            described.append(f"{endpoint.get('Name')!r} (endpoint of a removed container {container_id[:12]})")
+            continue
+        labels = inspect["Config"].get("Labels") or {}
+        described.append(
+            f"{inspect['Name'].lstrip('/')!r} ({_state_summary(inspect['State'])}, image {inspect['Config']['Image']}, "
+            f"command {inspect['Config'].get('Cmd')}, labels {labels})"
+        )
+    return "; ".join(described)
 
 
 def _remove_retrying(remove: Callable[[], object], busy: str) -> None:
