@@ -19,14 +19,41 @@ from config.models import StackSettings
 MULTI_LINE_SECRETS = ("tls_certificate", "tls_private_key", "backup_rclone_config", "firewall_ssh_private_key")
 # Synapse's admin API accepts registration tokens of these characters, up to 64 of them.
 REGISTRATION_TOKEN = re.compile(r"^[A-Za-z0-9._~-]{1,64}$")
+# The shortest value accepted per kind of secret: a password someone may guess at over the
+# network (12), a key that signs tokens or authenticates processes (32; Synapse generates 50), a
+# token that lets a stranger register (16). Generated values are 32 letters and digits.
+PASSWORD_KEYS = (
+    "postgres_password", "synapse_admin_password", "synapse_redis_password", "mysql_root_password",
+    "mysql_password", "redis_password", "minio_root_password", "grafana_admin_password",
+)
+SIGNING_KEYS = (
+    "synapse_macaroon_secret_key", "synapse_form_secret", "synapse_registration_shared_secret", "synapse_replication_secret",
+)
+MINIMUM_LENGTHS: dict[str, tuple[int, str]] = {
+    **{key: (12, "a password") for key in PASSWORD_KEYS},
+    **{key: (32, "a signing key") for key in SIGNING_KEYS},
+    "synapse_registration_token": (16, "a registration token"),
+}
 
 
 def secret_value_problems(project: str, settings: StackSettings, values: dict[str, str | None]) -> list[str]:
     """Every problem with the operator's secret values, one line per key, naming the fix."""
     problems = []
     for key, value in values.items():
-        if value is not None and key not in MULTI_LINE_SECRETS and (value != value.strip() or not value.isprintable()):
+        if value is None:
+            continue
+        if not value.strip():
+            problems.append(f"{key} is empty: set a value, or remove it (`pulumi config rm {key}`)" + (
+                " to have one generated" if key in MINIMUM_LENGTHS else ""))
+            continue
+        if key not in MULTI_LINE_SECRETS and (value != value.strip() or not value.isprintable()):
             problems.append(f"{key} must be one line of printable characters without surrounding spaces")
+        minimum, kind = MINIMUM_LENGTHS.get(key, (0, ""))
+        if len(value) < minimum:
+            problems.append(
+                f"{key} must be at least {minimum} characters ({kind}): set a longer one "
+                f"(e.g. `openssl rand -hex {minimum // 2 + 4}`), or remove it to have one generated"
+            )
     problems += _minio_problems(values.get("minio_root_user"), values.get("minio_root_password"))
     token = values.get("synapse_registration_token")
     if token is not None and not REGISTRATION_TOKEN.match(token):
@@ -68,8 +95,8 @@ def _minio_problems(user: str | None, password: str | None) -> list[str]:
     # first ':', and a ':' in the password starts a session token.
     if user is not None and (len(user) < 3 or ":" in user):
         problems.append("minio_root_user must be at least 3 characters (MinIO's rule) and contain no ':'")
-    if password is not None and (len(password) < 8 or ":" in password):
-        problems.append("minio_root_password must be at least 8 characters (MinIO's rule) and contain no ':'")
+    if password is not None and ":" in password:
+        problems.append("minio_root_password must contain no ':'")
     return problems
 
 

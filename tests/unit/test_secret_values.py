@@ -31,8 +31,13 @@ def _prod_tls(**changes: str) -> dict[str, str]:
 BAD_SECRETS = [
     pytest.param({"minio_root_user": "ab"}, None, "selfhosted:minio_root_user must be at least 3 characters", id="minio-user-short"),
     pytest.param({"minio_root_user": "ops:team"}, None, "selfhosted:minio_root_user must be at least 3 characters (MinIO's rule) and contain no ':'", id="minio-user-colon"),
-    pytest.param({"minio_root_password": "short"}, None, "selfhosted:minio_root_password must be at least 8 characters", id="minio-password-short"),
-    pytest.param({"minio_root_password": "long-enough:but-colon"}, None, "selfhosted:minio_root_password must be at least 8 characters (MinIO's rule) and contain no ':'", id="minio-password-colon"),
+    pytest.param({"minio_root_password": "short"}, None, "selfhosted:minio_root_password must be at least 12 characters (a password)", id="minio-password-short"),
+    pytest.param({"minio_root_password": "long-enough:but-colon"}, None, "selfhosted:minio_root_password must contain no ':'", id="minio-password-colon"),
+    pytest.param({"redis_password": ""}, None, "selfhosted:redis_password is empty: set a value, or remove it (`pulumi config rm redis_password`) to have one generated", id="empty-password"),
+    pytest.param({"tts_api_key": ""}, None, "selfhosted:tts_api_key is empty", id="empty-api-key"),
+    pytest.param({"grafana_admin_password": "a"}, None, "selfhosted:grafana_admin_password must be at least 12 characters (a password)", id="short-password"),
+    pytest.param({"synapse_macaroon_secret_key": "k" * 31}, None, "selfhosted:synapse_macaroon_secret_key must be at least 32 characters (a signing key)", id="short-signing-key"),
+    pytest.param({"synapse_registration_token": "letmein"}, None, "selfhosted:synapse_registration_token must be at least 16 characters (a registration token)", id="short-token"),
     pytest.param({"synapse_registration_token": "let me in"}, None, "selfhosted:synapse_registration_token must be 1 to 64 of the characters", id="token-characters"),
     pytest.param({"synapse_registration_token": "t" * 65}, None, "selfhosted:synapse_registration_token must be 1 to 64", id="token-length"),
     pytest.param({"postgres_password": " padded "}, None, "selfhosted:postgres_password must be one line of printable characters without surrounding spaces", id="surrounding-spaces"),
@@ -88,7 +93,16 @@ def test_a_wildcard_certificate_covers_one_label() -> None:
 
 
 def test_minio_credentials_at_the_limits_are_accepted() -> None:
-    run_program(RecordingMocks(), "prod", preview=False, secrets={"minio_root_user": "ops", "minio_root_password": "p@ss/w0rd"})
+    run_program(RecordingMocks(), "prod", preview=False, secrets={"minio_root_user": "ops", "minio_root_password": "p@ss/w0rd-12"})
+
+
+def test_secrets_at_their_minimum_lengths_are_accepted() -> None:
+    run_program(
+        RecordingMocks(),
+        "prod",
+        preview=False,
+        secrets={"redis_password": "p" * 12, "synapse_form_secret": "k" * 32, "synapse_registration_token": "t" * 16},
+    )
 
 
 def test_offsite_copy_with_its_remote_configured_is_accepted() -> None:

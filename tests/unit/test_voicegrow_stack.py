@@ -133,8 +133,8 @@ def test_no_seed_default_password_is_used(evaluate: Evaluate) -> None:
 
 
 def test_operator_secrets_replace_generated_ones(evaluate: Evaluate) -> None:
-    evaluation = evaluate("prod", secrets={"mysql_root_password": "chosen-root", "redis_password": "chosen-redis"})
-    assert evaluation.mocks.files("voicegrow-mysql")["/run/secrets/root_password"] == "chosen-root"
+    evaluation = evaluate("prod", secrets={"mysql_root_password": "chosen-root-password", "redis_password": "chosen-redis"})
+    assert evaluation.mocks.files("voicegrow-mysql")["/run/secrets/root_password"] == "chosen-root-password"
     assert _env(evaluation, "voicegrow-server-1")["REDIS_PASSWORD"] == "chosen-redis"
 
 
