@@ -78,6 +78,7 @@ class ReverseProxy(pulumi.ComponentResource):
             acme=args.tls_mode == "acme",
             federation_port=settings.federation_port,
             admin_allowlist=settings.admin_allowlist,
+            hsts_include_subdomains=settings.hsts_include_subdomains,
         )
         self.network = private_network(deployment, COMPONENT, child)
         nginx_image = pulled_image(args.images["nginx"], "proxy-nginx", child, deployment.platform)

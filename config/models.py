@@ -425,6 +425,10 @@ class ProxySettings(Settings):
     admin_allowlist: list[str] = Field(
         default_factory=list, description="Addresses/CIDRs allowed to reach /_synapse/admin; empty = nobody."
     )
+    hsts_include_subdomains: bool = Field(
+        default=False,
+        description="HSTS also for every subdomain of the proxied hosts (browsers then refuse plain HTTP on all of them for two years).",
+    )
     acme_email: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+$", description="Let's Encrypt account e-mail (acme).")
     acme_staging: bool = Field(default=False, description="Use Let's Encrypt's staging endpoint (untrusted test certificates).")
     acme_renew_hours: int = Field(default=12, ge=1, le=168, description="Hours between renewal attempts.")

@@ -93,6 +93,8 @@ class ProxyOptions:
     acme: bool = False
     federation_port: int | None = None
     admin_allowlist: list[str] = field(default_factory=list)
+    hsts_include_subdomains: bool = False
+    """HSTS for every subdomain of the hosts too: only for an operator whose every subdomain serves HTTPS."""
 
 
 def proxied_hosts(
@@ -111,13 +113,14 @@ def render_proxy_conf(
     """The conf.d file of the proxy: upstreams, shared TLS settings and one server per host group."""
     groups = _host_groups(matrix, voicegrow, options) + _monitoring_groups(monitoring)
     if options.tls:
-        servers = [_tls_server(group) for group in groups]
+        servers = [_redirect_server([host for group in groups for host in group.hosts], options)]
+        servers += [_tls_server(group, options) for group in groups]
     else:
         servers = [_server_block(["listen 80;", f"server_name {' '.join(group.hosts)};"], group.locations) for group in groups]
     upstreams = _upstreams(matrix, voicegrow) + _monitoring_upstreams(monitoring)
     user_maps = [_USER_FROM_ACCESS_TOKEN] if matrix and any(route.by_user for route in matrix.worker_routes) else []
     return "\n".join(
-        [NGINX_TEMP_PATHS + _http_settings(options), *user_maps, *upstreams, _default_server(options), *servers]
+        [NGINX_TEMP_PATHS + _http_settings(options), *user_maps, *upstreams, *_default_servers(options), *servers]
     )
 
 
@@ -240,24 +243,39 @@ def _upstream(name: str, servers: list[str], failover: bool, hash_by_user: bool 
     return f"upstream {name} {{\n" + "\n".join(lines) + "\n    keepalive 16;\n}\n"
 
 
-def _default_server(options: ProxyOptions) -> str:
-    """Port 80 for any host: health, ACME challenges, then a redirect to HTTPS (or 404 without TLS)."""
-    locations = ["    location = /healthz {\n        access_log off;\n        return 200 \"ok\\n\";\n    }\n"]
+def _default_servers(options: ProxyOptions) -> list[str]:
+    """What a request for a name the proxy does not serve gets: on port 80 the connection closed
+    without an answer (444; `/healthz` answers for the container's health check), and with TLS
+    no handshake at all, so that no site is served under a stranger's name or certificate."""
+    health = "    location = /healthz {\n        access_log off;\n        return 200 \"ok\\n\";\n    }\n"
+    refuse = "    location / {\n        return 444;\n    }\n"
+    servers = [_server_block(["listen 80 default_server;", "server_name _;"], [health, refuse])]
+    if options.tls:
+        ports = [443] + ([options.federation_port] if options.federation_port else [])
+        servers.append(
+            _server_block([f"listen {port} ssl http2 default_server;" for port in ports] + ["ssl_reject_handshake on;"], [])
+        )
+    return servers
+
+
+def _redirect_server(hosts: list[str], options: ProxyOptions) -> str:
+    """Port 80 of the served names: ACME's challenges, then a redirect to HTTPS."""
+    locations = []
     if options.acme:
         locations.append(f"    location /.well-known/acme-challenge/ {{\n        root {ACME_WEBROOT};\n    }}\n")
-    fallback = "return 301 https://$host$request_uri;" if options.tls else "return 404;"
-    locations.append(f"    location / {{\n        {fallback}\n    }}\n")
-    return _server_block(["listen 80 default_server;", "server_name _;"], locations)
+    locations.append("    location / {\n        return 301 https://$host$request_uri;\n    }\n")
+    return _server_block(["listen 80;", f"server_name {' '.join(hosts)};"], locations)
 
 
-def _tls_server(group: _HostGroup) -> str:
+def _tls_server(group: _HostGroup, options: ProxyOptions) -> str:
     # `listen ... http2` rather than `http2 on`: the older form is also what nginx 1.22 reads.
     listens = ["listen 443 ssl http2;"] + ([f"listen {group.extra_port} ssl http2;"] if group.extra_port else [])
+    subdomains = "; includeSubDomains" if options.hsts_include_subdomains else ""
     directives = listens + [
         f"server_name {' '.join(group.hosts)};",
         f"ssl_certificate {CERTIFICATE_PATH};",
         f"ssl_certificate_key {PRIVATE_KEY_PATH};",
-        'add_header Strict-Transport-Security "max-age=63072000; includeSubDomains" always;',
+        f'add_header Strict-Transport-Security "max-age=63072000{subdomains}" always;',
         'add_header X-Content-Type-Options "nosniff" always;',
         'add_header X-Frame-Options "DENY" always;',
     ]

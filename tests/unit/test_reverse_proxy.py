@@ -58,6 +58,20 @@ def test_tls_redirects_port_80_to_https(evaluate: Evaluate) -> None:
     assert "return 301 https://$host$request_uri;" in _conf(evaluate("test"))
 
 
+def test_hsts_covers_the_served_hosts_and_their_subdomains_only_when_asked(evaluate: Evaluate) -> None:
+    assert 'Strict-Transport-Security "max-age=63072000" always;' in _conf(evaluate("prod"))
+    asked = _conf(evaluate("prod", overrides={"proxy": {"hsts_include_subdomains": True}}))
+    assert 'Strict-Transport-Security "max-age=63072000; includeSubDomains" always;' in asked
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_a_name_the_proxy_does_not_serve_is_refused(evaluate: Evaluate, stack: str) -> None:
+    conf = _conf(evaluate(stack))
+    assert "listen 80 default_server;\n    server_name _;" in conf and "return 444;" in conf
+    if "listen 443" in conf:
+        assert "listen 443 ssl http2 default_server;\n    ssl_reject_handshake on;" in conf
+
+
 def test_tls_allows_only_tls12_and_tls13_with_a_session_cache(evaluate: Evaluate) -> None:
     conf = _conf(evaluate("test"))
     assert "ssl_protocols TLSv1.2 TLSv1.3;" in conf
