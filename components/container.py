@@ -152,8 +152,8 @@ class FileDirectory:
 class ServiceContainer:
     """One container of a component, before the shared policies are applied.
 
-    `healthcheck` None is for images without a shell or client to check with: Prometheus's
-    scrape of the container is then its health check, and the deploy does not wait for it.
+    Every service has a health check: Docker (and the healer, and Swarm) can only act on what
+    it checks, and the deploy waits for it.
     """
 
     component: str
@@ -162,7 +162,7 @@ class ServiceContainer:
     image: pulumi.Input[str]
     limits: ContainerLimits
     security: SecurityPolicy
-    healthcheck: HealthCheck | None
+    healthcheck: HealthCheck
     network: docker.Network | None
     """The component's network, where the container answers to `aliases`; None: no network at all."""
     aliases: list[str]
@@ -250,13 +250,13 @@ def service_container(deployment: Deployment, spec: ServiceContainer, opts: pulu
         tmpfs={path: _tmpfs_options(policy) for path in policy.tmpfs} or None,
         ulimits=[docker.ContainerUlimitArgs(name=limit.name, soft=limit.soft, hard=limit.hard) for limit in policy.ulimits],
         sysctls=dict(policy.sysctls) or None,
-        healthcheck=None if check is None else docker.ContainerHealthcheckArgs(**_healthcheck(check)),
+        healthcheck=docker.ContainerHealthcheckArgs(**_healthcheck(check)),
         destroy_grace_seconds=spec.stop_grace_seconds,
         stop_timeout=spec.stop_grace_seconds,
         log_driver="json-file",
         log_opts=_log_opts(deployment),
         labels=labels,
-        wait=check is not None,
+        wait=True,
         wait_timeout=spec.wait_timeout,
         # The provider's update leaves a running container's health check as it was: a changed
         # check must replace the container to take effect.
@@ -362,9 +362,7 @@ def _swarm_service(deployment: Deployment, spec: ServiceContainer, opts: pulumi.
                 cap_drops=["ALL"],
                 cap_adds=list(policy.capabilities) or None,
                 sysctl=dict(policy.sysctls) or None,
-                healthcheck=None
-                if check is None
-                else docker.ServiceTaskSpecContainerSpecHealthcheckArgs(**_healthcheck(check, go_short_duration)),
+                healthcheck=docker.ServiceTaskSpecContainerSpecHealthcheckArgs(**_healthcheck(check, go_short_duration)),
                 mounts=[*(_swarm_mount(volume) for volume in spec.volumes), *_swarm_tmpfs(policy)],
                 secrets=[file.secret_reference() for file in files if file.private] or None,
                 configs=[file.config_reference() for file in files if not file.private] or None,

@@ -155,7 +155,7 @@ class Monitoring(pulumi.ComponentResource):
         self,
         role: str,
         name: str,
-        healthcheck: HealthCheck | None,
+        healthcheck: HealthCheck,
         command: list[str] | None = None,
         entrypoint: list[str] | None = None,
         envs: pulumi.Input[list[pulumi.Input[str]]] | None = None,
@@ -359,7 +359,8 @@ class Monitoring(pulumi.ComponentResource):
             self.containers["redis_exporter"] = self._container(
                 "redis_exporter",
                 "redis-exporter",
-                None,  # a scratch image: Prometheus's scrape is its check
+                # The image's alpine variant: the scratch one has nothing to check with.
+                _wget(f"http://127.0.0.1:{render.REDIS_EXPORTER_PORT}/metrics"),
                 envs=pulumi.Output.secret(
                     voicegrow.redis_password.apply(lambda password: ["REDIS_ADDR=redis://redis:6379", f"REDIS_PASSWORD={password}"])
                 ),

@@ -117,7 +117,7 @@ class ImageSettings(Settings):
         default="quay.io/prometheuscommunity/postgres-exporter:v0.17.1", description="PostgreSQL exporter (full monitoring)."
     )
     mysql_exporter: ImageRef = Field(default="prom/mysqld-exporter:v0.17.2", description="MySQL exporter (full monitoring).")
-    redis_exporter: ImageRef = Field(default="oliver006/redis_exporter:v1.74.0", description="Redis exporter (full monitoring).")
+    redis_exporter: ImageRef = Field(default="oliver006/redis_exporter:v1.74.0-alpine", description="Redis exporter (full monitoring); a variant with wget, its health check.")
 
     @field_validator("registry_mirrors")
     @classmethod

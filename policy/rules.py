@@ -46,8 +46,9 @@ FILE_VOLUME_SUFFIXES = ("-config-volume", "-secrets-volume", "-script-volume", "
 (configuration, secrets, scripts; the proxy's certificate, from the stack or copied from certbot's own
 volume): never data to protect."""
 
-UNCHECKED_CONTAINERS = ("monitoring-redis-exporter",)
-"""Containers whose image has no shell or client to check with: Prometheus's scrape is their health check."""
+UNCHECKED_CONTAINERS: tuple[str, ...] = ()
+"""Containers exempt from the health-check rule: none of the program's (an operator may list one
+whose image has nothing to check with, and whose health is Prometheus's scrape of it)."""
 
 RESTART_POLICIES = ("always", "unless-stopped", "on-failure")
 
@@ -150,7 +151,7 @@ def container_limits(args: ResourceValidationArgs, report_violation: ReportViola
 
 
 def container_health_check(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-    """Every long-running container has a health check (config `unchecked`: containers checked by scrape)."""
+    """Every long-running container has a health check (config `unchecked`: containers exempted by the operator)."""
     props = container_view(args.resource_type, args.props)
     if props is None or is_one_shot(props):
         return
@@ -265,7 +266,7 @@ VALIDATIONS: Mapping[str, Validation] = {
 STACKS_CONFIG = {"stacks": _string_list(STRICT_STACKS, "Stacks held to the production rules.")}
 CONFIG = {
     "container-health-check": {
-        "unchecked": _string_list(UNCHECKED_CONTAINERS, "Containers whose health is Prometheus's scrape of them.")
+        "unchecked": _string_list(UNCHECKED_CONTAINERS, "Containers exempted: their health is Prometheus's scrape of them.")
     },
     "pinned-images": STACKS_CONFIG,
     "protected-data-volumes": STACKS_CONFIG,

@@ -11,8 +11,6 @@ from tests.unit.conftest import Evaluate, Evaluation, Registration
 from tests.unit.mocks import Declared
 
 SECONDS = {"s": 1, "m": 60}
-# Images with nothing inside to run a check with; Prometheus scrapes them instead.
-UNCHECKED = {"monitoring-redis-exporter"}
 CONTAINER = "docker:index/container:Container"
 
 
@@ -32,8 +30,7 @@ def test_every_container_has_limits_health_restart_rotation_and_labels(evaluate:
     for container in containers:
         assert container.value("memory") > 0 and container.value("cpuShares") > 0, container.name
         assert container.value("restart") == "unless-stopped", container.name
-        if container.name not in UNCHECKED:
-            assert container.value("healthcheck")["tests"], container.name
+        assert container.value("healthcheck")["tests"], container.name
         assert container.value("logDriver") == "json-file", container.name
         assert {"selfhosted.stack", "selfhosted.component", "selfhosted.role"} <= {
             label["label"] for label in container.value("labels")

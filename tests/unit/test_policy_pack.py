@@ -219,9 +219,11 @@ def test_a_container_without_a_health_check_is_reported() -> None:
     assert reports(rules.container_health_check, args) == ["synapse: no health check (healthcheck.tests)"]
 
 
-def test_a_container_whose_health_check_is_its_scrape_passes() -> None:
-    args = crafted(rules.CONTAINER, "monitoring-redis-exporter", container(healthcheck=None))
-    assert reports(rules.container_health_check, args) == []
+def test_a_container_without_a_health_check_passes_only_where_the_operator_exempts_it() -> None:
+    unchecked = container(healthcheck=None)
+    assert reports(rules.container_health_check, crafted(rules.CONTAINER, "monitoring-redis-exporter", unchecked))
+    exempted = crafted(rules.CONTAINER, "monitoring-redis-exporter", unchecked, config={"unchecked": ["monitoring-redis-exporter"]})
+    assert reports(rules.container_health_check, exempted) == []
 
 
 def test_a_one_shot_container_needs_no_health_check_or_restart_policy() -> None:

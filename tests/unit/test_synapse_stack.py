@@ -311,7 +311,7 @@ def test_registry_mirrors_rewrite_each_image_through_the_mirror_of_its_registry(
         "mirror.example.cn/hub/library/postgres:16.10-bookworm",
         "mirror.example.cn/hub/library/redis:7.4.5-bookworm",
         "mirror.example.cn/hub/matrixdotorg/synapse:v1.163.2",
-        "mirror.example.cn/hub/oliver006/redis_exporter:v1.74.0",
+        "mirror.example.cn/hub/oliver006/redis_exporter:v1.74.0-alpine",
         "mirror.example.cn/hub/prom/alertmanager:v0.28.1",
         "mirror.example.cn/hub/prom/blackbox-exporter:v0.27.0",
         "mirror.example.cn/hub/prom/mysqld-exporter:v0.17.2",
