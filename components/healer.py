@@ -38,7 +38,8 @@ class Healer(pulumi.ComponentResource):
 
     It restarts this stack's containers (by label and name prefix) that Docker reports
     unhealthy, except the backup job, whose unhealthy state reports stale backups: a restart
-    would hide that until the next interval.
+    would hide that until the next interval, and itself: it is unhealthy when it has given up on
+    a container (see components/images/backup/healer.py), and a restart would forget that.
 
     It depends on every component it heals. A restart racing a removal can leave the removed
     container's endpoint behind in the engine, and its network then cannot be removed ("has
@@ -66,7 +67,7 @@ class Healer(pulumi.ComponentResource):
                 envs=[
                     f"HEALER_LABEL={deployment.project}.stack={deployment.stack}",
                     f"HEALER_PREFIX={deployment.prefix}",
-                    f"HEALER_EXCLUDE={deployment.name('backup')}",
+                    f"HEALER_EXCLUDE={deployment.name('backup')},{deployment.name('healer')}",
                     f"HEALER_INTERVAL={args.interval_seconds}",
                 ],
                 command=["healer", "run"],
