@@ -781,14 +781,19 @@ class StackSettings(Settings):
         return self
 
     @model_validator(mode="after")
-    def _prod_images_are_pinned(self) -> StackSettings:
-        if self.environment == "prod":
-            for name in ImageSettings.model_fields:
-                if name in ImageSettings.NOT_IMAGES:
-                    continue
-                tag = image_tag(getattr(self.images, name))
-                if tag in (None, "latest"):
-                    raise ValueError(f"images.{name} must be pinned to a version in prod, not 'latest'")
+    def _staging_and_prod_images_are_pinned(self) -> StackSettings:
+        # What `latest` means changes under a running stack: the next pull or rebuild upgrades it unasked.
+        if self.environment not in ("staging", "prod"):
+            return self
+        references = {f"images.{name}": getattr(self.images, name) for name in ImageSettings.model_fields.keys() - ImageSettings.NOT_IMAGES}
+        if self.voicegrow.enabled and self.voicegrow.server_image is not None:
+            references["voicegrow.server_image"] = self.voicegrow.server_image
+        for key, reference in sorted(references.items()):
+            if image_tag(reference) in (None, "latest") and "@sha256:" not in reference:
+                raise ValueError(
+                    f"{key} must be pinned to a version in {self.environment}, not 'latest': "
+                    "add a version tag (':1.2.3') or a digest ('@sha256:...')"
+                )
         return self
 
     @model_validator(mode="after")

@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,15 @@ BASE_IMAGE = "e2e.local/base:bookworm"
 PORT_OFFSET = int(os.environ.get("E2E_PORT_OFFSET", "0"))
 
 
+# Every stack's scheduled jobs (backups, the media purge, the state compressor) at a time of day
+# twelve hours from when the tests started, in UTC: the stacks' defaults (02:00 daily, hourly in
+# prod, 04:30) would otherwise fire inside whichever test runs across them, and add an archive
+# or a compression it does not expect. A test of a schedule sets its own. Fixed once per process,
+# so that every `pulumi up` of a test declares the same schedule.
+_QUIET = datetime.now(timezone.utc) + timedelta(hours=12)
+QUIET_SCHEDULE = f"{_QUIET.minute} {_QUIET.hour} * * *"
+
+
 def host_ports(base: int) -> int:
     """The first of the ten host ports a test module owns from `base`."""
     return base + PORT_OFFSET
@@ -63,7 +73,10 @@ def local_overrides(prefix: str, port_base: int, extra: dict[str, Any] | None = 
             "http_port": port_base,
             "wellknown_port": port_base + 1,
             "extra_config": {"rc_registration": {"per_second": 10, "burst_count": 50}},
+            "remote_media_purge": {"schedule": QUIET_SCHEDULE},
+            "state_compression": {"schedule": QUIET_SCHEDULE},
         },
+        "backup": {"schedule": QUIET_SCHEDULE},
         "voicegrow": {"ws_port": port_base + 2, "http_port": port_base + 4},
         "proxy": {"bind": "127.0.0.1", "http_port": port_base + 6, "https_port": port_base + 7},
         # Full monitoring's Grafana, Loki, Alloy, cAdvisor and exporters have no stand-in images.

@@ -47,6 +47,7 @@ BAD_INPUTS = [
     pytest.param({"images": {"postgres": "Postgres 16"}}, "selfhosted:images.postgres must be an image reference", id="image-ref"),
     pytest.param({"images": {"synapse": "matrixdotorg/synapse:latest"}}, "selfhosted:images.synapse must be pinned to a version in prod", id="latest-in-prod"),
     pytest.param({"images": {"nginx": "nginx"}}, "selfhosted:images.nginx must be pinned to a version in prod", id="untagged-in-prod"),
+    pytest.param({"voicegrow": {"enabled": True, "server_image": "registry.example.com/voicegrow/server:latest"}}, "selfhosted:voicegrow.server_image must be pinned to a version in prod", id="latest-server-in-prod"),
     pytest.param({"images": {"registry_mirrors": {"docker.io": "https://mirror.example.cn"}}}, "selfhosted:images.registry_mirrors must map registry hosts to mirrors: values must be a mirror's host", id="mirror-with-scheme"),
     pytest.param({"images": {"registry_mirrors": {"https://quay.io": "mirror.example.cn/quay"}}}, "selfhosted:images.registry_mirrors must map registry hosts to mirrors: keys must be registry hosts", id="mirror-key-with-scheme"),
     pytest.param({"images": {"registry_mirrors": {"index.docker.io": "mirror.example.cn/hub"}}}, "key 'index.docker.io' is Docker Hub: write it as 'docker.io'", id="mirror-key-docker-hub-alias"),
@@ -140,3 +141,13 @@ def test_object_setting_given_as_text_is_rejected(evaluate: Evaluate) -> None:
 
 def test_synapse_debug_logging_is_available_on_request() -> None:
     assert _settings("dev", synapse={"server_name": "matrix.localhost", "log_level": "DEBUG"}).synapse.log_level == "DEBUG"
+
+
+def test_staging_refuses_an_unpinned_image_and_accepts_a_digest() -> None:
+    assert "images.nginx must be pinned to a version in staging" in _problems("staging", images={"nginx": "nginx:latest"})
+    digest = "nginx@sha256:" + "0" * 64
+    assert _settings("staging", images={"nginx": digest}).images.nginx == digest
+
+
+def test_test_and_dev_may_run_latest() -> None:
+    assert _settings("test", images={"nginx": "nginx:latest"}).images.nginx == "nginx:latest"
