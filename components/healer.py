@@ -29,8 +29,7 @@ class HealerArgs:
     docker_socket: str
     """The engine's socket on the Docker host."""
     heals: Sequence[pulumi.Resource] = field(default_factory=list)
-    """The components whose containers it restarts: it starts after them and is removed before
-    them, so that it never restarts a container a deploy or a destroy is stopping."""
+    """The components whose containers it restarts: it starts after them and is removed before them."""
 
 
 class Healer(pulumi.ComponentResource):
@@ -41,9 +40,8 @@ class Healer(pulumi.ComponentResource):
     would hide that until the next interval, and itself: it is unhealthy when it has given up on
     a container (see components/images/backup/healer.py), and a restart would forget that.
 
-    It depends on every component it heals. A restart racing a removal can leave the removed
-    container's endpoint behind in the engine, and its network then cannot be removed ("has
-    active endpoints"): ordered this way, `pulumi destroy` removes the healer first.
+    It depends on every component it heals, so that `pulumi destroy` removes it first: it never
+    restarts a container that the destroy is stopping, nor one whose network is being removed.
     """
 
     def __init__(
