@@ -104,6 +104,18 @@ def test_the_preview_covers_every_stack_with_the_policy_pack_and_comments() -> N
     }
 
 
+def test_each_preview_runs_in_its_stacks_own_preview_environment() -> None:
+    # Environment secrets reach only the jobs bound to that environment; preview-prod requires approval.
+    assert workflow(PULL_REQUEST)["jobs"]["preview"]["environment"] == "preview-${{ matrix.stack }}"
+
+
+def test_no_job_a_pull_request_triggers_reads_a_secret_outside_an_environment() -> None:
+    jobs = workflow(PULL_REQUEST)["jobs"]
+    reading = [name for name, job in jobs.items() if "secrets." in yaml.safe_dump(job)]
+    assert reading == ["preview"]
+    assert all("environment" in jobs[name] for name in reading)
+
+
 def test_the_preview_may_only_read_and_comment() -> None:
     assert workflow(PULL_REQUEST)["jobs"]["preview"]["permissions"] == {**READ, "pull-requests": "write"}
 
