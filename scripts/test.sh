@@ -107,6 +107,21 @@ tail -n 30 .cache/swarm-tests.log
 # No Swarm test selected (e.g. -m "not e2e"): pytest's 5 is not a failure.
 if ((swarm_status != 0 && swarm_status != 5 && status == 0)); then status=$swarm_status; fi
 
+# Every test takes away what it deployed: a container, service or network left in either engine
+# is a teardown that failed (a real `pulumi destroy` would leave it too), named here.
+left_behind() {
+  docker ps -a --format 'container {{.Names}} ({{.Status}})'
+  docker network ls --filter type=custom --format 'network {{.Name}}' | grep -v -x -e 'network docker_gwbridge' -e 'network ingress' || true
+  if [[ "$(docker info --format '{{.Swarm.LocalNodeState}}')" == active ]]; then docker service ls --format 'service {{.Name}}'; fi
+}
+leftovers="$(left_behind; DOCKER_HOST="unix://$swarm_engine/docker.sock" left_behind | sed 's/^/swarm engine: /')"
+if [[ -n "$leftovers" ]]; then
+  echo
+  echo "== left behind by the tests =="
+  echo "$leftovers"
+  if ((status == 0)); then status=1; fi
+fi
+
 echo
 echo "== figures =="
 .venv/bin/python -m tests.figures "$figures"
