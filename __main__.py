@@ -191,6 +191,7 @@ if settings.healer.enabled and tools_image is not None:
             security=settings.security_policy("healer"),
             interval_seconds=settings.healer.interval_seconds,
             docker_socket=settings.healer.docker_socket,
+            metrics_volume=monitoring.healer_metrics_volume,
             heals=[component for component in (synapse, voicegrow, backup, monitoring, proxy) if component is not None],
         ),
     )

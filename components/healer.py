@@ -15,6 +15,7 @@ from config.profiles import ContainerLimits
 COMPONENT = "healer"
 DOCKER_SOCKET = "/var/run/docker.sock"
 """Where the healer finds the engine's socket inside its container."""
+METRICS_DIR = "/metrics"
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,8 @@ class HealerArgs:
     interval_seconds: int
     docker_socket: str
     """The engine's socket on the Docker host."""
+    metrics_volume: pulumi.Output[str] | None = None
+    """The volume node exporter reads metrics files from: the healer writes its own there."""
     heals: Sequence[pulumi.Resource] = field(default_factory=list)
     """The components whose containers it restarts: it starts after them and is removed before them."""
 
@@ -49,6 +52,11 @@ class Healer(pulumi.ComponentResource):
     ) -> None:
         super().__init__(f"{deployment.project}:components:Healer", name, None, opts)
         child = pulumi.ResourceOptions(parent=self, provider=deployment.provider, depends_on=list(args.heals))
+        volumes = [docker.ContainerVolumeArgs(host_path=args.docker_socket, container_path=DOCKER_SOCKET)]
+        metrics_env = []
+        if args.metrics_volume is not None:
+            volumes.append(docker.ContainerVolumeArgs(volume_name=args.metrics_volume, container_path=METRICS_DIR))
+            metrics_env.append(f"HEALER_METRICS_FILE={METRICS_DIR}/healer.prom")
         self.container = service_container(
             deployment,
             ServiceContainer(
@@ -67,9 +75,10 @@ class Healer(pulumi.ComponentResource):
                     f"HEALER_PREFIX={deployment.prefix}",
                     f"HEALER_EXCLUDE={deployment.name('backup')},{deployment.name('healer')}",
                     f"HEALER_INTERVAL={args.interval_seconds}",
+                    *metrics_env,
                 ],
                 command=["healer", "run"],
-                volumes=[docker.ContainerVolumeArgs(host_path=args.docker_socket, container_path=DOCKER_SOCKET)],
+                volumes=volumes,
             ),
             child,
         )

@@ -71,6 +71,7 @@ def deployed(settings: StackSettings) -> render.Deployed:
         synapse_memory_limit_mb=settings.limits("synapse").memory_mb,
         voicegrow_replicas=voicegrow.replicas if voicegrow.enabled else 0,
         backup=settings.backup.enabled and (synapse.enabled or voicegrow.enabled),
+        healer=settings.healer.enabled and (synapse.enabled or voicegrow.enabled),
         proxy=settings.proxy.enabled and (synapse.enabled or voicegrow.enabled),
         public=public,
         public_tls=settings.tls != "off",
@@ -94,6 +95,12 @@ class MonitoringArgs:
     secrets: dict[str, pulumi.Output[str] | None]
 
 
+NO_RECEIVER_WARNING = (
+    "monitoring.receivers is empty: alerts are seen only in Alertmanager's own page; list 'email', 'wecom', "
+    "'dingtalk' or 'webhook' to have them sent (staging and prod require one)"
+)
+
+
 def _wget(url: str) -> HealthCheck:
     return HealthCheck(test=["CMD", "wget", "-q", "--spider", url], timeout=5, start_period=30)
 
@@ -109,6 +116,9 @@ class Monitoring(pulumi.ComponentResource):
         self._child = pulumi.ResourceOptions(parent=self, provider=deployment.provider)
         self._args = args
         settings = args.settings
+        if not settings.receivers:
+            # staging and prod refuse this (config/models.py); dev and test may run without.
+            pulumi.log.warn(NO_RECEIVER_WARNING)
         self.network = private_network(deployment, COMPONENT, self._child)
         self._images = {role: pulled_image(reference, f"monitoring-{role}", self._child, deployment.platform) for role, reference in args.images.items()}
         self._stack_networks = [stack.network for stack in (args.synapse, args.voicegrow) if stack is not None]
@@ -118,12 +128,21 @@ class Monitoring(pulumi.ComponentResource):
         self.containers: dict[str, Workload] = {}
         self.containers["prometheus"] = self._prometheus(plan)
         self.containers["alertmanager"] = self._alertmanager()
+        node_command = ["--path.rootfs=/host"]
+        node_volumes = [docker.ContainerVolumeArgs(host_path="/", container_path="/host", read_only=True)]
+        self.healer_metrics_volume: pulumi.Output[str] | None = None
+        if args.deployed.healer:
+            # The healer has no network: it writes its metrics where node exporter reads them.
+            volume = data_volume(deployment, "monitoring-healer-metrics", self._child)
+            self.healer_metrics_volume = volume.name
+            node_command.append(f"--collector.textfile.directory={render.TEXTFILE_DIR}")
+            node_volumes.append(docker.ContainerVolumeArgs(volume_name=volume.name, container_path=render.TEXTFILE_DIR, read_only=True))
         self.containers["node_exporter"] = self._container(
             "node_exporter",
             "node-exporter",
             _wget(f"http://127.0.0.1:{render.NODE_EXPORTER_PORT}/metrics"),
-            command=["--path.rootfs=/host"],
-            volumes=[docker.ContainerVolumeArgs(host_path="/", container_path="/host", read_only=True)],
+            command=node_command,
+            volumes=node_volumes,
         )
         self.containers["blackbox_exporter"] = self._container(
             "blackbox_exporter",

@@ -26,7 +26,7 @@ from components.container import (
 from components.rendering import proxy as render
 from config.environments import TlsMode
 from config.hardening import SecurityPolicy
-from config.models import ProxySettings
+from config.models import EdgeRateLimits, ProxySettings
 from config.profiles import ContainerLimits
 
 COMPONENT = "proxy"
@@ -36,6 +36,14 @@ ACME_DIRECTORIES = {
     False: "https://acme-v02.api.letsencrypt.org/directory",
     True: "https://acme-staging-v02.api.letsencrypt.org/directory",
 }
+
+
+def _rate_limits(settings: EdgeRateLimits) -> list[render.RateLimit]:
+    """The Matrix endpoints' limits at the edge, none when they are off."""
+    if not settings.enabled:
+        return []
+    limits = {"login": settings.login, "registration": settings.registration, "media_upload": settings.media_upload}
+    return [render.RateLimit(name, limit.rate, limit.burst) for name, limit in limits.items()]
 
 
 @dataclass(frozen=True)
@@ -79,6 +87,7 @@ class ReverseProxy(pulumi.ComponentResource):
             federation_port=settings.federation_port,
             admin_allowlist=settings.admin_allowlist,
             hsts_include_subdomains=settings.hsts_include_subdomains,
+            matrix_rate_limits=_rate_limits(settings.rate_limits),
         )
         self.network = private_network(deployment, COMPONENT, child)
         nginx_image = pulled_image(args.images["nginx"], "proxy-nginx", child, deployment.platform)

@@ -367,6 +367,11 @@ class VoiceGrowSettings(Settings):
     )
     replicas: int = Field(ge=1, le=16, description="Server containers; default per environment.")
     bind: IpAddress = Field(default="127.0.0.1", description="Host address the server ports are published on.")
+    allow_public_direct_ports: bool = Field(
+        default=False,
+        description="staging/prod: allow `bind` off loopback, for devices that must reach the servers directly "
+        "(plain ws:// and http://, beside the proxy's TLS).",
+    )
     ws_port: Port = Field(
         default=4399, description="Host WebSocket port of replica 1; replica N publishes ws_port + N - 1 (ports must not collide)."
     )
@@ -414,6 +419,29 @@ class VoiceGrowSettings(Settings):
         return base + replica - 1
 
 
+class EdgeRateLimit(Settings):
+    """Requests one client address may make to an endpoint: a steady rate, and a burst above it answered at once."""
+
+    rate: str = Field(pattern=r"^[1-9][0-9]*r/[sm]$", description="Steady rate, e.g. '10r/m' (per minute) or '1r/s'.")
+    burst: int = Field(ge=0, le=10000, description="Requests above the rate let through at once before 429.")
+
+
+class EdgeRateLimits(Settings):
+    """nginx's limit_req per client address, ahead of Synapse's own rate limits: 429 with Matrix's M_LIMIT_EXCEEDED."""
+
+    enabled: bool = Field(default=True, description="Limit the endpoints below at the proxy.")
+    login: EdgeRateLimit = Field(
+        default=EdgeRateLimit(rate="10r/m", burst=10), description="POST and GET /_matrix/client/*/login (password guessing)."
+    )
+    registration: EdgeRateLimit = Field(
+        default=EdgeRateLimit(rate="10r/m", burst=10),
+        description="/_matrix/client/*/register (a registration takes two or three requests).",
+    )
+    media_upload: EdgeRateLimit = Field(
+        default=EdgeRateLimit(rate="30r/m", burst=20), description="/_matrix/media/*/upload and /create (disk filling)."
+    )
+
+
 class ProxySettings(Settings):
     """The nginx in front of both systems, and how it gets its certificates."""
 
@@ -428,6 +456,9 @@ class ProxySettings(Settings):
     hsts_include_subdomains: bool = Field(
         default=False,
         description="HSTS also for every subdomain of the proxied hosts (browsers then refuse plain HTTP on all of them for two years).",
+    )
+    rate_limits: EdgeRateLimits = Field(
+        default=EdgeRateLimits(), description="Per-address limits on login, registration and media upload (429)."
     )
     acme_email: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+$", description="Let's Encrypt account e-mail (acme).")
     acme_staging: bool = Field(default=False, description="Use Let's Encrypt's staging endpoint (untrusted test certificates).")
@@ -743,6 +774,38 @@ class StackSettings(Settings):
             )
         if problems:
             raise ValueError(f"; {self.project}:".join(problems))
+        return self
+
+    @model_validator(mode="after")
+    def _direct_ports_stay_on_loopback(self) -> StackSettings:
+        """In staging and prod, clients come through the proxy: its TLS, its allowlists, its rate limits."""
+        if self.environment not in ("staging", "prod"):
+            return self
+        problems = []
+        if self.synapse.enabled and not ipaddress.ip_address(self.synapse.http_bind).is_loopback:
+            problems.append(
+                f"synapse.http_bind {self.synapse.http_bind} publishes Synapse's own port off loopback in {self.environment}: "
+                "its listener serves the admin API (/_synapse/admin) beside the client API, over plain HTTP and around "
+                "the proxy's allowlist; keep 127.0.0.1 and reach Synapse through the proxy"
+            )
+        if self.voicegrow.enabled and not ipaddress.ip_address(self.voicegrow.bind).is_loopback and not self.voicegrow.allow_public_direct_ports:
+            problems.append(
+                f"voicegrow.bind {self.voicegrow.bind} publishes the servers' own ports off loopback in {self.environment}, "
+                "plain ws:// and http:// beside the proxy's TLS: keep 127.0.0.1 and let devices connect through the proxy "
+                "(voicegrow.ws_host), or set voicegrow.allow_public_direct_ports to true if they must reach the servers directly"
+            )
+        if problems:
+            raise ValueError(f"; {self.project}:".join(problems))
+        return self
+
+    @model_validator(mode="after")
+    def _alerts_reach_someone(self) -> StackSettings:
+        if self.environment in ("staging", "prod") and not self.monitoring.receivers:
+            raise ValueError(
+                f"monitoring.receivers is empty in {self.environment}: disk full, a failed backup or a service down "
+                "would alert no one; list at least one of 'email', 'wecom', 'dingtalk', 'webhook' with its settings, "
+                f"then send a test alert with `scripts/alert-test.sh {self.stack}`"
+            )
         return self
 
     @model_validator(mode="after")

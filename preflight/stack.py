@@ -53,6 +53,4 @@ def containers(settings: StackSettings) -> dict[str, ContainerLimits]:
         roles.append(("proxy", "proxy"))
         if settings.tls == "acme":
             roles.append(("acme", "acme"))
-    if settings.healer.enabled and (settings.synapse.enabled or settings.voicegrow.enabled):
-        roles.append(("healer", "healer"))
     return {name: settings.limits(role) for name, role in roles}

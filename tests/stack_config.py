@@ -107,3 +107,7 @@ def load_config(
         secret_keys.append(qualified)
     return {key: config_string(value) for key, value in values.items()}, secret_keys
 
+
+
+ALERT_RECEIVERS: dict[str, Any] = {"receivers": ["webhook"]}
+"""Monitoring settings with a receiver, which staging and prod require (the webhook's URL is a secret)."""

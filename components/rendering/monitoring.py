@@ -113,6 +113,7 @@ class Deployed:
     synapse_memory_limit_mb: int
     voicegrow_replicas: int
     backup: bool
+    healer: bool
     proxy: bool
     public: list[PublicEndpoint]
     public_tls: bool
@@ -128,6 +129,10 @@ SERVER_METRICS = "server-{replica}:8000"
 MINIO_HEALTH = "http://minio:9000/minio/health/live"
 MINIO_METRICS = "minio:9000"
 PROXY_HEALTH = "http://proxy/healthz"
+TEXTFILE_DIR = "/var/lib/node-exporter/textfile"
+"""Where node exporter reads metrics files of the containers that have no network (the healer's)."""
+HEALER_SILENT_SECONDS = 300
+"""A healer that has not looked for this long (it looks every few seconds) is stuck."""
 
 
 def build_plan(stack: str, prefix: str, settings: MonitoringSettings, deployed: Deployed) -> MonitoringPlan:
@@ -464,6 +469,31 @@ def alert_catalogue(plan: MonitoringPlan) -> dict[str, list[Alert]]:
             "Lower backup.keep_count or keep_days, copy archives offsite, or grow the disk.",
             "减少 backup.keep_count 或 keep_days，把归档复制到异地，或扩容磁盘。",
             "backup",
+        ),
+    ]
+    groups["healer"] = [
+        Alert(
+            "HealerGaveUp",
+            "healer_gave_up == 1",
+            "0m",
+            "critical",
+            "The healer stopped restarting {{ $labels.container }}: it stayed unhealthy after every restart within an hour.",
+            "自愈程序已停止重启 {{ $labels.container }}：一小时内多次重启后它仍不健康。",
+            "docker logs {{ $labels.container }} says why; fix the cause and docker restart it. "
+            "The healer takes it up again once it is healthy.",
+            "用 docker logs {{ $labels.container }} 查看原因；排除后执行 docker restart。它恢复健康后自愈程序会重新接管。",
+            "healer",
+        ),
+        Alert(
+            "HealerStopped",
+            f"time() - healer_last_run_timestamp_seconds > {HEALER_SILENT_SECONDS}",
+            "5m",
+            "warning",
+            "The healer has not looked at the containers for {{ $value | humanizeDuration }}.",
+            "自愈程序已有 {{ $value | humanizeDuration }} 没有检查容器。",
+            "docker logs <prefix>-healer; docker restart <prefix>-healer.",
+            "查看 docker logs <前缀>-healer；执行 docker restart <前缀>-healer。",
+            "healer",
         ),
     ]
     groups["voicegrow"] = [

@@ -85,6 +85,24 @@ def render_htpasswd(password: str) -> str:
     return f"{MONITORING_USER}:{{SHA}}{digest}\n"
 
 
+MATRIX_RATE_LIMITED_ENDPOINTS = {
+    "login": r"^/_matrix/client/(r0|v3|unstable)/login(/|$)",
+    "registration": r"^/_matrix/client/(r0|v3|unstable)/register(/|$)",
+    "media_upload": r"^/_matrix/media/(r0|v1|v3)/(upload|create)(/|$)",
+}
+"""The Matrix endpoints the proxy limits per client address, by the name of their limit."""
+RATE_LIMITED_BODY = '{"errcode":"M_LIMIT_EXCEEDED","error":"Too many requests from this address: try again later"}'
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """A limit on one group of endpoints (MATRIX_RATE_LIMITED_ENDPOINTS): nginx's rate, e.g. '10r/m', and burst."""
+
+    name: str
+    rate: str
+    burst: int
+
+
 @dataclass(frozen=True)
 class ProxyOptions:
     """How the proxy listens and secures its routes."""
@@ -95,6 +113,7 @@ class ProxyOptions:
     admin_allowlist: list[str] = field(default_factory=list)
     hsts_include_subdomains: bool = False
     """HSTS for every subdomain of the hosts too: only for an operator whose every subdomain serves HTTPS."""
+    matrix_rate_limits: list[RateLimit] = field(default_factory=list)
 
 
 def proxied_hosts(
@@ -116,12 +135,40 @@ def render_proxy_conf(
         servers = [_redirect_server([host for group in groups for host in group.hosts], options)]
         servers += [_tls_server(group, options) for group in groups]
     else:
-        servers = [_server_block(["listen 80;", f"server_name {' '.join(group.hosts)};"], group.locations) for group in groups]
+        servers = [
+            _server_block(["listen 80;", f"server_name {' '.join(group.hosts)};", *group.directives], group.locations)
+            for group in groups
+        ]
     upstreams = _upstreams(matrix, voicegrow) + _monitoring_upstreams(monitoring)
     user_maps = [_USER_FROM_ACCESS_TOKEN] if matrix and any(route.by_user for route in matrix.worker_routes) else []
+    zones = [_rate_limit_zone(limit) for limit in options.matrix_rate_limits] if matrix else []
     return "\n".join(
-        [NGINX_TEMP_PATHS + _http_settings(options), *user_maps, *upstreams, *_default_servers(options), *servers]
+        [NGINX_TEMP_PATHS + _http_settings(options), *user_maps, *zones, *upstreams, *_default_servers(options), *servers]
     )
+
+
+def _rate_limit_zone(limit: RateLimit) -> str:
+    """A zone counting, per client address, only the requests to the limit's endpoints: the key of
+    every other request is empty, and nginx does not count those."""
+    endpoints = MATRIX_RATE_LIMITED_ENDPOINTS[limit.name]
+    return (
+        f"map $uri $matrix_{limit.name}_client {{\n"
+        '    default "";\n'
+        f'    "~{endpoints}" $binary_remote_addr;\n'
+        "}\n"
+        f"limit_req_zone $matrix_{limit.name}_client zone=matrix_{limit.name}:10m rate={limit.rate};\n"
+    )
+
+
+def _rate_limit_directives(limits: list[RateLimit]) -> list[str]:
+    """The Matrix hosts' server-level limits, answered as Synapse answers its own: 429, M_LIMIT_EXCEEDED."""
+    if not limits:
+        return []
+    return [
+        *[f"limit_req zone=matrix_{limit.name} burst={limit.burst} nodelay;" for limit in limits],
+        "limit_req_status 429;",
+        "error_page 429 = @matrix_rate_limited;",
+    ]
 
 
 # The user part of the access token (Synapse's are `syt_<base64 localpart>_...`), from the
@@ -146,12 +193,21 @@ class _HostGroup:
     hosts: list[str]
     locations: list[str]
     extra_port: int | None = None
+    directives: list[str] = field(default_factory=list)
+    """Server-level directives beside the listeners, names and TLS."""
 
 
 def _host_groups(matrix: MatrixRoute | None, voicegrow: VoiceGrowRoutes | None, options: ProxyOptions) -> list[_HostGroup]:
     groups = []
     if matrix:
-        groups.append(_HostGroup(matrix.hosts, _matrix_locations(matrix, options), options.federation_port))
+        groups.append(
+            _HostGroup(
+                matrix.hosts,
+                _matrix_locations(matrix, options),
+                options.federation_port,
+                _rate_limit_directives(options.matrix_rate_limits),
+            )
+        )
     if voicegrow and voicegrow.ws_host:
         groups.append(_HostGroup([voicegrow.ws_host], _websocket_location("voicegrow_ws", 86400)))
     if voicegrow and voicegrow.api_host:
@@ -278,6 +334,7 @@ def _tls_server(group: _HostGroup, options: ProxyOptions) -> str:
         f'add_header Strict-Transport-Security "max-age=63072000{subdomains}" always;',
         'add_header X-Content-Type-Options "nosniff" always;',
         'add_header X-Frame-Options "DENY" always;',
+        *group.directives,
     ]
     return _server_block(directives, group.locations)
 
@@ -323,7 +380,16 @@ def _matrix_locations(matrix: MatrixRoute, options: ProxyOptions) -> list[str]:
         '        proxy_set_header Connection "";\n'
         "    }\n",
         "    location / {\n        return 404;\n    }\n",
+        *([_RATE_LIMITED_LOCATION] if options.matrix_rate_limits else []),
     ]
+
+
+_RATE_LIMITED_LOCATION = (
+    "    location @matrix_rate_limited {\n"
+    "        default_type application/json;\n"
+    f"        return 429 '{RATE_LIMITED_BODY}';\n"
+    "    }\n"
+)
 
 
 def _forwarded_headers() -> str:

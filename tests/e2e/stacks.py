@@ -62,6 +62,10 @@ def host_ports(base: int) -> int:
     return base + PORT_OFFSET
 
 
+TEST_CLIENT_RATE = {"rate": "600r/m", "burst": 500}
+"""What the test clients, all from one address, may ask of login and registration at the proxy."""
+
+
 def local_overrides(prefix: str, port_base: int, extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """Overrides giving a stack its own object names and host ports (`port_base` + 0..9)."""
     overrides: dict[str, Any] = {
@@ -78,7 +82,13 @@ def local_overrides(prefix: str, port_base: int, extra: dict[str, Any] | None = 
         },
         "backup": {"schedule": QUIET_SCHEDULE},
         "voicegrow": {"ws_port": port_base + 2, "http_port": port_base + 4},
-        "proxy": {"bind": "127.0.0.1", "http_port": port_base + 6, "https_port": port_base + 7},
+        "proxy": {
+            "bind": "127.0.0.1",
+            "http_port": port_base + 6,
+            "https_port": port_base + 7,
+            # The same clients, at the proxy: its per-address limits are tested on their own.
+            "rate_limits": {"login": TEST_CLIENT_RATE, "registration": TEST_CLIENT_RATE},
+        },
         # Full monitoring's Grafana, Loki, Alloy, cAdvisor and exporters have no stand-in images.
         "monitoring": {"level": "basic"},
     }

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import http.server
 import json
+import os
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -39,6 +41,8 @@ class Notifications:
         self.received: list[tuple[float, dict[str, Any]]] = []
         self.lock = threading.Lock()
         self.port = 0
+        self.refuse = False
+        """Answer 503, as a receiver that is down would."""
 
     def add(self, payload: dict[str, Any]) -> None:
         with self.lock:
@@ -58,8 +62,12 @@ class Notifications:
 def _webhook_server(notifications: Notifications) -> http.server.ThreadingHTTPServer:
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_POST(self) -> None:  # noqa: N802 - the name http.server calls
-            notifications.add(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            self.send_response(200)
+            payload = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            if notifications.refuse:
+                self.send_response(503)
+            else:
+                notifications.add(payload)
+                self.send_response(200)
             self.end_headers()
 
         def log_message(self, format: str, *args: Any) -> None:
@@ -175,3 +183,31 @@ def test_a_failing_backup_notifies(stack: AppliedStack, engine: docker.DockerCli
     finally:
         backup.exec_run(["mv", "/etc/backup/pgpass.away", "/etc/backup/pgpass"])
     record_figure("e2e", "monitoring.backup_failed_to_notification", fired - failed, "for 0m, scrape 5s, group_wait 30s")
+
+
+def _alert_test() -> subprocess.CompletedProcess[str]:
+    """scripts/alert-test.sh as an operator runs it, on this stack's engine and prefix."""
+    environment = {**os.environ, "PREFIX": PREFIX, "WAIT_SECONDS": "90"}
+    return subprocess.run(
+        ["bash", str(ROOT / "scripts" / "alert-test.sh"), "test"], capture_output=True, text=True, env=environment, timeout=180, check=False
+    )
+
+
+def test_the_alert_test_reaches_the_webhook_and_says_it_was_delivered(stack: AppliedStack, notifications: Notifications) -> None:
+    sent = time.monotonic()
+    result = _alert_test()
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "webhook: delivered" in result.stdout
+    arrived = notifications.first("AlertTest", "firing", sent)
+    assert arrived is not None
+    record_figure("e2e", "monitoring.alert_test_to_delivery", arrived - sent, "group_wait 30s")
+
+
+def test_the_alert_test_names_a_receiver_that_refuses_and_fails(stack: AppliedStack, notifications: Notifications) -> None:
+    notifications.refuse = True
+    try:
+        result = _alert_test()
+    finally:
+        notifications.refuse = False
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "webhook: failed" in result.stdout

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import docker
 import pytest
 
+from components.rendering.proxy import RATE_LIMITED_BODY
 from tests.e2e.harness import AppliedStack
 from tests.e2e.hostnames import resolve_to_loopback
 from tests.e2e.matrix_client import converse
@@ -60,6 +61,8 @@ OVERRIDES = local_overrides(
         "voicegrow": {"server_image": PROBE_IMAGE, "replicas": 2, "ws_host": WS_HOST, "api_host": API_HOST},
         # The restore drill covers the backups; this stack is about the proxy.
         "backup": {"enabled": False},
+        # The default limit on logins, which the last test exhausts.
+        "proxy": {"rate_limits": {"login": {"rate": "10r/m", "burst": 10}}},
     },
 )
 REQUESTS = 20
@@ -267,3 +270,25 @@ def test_api_keeps_answering_after_a_replica_is_stopped(deployed: Deployed, engi
     record_figure("e2e", "proxy.failover_20_requests", sum(seconds), "one replica stopped")
     record_figure("e2e", "proxy.failover_slowest_request", max(seconds), "one replica stopped")
     assert {instance for instance, _ in answered} == {survivor}, f"{stopped} was stopped"
+
+
+def test_a_burst_of_logins_from_one_address_gets_429_from_the_proxy(deployed: Deployed) -> None:
+    # Last in this file: the limit's bucket refills at 10 a minute, after this no login would pass.
+    answers = []
+    body = json.dumps({"type": "m.login.password", "identifier": {"type": "m.id.user", "user": "nobody"}, "password": "wrong"})
+    for _ in range(14):
+        connection = http.client.HTTPSConnection(MATRIX_HOST, HTTPS_PORT, context=_trusting(deployed.ca_file), timeout=30)
+        try:
+            connection.request("POST", "/_matrix/client/v3/login", body=body, headers={"Host": MATRIX_HOST, "Content-Type": "application/json"})
+            response = connection.getresponse()
+            answers.append((response.status, response.read().decode()))
+        finally:
+            connection.close()
+    # The first 11 (1 + burst 10) reach Synapse, which refuses the wrong password (403) or, at its
+    # own limit, answers 429 itself; the proxy answers every one after them, as Synapse would.
+    from_synapse, from_proxy = answers[:11], answers[11:]
+    assert all(status in (403, 429) and body != RATE_LIMITED_BODY for status, body in from_synapse), from_synapse
+    assert from_proxy == [(429, RATE_LIMITED_BODY)] * 3, from_proxy
+    assert json.loads(RATE_LIMITED_BODY)["errcode"] == "M_LIMIT_EXCEEDED"
+    # The rest of the same host is not limited.
+    assert _https(deployed, MATRIX_HOST, "/_matrix/client/versions").status == 200

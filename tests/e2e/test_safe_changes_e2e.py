@@ -95,6 +95,37 @@ def test_a_frozen_synapse_is_restarted_and_healthy_again(deployed: ChangedStack,
     assert f"{_name('synapse')} is unhealthy: restarting it" in engine.api.logs(_name("healer")).decode()
 
 
+def test_a_container_the_healer_restarted_is_not_restarted_again_before_its_backoff(
+    deployed: ChangedStack, engine: docker.DockerClient
+) -> None:
+    # A service of the stack that never becomes healthy: 15 s of start period, then two failed
+    # checks 2 s apart. It stops at once on SIGTERM, so that a restart takes no stop timeout.
+    name = _name("never-healthy")
+    container = engine.containers.run(
+        LOCAL_IMAGES["redis"],
+        ["sh", "-c", "trap 'exit 0' TERM; while :; do sleep 1; done"],
+        name=name,
+        labels={"selfhosted.stack": "test"},
+        healthcheck={"test": ["CMD-SHELL", "exit 1"], "interval": 2 * 10**9, "retries": 2, "start_period": 15 * 10**9},
+        detach=True,
+    )
+    try:
+        waiting = f"{name} is unhealthy, not restarted: restarted "
+        deadline = time.monotonic() + 150
+        while waiting not in engine.api.logs(_name("healer")).decode() and time.monotonic() < deadline:
+            time.sleep(1)
+        logs = engine.api.logs(_name("healer")).decode()
+        assert f"{name} is unhealthy: restarting it" in logs
+        assert waiting in logs, logs[-2000:]
+        # Unhealthy again after its restart, and still left alone: the next restart waits 60 s.
+        container.reload()
+        assert container.attrs["State"]["Health"]["Status"] == "unhealthy"
+        assert logs.count(f"{name} is unhealthy: restarting it") == 1
+        assert "waiting 60 s before the next restart" in logs.split(waiting, 1)[1].splitlines()[0]
+    finally:
+        container.remove(force=True)
+
+
 def test_a_synapse_image_change_backs_up_before_the_container_is_replaced(
     deployed: ChangedStack, engine: docker.DockerClient
 ) -> None:

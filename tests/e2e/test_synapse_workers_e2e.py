@@ -45,7 +45,8 @@ OVERRIDES = local_overrides(
         "profile": "medium",
         # Plain HTTP: this stack is about the workers; the proxy's TLS has its own tests.
         "tls": "off",
-        "synapse": {"server_name": DOMAIN, "public_host": MATRIX_HOST},
+        # Off by default on medium (two cores); turned on here.
+        "synapse": {"server_name": DOMAIN, "public_host": MATRIX_HOST, "workers": True},
         "voicegrow": {"enabled": False},
         "backup": {"enabled": False},
     },

@@ -31,6 +31,7 @@ from config import resolve_settings
 from config.models import BackupSettings
 from tests.program import ROOT
 from tests.rendered.processes import free_port, wait_for
+from tests.stack_config import ALERT_RECEIVERS
 
 IMAGE_DIR = ROOT / "components" / "images" / "backup"
 sys.path.insert(0, str(IMAGE_DIR))
@@ -570,7 +571,7 @@ def _names(*hours_ago: float) -> list[str]:
 
 def test_prods_default_retention_keeps_seven_days_of_hourly_archives() -> None:
     backup = resolve_settings("selfhosted", "prod", {"synapse": {"server_name": "example.com", "admin_username": "admin"},
-                                                     "proxy": {"acme_email": "ops@example.com"}}).backup
+                                                     "proxy": {"acme_email": "ops@example.com"}, "monitoring": ALERT_RECEIVERS}).backup
     assert backup.schedule == "0 * * * *"
     hourly = _names(*range(0, 8 * 24))
     pruned = archives.archives_to_prune(hourly, NOW, backup.keep_days, backup.keep_count)

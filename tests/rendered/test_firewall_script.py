@@ -13,6 +13,7 @@ import pytest
 
 from components.rendering.firewall import allowed_ports, render_firewall_script
 from config import resolve_settings
+from tests.stack_config import ALERT_RECEIVERS
 
 pytestmark = [pytest.mark.rendered, pytest.mark.skipif(shutil.which("dash") is None, reason="dash is not installed")]
 
@@ -30,6 +31,7 @@ def test_the_script_parses_in_dash(overrides: dict[str, Any]) -> None:
     raw = {
         "synapse": {"server_name": "example.com", "admin_username": "admin"},
         "proxy": {"acme_email": "ops@example.com"},
+        "monitoring": ALERT_RECEIVERS,
         "docker": {"host": "ssh://deploy@vps.example.com:2222"},
         **overrides,
     }

@@ -3,15 +3,19 @@ and its backoff: a container that recovers slowly is not killed again and again.
 
 from __future__ import annotations
 
+import stat
+import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from tests.program import ROOT
+from tests.rendered.debian_tools import ToolUnavailable, debian_tool
 
 sys.path.insert(0, str(ROOT / "components" / "images" / "backup"))
 
-from healer import Backoff, to_restart  # noqa: E402  (the image's module, imported as the image imports it)
+from healer import Backoff, metrics_text, to_restart, write_atomically  # noqa: E402  (the image's module, imported as the image imports it)
 
 pytestmark = pytest.mark.rendered
 
@@ -86,3 +90,28 @@ def test_restarts_older_than_the_window_no_longer_count() -> None:
     for minutes in (0, 10, 20):
         backoff.restarted("id", START + 60 * minutes)
     assert backoff.decide("id", inspected, START + 3600 + 60 * 21) is None
+
+
+def test_the_healers_metrics_name_what_it_gave_up_on_and_promtool_reads_them() -> None:
+    try:
+        promtool = debian_tool("promtool")
+    except ToolUnavailable as error:
+        pytest.skip(str(error))
+    restarts = {"selfhosted-prod-synapse": 5, "selfhosted-prod-voicegrow-mysql": 1}
+    text = metrics_text(["selfhosted-prod-synapse"], restarts, 1_765_000_000.5)
+    result = subprocess.run([str(promtool), "check", "metrics"], input=text, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert 'healer_gave_up{container="selfhosted-prod-synapse"} 1\n' in text
+    assert 'healer_gave_up{container="selfhosted-prod-voicegrow-mysql"}' not in text
+    assert 'healer_restarts_total{container="selfhosted-prod-voicegrow-mysql"} 1\n' in text
+    assert "healer_last_run_timestamp_seconds 1765000000.5\n" in text
+
+
+def test_the_metrics_file_is_replaced_whole_and_readable_by_the_collector(tmp_path: Path) -> None:
+    target = tmp_path / "healer.prom"
+    write_atomically(target, "first\n")
+    write_atomically(target, "second\n")
+    assert target.read_text() == "second\n"
+    assert stat.S_IMODE(target.stat().st_mode) == 0o644
+    # Only files named *.prom are read: nothing else is left beside it.
+    assert [path.name for path in tmp_path.iterdir()] == ["healer.prom"]

@@ -31,6 +31,7 @@ DEPLOYED = render.Deployed(
     synapse_memory_limit_mb=SYNAPSE_LIMIT_MB,
     voicegrow_replicas=2,
     backup=True,
+    healer=True,
     proxy=True,
     public=[render.PublicEndpoint("matrix.example.com", "synapse", "/_matrix/client/versions")],
     public_tls=True,
@@ -172,6 +173,24 @@ CASES = [
         "5m",
         "4m45s",
         {"job": "node", "instance": "node-exporter:9100", "service": "host", "fstype": "ext4", "mountpoint": "/", "severity": "warning"},
+    ),
+    # Restarted but not given up on, against given up on.
+    Case(
+        "HealerGaveUp",
+        [f'healer_restarts_total{{{NODE},container="selfhosted-test-synapse"}} 3x100'],
+        [f'healer_gave_up{{{NODE},container="selfhosted-test-synapse"}} 1x100'],
+        "0m",
+        None,
+        {"job": "node", "instance": "node-exporter:9100", "service": "healer", "container": "selfhosted-test-synapse", "severity": "critical"},
+    ),
+    # Looking every 15 s against stuck since the start: silent past 300 s at 5m15s, firing 5 min later.
+    Case(
+        "HealerStopped",
+        [f"healer_last_run_timestamp_seconds{{{NODE}}} 0+15x100"],
+        [f"healer_last_run_timestamp_seconds{{{NODE}}} 0x100"],
+        "10m15s",
+        "10m",
+        {"job": "node", "instance": "node-exporter:9100", "service": "healer", "severity": "warning"},
     ),
     Case(
         "BackupFailed",

@@ -7,17 +7,22 @@ operator's in 'files' mode, a test certificate where it is made at deploy time).
 
 from __future__ import annotations
 
+import http.client
+import http.server
 import re
 import shutil
 import subprocess
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
 from components.changes import render_reload_when_loadable
+from components.rendering.proxy import RATE_LIMITED_BODY
 from tests.certificates import operator_tls_secrets, proxied_hosts
 from tests.program import STACKS, run_program
+from tests.rendered.processes import free_port, wait_for
 from tests.unit.mocks import RecordingMocks
 
 pytestmark = [
@@ -123,3 +128,69 @@ def test_the_replica_reload_fails_at_its_deadline_naming_the_upstream(tmp_path: 
     assert reload.returncode == 1
     assert "did not accept its configuration within 2 s" in stderr and '"synapse-sync1:8008"' in stderr
     assert not (tmp_path / "reloads").exists()
+
+
+def _answering_upstream() -> http.server.ThreadingHTTPServer:
+    """A stand-in for Synapse that answers every request 200."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def _answer(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        do_GET = do_POST = _answer  # noqa: N815 - the names http.server calls
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def _status_and_body(port: int, host: str, method: str, path: str) -> tuple[int, str]:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        connection.request(method, path, body="{}" if method == "POST" else None, headers={"Host": host})
+        response = connection.getresponse()
+        return response.status, response.read().decode()
+    finally:
+        connection.close()
+
+
+def _answers(port: int, host: str) -> bool:
+    try:
+        return _status_and_body(port, host, "GET", "/_matrix/client/versions")[0] == 200
+    except ConnectionRefusedError:
+        return False
+
+
+def test_nginx_limits_logins_per_address_and_answers_as_synapse_does(tmp_path: Path) -> None:
+    files = _proxy_files("dev", "off")
+    upstream, listen = _answering_upstream(), free_port()
+    conf = files["/etc/nginx/conf.d/default.conf"]
+    host = re.search(r"server_name ([a-z0-9.-]+)[^;]*;\n    limit_req ", conf).group(1)
+    conf = re.sub(r"(\n    server )[a-z0-9-]+:\d+", rf"\g<1>127.0.0.1:{upstream.server_address[1]}", conf)
+    conf = re.sub(r"listen 80( default_server)?;", rf"listen 127.0.0.1:{listen}\1;", conf)
+    (tmp_path / "default.conf").write_text(conf)
+    (tmp_path / "nginx.conf").write_text(
+        f"pid {tmp_path}/nginx.pid;\nerror_log {tmp_path}/error.log;\ndaemon off;\nevents {{}}\n"
+        f"http {{\n  access_log off;\n  include {tmp_path}/default.conf;\n}}\n"
+    )
+    nginx = subprocess.Popen(["nginx", "-c", str(tmp_path / "nginx.conf")], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: _answers(listen, host), 10, f"nginx answering ({nginx.stderr})")
+        logins = [_status_and_body(listen, host, "POST", "/_matrix/client/v3/login") for _ in range(13)]
+        # The default: 10 a minute with a burst of 10, so 1 + 10 pass at once.
+        assert [status for status, _ in logins] == [200] * 11 + [429] * 2
+        assert logins[-1][1] == RATE_LIMITED_BODY
+        # Other endpoints of the host, and the limit's endpoints under another path, are not counted.
+        assert {_status_and_body(listen, host, "GET", "/_matrix/client/v3/sync")[0] for _ in range(20)} == {200}
+        assert _status_and_body(listen, host, "POST", "/_matrix/client/v3/register")[0] == 200
+    finally:
+        nginx.terminate()
+        nginx.wait(timeout=10)
+        upstream.shutdown()

@@ -23,13 +23,13 @@ from tests.unit.mocks import RecordingMocks
 
 pytestmark = pytest.mark.rendered
 
-# staging runs the medium profile, prod the large one: both with workers by default.
+# staging runs the medium profile (workers turned on here), prod the large one (workers by default).
 WORKER_STACKS = {"staging": MEDIUM, "prod": LARGE}
 
 
 def _program(stack: str) -> RecordingMocks:
     mocks = RecordingMocks()
-    run_program(mocks, stack, preview=False)
+    run_program(mocks, stack, preview=False, overrides={"synapse": {"workers": True}})
     return mocks
 
 

@@ -10,6 +10,7 @@ from config import ConfigError, resolve_settings
 from config.profiles import LARGE, MEDIUM, PROFILES, SMALL, size_mb
 from tests.program import STACKS
 from tests.unit.conftest import Evaluate
+from tests.stack_config import ALERT_RECEIVERS
 
 SYNAPSE = {"server_name": "example.com", "admin_username": "admin"}
 VOICEGROW = {"enabled": True, "server_image": "registry.example.com/voicegrow/server:1.0.0"}
@@ -18,6 +19,7 @@ VOICEGROW = {"enabled": True, "server_image": "registry.example.com/voicegrow/se
 def _raw(**raw: Any) -> dict[str, Any]:
     raw.setdefault("synapse", SYNAPSE)
     raw.setdefault("proxy", {"acme_email": "ops@example.com"})
+    raw.setdefault("monitoring", ALERT_RECEIVERS)
     raw.setdefault("voicegrow", VOICEGROW)
     return raw
 
@@ -87,7 +89,7 @@ def test_postgres_limit_below_its_settings_is_refused_naming_the_limit_and_the_p
 
 def test_the_pools_of_synapse_workers_count_against_postgres_memory() -> None:
     # Medium's seven workers open two connections each beside the main process's five.
-    problems = _problems(profile="medium", resources={"postgres": {"memory": "640M"}})
+    problems = _problems(profile="medium", synapse={**SYNAPSE, "workers": True}, resources={"postgres": {"memory": "640M"}})
     assert "22 connections (profile 'medium' database pool 5 + 14 of synapse.workers' pools + 3 others)" in problems
     assert "= 864 MB: set resources.postgres.memory to at least 864M or turn synapse.workers off" in problems
 

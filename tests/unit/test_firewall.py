@@ -13,6 +13,7 @@ from components.firewall import RUN_AS_ROOT
 from components.rendering.firewall import allowed_ports, render_after_rules_block, render_firewall_script
 from config import ConfigError, StackSettings, resolve_settings
 from tests.unit.conftest import Evaluate
+from tests.stack_config import ALERT_RECEIVERS
 
 SYNAPSE = {"server_name": "example.com", "admin_username": "admin"}
 VOICEGROW = {"enabled": True, "server_image": "registry.example.com/voicegrow/server:1.0.0"}
@@ -31,6 +32,7 @@ PRIVATE_KEY = _private_key()
 def _settings(stack: str = "prod", **raw: Any) -> StackSettings:
     raw.setdefault("synapse", SYNAPSE)
     raw.setdefault("proxy", {"acme_email": "ops@example.com"})
+    raw.setdefault("monitoring", ALERT_RECEIVERS)
     return resolve_settings("selfhosted", stack, raw)
 
 
@@ -108,8 +110,27 @@ def test_ports_published_on_loopback_stay_closed() -> None:
 
 
 def test_a_port_the_operator_publishes_on_a_public_address_is_opened() -> None:
-    settings = _settings(**REMOTE, synapse={**SYNAPSE, "http_bind": "0.0.0.0"})
+    settings = _settings("test", **REMOTE, synapse={**SYNAPSE, "http_bind": "0.0.0.0"})
     assert "8008/tcp" in _labels(settings) and "8080/tcp" in _labels(settings)
+
+
+def test_the_servers_ports_allowed_public_in_prod_are_opened() -> None:
+    voicegrow = {**VOICEGROW, "bind": "0.0.0.0", "allow_public_direct_ports": True}
+    assert {"4399/tcp", "8000/tcp", "4400/tcp", "8001/tcp"} <= set(_labels(_settings(**REMOTE, voicegrow=voicegrow)))
+
+
+@pytest.mark.parametrize("stack", ["staging", "prod"])
+def test_synapse_published_off_loopback_is_refused_in_staging_and_prod_for_its_admin_api(stack: str) -> None:
+    problems = _problems(stack, synapse={**SYNAPSE, "http_bind": "0.0.0.0"})
+    assert f"selfhosted:synapse.http_bind 0.0.0.0 publishes Synapse's own port off loopback in {stack}" in problems
+    assert "/_synapse/admin" in problems and "keep 127.0.0.1" in problems
+
+
+@pytest.mark.parametrize("stack", ["staging", "prod"])
+def test_the_servers_published_off_loopback_are_refused_in_staging_and_prod_unless_allowed(stack: str) -> None:
+    problems = _problems(stack, voicegrow={**VOICEGROW, "bind": "10.0.0.5"})
+    assert f"selfhosted:voicegrow.bind 10.0.0.5 publishes the servers' own ports off loopback in {stack}" in problems
+    assert "set voicegrow.allow_public_direct_ports to true" in problems
 
 
 def test_the_federation_port_is_opened_when_served() -> None:

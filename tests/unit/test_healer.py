@@ -79,3 +79,21 @@ def test_the_healer_depends_on_every_other_container_so_a_destroy_removes_it_fir
     # A restart racing a removal leaves an endpoint behind, and the network cannot be removed.
     containers = {container.name for container in evaluate(stack).mocks.of_type(CONTAINER)}
     assert containers - {"healer"} <= registrations["healer"].dependencies
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_healer_writes_its_metrics_where_node_exporter_reads_them(evaluate: Evaluate, stack: str) -> None:
+    evaluation = evaluate(stack)
+    healer, node = evaluation.container("healer"), evaluation.container("monitoring-node-exporter")
+    written = {volume["volumeName"]: volume["containerPath"] for volume in healer.value("volumes") if "volumeName" in volume}
+    read = {volume["volumeName"]: volume for volume in node.value("volumes") if "volumeName" in volume}
+    assert list(written) == list(read) == [f"selfhosted-{stack}-monitoring-healer-metrics"]
+    volume = next(iter(read.values()))
+    assert volume.get("readOnly") is True
+    assert f"--collector.textfile.directory={volume['containerPath']}" in node.value("command")
+    assert _env(evaluate, stack)["HEALER_METRICS_FILE"] == f"{next(iter(written.values()))}/healer.prom"
+
+
+def test_without_the_healer_node_exporter_reads_no_textfile(evaluate: Evaluate) -> None:
+    node = evaluate("prod", overrides={"healer": {"enabled": False}}).container("monitoring-node-exporter")
+    assert not any(argument.startswith("--collector.textfile") for argument in node.value("command"))

@@ -9,6 +9,7 @@ import pytest
 from config import ConfigError, load_config, resolve_settings
 from tests.program import STACKS
 from tests.unit.conftest import Evaluate
+from tests.stack_config import ALERT_RECEIVERS
 
 SYNAPSE = {"server_name": "example.com", "admin_username": "admin"}
 VOICEGROW = {"enabled": True, "server_image": "registry.example.com/voicegrow/server:1.0.0"}
@@ -17,6 +18,7 @@ VOICEGROW = {"enabled": True, "server_image": "registry.example.com/voicegrow/se
 def _problems(stack: str = "prod", **raw: Any) -> str:
     raw.setdefault("synapse", SYNAPSE)
     raw.setdefault("proxy", {"acme_email": "ops@example.com"})
+    raw.setdefault("monitoring", ALERT_RECEIVERS)
     raw.setdefault("voicegrow", VOICEGROW)
     with pytest.raises(ConfigError) as error:
         resolve_settings("selfhosted", stack, raw)
@@ -26,6 +28,7 @@ def _problems(stack: str = "prod", **raw: Any) -> str:
 def _accepted(stack: str = "prod", **raw: Any) -> None:
     raw.setdefault("synapse", SYNAPSE)
     raw.setdefault("proxy", {"acme_email": "ops@example.com"})
+    raw.setdefault("monitoring", ALERT_RECEIVERS)
     raw.setdefault("voicegrow", VOICEGROW)
     resolve_settings("selfhosted", stack, raw)
 
@@ -80,7 +83,7 @@ def test_all_addresses_collide_with_a_specific_one_on_the_same_port() -> None:
 def test_the_same_port_on_two_specific_addresses_is_accepted() -> None:
     _accepted(
         synapse={**SYNAPSE, "http_bind": "127.0.0.1", "http_port": 9443},
-        voicegrow={**VOICEGROW, "bind": "10.0.0.5", "http_port": 9443, "replicas": 1},
+        voicegrow={**VOICEGROW, "bind": "10.0.0.5", "allow_public_direct_ports": True, "http_port": 9443, "replicas": 1},
     )
 
 

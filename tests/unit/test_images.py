@@ -10,6 +10,7 @@ from config import ConfigError, resolve_settings
 from config.models import ImageSettings
 from config.types import image_tag, split_reference
 from tests.unit.conftest import Evaluate
+from tests.stack_config import ALERT_RECEIVERS
 
 SYNAPSE = {"server_name": "example.com", "admin_username": "admin"}
 REMOTE_IMAGE = "docker:index/remoteImage:RemoteImage"
@@ -17,7 +18,7 @@ BUILT_IMAGE = "docker:index/image:Image"
 
 
 def _images(**images: Any) -> ImageSettings:
-    raw = {"synapse": SYNAPSE, "proxy": {"acme_email": "ops@example.com"}, "images": images}
+    raw = {"synapse": SYNAPSE, "proxy": {"acme_email": "ops@example.com"}, "monitoring": ALERT_RECEIVERS, "images": images}
     return resolve_settings("selfhosted", "prod", raw).images
 
 

@@ -6,9 +6,11 @@ from __future__ import annotations
 import shlex
 from typing import Any
 
+import pulumi
 import pytest
 import yaml
 
+from components.monitoring import NO_RECEIVER_WARNING
 from config import ConfigError
 from tests.program import STACKS
 from tests.unit.conftest import Evaluate, Evaluation, Registration
@@ -113,9 +115,25 @@ def test_log_retention_follows_the_environment(evaluate: Evaluate, stack: str, h
     assert loki["limits_config"]["retention_period"] == hours
 
 
-def test_without_receivers_alerts_stay_in_alertmanager(evaluate: Evaluate) -> None:
+def test_without_receivers_alerts_stay_in_alertmanager_and_the_deploy_warns(evaluate: Evaluate, monkeypatch: pytest.MonkeyPatch) -> None:
+    warnings: list[str] = []
+    monkeypatch.setattr(pulumi.log, "warn", lambda message, *args, **kwargs: warnings.append(message))
     receivers = _alertmanager(evaluate("test"))["receivers"]
     assert receivers == [{"name": "critical"}, {"name": "warning"}]
+    assert NO_RECEIVER_WARNING in warnings
+
+
+@pytest.mark.parametrize("stack", ["staging", "prod"])
+def test_staging_and_prod_without_receivers_are_refused_naming_the_key(evaluate: Evaluate, stack: str) -> None:
+    with pytest.raises(ConfigError, match=rf"selfhosted:monitoring\.receivers is empty in {stack}: .*`scripts/alert-test.sh {stack}`"):
+        evaluate(stack, overrides={"monitoring": {"receivers": []}})
+
+
+def test_a_stack_with_a_receiver_deploys_without_the_warning(evaluate: Evaluate, monkeypatch: pytest.MonkeyPatch) -> None:
+    warnings: list[str] = []
+    monkeypatch.setattr(pulumi.log, "warn", lambda message, *args, **kwargs: warnings.append(message))
+    evaluate("prod")
+    assert NO_RECEIVER_WARNING not in warnings
 
 
 def test_email_receiver_comes_from_settings_and_its_password_from_a_secret(evaluate: Evaluate) -> None:

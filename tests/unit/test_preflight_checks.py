@@ -38,7 +38,7 @@ def test_the_small_profile_fits_a_2_gb_host_with_that_swap() -> None:
 def test_reservations_beyond_the_hosts_memory_block_the_deploy() -> None:
     finding = checks.memory("test", containers(read_settings(ROOT, "test")), TWO_GB_HOST)
     assert finding.level == "blocking"
-    assert "use a host with at least 3040 MB of memory" in finding.message
+    assert "use a host with at least 2656 MB of memory" in finding.message
 
 
 def test_no_swap_is_needed_when_the_limits_fit_the_memory() -> None:

@@ -65,6 +65,26 @@ def test_hsts_covers_the_served_hosts_and_their_subdomains_only_when_asked(evalu
 
 
 @pytest.mark.parametrize("stack", STACKS)
+def test_the_matrix_hosts_limit_login_registration_and_upload_per_address(evaluate: Evaluate, stack: str) -> None:
+    conf = _conf(evaluate(stack))
+    for zone, rate, burst in (("login", "10r/m", 10), ("registration", "10r/m", 10), ("media_upload", "30r/m", 20)):
+        assert f"limit_req_zone $matrix_{zone}_client zone=matrix_{zone}:10m rate={rate};" in conf
+        assert f"limit_req zone=matrix_{zone} burst={burst} nodelay;" in conf
+    assert "limit_req_status 429;" in conf and "error_page 429 = @matrix_rate_limited;" in conf
+
+
+def test_edge_limits_are_settable_and_can_be_turned_off(evaluate: Evaluate) -> None:
+    relaxed = _conf(evaluate("prod", overrides={"proxy": {"rate_limits": {"login": {"rate": "2r/s", "burst": 50}}}}))
+    assert "zone=matrix_login:10m rate=2r/s;" in relaxed and "limit_req zone=matrix_login burst=50 nodelay;" in relaxed
+    assert "limit_req" not in _conf(evaluate("prod", overrides={"proxy": {"rate_limits": {"enabled": False}}}))
+
+
+def test_an_edge_rate_nginx_cannot_read_is_refused_naming_the_key(evaluate: Evaluate) -> None:
+    with pytest.raises(ConfigError, match=r"selfhosted:proxy\.rate_limits\.login\.rate"):
+        evaluate("prod", overrides={"proxy": {"rate_limits": {"login": {"rate": "10 per minute", "burst": 5}}}})
+
+
+@pytest.mark.parametrize("stack", STACKS)
 def test_a_name_the_proxy_does_not_serve_is_refused(evaluate: Evaluate, stack: str) -> None:
     conf = _conf(evaluate(stack))
     assert "listen 80 default_server;\n    server_name _;" in conf and "return 444;" in conf

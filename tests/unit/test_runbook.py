@@ -16,7 +16,7 @@ PLAN = render.build_plan(
     "selfhosted-prod",
     MonitoringSettings(level="full", retention="30d", retention_size="16GB", log_retention="720h", voicegrow_metrics=True),
     render.Deployed(
-        synapse=True, synapse_metrics=True, synapse_memory_limit_mb=1280, voicegrow_replicas=2, backup=True, proxy=True,
+        synapse=True, synapse_metrics=True, synapse_memory_limit_mb=1280, voicegrow_replicas=2, backup=True, healer=True, proxy=True,
         public=[render.PublicEndpoint("matrix.example.com", "synapse", "/_matrix/client/versions")],
         public_tls=True, verify_public_tls=True,
     ),

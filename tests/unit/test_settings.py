@@ -9,6 +9,7 @@ import pytest
 from config import ConfigError, resolve_settings
 from tests.unit.conftest import Evaluate
 from tests.unit.mocks import RecordingMocks
+from tests.stack_config import ALERT_RECEIVERS
 
 SYNAPSE = {"server_name": "example.com", "admin_username": "admin"}
 
@@ -16,6 +17,7 @@ SYNAPSE = {"server_name": "example.com", "admin_username": "admin"}
 def _settings(stack: str = "prod", **raw: Any) -> Any:
     raw.setdefault("synapse", SYNAPSE)
     raw.setdefault("proxy", {"acme_email": "ops@example.com"})
+    raw.setdefault("monitoring", ALERT_RECEIVERS)
     return resolve_settings("selfhosted", stack, raw)
 
 

@@ -25,7 +25,7 @@ NETWORK = "docker:index/network:Network"
 MIB = 1024 * 1024
 NODES = {"manager-1": ["data", "ingress"], "worker-1": ["app"], "worker-2": ["app"]}
 # Where both orchestrators can run the stack: the settings Swarm asks for, the rest as the stack file says.
-SWARM_READY = {"monitoring": "basic", "tls": "self-signed", "voicegrow": {"secret_files": True}, "healer": {"enabled": False}}
+SWARM_READY = {"monitoring": {"level": "basic"}, "tls": "self-signed", "voicegrow": {"secret_files": True}, "healer": {"enabled": False}}
 SWARM = {**SWARM_READY, "orchestrator": "swarm", "swarm": {"nodes": NODES}}
 STACKS = ("test", "staging", "prod")
 SECRET_VARIABLES = (
@@ -255,7 +255,7 @@ def test_settings_swarm_cannot_keep_are_refused_naming_the_key(evaluate: Evaluat
 
 def test_without_settings_swarm_cannot_keep_a_stack_file_needs_only_the_orchestrator_and_its_nodes(evaluate: Evaluate) -> None:
     # The healer defaults to off on Swarm; backups stay as the environment has them.
-    overrides = {"orchestrator": "swarm", "swarm": {"nodes": NODES}, "voicegrow": {"secret_files": True}, "monitoring": "basic", "tls": "self-signed"}
+    overrides = {"orchestrator": "swarm", "swarm": {"nodes": NODES}, "voicegrow": {"secret_files": True}, "monitoring": {"level": "basic"}, "tls": "self-signed"}
     services = {service.name for service in evaluate("prod", overrides=overrides).mocks.of_type(SERVICE)}
     assert "backup" in services and "healer" not in services
 

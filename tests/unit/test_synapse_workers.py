@@ -11,7 +11,9 @@ import yaml
 from config.profiles import LARGE, MEDIUM, synapse_workers
 from tests.unit.conftest import Evaluate, Evaluation
 
-# staging runs the medium profile, prod the large one; dev and test the small one.
+# staging runs the medium profile, prod the large one; dev and test the small one. Workers are on
+# by default on large only; the medium stacks here turn them on.
+WORKERS_ON = {"synapse": {"workers": True}}
 WORKER_STACKS = {"staging": MEDIUM, "prod": LARGE}
 CONTAINER = "docker:index/container:Container"
 
@@ -30,14 +32,14 @@ def _proxy_conf(evaluation: Evaluation) -> str:
 
 @pytest.mark.parametrize(("stack", "profile"), WORKER_STACKS.items())
 def test_medium_and_large_run_redis_and_every_worker_of_their_plan(evaluate: Evaluate, stack: str, profile: object) -> None:
-    services = _services(evaluate(stack))
+    services = _services(evaluate(stack, overrides=WORKERS_ON))
     expected = {"synapse-redis"} | {f"synapse-{worker.name.replace('_', '-')}" for worker in synapse_workers(profile.synapse_workers)}
     assert expected <= services
     assert {name for name in services if name.startswith("synapse-") and name not in expected} == {"synapse-postgres", "synapse-wellknown"}
 
 
 def test_medium_runs_two_sync_workers_and_large_three_with_two_event_persisters(evaluate: Evaluate) -> None:
-    staging, prod = _services(evaluate("staging")), _services(evaluate("prod"))
+    staging, prod = _services(evaluate("staging", overrides=WORKERS_ON)), _services(evaluate("prod"))
     assert {"synapse-sync1", "synapse-sync2"} <= staging and "synapse-sync3" not in staging
     assert not any(name.startswith("synapse-event-persister") for name in staging)
     assert {"synapse-sync3", "synapse-event-persister1", "synapse-event-persister2"} <= prod
@@ -52,8 +54,8 @@ def test_small_runs_one_synapse_process_without_redis(evaluate: Evaluate, stack:
     assert [listener["port"] for listener in homeserver["listeners"]] == [8008]
 
 
-def test_workers_off_on_medium_leave_the_single_process_config(evaluate: Evaluate) -> None:
-    evaluation = evaluate("staging", overrides={"synapse": {"workers": False}})
+def test_medium_runs_one_synapse_process_unless_workers_are_turned_on(evaluate: Evaluate) -> None:
+    evaluation = evaluate("staging")
     assert not any(name.startswith(("synapse-sync", "synapse-redis")) for name in _services(evaluation))
     assert "instance_map" not in _homeserver(evaluation)
     assert "synapse_sync" not in _proxy_conf(evaluation)
@@ -76,20 +78,20 @@ def test_turning_workers_on_or_off_keeps_the_data_volumes(evaluate: Evaluate, wo
 
 @pytest.mark.parametrize("stack", WORKER_STACKS)
 def test_redis_is_never_published(evaluate: Evaluate, stack: str) -> None:
-    redis = evaluate(stack).container("synapse-redis")
+    redis = evaluate(stack, overrides=WORKERS_ON).container("synapse-redis")
     assert not redis.value("ports")
     assert [network["aliases"] for network in redis.value("networksAdvanced")] == [["synapse-redis"]]
 
 
 @pytest.mark.parametrize("stack", WORKER_STACKS)
 def test_no_worker_is_published(evaluate: Evaluate, stack: str) -> None:
-    evaluation = evaluate(stack)
+    evaluation = evaluate(stack, overrides=WORKERS_ON)
     for worker in synapse_workers(WORKER_STACKS[stack].synapse_workers):
         assert not evaluation.container(f"synapse-{worker.name.replace('_', '-')}").value("ports"), worker.name
 
 
 def test_redis_password_and_replication_secret_are_generated_and_secret(evaluate: Evaluate) -> None:
-    evaluation = evaluate("staging")
+    evaluation = evaluate("staging", overrides=WORKERS_ON)
     for container in ("synapse-redis", "synapse", "synapse-sync1"):
         assert evaluation.mocks.named(f"{container}-files").is_secret("uploads"), container
     files = evaluation.mocks.files("synapse")
@@ -109,7 +111,7 @@ def test_each_worker_has_the_worker_limits_its_own_health_check_and_restart_poli
 
 
 def test_each_worker_reads_the_shared_config_then_its_own(evaluate: Evaluate) -> None:
-    evaluation = evaluate("staging")
+    evaluation = evaluate("staging", overrides=WORKERS_ON)
     command = evaluation.container("synapse-media1").value("command")
     assert command == [
         "run", "-m", "synapse.app.media_repository", "--config-path", "/config/homeserver.yaml", "--config-path", "/config/worker.yaml",
@@ -120,7 +122,7 @@ def test_each_worker_reads_the_shared_config_then_its_own(evaluate: Evaluate) ->
 
 
 def test_only_the_media_repository_writes_the_data_volume(evaluate: Evaluate) -> None:
-    evaluation = evaluate("staging")
+    evaluation = evaluate("staging", overrides=WORKERS_ON)
     assert not evaluation.container("synapse-media1").value("volumes")[0].get("readOnly")
     assert evaluation.container("synapse-sync1").value("volumes")[0]["readOnly"] is True
 
@@ -147,7 +149,7 @@ def test_workers_fit_postgres_connections(evaluate: Evaluate) -> None:
 
 @pytest.mark.parametrize("stack", WORKER_STACKS)
 def test_proxy_sends_sync_to_the_sync_workers_hashed_by_user(evaluate: Evaluate, stack: str) -> None:
-    conf = _proxy_conf(evaluate(stack))
+    conf = _proxy_conf(evaluate(stack, overrides=WORKERS_ON))
     assert 'location ~ "^/_matrix/client/(r0|v3)/sync$" {\n        proxy_pass http://synapse_sync;' in conf
     upstream = re.search(r"upstream synapse_sync \{(.*?)\}", conf, re.S).group(1)
     assert "hash $synapse_user consistent;" in upstream
@@ -155,7 +157,7 @@ def test_proxy_sends_sync_to_the_sync_workers_hashed_by_user(evaluate: Evaluate,
 
 
 def test_proxy_sends_media_to_the_media_repository_and_the_rest_to_the_main_process(evaluate: Evaluate) -> None:
-    conf = _proxy_conf(evaluate("staging"))
+    conf = _proxy_conf(evaluate("staging", overrides=WORKERS_ON))
     assert 'location ~ "^/_matrix/media/" {\n        proxy_pass http://synapse_media;' in conf
     assert "location ~ ^(/_matrix|/_synapse/client) {\n        proxy_pass http://synapse;" in conf
     # Regular expressions match in order: every worker's location comes before the main process's.

@@ -13,6 +13,10 @@ twice as long as the one before (HEALER_BACKOFF_SECONDS, then doubling); and aft
 HEALER_MAX_RESTARTS restarts within HEALER_WINDOW_SECONDS it gives up on that container, says so,
 and reports itself unhealthy (`healer.py check`) until that container is healthy again.
 
+After each look it writes its state for Prometheus (node exporter's textfile collector reads the
+file; the healer itself has no network): the containers it gave up on, its restarts of each, and
+when it last looked. The HealerGaveUp and HealerStopped alerts read them.
+
 It talks to the Docker engine over its Unix socket with the standard library only, and is
 configured by the environment:
     HEALER_LABEL     label=value every container of the stack carries
@@ -20,6 +24,7 @@ configured by the environment:
     HEALER_EXCLUDE   names of containers never restarted, comma-separated (default none)
     HEALER_INTERVAL  seconds between two looks (default 10)
     HEALER_BACKOFF_SECONDS, HEALER_MAX_RESTARTS, HEALER_WINDOW_SECONDS   (default 60, 5, 3600)
+    HEALER_METRICS_FILE  where to write the metrics (default: not written)
     DOCKER_SOCKET    the engine's socket (default /var/run/docker.sock)
 
     healer.py run     the loop (the container's main process)
@@ -185,6 +190,32 @@ def heal_once(engine: Engine, label: str, prefix: str, excluded: frozenset[str],
     return restarted
 
 
+def metrics_text(given_up: list[str], restarts: dict[str, int], now: float) -> str:
+    """The healer's state in Prometheus's text format: names of the containers it gave up on and
+    of those it restarted (with how often since it started), and when it last looked. Docker's
+    container names need no escaping in a label value."""
+    lines = [
+        "# HELP healer_last_run_timestamp_seconds When the healer last looked at the containers.",
+        "# TYPE healer_last_run_timestamp_seconds gauge",
+        f"healer_last_run_timestamp_seconds {now:.17g}",
+        "# HELP healer_gave_up 1 for each container the healer stopped restarting: it needs a person.",
+        "# TYPE healer_gave_up gauge",
+        *[f'healer_gave_up{{container="{name}"}} 1' for name in sorted(given_up)],
+        "# HELP healer_restarts_total Restarts of each container by the healer since it started.",
+        "# TYPE healer_restarts_total counter",
+        *[f'healer_restarts_total{{container="{name}"}} {count}' for name, count in sorted(restarts.items())],
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Replace the file at once, readable by the collector's unprivileged user: it never reads half a file."""
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(text)
+    partial.chmod(0o644)
+    os.replace(partial, path)
+
+
 def main(argv: list[str]) -> int:
     engine = Engine(os.environ.get("DOCKER_SOCKET", "/var/run/docker.sock"))
     if argv == ["check"]:
@@ -211,13 +242,18 @@ def main(argv: list[str]) -> int:
     )
     # PID 1 gets no default action for SIGTERM: without a handler, every stop would end in SIGKILL.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    metrics_file = os.environ.get("HEALER_METRICS_FILE")
+    restarts: dict[str, int] = {}
     print(f"healer: restarting unhealthy containers named {prefix}-* labelled {label}, looking every {interval} s", flush=True)
     while True:
         try:
-            heal_once(engine, label, prefix, excluded, backoff)
+            for name in heal_once(engine, label, prefix, excluded, backoff):
+                restarts[name] = restarts.get(name, 0) + 1
         except EngineError as exc:
             print(f"healer: {exc}", flush=True)
         GIVEN_UP_FILE.write_text(", ".join(sorted(backoff.given_up.values())))
+        if metrics_file:
+            write_atomically(Path(metrics_file), metrics_text(list(backoff.given_up.values()), restarts, time.time()))
         time.sleep(interval)
 
 
