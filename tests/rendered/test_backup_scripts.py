@@ -204,7 +204,7 @@ def sources(tmp_path: Path, postgres: Postgres, mariadb: Mariadb) -> Sources:
         synapse_data=True, configs=True,
         services={"synapse": ["selfhosted-test-synapse"], "mysql": [SERVER], "bucket": [SERVER]},
     )
-    job = json.loads(render.render_job("test", settings, targets))
+    job = json.loads(render.render_job("selfhosted", "test", settings, targets))
     job["archive_dir"] = str(tmp_path / "archives")
     job["synapse_data"] = str(tmp_path / "synapse-data")
     job["configs_dir"] = str(tmp_path / "configs")
