@@ -132,16 +132,14 @@ class BackupJob(pulumi.ComponentResource):
                 ),
             )
         )
-        self.offsite_crypt_section = self._offsite_crypt_section(deployment, args, child)
+        offsite_directory = render.offsite_directory(settings.offsite, render.offsite_owner(deployment.project, deployment.stack))
+        self.offsite_crypt_section = self._offsite_crypt_section(args, offsite_directory, child)
         """The rclone crypt section (secret) that decrypts the offsite copies; None when they are not encrypted."""
         self.offsite_restore: str | None = None
         """How to restore from the offsite copy, in words (no secret); None without one."""
         if settings.offsite.enabled:
             self.offsite_restore = render.offsite_restore_instructions(
-                deployment.stack,
-                render.offsite_directory(settings.offsite, render.offsite_owner(deployment.project, deployment.stack)),
-                settings.offsite.encrypt,
-                OFFSITE_SECTION_OUTPUT,
+                deployment.stack, offsite_directory, settings.offsite.encrypt, OFFSITE_SECTION_OUTPUT
             )
         uploads = [docker.ContainerUploadArgs(file=render.JOB_PATH, content=job_json)]
         uploads += self._credential_uploads(args, media_purge is not None, self.offsite_crypt_section)
@@ -194,18 +192,18 @@ class BackupJob(pulumi.ComponentResource):
                 "container": self.container_name,
                 "restore_command": self.restore_command,
                 "backup_now_command": self.backup_now_command,
+                "offsite_restore": self.offsite_restore,
             }
         )
 
     @staticmethod
     def _offsite_crypt_section(
-        deployment: Deployment, args: BackupJobArgs, child: pulumi.ResourceOptions
+        args: BackupJobArgs, directory: str, child: pulumi.ResourceOptions
     ) -> pulumi.Output[str] | None:
-        """The crypt remote over the stack's offsite directory, its keys the operator's or generated once."""
+        """The crypt remote over the stack's offsite `directory`, its keys the operator's or generated once."""
         offsite = args.settings.offsite
         if not (offsite.enabled and offsite.encrypt):
             return None
-        directory = render.offsite_directory(offsite, render.offsite_owner(deployment.project, deployment.stack))
         # Replacing a generated key would leave every earlier offsite copy unreadable: the key is
         # also a stack output, to be kept outside the state.
         password = secret_or_generated("offsite-password", args.offsite_password, child)
