@@ -5,7 +5,7 @@ from dataclasses import replace
 import pulumi
 import pulumi_docker as docker
 
-from components.backup import BackupJob, BackupJobArgs, backup_image
+from components.backup import OFFSITE_SECTION_OUTPUT, BackupJob, BackupJobArgs, backup_image
 from components.changes import BackupBeforeChanges
 from components.container import Deployment
 from components.healer import Healer, HealerArgs
@@ -124,6 +124,8 @@ if settings.backup.enabled and tools_image is not None:
             limits=settings.limits("backup"),
             security=settings.security_policy("backup"),
             offsite_rclone_config=loaded.secrets["backup_rclone_config"],
+            offsite_password=loaded.secrets["backup_offsite_password"],
+            offsite_salt=loaded.secrets["backup_offsite_salt"],
             synapse=synapse,
             voicegrow=voicegrow,
             remote_media_purge=settings.synapse.remote_media_purge if settings.remote_media_purge_runs else None,
@@ -134,6 +136,10 @@ if settings.backup.enabled and tools_image is not None:
     pulumi.export("backup_schedule", settings.backup.schedule)
     pulumi.export("backup_now_command", backup.backup_now_command)
     pulumi.export("backup_restore_command", backup.restore_command)
+    if backup.offsite_restore is not None:
+        pulumi.export("backup_offsite_restore", backup.offsite_restore)
+    if backup.offsite_crypt_section is not None:
+        pulumi.export(OFFSITE_SECTION_OUTPUT, backup.offsite_crypt_section)
 
 monitoring = Monitoring(
     "monitoring",

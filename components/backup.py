@@ -18,6 +18,7 @@ from components.container import (
 from components.rendering import backup as render
 from components.rendering import synapse as synapse_render
 from components.rendering import voicegrow as voicegrow_render
+from components.secrets import secret_or_generated
 from components.synapse import SynapseStack
 from components.voicegrow import VoiceGrowStack
 from config.hardening import SecurityPolicy
@@ -34,6 +35,8 @@ POSTGRES = render.PostgresSource(
 )
 MYSQL = render.MysqlSource(host="mysql", port=voicegrow_render.MYSQL_PORT, database=voicegrow_render.DATABASE)
 MINIO_ENDPOINT = f"http://minio:{voicegrow_render.MINIO_API_PORT}"
+OFFSITE_SECTION_OUTPUT = "backup_offsite_rclone_section"
+"""The stack output holding the crypt section that decrypts the offsite copies (see __main__)."""
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,10 @@ class BackupJobArgs:
     limits: ContainerLimits
     security: SecurityPolicy
     offsite_rclone_config: pulumi.Output[str] | None
+    offsite_password: pulumi.Output[str] | None
+    """The operator's crypt password for the offsite copies; None: generated once and kept in the state."""
+    offsite_salt: pulumi.Output[str] | None
+    """The operator's crypt salt (rclone's password2); None: generated once and kept in the state."""
     synapse: SynapseStack | None
     voicegrow: VoiceGrowStack | None
     remote_media_purge: RemoteMediaPurge | None = None
@@ -110,6 +117,7 @@ class BackupJob(pulumi.ComponentResource):
             synapse=pulumi.Output.all(*synapse_services), voicegrow=pulumi.Output.all(*voicegrow_services)
         ).apply(
             lambda names: render.render_job(
+                deployment.project,
                 deployment.stack,
                 settings,
                 render.JobTargets(
@@ -124,8 +132,17 @@ class BackupJob(pulumi.ComponentResource):
                 ),
             )
         )
+        offsite_directory = render.offsite_directory(settings.offsite, render.offsite_owner(deployment.project, deployment.stack))
+        self.offsite_crypt_section = self._offsite_crypt_section(args, offsite_directory, child)
+        """The rclone crypt section (secret) that decrypts the offsite copies; None when they are not encrypted."""
+        self.offsite_restore: str | None = None
+        """How to restore from the offsite copy, in words (no secret); None without one."""
+        if settings.offsite.enabled:
+            self.offsite_restore = render.offsite_restore_instructions(
+                deployment.stack, offsite_directory, settings.offsite.encrypt, OFFSITE_SECTION_OUTPUT
+            )
         uploads = [docker.ContainerUploadArgs(file=render.JOB_PATH, content=job_json)]
-        uploads += self._credential_uploads(args, media_purge is not None)
+        uploads += self._credential_uploads(args, media_purge is not None, self.offsite_crypt_section)
         uploads += _config_uploads(synapse, voicegrow)
 
         volumes = [archives]
@@ -175,11 +192,30 @@ class BackupJob(pulumi.ComponentResource):
                 "container": self.container_name,
                 "restore_command": self.restore_command,
                 "backup_now_command": self.backup_now_command,
+                "offsite_restore": self.offsite_restore,
             }
         )
 
     @staticmethod
-    def _credential_uploads(args: BackupJobArgs, media_purge: bool) -> list[docker.ContainerUploadArgs]:
+    def _offsite_crypt_section(
+        args: BackupJobArgs, directory: str, child: pulumi.ResourceOptions
+    ) -> pulumi.Output[str] | None:
+        """The crypt remote over the stack's offsite `directory`, its keys the operator's or generated once."""
+        offsite = args.settings.offsite
+        if not (offsite.enabled and offsite.encrypt):
+            return None
+        # Replacing a generated key would leave every earlier offsite copy unreadable: the key is
+        # also a stack output, to be kept outside the state.
+        password = secret_or_generated("offsite-password", args.offsite_password, child)
+        salt = secret_or_generated("offsite-salt", args.offsite_salt, child)
+        return pulumi.Output.secret(
+            pulumi.Output.all(password, salt).apply(lambda keys: render.render_offsite_crypt(directory, keys[0], keys[1]))
+        )
+
+    @staticmethod
+    def _credential_uploads(
+        args: BackupJobArgs, media_purge: bool, offsite_crypt_section: pulumi.Output[str] | None
+    ) -> list[docker.ContainerUploadArgs]:
         """Password files, readable by root only, each a secret input."""
         uploads = []
 
@@ -207,7 +243,10 @@ class BackupJob(pulumi.ComponentResource):
         if args.settings.offsite.enabled:
             if args.offsite_rclone_config is None:
                 raise ValueError("backup.offsite needs the secret backup_rclone_config")
-            uploads.append(secret_file(render.OFFSITE_RCLONE_PATH, args.offsite_rclone_config))
+            rclone_config = pulumi.Output.all(args.offsite_rclone_config, offsite_crypt_section).apply(
+                lambda parts: render.render_offsite_rclone(parts[0], parts[1])
+            )
+            uploads.append(secret_file(render.OFFSITE_RCLONE_PATH, rclone_config))
         return uploads
 
 

@@ -495,13 +495,26 @@ class ProxySettings(Settings):
         return self
 
 
+OFFSITE_CRYPT_REMOTE = "offsite-crypt"
+"""The rclone remote the deployment adds to the operator's rclone.conf to encrypt offsite copies."""
+
+
 class OffsiteSettings(Settings):
     """Copy of every archive to a remote with rclone (Synapse guide §8.3); the rclone config is secret."""
 
     enabled: bool = Field(default=False, description="Copy archives offsite (needs the secret backup_rclone_config).")
-    remote: str = Field(default="offsite:backups", pattern=r"^[A-Za-z0-9_-]+:\S*$", description="rclone destination, remote:path.")
+    remote: str = Field(
+        default="offsite:backups",
+        pattern=r"^[A-Za-z0-9_-]+:\S*$",
+        description="rclone destination, remote:path; each stack writes into its own directory <project>-<stack> under it.",
+    )
     keep_days: int = Field(default=30, ge=1, le=3650, description="Delete offsite archives older than this many days...")
     keep_count: int = Field(default=1000, ge=1, le=100000, description="...and beyond this many newest offsite archives.")
+    encrypt: bool = Field(
+        default=True,
+        description="Encrypt archives (content and names) with rclone's crypt before they leave the host; the keys are "
+        "the secrets backup_offsite_password and backup_offsite_salt, generated once unless set.",
+    )
 
 
 class PartSchedules(Settings):

@@ -14,7 +14,7 @@ import re
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from config.models import StackSettings
+from config.models import OFFSITE_CRYPT_REMOTE, StackSettings
 
 MULTI_LINE_SECRETS = ("tls_certificate", "tls_private_key", "backup_rclone_config", "firewall_ssh_private_key")
 # Synapse's admin API accepts registration tokens of these characters, up to 64 of them.
@@ -29,9 +29,12 @@ PASSWORD_KEYS = (
 SIGNING_KEYS = (
     "synapse_macaroon_secret_key", "synapse_form_secret", "synapse_registration_shared_secret", "synapse_replication_secret",
 )
+# The offsite copies' keys guard every archive wherever the remote is: as long as a signing key.
+ENCRYPTION_KEYS = ("backup_offsite_password", "backup_offsite_salt")
 MINIMUM_LENGTHS: dict[str, tuple[int, str]] = {
     **{key: (12, "a password") for key in PASSWORD_KEYS},
     **{key: (32, "a signing key") for key in SIGNING_KEYS},
+    **{key: (32, "an encryption key") for key in ENCRYPTION_KEYS},
     "synapse_registration_token": (16, "a registration token"),
 }
 
@@ -149,4 +152,9 @@ def _rclone_problems(remote: str, rclone_config: str) -> list[str]:
         return [f"backup_rclone_config has no [{remote_name}] section, which backup.offsite.remote '{remote}' names"]
     if not parser.has_option(remote_name, "type"):
         return [f"backup_rclone_config's [{remote_name}] section needs a 'type =' line (e.g. type = s3)"]
+    if parser.has_section(OFFSITE_CRYPT_REMOTE):
+        return [
+            f"backup_rclone_config must not define [{OFFSITE_CRYPT_REMOTE}]: the deployment adds that section "
+            "(the encryption of backup.offsite); rename yours"
+        ]
     return []

@@ -23,6 +23,8 @@ SECRET_SETTINGS: dict[str, str] = {
     "tls_certificate": "PEM certificate chain for every proxied host (tls: files).",
     "tls_private_key": "PEM private key of tls_certificate (tls: files).",
     "backup_rclone_config": "rclone.conf with the offsite remote (backup.offsite).",
+    "backup_offsite_password": "rclone crypt password the offsite copies are encrypted with (backup.offsite.encrypt).",
+    "backup_offsite_salt": "rclone crypt salt (its password2) of the offsite copies (backup.offsite.encrypt).",
     "grafana_admin_password": "Password of Grafana's admin, also the login of Prometheus and Alertmanager behind the proxy.",
     "alert_smtp_password": "SMTP password of monitoring.email.username.",
     "alert_wecom_secret": "Secret of the WeCom app that sends alerts (monitoring.wecom).",

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Restore a backup archive into a stack's running services.
 #
-#   scripts/restore.sh STACK [ARCHIVE|latest] [--only synapse|mysql|bucket]
+#   scripts/restore.sh STACK [ARCHIVE|latest] [--only synapse|mysql|bucket] [--offsite]
 #
 # It checks the archive (default: the newest) against its manifest, stops the containers that
 # write the data (Synapse, the VoiceGrow servers), then the stack's backup container restores
@@ -13,6 +13,10 @@
 # signing key; only Synapse is stopped), mysql or bucket (only the VoiceGrow servers are
 # stopped). With `latest`, each part comes from the newest archive that holds it (a part with a
 # schedule of its own, backup.part_schedules, is in other archives than the rest).
+#
+# --offsite first fetches the archive (`latest`: the stack's newest offsite one) from the offsite
+# copy into the backup container's archives, decrypting it, and checks it; then restores it as
+# above. For a host whose archives are gone: deploy, then restore with --offsite.
 #
 # The docker CLI does the work, so DOCKER_HOST selects the engine (e.g. ssh://deploy@vps).
 # With `orchestrator: swarm` it is the data node's engine (the stack's docker.host): there the
@@ -28,9 +32,11 @@ die() { printf 'restore: error: %s\n' "$*" >&2; exit 1; }
 
 positional=()
 only=()
+offsite=false
 while (($#)); do
   case "$1" in
     -h | --help) usage; exit 0 ;;
+    --offsite) offsite=true; shift ;;
     --only)
       [[ "${2:-}" =~ ^(synapse|mysql|bucket)$ ]] || die "--only takes synapse, mysql or bucket, got '${2:-}'"
       only=(--only "$2")
@@ -66,10 +72,16 @@ fi
 
 start="$(date +%s)"
 
+if $offsite; then
+  selector="$(docker exec "$job" backupctl fetch "$selector")" ||
+    die "archive '${positional[1]:-latest}' could not be fetched from the offsite copy (see above); nothing was changed"
+  log "fetched $selector from the offsite copy"
+fi
+
 # Check the archives before anything is stopped; "latest" is pinned to the names it resolves to.
 # One line per archive: its name and the parts it restores (e.g. "backup-….tar synapse,mysql").
 plan="$(docker exec "$job" backupctl plan "$selector" "${only[@]}")" ||
-  die "archive '$selector' is missing, damaged or lacks the part asked for (see above); nothing was changed"
+  die "archive '$selector' is missing, damaged or lacks the part asked for (see above); nothing was changed (an archive kept only offsite: add --offsite)"
 mapfile -t steps <<<"$plan"
 for step in "${steps[@]}"; do
   log "archive ${step% *} matches its manifest (${step#* })"

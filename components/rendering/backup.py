@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import shlex
 from dataclasses import dataclass
 
-from config.models import BackupSettings
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+from config.models import OFFSITE_CRYPT_REMOTE, BackupSettings, OffsiteSettings
 
 ARCHIVE_DIR = "/backups"
 CONFIG_DIR = "/etc/backup"
@@ -91,7 +95,18 @@ class JobTargets:
         return [part for part, here in present.items() if here]
 
 
-def render_job(stack: str, settings: BackupSettings, targets: JobTargets) -> str:
+def offsite_owner(project: str, stack: str) -> str:
+    """The name a stack's offsite copies go under: its directory, and the first word of each archive's name."""
+    return f"{project}-{stack}"
+
+
+def offsite_directory(offsite: OffsiteSettings, owner: str) -> str:
+    """The stack's own directory under the operator's remote: `offsite:backups` -> `offsite:backups/selfhosted-prod`."""
+    separator = "" if offsite.remote.endswith((":", "/")) else "/"
+    return f"{offsite.remote}{separator}{owner}"
+
+
+def render_job(project: str, stack: str, settings: BackupSettings, targets: JobTargets) -> str:
     """backup.json: schedule, retention and every part's source; it holds no secret."""
     job = {
         "stack": stack,
@@ -145,13 +160,79 @@ def render_job(stack: str, settings: BackupSettings, targets: JobTargets) -> str
     if targets.bucket is not None:
         job["bucket"] = {"rclone_config": RCLONE_PATH, "remote": MINIO_REMOTE, "bucket": targets.bucket.bucket}
     if settings.offsite.enabled:
+        offsite = settings.offsite
+        owner = offsite_owner(project, stack)
+        directory = offsite_directory(offsite, owner)
         job["offsite"] = {
             "rclone_config": OFFSITE_RCLONE_PATH,
-            "remote": settings.offsite.remote,
-            "keep_days": settings.offsite.keep_days,
-            "keep_count": settings.offsite.keep_count,
+            # Encrypted: through the crypt remote that wraps the stack's directory (render_offsite_crypt).
+            "remote": f"{OFFSITE_CRYPT_REMOTE}:" if offsite.encrypt else directory,
+            "directory": directory,
+            "encrypted": offsite.encrypt,
+            "owner": owner,
+            # Where every stack wrote its archives, unencrypted, before each had a directory of its own.
+            "legacy_remote": offsite.remote,
+            "keep_days": offsite.keep_days,
+            "keep_count": offsite.keep_count,
         }
     return json.dumps(job, indent=2) + "\n"
+
+
+# rclone's fixed, public key for obscuring passwords in its config (lib/obscure in rclone's source).
+_RCLONE_OBSCURE_KEY = bytes.fromhex("9c935b48730a554d6bfd7c63c886a92bd390198eb8128afbf4de162b8b95f638")
+
+
+def rclone_obscure(value: str) -> str:
+    """`value` as `rclone obscure` writes it: AES-256-CTR under rclone's public key, IV first, base64url.
+
+    rclone picks a random IV; here it is derived from the value, so the rendered file (and the
+    container it is uploaded into) stays the same from one deploy to the next. Obscuring hides
+    nothing from anyone with rclone (`rclone reveal`): the file holding it is a secret either way.
+    """
+    data = value.encode()
+    iv = hashlib.sha256(data).digest()[:16]
+    encryptor = Cipher(algorithms.AES(_RCLONE_OBSCURE_KEY), modes.CTR(iv)).encryptor()
+    sealed = iv + encryptor.update(data) + encryptor.finalize()
+    return base64.urlsafe_b64encode(sealed).decode().rstrip("=")
+
+
+def render_offsite_crypt(directory: str, password: str, salt: str) -> str:
+    """The rclone crypt remote that encrypts archives (content and names) into `directory`."""
+    return (
+        f"[{OFFSITE_CRYPT_REMOTE}]\n"
+        "type = crypt\n"
+        f"remote = {directory}\n"
+        "filename_encryption = standard\n"
+        "directory_name_encryption = true\n"
+        f"password = {rclone_obscure(password)}\n"
+        f"password2 = {rclone_obscure(salt)}\n"
+    )
+
+
+def render_offsite_rclone(operator_config: str, crypt_section: str | None) -> str:
+    """The backup container's offsite rclone.conf: the operator's remotes, then the crypt remote when encrypting."""
+    if crypt_section is None:
+        return operator_config
+    return f"{operator_config.rstrip()}\n\n{crypt_section}"
+
+
+def offsite_restore_instructions(stack: str, directory: str, encrypted: bool, section_output: str) -> str:
+    """How an operator restores from the offsite copy: through the deployment, or by hand with rclone."""
+    through_deployment = f"{RESTORE_SCRIPT} {shlex.quote(stack)} latest --offsite"
+    if not encrypted:
+        return (
+            f"Offsite copies of stack {stack} are in {directory}, unencrypted. To restore the newest: {through_deployment} "
+            f"(or an archive by name instead of latest). By hand: rclone lsf {directory}"
+        )
+    return (
+        f"Offsite copies of stack {stack} are in {directory}, encrypted with rclone crypt (names too). "
+        f"To restore the newest: {through_deployment} (or an archive by name instead of latest). "
+        f"Without this deployment: `pulumi stack output --show-secrets {section_output} >> rclone.conf` adds the "
+        f"[{OFFSITE_CRYPT_REMOTE}] section to an rclone.conf that defines the remote of {directory}; then "
+        f"`rclone --config rclone.conf lsf {OFFSITE_CRYPT_REMOTE}:` lists the archives and "
+        f"`rclone --config rclone.conf copy {OFFSITE_CRYPT_REMOTE}:NAME .` fetches one decrypted. "
+        "Keep that output outside the stack's state: without its keys the copies cannot be read."
+    )
 
 
 def render_pgpass(source: PostgresSource, password: str) -> str:

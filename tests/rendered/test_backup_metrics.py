@@ -28,7 +28,7 @@ AT = datetime(2026, 6, 1, 1, 30, tzinfo=timezone.utc)
 
 def _job(tmp_path: Path) -> backupctl.Job:
     targets = render.JobTargets(postgres=None, mysql=None, bucket=None, synapse_data=False, configs=False, services=[])
-    document = json.loads(render.render_job("test", BackupSettings(enabled=True, schedule="0 * * * *"), targets))
+    document = json.loads(render.render_job("selfhosted", "test", BackupSettings(enabled=True, schedule="0 * * * *"), targets))
     document["archive_dir"] = str(tmp_path)
     (tmp_path / "backup.json").write_text(json.dumps(document))
     return backupctl.Job.load(str(tmp_path / "backup.json"))

@@ -20,7 +20,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -28,7 +28,7 @@ import pytest
 
 from components.rendering import backup as render
 from config import resolve_settings
-from config.models import BackupSettings
+from config.models import BackupSettings, OffsiteSettings
 from tests.program import ROOT
 from tests.rendered.processes import free_port, wait_for
 from tests.stack_config import ALERT_RECEIVERS
@@ -205,7 +205,7 @@ def sources(tmp_path: Path, postgres: Postgres, mariadb: Mariadb) -> Sources:
         synapse_data=True, configs=True,
         services={"synapse": ["selfhosted-test-synapse"], "mysql": [SERVER], "bucket": [SERVER]},
     )
-    job = json.loads(render.render_job("test", settings, targets))
+    job = json.loads(render.render_job("selfhosted", "test", settings, targets))
     job["archive_dir"] = str(tmp_path / "archives")
     job["synapse_data"] = str(tmp_path / "synapse-data")
     job["configs_dir"] = str(tmp_path / "configs")
@@ -218,12 +218,16 @@ def sources(tmp_path: Path, postgres: Postgres, mariadb: Mariadb) -> Sources:
     return result
 
 
-def _backupctl(sources: Sources, *arguments: str) -> subprocess.CompletedProcess[str]:
+def _backupctl_env(sources: Sources) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if not key.startswith(("PG", "BACKUP_"))}
     # The image puts its PostgreSQL's client tools first on PATH; so does this.
     env["PATH"] = f"{sources.postgres.bindir}:{env['PATH']}"
+    return env
+
+
+def _backupctl(sources: Sources, *arguments: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, str(IMAGE_DIR / "backupctl.py"), "--config", str(sources.config), *arguments],
-                          capture_output=True, text=True, env=env, timeout=300)
+                          capture_output=True, text=True, env=_backupctl_env(sources), timeout=300)
 
 
 def _archives(sources: Sources) -> list[str]:
@@ -434,44 +438,233 @@ def test_a_run_past_its_timeout_is_stopped_fails_and_leaves_nothing_behind(sourc
     assert _archives(sources) == [archive.name]
 
 
-def _with_offsite(sources: Sources, destination: str, keep_days: int = 30, keep_count: int = 1000) -> None:
+OPERATOR_RCLONE = "[offsite]\ntype = local\n"
+KEYS = ("offsite password of at least 32 characters", "offsite salt of at least thirty-two characters")
+
+
+def _with_offsite(sources: Sources, remote: Path | str, *, stack: str = "test", encrypt: bool = False,
+                  keys: tuple[str, str] = KEYS, directory: str | None = None, keep_days: int = 30, keep_count: int = 1000) -> dict:
+    """Give the job the offsite section the program renders for `stack`, over rclone's local backend.
+
+    `directory` replaces the stack's own directory, as two stacks sharing one by mistake would."""
+    offsite = OffsiteSettings(enabled=True, remote=f"offsite:{remote}", encrypt=encrypt, keep_days=keep_days, keep_count=keep_count)
+    settings = BackupSettings(enabled=True, schedule="0 2 * * *", offsite=offsite)
+    section = json.loads(render.render_job("selfhosted", stack, settings, NO_TARGETS))["offsite"]
+    if directory is not None:
+        section["directory"] = directory
+        if not encrypt:
+            section["remote"] = directory
+    crypt = render.render_offsite_crypt(section["directory"], *keys) if encrypt else None
+    rclone_config = sources.config.parent / "secrets" / f"offsite-rclone-{stack}.conf"
+    rclone_config.write_text(render.render_offsite_rclone(OPERATOR_RCLONE, crypt))
+    section["rclone_config"] = str(rclone_config)
     config = json.loads(sources.config.read_text())
-    offsite_config = sources.config.parent / "secrets" / "offsite-rclone.conf"
-    offsite_config.write_text("[offsite]\ntype = local\n")
-    config["offsite"] = {"rclone_config": str(offsite_config), "remote": f"offsite:{destination}",
-                         "keep_days": keep_days, "keep_count": keep_count}
+    config["offsite"] = section
     sources.config.write_text(json.dumps(config))
+    return section
 
 
-def test_offsite_copy_puts_the_archive_on_the_remote(sources: Sources, tmp_path: Path) -> None:
-    _with_offsite(sources, str(tmp_path / "offsite"))
+NO_TARGETS = render.JobTargets(postgres=None, mysql=None, bucket=None, synapse_data=False, configs=False, services={})
+
+
+def _files(directory: Path) -> list[Path]:
+    return sorted(path for path in directory.rglob("*") if path.is_file())
+
+
+def test_offsite_copy_puts_the_archive_in_the_stacks_directory_under_a_name_carrying_the_stack(sources: Sources, tmp_path: Path) -> None:
+    _with_offsite(sources, tmp_path / "offsite")
     archive = _take_backup(sources)
-    assert (tmp_path / "offsite" / archive.name).read_bytes() == archive.read_bytes()
+    assert (tmp_path / "offsite" / "selfhosted-test" / f"selfhosted-test.{archive.name}").read_bytes() == archive.read_bytes()
 
 
 def test_offsite_retention_prunes_the_remote_once_the_new_archive_is_there(sources: Sources, tmp_path: Path) -> None:
-    remote = tmp_path / "offsite"
-    remote.mkdir()
+    remote = tmp_path / "offsite" / "selfhosted-test"
+    remote.mkdir(parents=True)
     today = datetime.now(timezone.utc)
     older = [archives.archive_name(today - timedelta(days=days)) for days in (1, 2, 3)]
     ancient = archives.archive_name(today - timedelta(days=40))
-    for name in [*older, ancient, "README"]:
-        (remote / name).write_bytes(b"")
-    _with_offsite(sources, str(remote), keep_days=30, keep_count=3)
+    for name in [*older, ancient]:
+        (remote / archives.offsite_name("selfhosted-test", name)).write_bytes(b"")
+    (remote / "README").write_bytes(b"")
+    _with_offsite(sources, tmp_path / "offsite", keep_days=30, keep_count=3)
 
     new = _take_backup(sources)
 
     # keep_count 3 keeps the new archive and the two newest older ones; 40 days is past keep_days.
-    assert sorted(path.name for path in remote.iterdir()) == sorted([new.name, older[0], older[1], "README"])
+    kept = [archives.offsite_name("selfhosted-test", name) for name in (new.name, older[0], older[1])]
+    assert sorted(path.name for path in remote.iterdir()) == sorted([*kept, "README"])
 
 
 def test_a_failed_offsite_copy_fails_the_run_but_keeps_the_local_archive(sources: Sources) -> None:
     _with_offsite(sources, "/proc/no-such-place")
     result = _backupctl(sources, "now")
     assert result.returncode == 1
-    assert "offsite copy to offsite:/proc/no-such-place failed (the local archive is kept)" in result.stderr
+    assert "offsite copy to offsite:/proc/no-such-place/selfhosted-test failed (the local archive is kept)" in result.stderr
     assert len(_archives(sources)) == 1
     assert json.loads(_backupctl(sources, "status").stdout)["last_result"] == "failed"
+
+
+def _second_stack(sources: Sources, stack: str) -> Sources:
+    """The same sources backed up by another stack's job, with archives of its own."""
+    config = json.loads(sources.config.read_text())
+    config.update(stack=stack, archive_dir=str(sources.archives.parent / f"archives-{stack}"))
+    path = sources.config.parent / f"backup-{stack}.json"
+    path.write_text(json.dumps(config))
+    return replace(sources, config=path, archives=Path(config["archive_dir"]))
+
+
+SHARING = [
+    pytest.param(False, KEYS, id="unencrypted"),
+    pytest.param(True, KEYS, id="encrypted-same-keys"),
+    pytest.param(True, ("another password of at least 32 characters", "another salt of at least 32 characters"), id="encrypted-own-keys"),
+]
+
+
+@pytest.mark.parametrize(("encrypt", "staging_keys"), SHARING)
+def test_two_stacks_sharing_one_offsite_directory_never_overwrite_count_or_prune_each_others_archives(
+    sources: Sources, tmp_path: Path, encrypt: bool, staging_keys: tuple[str, str]
+) -> None:
+    shared = f"offsite:{tmp_path / 'shared'}"
+    prod = _second_stack(sources, "prod")
+    staging = _second_stack(sources, "staging")
+    _with_offsite(prod, tmp_path, stack="prod", encrypt=encrypt, directory=shared, keep_count=2)
+    _with_offsite(staging, tmp_path, stack="staging", encrypt=encrypt, keys=staging_keys, directory=shared, keep_count=2)
+    taken: dict[str, list[str]] = {"prod": [], "staging": []}
+    for _ in range(3):
+        # Both at once, as test/staging and prod on one schedule minute: same second, same local name.
+        runs = {stack: subprocess.Popen([sys.executable, str(IMAGE_DIR / "backupctl.py"), "--config", str(job.config), "now"],
+                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_backupctl_env(job))
+                for stack, job in (("prod", prod), ("staging", staging))}
+        for stack, process in runs.items():
+            stdout, stderr = process.communicate(timeout=300)
+            assert process.returncode == 0, stderr
+            taken[stack].append(json.loads(stdout.splitlines()[-1])["archive"])
+
+        for stack, job in (("prod", prod), ("staging", staging)):
+            listed = _backupctl(job, "list", "--offsite")
+            assert listed.returncode == 0, listed.stderr
+            # Offsite retention keeps each stack's two newest; every one of them is still there.
+            assert listed.stdout.split() == sorted(taken[stack], reverse=True)[:2], stack
+    assert len(_files(tmp_path / "shared")) == 4
+    for stack, job in (("prod", prod), ("staging", staging)):
+        shutil.rmtree(job.archives)
+        assert _backupctl(job, "fetch", "latest").stdout.strip() == max(taken[stack])
+        assert _manifest(job.archives / max(taken[stack]))["stack"] == stack
+
+
+def test_what_lands_offsite_encrypted_is_no_tar_names_nothing_and_decrypts_with_the_rendered_key(sources: Sources, tmp_path: Path) -> None:
+    section = _with_offsite(sources, tmp_path / "offsite", encrypt=True)
+    archive = _take_backup(sources)
+
+    [landed] = _files(tmp_path / "offsite")
+    assert landed.parent == tmp_path / "offsite" / "selfhosted-test"
+    assert not tarfile.is_tarfile(landed)
+    assert "backup" not in landed.name and "test" not in landed.name
+    assert archive.read_bytes()[:512] not in landed.read_bytes()
+    # Decrypted with the rendered section alone, by rclone, as an operator would without the deployment.
+    plain = tmp_path / "decrypted"
+    subprocess.run(["rclone", "--config", section["rclone_config"], "copy", f"{render.OFFSITE_CRYPT_REMOTE}:", str(plain)],
+                   check=True, capture_output=True)
+    assert (plain / f"selfhosted-test.{archive.name}").read_bytes() == archive.read_bytes()
+
+
+def test_encrypted_offsite_copies_cannot_be_read_with_another_key(sources: Sources, tmp_path: Path) -> None:
+    _with_offsite(sources, tmp_path / "offsite", encrypt=True)
+    _take_backup(sources)
+    _with_offsite(sources, tmp_path / "offsite", encrypt=True, keys=("a wrong password, 32 characters long", "a wrong salt, thirty-two characters"))
+    shutil.rmtree(sources.archives)
+    result = _backupctl(sources, "fetch", "latest")
+    assert result.returncode == 1
+    assert "no archive of selfhosted-test in offsite:" in result.stderr
+
+
+@pytest.mark.parametrize("encrypt", [False, True], ids=["unencrypted", "encrypted"])
+def test_restore_from_the_offsite_copy_when_the_local_archives_are_gone(sources: Sources, tmp_path: Path, encrypt: bool) -> None:
+    _with_offsite(sources, tmp_path / "offsite", encrypt=encrypt)
+    archive = _take_backup(sources)
+    shutil.rmtree(sources.archives)
+    sources.postgres.sql("DELETE FROM events")
+    sources.mariadb.sql("DELETE FROM voicegrow.devices")
+    (sources.synapse_data / "signing.key").write_text("ed25519 a_NEW a fresh stack's key\n")
+
+    fetched = _backupctl(sources, "fetch", "latest")
+    assert (fetched.returncode, fetched.stdout.strip()) == (0, archive.name), fetched.stderr
+    result = _backupctl(sources, "restore", "latest")
+
+    assert result.returncode == 0, result.stderr
+    assert sources.postgres.sql("SELECT body FROM events ORDER BY id") == "hello from before the backup\nünïcödé ✓"
+    assert sources.mariadb.sql("SELECT name FROM voicegrow.devices ORDER BY id") == "speaker in the kitchen\n客厅"
+    assert (sources.synapse_data / "signing.key").read_text() == "ed25519 a_OLD signing-key-material\n"
+
+
+def test_fetch_reads_an_archive_copied_before_stacks_had_directories_of_their_own_if_it_is_the_stacks(sources: Sources, tmp_path: Path) -> None:
+    _with_offsite(sources, tmp_path / "offsite", encrypt=True)
+    archive = _take_backup(sources)
+    (tmp_path / "offsite" / archive.name).write_bytes(archive.read_bytes())  # where the old layout put it, plain
+    shutil.rmtree(sources.archives)
+
+    assert _backupctl(sources, "fetch", archive.name).stdout.strip() == archive.name
+    shutil.rmtree(sources.archives)
+    config = json.loads(sources.config.read_text())
+    config["stack"] = "prod"
+    sources.config.write_text(json.dumps(config))
+    result = _backupctl(sources, "fetch", archive.name)
+    assert result.returncode == 1 and "is an archive of stack 'test', not of 'prod'" in result.stderr
+    assert _archives(sources) == []
+
+
+# One engine as the docker CLI answers restore.sh, its backup container being the real backupctl.
+FAKE_ENGINE_DOCKER = r"""#!/bin/bash
+echo "$*" >>"$CALLS"
+case "$*" in
+  "service inspect p-backup") exit 1 ;;
+  "inspect -f {{.State.Status}} p-backup") echo running ;;
+  "exec p-backup backupctl "*) shift 3; exec $BACKUPCTL "$@" ;;
+  "stop "* | "start "*) ;;
+  "inspect -f {{if .State.Health}}{{.State.Health.Status}}{{else}}{{.State.Status}}{{end}} "*) echo healthy ;;
+  *) echo "unexpected: docker $*" >&2; exit 99 ;;
+esac
+"""
+
+
+def test_the_restore_script_restores_from_the_offsite_copy_when_the_local_archives_are_gone(sources: Sources, tmp_path: Path) -> None:
+    _with_offsite(sources, tmp_path / "offsite", encrypt=True)
+    archive = _take_backup(sources)
+    shutil.rmtree(sources.archives)
+    sources.postgres.sql("DELETE FROM events")
+    fake_docker = tmp_path / "bin" / "docker"
+    fake_docker.parent.mkdir()
+    fake_docker.write_text(FAKE_ENGINE_DOCKER)
+    fake_docker.chmod(0o755)
+    calls = tmp_path / "calls"
+    env = _backupctl_env(sources)
+    env.update(PATH=f"{fake_docker.parent}:{env['PATH']}", PREFIX="p", CALLS=str(calls),
+               BACKUPCTL=f"{sys.executable} {IMAGE_DIR / 'backupctl.py'} --config {sources.config}")
+
+    result = subprocess.run(["bash", str(ROOT / "scripts" / "restore.sh"), "test", "--offsite"], capture_output=True, text=True,
+                            env=env, timeout=300)
+
+    assert result.returncode == 0, result.stderr
+    assert f"restore: fetched {archive.name} from the offsite copy" in result.stdout
+    assert f"exec p-backup backupctl restore {archive.name} --only synapse,mysql,bucket" in calls.read_text()
+    assert sources.postgres.sql("SELECT body FROM events ORDER BY id") == "hello from before the backup\nünïcödé ✓"
+
+
+def test_a_fetched_archive_that_does_not_match_its_manifest_is_not_kept(sources: Sources, tmp_path: Path) -> None:
+    _with_offsite(sources, tmp_path / "offsite")
+    archive = _take_backup(sources)
+    copy = tmp_path / "offsite" / "selfhosted-test" / f"selfhosted-test.{archive.name}"
+    with tarfile.open(copy) as opened:
+        offset = opened.getmember("synapse-data.tar.gz").offset_data
+    data = bytearray(copy.read_bytes())
+    data[offset + 100] ^= 0xFF
+    copy.write_bytes(bytes(data))
+    shutil.rmtree(sources.archives)
+
+    result = _backupctl(sources, "fetch", "latest")
+
+    assert result.returncode == 1 and "does not match its manifest" in result.stderr
+    assert not [path for path in sources.archives.iterdir() if not path.name.startswith(".")]
 
 
 def test_services_lists_the_containers_to_stop_once_each(sources: Sources) -> None:

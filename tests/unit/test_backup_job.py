@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
+from components.rendering import backup as render
 from config import ConfigError
 from config.profiles import LARGE, synapse_workers
 from tests.unit.conftest import Evaluate, Evaluation
 
 CONTAINER = "docker:index/container:Container"
+RANDOM_PASSWORD = "random:index/randomPassword:RandomPassword"
 BACKUP_STACKS = ("test", "staging", "prod")
 MODES = [pytest.param(False, id="up"), pytest.param(True, id="preview")]
 ENABLED = {"backup": {"enabled": True}}
@@ -254,16 +257,103 @@ def test_offsite_copy_is_off_by_default(evaluate: Evaluate) -> None:
     assert "/etc/backup/offsite-rclone.conf" not in _uploads(evaluation)
 
 
-def test_offsite_copy_uploads_the_rclone_config_as_a_secret(evaluate: Evaluate) -> None:
-    evaluation = evaluate(
-        "prod", overrides={"backup": {"offsite": {"enabled": True, "remote": "offsite:synapse-backups"}}}, secrets={"backup_rclone_config": RCLONE_CONFIG}
-    )
+@pytest.fixture
+def offsite_stack(evaluate: Evaluate) -> Callable[..., Evaluation]:
+    """`offsite_stack(stack, secrets=None, **offsite settings)`: the stack evaluated with an offsite copy."""
+
+    def run(stack: str = "prod", secrets: dict[str, str] | None = None, **offsite: Any) -> Evaluation:
+        return evaluate(
+            stack, overrides={"backup": {"enabled": True, "offsite": {"enabled": True, **offsite}}},
+            secrets={"backup_rclone_config": RCLONE_CONFIG, **(secrets or {})},
+        )
+
+    return run
+
+
+def test_offsite_copy_uploads_the_rclone_config_as_a_secret(offsite_stack: Callable[..., Evaluation]) -> None:
+    evaluation = offsite_stack(remote="offsite:synapse-backups", encrypt=False)
     assert _job(evaluation)["offsite"] == {
-        "rclone_config": "/etc/backup/offsite-rclone.conf", "remote": "offsite:synapse-backups", "keep_days": 30, "keep_count": 1000
+        "rclone_config": "/etc/backup/offsite-rclone.conf", "remote": "offsite:synapse-backups/selfhosted-prod",
+        "directory": "offsite:synapse-backups/selfhosted-prod", "encrypted": False, "owner": "selfhosted-prod",
+        "legacy_remote": "offsite:synapse-backups", "keep_days": 30, "keep_count": 1000,
     }
     upload = _uploads(evaluation)["/etc/backup/offsite-rclone.conf"]
     assert (upload["content"], upload["permissions"]) == (RCLONE_CONFIG, "0600")
     assert _backup(evaluation).is_secret("uploads")
+
+
+@pytest.mark.parametrize(("remote", "directory"), [
+    ("offsite:backups", "offsite:backups/selfhosted-{stack}"),
+    ("offsite:backups/", "offsite:backups/selfhosted-{stack}"),
+    ("offsite:", "offsite:selfhosted-{stack}"),
+])
+@pytest.mark.parametrize("stack", BACKUP_STACKS)
+def test_each_stack_copies_offsite_into_a_directory_named_for_it(
+    offsite_stack: Callable[..., Evaluation], stack: str, remote: str, directory: str
+) -> None:
+    offsite = _job(offsite_stack(stack, remote=remote))["offsite"]
+    assert (offsite["directory"], offsite["owner"]) == (directory.format(stack=stack), f"selfhosted-{stack}")
+
+
+def test_offsite_copies_are_encrypted_by_default_through_a_crypt_remote_over_the_stacks_directory(
+    offsite_stack: Callable[..., Evaluation],
+) -> None:
+    evaluation = offsite_stack()
+    assert (_job(evaluation)["offsite"]["remote"], _job(evaluation)["offsite"]["encrypted"]) == ("offsite-crypt:", True)
+    content = _uploads(evaluation)["/etc/backup/offsite-rclone.conf"]["content"]
+    assert content.startswith(RCLONE_CONFIG)
+    assert content.endswith(render.render_offsite_crypt(
+        "offsite:backups/selfhosted-prod", "generated-offsite-password", "generated-offsite-salt"
+    ))
+
+
+def test_offsite_crypt_keys_are_generated_once_and_kept_in_the_state(offsite_stack: Callable[..., Evaluation]) -> None:
+    generated = [resource.name for resource in offsite_stack().mocks.of_type(RANDOM_PASSWORD)]
+    assert {"offsite-password", "offsite-salt"} <= set(generated)
+
+
+def test_offsite_crypt_keys_set_as_secrets_replace_the_generated_ones(offsite_stack: Callable[..., Evaluation]) -> None:
+    keys = {"backup_offsite_password": "p" * 40, "backup_offsite_salt": "s" * 40}
+    evaluation = offsite_stack(secrets=keys)
+    generated = [resource.name for resource in evaluation.mocks.of_type(RANDOM_PASSWORD)]
+    assert "offsite-password" not in generated and "offsite-salt" not in generated
+    crypt = render.render_offsite_crypt("offsite:backups/selfhosted-prod", "p" * 40, "s" * 40)
+    assert _uploads(evaluation)["/etc/backup/offsite-rclone.conf"]["content"].endswith(crypt)
+
+
+def test_unencrypted_offsite_copies_have_no_crypt_keys_section_or_output(offsite_stack: Callable[..., Evaluation]) -> None:
+    evaluation = offsite_stack(encrypt=False)
+    assert "offsite-password" not in [resource.name for resource in evaluation.mocks.of_type(RANDOM_PASSWORD)]
+    assert "offsite-crypt" not in _uploads(evaluation)["/etc/backup/offsite-rclone.conf"]["content"]
+    assert "backup_offsite_rclone_section" not in evaluation.outputs
+
+
+def test_the_crypt_section_is_a_secret_output(offsite_stack: Callable[..., Evaluation]) -> None:
+    value, secret = offsite_stack().output("backup_offsite_rclone_section")
+    assert secret
+    assert value == render.render_offsite_crypt("offsite:backups/selfhosted-prod", "generated-offsite-password", "generated-offsite-salt")
+
+
+def test_the_offsite_restore_instructions_name_the_directory_the_command_and_the_section_without_a_key(
+    offsite_stack: Callable[..., Evaluation],
+) -> None:
+    evaluation = offsite_stack("staging")
+    text, secret = evaluation.output("backup_offsite_restore")
+    section, _ = evaluation.output("backup_offsite_rclone_section")
+    assert not secret
+    assert "offsite:backups/selfhosted-staging" in text and "scripts/restore.sh staging latest --offsite" in text
+    assert "backup_offsite_rclone_section" in text
+    assert not [line for line in section.splitlines() if line.startswith("password") and line.split(" = ")[1] in text]
+
+
+def test_no_offsite_output_without_an_offsite_copy(evaluate: Evaluate) -> None:
+    outputs = evaluate("prod").outputs
+    assert "backup_offsite_restore" not in outputs and "backup_offsite_rclone_section" not in outputs
+
+
+def test_an_encrypt_setting_that_is_not_a_boolean_is_refused_naming_the_key(evaluate: Evaluate) -> None:
+    with pytest.raises(ConfigError, match=r"selfhosted:backup\.offsite\.encrypt"):
+        evaluate("prod", overrides={"backup": {"offsite": {"enabled": True, "encrypt": "maybe"}}}, secrets={"backup_rclone_config": RCLONE_CONFIG})
 
 
 def test_offsite_retention_can_be_overridden(evaluate: Evaluate) -> None:

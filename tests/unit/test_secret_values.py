@@ -50,6 +50,9 @@ BAD_SECRETS = [
     pytest.param({"backup_rclone_config": "type = sftp\n"}, OFFSITE, "selfhosted:backup_rclone_config must be an rclone.conf", id="rclone-not-ini"),
     pytest.param({"backup_rclone_config": "[elsewhere]\ntype = sftp\n"}, OFFSITE, "selfhosted:backup_rclone_config has no [offsite] section, which backup.offsite.remote 'offsite:backups' names", id="rclone-remote-missing"),
     pytest.param({"backup_rclone_config": "[offsite]\nhost = backup.example.com\n"}, OFFSITE, "selfhosted:backup_rclone_config's [offsite] section needs a 'type =' line", id="rclone-remote-untyped"),
+    pytest.param({"backup_rclone_config": RCLONE + "[offsite-crypt]\ntype = crypt\n"}, OFFSITE, "selfhosted:backup_rclone_config must not define [offsite-crypt]: the deployment adds that section", id="rclone-crypt-name-taken"),
+    pytest.param({"backup_offsite_password": "k" * 31}, None, "selfhosted:backup_offsite_password must be at least 32 characters (an encryption key)", id="short-offsite-password"),
+    pytest.param({"backup_offsite_salt": "k" * 12}, None, "selfhosted:backup_offsite_salt must be at least 32 characters (an encryption key)", id="short-offsite-salt"),
 ]
 
 # Certificates are made per test (they need keys), keyed by the test id.

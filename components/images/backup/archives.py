@@ -30,6 +30,18 @@ def archive_time(name: str) -> datetime | None:
     return datetime.strptime(match.group(1), "%Y%m%dT%H%M%SZ").replace(tzinfo=timezone.utc)
 
 
+def offsite_name(owner: str, name: str) -> str:
+    """The name of archive `name` offsite: its stack first (`selfhosted-prod.backup-...tar`), so two
+    stacks writing into one directory never write or count each other's archives."""
+    return f"{owner}.{name}"
+
+
+def owned_archives(owner: str, offsite_names: list[str]) -> list[str]:
+    """The archive names (as kept locally) of `owner`'s offsite archives among `offsite_names`."""
+    prefix = f"{owner}."
+    return [name[len(prefix):] for name in offsite_names if name.startswith(prefix) and archive_time(name[len(prefix):])]
+
+
 def archives_newest_first(names: list[str]) -> list[str]:
     """The archive names among `names`, newest first; other files are ignored."""
     return sorted((name for name in names if archive_time(name) is not None), reverse=True)

@@ -4,7 +4,9 @@
     backupctl now [--only PARTS] [--before-change]
                                         take a backup now (also installed as `backup-now`); a deploy
                                         passes --before-change: backup-...Z-before-change.tar
-    backupctl list                      archives, newest first
+    backupctl list [--offsite]          archives, newest first (--offsite: this stack's offsite copies)
+    backupctl fetch [ARCHIVE|latest]    copy an archive from the offsite copy (decrypted) into the
+                                        archive directory and check it; print its name
     backupctl verify [ARCHIVE|latest]   check an archive against its manifest; print its name
     backupctl plan [ARCHIVE|latest] [--only PARTS]
                                         check the archives a restore reads; print each with its parts
@@ -63,6 +65,8 @@ from archives import (
     archives_newest_first,
     archives_to_prune,
     build_manifest,
+    offsite_name,
+    owned_archives,
     part_entry,
     verify_manifest,
 )
@@ -114,13 +118,28 @@ class Bucket:
 class Offsite:
     rclone_config: str
     remote: str
+    """Where rclone writes: the stack's directory, or the crypt remote that encrypts into it."""
+    directory: str
+    """The stack's directory on the operator's remote, for messages."""
+    encrypted: bool
+    owner: str
+    """The first word of this stack's offsite archive names (`selfhosted-prod`)."""
+    legacy_remote: str
+    """Where archives were copied, unencrypted and under their local names, before `directory` existed."""
     keep_days: int
     keep_count: int
 
     def path(self, name: str) -> str:
-        """The remote path of the archive `name`."""
-        separator = "" if self.remote.endswith((":", "/")) else "/"
-        return f"{self.remote}{separator}{name}"
+        """The remote path of the archive `name` (its local name)."""
+        return _joined(self.remote, offsite_name(self.owner, name))
+
+    def described(self) -> str:
+        return f"{self.directory}{' (encrypted)' if self.encrypted else ''}"
+
+
+def _joined(remote: str, name: str) -> str:
+    separator = "" if remote.endswith((":", "/")) else "/"
+    return f"{remote}{separator}{name}"
 
 
 @dataclass(frozen=True)
@@ -799,12 +818,13 @@ def copy_offsite(job: Job, archive: Path) -> str | None:
     """Copy the archive to the offsite remote, then apply the offsite retention; the error message when that failed."""
     if job.offsite is None:
         return None
+    offsite = job.offsite
     try:
-        run(["rclone", "copy", "--config", job.offsite.rclone_config, str(archive), job.offsite.remote])
-        log(f"copied {archive.name} to {job.offsite.remote}")
-        prune_offsite(job.offsite, now())
+        run(["rclone", "copyto", "--config", offsite.rclone_config, str(archive), offsite.path(archive.name)])
+        log(f"copied {archive.name} to {offsite.described()}")
+        prune_offsite(offsite, now())
     except BackupError as error:
-        message = f"offsite copy to {job.offsite.remote} failed (the local archive is kept): {error}"
+        message = f"offsite copy to {offsite.described()} failed (the local archive is kept): {error}"
         log(message)
         return message
     return None
@@ -821,16 +841,67 @@ def prune(job: Job, at: datetime) -> list[str]:
     return pruned
 
 
-def prune_offsite(offsite: Offsite, at: datetime) -> list[str]:
-    """Delete the offsite archives the offsite retention no longer keeps; return their names."""
+def offsite_archives(offsite: Offsite) -> list[str]:
+    """This stack's offsite archives (their local names), newest first; any other file is not its to count or touch."""
     listing = io.BytesIO()
     run(["rclone", "lsf", "--files-only", "--config", offsite.rclone_config, offsite.remote], sink=listing)
-    names = listing.getvalue().decode().splitlines()
-    pruned = archives_to_prune(names, at, offsite.keep_days, offsite.keep_count)
+    return archives_newest_first(owned_archives(offsite.owner, listing.getvalue().decode().splitlines()))
+
+
+def prune_offsite(offsite: Offsite, at: datetime) -> list[str]:
+    """Delete this stack's offsite archives the offsite retention no longer keeps; return their names."""
+    pruned = archives_to_prune(offsite_archives(offsite), at, offsite.keep_days, offsite.keep_count)
     for name in pruned:
         run(["rclone", "deletefile", "--config", offsite.rclone_config, offsite.path(name)])
-        log(f"pruned {name} from {offsite.remote} (keeping {offsite.keep_count} archives, {offsite.keep_days} days)")
+        log(f"pruned {name} from {offsite.described()} (keeping {offsite.keep_count} archives, {offsite.keep_days} days)")
     return pruned
+
+
+def fetch(job: Job, selector: str) -> int:
+    """Bring an archive back from the offsite copy (decrypted) into the archive directory, check it, print its name.
+
+    `latest` is this stack's newest offsite archive. A name the stack's directory lacks is looked
+    for where every stack copied its archives before (unencrypted, under the local name), and
+    taken only if its manifest says it is this stack's."""
+    if job.offsite is None:
+        log("fetch FAILED: this stack has no offsite copy (backup.offsite.enabled)")
+        return 1
+    offsite = job.offsite
+    try:
+        with locked(job):
+            os.umask(0o077)
+            owned = offsite_archives(offsite)
+            if selector == "latest":
+                if not owned:
+                    raise BackupError(f"no archive of {offsite.owner} in {offsite.described()}")
+                name, source = owned[0], offsite.path(owned[0])
+            else:
+                name = Path(selector).name
+                if archive_time(name) is None:
+                    raise BackupError(f"{selector!r} is not an archive name like backup-20250101T020000Z.tar (or 'latest')")
+                source = offsite.path(name) if name in owned else _joined(offsite.legacy_remote, name)
+            target = job.archive_dir / name
+            if target.is_file():
+                log(f"{name} is already in {job.archive_dir}: not fetched again")
+            else:
+                partial = job.archive_dir / f"{name}.partial"
+                try:
+                    started = time.monotonic()
+                    run(["rclone", "copyto", "--config", offsite.rclone_config, source, str(partial)])
+                    with tempfile.TemporaryDirectory(dir=job.archive_dir, prefix=WORK_PREFIX + "fetch-") as work:
+                        stack = extract_archive(partial, Path(work)).get("stack")
+                    if stack != job.stack:
+                        raise BackupError(f"{source} is an archive of stack {stack!r}, not of {job.stack!r}")
+                    os.replace(partial, target)
+                finally:
+                    partial.unlink(missing_ok=True)
+                log(f"fetched {name} from {offsite.described() if name in owned else offsite.legacy_remote} "
+                    f"in {time.monotonic() - started:.1f} s; it matches its manifest")
+    except (BackupError, OSError) as error:
+        log(f"fetch FAILED: {error}")
+        return 1
+    print(name)
+    return 0
 
 
 def archive_parts(archive: Path) -> list[str]:
@@ -940,7 +1011,19 @@ def verify(job: Job, selector: str) -> int:
     return 0
 
 
-def list_archives(job: Job) -> int:
+def list_archives(job: Job, offsite: bool) -> int:
+    """The local archives with their sizes, or (`offsite`) this stack's offsite archives, newest first."""
+    if offsite:
+        if job.offsite is None:
+            log("this stack has no offsite copy (backup.offsite.enabled)")
+            return 1
+        try:
+            for name in offsite_archives(job.offsite):
+                print(name)
+        except BackupError as error:
+            log(f"listing {job.offsite.described()} FAILED: {error}")
+            return 1
+        return 0
     names = archives_newest_first([path.name for path in job.archive_dir.iterdir()]) if job.archive_dir.is_dir() else []
     for name in names:
         print(f"{name}\t{(job.archive_dir / name).stat().st_size}")
@@ -1126,7 +1209,8 @@ def main(argv: list[str]) -> int:
     commands: dict[str, Callable[[], int]] = {
         "schedule": lambda: Scheduler(job, config_path).run(),
         "now": lambda: take_backup(job, only, before_change=arguments == ["--before-change"]),
-        "list": lambda: list_archives(job),
+        "list": lambda: list_archives(job, offsite=arguments == ["--offsite"]),
+        "fetch": lambda: fetch(job, selector),
         "verify": lambda: verify(job, selector),
         "plan": lambda: plan(job, selector, only),
         "restore": lambda: restore(job, selector, only),
