@@ -7,7 +7,7 @@ import pulumi_docker as docker
 
 from components.backup import OFFSITE_SECTION_OUTPUT, BackupJob, BackupJobArgs, backup_image
 from components.changes import BackupBeforeChanges
-from components.container import Deployment
+from components.container import Deployment, front_network
 from components.healer import Healer, HealerArgs
 from components.maintenance import ImagePruning
 from components.firewall import HostFirewall, HostFirewallArgs
@@ -47,6 +47,9 @@ if settings.orchestrator == "swarm":
 backup_before_changes = (
     BackupBeforeChanges(deployment) if settings.backup.enabled and settings.backup.before_changes else None
 )
+# The proxy's network, made first: the containers it serves join it; nothing that holds data does.
+serves = settings.proxy.enabled and (settings.synapse.enabled or settings.voicegrow.enabled)
+front = front_network(deployment, pulumi.ResourceOptions(provider=deployment.provider)) if serves else None
 synapse: SynapseStack | None = None
 voicegrow: VoiceGrowStack | None = None
 backup: BackupJob | None = None
@@ -70,6 +73,7 @@ if settings.synapse.enabled:
             backup=backup_before_changes,
             workers=synapse_workers(profile.synapse_workers) if settings.synapse.workers else [],
             worker_plan=profile.synapse_workers,
+            front_network=front,
         ),
     )
     pulumi.export("synapse_server_name", synapse.server_name)
@@ -97,6 +101,7 @@ if settings.voicegrow.enabled:
             secrets=loaded.secrets,
             backup=backup_before_changes,
             other_proxy_upstreams=synapse.proxied_containers if synapse is not None else [],
+            front_network=front,
         ),
     )
     pulumi.export("voicegrow_http_urls", voicegrow.http_urls)
@@ -154,12 +159,13 @@ monitoring = Monitoring(
         images={role: settings.images.reference(role) for role in monitoring_roles(settings)},
         synapse_image=settings.images.synapse,
         secrets=loaded.secrets,
+        front_network=front,
     ),
 )
 pulumi.export("monitoring_admin_password", monitoring.admin_password)
 
 proxied = [component for component in (synapse, voicegrow) if component is not None]
-if settings.proxy.enabled and proxied:
+if front is not None:
     proxy = ReverseProxy(
         "proxy",
         deployment,
@@ -170,8 +176,7 @@ if settings.proxy.enabled and proxied:
             voicegrow=voicegrow.routes if voicegrow else None,
             monitoring=monitoring.routes,
             monitoring_password=monitoring.admin_password,
-            networks=[component.network for component in proxied],
-            monitoring_network=monitoring.network,
+            front_network=front,
             upstream_containers=[
                 container for component in (*proxied, monitoring) for container in component.proxied_containers
             ],

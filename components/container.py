@@ -608,6 +608,16 @@ def _limit_processes(
     )
 
 
+def front_network(deployment: Deployment, opts: pulumi.ResourceOptions) -> docker.Network:
+    """The proxy's network: the proxy and the containers it serves, never a database, store or the socket."""
+    return private_network(deployment, "front", opts)
+
+
+def fronted(network: docker.Network | None) -> list[docker.Network]:
+    """The networks a container the proxy serves joins besides its own: the front one, when there is a proxy."""
+    return [network] if network is not None else []
+
+
 def private_network(deployment: Deployment, component: str, opts: pulumi.ResourceOptions) -> docker.Network:
     """A network of one component (a bridge; on Swarm an encrypted overlay); its services reach
     each other by alias, nothing else joins."""

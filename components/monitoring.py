@@ -15,6 +15,7 @@ from components.container import (
     Workload,
     data_volume,
     exec_in_container,
+    fronted,
     private_network,
     pulled_image,
     runnable,
@@ -93,6 +94,8 @@ class MonitoringArgs:
     images: dict[str, str]
     synapse_image: str
     secrets: dict[str, pulumi.Output[str] | None]
+    front_network: docker.Network | None = None
+    """The proxy's network: the prober joins it, and what the proxy serves of monitoring (None: no proxy)."""
 
 
 NO_RECEIVER_WARNING = (
@@ -150,7 +153,8 @@ class Monitoring(pulumi.ComponentResource):
             _wget(f"http://127.0.0.1:{render.BLACKBOX_PORT}/-/healthy"),
             command=[f"--config.file={render.BLACKBOX_CONFIG_PATH}"],
             uploads=[docker.ContainerUploadArgs(file=render.BLACKBOX_CONFIG_PATH, content=render.render_blackbox_yml(plan.verify_public_tls))],
-            extra_networks=self._stack_networks,
+            # The public hosts are probed through the proxy, which answers to their names there.
+            extra_networks=self._stack_networks + fronted(args.front_network),
         )
         if "dingtalk" in settings.receivers:
             self.containers["dingtalk"] = self._dingtalk()
@@ -201,6 +205,7 @@ class Monitoring(pulumi.ComponentResource):
                 volumes=volumes or [],
                 uploads=uploads or [],
                 extra_networks=extra_networks or [],
+                extra_aliases=[name],
             ),
             pulumi.ResourceOptions.merge(self._child, pulumi.ResourceOptions(depends_on=depends_on or [])),
         )
@@ -229,8 +234,12 @@ class Monitoring(pulumi.ComponentResource):
             command=render.prometheus_args(settings, external_url),
             volumes=[self._volume("prometheus", "/prometheus")],
             uploads=uploads,
-            extra_networks=self._stack_networks,
+            extra_networks=self._stack_networks + self._served(settings.prometheus_host),
         )
+
+    def _served(self, host: str | None) -> list[docker.Network]:
+        """The front network, for a monitoring service the proxy serves on `host` (none when unset)."""
+        return fronted(self._args.front_network) if host else []
 
     def _alertmanager(self) -> Workload:
         settings, secrets = self._args.settings, self._args.secrets
@@ -251,6 +260,7 @@ class Monitoring(pulumi.ComponentResource):
             volumes=[self._volume("alertmanager", "/alertmanager")],
             # Alertmanager runs as nobody; the file holds the receivers' secrets.
             uploads=[docker.ContainerUploadArgs(file=render.ALERTMANAGER_CONFIG_PATH, content=pulumi.Output.secret(config), permissions="0644")],
+            extra_networks=self._served(settings.alertmanager_host),
         )
 
     def _dingtalk(self) -> Workload:
@@ -281,6 +291,7 @@ class Monitoring(pulumi.ComponentResource):
                 lambda password: [*render.grafana_environment(root_url), password]
             ),
             volumes=[self._volume("grafana", "/var/lib/grafana")],
+            extra_networks=self._served(settings.grafana_host),
             uploads=[
                 docker.ContainerUploadArgs(
                     file=f"{render.GRAFANA_PROVISIONING_DIR}/datasources/datasources.yml", content=render.render_grafana_datasources()

@@ -48,7 +48,7 @@ def _rate_limits(settings: EdgeRateLimits) -> list[render.RateLimit]:
 
 @dataclass(frozen=True)
 class ReverseProxyArgs:
-    """The routes the other components expose, the networks they live on, and the proxy's settings."""
+    """The routes the other components expose, the front network the served containers join, and the proxy's settings."""
 
     settings: ProxySettings
     tls_mode: TlsMode
@@ -57,8 +57,8 @@ class ReverseProxyArgs:
     monitoring: render.MonitoringRoutes | None
     monitoring_password: pulumi.Output[str] | None
     """The login of the Prometheus and Alertmanager hosts."""
-    networks: list[docker.Network]
-    monitoring_network: docker.Network | None
+    front_network: docker.Network
+    """The proxy's only network: what it serves joins it (see components.container.front_network)."""
     upstream_containers: list[Workload]
     """Upstreams whose replacement replaces the proxy (nginx resolves their names only at start)."""
     reloading_upstreams: list[pulumi.Resource]
@@ -89,7 +89,6 @@ class ReverseProxy(pulumi.ComponentResource):
             hsts_include_subdomains=settings.hsts_include_subdomains,
             matrix_rate_limits=_rate_limits(settings.rate_limits),
         )
-        self.network = private_network(deployment, COMPONENT, child)
         nginx_image = pulled_image(args.images["nginx"], "proxy-nginx", child, deployment.platform)
         self.ca_certificate: pulumi.Output[str] | None = None
 
@@ -164,8 +163,10 @@ class ReverseProxy(pulumi.ComponentResource):
                     timeout=5,
                     start_period=10,
                 ),
-                network=self.network,
-                aliases=["proxy"],
+                # Only the front network: no database, store, exporter or socket holder is on it.
+                # The prober finds the public hosts there, under their names.
+                network=args.front_network,
+                aliases=["proxy", *hosts],
                 # Upstream containers that are replaced get new addresses, which nginx resolves
                 # only when it loads its configuration: naming them here replaces the proxy along
                 # with them (VoiceGrow's replicas reload it instead, one by one; on Swarm the
@@ -179,9 +180,6 @@ class ReverseProxy(pulumi.ComponentResource):
                 ports=ports,
                 volumes=volumes,
                 file_directories=files,
-                extra_networks=args.networks + ([args.monitoring_network] if args.monitoring_network else []),
-                # Monitoring probes the public hosts through the proxy by their names.
-                extra_aliases=["proxy", *hosts] if args.monitoring_network else [],
             ),
             pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=depends_on)),
         )
@@ -236,6 +234,8 @@ class ReverseProxy(pulumi.ComponentResource):
         """certbot answering HTTP-01 challenges through the proxy's webroot, renewing on a schedule."""
         settings = args.settings
         state = data_volume(deployment, "proxy-letsencrypt", child)
+        # certbot needs the internet (the CA), nothing of the stack: a network of its own.
+        network = private_network(deployment, COMPONENT, child)
         image = pulled_image(args.images["acme"], "proxy-acme", child, deployment.platform)
         envs = [
             f"ACME_DOMAINS={' '.join(hosts)}",
@@ -258,7 +258,7 @@ class ReverseProxy(pulumi.ComponentResource):
                 limits=args.limits["acme"],
                 security=args.security["acme"],
                 healthcheck=HealthCheck(test=["CMD-SHELL", "test -s /tls/fullchain.pem"], start_period=30),
-                network=self.network,
+                network=network,
                 aliases=["acme"],
                 envs=envs,
                 entrypoint=["/bin/sh", f"{ACME_DIR}/acme.sh"],

@@ -19,6 +19,7 @@ from components.container import (
     docker_script,
     exec_in_container,
     exec_in_named_container,
+    fronted,
     private_network,
     pulled_image,
     runnable,
@@ -55,6 +56,8 @@ class SynapseStackArgs:
     """Synapse's workers (empty: one process); with them, `limits`, `security` and `images` hold
     the `synapse_worker` and `synapse_redis` roles and the `redis` image."""
     worker_plan: SynapseWorkerPlan | None = None
+    front_network: docker.Network | None = None
+    """The proxy's network, which Synapse's HTTP listeners and well-known join (None: no proxy)."""
 
 
 class SynapseStack(pulumi.ComponentResource):
@@ -153,6 +156,8 @@ class SynapseStack(pulumi.ComponentResource):
             ),
             network=self.network,
             aliases=["synapse"],
+            extra_networks=fronted(args.front_network),
+            extra_aliases=["synapse"],
             envs=[
                 f"SYNAPSE_CONFIG_DIR={render.CONFIG_DIR}",
                 f"SYNAPSE_CONFIG_PATH={render.CONFIG_PATH}",
@@ -262,6 +267,8 @@ class SynapseStack(pulumi.ComponentResource):
                 ),
                 network=self.network,
                 aliases=["wellknown"],
+                extra_networks=fronted(args.front_network),
+                extra_aliases=["wellknown"],
                 ports=[docker.ContainerPortArgs(internal=80, external=settings.wellknown_port, ip=settings.http_bind)],
                 file_directories=[
                     FileDirectory(
@@ -394,6 +401,8 @@ class SynapseStack(pulumi.ComponentResource):
                 ),
                 network=self.network,
                 aliases=[render_workers.worker_host(worker)],
+                extra_networks=fronted(args.front_network),
+                extra_aliases=[render_workers.worker_host(worker)],
                 command=[
                     "run",
                     "-m",

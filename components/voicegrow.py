@@ -18,6 +18,7 @@ from components.container import (
     data_volume,
     exec_in_container,
     exec_in_named_container,
+    fronted,
     private_network,
     pulled_image,
     runnable,
@@ -47,6 +48,8 @@ class VoiceGrowStackArgs:
     """The backup that runs before MySQL, Redis, MinIO or a server is replaced (None: none)."""
     other_proxy_upstreams: list[pulumi.Resource] = field(default_factory=list)
     """The proxy's upstreams of other components: a replica's proxy reload waits for them."""
+    front_network: docker.Network | None = None
+    """The proxy's network, which the servers join (and MinIO, for its console_host); None: no proxy."""
 
 
 class VoiceGrowStack(pulumi.ComponentResource):
@@ -171,6 +174,9 @@ class VoiceGrowStack(pulumi.ComponentResource):
             ),
             network=self.network,
             aliases=["minio"],
+            # The console is served through the proxy only when asked; its API then is too.
+            extra_networks=fronted(args.front_network) if settings.console_host else [],
+            extra_aliases=["minio"],
             envs=[
                 f"MINIO_ROOT_USER_FILE={render.SECRETS_DIR}/root_user",
                 f"MINIO_ROOT_PASSWORD_FILE={render.SECRETS_DIR}/root_password",
@@ -233,6 +239,8 @@ class VoiceGrowStack(pulumi.ComponentResource):
                 ),
                 network=self.network,
                 aliases=[f"server-{replica}", "server"],
+                extra_networks=fronted(args.front_network),
+                extra_aliases=[f"server-{replica}", "server"],
                 envs=pulumi.Output.secret(server_env),
                 file_directories=server_files,
                 ports=[

@@ -738,6 +738,16 @@ class StackSettings(Settings):
         return self
 
     @model_validator(mode="after")
+    def _prod_checks_the_firewall_hosts_key(self) -> StackSettings:
+        if self.environment == "prod" and self.firewall.enabled and self.firewall.host_key is None:
+            raise ValueError(
+                "firewall.host_key is required in prod: without it the SSH connection that rewrites the host's "
+                "firewall as root accepts any host key; set it to the host's key line, e.g. the output of "
+                "`ssh-keyscan -t ed25519 HOST` without the host name ('ssh-ed25519 AAAA...')"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _firewall_has_an_ssh_host(self) -> StackSettings:
         if self.firewall.enabled and self.ssh_target() is None:
             raise ValueError(

@@ -111,3 +111,7 @@ def load_config(
 
 ALERT_RECEIVERS: dict[str, Any] = {"receivers": ["webhook"]}
 """Monitoring settings with a receiver, which staging and prod require (the webhook's URL is a secret)."""
+
+
+HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGlE6QRn4bq9Sg8Ffx6ArYsFvvvmK6iG5kY2tVf7NhQb"
+"""An SSH host key line, which prod requires of a firewall (firewall.host_key)."""

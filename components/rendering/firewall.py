@@ -11,12 +11,14 @@ live in ufw's after.rules, so ufw loads them again at every boot and every reloa
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 
 from config.models import StackSettings
 
 MARKER = "selfhosted"
-AFTER_RULES = "/etc/ufw/after.rules"
+AFTER_RULES = {4: "/etc/ufw/after.rules", 6: "/etc/ufw/after6.rules"}
+"""Where ufw loads the rules of iptables and of ip6tables from."""
 # Interfaces Docker's own containers send from (the default bridge and user-defined bridge networks).
 DOCKER_BRIDGES = ("docker0", "br-+")
 DROP_RULE = "-m conntrack --ctstate DNAT -j DROP"
@@ -31,6 +33,10 @@ class AllowedPort:
     source: str
     """'any', or an address or CIDR."""
     reason: str
+
+    def applies_to(self, version: int) -> bool:
+        """Whether the port is let in over IP `version` (4 or 6): from anywhere, or from a source of that version."""
+        return self.source == "any" or ipaddress.ip_network(self.source).version == version
 
     @property
     def label(self) -> str:
@@ -69,8 +75,9 @@ def _docker_user_rule(port: AllowedPort) -> str:
     )
 
 
-def render_after_rules_block(ports: list[AllowedPort]) -> str:
-    """The DOCKER-USER rules, as the block the script keeps at the end of ufw's after.rules."""
+def render_after_rules_block(ports: list[AllowedPort], version: int = 4) -> str:
+    """The DOCKER-USER rules of IP `version`, as the block the script keeps at the end of ufw's
+    after.rules (4) or after6.rules (6): a source of the other version would not load there."""
     lines = [
         f"# BEGIN {MARKER}: written by the selfhosted deploy, replaced at every deploy",
         "*filter",
@@ -78,13 +85,24 @@ def render_after_rules_block(ports: list[AllowedPort]) -> str:
         "-A DOCKER-USER -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN",
         # Containers' own traffic (to each other, to the internet) is not inbound.
         *(f"-A DOCKER-USER -i {bridge} -j RETURN" for bridge in DOCKER_BRIDGES),
-        *(_docker_user_rule(port) for port in ports),
+        *(_docker_user_rule(port) for port in ports if port.applies_to(version)),
         # Only connections Docker rewrote to a container: routed traffic of the host stays as it is.
         f"-A DOCKER-USER {DROP_RULE}",
         "COMMIT",
         f"# END {MARKER}",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _replace_block(rules_file: str, block: str) -> str:
+    """Shell that puts `block` at the end of `rules_file` in place of the one written before."""
+    return f"""block=$(cat <<'{MARKER.upper()}_BLOCK'
+{block}{MARKER.upper()}_BLOCK
+)
+sed '/^# BEGIN {MARKER}:/,/^# END {MARKER}$/d' {rules_file} >"$current"
+printf '%s\\n' "$block" >>"$current"
+cmp -s "$current" {rules_file} || {{ cat "$current" >{rules_file}; changed=yes; }}
+"""
 
 
 def render_firewall_script(ports: list[AllowedPort]) -> str:
@@ -95,7 +113,7 @@ def render_firewall_script(ports: list[AllowedPort]) -> str:
     the default deny takes effect, so enabling the firewall cannot cut the session running it.
     """
     wanted = "\n".join(f"{MARKER} {port.label}" for port in ports)
-    block = render_after_rules_block(ports)
+    blocks = "".join(_replace_block(AFTER_RULES[version], render_after_rules_block(ports, version)) for version in (4, 6))
     return f"""#!/bin/sh
 # Host firewall of the selfhosted stack: ufw for the host, DOCKER-USER for Docker's published ports.
 set -eu
@@ -123,17 +141,12 @@ case "$(ufw status verbose | grep '^Default:' || true)" in
   *) ufw default deny incoming; ufw default allow outgoing ;;
 esac
 
-# The DOCKER-USER block at the end of after.rules, replaced whole (written only when it changed).
-block=$(cat <<'{MARKER.upper()}_BLOCK'
-{block}{MARKER.upper()}_BLOCK
-)
+# The DOCKER-USER blocks at the end of after.rules and after6.rules, each replaced whole (written
+# only when it changed).
 current=$(mktemp)
 trap 'rm -f "$current"' EXIT
-sed '/^# BEGIN {MARKER}:/,/^# END {MARKER}$/d' {AFTER_RULES} >"$current"
-printf '%s\\n' "$block" >>"$current"
 changed=no
-cmp -s "$current" {AFTER_RULES} || {{ cat "$current" >{AFTER_RULES}; changed=yes; }}
-
+{blocks}
 if ! ufw status | grep -q '^Status: active'; then
   ufw --force enable
 elif [ "$changed" = yes ] || ! iptables -C DOCKER-USER {DROP_RULE} 2>/dev/null; then

@@ -263,13 +263,16 @@ def render_prometheus_yml(plan: MonitoringPlan) -> str:
 
 
 def prometheus_args(settings: MonitoringSettings, external_url: str | None) -> list[str]:
-    """Prometheus's command line: config, storage and the retention the settings ask for."""
+    """Prometheus's command line: config, storage and the retention the settings ask for.
+
+    Without the lifecycle API (`/-/quit`, `/-/reload`), which anyone who reaches Prometheus could
+    call: a changed configuration is a new upload, which replaces the container.
+    """
     args = [
         f"--config.file={PROMETHEUS_CONFIG_PATH}",
         "--storage.tsdb.path=/prometheus",
         f"--storage.tsdb.retention.time={settings.retention}",
         f"--storage.tsdb.retention.size={settings.retention_size}",
-        "--web.enable-lifecycle",
     ]
     if external_url is not None:
         args.append(f"--web.external-url={external_url}")

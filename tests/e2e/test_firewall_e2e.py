@@ -220,6 +220,19 @@ def test_an_operators_port_opens_for_its_source_and_closes_when_removed(vps: Vps
     assert f"{HOST_PORT}" not in _run(vps.container, "ufw show added")
 
 
+def test_an_ipv6_source_loads_into_ufws_ipv6_rules_and_only_there(vps: Vps, applied: CommandResult) -> None:
+    apply_firewall(vps, firewall={"allow": [{"port": HOST_PORT, "source": "2001:db8::/32"}]})
+    try:
+        status = _run(vps.container, "ufw status")
+        ipv6, ipv4 = _run(vps.container, "ip6tables -S DOCKER-USER"), _run(vps.container, "iptables -S DOCKER-USER")
+    finally:
+        apply_firewall(vps)
+    assert "Status: active" in status and f"{HOST_PORT}/tcp" in status and "2001:db8::/32" in status
+    assert f"-A DOCKER-USER -s 2001:db8::/32 -p tcp -m conntrack --ctorigdstport {HOST_PORT}" in ipv6
+    assert "2001:db8" not in ipv4
+    assert "2001:db8" not in _run(vps.container, "ufw status; ip6tables -S DOCKER-USER")
+
+
 def test_an_apply_restores_docker_user_rules_that_were_flushed(vps: Vps, client: Any, applied: CommandResult) -> None:
     _run(vps.container, "iptables -F DOCKER-USER")
     exposed = _answer(client, vps.address, 5432)

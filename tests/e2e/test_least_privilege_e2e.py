@@ -169,3 +169,57 @@ def test_a_service_cannot_start_more_processes_than_its_limit(stack: AppliedStac
     code, output = _exec(engine, "voicegrow-redis", "for i in $(seq 100); do sleep 2 & done; wait")
     assert code != 0 and "fork" in output.lower(), output
     assert time.monotonic() - started < 30
+
+
+# What an attacker who runs code in the proxy would try: each service by the name the stack gives
+# it, and each container's every address, on the port it listens on.
+BEHIND = {
+    "synapse-postgres": ("postgres", 5432),
+    "voicegrow-mysql": ("mysql", 3306),
+    "voicegrow-redis": ("redis", 6379),
+    "voicegrow-minio": ("minio", 9000),
+    "backup": ("backup", 9469),
+    "monitoring-prometheus": ("prometheus", 9090),
+    "monitoring-alertmanager": ("alertmanager", 9093),
+    "monitoring-node-exporter": ("node-exporter", 9100),
+}
+SERVED = {"synapse": ("synapse", 8008), "voicegrow-server-1": ("server-1", 8000), "synapse-wellknown": ("wellknown", 80)}
+CONNECT = """
+import json, socket, sys
+results = {}
+for target in json.loads(sys.argv[1]):
+    host, port = target.rsplit(":", 1)
+    try:
+        socket.create_connection((host, int(port)), timeout=2).close()
+        results[target] = "connected"
+    except socket.gaierror:
+        results[target] = "no such name"
+    except OSError as error:
+        results[target] = type(error).__name__
+print(json.dumps(results))
+"""
+
+
+def _from_the_proxy(engine: docker.DockerClient, targets: list[str]) -> dict[str, str]:
+    """Connections tried inside the proxy's network namespace, as code running in it would."""
+    output = engine.containers.run(
+        PROBE_IMAGE, ["python3", "-c", CONNECT, json.dumps(targets)], network_mode=f"container:{PREFIX}-proxy", remove=True
+    )
+    return json.loads(output.decode().strip().splitlines()[-1])
+
+
+def _addresses(engine: docker.DockerClient, name: str, port: int) -> list[str]:
+    networks = engine.api.inspect_container(f"{PREFIX}-{name}")["NetworkSettings"]["Networks"]
+    return [f"{network['IPAddress']}:{port}" for network in networks.values() if network["IPAddress"]]
+
+
+def test_from_inside_the_proxy_only_what_it_serves_can_be_reached(stack: AppliedStack, engine: docker.DockerClient) -> None:
+    behind = [f"{alias}:{port}" for alias, port in BEHIND.values()]
+    behind += [address for name, (_, port) in BEHIND.items() for address in _addresses(engine, name, port)]
+    served = [f"{alias}:{port}" for alias, port in SERVED.values()]
+    results = _from_the_proxy(engine, behind + served)
+    print("\nfrom the proxy:\n" + "\n".join(f"  {target:28} {result}" for target, result in results.items()))
+    assert {target: results[target] for target in served} == dict.fromkeys(served, "connected")
+    reached = [target for target in behind if results[target] == "connected"]
+    assert reached == [], f"reachable from the proxy: {reached}"
+    record_figure("e2e", "least_privilege.reachable_from_the_proxy", float(len([r for r in results.values() if r == "connected"])), f"of {len(results)} tried")

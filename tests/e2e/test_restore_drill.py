@@ -1,10 +1,12 @@
-"""The restore drill: back up a live `test` stack, lose every volume, redeploy, restore, find it all again.
+"""The restore drill: back up a live `test` stack, lose every volume and archive, redeploy, restore from the offsite copy, find it all again.
 
 What the VoiceGrow guide's §9.2.3 "disaster recovery" describes, done for real on a Docker engine:
 a Matrix conversation, a MySQL row and a bucket object are written; a backup is taken while every
-service keeps running; the stack's containers and volumes are destroyed (the archives, in
-`backup.host_path`, survive); the stack is deployed again on empty volumes (with its Pulumi
-state, as `pulumi up` would); `scripts/restore.sh` brings the data back. Synapse must come back
+service keeps running, and copied offsite, encrypted; the stack's containers and volumes are
+destroyed, and the local archive too (the offsite copy survives, in a directory under
+`backup.host_path` through rclone's local backend); the stack is deployed again on empty volumes
+(with its Pulumi state, as `pulumi up` would: the same offsite keys); `scripts/restore.sh
+--offsite` fetches, decrypts and checks the archive and brings the data back. Synapse must come back
 with its own signing key. The times are compared with the guide's recovery time targets (§9.1).
 """
 
@@ -41,6 +43,8 @@ OBJECT_BODY = "an object in the bucket, before the disaster\n"
 # Enough data for the times to mean something: 10 000 rows of 200 bytes, 20 incompressible 1 MB objects.
 BULK_ROWS = 10_000
 BULK_OBJECTS = 20
+OFFSITE_REMOTE = "offsite:/backups/offsite"
+SECRETS = {"backup_rclone_config": "[offsite]\ntype = local\n"}
 
 
 def _docker(*arguments: str, stdin: str | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -130,7 +134,9 @@ def overrides(archive_dir: Path) -> dict:
             # The stack allows one registration per ~10 minutes per address; the drill registers two users.
             "synapse": {"extra_config": {"rc_registration": {"per_second": 1, "burst_count": 10}}},
             "voicegrow": {"server_image": PROBE_IMAGE},
-            "backup": {"enabled": True, "host_path": str(archive_dir)},
+            # The offsite copy goes to a directory beside the archives (rclone's local backend),
+            # encrypted; the drill restores from it after the local archives are gone too.
+            "backup": {"enabled": True, "host_path": str(archive_dir), "offsite": {"enabled": True, "remote": OFFSITE_REMOTE}},
         },
     )
 
@@ -138,7 +144,7 @@ def overrides(archive_dir: Path) -> dict:
 @pytest.fixture(scope="module")
 def deployed(images: None, overrides: dict) -> Iterator[list[AppliedStack]]:
     """The stacks the drill deploys (the first, then the one after the disaster); all destroyed at the end."""
-    stacks = [apply_program(ROOT, "test", overrides)]
+    stacks = [apply_program(ROOT, "test", overrides, secrets=SECRETS)]
     try:
         yield stacks
     finally:
@@ -189,20 +195,25 @@ def test_restore_drill_brings_back_message_row_object_and_signing_key(deployed: 
         engine.close()
     assert left == []
     assert (archive_dir / archive["archive"]).is_file()
+    # The host's archives are lost as well; the offsite copy, encrypted, is all there is.
+    (archive_dir / archive["archive"]).unlink()
+    [copy] = [path for path in (archive_dir / "offsite" / "selfhosted-test").rglob("*") if path.is_file()]
+    assert "backup" not in copy.name and copy.read_bytes()[257:262] != b"ustar", "the offsite copy is not encrypted"
 
     # Deploy again on empty volumes, with the stack's state (its passwords), as `pulumi up` would.
     started = time.monotonic()
-    second = apply_program(ROOT, "test", overrides, state=first.state)
+    second = apply_program(ROOT, "test", overrides, secrets=SECRETS, state=first.state)
     redeploy_seconds = time.monotonic() - started
     deployed.append(second)
     assert _signing_key_ids() != key_ids, "a fresh Synapse should have made a new signing key"
     assert ROW not in _read_rows()
     assert _count_bulk() == (0, 0)
 
-    # The one documented restore command.
+    # The documented restore command, from the offsite copy (decrypted with the keys the stack's
+    # state kept).
     started = time.monotonic()
     restored = subprocess.run(
-        ["bash", "-c", restore_command], cwd=ROOT, capture_output=True, text=True, timeout=1200, check=False,
+        ["bash", "-c", f"{restore_command} --offsite"], cwd=ROOT, capture_output=True, text=True, timeout=1200, check=False,
         env={**os.environ, "RESTORE_TIMEOUT": "600"},
     )
     restore_seconds = time.monotonic() - started

@@ -13,7 +13,7 @@ import pytest
 
 from components.rendering.firewall import allowed_ports, render_firewall_script
 from config import resolve_settings
-from tests.stack_config import ALERT_RECEIVERS
+from tests.stack_config import ALERT_RECEIVERS, HOST_KEY
 
 pytestmark = [pytest.mark.rendered, pytest.mark.skipif(shutil.which("dash") is None, reason="dash is not installed")]
 
@@ -35,6 +35,7 @@ def test_the_script_parses_in_dash(overrides: dict[str, Any]) -> None:
         "docker": {"host": "ssh://deploy@vps.example.com:2222"},
         **overrides,
     }
+    raw["firewall"] = {"host_key": HOST_KEY, **overrides.get("firewall", {})}
     script = render_firewall_script(allowed_ports(resolve_settings("selfhosted", "prod", raw)))
     result = subprocess.run(["dash", "-n"], input=script, capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr

@@ -12,6 +12,7 @@ from components.rendering import backup as render
 from config import ConfigError
 from config.profiles import LARGE, synapse_workers
 from tests.unit.conftest import Evaluate, Evaluation
+from tests.stack_config import HOST_KEY
 
 CONTAINER = "docker:index/container:Container"
 RANDOM_PASSWORD = "random:index/randomPassword:RandomPassword"
@@ -404,7 +405,7 @@ def test_exports_how_to_restore_and_how_to_back_up_now(evaluate: Evaluate) -> No
 
 
 def test_restore_command_names_a_remote_engine_and_a_custom_prefix(evaluate: Evaluate) -> None:
-    evaluation = evaluate("prod", overrides={"docker": {"host": "ssh://deploy@vps.example.com"}, "prefix": "chat"})
+    evaluation = evaluate("prod", overrides={"docker": {"host": "ssh://deploy@vps.example.com"}, "firewall": {"host_key": HOST_KEY}, "prefix": "chat"})
     assert evaluation.output("backup_restore_command")[0] == (
         "DOCKER_HOST=ssh://deploy@vps.example.com PREFIX=chat scripts/restore.sh prod latest"
     )

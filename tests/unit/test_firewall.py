@@ -13,11 +13,13 @@ from components.firewall import RUN_AS_ROOT
 from components.rendering.firewall import allowed_ports, render_after_rules_block, render_firewall_script
 from config import ConfigError, StackSettings, resolve_settings
 from tests.unit.conftest import Evaluate
-from tests.stack_config import ALERT_RECEIVERS
+from tests.stack_config import ALERT_RECEIVERS, HOST_KEY
 
 SYNAPSE = {"server_name": "example.com", "admin_username": "admin"}
 VOICEGROW = {"enabled": True, "server_image": "registry.example.com/voicegrow/server:1.0.0"}
 REMOTE = {"docker": {"host": "ssh://deploy@vps.example.com"}}
+# prod asks for the host's key with a firewall.
+REMOTE_PROD = {**REMOTE, "firewall": {"host_key": HOST_KEY}}
 REMOTE_COMMAND = "command:remote:Command"
 
 
@@ -33,6 +35,7 @@ def _settings(stack: str = "prod", **raw: Any) -> StackSettings:
     raw.setdefault("synapse", SYNAPSE)
     raw.setdefault("proxy", {"acme_email": "ops@example.com"})
     raw.setdefault("monitoring", ALERT_RECEIVERS)
+    raw["firewall"] = {"host_key": HOST_KEY, **raw.get("firewall", {})}
     return resolve_settings("selfhosted", stack, raw)
 
 
@@ -197,6 +200,7 @@ def test_docker_user_limits_an_operator_rule_to_its_source() -> None:
 
 
 def _rules(evaluate: Evaluate, overrides: dict[str, Any], secrets: dict[str, str] | None = None) -> Any:
+    overrides = {**overrides, "firewall": {"host_key": HOST_KEY, **overrides.get("firewall", {})}}
     return evaluate("prod", overrides=overrides, secrets=secrets).mocks.named("firewall-rules", REMOTE_COMMAND)
 
 
@@ -231,12 +235,12 @@ def test_the_private_key_is_a_secret_input(evaluate: Evaluate) -> None:
 def test_an_encrypted_private_key_is_refused(evaluate: Evaluate) -> None:
     encrypted = _private_key(serialization.BestAvailableEncryption(b"passphrase"))
     with pytest.raises(ConfigError, match="selfhosted:firewall_ssh_private_key must not be encrypted"):
-        evaluate("prod", overrides=REMOTE, secrets={"firewall_ssh_private_key": encrypted})
+        evaluate("prod", overrides=REMOTE_PROD, secrets={"firewall_ssh_private_key": encrypted})
 
 
 def test_a_private_key_that_is_not_a_key_is_refused(evaluate: Evaluate) -> None:
     with pytest.raises(ConfigError, match="selfhosted:firewall_ssh_private_key must be a private key"):
-        evaluate("prod", overrides=REMOTE, secrets={"firewall_ssh_private_key": "ssh-ed25519 AAAA public"})
+        evaluate("prod", overrides=REMOTE_PROD, secrets={"firewall_ssh_private_key": "ssh-ed25519 AAAA public"})
 
 
 def test_without_a_private_key_the_ssh_agent_logs_in(evaluate: Evaluate) -> None:
@@ -249,5 +253,25 @@ def test_the_host_key_is_checked_when_set(evaluate: Evaluate) -> None:
 
 
 def test_the_open_ports_are_exported(evaluate: Evaluate) -> None:
-    value, secret = evaluate("prod", overrides=REMOTE).output("firewall_open_ports")
+    value, secret = evaluate("prod", overrides=REMOTE_PROD).output("firewall_open_ports")
     assert value == ["22/tcp", "80/tcp", "443/tcp"] and not secret
+
+
+def test_each_source_is_written_into_the_rules_of_its_ip_version() -> None:
+    allow = [{"port": 9000, "source": "2001:db8::/32"}, {"port": 9001, "protocol": "udp", "source": "203.0.113.0/24"}]
+    ports = allowed_ports(_settings(**REMOTE, firewall={"allow": allow}))
+    ipv4, ipv6 = render_after_rules_block(ports, 4), render_after_rules_block(ports, 6)
+    assert "-s 203.0.113.0/24 -p udp -m conntrack --ctorigdstport 9001" in ipv4 and "2001:db8" not in ipv4
+    assert "-s 2001:db8::/32 -p tcp -m conntrack --ctorigdstport 9000" in ipv6 and "203.0.113" not in ipv6
+    # A port open to anyone is open over both.
+    assert all("--ctorigdstport 443 " in block for block in (ipv4, ipv6))
+    script = render_firewall_script(ports)
+    assert "/etc/ufw/after.rules" in script and "/etc/ufw/after6.rules" in script
+
+
+
+def test_prod_refuses_a_firewall_without_the_hosts_key(evaluate: Evaluate) -> None:
+    with pytest.raises(ConfigError, match=r"selfhosted:firewall\.host_key is required in prod: .*ssh-keyscan"):
+        evaluate("prod", overrides=REMOTE)
+    staging = {"synapse": SYNAPSE, "proxy": {"acme_email": "ops@example.com"}, "monitoring": ALERT_RECEIVERS, **REMOTE}
+    assert resolve_settings("selfhosted", "staging", staging).firewall.host_key is None

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from tests.unit.conftest import Evaluate, Evaluation, Registration
+from tests.stack_config import HOST_KEY
 
 COMMAND = "command:local:Command"
 
@@ -42,7 +43,7 @@ def test_the_prune_waits_for_every_container_of_the_stack(evaluate: Evaluate, re
 
 
 def test_the_prune_reaches_a_remote_engine(evaluate: Evaluate) -> None:
-    evaluation = evaluate("prod", overrides={"docker": {"host": "ssh://deploy@vps.example.com"}})
+    evaluation = evaluate("prod", overrides={"docker": {"host": "ssh://deploy@vps.example.com"}, "firewall": {"host_key": HOST_KEY}})
     assert _prune(evaluation).value("environment") == {"DOCKER_HOST": "ssh://deploy@vps.example.com"}
 
 

@@ -212,12 +212,14 @@ def test_the_minio_token_is_signed_with_the_minio_credentials_and_secret(evaluat
     assert token.count(".") == 2 and evaluation.container("monitoring-prometheus").is_secret("uploads")
 
 
-def test_prometheus_reaches_both_systems_and_the_proxy_reaches_monitoring(evaluate: Evaluate) -> None:
+def test_prometheus_reaches_both_systems_and_the_prober_finds_the_public_hosts_at_the_proxy(evaluate: Evaluate) -> None:
     evaluation = evaluate("prod")
     networks = [network["name"] for network in evaluation.container("monitoring-prometheus").value("networksAdvanced")]
     assert networks == ["selfhosted-prod-monitoring", "selfhosted-prod-synapse", "selfhosted-prod-voicegrow"]
-    proxy = evaluation.container("proxy").value("networksAdvanced")[-1]
-    assert proxy["name"] == "selfhosted-prod-monitoring" and "matrix.example.com" in proxy["aliases"]
+    prober = [network["name"] for network in evaluation.container("monitoring-blackbox-exporter").value("networksAdvanced")]
+    assert prober[-1] == "selfhosted-prod-front"
+    [proxy] = evaluation.container("proxy").value("networksAdvanced")
+    assert proxy["name"] == "selfhosted-prod-front" and "matrix.example.com" in proxy["aliases"]
 
 
 def test_grafana_is_served_by_the_proxy_on_its_own_host(evaluate: Evaluate) -> None:
@@ -270,3 +272,10 @@ def test_exporter_accounts_read_statistics_only_and_are_made_before_the_exporter
 def test_the_exporter_password_never_appears_on_a_command_line(evaluate: Evaluate) -> None:
     for command in evaluate("prod").mocks.of_type("command:local:Command"):
         assert "generated-monitoring-exporter-password" not in command.value("create"), command.name
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_prometheus_offers_no_lifecycle_api(evaluate: Evaluate, stack: str) -> None:
+    command = evaluate(stack).container("monitoring-prometheus").value("command")
+    assert "--config.file=/etc/prometheus/prometheus.yml" in command
+    assert not any("lifecycle" in argument for argument in command)

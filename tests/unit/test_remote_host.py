@@ -7,9 +7,10 @@ from typing import Any
 import pulumi
 
 from tests.program import run_program
+from tests.stack_config import HOST_KEY
 from tests.unit.mocks import RecordingMocks
 
-REMOTE = {"docker": {"host": "ssh://deploy@vps.example.com"}}
+REMOTE = {"docker": {"host": "ssh://deploy@vps.example.com"}, "firewall": {"host_key": HOST_KEY}}
 
 
 class ProviderRecordingMocks(RecordingMocks):

@@ -40,11 +40,6 @@ def test_published_ports_follow_tls(evaluate: Evaluate, stack: str, ports: list[
     assert [p["external"] for p in evaluate(stack).container("proxy").value("ports")] == ports
 
 
-def test_proxy_joins_both_component_networks_and_monitoring(evaluate: Evaluate) -> None:
-    networks = [n["name"] for n in evaluate("prod").container("proxy").value("networksAdvanced")]
-    assert networks == [
-        "selfhosted-prod-proxy", "selfhosted-prod-synapse", "selfhosted-prod-voicegrow", "selfhosted-prod-monitoring"
-    ]
 
 
 def test_dev_serves_plain_http_without_certificates(evaluate: Evaluate) -> None:
