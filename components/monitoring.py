@@ -104,6 +104,11 @@ NO_RECEIVER_WARNING = (
 )
 
 
+def _secret_file(path: str, content: pulumi.Input[str]) -> docker.ContainerUploadArgs:
+    """A file holding a secret, readable by the image's unprivileged user (the container's alone)."""
+    return docker.ContainerUploadArgs(file=path, content=pulumi.Output.secret(content), permissions="0644")
+
+
 def _wget(url: str) -> HealthCheck:
     return HealthCheck(test=["CMD", "wget", "-q", "--spider", url], timeout=5, start_period=30)
 
@@ -225,7 +230,7 @@ class Monitoring(pulumi.ComponentResource):
             user, password = voicegrow.minio_credentials
             token = pulumi.Output.all(user, password).apply(lambda keys: render.minio_token(keys[0], keys[1]))
             # Prometheus runs as nobody: the token file must be readable by it.
-            uploads.append(docker.ContainerUploadArgs(file=render.MINIO_TOKEN_PATH, content=pulumi.Output.secret(token), permissions="0644"))
+            uploads.append(_secret_file(render.MINIO_TOKEN_PATH, token))
         external_url = f"https://{settings.prometheus_host}/" if settings.prometheus_host else None
         return self._container(
             "prometheus",
@@ -259,7 +264,7 @@ class Monitoring(pulumi.ComponentResource):
             command=command,
             volumes=[self._volume("alertmanager", "/alertmanager")],
             # Alertmanager runs as nobody; the file holds the receivers' secrets.
-            uploads=[docker.ContainerUploadArgs(file=render.ALERTMANAGER_CONFIG_PATH, content=pulumi.Output.secret(config), permissions="0644")],
+            uploads=[_secret_file(render.ALERTMANAGER_CONFIG_PATH, config)],
             extra_networks=self._served(settings.alertmanager_host),
         )
 
@@ -274,7 +279,7 @@ class Monitoring(pulumi.ComponentResource):
             "dingtalk",
             _wget(f"http://127.0.0.1:{render.DINGTALK_PORT}/-/healthy"),
             command=[f"--config.file={render.DINGTALK_CONFIG_PATH}", f"--web.listen-address=:{render.DINGTALK_PORT}"],
-            uploads=[docker.ContainerUploadArgs(file=render.DINGTALK_CONFIG_PATH, content=pulumi.Output.secret(config), permissions="0644")],
+            uploads=[_secret_file(render.DINGTALK_CONFIG_PATH, config)],
         )
 
     def _full(self, plan: render.MonitoringPlan) -> None:
@@ -287,12 +292,11 @@ class Monitoring(pulumi.ComponentResource):
             "grafana",
             _wget(f"http://127.0.0.1:{render.GRAFANA_PORT}/api/health"),
             entrypoint=render.grafana_entrypoint(synapse_version),
-            envs=pulumi.Output.concat("GF_SECURITY_ADMIN_PASSWORD=", self.admin_password).apply(
-                lambda password: [*render.grafana_environment(root_url), password]
-            ),
+            envs=[*render.grafana_environment(root_url), f"GF_SECURITY_ADMIN_PASSWORD__FILE={render.GRAFANA_ADMIN_PASSWORD_PATH}"],
             volumes=[self._volume("grafana", "/var/lib/grafana")],
             extra_networks=self._served(settings.grafana_host),
             uploads=[
+                _secret_file(render.GRAFANA_ADMIN_PASSWORD_PATH, self.admin_password),
                 docker.ContainerUploadArgs(
                     file=f"{render.GRAFANA_PROVISIONING_DIR}/datasources/datasources.yml", content=render.render_grafana_datasources()
                 ),
@@ -356,12 +360,12 @@ class Monitoring(pulumi.ComponentResource):
                 stdin=sql,
                 triggers=[synapse.postgres.id],
             )
-            dsn = password.apply(render.postgres_exporter_dsn)
             self.containers["postgres_exporter"] = self._container(
                 "postgres_exporter",
                 "postgres-exporter",
                 _wget(f"http://127.0.0.1:{render.POSTGRES_EXPORTER_PORT}/metrics"),
-                envs=pulumi.Output.secret(dsn.apply(lambda value: [f"DATA_SOURCE_NAME={value}"])),
+                envs=render.postgres_exporter_environment(synapse_render.DATABASE_NAME),
+                uploads=[_secret_file(render.POSTGRES_EXPORTER_PASSWORD_PATH, password)],
                 extra_networks=[synapse.network],
                 depends_on=[account],
             )
@@ -382,7 +386,7 @@ class Monitoring(pulumi.ComponentResource):
                 _wget(f"http://127.0.0.1:{render.MYSQL_EXPORTER_PORT}/metrics"),
                 command=[f"--config.my-cnf={render.MYSQL_EXPORTER_CNF_PATH}"],
                 # The exporter runs as nobody.
-                uploads=[docker.ContainerUploadArgs(file=render.MYSQL_EXPORTER_CNF_PATH, content=pulumi.Output.secret(cnf), permissions="0644")],
+                uploads=[_secret_file(render.MYSQL_EXPORTER_CNF_PATH, cnf)],
                 extra_networks=[voicegrow.network],
                 depends_on=[account],
             )
@@ -391,8 +395,9 @@ class Monitoring(pulumi.ComponentResource):
                 "redis-exporter",
                 # The image's alpine variant: the scratch one has nothing to check with.
                 _wget(f"http://127.0.0.1:{render.REDIS_EXPORTER_PORT}/metrics"),
-                envs=pulumi.Output.secret(
-                    voicegrow.redis_password.apply(lambda password: ["REDIS_ADDR=redis://redis:6379", f"REDIS_PASSWORD={password}"])
-                ),
+                envs=[f"REDIS_ADDR={render.REDIS_EXPORTER_TARGET}", f"REDIS_PASSWORD_FILE={render.REDIS_EXPORTER_PASSWORD_PATH}"],
+                uploads=[
+                    _secret_file(render.REDIS_EXPORTER_PASSWORD_PATH, voicegrow.redis_password.apply(render.render_redis_exporter_passwords))
+                ],
                 extra_networks=[voicegrow.network],
             )

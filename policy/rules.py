@@ -38,8 +38,12 @@ FILE_VARIABLES = {
     "postgres": ("POSTGRES_PASSWORD",),
     "mysql": ("MYSQL_ROOT_PASSWORD", "MYSQL_PASSWORD"),
     "minio": ("MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD"),
+    "grafana": ("GF_SECURITY_ADMIN_PASSWORD",),
+    "postgres-exporter": ("DATA_SOURCE_NAME", "DATA_SOURCE_PASS"),
+    "redis-exporter": ("REDIS_PASSWORD",),
 }
-"""Per image (by role), the secret variables the image also reads from a file named by `<NAME>_FILE`."""
+"""Per image (by role), the secret variables the image also reads from a file (`<NAME>_FILE`, or
+Grafana's `<NAME>__FILE`); the PostgreSQL exporter's DATA_SOURCE_NAME holds the password too."""
 
 FILE_VOLUME_SUFFIXES = ("-config-volume", "-secrets-volume", "-script-volume", "-init-volume", "-tls-volume")
 """Logical names of the volumes that hold only files written again from the stack or from other volumes
@@ -233,7 +237,7 @@ def secrets_in_files(args: ResourceValidationArgs, report_violation: ReportViola
     for entry in props.get("envs") or []:
         name = str(entry).split("=", 1)[0]
         if name in variables:
-            report_violation(f"{args.name}: {name} is in the environment; pass {name}_FILE with the secret in a file")
+            report_violation(f"{args.name}: {name} is in the environment; pass the secret in a file ({name}_FILE or the image's own)")
 
 
 def _policy(name: str, validate: Validation, config: Mapping[str, Mapping[str, Any]] | None = None) -> ResourceValidationPolicy:

@@ -12,7 +12,6 @@ import hmac
 import json
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote
 
 from components.rendering import dump_yaml
 from components.rendering.backup import METRICS_PORT as BACKUP_METRICS_PORT
@@ -45,6 +44,10 @@ GRAFANA_DASHBOARDS_DIR = "/var/lib/grafana/dashboards"
 LOKI_CONFIG_PATH = "/etc/loki/local-config.yaml"
 ALLOY_CONFIG_PATH = "/etc/alloy/config.alloy"
 MYSQL_EXPORTER_CNF_PATH = "/etc/mysqld-exporter/.my.cnf"
+POSTGRES_EXPORTER_PASSWORD_PATH = "/etc/postgres-exporter/password"
+REDIS_EXPORTER_PASSWORD_PATH = "/etc/redis-exporter/passwords.json"
+REDIS_EXPORTER_TARGET = "redis://redis:6379"
+GRAFANA_ADMIN_PASSWORD_PATH = "/etc/grafana/admin_password"
 DATASOURCE_UID = "prometheus"
 DINGTALK_TARGET = "operators"
 
@@ -746,9 +749,19 @@ def render_mysql_exporter_cnf(password: str) -> str:
     return f'[client]\nuser = {EXPORTER_USER}\npassword = "{password}"\nhost = mysql\nport = 3306\n'
 
 
-def postgres_exporter_dsn(password: str) -> str:
-    """DATA_SOURCE_NAME of the PostgreSQL exporter: its own account, on Synapse's database."""
-    return f"postgresql://{EXPORTER_USER}:{quote(password, safe='')}@postgres:5432/synapse?sslmode=disable"
+def postgres_exporter_environment(database: str) -> list[str]:
+    """The PostgreSQL exporter's login: its own account on Synapse's database, its password read
+    from POSTGRES_EXPORTER_PASSWORD_PATH (never in the environment)."""
+    return [
+        f"DATA_SOURCE_URI=postgres:5432/{database}?sslmode=disable",
+        f"DATA_SOURCE_USER={EXPORTER_USER}",
+        f"DATA_SOURCE_PASS_FILE={POSTGRES_EXPORTER_PASSWORD_PATH}",
+    ]
+
+
+def render_redis_exporter_passwords(password: str) -> str:
+    """The Redis exporter's password file: JSON mapping each Redis address it scrapes to its password."""
+    return json.dumps({REDIS_EXPORTER_TARGET: password})
 
 
 def postgres_exporter_account(database_user: str, database: str) -> tuple[list[str], str]:

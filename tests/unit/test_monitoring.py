@@ -3,6 +3,7 @@ receivers wired from settings and secrets, and the hosts the proxy serves it on.
 
 from __future__ import annotations
 
+import json
 import shlex
 from typing import Any
 
@@ -194,10 +195,13 @@ def test_the_admin_password_is_generated_and_exported_as_a_secret(evaluate: Eval
     assert value == "generated-monitoring-admin-password" and secret
 
 
-def test_grafana_gets_the_admin_password_as_a_secret(evaluate: Evaluate) -> None:
-    grafana = evaluate("prod").container("monitoring-grafana")
-    assert "GF_SECURITY_ADMIN_PASSWORD=generated-monitoring-admin-password" in grafana.value("envs")
-    assert grafana.is_secret("envs")
+def test_grafana_reads_the_admin_password_from_a_secret_file(evaluate: Evaluate) -> None:
+    evaluation = evaluate("prod")
+    grafana = evaluation.container("monitoring-grafana")
+    assert "GF_SECURITY_ADMIN_PASSWORD__FILE=/etc/grafana/admin_password" in grafana.value("envs")
+    assert not any("generated-monitoring-admin-password" in entry for entry in grafana.value("envs"))
+    assert _upload(evaluation, "monitoring-grafana", "/etc/grafana/admin_password")["content"] == "generated-monitoring-admin-password"
+    assert grafana.is_secret("uploads")
 
 
 def test_synapse_metrics_are_scraped_with_the_index_label_in_full(evaluate: Evaluate) -> None:
@@ -250,7 +254,13 @@ def test_grafana_host_needs_full_monitoring(evaluate: Evaluate) -> None:
 def test_database_exporters_log_in_with_an_account_of_their_own(evaluate: Evaluate) -> None:
     evaluation = evaluate("prod")
     envs = evaluation.container("monitoring-postgres-exporter").value("envs")
-    assert envs == ["DATA_SOURCE_NAME=postgresql://exporter:generated-monitoring-exporter-password@postgres:5432/synapse?sslmode=disable"]
+    assert envs == [
+        "DATA_SOURCE_URI=postgres:5432/synapse?sslmode=disable",
+        "DATA_SOURCE_USER=exporter",
+        "DATA_SOURCE_PASS_FILE=/etc/postgres-exporter/password",
+    ]
+    password = _upload(evaluation, "monitoring-postgres-exporter", "/etc/postgres-exporter/password")["content"]
+    assert password == "generated-monitoring-exporter-password"
     cnf = _upload(evaluation, "monitoring-mysql-exporter", "/etc/mysqld-exporter/.my.cnf")["content"]
     assert cnf.startswith('[client]\nuser = exporter\npassword = "generated-monitoring-exporter-password"\n')
 
@@ -279,3 +289,12 @@ def test_prometheus_offers_no_lifecycle_api(evaluate: Evaluate, stack: str) -> N
     command = evaluate(stack).container("monitoring-prometheus").value("command")
     assert "--config.file=/etc/prometheus/prometheus.yml" in command
     assert not any("lifecycle" in argument for argument in command)
+
+
+def test_the_redis_exporter_reads_its_password_from_a_secret_file(evaluate: Evaluate) -> None:
+    evaluation = evaluate("prod")
+    exporter = evaluation.container("monitoring-redis-exporter")
+    assert exporter.value("envs") == ["REDIS_ADDR=redis://redis:6379", "REDIS_PASSWORD_FILE=/etc/redis-exporter/passwords.json"]
+    passwords = _upload(evaluation, "monitoring-redis-exporter", "/etc/redis-exporter/passwords.json")["content"]
+    assert json.loads(passwords) == {"redis://redis:6379": "generated-redis-password"}
+    assert exporter.is_secret("uploads")

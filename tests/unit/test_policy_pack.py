@@ -292,12 +292,15 @@ def test_an_unprotected_data_volume_in_dev_passes() -> None:
 
 @pytest.mark.parametrize(
     ("role", "variable"),
-    [("postgres", "POSTGRES_PASSWORD"), ("mysql", "MYSQL_ROOT_PASSWORD"), ("mysql", "MYSQL_PASSWORD"), ("minio", "MINIO_ROOT_PASSWORD")],
+    [
+        ("postgres", "POSTGRES_PASSWORD"), ("mysql", "MYSQL_ROOT_PASSWORD"), ("mysql", "MYSQL_PASSWORD"), ("minio", "MINIO_ROOT_PASSWORD"),
+        ("grafana", "GF_SECURITY_ADMIN_PASSWORD"), ("postgres-exporter", "DATA_SOURCE_NAME"), ("redis-exporter", "REDIS_PASSWORD"),
+    ],
 )
 def test_a_secret_in_the_environment_of_an_image_that_reads_it_from_a_file_is_reported(role: str, variable: str) -> None:
     props = container(labels=[{"label": "selfhosted.role", "value": role}], envs=[f"{variable}=hunter2"])
     assert reports(rules.secrets_in_files, crafted(rules.CONTAINER, role, props)) == [
-        f"{role}: {variable} is in the environment; pass {variable}_FILE with the secret in a file"
+        f"{role}: {variable} is in the environment; pass the secret in a file ({variable}_FILE or the image's own)"
     ]
 
 
