@@ -383,7 +383,8 @@ class SynapseStack(pulumi.ComponentResource):
         """One Synapse worker: the shared config and its own worker.yaml, started once the main process is healthy."""
         assert args.worker_plan is not None
         database = render.homeserver_config(args.settings, args.synapse_tuning, database_host="postgres", tls=args.tls)["database"]
-        worker_yaml = render_workers.render_worker_yaml(worker, database, args.worker_plan, args.settings.metrics)
+        # Secret: the database arguments may carry what the operator put in synapse.extra_config.
+        worker_yaml = pulumi.Output.secret(render_workers.render_worker_yaml(worker, database, args.worker_plan, args.settings.metrics))
         return service_container(
             deployment,
             ServiceContainer(

@@ -134,6 +134,13 @@ def test_computed_files_are_secrets_and_plain_text_files_are_configs(evaluate: E
     assert all(secret.is_secret("data") for secret in secrets if "homeserver" in secret.name)
 
 
+def test_a_workers_config_is_a_secret_on_swarm_too(evaluate: Evaluate) -> None:
+    swarm = evaluate("prod", overrides=SWARM)
+    workers = [secret for secret in swarm.mocks.of_type(SECRET) if "worker-yaml" in secret.name]
+    assert workers and all(secret.is_secret("data") for secret in workers)
+    assert not [config.name for config in swarm.mocks.of_type(CONFIG) if "worker-yaml" in config.name]
+
+
 def test_a_changed_file_is_a_new_secret_so_the_service_rolls_onto_it(evaluate: Evaluate) -> None:
     def homeserver_secret(value: str) -> str:
         overrides = {**SWARM, "synapse": {"max_upload_size": value}}
