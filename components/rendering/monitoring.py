@@ -430,8 +430,8 @@ def alert_catalogue(plan: MonitoringPlan) -> dict[str, list[Alert]]:
             "warning",
             "{{ $labels.mountpoint }} is {{ $value | humanizePercentage }} full (over 90 %).",
             "{{ $labels.mountpoint }} 已使用 {{ $value | humanizePercentage }}（超过 90%）。",
-            "Free space: docker system df, old archives (backup.keep_count), logs; or grow the disk.",
-            "释放空间：docker system df、旧备份（backup.keep_count）、日志；或扩容磁盘。",
+            "Free space: docker system df, old archives (backup.retention), logs; or grow the disk.",
+            "释放空间：docker system df、旧备份（backup.retention）、日志；或扩容磁盘。",
             "host",
         ),
     ]
@@ -466,8 +466,8 @@ def alert_catalogue(plan: MonitoringPlan) -> dict[str, list[Alert]]:
             "warning",
             "At the next backup the archive disk will not have room for another archive.",
             "下一次备份时，备份磁盘将没有足够空间存放新的归档。",
-            "Lower backup.keep_count or keep_days, copy archives offsite, or grow the disk.",
-            "减少 backup.keep_count 或 keep_days，把归档复制到异地，或扩容磁盘。",
+            "Lower backup.retention.<part>.keep_count or keep_days, copy archives offsite, or grow the disk.",
+            "减少 backup.retention.<部分>.keep_count 或 keep_days，把归档复制到异地，或扩容磁盘。",
             "backup",
         ),
     ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,28 @@ def archives_to_prune(names: list[str], now: datetime, keep_days: int, keep_coun
         if index >= keep_count or taken < cutoff:
             pruned.append(name)
     return pruned
+
+
+@dataclass(frozen=True)
+class Retention:
+    """How long the copies of one part are kept: the newest `keep_count`, none older than `keep_days`."""
+
+    keep_days: int
+    keep_count: int
+
+
+def archives_no_part_keeps(holdings: dict[str, list[str]], now: datetime, retention: dict[str, Retention]) -> list[str]:
+    """The archives to delete: those that no part's retention keeps, newest first.
+
+    `holdings` gives each archive's parts (none for an unreadable archive or one holding only
+    the configuration). Each part keeps its copies by its own retention, the newest copy always;
+    an archive stays while any part it holds keeps it. The newest archive always stays."""
+    names = archives_newest_first(list(holdings))
+    kept = set(names[:1])
+    for part, rule in retention.items():
+        holding = [name for name in names if part in holdings[name]]
+        kept.update(set(holding) - set(archives_to_prune(holding, now, rule.keep_days, rule.keep_count)))
+    return [name for name in names if name not in kept]
 
 
 def sha256_file(path: Path) -> str:

@@ -21,10 +21,15 @@
     backupctl metrics                   the last run and the archive disk, as Prometheus metrics
                                         (the scheduler also serves them on the job's metrics_port)
 
-PARTS is a comma-separated list of synapse (database, media and signing key), mysql and bucket;
-without --only, every part of the stack. A part may have a schedule of its own (the job's
-part_schedules), so its newest copy may sit in another archive than the others': `latest` means,
-for each part, the newest archive that holds it.
+PARTS is a comma-separated list of synapse (its database and signing key: the data volume
+without the media store), media (Synapse's media store), mysql and bucket; without --only, every
+part of the stack. A part may have a schedule of its own (the job's part_schedules), so its newest
+copy may sit in another archive than the others': `latest` means, for each part, the newest
+archive that holds it. An archive of the old layout (one synapse-data.tar.gz with the media
+store inside) gives synapse the volume without the media store and media the media store.
+
+Each part has its own retention (the job's retention: keep_days and keep_count); an archive is
+deleted only when no part it holds keeps it.
 
 Every run is online: PostgreSQL and MySQL are dumped over the network in one transaction each,
 files and objects are copied while the services keep running. The job is described by a JSON
@@ -60,9 +65,11 @@ from zoneinfo import ZoneInfo
 
 from archives import (
     MANIFEST,
+    Retention,
     archive_name,
     archive_time,
     archives_newest_first,
+    archives_no_part_keeps,
     archives_to_prune,
     build_manifest,
     offsite_name,
@@ -79,6 +86,10 @@ WORK_PREFIX = ".work-"
 CHUNK = 1 << 20
 # Files Synapse rewrites on every start: restoring them would only confuse it.
 SYNAPSE_DATA_EXCLUDES = ("./homeserver.pid",)
+MEDIA_STORE = "media_store"
+"""Synapse's media_store_path inside its data volume (components/rendering/synapse.py)."""
+OLD_SYNAPSE_DATA = "synapse-data.tar.gz"
+"""The old layout's one file for Synapse's whole data volume, media store included."""
 
 
 class BackupError(Exception):
@@ -165,8 +176,8 @@ class Job:
 
     stack: str
     schedule: str
-    keep_days: int
-    keep_count: int
+    retention: dict[str, Retention]
+    """Each part's retention."""
     timeout_seconds: int
     archive_dir: Path
     postgres: Postgres | None = None
@@ -236,8 +247,7 @@ class Job:
         return cls(
             stack=document["stack"],
             schedule=document["schedule"],
-            keep_days=int(document["keep_days"]),
-            keep_count=int(document["keep_count"]),
+            retention={part: Retention(**rule) for part, rule in document["retention"].items()},
             timeout_seconds=int(document["timeout_seconds"]),
             archive_dir=Path(document["archive_dir"]),
             postgres=section("postgres", Postgres),
@@ -409,21 +419,58 @@ def restore_mysql(job: Job, source: Path, work: Path) -> None:
         run(["mariadb", f"--defaults-extra-file={my.defaults_file}"], feed=compressed)
 
 
-def dump_synapse_data(job: Job, target: Path, work: Path) -> None:
-    """Media store and signing key; numeric owners, so the restore gives Synapse's user its files back."""
+def _synapse_media(job: Job) -> Path:
     assert job.synapse_data is not None
-    excludes = [f"--exclude={pattern}" for pattern in SYNAPSE_DATA_EXCLUDES]
-    # Status 1: a file changed while it was read (a thumbnail being written); the rest is complete.
+    return job.synapse_data / MEDIA_STORE
+
+
+def dump_synapse_files(job: Job, target: Path, work: Path) -> None:
+    """Synapse's data volume without its media store: the signing key and what else Synapse keeps there.
+
+    Numeric owners, so the restore gives Synapse's user its files back."""
+    assert job.synapse_data is not None
+    excludes = [f"--exclude={pattern}" for pattern in (*SYNAPSE_DATA_EXCLUDES, f"./{MEDIA_STORE}")]
     run(["tar", "--create", "--gzip", "--numeric-owner", *excludes, "--file", str(target),
-         "--directory", str(job.synapse_data), "."], ok_codes=(0, 1))
+         "--directory", str(job.synapse_data), "."])
 
 
-def restore_synapse_data(job: Job, source: Path, work: Path) -> None:
-    """Replace the data volume's content (a fresh volume holds a new, wrong signing key)."""
+def restore_synapse_files(job: Job, source: Path, work: Path) -> None:
+    """Replace the data volume's content but the media store (a fresh volume holds a new, wrong signing key).
+
+    Also reads the old layout's synapse-data.tar.gz, whose media store is left to the media part."""
     assert job.synapse_data is not None
-    _empty_directory(job.synapse_data)
+    for child in job.synapse_data.iterdir():
+        if child.name != MEDIA_STORE:
+            _remove(child)
+    run(["tar", "--extract", "--gzip", "--numeric-owner", "--same-permissions", f"--exclude=./{MEDIA_STORE}",
+         "--file", str(source), "--directory", str(job.synapse_data)])
+
+
+def dump_synapse_media(job: Job, target: Path, work: Path) -> None:
+    """Synapse's media store; an empty archive while Synapse has stored no media yet."""
+    media = _synapse_media(job)
+    # Status 1: a file changed while it was read (a thumbnail being written); the rest is complete.
+    contents = ["--directory", str(media), "."] if media.is_dir() else ["--files-from", "/dev/null"]
+    run(["tar", "--create", "--gzip", "--numeric-owner", "--file", str(target), *contents], ok_codes=(0, 1))
+
+
+def restore_synapse_media(job: Job, source: Path, work: Path) -> None:
+    """Make the media store hold exactly the archived media."""
+    media = _synapse_media(job)
+    media.mkdir(exist_ok=True)
+    _empty_directory(media)
     run(["tar", "--extract", "--gzip", "--numeric-owner", "--same-permissions", "--file", str(source),
-         "--directory", str(job.synapse_data)])
+         "--directory", str(media)])
+
+
+def restore_old_synapse_media(job: Job, source: Path, work: Path) -> None:
+    """The media store out of the old layout's synapse-data.tar.gz, which holds the whole data volume."""
+    assert job.synapse_data is not None
+    media = _synapse_media(job)
+    media.mkdir(exist_ok=True)
+    _empty_directory(media)
+    run(["tar", "--extract", "--gzip", "--numeric-owner", "--same-permissions", "--file", str(source),
+         "--directory", str(job.synapse_data), f"./{MEDIA_STORE}"])
 
 
 def _bucket_flags(bucket: Bucket) -> list[str]:
@@ -463,7 +510,8 @@ class Part:
     """One file in the archive: how it is taken, how it is put back, and whether this job has it."""
 
     name: str
-    dump: Callable[[Job, Path, Path], None]
+    dump: Callable[[Job, Path, Path], None] | None
+    """None: a file of an old layout, read but no longer written."""
     restore: Callable[[Job, Path, Path], None] | None
     """None: kept for reference only."""
     enabled: Callable[[Job], bool]
@@ -471,15 +519,37 @@ class Part:
     """The part a run or restore can be limited to (--only); None: in every archive, for reference."""
 
 
-# Restore order: databases first, then the files and objects that rows refer to.
+def _has_synapse_data(job: Job) -> bool:
+    return job.synapse_data is not None
+
+
+# What a run writes, in archive order.
 PARTS = (
     Part("synapse-postgres.pgdump", dump_postgres, restore_postgres, lambda job: job.postgres is not None, group="synapse"),
     Part("voicegrow-mysql.sql.gz", dump_mysql, restore_mysql, lambda job: job.mysql is not None, group="mysql"),
-    Part("synapse-data.tar.gz", dump_synapse_data, restore_synapse_data, lambda job: job.synapse_data is not None, group="synapse"),
+    Part("synapse-files.tar.gz", dump_synapse_files, restore_synapse_files, _has_synapse_data, group="synapse"),
+    Part("synapse-media.tar.gz", dump_synapse_media, restore_synapse_media, _has_synapse_data, group="media"),
     Part("voicegrow-bucket.tar.gz", dump_bucket, restore_bucket, lambda job: job.bucket is not None, group="bucket"),
     # The deployment renders the configuration again; the copy is for reading, not restoring.
     Part("configs.tar.gz", dump_configs, None, lambda job: job.configs_dir is not None),
 )
+_WRITTEN = {part.name: part for part in PARTS}
+
+# What a restore reads, in restore order: databases first, then the files and objects that rows
+# refer to. The old layout's synapse-data.tar.gz serves two parts: synapse takes the volume
+# without the media store, media takes the media store.
+RESTORE_ORDER = (
+    _WRITTEN["synapse-postgres.pgdump"],
+    _WRITTEN["voicegrow-mysql.sql.gz"],
+    _WRITTEN["synapse-files.tar.gz"],
+    Part(OLD_SYNAPSE_DATA, None, restore_synapse_files, _has_synapse_data, group="synapse"),
+    _WRITTEN["synapse-media.tar.gz"],
+    Part(OLD_SYNAPSE_DATA, None, restore_old_synapse_media, _has_synapse_data, group="media"),
+    _WRITTEN["voicegrow-bucket.tar.gz"],
+)
+
+SIZED_AS = {**{part.name: part.group for part in PARTS if part.group is not None}, OLD_SYNAPSE_DATA: "media"}
+"""The part each file's size counts for; the old layout's whole data volume is almost all media."""
 
 
 # --- archives -----------------------------------------------------------------------------------
@@ -498,12 +568,16 @@ def locked(job: Job) -> Iterator[None]:
         yield
 
 
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink()
+
+
 def _empty_directory(path: Path) -> None:
     for child in path.iterdir():
-        if child.is_dir() and not child.is_symlink():
-            shutil.rmtree(child)
-        else:
-            child.unlink()
+        _remove(child)
 
 
 def _remove_leftovers(job: Job) -> None:
@@ -528,6 +602,7 @@ def write_archive(target: Path, work: Path, parts: list[Part], job: Job, started
         for part in parts:
             started = time.monotonic()
             path = work / part.name
+            assert part.dump is not None, f"{part.name} is read, no longer written"
             part.dump(job, path, work)
             entries[part.name] = part_entry(path)
             archive.add(path, arcname=part.name, recursive=False)
@@ -832,12 +907,12 @@ def copy_offsite(job: Job, archive: Path) -> str | None:
 
 def prune(job: Job, at: datetime) -> list[str]:
     """Delete the archives retention no longer keeps; return their names."""
-    names = [path.name for path in job.archive_dir.iterdir()]
-    newest_of_a_part = set(newest_archive_per_part(job).values())
-    pruned = [name for name in archives_to_prune(names, at, job.keep_days, job.keep_count) if name not in newest_of_a_part]
+    names = archives_newest_first([path.name for path in job.archive_dir.iterdir()])
+    holdings = {name: held_parts(job.archive_dir / name) for name in names}
+    pruned = archives_no_part_keeps(holdings, at, job.retention)
     for name in pruned:
         (job.archive_dir / name).unlink()
-        log(f"pruned {name} (keeping {job.keep_count} archives, {job.keep_days} days)")
+        log(f"pruned {name} (holding {', '.join(holdings[name]) or 'no part'}): no part's retention keeps it")
     return pruned
 
 
@@ -904,10 +979,18 @@ def fetch(job: Job, selector: str) -> int:
     return 0
 
 
+def held_parts(archive: Path) -> list[str]:
+    """The parts an archive holds; none when it cannot be read (a damaged archive is nobody's copy)."""
+    try:
+        return archive_parts(archive)
+    except (tarfile.TarError, KeyError, ValueError, BackupError, OSError):
+        return []
+
+
 def archive_parts(archive: Path) -> list[str]:
-    """The parts (synapse, mysql, bucket) an archive holds, by its manifest."""
+    """The parts (synapse, mysql, media, bucket) an archive holds, by its manifest, in restore order."""
     names = set(read_manifest(archive).get("parts", {}))
-    return list(dict.fromkeys(part.group for part in PARTS if part.group is not None and part.name in names))
+    return list(dict.fromkeys(part.group for part in RESTORE_ORDER if part.name in names))
 
 
 def newest_archive_per_part(job: Job) -> dict[str, str]:
@@ -915,11 +998,7 @@ def newest_archive_per_part(job: Job) -> dict[str, str]:
     newest: dict[str, str] = {}
     names = archives_newest_first([path.name for path in job.archive_dir.iterdir()]) if job.archive_dir.is_dir() else []
     for name in names:
-        try:
-            parts = archive_parts(job.archive_dir / name)
-        except (tarfile.TarError, KeyError, ValueError, BackupError):
-            continue  # a damaged archive is nobody's newest
-        for part in parts:
+        for part in held_parts(job.archive_dir / name):
             newest.setdefault(part, name)
         if len(newest) == len(job.parts()):
             break
@@ -989,7 +1068,7 @@ def restore_archive(job: Job, archive: Path, parts: list[str]) -> None:
         try:
             manifest = extract_archive(archive, work)
             log(f"restoring {', '.join(parts)} from {archive.name} (taken {manifest.get('created')}, stack {manifest.get('stack')})")
-            for part in PARTS:
+            for part in RESTORE_ORDER:
                 if part.restore is None or part.group not in parts or part.name not in manifest["parts"]:
                     continue
                 part_started = time.monotonic()
