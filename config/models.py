@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 from urllib.parse import urlsplit
@@ -15,6 +16,8 @@ from urllib.parse import urlsplit
 from cryptography import x509
 from pydantic import Field, field_validator, model_validator
 
+from components.images.backup.archives import PartPlan, Retention
+from components.images.backup.cron import CronSchedule
 from config.base import Settings
 from config.environments import EnvironmentName, LogLevel, RegistrationMode, TlsMode
 from config.hardening import CAPABILITIES, POLICIES, SecurityPolicy
@@ -580,6 +583,16 @@ class BackupSettings(Settings):
         default=PartSchedules(), description="Parts backed up on a schedule of their own instead of `schedule`."
     )
     retention: BackupRetention = Field(default=BackupRetention(), description="How long each part's copies are kept.")
+
+    def part_plans(self, parts: list[str], at: datetime) -> dict[str, PartPlan]:
+        """Each of `parts` with the schedule it follows and its retention, to project the archives' size."""
+        plans = {}
+        for part in parts:
+            expression = getattr(self.part_schedules, part) or self.schedule
+            rule = getattr(self.retention, part)
+            runs_per_day = CronSchedule.parse(expression, self.timezone).runs_per_day(at)
+            plans[part] = PartPlan(expression, runs_per_day, Retention(rule.keep_days, rule.keep_count))
+        return plans
     host_path: str | None = Field(default=None, pattern=r"^/\S+$", description="Host directory for archives; default: a named volume.")
     timeout_minutes: int = Field(
         default=120, ge=1, le=1440, description="A run still going after this long is stopped and counts as failed."
@@ -744,6 +757,12 @@ class StackSettings(Settings):
     backup: BackupSettings
     healer: HealerSettings = HealerSettings()
     firewall: FirewallSettings
+
+    def backup_parts(self) -> list[str]:
+        """The parts the backup job takes: Synapse's with Synapse, VoiceGrow's with VoiceGrow, in restore order."""
+        present = {"synapse": self.synapse.enabled, "mysql": self.voicegrow.enabled, "media": self.synapse.enabled,
+                   "bucket": self.voicegrow.enabled}
+        return [part for part in BACKUP_PARTS if present[part]]
 
     @property
     def remote_media_purge_runs(self) -> bool:

@@ -470,6 +470,20 @@ def alert_catalogue(plan: MonitoringPlan) -> dict[str, list[Alert]]:
             "减少 backup.retention.<部分>.keep_count 或 keep_days，把归档复制到异地，或扩容磁盘。",
             "backup",
         ),
+        Alert(
+            "BackupRetentionDoesNotFit",
+            # The archives there now are among those retention will hold: they count as room.
+            "backup_retention_projected_bytes > backup_archive_free_bytes + backup_archives_bytes",
+            "30m",
+            "warning",
+            "At retention the archives will take {{ $value | humanize }}B, more than their disk has for them.",
+            "按保留策略，归档最终将占用 {{ $value | humanize }}B，超过其磁盘可用的空间。",
+            "docker logs <prefix>-backup shows 'at retention the archives take' part by part: keep fewer copies of the "
+            "largest part (backup.retention.<part>.keep_count), take it less often (backup.part_schedules.<part>), or grow the disk.",
+            "docker logs <前缀>-backup 中的 'at retention the archives take' 列出各部分的占用：减少最大部分的副本数"
+            "（backup.retention.<部分>.keep_count），降低其备份频率（backup.part_schedules.<部分>），或扩容磁盘。",
+            "backup",
+        ),
     ]
     groups["healer"] = [
         Alert(

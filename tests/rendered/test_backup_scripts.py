@@ -389,6 +389,34 @@ def test_retention_prunes_by_count_and_age_once_a_new_archive_exists(sources: So
     assert (sources.archives / "notes.txt").exists()
 
 
+def test_a_run_records_and_logs_what_the_archives_will_take_at_retention(sources: Sources) -> None:
+    result = _backupctl(sources, "now")
+    assert result.returncode == 0, result.stderr
+    sizes = {name: entry["size"] for name, entry in _manifest(sources.archives / _archives(sources)[0])["parts"].items()}
+    one_run = sum(size for name, size in sizes.items() if name != "configs.tar.gz")
+
+    # Every part daily, three copies each, all in the same runs: three runs kept and one being written.
+    assert json.loads(_backupctl(sources, "status").stdout)["projected_bytes"] == 4 * one_run
+    media = sizes["synapse-media.tar.gz"]
+    assert "at retention the archives take synapse 3 x " in result.stderr and f"media 3 x {media / 1e9:.1f} GB" in result.stderr
+
+
+def test_the_projection_sizes_each_part_by_the_newest_archive_holding_it(sources: Sources) -> None:
+    _old_layout_archive(sources)
+    _set_job(sources, part_schedules={"media": "0 3 * * 0"})
+    _run(sources, "synapse,mysql,bucket")
+    job = backupctl.Job.load(str(sources.config))
+    sizes = backupctl.part_sizes(job)
+    old = _manifest(sources.archives / _archives(sources)[1])["parts"]
+    # The old layout's whole data volume counts as media; the synapse part is its database and files.
+    assert sizes["media"] == old["synapse-data.tar.gz"]["size"]
+    new = _manifest(sources.archives / _archives(sources)[0])["parts"]
+    assert sizes["synapse"] == new["synapse-postgres.pgdump"]["size"] + new["synapse-files.tar.gz"]["size"]
+    projection = archives.project_retention(job.part_plans(datetime.now(timezone.utc)), sizes)
+    # Daily parts: three copies within seven days; weekly media: one.
+    assert projection.copies == {"synapse": 3, "mysql": 3, "bucket": 3, "media": 1}
+
+
 def test_an_unreadable_archive_is_pruned_once_a_newer_one_exists(sources: Sources) -> None:
     sources.archives.mkdir()
     damaged = archives.archive_name(datetime.now(timezone.utc) - timedelta(hours=1))

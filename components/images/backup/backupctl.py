@@ -19,7 +19,8 @@
     backupctl health                    exit 0 while the last success is recent enough
     backupctl status                    the last run, as JSON
     backupctl metrics                   the last run and the archive disk, as Prometheus metrics
-                                        (the scheduler also serves them on the job's metrics_port)
+                                        (the scheduler also serves them on the job's metrics_port),
+                                        with what the archives will take at retention
 
 PARTS is a comma-separated list of synapse (its database and signing key: the data volume
 without the media store), media (Synapse's media store), mysql and bucket; without --only, every
@@ -65,6 +66,7 @@ from zoneinfo import ZoneInfo
 
 from archives import (
     MANIFEST,
+    PartPlan,
     Retention,
     archive_name,
     archive_time,
@@ -75,6 +77,7 @@ from archives import (
     offsite_name,
     owned_archives,
     part_entry,
+    project_retention,
     verify_manifest,
 )
 from cron import CronSchedule
@@ -208,6 +211,14 @@ class Job:
         plans = [(self.main_schedule(), [part for part in self.parts() if part not in own])]
         plans += [(CronSchedule.parse(expression, self.timezone), [part]) for part, expression in own.items()]
         return plans
+
+    def part_plans(self, at: datetime) -> dict[str, PartPlan]:
+        """Each part with the schedule it follows and its retention."""
+        return {
+            part: PartPlan(schedule.expression, schedule.runs_per_day(at), self.retention[part])
+            for schedule, parts in self.schedules()
+            for part in parts
+        }
 
     def next_run(self, at: datetime) -> tuple[datetime, list[str] | None]:
         """When the next scheduled run starts and its parts (None: every part, as `now` takes them)."""
@@ -863,6 +874,7 @@ def take_backup(job: Job, only: list[str] | None = None, before_change: bool = F
             log(f"archive {name}: {size / 1e6:.1f} MB in {duration:.1f} s")
             # Pruned only now that a newer archive exists (offsite: once it is there too).
             prune(job, now())
+            projected = projected_bytes(job, now())
             offsite_error = copy_offsite(job, job.archive_dir / name)
     except (BackupError, OSError) as error:
         log(f"backup FAILED after {time.monotonic() - started:.1f} s: {error}")
@@ -873,7 +885,8 @@ def take_backup(job: Job, only: list[str] | None = None, before_change: bool = F
                      last_failure=_iso(started_at))
         return 1
     write_status(job, last_run=_iso(started_at), last_result="ok", last_error=None, last_archive=name,
-                 last_success=_iso(started_at), last_duration_seconds=round(duration, 1), last_size_bytes=size)
+                 last_success=_iso(started_at), last_duration_seconds=round(duration, 1), last_size_bytes=size,
+                 projected_bytes=projected)
     print(json.dumps({"archive": name, "size_bytes": size, "duration_seconds": round(duration, 1)}))
     return 0
 
@@ -914,6 +927,22 @@ def prune(job: Job, at: datetime) -> list[str]:
         (job.archive_dir / name).unlink()
         log(f"pruned {name} (holding {', '.join(holdings[name]) or 'no part'}): no part's retention keeps it")
     return pruned
+
+
+def part_sizes(job: Job) -> dict[str, int]:
+    """Each part's size in the newest archive holding it, by that archive's manifest."""
+    sizes: dict[str, int] = {}
+    for part, name in newest_archive_per_part(job).items():
+        entries = read_manifest(job.archive_dir / name).get("parts", {})
+        sizes[part] = sum(entry["size"] for file, entry in entries.items() if SIZED_AS.get(file) == part)
+    return sizes
+
+
+def projected_bytes(job: Job, at: datetime) -> int:
+    """What the archives will take once each part's retention holds all it keeps; logged part by part."""
+    projection = project_retention(job.part_plans(at), part_sizes(job))
+    log(f"at retention the archives take {projection.described()}")
+    return projection.total_bytes
 
 
 def offsite_archives(offsite: Offsite) -> list[str]:
@@ -1130,7 +1159,12 @@ def metrics_text(job: Job, status: dict[str, Any], started: datetime, at: dateti
         "backup_interval_seconds": ("Longest interval between two scheduled runs", schedule.longest_gap(at).total_seconds()),
         "backup_next_run_timestamp_seconds": ("When the next scheduled run starts", job.next_run(at)[0].timestamp()),
         "backup_archives": ("Archives kept", float(len(archives_newest_first(os.listdir(job.archive_dir))))),
+        "backup_archives_bytes": ("What the archives take now", _archives_bytes(job.archive_dir)),
         "backup_archive_free_bytes": ("Free space where the archives are written", _free_bytes(job.archive_dir)),
+        "backup_retention_projected_bytes": (
+            "What the archives will take once retention holds all it keeps, during a run (at the last success)",
+            status.get("projected_bytes"),
+        ),
     }
     if status.get("last_result") in ("ok", "failed"):
         values["backup_last_run_success"] = (values["backup_last_run_success"][0], float(status["last_result"] == "ok"))
@@ -1144,6 +1178,10 @@ def metrics_text(job: Job, status: dict[str, Any], started: datetime, at: dateti
 def _timestamp(text: str | None) -> float | None:
     moment = _parse_iso(text)
     return moment.timestamp() if moment else None
+
+
+def _archives_bytes(directory: Path) -> float:
+    return float(sum((directory / name).stat().st_size for name in archives_newest_first(os.listdir(directory))))
 
 
 def _free_bytes(directory: Path) -> float:
