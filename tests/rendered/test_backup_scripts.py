@@ -831,6 +831,20 @@ def test_restoring_media_alone_brings_back_the_media_store_and_leaves_the_databa
     assert (sources.synapse_data / SIGNING_KEY).read_text() == "ed25519 a_NEW a fresh stack's key\n"
 
 
+@pytest.mark.parametrize("layout", ["new", "old"])
+def test_a_backup_taken_before_any_media_restores_an_empty_media_store_synapse_can_write(sources: Sources, layout: str) -> None:
+    # Synapse has stored no media yet, at the backup and still at the restore (a fresh volume).
+    shutil.rmtree(sources.synapse_data / "media_store")
+    archive = _take_backup(sources) if layout == "new" else _old_layout_archive(sources)
+
+    result = _backupctl(sources, "restore", archive.name, "--only", "media")
+
+    assert result.returncode == 0, result.stderr
+    media = sources.synapse_data / "media_store"
+    assert list(media.iterdir()) == []
+    assert (media.stat().st_uid, media.stat().st_mode) == (sources.synapse_data.stat().st_uid, sources.synapse_data.stat().st_mode)
+
+
 def _dump_old_synapse_data(job: backupctl.Job, target: Path, work: Path) -> None:
     """How runs wrote Synapse's data before media had a part of its own: the whole volume in one file."""
     assert job.synapse_data is not None

@@ -48,6 +48,7 @@ import json
 import os
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tarfile
@@ -435,6 +436,21 @@ def _synapse_media(job: Job) -> Path:
     return job.synapse_data / MEDIA_STORE
 
 
+def _emptied_media_store(job: Job) -> Path:
+    """The media store, emptied; created as its data volume is (owner and mode) when missing,
+    so that Synapse can write into it."""
+    assert job.synapse_data is not None
+    media = _synapse_media(job)
+    if media.is_dir():
+        _empty_directory(media)
+    else:
+        volume = job.synapse_data.stat()
+        media.mkdir()
+        os.chown(media, volume.st_uid, volume.st_gid)
+        media.chmod(stat.S_IMODE(volume.st_mode))
+    return media
+
+
 def dump_synapse_files(job: Job, target: Path, work: Path) -> None:
     """Synapse's data volume without its media store: the signing key and what else Synapse keeps there.
 
@@ -467,9 +483,7 @@ def dump_synapse_media(job: Job, target: Path, work: Path) -> None:
 
 def restore_synapse_media(job: Job, source: Path, work: Path) -> None:
     """Make the media store hold exactly the archived media."""
-    media = _synapse_media(job)
-    media.mkdir(exist_ok=True)
-    _empty_directory(media)
+    media = _emptied_media_store(job)
     run(["tar", "--extract", "--gzip", "--numeric-owner", "--same-permissions", "--file", str(source),
          "--directory", str(media)])
 
@@ -477,11 +491,15 @@ def restore_synapse_media(job: Job, source: Path, work: Path) -> None:
 def restore_old_synapse_media(job: Job, source: Path, work: Path) -> None:
     """The media store out of the old layout's synapse-data.tar.gz, which holds the whole data volume."""
     assert job.synapse_data is not None
-    media = _synapse_media(job)
-    media.mkdir(exist_ok=True)
-    _empty_directory(media)
-    run(["tar", "--extract", "--gzip", "--numeric-owner", "--same-permissions", "--file", str(source),
-         "--directory", str(job.synapse_data), f"./{MEDIA_STORE}"])
+    _emptied_media_store(job)
+    try:
+        run(["tar", "--extract", "--gzip", "--numeric-owner", "--same-permissions", "--file", str(source),
+             "--directory", str(job.synapse_data), f"./{MEDIA_STORE}"])
+    except BackupError as error:
+        # Taken before Synapse had stored any media: there is none to bring back.
+        if f"./{MEDIA_STORE}: Not found in archive" not in str(error):
+            raise
+        log(f"{source.name} holds no media store: the media store is left empty")
 
 
 def _bucket_flags(bucket: Bucket) -> list[str]:
