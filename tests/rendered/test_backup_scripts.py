@@ -27,6 +27,7 @@ from pathlib import Path
 import pytest
 
 from components.rendering import backup as render
+from components.rendering import synapse as synapse_render
 from config import resolve_settings
 from config.models import BACKUP_PARTS, BackupRetention, BackupSettings, OffsiteSettings, PartRetention
 from tests.program import ROOT
@@ -783,6 +784,10 @@ def _members(archive: Path, part: str, tmp_path: Path) -> list[str]:
         opened.extract(part, tmp_path, filter="data")
     with tarfile.open(tmp_path / part) as inner:
         return sorted(inner.getnames())
+
+
+def test_the_media_part_is_where_synapse_keeps_its_media() -> None:
+    assert synapse_render.MEDIA_STORE_PATH == f"{synapse_render.DATA_DIR}/{backupctl.MEDIA_STORE}"
 
 
 def test_the_synapse_part_holds_the_database_and_the_data_volume_without_its_media_store(sources: Sources, tmp_path: Path) -> None:

@@ -457,8 +457,9 @@ def dump_synapse_files(job: Job, target: Path, work: Path) -> None:
     Numeric owners, so the restore gives Synapse's user its files back."""
     assert job.synapse_data is not None
     excludes = [f"--exclude={pattern}" for pattern in (*SYNAPSE_DATA_EXCLUDES, f"./{MEDIA_STORE}")]
+    # Status 1: a file changed while it was read; the rest is complete.
     run(["tar", "--create", "--gzip", "--numeric-owner", *excludes, "--file", str(target),
-         "--directory", str(job.synapse_data), "."])
+         "--directory", str(job.synapse_data), "."], ok_codes=(0, 1))
 
 
 def restore_synapse_files(job: Job, source: Path, work: Path) -> None:
