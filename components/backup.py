@@ -126,7 +126,13 @@ class BackupJob(pulumi.ComponentResource):
                     bucket=render.BucketSource(MINIO_ENDPOINT, voicegrow.bucket_name) if voicegrow else None,
                     synapse_data=synapse is not None,
                     configs=True,
-                    services={"synapse": names["synapse"], "mysql": names["voicegrow"], "bucket": names["voicegrow"]},
+                    services={
+                        "synapse": names["synapse"],
+                        "mysql": names["voicegrow"],
+                        # Synapse and its media workers write the media store.
+                        "media": names["synapse"],
+                        "bucket": names["voicegrow"],
+                    },
                     media_purge=media_purge,
                     state_compression=state_compression,
                 ),

@@ -159,7 +159,15 @@ def _defaults(
             "log_level": "INFO" if env.log_level == "DEBUG" else env.log_level,
         },
         "voicegrow": {"replicas": env.server_replicas, "debug": env.debug, "log_level": env.log_level},
-        "backup": {"enabled": env.backup_schedule is not None, "schedule": env.backup_schedule or "0 2 * * *"},
+        "backup": {
+            "enabled": env.backup_schedule is not None,
+            "schedule": env.backup_schedule or "0 2 * * *",
+            "part_schedules": dict(env.backup_part_schedules),
+            "retention": {
+                part: {"keep_days": keep_days, "keep_count": keep_count}
+                for part, (keep_days, keep_count) in env.backup_retention.items()
+            },
+        },
     }
 
 

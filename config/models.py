@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 from urllib.parse import urlsplit
@@ -15,6 +16,8 @@ from urllib.parse import urlsplit
 from cryptography import x509
 from pydantic import Field, field_validator, model_validator
 
+from components.images.backup.archives import PartPlan, Retention
+from components.images.backup.cron import CronSchedule
 from config.base import Settings
 from config.environments import EnvironmentName, LogLevel, RegistrationMode, TlsMode
 from config.hardening import CAPABILITIES, POLICIES, SecurityPolicy
@@ -517,16 +520,59 @@ class OffsiteSettings(Settings):
     )
 
 
-class PartSchedules(Settings):
-    """A schedule of its own for a part of the backup (VoiceGrow guide §6.1: MySQL daily, MinIO weekly)."""
+BACKUP_PARTS = ("synapse", "mysql", "media", "bucket")
+"""The parts of a backup, each with its own schedule and retention, in restore order."""
 
-    synapse: CronExpression | None = Field(default=None, description="Synapse's database, media and signing key.")
+
+class PartSchedules(Settings):
+    """A schedule of its own for a part of the backup (VoiceGrow guide §6.1: MySQL daily, MinIO weekly).
+
+    A part without one (null) follows `backup.schedule`."""
+
+    synapse: CronExpression | None = Field(default=None, description="Synapse's database and signing key.")
     mysql: CronExpression | None = Field(default=None, description="VoiceGrow's MySQL database.")
-    bucket: CronExpression | None = Field(default=None, description="VoiceGrow's MinIO bucket.")
+    media: CronExpression | None = Field(
+        default=None, description="Synapse's media store; default weekly (Sunday 03:00), daily (03:30) in prod."
+    )
+    bucket: CronExpression | None = Field(
+        default=None, description="VoiceGrow's MinIO bucket; default weekly (Sunday 03:00), daily (03:30) in prod."
+    )
+
+
+class PartRetention(Settings):
+    """How long the copies of one part are kept."""
+
+    keep_days: int = Field(default=7, ge=1, le=3650, description="Delete copies older than this many days...")
+    keep_count: int = Field(default=7, ge=1, le=10000, description="...and beyond this many newest copies.")
+
+
+class BackupRetention(Settings):
+    """Each part's retention; an archive is deleted only when no part it holds keeps it."""
+
+    synapse: PartRetention = Field(
+        default=PartRetention(), description="Default 7 days and 7 copies; in prod 2 days and 48 (hourly) copies."
+    )
+    mysql: PartRetention = Field(
+        default=PartRetention(), description="Default 7 days and 7 copies; in prod 2 days and 48 (hourly) copies."
+    )
+    media: PartRetention = Field(
+        default=PartRetention(), description="Default 14 days and 2 (weekly) copies; in prod 7 days and 7 (daily) copies."
+    )
+    bucket: PartRetention = Field(
+        default=PartRetention(), description="Default 14 days and 2 (weekly) copies; in prod 7 days and 7 (daily) copies."
+    )
 
 
 class BackupSettings(Settings):
     """Scheduled online backups with retention, and where they are kept."""
+
+    renamed: ClassVar[dict[str, str]] = {
+        key: (
+            f"to backup.retention.<part>.{key}, one per part ({', '.join(BACKUP_PARTS)}): write it as "
+            f"retention: {{{{synapse: {{{{{key}: {{value}}}}}}, mysql: ...}}}} and remove backup.{key}"
+        )
+        for key in ("keep_days", "keep_count")
+    }
 
     enabled: bool = Field(description="Run the backup job; default per environment (off in dev).")
     schedule: CronExpression = Field(description="When to back up (cron, in `timezone`); default daily, hourly in prod.")
@@ -536,8 +582,17 @@ class BackupSettings(Settings):
     part_schedules: PartSchedules = Field(
         default=PartSchedules(), description="Parts backed up on a schedule of their own instead of `schedule`."
     )
-    keep_days: int = Field(default=7, ge=1, le=3650, description="Delete archives older than this many days...")
-    keep_count: int = Field(default=168, ge=1, le=10000, description="...and beyond this many newest archives (168: a week of hourly runs).")
+    retention: BackupRetention = Field(default=BackupRetention(), description="How long each part's copies are kept.")
+
+    def part_plans(self, parts: list[str], at: datetime) -> dict[str, PartPlan]:
+        """Each of `parts` with the schedule it follows and its retention, to project the archives' size."""
+        plans = {}
+        for part in parts:
+            expression = getattr(self.part_schedules, part) or self.schedule
+            rule = getattr(self.retention, part)
+            runs_per_day = CronSchedule.parse(expression, self.timezone).runs_per_day(at)
+            plans[part] = PartPlan(expression, runs_per_day, Retention(rule.keep_days, rule.keep_count))
+        return plans
     host_path: str | None = Field(default=None, pattern=r"^/\S+$", description="Host directory for archives; default: a named volume.")
     timeout_minutes: int = Field(
         default=120, ge=1, le=1440, description="A run still going after this long is stopped and counts as failed."
@@ -702,6 +757,12 @@ class StackSettings(Settings):
     backup: BackupSettings
     healer: HealerSettings = HealerSettings()
     firewall: FirewallSettings
+
+    def backup_parts(self) -> list[str]:
+        """The parts the backup job takes: Synapse's with Synapse, VoiceGrow's with VoiceGrow, in restore order."""
+        present = {"synapse": self.synapse.enabled, "mysql": self.voicegrow.enabled, "media": self.synapse.enabled,
+                   "bucket": self.voicegrow.enabled}
+        return [part for part in BACKUP_PARTS if present[part]]
 
     @property
     def remote_media_purge_runs(self) -> bool:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
 
 from config import ConfigError
@@ -37,9 +38,15 @@ def findings(stack: str) -> list[checks.Finding]:
     if settings.tls == "acme" and settings.proxy.enabled:
         found += checks.dns(settings.proxied_hosts, host.resolve, host.local_addresses())
     if engine:
-        data = host.stack_data_mb(None, settings.prefix)
-        needed = checks.disk_needed_mb(settings.monitoring.retention_size, data, settings.backup.enabled)
-        found.append(checks.disk(engine.root_dir, host.free_mb(engine.root_dir), needed))
+        volumes = host.stack_volumes_mb(None, settings.prefix)
+        backups = (
+            checks.backup_projection(settings.backup, settings.backup_parts(), volumes, datetime.now(timezone.utc))
+            if settings.backup.enabled
+            else None
+        )
+        needed = checks.disk_needed_mb(settings.monitoring.retention_size, backups)
+        archives = round(volumes.get(checks.ARCHIVE_VOLUME, 0.0))
+        found.append(checks.disk(engine.root_dir, host.free_mb(engine.root_dir), needed, archives, backups))
     found.append(checks.clock(host.clock_synchronized()))
     return found
 

@@ -10,9 +10,11 @@ import math
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Literal
 
-from config.models import PublishedPort
+from components.images.backup.archives import Projection, project_retention
+from config.models import BackupSettings, PublishedPort
 from config.profiles import ContainerLimits, size_mb
 from preflight.host import Engine, Listener, Memory
 
@@ -30,6 +32,11 @@ SWAP_STEP_MB = 512
 LOCAL_BACKEND = "file://~"
 """Pulumi's local state backend (~/.pulumi): the deploy's default."""
 UNSPECIFIED = {"0.0.0.0", "::"}
+PART_VOLUMES = {"synapse": "synapse-postgres", "mysql": "voicegrow-mysql", "media": "synapse-data", "bucket": "voicegrow-minio"}
+"""The volume whose size stands for each backup part's: a dump or tarball of it is at most about as
+large (Synapse's data volume is almost all media store; its signing key is a few bytes)."""
+ARCHIVE_VOLUME = "backup"
+"""The volume the archives are written to (without backup.host_path)."""
 
 
 @dataclass(frozen=True)
@@ -140,20 +147,35 @@ def dns(hosts: Iterable[str], resolve: Callable[[str], list[str]], here: set[str
     return findings
 
 
-def disk_needed_mb(retention_size: str, data_mb: int, backups: bool) -> int:
-    """Images, Prometheus's samples, room to grow and, with backups, an archive as large as the data now."""
-    return IMAGES_MB + math.ceil(size_mb(retention_size)) + GROWTH_MB + (data_mb if backups else 0)
+def backup_projection(backup: BackupSettings, parts: list[str], volumes_mb: Mapping[str, float], at: datetime) -> Projection:
+    """The archives at retention, each part's copy as large as its volume is now."""
+    sizes = {part: round(volumes_mb.get(PART_VOLUMES[part], 0.0) * 1e6) for part in parts}
+    return project_retention(backup.part_plans(parts, at), sizes)
 
 
-def disk(path: str, free: int, needed: int) -> Finding:
-    if free < needed:
+def disk_needed_mb(retention_size: str, backups: Projection | None) -> int:
+    """Images, Prometheus's samples, room to grow and, with backups, the archives at retention."""
+    archives = math.ceil(backups.total_bytes / 1e6) if backups is not None else 0
+    return IMAGES_MB + math.ceil(size_mb(retention_size)) + GROWTH_MB + archives
+
+
+def disk(path: str, free: int, needed: int, archives_mb: int = 0, backups: Projection | None = None) -> Finding:
+    """The data root has room for what the stack needs; the archives already there count as room,
+    since retention replaces them."""
+    room = free + archives_mb
+    counted = f"{free} MB free under {path}" + (f" and {archives_mb} MB of archives" if archives_mb else "")
+    detail = f" (backups at retention: {backups.described(10**6, 'MB')})" if backups is not None else ""
+    if room < needed:
+        fix = "free space (`docker system prune` removes unused images) or grow the disk"
+        if backups is not None:
+            fix += ", or keep fewer copies of the largest part (backup.retention.<part>.keep_count) or take it less often (backup.part_schedules.<part>)"
         return Finding(
             "disk",
             "blocking",
-            f"{free} MB free under {path}, the engine's data root; the stack needs {needed} MB (images, metrics, data and "
-            "a backup): free space (`docker system prune` removes unused images) or grow the disk",
+            f"{counted}, the engine's data root; the stack needs {needed} MB (images, metrics, data and "
+            f"backups){detail}: {fix}",
         )
-    return Finding("disk", "ok", f"{free} MB free under {path}; the stack needs {needed} MB")
+    return Finding("disk", "ok", f"{counted}; the stack needs {needed} MB{detail}")
 
 
 def engine(found: Engine | None) -> list[Finding]:

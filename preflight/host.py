@@ -163,12 +163,12 @@ _SIZE = re.compile(r"^([\d.]+)\s*([kMGT]?B)$")
 _UNIT_MB = {"B": 1e-6, "kB": 1e-3, "MB": 1.0, "GB": 1e3, "TB": 1e6}
 
 
-def stack_data_mb(docker_host: str | None, prefix: str) -> int:
-    """What the stack's volumes hold, in MB (Docker reports decimal units)."""
+def stack_volumes_mb(docker_host: str | None, prefix: str) -> dict[str, float]:
+    """What each of the stack's volumes holds, in MB (Docker reports decimal units), by its name after the prefix."""
     volumes = json.loads(_docker(docker_host, "system", "df", "-v", "--format", "{{json .Volumes}}") or "[]")
-    total = 0.0
+    sizes = {}
     for volume in volumes or []:
         match = _SIZE.match(volume.get("Size", ""))
         if volume["Name"].startswith(f"{prefix}-") and match:
-            total += float(match.group(1)) * _UNIT_MB[match.group(2)]
-    return round(total)
+            sizes[volume["Name"][len(prefix) + 1 :]] = float(match.group(1)) * _UNIT_MB[match.group(2)]
+    return sizes

@@ -1,18 +1,19 @@
 #!/usr/bin/env bash
 # Restore a backup archive into a stack's running services.
 #
-#   scripts/restore.sh STACK [ARCHIVE|latest] [--only synapse|mysql|bucket] [--offsite]
+#   scripts/restore.sh STACK [ARCHIVE|latest] [--only synapse|media|mysql|bucket] [--offsite]
 #
 # It checks the archive (default: the newest) against its manifest, stops the containers that
 # write the data (Synapse, the VoiceGrow servers), then the stack's backup container restores
-# PostgreSQL, MySQL, Synapse's media and signing key and the bucket's objects; the containers
+# PostgreSQL, MySQL, Synapse's signing key and media and the bucket's objects; the containers
 # are started again and the script waits until they are healthy. Into a freshly deployed stack
 # (new, empty volumes) it is the disaster-recovery path: deploy, then restore.
 #
-# --only restores one part and leaves the others as they are: synapse (its database, media and
-# signing key; only Synapse is stopped), mysql or bucket (only the VoiceGrow servers are
-# stopped). With `latest`, each part comes from the newest archive that holds it (a part with a
-# schedule of its own, backup.part_schedules, is in other archives than the rest).
+# --only restores one part and leaves the others as they are: synapse (its database and signing
+# key) or media (its media store), for which only Synapse is stopped, mysql or bucket (only the
+# VoiceGrow servers are stopped). With `latest`, each part comes from the newest archive that
+# holds it (a part with a schedule of its own, backup.part_schedules, is in other archives than
+# the rest). An archive of the old layout, with one synapse-data.tar.gz, serves synapse and media.
 #
 # --offsite first fetches the archive (`latest`: the stack's newest offsite one) from the offsite
 # copy into the backup container's archives, decrypting it, and checks it; then restores it as
@@ -38,7 +39,7 @@ while (($#)); do
     -h | --help) usage; exit 0 ;;
     --offsite) offsite=true; shift ;;
     --only)
-      [[ "${2:-}" =~ ^(synapse|mysql|bucket)$ ]] || die "--only takes synapse, mysql or bucket, got '${2:-}'"
+      [[ "${2:-}" =~ ^(synapse|media|mysql|bucket)$ ]] || die "--only takes synapse, media, mysql or bucket, got '${2:-}'"
       only=(--only "$2")
       shift 2
       ;;

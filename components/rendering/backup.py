@@ -85,13 +85,18 @@ class JobTargets:
     synapse_data: bool
     configs: bool
     services: dict[str, list[str]]
-    """Containers to stop while restoring each part (`synapse`, `mysql`, `bucket`): the ones that write its data."""
+    """Containers to stop while restoring each part (`synapse`, `mysql`, `media`, `bucket`): the ones that write its data."""
     media_purge: MediaPurge | None = None
     state_compression: StateCompression | None = None
 
     def parts(self) -> list[str]:
         """The parts a restore can bring back one at a time, in restore order."""
-        present = {"synapse": self.postgres is not None, "mysql": self.mysql is not None, "bucket": self.bucket is not None}
+        present = {
+            "synapse": self.postgres is not None,
+            "mysql": self.mysql is not None,
+            "media": self.synapse_data,
+            "bucket": self.bucket is not None,
+        }
         return [part for part, here in present.items() if here]
 
 
@@ -118,8 +123,7 @@ def render_job(project: str, stack: str, settings: BackupSettings, targets: JobT
             for part in targets.parts()
             if (schedule := getattr(settings.part_schedules, part)) is not None
         },
-        "keep_days": settings.keep_days,
-        "keep_count": settings.keep_count,
+        "retention": {part: getattr(settings.retention, part).model_dump() for part in targets.parts()},
         "timeout_seconds": settings.timeout_minutes * 60,
         "archive_dir": ARCHIVE_DIR,
         "postgres": None,

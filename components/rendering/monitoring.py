@@ -436,8 +436,8 @@ def alert_catalogue(plan: MonitoringPlan) -> dict[str, list[Alert]]:
             "warning",
             "{{ $labels.mountpoint }} is {{ $value | humanizePercentage }} full (over 90 %).",
             "{{ $labels.mountpoint }} 已使用 {{ $value | humanizePercentage }}（超过 90%）。",
-            "Free space: docker system df, old archives (backup.keep_count), logs; or grow the disk.",
-            "释放空间：docker system df、旧备份（backup.keep_count）、日志；或扩容磁盘。",
+            "Free space: docker system df, old archives (backup.retention), logs; or grow the disk.",
+            "释放空间：docker system df、旧备份（backup.retention）、日志；或扩容磁盘。",
             "host",
         ),
     ]
@@ -472,8 +472,22 @@ def alert_catalogue(plan: MonitoringPlan) -> dict[str, list[Alert]]:
             "warning",
             "At the next backup the archive disk will not have room for another archive.",
             "下一次备份时，备份磁盘将没有足够空间存放新的归档。",
-            "Lower backup.keep_count or keep_days, copy archives offsite, or grow the disk.",
-            "减少 backup.keep_count 或 keep_days，把归档复制到异地，或扩容磁盘。",
+            "Lower backup.retention.<part>.keep_count or keep_days, copy archives offsite, or grow the disk.",
+            "减少 backup.retention.<部分>.keep_count 或 keep_days，把归档复制到异地，或扩容磁盘。",
+            "backup",
+        ),
+        Alert(
+            "BackupRetentionDoesNotFit",
+            # The archives there now are among those retention will hold: they count as room.
+            "backup_retention_projected_bytes > backup_archive_free_bytes + backup_archives_bytes",
+            "30m",
+            "warning",
+            "At retention the archives will take {{ $value | humanize }}B, more than their disk has for them.",
+            "按保留策略，归档最终将占用 {{ $value | humanize }}B，超过其磁盘可用的空间。",
+            "docker logs <prefix>-backup shows 'at retention the archives take' part by part: keep fewer copies of the "
+            "largest part (backup.retention.<part>.keep_count), take it less often (backup.part_schedules.<part>), or grow the disk.",
+            "docker logs <前缀>-backup 中的 'at retention the archives take' 列出各部分的占用：减少最大部分的副本数"
+            "（backup.retention.<部分>.keep_count），降低其备份频率（backup.part_schedules.<部分>），或扩容磁盘。",
             "backup",
         ),
     ]

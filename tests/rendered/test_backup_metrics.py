@@ -67,12 +67,22 @@ def test_a_successful_run_reports_one_its_size_and_the_free_space(tmp_path: Path
     assert metrics["backup_archive_free_bytes"] > 0
 
 
+def test_the_archives_size_now_and_at_retention_are_reported(tmp_path: Path) -> None:
+    (tmp_path / "backup-20260601T000000Z.tar").write_bytes(bytes(1000))
+    (tmp_path / "notes.txt").write_bytes(bytes(50))
+    status = {"last_result": "ok", "last_run": "2026-06-01T01:00:00Z", "last_success": "2026-06-01T01:00:00Z",
+              "projected_bytes": 5000}
+    metrics = _metrics(backupctl.metrics_text(_job(tmp_path), status, STARTED, AT))
+    assert (metrics["backup_archives_bytes"], metrics["backup_retention_projected_bytes"]) == (1000, 5000)
+
+
 def test_promtool_accepts_the_metrics(tmp_path: Path) -> None:
     try:
         promtool = debian_tool("promtool")
     except ToolUnavailable as error:
         pytest.skip(str(error))
-    status = {"last_result": "ok", "last_run": "2026-06-01T01:00:00Z", "last_success": "2026-06-01T01:00:00Z", "last_size_bytes": 1}
+    status = {"last_result": "ok", "last_run": "2026-06-01T01:00:00Z", "last_success": "2026-06-01T01:00:00Z", "last_size_bytes": 1,
+              "projected_bytes": 2}
     text = backupctl.metrics_text(_job(tmp_path), status, STARTED, AT)
     result = subprocess.run([str(promtool), "check", "metrics"], input=text, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -27,8 +27,9 @@ from pathlib import Path
 import pytest
 
 from components.rendering import backup as render
+from components.rendering import synapse as synapse_render
 from config import resolve_settings
-from config.models import BackupSettings, OffsiteSettings
+from config.models import BACKUP_PARTS, BackupRetention, BackupSettings, OffsiteSettings, PartRetention
 from tests.program import ROOT
 from tests.rendered.processes import free_port, wait_for
 from tests.stack_config import ALERT_RECEIVERS
@@ -180,6 +181,11 @@ def _seed(sources: Sources) -> None:
     (sources.bucket / "readme.txt").write_text("objects\n")
 
 
+def _retention(keep_count: int) -> BackupRetention:
+    """Every part kept `keep_count` copies, for seven days."""
+    return BackupRetention(**{part: PartRetention(keep_days=7, keep_count=keep_count) for part in BACKUP_PARTS})
+
+
 @pytest.fixture
 def sources(tmp_path: Path, postgres: Postgres, mariadb: Mariadb) -> Sources:
     """A rendered job pointed at local servers and directories, with the data seeded."""
@@ -199,11 +205,11 @@ def sources(tmp_path: Path, postgres: Postgres, mariadb: Mariadb) -> Sources:
     configs.mkdir(parents=True)
     (configs / "homeserver.yaml").write_text("server_name: test.example.com\n")
 
-    settings = BackupSettings(enabled=True, schedule="0 2 * * *", keep_days=7, keep_count=3)
+    settings = BackupSettings(enabled=True, schedule="0 2 * * *", retention=_retention(keep_count=3))
     targets = render.JobTargets(
         postgres=pg_source, mysql=my_source, bucket=render.BucketSource("http://minio:9000", "voicegrow"),
         synapse_data=True, configs=True,
-        services={"synapse": ["selfhosted-test-synapse"], "mysql": [SERVER], "bucket": [SERVER]},
+        services={"synapse": ["selfhosted-test-synapse"], "mysql": [SERVER], "media": ["selfhosted-test-synapse"], "bucket": [SERVER]},
     )
     job = json.loads(render.render_job("selfhosted", "test", settings, targets))
     job["archive_dir"] = str(tmp_path / "archives")
@@ -332,7 +338,7 @@ def test_restored_synapse_files_belong_to_synapses_user_again(sources: Sources) 
 def test_restore_refuses_a_damaged_archive_and_changes_nothing(sources: Sources) -> None:
     archive = _take_backup(sources)
     with tarfile.open(archive) as opened:
-        offset = opened.getmember("synapse-data.tar.gz").offset_data
+        offset = opened.getmember("synapse-media.tar.gz").offset_data
     data = bytearray(archive.read_bytes())
     data[offset + 100] ^= 0xFF
     archive.write_bytes(bytes(data))
@@ -368,18 +374,56 @@ def test_a_failed_run_exits_non_zero_keeps_older_archives_and_records_the_failur
 
 
 def test_retention_prunes_by_count_and_age_once_a_new_archive_exists(sources: Sources) -> None:
-    sources.archives.mkdir()
+    first = _take_backup(sources)
     today = datetime.now(timezone.utc)
     old = [archives.archive_name(today - timedelta(hours=hours)) for hours in (1, 2, 3)]
     ancient = archives.archive_name(today - timedelta(days=30))
-    for name in [*old, ancient, "notes.txt"]:
-        (sources.archives / name).write_bytes(b"")
+    for name in [*old, ancient]:
+        shutil.copyfile(first, sources.archives / name)
+    first.unlink()
+    (sources.archives / "notes.txt").write_bytes(b"")
 
     new = _take_backup(sources)
 
     # keep_count 3: the new one and the two newest old ones; the 30-day-old one is past keep_days.
     assert _archives(sources) == [new.name, old[0], old[1]]
     assert (sources.archives / "notes.txt").exists()
+
+
+def test_a_run_records_and_logs_what_the_archives_will_take_at_retention(sources: Sources) -> None:
+    result = _backupctl(sources, "now")
+    assert result.returncode == 0, result.stderr
+    sizes = {name: entry["size"] for name, entry in _manifest(sources.archives / _archives(sources)[0])["parts"].items()}
+    one_run = sum(size for name, size in sizes.items() if name != "configs.tar.gz")
+
+    # Every part daily, three copies each, all in the same runs: three runs kept and one being written.
+    assert json.loads(_backupctl(sources, "status").stdout)["projected_bytes"] == 4 * one_run
+    media = sizes["synapse-media.tar.gz"]
+    assert "at retention the archives take synapse 3 x " in result.stderr and f"media 3 x {media / 1e9:.1f} GB" in result.stderr
+
+
+def test_the_projection_sizes_each_part_by_the_newest_archive_holding_it(sources: Sources) -> None:
+    _old_layout_archive(sources)
+    _set_job(sources, part_schedules={"media": "0 3 * * 0"})
+    _run(sources, "synapse,mysql,bucket")
+    job = backupctl.Job.load(str(sources.config))
+    sizes = backupctl.part_sizes(job)
+    old = _manifest(sources.archives / _archives(sources)[1])["parts"]
+    # The old layout's whole data volume counts as media; the synapse part is its database and files.
+    assert sizes["media"] == old["synapse-data.tar.gz"]["size"]
+    new = _manifest(sources.archives / _archives(sources)[0])["parts"]
+    assert sizes["synapse"] == new["synapse-postgres.pgdump"]["size"] + new["synapse-files.tar.gz"]["size"]
+    projection = archives.project_retention(job.part_plans(datetime.now(timezone.utc)), sizes)
+    # Daily parts: three copies within seven days; weekly media: one.
+    assert projection.copies == {"synapse": 3, "mysql": 3, "bucket": 3, "media": 1}
+
+
+def test_an_unreadable_archive_is_pruned_once_a_newer_one_exists(sources: Sources) -> None:
+    sources.archives.mkdir()
+    damaged = archives.archive_name(datetime.now(timezone.utc) - timedelta(hours=1))
+    (sources.archives / damaged).write_bytes(b"not a tar")
+    new = _take_backup(sources)
+    assert _archives(sources) == [new.name]
 
 
 def test_a_run_holds_at_most_one_dumped_part_beside_the_archive(sources: Sources, tmp_path: Path) -> None:
@@ -646,7 +690,7 @@ def test_the_restore_script_restores_from_the_offsite_copy_when_the_local_archiv
 
     assert result.returncode == 0, result.stderr
     assert f"restore: fetched {archive.name} from the offsite copy" in result.stdout
-    assert f"exec p-backup backupctl restore {archive.name} --only synapse,mysql,bucket" in calls.read_text()
+    assert f"exec p-backup backupctl restore {archive.name} --only synapse,mysql,media,bucket" in calls.read_text()
     assert sources.postgres.sql("SELECT body FROM events ORDER BY id") == "hello from before the backup\nünïcödé ✓"
 
 
@@ -655,7 +699,7 @@ def test_a_fetched_archive_that_does_not_match_its_manifest_is_not_kept(sources:
     archive = _take_backup(sources)
     copy = tmp_path / "offsite" / "selfhosted-test" / f"selfhosted-test.{archive.name}"
     with tarfile.open(copy) as opened:
-        offset = opened.getmember("synapse-data.tar.gz").offset_data
+        offset = opened.getmember("synapse-media.tar.gz").offset_data
     data = bytearray(copy.read_bytes())
     data[offset + 100] ^= 0xFF
     copy.write_bytes(bytes(data))
@@ -697,7 +741,7 @@ def test_a_run_of_one_part_archives_that_part_and_the_configuration(sources: Sou
 def test_a_run_of_a_part_the_stack_lacks_fails_naming_its_parts(sources: Sources) -> None:
     result = _backupctl(sources, "now", "--only", "minio")
     assert result.returncode == 1
-    assert "no part minio in this stack; its parts: synapse, mysql, bucket" in result.stderr
+    assert "no part minio in this stack; its parts: synapse, mysql, media, bucket" in result.stderr
 
 
 def test_restoring_mysql_only_leaves_synapse_data_written_after_the_backup(sources: Sources) -> None:
@@ -725,10 +769,156 @@ def test_latest_takes_each_part_from_the_newest_archive_holding_it(sources: Sour
     planned = _backupctl(sources, "plan", "latest")
     restored = _backupctl(sources, "restore", "latest")
 
-    assert planned.stdout.splitlines() == [f"{full.name} synapse,bucket", f"{mysql_only.name} mysql"]
+    assert planned.stdout.splitlines() == [f"{full.name} synapse,media,bucket", f"{mysql_only.name} mysql"]
     assert restored.returncode == 0, restored.stderr
     assert sources.mariadb.sql("SELECT COUNT(*) FROM voicegrow.devices") == "3"
     assert sources.postgres.sql("SELECT COUNT(*) FROM events") == "2"
+
+
+SIGNING_KEY = Path("signing.key")
+MEDIA_FILE = Path("media_store/local_content/ab/cd/efghijkl")
+
+
+def _members(archive: Path, part: str, tmp_path: Path) -> list[str]:
+    with tarfile.open(archive) as opened:
+        opened.extract(part, tmp_path, filter="data")
+    with tarfile.open(tmp_path / part) as inner:
+        return sorted(inner.getnames())
+
+
+def test_the_media_part_is_where_synapse_keeps_its_media() -> None:
+    assert synapse_render.MEDIA_STORE_PATH == f"{synapse_render.DATA_DIR}/{backupctl.MEDIA_STORE}"
+
+
+def test_the_synapse_part_holds_the_database_and_the_data_volume_without_its_media_store(sources: Sources, tmp_path: Path) -> None:
+    archive = sources.archives / json.loads(_backupctl(sources, "now", "--only", "synapse").stdout.splitlines()[-1])["archive"]
+    assert _parts_in(archive) == ["configs.tar.gz", "synapse-files.tar.gz", "synapse-postgres.pgdump"]
+    assert _members(archive, "synapse-files.tar.gz", tmp_path) == [".", "./signing.key"]
+
+
+def test_the_media_part_holds_the_media_store_alone(sources: Sources, tmp_path: Path) -> None:
+    archive = sources.archives / json.loads(_backupctl(sources, "now", "--only", "media").stdout.splitlines()[-1])["archive"]
+    assert _parts_in(archive) == ["configs.tar.gz", "synapse-media.tar.gz"]
+    assert "./local_content/ab/cd/efghijkl" in _members(archive, "synapse-media.tar.gz", tmp_path)
+
+
+def _change_synapse(sources: Sources) -> None:
+    """After the backup: a new row, a new signing key, the media store gone and a new upload."""
+    sources.postgres.sql("INSERT INTO events (body) VALUES ('a message after the backup')")
+    (sources.synapse_data / SIGNING_KEY).write_text("ed25519 a_NEW a fresh stack's key\n")
+    shutil.rmtree(sources.synapse_data / "media_store")
+    (sources.synapse_data / "media_store" / "uploaded-later").mkdir(parents=True)
+
+
+def test_restoring_synapse_alone_brings_back_its_database_and_key_and_leaves_the_media_store(sources: Sources) -> None:
+    archive = _take_backup(sources)
+    _change_synapse(sources)
+
+    result = _backupctl(sources, "restore", archive.name, "--only", "synapse")
+
+    assert result.returncode == 0, result.stderr
+    assert "a message after the backup" not in sources.postgres.sql("SELECT body FROM events")
+    assert (sources.synapse_data / SIGNING_KEY).read_text() == "ed25519 a_OLD signing-key-material\n"
+    assert (sources.synapse_data / "media_store" / "uploaded-later").is_dir()
+    assert not (sources.synapse_data / MEDIA_FILE).exists()
+
+
+def test_restoring_media_alone_brings_back_the_media_store_and_leaves_the_database_and_key(sources: Sources) -> None:
+    archive = _take_backup(sources)
+    _change_synapse(sources)
+
+    result = _backupctl(sources, "restore", archive.name, "--only", "media")
+
+    assert result.returncode == 0, result.stderr
+    assert (sources.synapse_data / MEDIA_FILE).stat().st_size == 4096
+    assert not (sources.synapse_data / "media_store" / "uploaded-later").exists()
+    assert "a message after the backup" in sources.postgres.sql("SELECT body FROM events")
+    assert (sources.synapse_data / SIGNING_KEY).read_text() == "ed25519 a_NEW a fresh stack's key\n"
+
+
+@pytest.mark.parametrize("layout", ["new", "old"])
+def test_a_backup_taken_before_any_media_restores_an_empty_media_store_synapse_can_write(sources: Sources, layout: str) -> None:
+    # Synapse has stored no media yet, at the backup and still at the restore (a fresh volume).
+    shutil.rmtree(sources.synapse_data / "media_store")
+    archive = _take_backup(sources) if layout == "new" else _old_layout_archive(sources)
+
+    result = _backupctl(sources, "restore", archive.name, "--only", "media")
+
+    assert result.returncode == 0, result.stderr
+    media = sources.synapse_data / "media_store"
+    assert list(media.iterdir()) == []
+    assert (media.stat().st_uid, media.stat().st_mode) == (sources.synapse_data.stat().st_uid, sources.synapse_data.stat().st_mode)
+
+
+def _dump_old_synapse_data(job: backupctl.Job, target: Path, work: Path) -> None:
+    """How runs wrote Synapse's data before media had a part of its own: the whole volume in one file."""
+    assert job.synapse_data is not None
+    backupctl.run(["tar", "--create", "--gzip", "--numeric-owner", "--exclude=./homeserver.pid", "--file", str(target),
+                   "--directory", str(job.synapse_data), "."])
+
+
+def _old_layout_archive(sources: Sources) -> Path:
+    """An archive as runs wrote it before the media part: the database, synapse-data.tar.gz, MySQL, the bucket."""
+    job = backupctl.Job.load(str(sources.config))
+    written = {part.name: part for part in backupctl.PARTS}
+    parts = [
+        written["synapse-postgres.pgdump"],
+        written["voicegrow-mysql.sql.gz"],
+        backupctl.Part(backupctl.OLD_SYNAPSE_DATA, _dump_old_synapse_data, None, lambda job: True, group="synapse"),
+        written["voicegrow-bucket.tar.gz"],
+    ]
+    sources.archives.mkdir(exist_ok=True)
+    work = sources.archives / ".work-old"
+    work.mkdir()
+    taken = datetime.now(timezone.utc) - timedelta(hours=1)
+    target = sources.archives / archives.archive_name(taken)
+    backupctl.write_archive(target, work, parts, job, taken)
+    work.rmdir()
+    return target
+
+
+def test_an_old_layout_archive_holds_both_synapse_and_media(sources: Sources) -> None:
+    archive = _old_layout_archive(sources)
+    planned = _backupctl(sources, "plan", archive.name)
+    assert planned.stdout.split() == [archive.name, "synapse,mysql,media,bucket"], planned.stderr
+
+
+def test_an_old_layout_archive_restores_whole(sources: Sources) -> None:
+    _old_layout_archive(sources)
+    _change_synapse(sources)
+
+    result = _backupctl(sources, "restore", "latest")
+
+    assert result.returncode == 0, result.stderr
+    assert (sources.synapse_data / SIGNING_KEY).read_text() == "ed25519 a_OLD signing-key-material\n"
+    assert (sources.synapse_data / MEDIA_FILE).stat().st_size == 4096
+    assert not (sources.synapse_data / "media_store" / "uploaded-later").exists()
+    assert "a message after the backup" not in sources.postgres.sql("SELECT body FROM events")
+
+
+def test_an_old_layout_archive_restores_synapse_without_touching_the_media_store(sources: Sources) -> None:
+    archive = _old_layout_archive(sources)
+    _change_synapse(sources)
+
+    result = _backupctl(sources, "restore", archive.name, "--only", "synapse")
+
+    assert result.returncode == 0, result.stderr
+    assert (sources.synapse_data / SIGNING_KEY).read_text() == "ed25519 a_OLD signing-key-material\n"
+    assert (sources.synapse_data / "media_store" / "uploaded-later").is_dir()
+    assert not (sources.synapse_data / MEDIA_FILE).exists()
+
+
+def test_an_old_layout_archive_restores_media_alone(sources: Sources) -> None:
+    archive = _old_layout_archive(sources)
+    _change_synapse(sources)
+
+    result = _backupctl(sources, "restore", archive.name, "--only", "media")
+
+    assert result.returncode == 0, result.stderr
+    assert (sources.synapse_data / MEDIA_FILE).stat().st_size == 4096
+    assert not (sources.synapse_data / "media_store" / "uploaded-later").exists()
+    assert (sources.synapse_data / SIGNING_KEY).read_text() == "ed25519 a_NEW a fresh stack's key\n"
+    assert "a message after the backup" in sources.postgres.sql("SELECT body FROM events")
 
 
 def test_restoring_a_part_the_archive_lacks_is_refused_and_changes_nothing(sources: Sources) -> None:
@@ -742,15 +932,38 @@ def test_restoring_a_part_the_archive_lacks_is_refused_and_changes_nothing(sourc
     assert "after" in sources.postgres.sql("SELECT body FROM events")
 
 
+def _run(sources: Sources, parts: str) -> str:
+    time.sleep(1.1)  # archive names have a one-second resolution
+    result = _backupctl(sources, "now", "--only", parts)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.splitlines()[-1])["archive"]
+
+
 def test_retention_keeps_the_newest_archive_of_every_part(sources: Sources) -> None:
     full = _take_backup(sources)
-    for _ in range(3):  # keep_count is 3: the full archive is the fourth newest
-        time.sleep(1.1)
-        assert _backupctl(sources, "now", "--only", "mysql").returncode == 0
+    for _ in range(3):  # keep_count is 3: the full archive is the fourth newest holding mysql
+        _run(sources, "mysql")
     assert full.name in _archives(sources)
-    time.sleep(1.1)
-    assert _backupctl(sources, "now").returncode == 0
+    _set_job(sources, retention={part: {"keep_days": 7, "keep_count": 1} for part in BACKUP_PARTS})
+    _run(sources, "synapse,media,bucket")
     assert full.name not in _archives(sources)
+
+
+def test_each_part_keeps_its_own_copies_and_an_archive_goes_when_no_part_keeps_it(sources: Sources) -> None:
+    # The databases three copies, the media store and the bucket one: as prod keeps more database copies.
+    _set_job(sources, retention={"synapse": {"keep_days": 7, "keep_count": 3}, "mysql": {"keep_days": 7, "keep_count": 3},
+                                 "media": {"keep_days": 7, "keep_count": 1}, "bucket": {"keep_days": 7, "keep_count": 1}})
+    full = _take_backup(sources).name
+    databases = [_run(sources, "synapse,mysql") for _ in range(2)]
+    bulk = _run(sources, "media,bucket")
+
+    # The full archive is still the third database copy, though a newer media and bucket copy exists.
+    assert _archives(sources) == [bulk, databases[1], databases[0], full]
+
+    newest = _run(sources, "synapse,mysql")
+
+    assert _archives(sources) == [newest, bulk, databases[1], databases[0]]
+    assert _parts_in(sources.archives / bulk) == ["configs.tar.gz", "synapse-media.tar.gz", "voicegrow-bucket.tar.gz"]
 
 
 # --- pure logic ----------------------------------------------------------------------------------
@@ -762,14 +975,19 @@ def _names(*hours_ago: float) -> list[str]:
     return [archives.archive_name(NOW - timedelta(hours=hours)) for hours in hours_ago]
 
 
-def test_prods_default_retention_keeps_seven_days_of_hourly_archives() -> None:
+def test_prods_default_retention_keeps_two_days_of_hourly_databases_and_a_week_of_daily_media() -> None:
     backup = resolve_settings("selfhosted", "prod", {"synapse": {"server_name": "example.com", "admin_username": "admin"},
                                                      "proxy": {"acme_email": "ops@example.com"}, "monitoring": ALERT_RECEIVERS}).backup
-    assert backup.schedule == "0 * * * *"
+    assert (backup.schedule, backup.part_schedules.media, backup.part_schedules.bucket) == ("0 * * * *", "30 3 * * *", "30 3 * * *")
     hourly = _names(*range(0, 8 * 24))
-    pruned = archives.archives_to_prune(hourly, NOW, backup.keep_days, backup.keep_count)
-    # The newest 168: every hourly run of the last seven days (48 kept only two).
-    assert pruned == hourly[7 * 24 :]
+    daily = _names(*(hours + 0.5 for hours in range(0, 8 * 24, 24)))
+    holdings = {**{name: ["synapse", "mysql"] for name in hourly}, **{name: ["media", "bucket"] for name in daily}}
+    retention = {part: archives.Retention(**getattr(backup.retention, part).model_dump()) for part in BACKUP_PARTS}
+
+    pruned = archives.archives_no_part_keeps(holdings, NOW, retention)
+
+    # Every hourly run of the last two days, and the daily runs of the last seven days.
+    assert sorted(set(holdings) - set(pruned), reverse=True) == sorted([*hourly[: 2 * 24], *daily[:7]], reverse=True)
 
 
 def test_pruning_keeps_the_newest_keep_count() -> None:
@@ -960,7 +1178,7 @@ def test_a_part_with_its_own_schedule_is_backed_up_on_it_alone(sources: Sources,
     _set_job(sources, part_schedules={"bucket": "0 3 * * 0"})
     runs = _run_scheduler_until(sources, monkeypatch, datetime(2025, 5, 31, 1, 0, tzinfo=timezone.utc),
                                 datetime(2025, 6, 2, 3, 0, tzinfo=timezone.utc))  # Saturday 01:00 to Monday 03:00
-    daily = ["now", "--only", "synapse,mysql"]
+    daily = ["now", "--only", "synapse,mysql,media"]
     assert runs == [daily, daily, ["now", "--only", "bucket"], daily]
 
 

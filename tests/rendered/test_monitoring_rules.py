@@ -237,6 +237,23 @@ CASES = [
         "15m",
         {"job": "backup", "instance": "backup:9469", "service": "backup", "severity": "warning"},
     ),
+    # 600 bytes free and 500 in archives: a projection of 1100 fits, one of 1101 does not.
+    Case(
+        "BackupRetentionDoesNotFit",
+        [
+            f"backup_retention_projected_bytes{{{BACKUP}}} 1100x200",
+            f"backup_archive_free_bytes{{{BACKUP}}} 600x200",
+            f"backup_archives_bytes{{{BACKUP}}} 500x200",
+        ],
+        [
+            f"backup_retention_projected_bytes{{{BACKUP}}} 1101x200",
+            f"backup_archive_free_bytes{{{BACKUP}}} 600x200",
+            f"backup_archives_bytes{{{BACKUP}}} 500x200",
+        ],
+        "30m",
+        "29m45s",
+        {"job": "backup", "instance": "backup:9469", "service": "backup", "severity": "warning"},
+    ),
     Case(
         "AsrSuccessLow",
         ['voicegrow_asr_requests_total{result="success"} 0+96x100', 'voicegrow_asr_requests_total{result="failure"} 0+4x100'],

@@ -77,20 +77,14 @@ def test_a_schedule_that_cannot_fire_is_refused_naming_the_key(evaluate: Evaluat
         evaluate("prod", overrides={"backup": {"schedule": schedule}})
 
 
-@pytest.mark.parametrize("stack", BACKUP_STACKS)
-def test_retention_keeps_seven_days_and_168_archives_by_default(evaluate: Evaluate, stack: str) -> None:
-    job = _job(evaluate(stack))
-    assert (job["keep_days"], job["keep_count"]) == (7, 168)
-
-
-def test_retention_can_be_overridden(evaluate: Evaluate) -> None:
-    job = _job(evaluate("prod", overrides={"backup": {"keep_days": 30, "keep_count": 720}}))
-    assert (job["keep_days"], job["keep_count"]) == (30, 720)
-
-
-def test_a_retention_of_zero_is_refused_naming_the_key(evaluate: Evaluate) -> None:
-    with pytest.raises(ConfigError, match=r"selfhosted:backup\.keep_count"):
-        evaluate("prod", overrides={"backup": {"keep_count": 0}})
+def test_the_job_carries_each_parts_retention(evaluate: Evaluate) -> None:
+    job = _job(evaluate("prod", overrides={"backup": {"retention": {"media": {"keep_days": 30, "keep_count": 30}}}}))
+    assert job["retention"] == {
+        "synapse": {"keep_days": 2, "keep_count": 48},
+        "mysql": {"keep_days": 2, "keep_count": 48},
+        "media": {"keep_days": 30, "keep_count": 30},
+        "bucket": {"keep_days": 7, "keep_count": 7},
+    }
 
 
 @pytest.mark.parametrize(("stack", "memory", "cpus"), [("test", 256, 0.25), ("staging", 384, 0.5), ("prod", 512, 1.0)])
@@ -167,6 +161,11 @@ def test_restoring_synapse_stops_its_main_process_then_its_workers(evaluate: Eva
     assert _job(evaluate("prod"))["services"]["synapse"] == ["selfhosted-prod-synapse", *workers]
 
 
+def test_restoring_media_stops_synapse_and_its_workers(evaluate: Evaluate) -> None:
+    job = _job(evaluate("prod"))
+    assert job["services"]["media"] == job["services"]["synapse"]
+
+
 @pytest.mark.parametrize("part", ["mysql", "bucket"])
 def test_restoring_a_voicegrow_part_stops_every_voicegrow_server_only(evaluate: Evaluate, part: str) -> None:
     assert _job(evaluate("prod"))["services"][part] == ["selfhosted-prod-voicegrow-server-1", "selfhosted-prod-voicegrow-server-2"]
@@ -186,19 +185,21 @@ def test_a_time_zone_that_is_not_an_iana_name_is_refused_naming_the_key(evaluate
         evaluate("prod", overrides={"backup": {"timezone": zone}})
 
 
-def test_every_part_follows_the_main_schedule_by_default(evaluate: Evaluate) -> None:
-    assert _job(evaluate("prod"))["part_schedules"] == {}
+@pytest.mark.parametrize(("stack", "bulk"), [("test", "0 3 * * 0"), ("prod", "30 3 * * *")])
+def test_media_and_the_bucket_have_schedules_of_their_own_by_default(evaluate: Evaluate, stack: str, bulk: str) -> None:
+    assert _job(evaluate(stack))["part_schedules"] == {"media": bulk, "bucket": bulk}
 
 
 def test_parts_can_have_schedules_of_their_own(evaluate: Evaluate) -> None:
     # VoiceGrow guide §6.1: MySQL daily, MinIO weekly.
-    job = _job(evaluate("prod", overrides={"backup": {"part_schedules": {"mysql": "0 2 * * *", "bucket": "0 3 * * 0"}}}))
+    job = _job(evaluate("prod", overrides={"backup": {"part_schedules": {"mysql": "0 2 * * *", "bucket": "0 3 * * 0", "media": None}}}))
     assert job["part_schedules"] == {"mysql": "0 2 * * *", "bucket": "0 3 * * 0"}
 
 
 def test_a_part_schedule_for_a_service_the_stack_lacks_is_left_out(evaluate: Evaluate) -> None:
     job = _job(evaluate("prod", overrides={"voicegrow": {"enabled": False}, "backup": {"part_schedules": {"bucket": "0 3 * * 0"}}}))
-    assert job["part_schedules"] == {}
+    assert job["part_schedules"] == {"media": "30 3 * * *"}
+    assert list(job["retention"]) == ["synapse", "media"]
 
 
 def test_a_part_schedule_for_an_unknown_part_is_refused_naming_the_key(evaluate: Evaluate) -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
+from components.images.backup.archives import Projection
 from config.models import PublishedPort
 from config.profiles import ContainerLimits
 from preflight import checks
@@ -104,12 +107,38 @@ def test_enough_disk_passes() -> None:
     assert checks.disk("/var/lib/docker", free=8000, needed=7168).level == "ok"
 
 
-def test_the_disk_holds_images_metrics_growth_and_a_backup_as_large_as_the_data() -> None:
-    assert checks.disk_needed_mb("1GB", data_mb=3000, backups=True) == 4096 + 1024 + 2048 + 3000
+def test_the_disk_holds_images_metrics_growth_and_the_archives_at_retention() -> None:
+    backups = Projection(copies={"synapse": 2}, part_bytes={"synapse": 2_000_000_000}, run_bytes=1_000_000_000)
+    assert checks.disk_needed_mb("1GB", backups) == 4096 + 1024 + 2048 + 3000
 
 
-def test_without_backups_the_disk_needs_no_room_for_an_archive() -> None:
-    assert checks.disk_needed_mb("1GB", data_mb=3000, backups=False) == 4096 + 1024 + 2048
+def test_without_backups_the_disk_needs_no_room_for_archives() -> None:
+    assert checks.disk_needed_mb("1GB", None) == 4096 + 1024 + 2048
+
+
+PROD_VOLUMES = {"synapse-postgres": 1000.0, "synapse-data": 10000.0, "voicegrow-mysql": 1000.0, "voicegrow-minio": 10000.0,
+                "voicegrow-redis": 5.0}
+AT = datetime(2026, 6, 1, tzinfo=timezone.utc)
+
+
+def test_the_backup_projection_takes_each_part_as_large_as_its_volume() -> None:
+    settings = read_settings(ROOT, "prod")
+    projection = checks.backup_projection(settings.backup, settings.backup_parts(), PROD_VOLUMES, AT)
+    assert projection.copies == {"synapse": 48, "mysql": 48, "media": 7, "bucket": 7}
+    assert projection.part_bytes["media"] == 7 * 10_000_000_000
+
+
+def test_a_disk_too_small_for_the_archives_at_retention_names_each_part_and_the_settings() -> None:
+    settings = read_settings(ROOT, "prod")
+    backups = checks.backup_projection(settings.backup, settings.backup_parts(), PROD_VOLUMES, AT)
+    finding = checks.disk("/var/lib/docker", free=200_000, needed=checks.disk_needed_mb("1GB", backups), backups=backups)
+    assert finding.level == "blocking"
+    assert "media 7 x 10000.0 MB" in finding.message and "synapse 48 x 1000.0 MB" in finding.message
+    assert "backup.retention.<part>.keep_count" in finding.message and "backup.part_schedules.<part>" in finding.message
+
+
+def test_the_archives_already_on_the_disk_count_as_room() -> None:
+    assert checks.disk("/var/lib/docker", free=5000, needed=7168, archives_mb=3000).level == "ok"
 
 
 def test_no_engine_blocks_the_deploy() -> None:

@@ -1,9 +1,15 @@
-"""Archive names, retention and the manifest: the parts of a backup run with no side effects to speak of."""
+"""Archive names, retention and the manifest: the parts of a backup run with no side effects to speak of.
+
+This module has no imports beyond the standard library: it runs inside the backup image and is
+imported by the program's preflight, which projects the archives' size at retention with it.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import math
 import re
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -58,6 +64,89 @@ def archives_to_prune(names: list[str], now: datetime, keep_days: int, keep_coun
         if index >= keep_count or taken < cutoff:
             pruned.append(name)
     return pruned
+
+
+@dataclass(frozen=True)
+class Retention:
+    """How long the copies of one part are kept: the newest `keep_count`, none older than `keep_days`."""
+
+    keep_days: int
+    keep_count: int
+
+
+def archives_no_part_keeps(holdings: dict[str, list[str]], now: datetime, retention: dict[str, Retention]) -> list[str]:
+    """The archives to delete: those that no part's retention keeps, newest first.
+
+    `holdings` gives each archive's parts (none for an unreadable archive or one holding only
+    the configuration). Each part keeps its copies by its own retention, the newest copy always;
+    an archive stays while any part it holds keeps it. The newest archive always stays."""
+    names = archives_newest_first(list(holdings))
+    kept = set(names[:1])
+    for part, rule in retention.items():
+        holding = [name for name in names if part in holdings[name]]
+        kept.update(set(holding) - set(archives_to_prune(holding, now, rule.keep_days, rule.keep_count)))
+    return [name for name in names if name not in kept]
+
+
+@dataclass(frozen=True)
+class PartPlan:
+    """How often a part is taken and how long its copies are kept."""
+
+    schedule: str
+    """The cron expression the part follows: parts with the same one are taken in the same runs."""
+    runs_per_day: float
+    retention: Retention
+
+
+def copies_kept(plan: PartPlan) -> int:
+    """The copies of a part retention holds after a run: its runs within keep_days, at most
+    keep_count, and at least the newest."""
+    # Rounded first: 52 weekly runs in 364 days are exactly one a week, not a hair more.
+    runs = math.ceil(round(plan.runs_per_day * plan.retention.keep_days, 6))
+    return max(1, min(plan.retention.keep_count, runs))
+
+
+@dataclass(frozen=True)
+class Projection:
+    """The archives' size once retention holds all it keeps, part by part."""
+
+    copies: dict[str, int]
+    part_bytes: dict[str, int]
+    """Each part's copies times its size."""
+    run_bytes: int
+    """The largest run's archive: it is written before retention deletes the copies it replaces."""
+
+    @property
+    def total_bytes(self) -> int:
+        """What the archives take at retention, during the largest run."""
+        return sum(self.part_bytes.values()) + self.run_bytes
+
+    def described(self, unit: int = 10**9, unit_name: str = "GB") -> str:
+        """'synapse 48 x 1.0 GB, media 7 x 10.0 GB, ... + 20.0 GB for a run = 236.0 GB'."""
+        parts = ", ".join(
+            f"{part} {copies} x {self.part_bytes[part] / copies / unit:.1f} {unit_name}" for part, copies in self.copies.items()
+        )
+        return f"{parts} + {self.run_bytes / unit:.1f} {unit_name} for a run = {self.total_bytes / unit:.1f} {unit_name}"
+
+
+def project_retention(plans: dict[str, PartPlan], sizes: dict[str, int]) -> Projection:
+    """The archives' size at retention when each part's copy is `sizes[part]` bytes.
+
+    Parts on the same schedule share their archives, and an archive kept for one part keeps the
+    others' copies too: each of them counts as many copies as the most any of them keeps."""
+    own = {part: copies_kept(plan) for part, plan in plans.items()}
+    copies = {
+        part: max(own[other] for other, theirs in plans.items() if theirs.schedule == plan.schedule)
+        for part, plan in plans.items()
+    }
+    runs: dict[str, int] = {}
+    for part, plan in plans.items():
+        runs[plan.schedule] = runs.get(plan.schedule, 0) + sizes.get(part, 0)
+    return Projection(
+        copies=copies,
+        part_bytes={part: copies[part] * sizes.get(part, 0) for part in plans},
+        run_bytes=max(runs.values(), default=0),
+    )
 
 
 def sha256_file(path: Path) -> str:

@@ -19,12 +19,18 @@
     backupctl health                    exit 0 while the last success is recent enough
     backupctl status                    the last run, as JSON
     backupctl metrics                   the last run and the archive disk, as Prometheus metrics
-                                        (the scheduler also serves them on the job's metrics_port)
+                                        (the scheduler also serves them on the job's metrics_port),
+                                        with what the archives will take at retention
 
-PARTS is a comma-separated list of synapse (database, media and signing key), mysql and bucket;
-without --only, every part of the stack. A part may have a schedule of its own (the job's
-part_schedules), so its newest copy may sit in another archive than the others': `latest` means,
-for each part, the newest archive that holds it.
+PARTS is a comma-separated list of synapse (its database and signing key: the data volume
+without the media store), media (Synapse's media store), mysql and bucket; without --only, every
+part of the stack. A part may have a schedule of its own (the job's part_schedules), so its newest
+copy may sit in another archive than the others': `latest` means, for each part, the newest
+archive that holds it. An archive of the old layout (one synapse-data.tar.gz with the media
+store inside) gives synapse the volume without the media store and media the media store.
+
+Each part has its own retention (the job's retention: keep_days and keep_count); an archive is
+deleted only when no part it holds keeps it.
 
 Every run is online: PostgreSQL and MySQL are dumped over the network in one transaction each,
 files and objects are copied while the services keep running. The job is described by a JSON
@@ -42,6 +48,7 @@ import json
 import os
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tarfile
@@ -60,14 +67,18 @@ from zoneinfo import ZoneInfo
 
 from archives import (
     MANIFEST,
+    PartPlan,
+    Retention,
     archive_name,
     archive_time,
     archives_newest_first,
+    archives_no_part_keeps,
     archives_to_prune,
     build_manifest,
     offsite_name,
     owned_archives,
     part_entry,
+    project_retention,
     verify_manifest,
 )
 from cron import CronSchedule
@@ -79,6 +90,10 @@ WORK_PREFIX = ".work-"
 CHUNK = 1 << 20
 # Files Synapse rewrites on every start: restoring them would only confuse it.
 SYNAPSE_DATA_EXCLUDES = ("./homeserver.pid",)
+MEDIA_STORE = "media_store"
+"""Synapse's media_store_path inside its data volume (components/rendering/synapse.py)."""
+OLD_SYNAPSE_DATA = "synapse-data.tar.gz"
+"""The old layout's one file for Synapse's whole data volume, media store included."""
 
 
 class BackupError(Exception):
@@ -165,8 +180,8 @@ class Job:
 
     stack: str
     schedule: str
-    keep_days: int
-    keep_count: int
+    retention: dict[str, Retention]
+    """Each part's retention."""
     timeout_seconds: int
     archive_dir: Path
     postgres: Postgres | None = None
@@ -197,6 +212,14 @@ class Job:
         plans = [(self.main_schedule(), [part for part in self.parts() if part not in own])]
         plans += [(CronSchedule.parse(expression, self.timezone), [part]) for part, expression in own.items()]
         return plans
+
+    def part_plans(self, at: datetime) -> dict[str, PartPlan]:
+        """Each part with the schedule it follows and its retention."""
+        return {
+            part: PartPlan(schedule.expression, schedule.runs_per_day(at), self.retention[part])
+            for schedule, parts in self.schedules()
+            for part in parts
+        }
 
     def next_run(self, at: datetime) -> tuple[datetime, list[str] | None]:
         """When the next scheduled run starts and its parts (None: every part, as `now` takes them)."""
@@ -236,8 +259,7 @@ class Job:
         return cls(
             stack=document["stack"],
             schedule=document["schedule"],
-            keep_days=int(document["keep_days"]),
-            keep_count=int(document["keep_count"]),
+            retention={part: Retention(**rule) for part, rule in document["retention"].items()},
             timeout_seconds=int(document["timeout_seconds"]),
             archive_dir=Path(document["archive_dir"]),
             postgres=section("postgres", Postgres),
@@ -409,21 +431,76 @@ def restore_mysql(job: Job, source: Path, work: Path) -> None:
         run(["mariadb", f"--defaults-extra-file={my.defaults_file}"], feed=compressed)
 
 
-def dump_synapse_data(job: Job, target: Path, work: Path) -> None:
-    """Media store and signing key; numeric owners, so the restore gives Synapse's user its files back."""
+def _synapse_media(job: Job) -> Path:
     assert job.synapse_data is not None
-    excludes = [f"--exclude={pattern}" for pattern in SYNAPSE_DATA_EXCLUDES]
-    # Status 1: a file changed while it was read (a thumbnail being written); the rest is complete.
+    return job.synapse_data / MEDIA_STORE
+
+
+def _emptied_media_store(job: Job) -> Path:
+    """The media store, emptied; created as its data volume is (owner and mode) when missing,
+    so that Synapse can write into it."""
+    assert job.synapse_data is not None
+    media = _synapse_media(job)
+    if media.is_dir():
+        _empty_directory(media)
+    else:
+        volume = job.synapse_data.stat()
+        media.mkdir()
+        os.chown(media, volume.st_uid, volume.st_gid)
+        media.chmod(stat.S_IMODE(volume.st_mode))
+    return media
+
+
+def dump_synapse_files(job: Job, target: Path, work: Path) -> None:
+    """Synapse's data volume without its media store: the signing key and what else Synapse keeps there.
+
+    Numeric owners, so the restore gives Synapse's user its files back."""
+    assert job.synapse_data is not None
+    excludes = [f"--exclude={pattern}" for pattern in (*SYNAPSE_DATA_EXCLUDES, f"./{MEDIA_STORE}")]
+    # Status 1: a file changed while it was read; the rest is complete.
     run(["tar", "--create", "--gzip", "--numeric-owner", *excludes, "--file", str(target),
          "--directory", str(job.synapse_data), "."], ok_codes=(0, 1))
 
 
-def restore_synapse_data(job: Job, source: Path, work: Path) -> None:
-    """Replace the data volume's content (a fresh volume holds a new, wrong signing key)."""
+def restore_synapse_files(job: Job, source: Path, work: Path) -> None:
+    """Replace the data volume's content but the media store (a fresh volume holds a new, wrong signing key).
+
+    Also reads the old layout's synapse-data.tar.gz, whose media store is left to the media part."""
     assert job.synapse_data is not None
-    _empty_directory(job.synapse_data)
+    for child in job.synapse_data.iterdir():
+        if child.name != MEDIA_STORE:
+            _remove(child)
+    run(["tar", "--extract", "--gzip", "--numeric-owner", "--same-permissions", f"--exclude=./{MEDIA_STORE}",
+         "--file", str(source), "--directory", str(job.synapse_data)])
+
+
+def dump_synapse_media(job: Job, target: Path, work: Path) -> None:
+    """Synapse's media store; an empty archive while Synapse has stored no media yet."""
+    media = _synapse_media(job)
+    # Status 1: a file changed while it was read (a thumbnail being written); the rest is complete.
+    contents = ["--directory", str(media), "."] if media.is_dir() else ["--files-from", "/dev/null"]
+    run(["tar", "--create", "--gzip", "--numeric-owner", "--file", str(target), *contents], ok_codes=(0, 1))
+
+
+def restore_synapse_media(job: Job, source: Path, work: Path) -> None:
+    """Make the media store hold exactly the archived media."""
+    media = _emptied_media_store(job)
     run(["tar", "--extract", "--gzip", "--numeric-owner", "--same-permissions", "--file", str(source),
-         "--directory", str(job.synapse_data)])
+         "--directory", str(media)])
+
+
+def restore_old_synapse_media(job: Job, source: Path, work: Path) -> None:
+    """The media store out of the old layout's synapse-data.tar.gz, which holds the whole data volume."""
+    assert job.synapse_data is not None
+    _emptied_media_store(job)
+    try:
+        run(["tar", "--extract", "--gzip", "--numeric-owner", "--same-permissions", "--file", str(source),
+             "--directory", str(job.synapse_data), f"./{MEDIA_STORE}"])
+    except BackupError as error:
+        # Taken before Synapse had stored any media: there is none to bring back.
+        if f"./{MEDIA_STORE}: Not found in archive" not in str(error):
+            raise
+        log(f"{source.name} holds no media store: the media store is left empty")
 
 
 def _bucket_flags(bucket: Bucket) -> list[str]:
@@ -463,7 +540,8 @@ class Part:
     """One file in the archive: how it is taken, how it is put back, and whether this job has it."""
 
     name: str
-    dump: Callable[[Job, Path, Path], None]
+    dump: Callable[[Job, Path, Path], None] | None
+    """None: a file of an old layout, read but no longer written."""
     restore: Callable[[Job, Path, Path], None] | None
     """None: kept for reference only."""
     enabled: Callable[[Job], bool]
@@ -471,15 +549,37 @@ class Part:
     """The part a run or restore can be limited to (--only); None: in every archive, for reference."""
 
 
-# Restore order: databases first, then the files and objects that rows refer to.
+def _has_synapse_data(job: Job) -> bool:
+    return job.synapse_data is not None
+
+
+# What a run writes, in archive order.
 PARTS = (
     Part("synapse-postgres.pgdump", dump_postgres, restore_postgres, lambda job: job.postgres is not None, group="synapse"),
     Part("voicegrow-mysql.sql.gz", dump_mysql, restore_mysql, lambda job: job.mysql is not None, group="mysql"),
-    Part("synapse-data.tar.gz", dump_synapse_data, restore_synapse_data, lambda job: job.synapse_data is not None, group="synapse"),
+    Part("synapse-files.tar.gz", dump_synapse_files, restore_synapse_files, _has_synapse_data, group="synapse"),
+    Part("synapse-media.tar.gz", dump_synapse_media, restore_synapse_media, _has_synapse_data, group="media"),
     Part("voicegrow-bucket.tar.gz", dump_bucket, restore_bucket, lambda job: job.bucket is not None, group="bucket"),
     # The deployment renders the configuration again; the copy is for reading, not restoring.
     Part("configs.tar.gz", dump_configs, None, lambda job: job.configs_dir is not None),
 )
+_WRITTEN = {part.name: part for part in PARTS}
+
+# What a restore reads, in restore order: databases first, then the files and objects that rows
+# refer to. The old layout's synapse-data.tar.gz serves two parts: synapse takes the volume
+# without the media store, media takes the media store.
+RESTORE_ORDER = (
+    _WRITTEN["synapse-postgres.pgdump"],
+    _WRITTEN["voicegrow-mysql.sql.gz"],
+    _WRITTEN["synapse-files.tar.gz"],
+    Part(OLD_SYNAPSE_DATA, None, restore_synapse_files, _has_synapse_data, group="synapse"),
+    _WRITTEN["synapse-media.tar.gz"],
+    Part(OLD_SYNAPSE_DATA, None, restore_old_synapse_media, _has_synapse_data, group="media"),
+    _WRITTEN["voicegrow-bucket.tar.gz"],
+)
+
+SIZED_AS = {**{part.name: part.group for part in PARTS if part.group is not None}, OLD_SYNAPSE_DATA: "media"}
+"""The part each file's size counts for; the old layout's whole data volume is almost all media."""
 
 
 # --- archives -----------------------------------------------------------------------------------
@@ -498,12 +598,16 @@ def locked(job: Job) -> Iterator[None]:
         yield
 
 
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink()
+
+
 def _empty_directory(path: Path) -> None:
     for child in path.iterdir():
-        if child.is_dir() and not child.is_symlink():
-            shutil.rmtree(child)
-        else:
-            child.unlink()
+        _remove(child)
 
 
 def _remove_leftovers(job: Job) -> None:
@@ -528,6 +632,7 @@ def write_archive(target: Path, work: Path, parts: list[Part], job: Job, started
         for part in parts:
             started = time.monotonic()
             path = work / part.name
+            assert part.dump is not None, f"{part.name} is read, no longer written"
             part.dump(job, path, work)
             entries[part.name] = part_entry(path)
             archive.add(path, arcname=part.name, recursive=False)
@@ -788,6 +893,7 @@ def take_backup(job: Job, only: list[str] | None = None, before_change: bool = F
             log(f"archive {name}: {size / 1e6:.1f} MB in {duration:.1f} s")
             # Pruned only now that a newer archive exists (offsite: once it is there too).
             prune(job, now())
+            projected = projected_bytes(job, now())
             offsite_error = copy_offsite(job, job.archive_dir / name)
     except (BackupError, OSError) as error:
         log(f"backup FAILED after {time.monotonic() - started:.1f} s: {error}")
@@ -798,7 +904,8 @@ def take_backup(job: Job, only: list[str] | None = None, before_change: bool = F
                      last_failure=_iso(started_at))
         return 1
     write_status(job, last_run=_iso(started_at), last_result="ok", last_error=None, last_archive=name,
-                 last_success=_iso(started_at), last_duration_seconds=round(duration, 1), last_size_bytes=size)
+                 last_success=_iso(started_at), last_duration_seconds=round(duration, 1), last_size_bytes=size,
+                 projected_bytes=projected)
     print(json.dumps({"archive": name, "size_bytes": size, "duration_seconds": round(duration, 1)}))
     return 0
 
@@ -832,13 +939,29 @@ def copy_offsite(job: Job, archive: Path) -> str | None:
 
 def prune(job: Job, at: datetime) -> list[str]:
     """Delete the archives retention no longer keeps; return their names."""
-    names = [path.name for path in job.archive_dir.iterdir()]
-    newest_of_a_part = set(newest_archive_per_part(job).values())
-    pruned = [name for name in archives_to_prune(names, at, job.keep_days, job.keep_count) if name not in newest_of_a_part]
+    names = archives_newest_first([path.name for path in job.archive_dir.iterdir()])
+    holdings = {name: held_parts(job.archive_dir / name) for name in names}
+    pruned = archives_no_part_keeps(holdings, at, job.retention)
     for name in pruned:
         (job.archive_dir / name).unlink()
-        log(f"pruned {name} (keeping {job.keep_count} archives, {job.keep_days} days)")
+        log(f"pruned {name} (holding {', '.join(holdings[name]) or 'no part'}): no part's retention keeps it")
     return pruned
+
+
+def part_sizes(job: Job) -> dict[str, int]:
+    """Each part's size in the newest archive holding it, by that archive's manifest."""
+    sizes: dict[str, int] = {}
+    for part, name in newest_archive_per_part(job).items():
+        entries = read_manifest(job.archive_dir / name).get("parts", {})
+        sizes[part] = sum(entry["size"] for file, entry in entries.items() if SIZED_AS.get(file) == part)
+    return sizes
+
+
+def projected_bytes(job: Job, at: datetime) -> int:
+    """What the archives will take once each part's retention holds all it keeps; logged part by part."""
+    projection = project_retention(job.part_plans(at), part_sizes(job))
+    log(f"at retention the archives take {projection.described()}")
+    return projection.total_bytes
 
 
 def offsite_archives(offsite: Offsite) -> list[str]:
@@ -904,10 +1027,18 @@ def fetch(job: Job, selector: str) -> int:
     return 0
 
 
+def held_parts(archive: Path) -> list[str]:
+    """The parts an archive holds; none when it cannot be read (a damaged archive is nobody's copy)."""
+    try:
+        return archive_parts(archive)
+    except (tarfile.TarError, KeyError, ValueError, BackupError, OSError):
+        return []
+
+
 def archive_parts(archive: Path) -> list[str]:
-    """The parts (synapse, mysql, bucket) an archive holds, by its manifest."""
+    """The parts (synapse, mysql, media, bucket) an archive holds, by its manifest, in restore order."""
     names = set(read_manifest(archive).get("parts", {}))
-    return list(dict.fromkeys(part.group for part in PARTS if part.group is not None and part.name in names))
+    return list(dict.fromkeys(part.group for part in RESTORE_ORDER if part.name in names))
 
 
 def newest_archive_per_part(job: Job) -> dict[str, str]:
@@ -915,11 +1046,7 @@ def newest_archive_per_part(job: Job) -> dict[str, str]:
     newest: dict[str, str] = {}
     names = archives_newest_first([path.name for path in job.archive_dir.iterdir()]) if job.archive_dir.is_dir() else []
     for name in names:
-        try:
-            parts = archive_parts(job.archive_dir / name)
-        except (tarfile.TarError, KeyError, ValueError, BackupError):
-            continue  # a damaged archive is nobody's newest
-        for part in parts:
+        for part in held_parts(job.archive_dir / name):
             newest.setdefault(part, name)
         if len(newest) == len(job.parts()):
             break
@@ -989,7 +1116,7 @@ def restore_archive(job: Job, archive: Path, parts: list[str]) -> None:
         try:
             manifest = extract_archive(archive, work)
             log(f"restoring {', '.join(parts)} from {archive.name} (taken {manifest.get('created')}, stack {manifest.get('stack')})")
-            for part in PARTS:
+            for part in RESTORE_ORDER:
                 if part.restore is None or part.group not in parts or part.name not in manifest["parts"]:
                     continue
                 part_started = time.monotonic()
@@ -1051,7 +1178,12 @@ def metrics_text(job: Job, status: dict[str, Any], started: datetime, at: dateti
         "backup_interval_seconds": ("Longest interval between two scheduled runs", schedule.longest_gap(at).total_seconds()),
         "backup_next_run_timestamp_seconds": ("When the next scheduled run starts", job.next_run(at)[0].timestamp()),
         "backup_archives": ("Archives kept", float(len(archives_newest_first(os.listdir(job.archive_dir))))),
+        "backup_archives_bytes": ("What the archives take now", _archives_bytes(job.archive_dir)),
         "backup_archive_free_bytes": ("Free space where the archives are written", _free_bytes(job.archive_dir)),
+        "backup_retention_projected_bytes": (
+            "What the archives will take once retention holds all it keeps, during a run (at the last success)",
+            status.get("projected_bytes"),
+        ),
     }
     if status.get("last_result") in ("ok", "failed"):
         values["backup_last_run_success"] = (values["backup_last_run_success"][0], float(status["last_result"] == "ok"))
@@ -1065,6 +1197,10 @@ def metrics_text(job: Job, status: dict[str, Any], started: datetime, at: dateti
 def _timestamp(text: str | None) -> float | None:
     moment = _parse_iso(text)
     return moment.timestamp() if moment else None
+
+
+def _archives_bytes(directory: Path) -> float:
+    return float(sum((directory / name).stat().st_size for name in archives_newest_first(os.listdir(directory))))
 
 
 def _free_bytes(directory: Path) -> float:

@@ -125,6 +125,22 @@ class CronSchedule:
                 break
         return longest
 
+    def runs_per_day(self, start: datetime, runs: int = 10000, horizon: timedelta = timedelta(days=364)) -> float:
+        """How many times a day the schedule fires on average, counted from `start`.
+
+        It counts over `horizon` (52 weeks: every weekday and month as often as a year has them),
+        or over the first `runs` runs when they come sooner, so a per-minute schedule is counted
+        in milliseconds too.
+        """
+        begin = _utc(start)
+        end = begin + horizon
+        count, last, moment = 0, begin, self.next_after(begin)
+        while moment <= end and count < runs:
+            count, last = count + 1, moment
+            moment = self.next_after(moment)
+        span = last - begin if count == runs else horizon
+        return count / (span / timedelta(days=1))
+
     def _day_matches(self, moment: datetime) -> bool:
         day = moment.day in self.days
         weekday = moment.isoweekday() % 7 in self.weekdays
