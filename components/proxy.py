@@ -17,7 +17,6 @@ from components.container import (
     ServiceContainer,
     Workload,
     data_volume,
-    private_network,
     pulled_image,
     revision,
     runnable,
@@ -234,8 +233,6 @@ class ReverseProxy(pulumi.ComponentResource):
         """certbot answering HTTP-01 challenges through the proxy's webroot, renewing on a schedule."""
         settings = args.settings
         state = data_volume(deployment, "proxy-letsencrypt", child)
-        # certbot needs the internet (the CA), nothing of the stack: a network of its own.
-        network = private_network(deployment, COMPONENT, child)
         image = pulled_image(args.images["acme"], "proxy-acme", child, deployment.platform)
         envs = [
             f"ACME_DOMAINS={' '.join(hosts)}",
@@ -258,7 +255,8 @@ class ReverseProxy(pulumi.ComponentResource):
                 limits=args.limits["acme"],
                 security=args.security["acme"],
                 healthcheck=HealthCheck(test=["CMD-SHELL", "test -s /tls/fullchain.pem"], start_period=30),
-                network=network,
+                # Beside the proxy: it checks that the proxy serves its challenge webroot.
+                network=args.front_network,
                 aliases=["acme"],
                 envs=envs,
                 entrypoint=["/bin/sh", f"{ACME_DIR}/acme.sh"],

@@ -74,6 +74,14 @@ trap stop_engines EXIT
 start_engine "$engine" "e2e-$clone" "10.$pool_octet.0.0/17"
 start_engine "$swarm_engine" "e2s-$clone" "10.$pool_octet.128.0/17"
 export E2E_ENGINE_DIR="$engine" DOCKER_HOST="unix://$engine/docker.sock"
+# Without arguments (as CI runs it), the unit and rendered tests, which need no image, run while
+# the images are built, and on beside the end-to-end tests; with arguments, one pytest runs what
+# they select.
+fast_run=
+if (($# == 0)); then
+  .venv/bin/python -m pytest -p no:cacheprovider -n 2 -m "not e2e" >.cache/fast-tests.log 2>&1 &
+  fast_run=$!
+fi
 echo "pass first-build" >>"$figures"
 E2E_FIGURES="$PWD/$figures" bash tests/e2e/images/build.sh
 # Again, to measure what build.sh costs when the images are there (the image tests call it).
@@ -98,7 +106,17 @@ swarm_run=$!
 # The other test files run in parallel (E2E_WORKERS processes, each file on one): an end-to-end
 # module mostly waits for its containers, and each has its own names and host ports.
 status=0
-.venv/bin/python -m pytest -n "${E2E_WORKERS:-3}" --dist loadfile "${swarm_tests[@]/#/--ignore=}" "$@" || status=$?
+selection=("$@")
+if [[ -n "$fast_run" ]]; then selection=(-m e2e); fi
+.venv/bin/python -m pytest -n "${E2E_WORKERS:-3}" --dist loadfile "${swarm_tests[@]/#/--ignore=}" "${selection[@]}" || status=$?
+if [[ -n "$fast_run" ]]; then
+  fast_status=0
+  wait "$fast_run" || fast_status=$?
+  echo
+  echo "== unit and rendered tests (beside the others) =="
+  tail -n 40 .cache/fast-tests.log
+  if ((fast_status != 0 && status == 0)); then status=$fast_status; fi
+fi
 swarm_status=0
 wait "$swarm_run" || swarm_status=$?
 echo

@@ -80,7 +80,7 @@ def local_overrides(prefix: str, port_base: int, extra: dict[str, Any] | None = 
             "remote_media_purge": {"schedule": QUIET_SCHEDULE},
             "state_compression": {"schedule": QUIET_SCHEDULE},
         },
-        "backup": {"schedule": QUIET_SCHEDULE},
+        "backup": {"schedule": QUIET_SCHEDULE, "part_schedules": {"media": QUIET_SCHEDULE, "bucket": QUIET_SCHEDULE}},
         "voicegrow": {"ws_port": port_base + 2, "http_port": port_base + 4},
         "proxy": {
             "bind": "127.0.0.1",

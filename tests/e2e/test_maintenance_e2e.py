@@ -156,7 +156,7 @@ def minute_ahead(stack: list[AppliedStack], overrides: dict, remote_media: None)
     schedule = f"{local.minute} {local.hour} * * *"
     changed = {
         **overrides,
-        "backup": {**overrides["backup"], "part_schedules": {"mysql": schedule}},
+        "backup": {**overrides["backup"], "part_schedules": {**overrides["backup"]["part_schedules"], "mysql": schedule}},
         "synapse": {**overrides["synapse"], "remote_media_purge": {"schedule": schedule}},
     }
     started = time.monotonic()

@@ -161,7 +161,7 @@ def test_secrets_are_files_of_the_services_user_and_never_environment(swarm: Swa
 
 
 def test_the_networks_are_encrypted_overlays(swarm: Swarm, engine: docker.DockerClient) -> None:
-    for component in ("synapse", "voicegrow", "monitoring", "proxy"):
+    for component in ("synapse", "voicegrow", "monitoring", "front"):
         network = engine.api.inspect_network(f"{PREFIX}-{component}")
         assert (network["Driver"], network["Options"].get("encrypted"), network["Attachable"]) == ("overlay", "", True), component
 

@@ -14,9 +14,10 @@ CONTAINER = "docker:index/container:Container"
 SERVED = {
     "dev": {"synapse", "synapse-wellknown", "monitoring-blackbox-exporter"},
     "test": {"synapse", "synapse-wellknown", "voicegrow-server-1", "monitoring-blackbox-exporter"},
-    "staging": {"synapse", "synapse-wellknown", "voicegrow-server-1", "voicegrow-server-2", "monitoring-blackbox-exporter"},
+    # With tls acme, certbot too: it checks that the proxy serves its challenge webroot.
+    "staging": {"synapse", "synapse-wellknown", "voicegrow-server-1", "voicegrow-server-2", "monitoring-blackbox-exporter", "proxy-acme"},
     "prod": {
-        "synapse", "synapse-wellknown", "voicegrow-server-1", "voicegrow-server-2", "monitoring-blackbox-exporter",
+        "synapse", "synapse-wellknown", "voicegrow-server-1", "voicegrow-server-2", "monitoring-blackbox-exporter", "proxy-acme",
         *(f"synapse-{worker}" for worker in ("sync1", "sync2", "sync3", "client-reader1", "federation-sender1", "media1", "pusher1", "background1", "event-persister1", "event-persister2")),
     },
 }
