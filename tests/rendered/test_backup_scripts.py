@@ -823,19 +823,6 @@ def test_restoring_synapse_alone_brings_back_its_database_and_key_and_leaves_the
     assert not (sources.synapse_data / MEDIA_FILE).exists()
 
 
-def test_restoring_media_alone_brings_back_the_media_store_and_leaves_the_database_and_key(sources: Sources) -> None:
-    archive = _take_backup(sources)
-    _change_synapse(sources)
-
-    result = _backupctl(sources, "restore", archive.name, "--only", "media")
-
-    assert result.returncode == 0, result.stderr
-    assert (sources.synapse_data / MEDIA_FILE).stat().st_size == 4096
-    assert not (sources.synapse_data / "media_store" / "uploaded-later").exists()
-    assert "a message after the backup" in sources.postgres.sql("SELECT body FROM events")
-    assert (sources.synapse_data / SIGNING_KEY).read_text() == "ed25519 a_NEW a fresh stack's key\n"
-
-
 @pytest.mark.parametrize("layout", ["new", "old"])
 def test_a_backup_taken_before_any_media_restores_an_empty_media_store_synapse_can_write(sources: Sources, layout: str) -> None:
     # Synapse has stored no media yet, at the backup and still at the restore (a fresh volume).
@@ -908,8 +895,9 @@ def test_an_old_layout_archive_restores_synapse_without_touching_the_media_store
     assert not (sources.synapse_data / MEDIA_FILE).exists()
 
 
-def test_an_old_layout_archive_restores_media_alone(sources: Sources) -> None:
-    archive = _old_layout_archive(sources)
+@pytest.mark.parametrize("layout", ["current", "old"])
+def test_restoring_media_alone_brings_back_the_media_store_and_leaves_the_database_and_key(sources: Sources, layout: str) -> None:
+    archive = _take_backup(sources) if layout == "current" else _old_layout_archive(sources)
     _change_synapse(sources)
 
     result = _backupctl(sources, "restore", archive.name, "--only", "media")
@@ -917,8 +905,8 @@ def test_an_old_layout_archive_restores_media_alone(sources: Sources) -> None:
     assert result.returncode == 0, result.stderr
     assert (sources.synapse_data / MEDIA_FILE).stat().st_size == 4096
     assert not (sources.synapse_data / "media_store" / "uploaded-later").exists()
-    assert (sources.synapse_data / SIGNING_KEY).read_text() == "ed25519 a_NEW a fresh stack's key\n"
     assert "a message after the backup" in sources.postgres.sql("SELECT body FROM events")
+    assert (sources.synapse_data / SIGNING_KEY).read_text() == "ed25519 a_NEW a fresh stack's key\n"
 
 
 def test_restoring_a_part_the_archive_lacks_is_refused_and_changes_nothing(sources: Sources) -> None:
