@@ -13,6 +13,7 @@ from components.container import (
     ServiceContainer,
     built_image,
     data_volume,
+    secret_upload,
     service_container,
 )
 from components.rendering import backup as render
@@ -26,6 +27,8 @@ from config.models import BackupSettings, RemoteMediaPurge, StateCompression
 from config.profiles import ContainerLimits
 
 COMPONENT = "backup"
+ROOT_ONLY = "0600"
+"""Mode of the job's secret files: it runs as root, and nothing else in its container reads them."""
 # Relative to the project directory, where Pulumi runs the program.
 IMAGE_CONTEXT = "components/images/backup"
 
@@ -224,35 +227,32 @@ class BackupJob(pulumi.ComponentResource):
     ) -> list[docker.ContainerUploadArgs]:
         """Password files, readable by root only, each a secret input."""
         uploads = []
-
-        def secret_file(path: str, content: pulumi.Output[str]) -> docker.ContainerUploadArgs:
-            return docker.ContainerUploadArgs(file=path, content=pulumi.Output.secret(content), permissions="0600")
-
         if args.synapse is not None:
             password = args.synapse.postgres_password
-            uploads.append(secret_file(render.PGPASS_PATH, password.apply(lambda value: render.render_pgpass(POSTGRES, value))))
+            uploads.append(secret_upload(render.PGPASS_PATH, password.apply(lambda value: render.render_pgpass(POSTGRES, value)), ROOT_ONLY))
         if args.voicegrow is not None:
             root_password = args.voicegrow.mysql_root_password
             uploads.append(
-                secret_file(render.MYSQL_CLIENT_PATH, root_password.apply(lambda value: render.render_mysql_client(MYSQL, value)))
+                secret_upload(render.MYSQL_CLIENT_PATH, root_password.apply(lambda value: render.render_mysql_client(MYSQL, value)), ROOT_ONLY)
             )
             user, password = args.voicegrow.minio_credentials
             source = render.BucketSource(MINIO_ENDPOINT, args.voicegrow.bucket_name)
             uploads.append(
-                secret_file(
+                secret_upload(
                     render.RCLONE_PATH,
                     pulumi.Output.all(user, password).apply(lambda keys: render.render_rclone_minio(source, keys[0], keys[1])),
+                    ROOT_ONLY,
                 )
             )
         if media_purge and args.synapse is not None and args.synapse.admin_password is not None:
-            uploads.append(secret_file(render.SYNAPSE_ADMIN_PASSWORD_PATH, args.synapse.admin_password))
+            uploads.append(secret_upload(render.SYNAPSE_ADMIN_PASSWORD_PATH, args.synapse.admin_password, ROOT_ONLY))
         if args.settings.offsite.enabled:
             if args.offsite_rclone_config is None:
                 raise ValueError("backup.offsite needs the secret backup_rclone_config")
             rclone_config = pulumi.Output.all(args.offsite_rclone_config, offsite_crypt_section).apply(
                 lambda parts: render.render_offsite_rclone(parts[0], parts[1])
             )
-            uploads.append(secret_file(render.OFFSITE_RCLONE_PATH, rclone_config))
+            uploads.append(secret_upload(render.OFFSITE_RCLONE_PATH, rclone_config, ROOT_ONLY))
         return uploads
 
 
@@ -264,8 +264,6 @@ def _config_uploads(synapse: SynapseStack | None, voicegrow: VoiceGrowStack | No
     if voicegrow is not None:
         files.update({f"voicegrow/{name}": content for name, content in voicegrow.config_files.items()})
     return [
-        docker.ContainerUploadArgs(
-            file=f"{render.CONFIGS_DIR}/{name}", content=pulumi.Output.secret(content), permissions="0600"
-        )
+        secret_upload(f"{render.CONFIGS_DIR}/{name}", content, ROOT_ONLY)
         for name, content in files.items()
     ]

@@ -608,6 +608,11 @@ def _limit_processes(
     )
 
 
+def secret_upload(path: str, content: pulumi.Input[str], permissions: str) -> docker.ContainerUploadArgs:
+    """A file holding a secret: its content kept secret in the state, its mode saying who in the container reads it."""
+    return docker.ContainerUploadArgs(file=path, content=pulumi.Output.secret(content), permissions=permissions)
+
+
 def front_network(deployment: Deployment, opts: pulumi.ResourceOptions) -> docker.Network:
     """The proxy's network: the proxy and the containers it serves, never a database, store or the socket."""
     return private_network(deployment, "front", opts)

@@ -19,6 +19,7 @@ from components.container import (
     private_network,
     pulled_image,
     runnable,
+    secret_upload,
     service_container,
 )
 from components.rendering import monitoring as render
@@ -104,9 +105,8 @@ NO_RECEIVER_WARNING = (
 )
 
 
-def _secret_file(path: str, content: pulumi.Input[str]) -> docker.ContainerUploadArgs:
-    """A file holding a secret, readable by the image's unprivileged user (the container's alone)."""
-    return docker.ContainerUploadArgs(file=path, content=pulumi.Output.secret(content), permissions="0644")
+READABLE_BY_THE_SERVICE = "0644"
+"""Mode of the secret files: the images run as their own unprivileged users (the container's alone)."""
 
 
 def _wget(url: str) -> HealthCheck:
@@ -230,7 +230,7 @@ class Monitoring(pulumi.ComponentResource):
             user, password = voicegrow.minio_credentials
             token = pulumi.Output.all(user, password).apply(lambda keys: render.minio_token(keys[0], keys[1]))
             # Prometheus runs as nobody: the token file must be readable by it.
-            uploads.append(_secret_file(render.MINIO_TOKEN_PATH, token))
+            uploads.append(secret_upload(render.MINIO_TOKEN_PATH, token, READABLE_BY_THE_SERVICE))
         external_url = f"https://{settings.prometheus_host}/" if settings.prometheus_host else None
         return self._container(
             "prometheus",
@@ -264,7 +264,7 @@ class Monitoring(pulumi.ComponentResource):
             command=command,
             volumes=[self._volume("alertmanager", "/alertmanager")],
             # Alertmanager runs as nobody; the file holds the receivers' secrets.
-            uploads=[_secret_file(render.ALERTMANAGER_CONFIG_PATH, config)],
+            uploads=[secret_upload(render.ALERTMANAGER_CONFIG_PATH, config, READABLE_BY_THE_SERVICE)],
             extra_networks=self._served(settings.alertmanager_host),
         )
 
@@ -279,7 +279,7 @@ class Monitoring(pulumi.ComponentResource):
             "dingtalk",
             _wget(f"http://127.0.0.1:{render.DINGTALK_PORT}/-/healthy"),
             command=[f"--config.file={render.DINGTALK_CONFIG_PATH}", f"--web.listen-address=:{render.DINGTALK_PORT}"],
-            uploads=[_secret_file(render.DINGTALK_CONFIG_PATH, config)],
+            uploads=[secret_upload(render.DINGTALK_CONFIG_PATH, config, READABLE_BY_THE_SERVICE)],
         )
 
     def _full(self, plan: render.MonitoringPlan) -> None:
@@ -296,7 +296,7 @@ class Monitoring(pulumi.ComponentResource):
             volumes=[self._volume("grafana", "/var/lib/grafana")],
             extra_networks=self._served(settings.grafana_host),
             uploads=[
-                _secret_file(render.GRAFANA_ADMIN_PASSWORD_PATH, self.admin_password),
+                secret_upload(render.GRAFANA_ADMIN_PASSWORD_PATH, self.admin_password, READABLE_BY_THE_SERVICE),
                 docker.ContainerUploadArgs(
                     file=f"{render.GRAFANA_PROVISIONING_DIR}/datasources/datasources.yml", content=render.render_grafana_datasources()
                 ),
@@ -365,7 +365,7 @@ class Monitoring(pulumi.ComponentResource):
                 "postgres-exporter",
                 _wget(f"http://127.0.0.1:{render.POSTGRES_EXPORTER_PORT}/metrics"),
                 envs=render.postgres_exporter_environment(synapse_render.DATABASE_NAME),
-                uploads=[_secret_file(render.POSTGRES_EXPORTER_PASSWORD_PATH, password)],
+                uploads=[secret_upload(render.POSTGRES_EXPORTER_PASSWORD_PATH, password, READABLE_BY_THE_SERVICE)],
                 extra_networks=[synapse.network],
                 depends_on=[account],
             )
@@ -386,7 +386,7 @@ class Monitoring(pulumi.ComponentResource):
                 _wget(f"http://127.0.0.1:{render.MYSQL_EXPORTER_PORT}/metrics"),
                 command=[f"--config.my-cnf={render.MYSQL_EXPORTER_CNF_PATH}"],
                 # The exporter runs as nobody.
-                uploads=[_secret_file(render.MYSQL_EXPORTER_CNF_PATH, cnf)],
+                uploads=[secret_upload(render.MYSQL_EXPORTER_CNF_PATH, cnf, READABLE_BY_THE_SERVICE)],
                 extra_networks=[voicegrow.network],
                 depends_on=[account],
             )
@@ -397,7 +397,7 @@ class Monitoring(pulumi.ComponentResource):
                 _wget(f"http://127.0.0.1:{render.REDIS_EXPORTER_PORT}/metrics"),
                 envs=[f"REDIS_ADDR={render.REDIS_EXPORTER_TARGET}", f"REDIS_PASSWORD_FILE={render.REDIS_EXPORTER_PASSWORD_PATH}"],
                 uploads=[
-                    _secret_file(render.REDIS_EXPORTER_PASSWORD_PATH, voicegrow.redis_password.apply(render.render_redis_exporter_passwords))
+                    secret_upload(render.REDIS_EXPORTER_PASSWORD_PATH, voicegrow.redis_password.apply(render.render_redis_exporter_passwords), READABLE_BY_THE_SERVICE)
                 ],
                 extra_networks=[voicegrow.network],
             )

@@ -764,6 +764,11 @@ class StackSettings(Settings):
                    "bucket": self.voicegrow.enabled}
         return [part for part in BACKUP_PARTS if present[part]]
 
+    def _refuse(self, problems: list[str]) -> None:
+        """Refuse the settings naming every problem, each of which starts with its key."""
+        if problems:
+            raise ValueError(f"; {self.project}:".join(problems))
+
     @property
     def remote_media_purge_runs(self) -> bool:
         """Whether the backup container purges Synapse's remote media (synapse.remote_media_purge)."""
@@ -856,8 +861,7 @@ class StackSettings(Settings):
                 f"proxy.bind {self.proxy.bind} cannot be kept with orchestrator swarm: a service publishes its ports on "
                 "every address of its node; set proxy.bind to 0.0.0.0 and let the firewall choose who reaches them"
             )
-        if problems:
-            raise ValueError(f"; {self.project}:".join(problems))
+        self._refuse(problems)
         return self
 
     @model_validator(mode="after")
@@ -878,8 +882,7 @@ class StackSettings(Settings):
                 "plain ws:// and http:// beside the proxy's TLS: keep 127.0.0.1 and let devices connect through the proxy "
                 "(voicegrow.ws_host), or set voicegrow.allow_public_direct_ports to true if they must reach the servers directly"
             )
-        if problems:
-            raise ValueError(f"; {self.project}:".join(problems))
+        self._refuse(problems)
         return self
 
     @model_validator(mode="after")
@@ -960,8 +963,7 @@ class StackSettings(Settings):
             for second in ports[index + 1 :]:
                 if first.collides_with(second):
                     problems.append(_collision(first, second))
-        if problems:
-            raise ValueError(f"; {self.project}:".join(problems))
+        self._refuse(problems)
         return self
 
     @model_validator(mode="after")
@@ -1007,8 +1009,7 @@ class StackSettings(Settings):
                     "container at most, the rest holds the copy-on-write pages of the child Redis forks to save "
                     f"and rewrite its data, client buffers and fragmentation: set resources.redis.memory to at least {need}M"
                 )
-        if problems:
-            raise ValueError(f"; {self.project}:".join(problems))
+        self._refuse(problems)
         return self
 
     def synapse_worker_connections(self) -> int:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
+from components.images.backup.archives import remote_path
 from config.models import OFFSITE_CRYPT_REMOTE, BackupSettings, OffsiteSettings
 
 ARCHIVE_DIR = "/backups"
@@ -107,8 +108,7 @@ def offsite_owner(project: str, stack: str) -> str:
 
 def offsite_directory(offsite: OffsiteSettings, owner: str) -> str:
     """The stack's own directory under the operator's remote: `offsite:backups` -> `offsite:backups/selfhosted-prod`."""
-    separator = "" if offsite.remote.endswith((":", "/")) else "/"
-    return f"{offsite.remote}{separator}{owner}"
+    return remote_path(offsite.remote, owner)
 
 
 def render_job(project: str, stack: str, settings: BackupSettings, targets: JobTargets) -> str:

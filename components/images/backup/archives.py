@@ -36,6 +36,12 @@ def archive_time(name: str) -> datetime | None:
     return datetime.strptime(match.group(1), "%Y%m%dT%H%M%SZ").replace(tzinfo=timezone.utc)
 
 
+def remote_path(remote: str, name: str) -> str:
+    """`name` under an rclone remote path (`offsite:`, `offsite:backups`, `offsite:/backups/`), one separator between."""
+    separator = "" if remote.endswith((":", "/")) else "/"
+    return f"{remote}{separator}{name}"
+
+
 def offsite_name(owner: str, name: str) -> str:
     """The name of archive `name` offsite: its stack first (`selfhosted-prod.backup-...tar`), so two
     stacks writing into one directory never write or count each other's archives."""

@@ -79,6 +79,7 @@ from archives import (
     owned_archives,
     part_entry,
     project_retention,
+    remote_path,
     verify_manifest,
 )
 from cron import CronSchedule
@@ -146,15 +147,10 @@ class Offsite:
 
     def path(self, name: str) -> str:
         """The remote path of the archive `name` (its local name)."""
-        return _joined(self.remote, offsite_name(self.owner, name))
+        return remote_path(self.remote, offsite_name(self.owner, name))
 
     def described(self) -> str:
         return f"{self.directory}{' (encrypted)' if self.encrypted else ''}"
-
-
-def _joined(remote: str, name: str) -> str:
-    separator = "" if remote.endswith((":", "/")) else "/"
-    return f"{remote}{separator}{name}"
 
 
 @dataclass(frozen=True)
@@ -1002,7 +998,7 @@ def fetch(job: Job, selector: str) -> int:
                 name = Path(selector).name
                 if archive_time(name) is None:
                     raise BackupError(f"{selector!r} is not an archive name like backup-20250101T020000Z.tar (or 'latest')")
-                source = offsite.path(name) if name in owned else _joined(offsite.legacy_remote, name)
+                source = offsite.path(name) if name in owned else remote_path(offsite.legacy_remote, name)
             target = job.archive_dir / name
             if target.is_file():
                 log(f"{name} is already in {job.archive_dir}: not fetched again")
