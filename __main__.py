@@ -160,6 +160,7 @@ monitoring = Monitoring(
         synapse_image=settings.images.synapse,
         secrets=loaded.secrets,
         front_network=front,
+        docker_socket=settings.healer.docker_socket,
     ),
 )
 pulumi.export("monitoring_admin_password", monitoring.admin_password)

@@ -13,6 +13,7 @@ from components.container import (
     ServiceContainer,
     built_image,
     data_volume,
+    exec_in_container,
     secret_upload,
     service_container,
 )
@@ -150,8 +151,9 @@ class BackupJob(pulumi.ComponentResource):
             self.offsite_restore = render.offsite_restore_instructions(
                 deployment.stack, offsite_directory, settings.offsite.encrypt, OFFSITE_SECTION_OUTPUT
             )
+        mysql_password = secret_or_generated("backup-mysql-password", None, child) if voicegrow is not None else None
         uploads = [docker.ContainerUploadArgs(file=render.JOB_PATH, content=job_json)]
-        uploads += self._credential_uploads(args, media_purge is not None, self.offsite_crypt_section)
+        uploads += self._credential_uploads(args, media_purge is not None, self.offsite_crypt_section, mysql_password)
         uploads += _config_uploads(synapse, voicegrow)
 
         volumes = [archives]
@@ -164,8 +166,20 @@ class BackupJob(pulumi.ComponentResource):
             networks.append(synapse.network)
             depends_on.append(synapse.postgres)
         if voicegrow is not None:
+            assert mysql_password is not None
             networks.append(voicegrow.network)
-            depends_on += [voicegrow.mysql, voicegrow.minio, voicegrow.bucket]
+            # Made (or updated) by root in the MySQL container once it runs, and again whenever
+            # the container is replaced (a restored or new data directory may lack it).
+            mysql_account = exec_in_container(
+                "backup-mysql-account",
+                deployment,
+                voicegrow.mysql,
+                voicegrow_render.mysql_as_root(render.mysql_backup_account_statements(MYSQL), "BACKUP_PASSWORD"),
+                {"BACKUP_PASSWORD": mysql_password},
+                self,
+                triggers=[voicegrow.mysql.id, mysql_password],
+            )
+            depends_on += [voicegrow.mysql, mysql_account, voicegrow.minio, voicegrow.bucket]
 
         self.container = service_container(
             deployment,
@@ -223,7 +237,10 @@ class BackupJob(pulumi.ComponentResource):
 
     @staticmethod
     def _credential_uploads(
-        args: BackupJobArgs, media_purge: bool, offsite_crypt_section: pulumi.Output[str] | None
+        args: BackupJobArgs,
+        media_purge: bool,
+        offsite_crypt_section: pulumi.Output[str] | None,
+        mysql_password: pulumi.Output[str] | None,
     ) -> list[docker.ContainerUploadArgs]:
         """Password files, readable by root only, each a secret input."""
         uploads = []
@@ -231,9 +248,9 @@ class BackupJob(pulumi.ComponentResource):
             password = args.synapse.postgres_password
             uploads.append(secret_upload(render.PGPASS_PATH, password.apply(lambda value: render.render_pgpass(POSTGRES, value)), ROOT_ONLY))
         if args.voicegrow is not None:
-            root_password = args.voicegrow.mysql_root_password
+            assert mysql_password is not None
             uploads.append(
-                secret_upload(render.MYSQL_CLIENT_PATH, root_password.apply(lambda value: render.render_mysql_client(MYSQL, value)), ROOT_ONLY)
+                secret_upload(render.MYSQL_CLIENT_PATH, mysql_password.apply(lambda value: render.render_mysql_client(MYSQL, value)), ROOT_ONLY)
             )
             user, password = args.voicegrow.minio_credentials
             source = render.BucketSource(MINIO_ENDPOINT, args.voicegrow.bucket_name)

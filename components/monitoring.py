@@ -10,6 +10,7 @@ import pulumi_docker as docker
 
 from components.container import (
     Deployment,
+    FileDirectory,
     HealthCheck,
     ServiceContainer,
     Workload,
@@ -22,6 +23,7 @@ from components.container import (
     secret_upload,
     service_container,
 )
+from components.rendering import engine_api
 from components.rendering import monitoring as render
 from components.rendering import synapse as synapse_render
 from components.rendering.proxy import MonitoringRoutes
@@ -36,7 +38,7 @@ from config.types import image_tag
 
 COMPONENT = "monitoring"
 BASIC_ROLES = ("prometheus", "alertmanager", "node_exporter", "blackbox_exporter")
-FULL_ROLES = ("grafana", "loki", "alloy", "cadvisor")
+FULL_ROLES = ("grafana", "loki", "alloy", "cadvisor", "engine_api")
 
 
 def roles(settings: StackSettings) -> list[str]:
@@ -97,6 +99,8 @@ class MonitoringArgs:
     secrets: dict[str, pulumi.Output[str] | None]
     front_network: docker.Network | None = None
     """The proxy's network: the prober joins it, and what the proxy serves of monitoring (None: no proxy)."""
+    docker_socket: str = "/var/run/docker.sock"
+    """The engine's socket on the Docker host, which the engine API filter opens (full monitoring)."""
 
 
 NO_RECEIVER_WARNING = (
@@ -191,6 +195,8 @@ class Monitoring(pulumi.ComponentResource):
         uploads: list[docker.ContainerUploadArgs] | None = None,
         extra_networks: list[docker.Network] | None = None,
         depends_on: list[pulumi.Resource] | None = None,
+        network: docker.Network | None = None,
+        file_directories: list[FileDirectory] | None = None,
     ) -> Workload:
         return service_container(
             self._deployment,
@@ -202,13 +208,14 @@ class Monitoring(pulumi.ComponentResource):
                 limits=self._args.limits[role],
                 security=self._args.security[role],
                 healthcheck=healthcheck,
-                network=self.network,
+                network=network or self.network,
                 aliases=[name],
                 command=command,
                 entrypoint=entrypoint,
                 envs=envs,
                 volumes=volumes or [],
                 uploads=uploads or [],
+                file_directories=file_directories or [],
                 extra_networks=extra_networks or [],
                 extra_aliases=[name],
             ),
@@ -284,7 +291,17 @@ class Monitoring(pulumi.ComponentResource):
 
     def _full(self, plan: render.MonitoringPlan) -> None:
         settings, deployment = self._args.settings, self._deployment
-        docker_socket = docker.ContainerVolumeArgs(host_path="/var/run/docker.sock", container_path="/var/run/docker.sock", read_only=True)
+        # Alloy and cAdvisor read the engine through the filter, on a network of their own with it.
+        engine_api_network = private_network(deployment, f"{COMPONENT}-engine-api", self._child)
+        self.containers["engine_api"] = self._container(
+            "engine_api",
+            "engine-api",
+            _wget(f"http://127.0.0.1:{engine_api.PORT}/_ping"),
+            command=["nginx", "-c", f"{engine_api.CONFIG_DIR}/{engine_api.CONFIG_NAME}"],
+            volumes=[docker.ContainerVolumeArgs(host_path=self._args.docker_socket, container_path=engine_api.SOCKET)],
+            file_directories=[FileDirectory("config", engine_api.CONFIG_DIR, {engine_api.CONFIG_NAME: engine_api.render_engine_api_conf()})],
+            network=engine_api_network,
+        )
         synapse_version = image_tag(self._args.synapse_image) if plan.synapse_memory_limit_bytes is not None else None
         root_url = f"https://{settings.grafana_host}/" if settings.grafana_host else None
         self.containers["grafana"] = self._container(
@@ -331,18 +348,22 @@ class Monitoring(pulumi.ComponentResource):
                 timeout=5,
             ),
             command=["run", f"--server.http.listen-addr=0.0.0.0:{render.ALLOY_PORT}", "--storage.path=/var/lib/alloy/data", render.ALLOY_CONFIG_PATH],
-            volumes=[docker_socket],
             uploads=[docker.ContainerUploadArgs(file=render.ALLOY_CONFIG_PATH, content=render.render_alloy_config(deployment.project, deployment.stack))],
+            extra_networks=[engine_api_network],
+            depends_on=[self.containers["engine_api"]],
         )
         self.containers["cadvisor"] = self._container(
             "cadvisor",
             "cadvisor",
             _wget(f"http://127.0.0.1:{render.CADVISOR_PORT}/healthz"),
-            command=["--docker_only=true", "--housekeeping_interval=15s", "--store_container_labels=false"],
+            command=["--docker_only=true", f"--docker={engine_api.URL}", "--housekeeping_interval=15s", "--store_container_labels=false"],
+            # The host's files cAdvisor reads its figures from; not /var/run, where the engine's socket is.
             volumes=[
                 docker.ContainerVolumeArgs(host_path=host, container_path=path, read_only=True)
-                for host, path in (("/", "/rootfs"), ("/var/run", "/var/run"), ("/sys", "/sys"), ("/var/lib/docker", "/var/lib/docker"))
+                for host, path in (("/", "/rootfs"), ("/sys", "/sys"), ("/var/lib/docker", "/var/lib/docker"))
             ],
+            extra_networks=[engine_api_network],
+            depends_on=[self.containers["engine_api"]],
         )
         synapse, voicegrow = self._args.synapse, self._args.voicegrow
         # The database exporters log in with an account of their own that can read statistics only,

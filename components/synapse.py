@@ -439,6 +439,7 @@ class SynapseStack(pulumi.ComponentResource):
                 "registration-token", args.secrets["synapse_registration_token"], child, length=24
             )
             environment["REGISTRATION_TOKEN"] = self.registration_token
+            environment["REGISTRATION_TOKEN_DAYS"] = str(settings.registration_token_days or "")
         exec_in_container(
             "synapse-bootstrap",
             deployment,
@@ -447,5 +448,6 @@ class SynapseStack(pulumi.ComponentResource):
             environment,
             self,
             stdin=BOOTSTRAP_SCRIPT.read_text(),
-            triggers=[settings.admin_username, settings.registration],
+            # Again when any of them changes: a new password or token is applied to the running Synapse.
+            triggers=list(environment.values()),
         )

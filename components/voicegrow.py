@@ -75,7 +75,7 @@ class VoiceGrowStack(pulumi.ComponentResource):
         redis_password = secret_or_generated("redis-password", secrets["redis_password"], child)
         minio_user = secret_or_generated("minio-root-user", secrets["minio_root_user"], child, length=20)
         minio_password = secret_or_generated("minio-root-password", secrets["minio_root_password"], child, length=40)
-        self.mysql_root_password = mysql_root_password
+        self.mysql_password = mysql_password
         self.redis_password = redis_password
         self.minio_credentials = (minio_user, minio_password)
         self.bucket_name = settings.bucket
@@ -113,6 +113,9 @@ class VoiceGrowStack(pulumi.ComponentResource):
             aliases=["mysql"],
             envs=[
                 f"MYSQL_ROOT_PASSWORD_FILE={render.SECRETS_DIR}/root_password",
+                # Root logs in over the container's own socket only; every client on the network
+                # uses VoiceGrow's account, which holds its database and nothing else.
+                "MYSQL_ROOT_HOST=localhost",
                 f"MYSQL_DATABASE={render.DATABASE}",
                 f"MYSQL_USER={render.DATABASE_USER}",
                 f"MYSQL_PASSWORD_FILE={render.SECRETS_DIR}/password",
@@ -267,26 +270,26 @@ class VoiceGrowStack(pulumi.ComponentResource):
         # running MySQL learns changed passwords, before any client is restarted with them and
         # before its password files are rewritten (the command reads the root password there).
         before = args.backup.watch([mysql_spec, redis_spec, minio_spec, *server_specs]) if args.backup is not None else []
-        mysql_passwords = exec_in_named_container(
+        accounts_sql = pulumi.Output.secret(
+            pulumi.Output.all(mysql_password, mysql_root_password).apply(lambda passwords: render.mysql_accounts_sql(*passwords))
+        )
+        mysql_accounts = exec_in_named_container(
             "voicegrow-mysql-passwords",
             deployment,
             mysql_spec.name,
             # As root with the password the running server was given; the SQL comes on stdin.
             ["sh", "-c", f'MYSQL_PWD="$(cat {render.SECRETS_DIR}/root_password)" exec mysql -uroot'],
             self,
-            triggers=[mysql_password, mysql_root_password],
-            stdin=pulumi.Output.secret(
-                pulumi.Output.all(mysql_password, mysql_root_password).apply(
-                    lambda passwords: render.mysql_passwords_sql(*passwords)
-                )
-            ),
+            # Again whenever the SQL changes: a new password, or accounts a new release narrows.
+            triggers=[accounts_sql],
+            stdin=accounts_sql,
             depends_on=before,
         )
 
         def after(resources: list[pulumi.Resource]) -> pulumi.ResourceOptions:
             return pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=resources))
 
-        self.mysql = service_container(deployment, mysql_spec, after([*before, mysql_passwords]))
+        self.mysql = service_container(deployment, mysql_spec, after([*before, mysql_accounts]))
         self.redis = service_container(deployment, redis_spec, after(before))
         self.minio = service_container(deployment, minio_spec, after(before))
         # mc takes an alias from MC_HOST_<alias>; re-run when MinIO is replaced (a new volume may be empty).

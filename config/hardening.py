@@ -96,6 +96,9 @@ POLICIES: dict[str, SecurityPolicy] = {
     # The healer opens the engine's socket, which is root's (mode 0660): it runs as root, with
     # no capability (an owner needs none to open its own file), no network and a read-only root.
     "healer": SecurityPolicy(user="0:0", pids_limit=32),
+    # The engine API filter opens the engine's socket too, as root without any capability; it is the
+    # only networked container that does, on a network of its own with Alloy and cAdvisor.
+    "engine_api": SecurityPolicy(user="0:0", pids_limit=32),
     # Monitoring: the images' own unprivileged users (the node and cAdvisor readers run as the
     # image says); their configuration is uploaded into the root filesystem, which therefore
     # stays writable. Nothing is given back.

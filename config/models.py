@@ -116,6 +116,10 @@ class ImageSettings(Settings):
     loki: ImageRef = Field(default="grafana/loki:3.5.0", description="Loki log store (full monitoring).")
     alloy: ImageRef = Field(default="grafana/alloy:v1.10.0", description="Grafana Alloy, the log collector (full monitoring).")
     cadvisor: ImageRef = Field(default="ghcr.io/google/cadvisor:v0.53.0", description="Per-container metrics (full monitoring).")
+    engine_api: ImageRef = Field(
+        default="nginx:1.27.5-alpine",
+        description="nginx that passes Alloy's and cAdvisor's reads to the engine's API and refuses the rest (full monitoring).",
+    )
     postgres_exporter: ImageRef = Field(
         default="quay.io/prometheuscommunity/postgres-exporter:v0.17.1", description="PostgreSQL exporter (full monitoring)."
     )
@@ -265,6 +269,15 @@ class SynapseSettings(Settings):
     )
     admin_username: Localpart | None = Field(
         default=None, description="Admin account created on first deploy; its password is secret config or generated."
+    )
+    registration_token_days: int | None = Field(
+        default=None,
+        ge=1,
+        le=3650,
+        description=(
+            "With registration 'token': days the token is valid from its creation (default: no end); "
+            "after that, set a new synapse_registration_token and deploy."
+        ),
     )
     http_bind: IpAddress = Field(default="127.0.0.1", description="Host address the client port is published on.")
     http_port: Port = Field(default=8008, description="Host port of Synapse's client/federation listener.")
@@ -647,7 +660,7 @@ class HealerSettings(Settings):
     docker_socket: str = Field(
         default="/var/run/docker.sock",
         pattern=r"^/\S+$",
-        description="The engine's socket on the Docker host (a rootless engine's is /run/user/<uid>/docker.sock).",
+        description="The engine's socket on the Docker host (a rootless engine's is /run/user/<uid>/docker.sock); full monitoring's engine API filter opens it too.",
     )
 
 

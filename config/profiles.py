@@ -210,7 +210,7 @@ CPU_WEIGHTS: dict[str, int] = {
         role: 256
         for role in (
             "prometheus", "alertmanager", "node_exporter", "blackbox_exporter", "dingtalk", "grafana", "loki",
-            "alloy", "cadvisor", "postgres_exporter", "mysql_exporter", "redis_exporter",
+            "alloy", "cadvisor", "engine_api", "postgres_exporter", "mysql_exporter", "redis_exporter",
         )
     },
 }
@@ -243,6 +243,7 @@ def monitoring_limits(scale: int) -> dict[str, ContainerLimits]:
         "loki": scaled("loki", 256, 0.2, 96, grows=True),
         "alloy": scaled("alloy", 192, 0.1, 64),
         "cadvisor": scaled("cadvisor", 128, 0.1, 48),
+        "engine_api": scaled("engine_api", 32, 0.1, 8),
         "postgres_exporter": scaled("postgres_exporter", 48, 0.1, 16),
         "mysql_exporter": scaled("mysql_exporter", 48, 0.1, 16),
         "redis_exporter": scaled("redis_exporter", 48, 0.1, 16),

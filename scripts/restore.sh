@@ -2,12 +2,18 @@
 # Restore a backup archive into a stack's running services.
 #
 #   scripts/restore.sh STACK [ARCHIVE|latest] [--only synapse|media|mysql|bucket] [--offsite]
+#                        [--without-safety-copy]
 #
 # It checks the archive (default: the newest) against its manifest, stops the containers that
 # write the data (Synapse, the VoiceGrow servers), then the stack's backup container restores
 # PostgreSQL, MySQL, Synapse's signing key and media and the bucket's objects; the containers
 # are started again and the script waits until they are healthy. Into a freshly deployed stack
 # (new, empty volumes) it is the disaster-recovery path: deploy, then restore.
+#
+# Before it replaces anything, with the services stopped, the backup container saves what the
+# restore replaces in an archive of its own, backup-...Z-before-restore.tar, and says its name:
+# restoring that archive goes back. If that copy cannot be made, nothing is replaced.
+# --without-safety-copy skips it (no way back), e.g. when the database to replace is broken.
 #
 # --only restores one part and leaves the others as they are: synapse (its database and signing
 # key) or media (its media store), for which only Synapse is stopped, mysql or bucket (only the
@@ -30,14 +36,19 @@ set -euo pipefail
 usage() { sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"; }
 log() { printf 'restore: %s\n' "$*"; }
 die() { printf 'restore: error: %s\n' "$*" >&2; exit 1; }
+# Once a `docker exec` command has ended, the engine copies its output for at most 2 seconds: on a
+# busy host an answer can come back empty. Each answer the restore acts on is checked for that.
+lost_output() { die "the engine returned no output for '$1' (a busy host can lose a docker exec's output); nothing was changed: run the restore again"; }
 
 positional=()
 only=()
 offsite=false
+safety=()
 while (($#)); do
   case "$1" in
     -h | --help) usage; exit 0 ;;
     --offsite) offsite=true; shift ;;
+    --without-safety-copy) safety=(--without-safety-copy); shift ;;
     --only)
       [[ "${2:-}" =~ ^(synapse|media|mysql|bucket)$ ]] || die "--only takes synapse, media, mysql or bucket, got '${2:-}'"
       only=(--only "$2")
@@ -76,6 +87,7 @@ start="$(date +%s)"
 if $offsite; then
   selector="$(docker exec "$job" backupctl fetch "$selector")" ||
     die "archive '${positional[1]:-latest}' could not be fetched from the offsite copy (see above); nothing was changed"
+  [[ -n "$selector" ]] || lost_output "backupctl fetch"
   log "fetched $selector from the offsite copy"
 fi
 
@@ -83,11 +95,13 @@ fi
 # One line per archive: its name and the parts it restores (e.g. "backup-….tar synapse,mysql").
 plan="$(docker exec "$job" backupctl plan "$selector" "${only[@]}")" ||
   die "archive '$selector' is missing, damaged or lacks the part asked for (see above); nothing was changed (an archive kept only offsite: add --offsite)"
+[[ -n "$plan" ]] || lost_output "backupctl plan"
 mapfile -t steps <<<"$plan"
 for step in "${steps[@]}"; do
   log "archive ${step% *} matches its manifest (${step#* })"
 done
 mapfile -t services < <(docker exec "$job" backupctl services "${only[@]}")
+((${#services[@]})) || lost_output "backupctl services"
 
 # How many of service $1's tasks are in one of the states $2 (e.g. "Running|Starting"); with $3,
 # only those Swarm wants running.
@@ -127,7 +141,7 @@ fi
 
 for step in "${steps[@]}"; do
   archive="${step% *}"
-  if ! docker exec "$job" backupctl restore "$archive" --only "${step#* }"; then
+  if ! docker exec "$job" backupctl restore "$archive" --only "${step#* }" "${safety[@]}"; then
     die "restore of $archive failed (see above); ${services[*]:-nothing} left stopped: fix the cause and run this again, or start them with '$(start_command)'"
   fi
 done

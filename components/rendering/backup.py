@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from components.images.backup.archives import remote_path
+from components.rendering import voicegrow as voicegrow_render
 from config.models import OFFSITE_CRYPT_REMOTE, BackupSettings, OffsiteSettings
 
 ARCHIVE_DIR = "/backups"
@@ -40,12 +41,13 @@ class PostgresSource:
 
 @dataclass(frozen=True)
 class MysqlSource:
-    """VoiceGrow's database, reached as root (the dump needs every table, routine and trigger)."""
+    """VoiceGrow's database, reached with the backup's own account (mysql_backup_account_statements):
+    root logs in only inside the MySQL container."""
 
     host: str
     port: int
     database: str
-    user: str = "root"
+    user: str = "backup"
 
 
 @dataclass(frozen=True)
@@ -247,6 +249,29 @@ def render_pgpass(source: PostgresSource, password: str) -> str:
 
     # Any database: a restore connects to the maintenance database 'postgres' to recreate it.
     return f"{escaped(source.host)}:{source.port}:*:{escaped(source.user)}:{escaped(password)}\n"
+
+
+def mysql_backup_account_statements(source: MysqlSource) -> str:
+    """SQL that creates (or updates) the backup's MySQL account, for mysql_as_root.
+
+    Every privilege on VoiceGrow's database and none elsewhere, which a dump and its restore need
+    (tables, triggers, events; dropping and creating the database), plus reading routines' bodies,
+    which only their definer may otherwise do: MySQL 8 names that SHOW_ROUTINE, MariaDB grants it
+    as SELECT on mysql.proc; the server says which it is.
+    """
+    account = f"'{source.user}'@'%'"
+    grant_routines = (
+        f"IF(VERSION() LIKE '%MariaDB%', \"GRANT SELECT ON mysql.proc TO {account}\", \"GRANT SHOW_ROUTINE ON *.* TO {account}\")"
+    )
+    return (
+        f"CREATE USER IF NOT EXISTS {account} IDENTIFIED BY '{voicegrow_render.PASSWORD_PLACEHOLDER}' WITH MAX_USER_CONNECTIONS 4;\n"
+        f"ALTER USER {account} IDENTIFIED BY '{voicegrow_render.PASSWORD_PLACEHOLDER}';\n"
+        f"GRANT ALL PRIVILEGES ON `{source.database}`.* TO {account};\n"
+        f"SET @grant_routines = {grant_routines};\n"
+        "PREPARE grant_routines FROM @grant_routines;\n"
+        "EXECUTE grant_routines;\n"
+        "DEALLOCATE PREPARE grant_routines;\n"
+    )
 
 
 def render_mysql_client(source: MysqlSource, password: str) -> str:

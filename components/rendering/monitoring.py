@@ -15,7 +15,8 @@ from typing import Any
 
 from components.rendering import dump_yaml
 from components.rendering.backup import METRICS_PORT as BACKUP_METRICS_PORT
-from components.rendering.voicegrow import SECRETS_DIR as MYSQL_SECRETS_DIR
+from components.rendering.engine_api import URL as ENGINE_API_URL
+from components.rendering.voicegrow import PASSWORD_PLACEHOLDER, mysql_as_root
 from config.monitoring import EmailSettings, MonitoringSettings, WeComSettings, duration_seconds
 
 PROMETHEUS_PORT = 9090
@@ -781,15 +782,12 @@ def render_redis_exporter_passwords(password: str) -> str:
 def postgres_exporter_account(database_user: str, database: str) -> tuple[list[str], str]:
     """Command and SQL that create (or update) the exporter's login with the pg_monitor role.
 
-    Run in the PostgreSQL container as the database's owner; the password comes from
-    EXPORTER_PASSWORD in the command's environment.
+    Run in the PostgreSQL container as the database's owner; psql reads the password from
+    EXPORTER_PASSWORD in its environment (`\\getenv`), so it is on no process's command line.
     """
-    command = [
-        "sh",
-        "-c",
-        f'exec psql -v ON_ERROR_STOP=1 -U {database_user} -d {database} -v password="$EXPORTER_PASSWORD" -f -',
-    ]
+    command = ["psql", "-v", "ON_ERROR_STOP=1", "-U", database_user, "-d", database, "-f", "-"]
     sql = (
+        "\\getenv password EXPORTER_PASSWORD\n"
         f"SELECT 'CREATE ROLE {EXPORTER_USER} LOGIN' "
         f"WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{EXPORTER_USER}')\\gexec\n"
         f"ALTER ROLE {EXPORTER_USER} WITH LOGIN PASSWORD :'password';\n"
@@ -799,18 +797,15 @@ def postgres_exporter_account(database_user: str, database: str) -> tuple[list[s
 
 
 def mysql_exporter_account() -> list[str]:
-    """Command that creates (or updates) the exporter's MySQL account with the grants it reads with.
-
-    Run in the MySQL container as root, over its socket, with the root password from its file; the
-    password comes from EXPORTER_PASSWORD, a generated one of letters and digits.
-    """
+    """Command that creates (or updates) the exporter's MySQL account with the grants it reads with,
+    its password from EXPORTER_PASSWORD (see mysql_as_root)."""
     account = f"'{EXPORTER_USER}'@'%'"
-    statements = (
-        f"CREATE USER IF NOT EXISTS {account} IDENTIFIED BY '$EXPORTER_PASSWORD' WITH MAX_USER_CONNECTIONS 3; "
-        f"ALTER USER {account} IDENTIFIED BY '$EXPORTER_PASSWORD'; "
-        f"GRANT PROCESS, REPLICATION CLIENT, SELECT ON *.* TO {account};"
+    return mysql_as_root(
+        f"CREATE USER IF NOT EXISTS {account} IDENTIFIED BY '{PASSWORD_PLACEHOLDER}' WITH MAX_USER_CONNECTIONS 3;\n"
+        f"ALTER USER {account} IDENTIFIED BY '{PASSWORD_PLACEHOLDER}';\n"
+        f"GRANT PROCESS, REPLICATION CLIENT, SELECT ON *.* TO {account};\n",
+        "EXPORTER_PASSWORD",
     )
-    return ["sh", "-c", f'MYSQL_PWD="$(cat {MYSQL_SECRETS_DIR}/root_password)" exec mysql -uroot -e "{statements}"']
 
 
 def minio_token(access_key: str, secret_key: str) -> str:
@@ -1039,11 +1034,12 @@ def render_loki_yml(log_retention: str) -> str:
 
 
 def render_alloy_config(project: str, stack: str) -> str:
-    """Alloy: every container of this stack (by its labels) into Loki, labelled by container and component."""
+    """Alloy: every container of this stack (by its labels) into Loki, labelled by container and component;
+    it reads the engine through the engine API filter."""
     # Docker discovery turns the label `<project>.component` into this meta label.
     component_label = "__meta_docker_container_label_" + f"{project}_component".replace(".", "_").replace("-", "_")
     return f'''discovery.docker "containers" {{
-  host = "unix:///var/run/docker.sock"
+  host = "{ENGINE_API_URL}"
   filter {{
     name   = "label"
     values = ["{project}.stack={stack}"]
@@ -1064,7 +1060,7 @@ discovery.relabel "containers" {{
 }}
 
 loki.source.docker "containers" {{
-  host          = "unix:///var/run/docker.sock"
+  host          = "{ENGINE_API_URL}"
   targets       = discovery.docker.containers.targets
   relabel_rules = discovery.relabel.containers.rules
   forward_to    = [loki.write.local.receiver]

@@ -285,6 +285,8 @@ if [ "$(docker container inspect -f '{{{{.State.Running}}}}' "$old")" != true ];
   exit 1
 fi
 running="$(docker exec "$old" cat {data}/PG_VERSION)"
+# A busy engine can lose a docker exec's output (it copies it for 2 s after the command ends).
+if [ -z "$running" ]; then echo "could not read $old's PostgreSQL version (no output from docker exec): nothing was changed; deploy again" >&2; exit 1; fi
 wanted="$(docker run --rm --network none --entrypoint postgres {upgrade.image} -V | sed -n 's/^postgres (PostgreSQL) \\([0-9]*\\).*/\\1/p')"
 if [ -z "$wanted" ]; then echo "cannot tell the PostgreSQL version of {upgrade.image} (postgres -V)" >&2; exit 1; fi
 if [ "$running" = "$wanted" ]; then echo "PostgreSQL $running stays PostgreSQL $wanted: no major upgrade"; exit 0; fi

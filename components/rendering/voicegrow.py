@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass
 
 from config.models import VoiceGrowSettings
@@ -186,10 +187,11 @@ def _env_value(value: str | int | float | bool) -> str:
     return str(value)
 
 
-def mysql_passwords_sql(user_password: str, root_password: str) -> str:
-    """SQL that gives VoiceGrow's account and root these passwords (read by mysql from stdin).
+def mysql_accounts_sql(user_password: str, root_password: str) -> str:
+    """SQL that gives VoiceGrow's account and root these passwords, and root no login from the
+    network (read by mysql from stdin).
 
-    Root exists at localhost and, with the image's default MYSQL_ROOT_HOST, at '%'.
+    A stack first deployed with the image's default MYSQL_ROOT_HOST ('%') has root at '%' too.
     """
 
     def quoted(password: str) -> str:
@@ -197,6 +199,26 @@ def mysql_passwords_sql(user_password: str, root_password: str) -> str:
 
     return (
         f"ALTER USER '{DATABASE_USER}'@'%' IDENTIFIED BY {quoted(user_password)};\n"
-        f"ALTER USER IF EXISTS 'root'@'%' IDENTIFIED BY {quoted(root_password)};\n"
+        "DROP USER IF EXISTS 'root'@'%';\n"
         f"ALTER USER 'root'@'localhost' IDENTIFIED BY {quoted(root_password)};\n"
     )
+
+
+PASSWORD_PLACEHOLDER = "<password>"
+
+
+def mysql_as_root(statements: str, password_variable: str) -> list[str]:
+    """Command, run in the MySQL container, that runs `statements` as root over the container's
+    socket, each PASSWORD_PLACEHOLDER in them replaced by the environment variable
+    `password_variable` (a generated password: letters and digits).
+
+    The shell's built-in printf writes the password into the SQL that mysql reads on stdin: it is
+    on no process's command line. Root's password is read from its file in the container.
+    """
+    template = statements.replace("%", "%%").replace(PASSWORD_PLACEHOLDER, "%s").replace("\n", "\\n")
+    values = " ".join(f'"${password_variable}"' for _ in range(statements.count(PASSWORD_PLACEHOLDER)))
+    return [
+        "sh",
+        "-c",
+        f'export MYSQL_PWD="$(cat {SECRETS_DIR}/root_password)"; printf {shlex.quote(template)} {values} | mysql -uroot',
+    ]

@@ -29,6 +29,7 @@ LOCAL_IMAGES = {
     "postgres": "e2e.local/postgres:16",
     "synapse": "e2e.local/synapse:v1.163.2",
     "nginx": "e2e.local/nginx:1.27",
+    "engine_api": "e2e.local/nginx:1.27",
     "mysql": "e2e.local/mysql:8.0",
     "redis": "e2e.local/redis:7",
     "minio": "e2e.local/minio:stand-in",

@@ -24,6 +24,7 @@ from pathlib import Path
 import docker
 import pytest
 
+from tests.e2e.container_exec import run_in
 from tests.e2e.stacks import host_ports
 
 pytestmark = pytest.mark.e2e
@@ -159,13 +160,14 @@ def runs(machine: docker.models.containers.Container) -> dict[str, Run]:
         ):
             mirror.requests.clear()
             before = len(calls(machine))
-            exit_code, output = machine.exec_run(
+            ran = run_in(
+                machine,
                 ["bash", "-c", f"{before_command}cd /srv/selfhosted && {FIRST_COMMAND}"],
                 environment={**settings, "SELFHOSTED_PULUMI_SHA256": checksum, **state},
             )
             results[name] = Run(
-                exit_code,
-                output.decode(),
+                ran.exit_code,
+                ran.output,
                 list(mirror.requests),
                 calls(machine)[before:],
                 recorded(machine, "backends")[before:],
@@ -184,13 +186,13 @@ HOST_BASICS = "cd /srv/selfhosted && scripts/host-basics.sh --timezone Asia/Shan
 @pytest.fixture(scope="module")
 def host_basics(machine: docker.models.containers.Container, runs: dict[str, Run]) -> list[tuple[int, str]]:
     """scripts/host-basics.sh run twice on the machine after the deploys (swap: this host's memory holds dev)."""
-    return [(code, output.decode()) for code, output in (machine.exec_run(["bash", "-c", HOST_BASICS]) for _ in range(2))]
+    return [(result.exit_code, result.output) for result in (run_in(machine, ["bash", "-c", HOST_BASICS]) for _ in range(2))]
 
 
 def recorded(machine: docker.models.containers.Container, name: str) -> list[str]:
     """The lines the stand-in CLI recorded in ~/.pulumi/<name> (calls, backends)."""
-    _, output = machine.exec_run(["cat", f"/root/.pulumi/{name}"])
-    return output.decode().splitlines() if not output.startswith(b"cat:") else []
+    result = run_in(machine, ["cat", f"/root/.pulumi/{name}"])
+    return result.output.splitlines() if result.exit_code == 0 else []
 
 
 def calls(machine: docker.models.containers.Container) -> list[str]:
@@ -198,8 +200,7 @@ def calls(machine: docker.models.containers.Container) -> list[str]:
 
 
 def listing(machine: docker.models.containers.Container, path: str) -> list[str]:
-    _, output = machine.exec_run(["bash", "-c", f"ls -A {path} 2>/dev/null"])
-    return output.decode().split()
+    return run_in(machine, ["bash", "-c", f"ls -A {path} 2>/dev/null"]).output.split()
 
 
 def pinned_plugins() -> list[str]:
@@ -277,8 +278,8 @@ def test_host_basics_set_the_time_zone_and_security_upgrades(
 ) -> None:
     code, output = host_basics[0]
     assert code == 0, output
-    assert machine.exec_run(["readlink", "/etc/localtime"]).output.decode().strip() == "/usr/share/zoneinfo/Asia/Shanghai"
-    assert 'APT::Periodic::Unattended-Upgrade "1";' in machine.exec_run(["cat", "/etc/apt/apt.conf.d/20auto-upgrades"]).output.decode()
+    assert run_in(machine, ["readlink", "/etc/localtime"]).output.strip() == "/usr/share/zoneinfo/Asia/Shanghai"
+    assert 'APT::Periodic::Unattended-Upgrade "1";' in run_in(machine, ["cat", "/etc/apt/apt.conf.d/20auto-upgrades"]).output
 
 
 def test_host_basics_add_no_swap_where_the_memory_holds_the_stack(host_basics: list[tuple[int, str]]) -> None:

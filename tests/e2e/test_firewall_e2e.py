@@ -21,6 +21,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from tests.e2e.container_exec import run_in
 from tests.e2e.harness import apply_program
 from tests.e2e.harness.commands import CommandFailed, CommandResult, remote_command_spec, run_script
 from tests.e2e.stacks import BASE_IMAGE, ROOT, record_figure
@@ -33,6 +34,8 @@ VPS_IMAGE = "e2e.local/vps:bookworm"
 PUBLISHED = (80, 443, 5432)
 SSH_PORT = 22
 HOST_PORT = 9100
+CONNECT_SECONDS = 5
+REPLY_SECONDS = 20
 # A program of one remote command, to check how the harness applies it in a `pulumi up`.
 NOTE_PROGRAM = textwrap.dedent(
     """
@@ -132,18 +135,17 @@ def apply_firewall(
 
 
 def _run(container: Any, script: str) -> str:
-    code, output = container.exec_run(["sh", "-c", script])
-    text = output.decode(errors="replace")
-    assert code == 0, f"{script}: exit {code}: {text}"
-    return text
+    result = run_in(container, ["sh", "-c", script])
+    assert result.exit_code == 0, f"{script}: exit {result.exit_code}: {result.output}"
+    return result.output
 
 
 def _wait_for_sshd(container: Any) -> str:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        code, output = container.exec_run(["sh", "-c", "cat /etc/ssh/ssh_host_ed25519_key.pub && pgrep -x sshd"])
-        if code == 0:
-            return " ".join(output.decode().split()[:2])
+        result = run_in(container, ["sh", "-c", "cat /etc/ssh/ssh_host_ed25519_key.pub && pgrep -x sshd"])
+        if result.exit_code == 0:
+            return " ".join(result.output.split()[:2])
         time.sleep(0.5)
     raise AssertionError("sshd did not start in the stand-in VPS: " + container.logs().decode(errors="replace"))
 
@@ -152,16 +154,26 @@ def _answer(client: Any, address: str, port: int) -> str | None:
     """What the port answers: the last line of the reply to an HTTP request, or for SSH the
     server's banner, which it sends before reading anything; None when the port is not reached.
 
-    SSH is sent nothing: sshd answers anything that is not an SSH banner with an error and a
-    connection reset, and the reset's message on stderr could come first. Only stdout is read.
+    Reaching and answering are timed apart. The connection must be made within CONNECT_SECONDS (a
+    dropped SYN never connects; a lost one is sent again after 1 s and 3 s), while the reply may
+    take up to REPLY_SECONDS, since a server on a busy engine can be slow to answer a port the
+    firewall let through. SSH is sent nothing: sshd answers anything that is not an SSH banner with
+    an error and a connection reset, and the reset's message on stderr could come first. Only
+    stdout is read.
     """
     request = "" if port == SSH_PORT else "printf 'GET / HTTP/1.0\\r\\n\\r\\n' >&3; "
     read = "head -n 1" if port == SSH_PORT else "cat"
-    script = f"exec 3<>/dev/tcp/{address}/{port} || exit 1; {request}timeout 2 {read} <&3 || true"
-    code, output = client.exec_run(["timeout", "3", "bash", "-c", script], stderr=False)
-    if code != 0:
+    # The watchdog ends the shell if the connection is not made in time; its output goes nowhere,
+    # so that the exec's stream closes with the shell and not with the watchdog's sleep.
+    script = (
+        f"(sleep {CONNECT_SECONDS}; kill $$) >/dev/null 2>&1 & "
+        f"exec 3<>/dev/tcp/{address}/{port} || exit 1; kill $!; "
+        f"{request}timeout {REPLY_SECONDS} {read} <&3 || true"
+    )
+    result = run_in(client, ["bash", "-c", script], apart=True)
+    if result.exit_code != 0:
         return None
-    lines = output.decode(errors="replace").splitlines()
+    lines = result.stdout.splitlines()
     return lines[-1] if lines else ""
 
 

@@ -8,15 +8,19 @@ then read each container as anyone in the `docker` group can, and act inside eac
 from __future__ import annotations
 
 import json
+import subprocess
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import docker
 import pytest
 
 from config.hardening import POLICIES
+from tests.e2e.container_exec import run_in
 from tests.e2e.harness import AppliedStack, apply_program
 from tests.e2e.harness.fixtures import require_engine
 from tests.e2e.stacks import PROBE_IMAGE, ROOT, host_ports, local_overrides, record_figure
@@ -57,10 +61,44 @@ ROLES = {
 }
 
 
+class CommandLines:
+    """Every command line of the host's processes (those in containers too), sampled every 20 ms
+    from /proc while it runs: what `ps` on the host would have shown during a deploy."""
+
+    def __init__(self) -> None:
+        self.seen: set[str] = set()
+        self.samples = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+                try:
+                    self.seen.add(cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace"))
+                except OSError:
+                    pass  # the process ended
+            self.samples += 1
+            self._stop.wait(0.02)
+
+    def __enter__(self) -> CommandLines:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+COMMAND_LINES: list[CommandLines] = []
+
+
 @pytest.fixture(scope="module")
 def stack() -> Iterator[AppliedStack]:
     require_engine()
-    applied = apply_program(ROOT, "test", OVERRIDES, secrets=CONFIGURED)
+    with CommandLines() as command_lines:
+        applied = apply_program(ROOT, "test", OVERRIDES, secrets=CONFIGURED)
+    COMMAND_LINES.append(command_lines)
     try:
         record_figure("e2e", "least_privilege.apply_to_all_healthy", applied.seconds_to_ready)
         yield applied
@@ -93,8 +131,8 @@ def _strings(document: Any) -> Iterator[str]:
 
 
 def _exec(engine: docker.DockerClient, name: str, script: str) -> tuple[int, str]:
-    result = engine.containers.get(f"{PREFIX}-{name}").exec_run(["sh", "-c", script])
-    return result.exit_code, result.output.decode(errors="replace")
+    result = run_in(engine.containers.get(f"{PREFIX}-{name}"), ["sh", "-c", script])
+    return result.exit_code, result.output
 
 
 def test_every_service_is_healthy(stack: AppliedStack, engine: docker.DockerClient) -> None:
@@ -112,11 +150,40 @@ def test_no_inspect_document_holds_a_secret(stack: AppliedStack, engine: docker.
         assert not leaked, f"docker inspect {container} shows {', '.join(leaked)}"
 
 
+def test_no_command_line_on_the_host_held_a_secret_during_the_deploy(stack: AppliedStack) -> None:
+    command_lines = COMMAND_LINES[0]
+    assert command_lines.samples > 100 and any("docker-entrypoint" in line or "postgres" in line for line in command_lines.seen)
+    secrets = _secrets(stack)
+    leaked = {name: line for name, value in secrets.items() for line in command_lines.seen if value in line}
+    assert not leaked, leaked
+    record_figure("e2e", "least_privilege.command_lines_sampled", float(len(command_lines.seen)), f"in {command_lines.samples} samples")
+
+
 def test_the_servers_read_their_credentials_from_files(stack: AppliedStack) -> None:
     with urllib.request.urlopen(f"http://127.0.0.1:{PORT + 4}/api/v1/health/detail", timeout=20) as response:
         detail = json.loads(response.read())
     assert all(detail[service]["ok"] for service in ("mysql", "redis", "minio")), detail
     assert "MYSQL_PASSWORD" not in detail["env"] and "MYSQL_PASSWORD_FILE" in detail["env"]
+
+
+# From the VoiceGrow server (on MySQL's network): 0 logged in, 3 refused by MySQL's accounts.
+MYSQL_LOGIN = """
+import os, sys, pymysql
+try:
+    pymysql.connect(host="mysql", user=os.environ["LOGIN_USER"], password=os.environ["LOGIN_PASSWORD"], connect_timeout=20).close()
+except pymysql.err.OperationalError as error:
+    sys.exit(3 if error.args[0] in (1045, 1130) else 4)
+"""
+
+
+def test_mysql_root_is_refused_from_the_network_even_with_its_password_and_the_backups_account_is_not(
+    stack: AppliedStack, engine: docker.DockerClient
+) -> None:
+    passwords = _secrets(stack)
+    server = engine.containers.get(f"{PREFIX}-voicegrow-server-1")
+    for user, password, expected in (("root", "mysql-root-password", 3), ("backup", "backup-mysql-password", 0)):
+        result = run_in(server, ["python3", "-c", MYSQL_LOGIN], environment={"LOGIN_USER": user, "LOGIN_PASSWORD": passwords[password]})
+        assert result.exit_code == expected, (user, result.output)
 
 
 @pytest.mark.parametrize("name", [name for name in ROLES if name != "backup"])
@@ -217,6 +284,17 @@ def _addresses(engine: docker.DockerClient, name: str, port: int) -> list[str]:
     return [f"{network['IPAddress']}:{port}" for network in networks.values() if network["IPAddress"]]
 
 
+def _isolation(engine: docker.DockerClient) -> str:
+    """What keeps Docker's bridge networks apart on this host: each network's bridge, and the
+    host's FORWARD and isolation chains (the tests run as root beside the engine)."""
+    bridges = {network.name: f"br-{network.id[:12]}" for network in engine.networks.list() if network.name.startswith(f"{PREFIX}-")}
+    chains = subprocess.run(
+        ["sh", "-c", "iptables -S FORWARD; iptables -S DOCKER-ISOLATION-STAGE-1; iptables -S DOCKER-ISOLATION-STAGE-2"],
+        capture_output=True, text=True,
+    )
+    return f"bridges: {bridges}\n{chains.stdout}{chains.stderr}"
+
+
 def test_from_inside_the_proxy_only_what_it_serves_can_be_reached(stack: AppliedStack, engine: docker.DockerClient) -> None:
     behind = [f"{alias}:{port}" for alias, port in BEHIND.values()]
     behind += [address for name, (_, port) in BEHIND.items() for address in _addresses(engine, name, port)]
@@ -225,5 +303,5 @@ def test_from_inside_the_proxy_only_what_it_serves_can_be_reached(stack: Applied
     print("\nfrom the proxy:\n" + "\n".join(f"  {target:28} {result}" for target, result in results.items()))
     assert {target: results[target] for target in served} == dict.fromkeys(served, "connected")
     reached = [target for target in behind if results[target] == "connected"]
-    assert reached == [], f"reachable from the proxy: {reached}"
+    assert reached == [], f"reachable from the proxy: {reached}\n{_isolation(engine)}"
     record_figure("e2e", "least_privilege.reachable_from_the_proxy", float(len([r for r in results.values() if r == "connected"])), f"of {len(results)} tried")

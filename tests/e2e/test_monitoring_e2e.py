@@ -22,6 +22,7 @@ from typing import Any
 import docker
 import pytest
 
+from tests.e2e.container_exec import run_in
 from tests.e2e.harness import AppliedStack, apply_program
 from tests.e2e.harness.fixtures import require_engine
 from tests.e2e.stacks import ROOT, assert_second_up_changes_nothing, host_address_for_containers, host_ports, local_overrides, record_figure
@@ -110,9 +111,9 @@ def stack(notifications: Notifications, engine: docker.DockerClient) -> Iterator
 def _prometheus(engine: docker.DockerClient, path: str) -> dict[str, Any]:
     """Prometheus's HTTP API from inside its container (nothing of it is published)."""
     container = engine.containers.get(f"{PREFIX}-monitoring-prometheus")
-    result = container.exec_run(["wget", "-q", "-O", "-", f"http://127.0.0.1:9090{path}"])
+    result = run_in(container, ["wget", "-q", "-O", "-", f"http://127.0.0.1:9090{path}"], apart=True)
     assert result.exit_code == 0, result.output
-    return json.loads(result.output)
+    return json.loads(result.stdout)
 
 
 def _wait(condition: Any, timeout: float, what: str) -> Any:

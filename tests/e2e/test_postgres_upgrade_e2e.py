@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import docker
 import pytest
 
+from tests.e2e.container_exec import run_in
 from tests.e2e.harness import ApplyError
 from tests.e2e.matrix_client import Conversation, converse, read_messages
 from tests.e2e.stacks import (
@@ -57,9 +58,9 @@ def upgraded() -> Iterator[Upgraded]:
 
 
 def _psql(engine: docker.DockerClient, query: str) -> str:
-    result = engine.containers.get(POSTGRES).exec_run(["psql", "-U", "synapse", "-d", "synapse", "-tAc", query])
-    assert result.exit_code == 0, result.output.decode()
-    return result.output.decode().strip()
+    result = run_in(engine.containers.get(POSTGRES), ["psql", "-U", "synapse", "-d", "synapse", "-tAc", query])
+    assert result.exit_code == 0, result.output
+    return result.output.strip()
 
 
 def test_the_server_runs_the_new_major_version(upgraded: Upgraded, engine: docker.DockerClient) -> None:
@@ -83,11 +84,11 @@ def test_new_users_can_register_and_talk_after_the_upgrade(upgraded: Upgraded) -
 def test_the_old_cluster_and_the_restored_dump_are_kept_on_the_upgrade_volume(
     upgraded: Upgraded, engine: docker.DockerClient
 ) -> None:
-    listing = engine.containers.get(POSTGRES).exec_run(
-        ["sh", "-c", "cat /var/lib/postgresql/upgrade/postgres-15/PG_VERSION && ls /var/lib/postgresql/upgrade"]
+    listing = run_in(
+        engine.containers.get(POSTGRES), ["sh", "-c", "cat /var/lib/postgresql/upgrade/postgres-15/PG_VERSION && ls /var/lib/postgresql/upgrade"]
     )
-    assert listing.exit_code == 0, listing.output.decode()
-    version, *files = listing.output.decode().split()
+    assert listing.exit_code == 0, listing.output
+    version, *files = listing.output.split()
     assert version == "15"
     assert sorted(files) == ["postgres-15", "synapse-restored.dump"]
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import http.client
 import io
+import json
 import time
 from collections.abc import Iterator
 from datetime import datetime
@@ -17,6 +18,7 @@ from datetime import datetime
 import docker
 import pytest
 
+from tests.e2e.container_exec import run_in
 from tests.e2e.harness import ApplyError
 from tests.e2e.stacks import (
     LOCAL_IMAGES,
@@ -70,8 +72,9 @@ def _variant(engine: docker.DockerClient, image: str, tag: str) -> str:
 
 def _archives(engine: docker.DockerClient) -> dict[str, float]:
     """Archive name -> when it was written (seconds since the epoch)."""
-    output = engine.containers.get(_name("backup")).exec_run(["sh", "-c", "cd /backups && for f in backup-*.tar; do [ ! -e \"$f\" ] || stat -c '%n %Y' \"$f\"; done"])
-    return {name: float(mtime) for name, mtime in (line.split() for line in output.output.decode().splitlines())}
+    listing = run_in(engine.containers.get(_name("backup")), ["sh", "-c", "cd /backups && for f in backup-*.tar; do [ ! -e \"$f\" ] || stat -c '%n %Y' \"$f\"; done"])
+    assert listing.exit_code == 0, listing.output
+    return {name: float(mtime) for name, mtime in (line.split() for line in listing.output.splitlines())}
 
 
 def _wait_healthy_again(engine: docker.DockerClient, service: str, started_at: str, timeout: float) -> None:
@@ -184,12 +187,35 @@ ROTATED = {
     "redis_password": "rotated-redis-1",
     "minio_root_user": "rotated-minio",
     "minio_root_password": "rotated-minio-password-1",
+    "synapse_admin_password": "rotated-admin-password-1",
+    "synapse_registration_token": "rotatedregistrationtoken1",
 }
+
+
+def _synapse(method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
+    connection = http.client.HTTPConnection("127.0.0.1", PORT, timeout=30)
+    connection.request(method, path, body=json.dumps(body) if body is not None else None, headers={"Content-Type": "application/json"})
+    response = connection.getresponse()
+    return response.status, json.loads(response.read() or b"{}")
+
+
+def _admin_logs_in(password: str) -> bool:
+    login = {"type": "m.login.password", "identifier": {"type": "m.id.user", "user": "admin"}, "password": password}
+    return _synapse("POST", "/_matrix/client/v3/login", login)[0] == 200
+
+
+def _token_valid(token: str) -> bool:
+    status, answer = _synapse("GET", f"/_matrix/client/v1/register/m.login.registration_token/validity?token={token}")
+    assert status == 200, answer
+    return answer["valid"] is True
 
 
 def test_every_password_rotates_in_one_deploy_and_the_services_stay_healthy(
     deployed: ChangedStack, engine: docker.DockerClient
 ) -> None:
+    old_admin_password = deployed.stack.outputs["synapse_admin_password"]
+    old_token = deployed.stack.outputs["synapse_registration_token"]
+    assert _admin_logs_in(old_admin_password) and _token_valid(old_token)
     updated = deployed.update({}, secrets=ROTATED)
     # The files containers wrote the new password files and exited.
     for container in (name for name in updated.containers if not name.endswith("-files")):
@@ -203,5 +229,8 @@ def test_every_password_rotates_in_one_deploy_and_the_services_stay_healthy(
     connection = http.client.HTTPConnection("127.0.0.1", PORT, timeout=10)
     connection.request("GET", "/_matrix/client/v3/register/available?username=rotation")
     assert connection.getresponse().status == 200
+    # The running Synapse took the new admin password and the new registration token; the old ones are refused.
+    assert _admin_logs_in(ROTATED["synapse_admin_password"]) and not _admin_logs_in(old_admin_password)
+    assert _token_valid(ROTATED["synapse_registration_token"]) and not _token_valid(old_token)
     # The backup logs in with the new database passwords.
     assert engine.containers.get(_name("backup")).exec_run(["backup-now"]).exit_code == 0

@@ -26,6 +26,7 @@ import docker
 import pytest
 
 from components.rendering.voicegrow import SERVER_SECRET_NAMES
+from tests.e2e.container_exec import run_in
 from tests.e2e.harness import ApplyError
 from tests.e2e.harness.swarm import swarm_manager
 from tests.e2e.hostnames import resolve_to_loopback
@@ -152,7 +153,7 @@ def test_secrets_are_files_of_the_services_user_and_never_environment(swarm: Swa
     assert (homeserver["File"]["UID"], homeserver["File"]["Mode"]) == ("991", 0o400)
     task = _running_task(engine, "synapse")
     synapse = engine.containers.get(task["Status"]["ContainerStatus"]["ContainerID"])
-    listing = synapse.exec_run(["stat", "-c", "%u %a", "/config/homeserver.yaml"]).output.decode().split()
+    listing = run_in(synapse, ["stat", "-c", "%u %a", "/config/homeserver.yaml"]).output.split()
     assert listing == ["991", "400"]
     for name in ("synapse-postgres", "voicegrow-mysql", "voicegrow-minio", *SERVERS):
         environment = _service(engine, name)["Spec"]["TaskTemplate"]["ContainerSpec"].get("Env") or []
@@ -259,8 +260,7 @@ def _mysql(engine: docker.DockerClient, statement: str) -> str:
     """A statement run as MySQL's root in its task, with the password from the task's secret."""
     task = _running_task(engine, "voicegrow-mysql")
     container = engine.containers.get(task["Status"]["ContainerStatus"]["ContainerID"])
-    result = container.exec_run(["sh", "-c", f'{MYSQL} "{statement}" 2>&1'])
-    return result.output.decode().strip()
+    return run_in(container, ["sh", "-c", f'{MYSQL} "{statement}"']).output.strip()
 
 
 def _bash(command: str) -> subprocess.CompletedProcess[str]:

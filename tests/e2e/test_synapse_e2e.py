@@ -12,6 +12,7 @@ from collections.abc import Iterator
 import docker
 import pytest
 
+from tests.e2e.container_exec import run_in
 from tests.e2e.harness import AppliedStack, ApplyError, apply_program
 from tests.e2e.harness.fixtures import require_engine
 from tests.e2e.matrix_client import converse, read_messages
@@ -92,15 +93,15 @@ def test_wellknown_returns_the_configured_json(stack: AppliedStack) -> None:
 
 
 def test_postgres_database_has_c_collation_and_ctype(stack: AppliedStack, engine: docker.DockerClient) -> None:
-    result = engine.containers.get(f"{PREFIX}-synapse-postgres").exec_run(
-        ["psql", "-U", "synapse", "-d", "synapse", "-tAc", "SELECT datcollate, datctype FROM pg_database WHERE datname = 'synapse'"]
+    result = run_in(
+        engine.containers.get(f"{PREFIX}-synapse-postgres"), ["psql", "-U", "synapse", "-d", "synapse", "-tAc", "SELECT datcollate, datctype FROM pg_database WHERE datname = 'synapse'"]
     )
-    assert result.output.decode().strip() == "C|C"
+    assert result.output.strip() == "C|C"
 
 
 def test_postgres_runs_with_the_profile_tuning(stack: AppliedStack, engine: docker.DockerClient) -> None:
-    result = engine.containers.get(f"{PREFIX}-synapse-postgres").exec_run(["psql", "-U", "synapse", "-d", "synapse", "-tAc", "SHOW shared_buffers"])
-    assert result.output.decode().strip() == "96MB"
+    result = run_in(engine.containers.get(f"{PREFIX}-synapse-postgres"), ["psql", "-U", "synapse", "-d", "synapse", "-tAc", "SHOW shared_buffers"])
+    assert result.output.strip() == "96MB"
 
 
 def test_admin_account_was_created_on_deploy(stack: AppliedStack) -> None:
@@ -127,8 +128,8 @@ def test_two_users_exchange_a_message_and_it_survives_a_killed_synapse(stack: Ap
 
 
 def test_signing_key_lives_on_the_data_volume(stack: AppliedStack, engine: docker.DockerClient) -> None:
-    result = engine.containers.get(f"{PREFIX}-synapse").exec_run(["cat", "/data/signing.key"])
-    assert result.exit_code == 0 and result.output.startswith(b"ed25519 ")
+    result = run_in(engine.containers.get(f"{PREFIX}-synapse"), ["cat", "/data/signing.key"])
+    assert result.exit_code == 0 and result.output.startswith("ed25519 ")
 
 
 def test_signing_key_survives_replacing_the_containers(stack: AppliedStack, engine: docker.DockerClient) -> None:

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 import docker
 import pytest
 
+from tests.e2e.container_exec import run_in
 from tests.e2e.harness import AppliedStack
 from tests.e2e.stacks import PROBE_IMAGE, deployed_stack, host_ports, local_overrides, record_figure
 from tests.e2e.websocket_client import echo
@@ -84,9 +85,8 @@ def _mc_environment(stack: AppliedStack) -> dict[str, str]:
 def _mc(stack: AppliedStack, engine: docker.DockerClient, *arguments: str) -> tuple[int, str, str]:
     """`mc` inside the MinIO container: exit code, stdout, stderr."""
     minio = engine.containers.get(f"{PREFIX}-voicegrow-minio")
-    result = minio.exec_run(["mc", *arguments], environment=_mc_environment(stack), demux=True)
-    stdout, stderr = result.output
-    return result.exit_code, (stdout or b"").decode(), (stderr or b"").decode()
+    result = run_in(minio, ["mc", *arguments], environment=_mc_environment(stack), apart=True)
+    return result.exit_code, result.stdout, result.stderr
 
 
 def _assert_all_healthy(engine: docker.DockerClient) -> None:
@@ -148,12 +148,10 @@ def test_each_replica_reaches_mysql_redis_and_minio_with_the_generated_credentia
 
 def test_redis_refuses_an_unauthenticated_ping(stack: AppliedStack, engine: docker.DockerClient) -> None:
     redis = engine.containers.get(f"{PREFIX}-voicegrow-redis")
-    anonymous = redis.exec_run(["redis-cli", "ping"])
-    assert b"NOAUTH" in anonymous.output, anonymous.output
-    authenticated = redis.exec_run(
-        ["redis-cli", "--no-auth-warning", "-a", _generated(stack, "redis-password"), "ping"]
-    )
-    assert authenticated.output.strip() == b"PONG", authenticated.output
+    anonymous = run_in(redis, ["redis-cli", "ping"])
+    assert "NOAUTH" in anonymous.output, anonymous.output
+    authenticated = run_in(redis, ["redis-cli", "--no-auth-warning", "-a", _generated(stack, "redis-password"), "ping"])
+    assert authenticated.output.strip() == "PONG", authenticated.output
 
 
 def test_replicas_see_redis_refuse_a_ping_without_the_password(stack: AppliedStack) -> None:
@@ -186,9 +184,7 @@ def test_websocket_echo_on_each_replica(stack: AppliedStack) -> None:
 def test_second_deploy_keeps_the_bucket_and_its_objects(stack: AppliedStack, engine: docker.DockerClient) -> None:
     key = f"kept/{uuid.uuid4().hex}.txt"
     minio = engine.containers.get(f"{PREFIX}-voicegrow-minio")
-    written = minio.exec_run(
-        ["sh", "-c", f"echo kept > /tmp/object && mc cp /tmp/object local/{BUCKET}/{key}"], environment=_mc_environment(stack)
-    )
+    written = run_in(minio, ["sh", "-c", f"echo kept > /tmp/object && mc cp /tmp/object local/{BUCKET}/{key}"], environment=_mc_environment(stack))
     assert written.exit_code == 0, written.output
     first_minio = minio.id
 

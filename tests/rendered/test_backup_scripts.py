@@ -16,7 +16,6 @@ import stat
 import subprocess
 import sys
 import tarfile
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -28,10 +27,12 @@ import pytest
 
 from components.rendering import backup as render
 from components.rendering import synapse as synapse_render
+from components.rendering.voicegrow import PASSWORD_PLACEHOLDER
 from config import resolve_settings
 from config.models import BACKUP_PARTS, BackupRetention, BackupSettings, OffsiteSettings, PartRetention
 from tests.program import ROOT
-from tests.rendered.processes import free_port, wait_for
+from tests.rendered.processes import wait_for
+from tests.rendered.servers import Mariadb, Postgres, running_mariadb, running_postgres
 from tests.stack_config import ALERT_RECEIVERS
 
 IMAGE_DIR = ROOT / "components" / "images" / "backup"
@@ -54,89 +55,25 @@ SERVER = "selfhosted-test-voicegrow-server"
 # --- servers (one each per module) ------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Postgres:
-    bindir: Path
-    socket_dir: Path
-    port: int
-
-    def sql(self, statement: str, database: str = "synapse") -> str:
-        result = subprocess.run(
-            [str(self.bindir / "psql"), "-h", str(self.socket_dir), "-p", str(self.port), "-U", "postgres",
-             "-d", database, "-At", "-v", "ON_ERROR_STOP=1", "-c", statement],
-            capture_output=True, text=True, check=True,
-        )
-        return result.stdout.strip()
-
-
-def _as_postgres(argv: list[str]) -> list[str]:
-    return ["runuser", "-u", "postgres", "--", *argv] if os.geteuid() == 0 else argv
-
-
 @pytest.fixture(scope="module")
 def postgres() -> Iterator[Postgres]:
-    versions = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda path: int(path.parent.parent.name))
-    if not versions:
-        pytest.skip("PostgreSQL is not installed (Debian's postgresql package)")
-    bindir = versions[-1].parent
-    base = Path(tempfile.mkdtemp(prefix="backup-pg-"))
-    if os.geteuid() == 0:
-        shutil.chown(base, "postgres", "postgres")
-    port = free_port()
-    data = base / "data"
-    subprocess.run(
-        _as_postgres([str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth-local=trust",
-                      "--auth-host=scram-sha-256", "--encoding=UTF8", "--locale=C"]),
-        check=True, capture_output=True,
-    )
-    options = f"-p {port} -k {base} -c listen_addresses=127.0.0.1"
-    subprocess.run(_as_postgres([str(bindir / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(base / "log"), "-w", "start"]),
-                   check=True, capture_output=True)
-    server = Postgres(bindir, base, port)
-    try:
+    with running_postgres() as server:
         escaped = PG_PASSWORD.replace("'", "''")
         # As the official image creates POSTGRES_USER: a superuser owning its database.
         server.sql(f"CREATE ROLE synapse LOGIN SUPERUSER PASSWORD '{escaped}'", database="postgres")
         server.sql("CREATE DATABASE synapse OWNER synapse TEMPLATE template0 ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C'", database="postgres")
         yield server
-    finally:
-        subprocess.run(_as_postgres([str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "stop"]), capture_output=True)
-        shutil.rmtree(base, ignore_errors=True)
-
-
-@dataclass(frozen=True)
-class Mariadb:
-    socket_path: Path
-    port: int
-
-    def sql(self, statement: str) -> str:
-        result = subprocess.run(["mariadb", "-S", str(self.socket_path), "-N", "-B", "-e", statement],
-                                capture_output=True, text=True, check=True)
-        return result.stdout.strip()
 
 
 @pytest.fixture(scope="module")
 def mariadb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mariadb]:
-    if shutil.which("mariadbd") is None:
-        pytest.skip("mariadb-server is not installed (the test script installs it)")
-    base = tmp_path_factory.mktemp("mariadb")
-    port, sock = free_port(), base / "mysqld.sock"
-    (base / "my.cnf").write_text(
-        f"[mysqld]\ndatadir = {base / 'data'}\nsocket = {sock}\nport = {port}\nbind-address = 127.0.0.1\nskip-name-resolve\nuser = root\n"
-    )
-    subprocess.run(["mariadb-install-db", f"--defaults-file={base / 'my.cnf'}", "--auth-root-authentication-method=socket"],
-                   check=True, capture_output=True)
-    process = subprocess.Popen(["mariadbd", f"--defaults-file={base / 'my.cnf'}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_for(lambda: sock.exists() or process.poll() is not None, 60, "mariadb start")
-        server = Mariadb(sock, port)
+    with running_mariadb(tmp_path_factory.mktemp("mariadb")) as server:
         escaped = MYSQL_PASSWORD.replace("\\", "\\\\").replace("'", "\\'")
-        # Root over TCP with a password, as the backup container reaches MySQL.
-        server.sql(f"CREATE USER root@'127.0.0.1' IDENTIFIED BY '{escaped}'; GRANT ALL ON *.* TO root@'127.0.0.1' WITH GRANT OPTION")
+        # The backup's account, made by the program's statements, reached over TCP with a password
+        # as the backup container reaches MySQL.
+        statements = render.mysql_backup_account_statements(render.MysqlSource("127.0.0.1", server.port, "voicegrow"))
+        server.sql(statements.replace(PASSWORD_PLACEHOLDER, escaped))
         yield server
-    finally:
-        process.terminate()
-        process.wait(30)
 
 
 # --- a job over local sources ----------------------------------------------------------------
@@ -318,6 +255,44 @@ def test_restore_brings_back_rows_files_and_objects_changed_after_the_backup(sou
     assert sorted(str(path.relative_to(sources.bucket)) for path in sources.bucket.rglob("*") if path.is_file()) == [
         "audio/2025/reply.mp3", "readme.txt",
     ]
+
+
+def test_a_restore_first_saves_what_it_replaces_and_that_archive_brings_it_back(sources: Sources) -> None:
+    backup = _take_backup(sources)
+    sources.postgres.sql("INSERT INTO events (body) VALUES ('written after the backup')")
+    sources.mariadb.sql("INSERT INTO voicegrow.devices VALUES (7, 'bought after the backup')")
+
+    result = _backupctl(sources, "restore", backup.name)
+
+    assert result.returncode == 0, result.stderr
+    saved = [path for path in sources.archives.iterdir() if path.name.endswith("-before-restore.tar")]
+    assert len(saved) == 1 and f"what the restore replaces is saved in {saved[0].name}" in result.stderr
+    assert f"to go back to the data as it was before: restore {saved[0].name}" in result.stderr
+    assert "written after the backup" not in sources.postgres.sql("SELECT body FROM events")
+
+    back = _backupctl(sources, "restore", saved[0].name, "--without-safety-copy")
+
+    assert back.returncode == 0, back.stderr
+    assert "written after the backup" in sources.postgres.sql("SELECT body FROM events")
+    assert "bought after the backup" in sources.mariadb.sql("SELECT name FROM voicegrow.devices")
+    assert len([path for path in sources.archives.iterdir() if path.name.endswith("-before-restore.tar")]) == 1
+
+
+def test_a_restore_that_cannot_save_what_it_replaces_replaces_nothing(sources: Sources) -> None:
+    _take_backup(sources)
+    sources.postgres.sql("INSERT INTO events (body) VALUES ('written after the backup')")
+    (sources.bucket / "unreadable").mkdir()
+    (sources.bucket / "unreadable" / "object").write_text("x")
+    config = json.loads(sources.config.read_text())
+    config["bucket"]["bucket"] = str(sources.bucket / "no-such-bucket")  # the copy of the bucket fails
+    sources.config.write_text(json.dumps(config))
+
+    result = _backupctl(sources, "restore", "latest", "--only", "synapse,bucket")
+
+    assert result.returncode == 1
+    assert "restore REFUSED: what it would replace could not be saved" in result.stderr and "--without-safety-copy" in result.stderr
+    assert "written after the backup" in sources.postgres.sql("SELECT body FROM events")
+    assert not [path for path in sources.archives.iterdir() if path.name.endswith("-before-restore.tar")]
 
 
 def test_restored_database_keeps_its_c_collation(sources: Sources) -> None:
@@ -1056,7 +1031,7 @@ echo "$*" >>"$CALLS"
 case "$*" in
   "service inspect p-backup") exit 0 ;;
   "ps -q --filter label=com.docker.swarm.service.name=p-backup --filter status=running") echo task1 ;;
-  "exec task1 backupctl plan latest") echo "backup-1.tar synapse" ;;
+  "exec task1 backupctl plan latest") [ -n "$PLAN_LOST" ] || echo "backup-1.tar synapse" ;;
   "exec task1 backupctl services") echo p-synapse ;;
   "service inspect -f {{.Spec.Mode.Replicated.Replicas}} p-synapse") echo 2 ;;
   "service scale --detach p-synapse="*) ;;
@@ -1088,6 +1063,20 @@ def test_restore_on_swarm_scales_the_services_to_no_task_and_back_to_their_repli
         assert "restore: p-synapse is running" in result.stdout
 
 
+def test_restore_refuses_to_act_on_an_answer_the_engine_lost(tmp_path: Path) -> None:
+    fake_docker = tmp_path / "docker"
+    fake_docker.write_text(FAKE_SWARM_DOCKER)
+    fake_docker.chmod(0o755)
+    calls = tmp_path / "calls"
+    result = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "restore.sh"), "prod"], capture_output=True, text=True,
+        env={**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}", "PREFIX": "p", "CALLS": str(calls), "PLAN_LOST": "1"},
+    )
+    assert result.returncode == 1
+    assert "the engine returned no output for 'backupctl plan'" in result.stderr and "nothing was changed" in result.stderr
+    assert not [line for line in calls.read_text().splitlines() if line.startswith(("service scale", "exec task1 backupctl restore"))]
+
+
 def test_the_scheduler_runs_the_backup_when_due_and_logs_its_failure(sources: Sources, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     _set_job(sources, metrics_port=None)  # the metrics port is the host's: another process may hold it
     config = json.loads(sources.config.read_text())
@@ -1116,13 +1105,13 @@ def test_the_scheduler_runs_the_backup_when_due_and_logs_its_failure(sources: So
 
 
 def test_a_deploy_s_archive_says_it_was_taken_before_a_change() -> None:
-    name = archives.archive_name(NOW, before_change=True)
+    name = archives.archive_name(NOW, archives.BEFORE_CHANGE)
     assert name == "backup-20250601T120000Z-before-change.tar"
     assert archives.archive_time(name) == NOW
 
 
 def test_archives_taken_before_a_change_count_with_the_scheduled_ones() -> None:
-    scheduled, before_change = archives.archive_name(NOW - timedelta(hours=2)), archives.archive_name(NOW, before_change=True)
+    scheduled, before_change = archives.archive_name(NOW - timedelta(hours=2)), archives.archive_name(NOW, archives.BEFORE_CHANGE)
     assert archives.archives_newest_first(["notes.txt", scheduled, before_change]) == [before_change, scheduled]
 
 

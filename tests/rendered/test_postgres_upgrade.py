@@ -79,6 +79,13 @@ def test_both_scripts_are_valid_posix_shell() -> None:
         subprocess.run(["sh", "-n", "-c", script], check=True)
 
 
+def test_a_version_the_engine_did_not_return_stops_the_upgrade_before_anything_changes(tmp_path: Path) -> None:
+    result, calls = _run(tmp_path, render_postgres_upgrade_dump(UPGRADE), running="")
+    assert result.returncode == 1
+    assert "could not read p-synapse-postgres's PostgreSQL version" in result.stderr and "nothing was changed" in result.stderr
+    assert not [call for call in calls if call.startswith(("stop", "exec p-synapse-postgres pg_dump"))]
+
+
 def test_the_first_deploy_has_nothing_to_upgrade(tmp_path: Path) -> None:
     result, calls = _run(tmp_path, render_postgres_upgrade_dump(UPGRADE), exists=False)
     assert result.returncode == 0, result.stderr

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
+import shlex
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
+from components.backup import MYSQL
 from components.rendering import backup as render
+from components.rendering.voicegrow import mysql_as_root
 from config import ConfigError
 from config.profiles import LARGE, synapse_workers
-from tests.unit.conftest import Evaluate, Evaluation
+from tests.unit.conftest import Evaluate, Evaluation, Registration
 from tests.stack_config import HOST_KEY
 
 CONTAINER = "docker:index/container:Container"
@@ -228,8 +231,27 @@ def test_credential_files_are_readable_by_root_only(evaluate: Evaluate) -> None:
 def test_credential_files_carry_the_generated_passwords(evaluate: Evaluate) -> None:
     uploads = _uploads(evaluate("prod"))
     assert uploads["/etc/backup/pgpass"]["content"] == "postgres:5432:*:synapse:generated-postgres-password\n"
-    assert 'password="generated-mysql-root-password"' in uploads["/etc/backup/mysql.cnf"]["content"]
+    assert uploads["/etc/backup/mysql.cnf"]["content"] == '[client]\nhost=mysql\nport=3306\nuser=backup\npassword="generated-backup-mysql-password"\n'
     assert "secret_access_key = generated-minio-root-password" in uploads["/etc/backup/rclone.conf"]["content"]
+
+
+def test_the_backup_reaches_mysql_with_an_account_of_its_own_made_before_the_job_starts(
+    evaluate: Evaluate, registrations: dict[str, Registration]
+) -> None:
+    evaluation = evaluate("prod")
+    account = evaluation.mocks.named("backup-mysql-account", "command:local:Command")
+    assert account.value("create").startswith("docker exec -e BACKUP_PASSWORD selfhosted-prod-voicegrow-mysql sh -c ")
+    # What the command does to a real server: tests/rendered/test_database_accounts.py.
+    assert shlex.split(account.value("create"))[5:] == mysql_as_root(render.mysql_backup_account_statements(MYSQL), "BACKUP_PASSWORD")
+    assert "generated-backup-mysql-password" not in account.value("create")
+    assert account.value("environment")["BACKUP_PASSWORD"] == "generated-backup-mysql-password"
+    assert "backup-mysql-account" in registrations["backup"].dependencies
+    assert "voicegrow-mysql" in registrations["backup-mysql-account"].dependencies
+
+
+def test_mysql_root_logs_in_inside_its_container_only(evaluate: Evaluate) -> None:
+    envs = evaluate("prod").mocks.named("voicegrow-mysql", "docker:index/container:Container").value("envs")
+    assert "MYSQL_ROOT_HOST=localhost" in envs
 
 
 def test_no_password_in_the_job_file_or_the_environment(evaluate: Evaluate) -> None:

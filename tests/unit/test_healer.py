@@ -27,12 +27,17 @@ def test_the_healer_can_be_turned_off(evaluate: Evaluate) -> None:
     assert "healer" not in {container.name for container in containers}
 
 
-# Full monitoring (staging, prod) runs Alloy, which reads every container's logs through the socket.
+# Full monitoring (staging, prod) runs the engine API filter, through which Alloy and cAdvisor read.
 @pytest.mark.parametrize(
     ("stack", "holders"),
-    [("dev", ["healer"]), ("test", ["healer"]), ("staging", ["healer", "monitoring-alloy"]), ("prod", ["healer", "monitoring-alloy"])],
+    [
+        ("dev", ["healer"]),
+        ("test", ["healer"]),
+        ("staging", ["healer", "monitoring-engine-api"]),
+        ("prod", ["healer", "monitoring-engine-api"]),
+    ],
 )
-def test_only_the_healer_and_alloy_hold_the_docker_socket(evaluate: Evaluate, stack: str, holders: list[str]) -> None:
+def test_only_the_healer_and_the_engine_api_filter_hold_the_docker_socket(evaluate: Evaluate, stack: str, holders: list[str]) -> None:
     assert sorted(
         container.name
         for container in evaluate(stack).mocks.of_type(CONTAINER)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from components.rendering.synapse import postgres_password_sql
-from components.rendering.voicegrow import mysql_passwords_sql
+from components.rendering.voicegrow import mysql_accounts_sql
 from tests.unit.conftest import Evaluate, Registration
 
 COMMAND = "command:local:Command"
@@ -108,10 +108,12 @@ def test_postgres_password_sql_quotes_the_password() -> None:
     assert postgres_password_sql("it's") == "ALTER ROLE synapse PASSWORD 'it''s';\n"
 
 
-def test_mysql_passwords_sql_quotes_both_passwords() -> None:
-    sql = mysql_passwords_sql("a'b", "c\\d")
+def test_mysql_accounts_sql_quotes_both_passwords_and_takes_roots_login_from_the_network() -> None:
+    sql = mysql_accounts_sql("a'b", "c\\d")
     assert "ALTER USER 'voicegrow'@'%' IDENTIFIED BY 'a\\'b';" in sql
     assert "ALTER USER 'root'@'localhost' IDENTIFIED BY 'c\\\\d';" in sql
+    assert "DROP USER IF EXISTS 'root'@'%';" in sql
+    assert "'root'@'%' IDENTIFIED" not in sql
 
 
 UPGRADE_DUMP, UPGRADE_RESTORE = "synapse-postgres-upgrade-dump", "synapse-postgres-upgrade-restore"

@@ -285,6 +285,18 @@ def test_admin_bootstrap_runs_after_synapse_with_secrets_in_environment(evaluate
     assert bootstrap.value("environment")["REGISTRATION_TOKEN"] == "generated-registration-token"
 
 
+def test_a_new_admin_password_token_or_token_lifetime_runs_the_bootstrap_again(evaluate: Evaluate) -> None:
+    def triggers(**overrides: object) -> list[object]:
+        evaluation = evaluate("prod", overrides={"synapse": overrides}, secrets={"synapse_admin_password": "first-password-1"})
+        return evaluation.mocks.named("synapse-bootstrap").value("triggers")
+
+    first = triggers()
+    assert "first-password-1" in first and "generated-registration-token" in first
+    limited = evaluate("prod", overrides={"synapse": {"registration_token_days": 30}}).mocks.named("synapse-bootstrap")
+    assert limited.value("environment")["REGISTRATION_TOKEN_DAYS"] == "30"
+    assert triggers(registration_token_days=30) != first
+
+
 def test_no_bootstrap_without_admin_username(evaluate: Evaluate) -> None:
     evaluation = evaluate("dev", overrides={"synapse": {"admin_username": None}})
     assert not any(command.name == "synapse-bootstrap" for command in evaluation.mocks.of_type("command:local:Command"))

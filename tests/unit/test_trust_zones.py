@@ -81,3 +81,29 @@ def test_on_the_front_network_each_served_container_answers_to_the_name_the_prox
     }
     upstreams = {line.split()[1].rsplit(":", 1)[0] for line in conf.splitlines() if line.strip().startswith("server ") and ":" in line}
     assert upstreams and upstreams <= aliases, upstreams - aliases
+
+
+def _engine_socket_holders(evaluation: Evaluation) -> dict[str, set[str]]:
+    """The containers that mount the engine's socket, each with its networks."""
+    networks = _networks(evaluation)
+    return {
+        container.name: networks[container.name]
+        for container in evaluation.mocks.of_type(CONTAINER)
+        if container.value("mustRun") is not False
+        and any((volume.get("hostPath") or "").endswith("docker.sock") for volume in container.value("volumes") or [])
+    }
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_engine_is_reached_by_the_healer_without_a_network_and_through_the_filter_alone(evaluate: Evaluate, stack: str) -> None:
+    evaluation = evaluate(stack, overrides={"monitoring": {"level": "full"}})
+    holders = _engine_socket_holders(evaluation)
+    filter_network = f"selfhosted-{stack}-monitoring-engine-api"
+    assert holders == {"healer": set(), "monitoring-engine-api": {filter_network}}
+    assert evaluation.mocks.named("healer", CONTAINER).value("networkMode") == "none"
+    # Who can talk to the filter: the two readers, and nothing the proxy or the data stores are beside.
+    beside_the_filter = {name for name, joined in _networks(evaluation).items() if filter_network in joined}
+    assert beside_the_filter == {"monitoring-engine-api", "monitoring-alloy", "monitoring-cadvisor"}
+    cadvisor = evaluation.mocks.named("monitoring-cadvisor", CONTAINER)
+    assert "--docker=tcp://engine-api:2375" in cadvisor.value("command")
+    assert 'host = "tcp://engine-api:2375"' in evaluation.mocks.files("monitoring-alloy")["/etc/alloy/config.alloy"]

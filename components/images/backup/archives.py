@@ -15,17 +15,20 @@ from pathlib import Path
 from typing import Any
 
 NAME_FORMAT = "backup-%Y%m%dT%H%M%SZ"
-NAME_PATTERN = re.compile(r"^backup-(\d{8}T\d{6}Z)(-before-change)?\.tar$")
+NAME_PATTERN = re.compile(r"^backup-(\d{8}T\d{6}Z)(-before-change|-before-restore)?\.tar$")
 BEFORE_CHANGE = "before-change"
 """Suffix of the archives a deploy takes before it replaces a container that holds data."""
+BEFORE_RESTORE = "before-restore"
+"""Suffix of the archives a restore takes of what it is about to replace."""
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = 1
 
 
-def archive_name(moment: datetime, before_change: bool = False) -> str:
-    """The archive's file name for a run started at `moment`; a deploy's own ends in `-before-change`."""
+def archive_name(moment: datetime, taken_before: str | None = None) -> str:
+    """The archive's file name for a run started at `moment`; one taken before a deploy's change
+    or a restore (BEFORE_CHANGE, BEFORE_RESTORE) says so at its end."""
     stem = moment.astimezone(timezone.utc).strftime(NAME_FORMAT)
-    return f"{stem}-{BEFORE_CHANGE}.tar" if before_change else f"{stem}.tar"
+    return f"{stem}-{taken_before}.tar" if taken_before else f"{stem}.tar"
 
 
 def archive_time(name: str) -> datetime | None:

@@ -10,8 +10,10 @@
     backupctl verify [ARCHIVE|latest]   check an archive against its manifest; print its name
     backupctl plan [ARCHIVE|latest] [--only PARTS]
                                         check the archives a restore reads; print each with its parts
-    backupctl restore [ARCHIVE|latest] [--only PARTS]
-                                        restore (the services using the data must be stopped)
+    backupctl restore [ARCHIVE|latest] [--only PARTS] [--without-safety-copy]
+                                        restore (the services using the data must be stopped),
+                                        after saving what it replaces in backup-...Z-before-restore.tar
+                                        (--without-safety-copy: no way back; for a broken database)
     backupctl services [--only PARTS]   containers to stop while restoring, one per line
     backupctl purge-media               purge Synapse's cached remote media not accessed for the
                                         job's media_purge max_age_days (the admin API, as its admin)
@@ -46,6 +48,7 @@ import http.server
 import io
 import json
 import os
+import re
 import shutil
 import signal
 import stat
@@ -66,6 +69,8 @@ from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from archives import (
+    BEFORE_CHANGE,
+    BEFORE_RESTORE,
     MANIFEST,
     PartPlan,
     Retention,
@@ -419,12 +424,41 @@ def dump_mysql(job: Job, target: Path, work: Path) -> None:
         run(argv, sink=compressed)
 
 
+DEFINER_CLAUSE = re.compile(rb"DEFINER=`(?:[^`]|``)*`@`(?:[^`]|``)*`")
+
+
+class WithoutDefiners(io.RawIOBase):
+    """A dump's SQL with the DEFINER clauses of its views, triggers, routines and events removed,
+    so that the account restoring it becomes their definer: naming another account (root, who
+    ran the image's init scripts) needs a privilege as wide as root's. Rows (the lines of INSERT
+    statements, one statement a line in a dump) pass untouched."""
+
+    def __init__(self, dump: IO[bytes]) -> None:
+        super().__init__()
+        self._lines = iter(dump)
+        self._pending = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self._pending:
+            line = next(self._lines, None)
+            if line is None:
+                return 0
+            self._pending = line if line.startswith(b"INSERT INTO ") else DEFINER_CLAUSE.sub(b"", line)
+        size = min(len(buffer), len(self._pending))
+        buffer[:size] = self._pending[:size]
+        self._pending = self._pending[size:]
+        return size
+
+
 def restore_mysql(job: Job, source: Path, work: Path) -> None:
     assert job.mysql is not None
     my = job.mysql
     wait_until(lambda: _mysql_ready(my), "MySQL")
     with gzip.open(source, "rb") as compressed:
-        run(["mariadb", f"--defaults-extra-file={my.defaults_file}"], feed=compressed)
+        run(["mariadb", f"--defaults-extra-file={my.defaults_file}"], feed=io.BufferedReader(WithoutDefiners(compressed), CHUNK))
 
 
 def _synapse_media(job: Job) -> Path:
@@ -862,13 +896,14 @@ def selected_parts(job: Job, only: list[str] | None) -> list[str]:
     return [part for part in job.parts() if part in only]
 
 
-def take_backup(job: Job, only: list[str] | None = None, before_change: bool = False) -> int:
-    """One run: the parts (all, or `only`) into a new archive, retention, then the offsite copy. 0 on success.
+def take_backup(job: Job, only: list[str] | None = None, taken_before: str | None = None) -> str | None:
+    """One run: the parts (all, or `only`) into a new archive, retention, then the offsite copy.
+    The archive's name on success, else None.
 
-    `before_change`: a deploy asks for it before it replaces a container that holds data; the
-    archive's name says so."""
+    `taken_before`: BEFORE_CHANGE when a deploy asks for it before it replaces a container that
+    holds data, BEFORE_RESTORE when a restore saves what it replaces; the archive's name says so."""
     started_at, started = now(), time.monotonic()
-    name = archive_name(started_at, before_change)
+    name = archive_name(started_at, taken_before)
     try:
         with locked(job), deadline(job.timeout_seconds, "the backup run"):
             os.umask(0o077)  # archives and everything in them hold secrets
@@ -894,16 +929,16 @@ def take_backup(job: Job, only: list[str] | None = None, before_change: bool = F
     except (BackupError, OSError) as error:
         log(f"backup FAILED after {time.monotonic() - started:.1f} s: {error}")
         write_status(job, last_run=_iso(started_at), last_result="failed", last_error=str(error), last_failure=_iso(started_at))
-        return 1
+        return None
     if offsite_error:
         write_status(job, last_run=_iso(started_at), last_result="failed", last_error=offsite_error, last_archive=name,
                      last_failure=_iso(started_at))
-        return 1
+        return None
     write_status(job, last_run=_iso(started_at), last_result="ok", last_error=None, last_archive=name,
                  last_success=_iso(started_at), last_duration_seconds=round(duration, 1), last_size_bytes=size,
                  projected_bytes=projected)
     print(json.dumps({"archive": name, "size_bytes": size, "duration_seconds": round(duration, 1)}))
-    return 0
+    return name
 
 
 def _manifest_info(job: Job, created: datetime) -> dict[str, Any]:
@@ -1089,16 +1124,36 @@ def plan(job: Job, selector: str, only: list[str] | None) -> int:
     return 0
 
 
-def restore(job: Job, selector: str, only: list[str] | None = None) -> int:
-    """Put the parts (all, or `only`) back from their archives; the caller has stopped the services using their data."""
+def restore(job: Job, selector: str, only: list[str] | None = None, safety_copy: bool = True) -> int:
+    """Put the parts (all, or `only`) back from their archives; the caller has stopped the services using their data.
+
+    First, unless told not to, what the restore replaces goes into an archive of its own
+    (BEFORE_RESTORE), with the services stopped: the way back. Without it, nothing is replaced."""
     started = time.monotonic()
     try:
-        for archive, parts in restore_plan(job, selector, only):
+        plan = restore_plan(job, selector, only)
+    except (BackupError, OSError) as error:
+        log(f"restore FAILED: {error}")
+        return 1
+    way_back = None
+    if safety_copy:
+        replaced = list(dict.fromkeys(part for _, parts in plan for part in parts))
+        way_back = take_backup(job, replaced, taken_before=BEFORE_RESTORE)
+        if way_back is None:
+            log("restore REFUSED: what it would replace could not be saved (see above); nothing was changed. "
+                "Fix the cause, or restore without a way back: --without-safety-copy")
+            return 1
+        log(f"what the restore replaces is saved in {way_back}")
+    try:
+        for archive, parts in plan:
             restore_archive(job, archive, parts)
     except (BackupError, OSError) as error:
-        log(f"restore FAILED after {time.monotonic() - started:.1f} s: {error}")
+        back = f"; the data as it was before is in {way_back}" if way_back else ""
+        log(f"restore FAILED after {time.monotonic() - started:.1f} s: {error}{back}")
         return 1
     log(f"restore of {selector} ({', '.join(selected_parts(job, only))}) done in {time.monotonic() - started:.1f} s")
+    if way_back:
+        log(f"to go back to the data as it was before: restore {way_back}")
     return 0
 
 
@@ -1337,15 +1392,17 @@ def main(argv: list[str]) -> int:
             return 2
         only = [part for part in arguments[index + 1].split(",") if part]
         arguments = arguments[:index] + arguments[index + 2:]
+    without_safety_copy = "--without-safety-copy" in arguments
+    arguments = [argument for argument in arguments if argument != "--without-safety-copy"]
     selector = arguments[0] if arguments else "latest"
     commands: dict[str, Callable[[], int]] = {
         "schedule": lambda: Scheduler(job, config_path).run(),
-        "now": lambda: take_backup(job, only, before_change=arguments == ["--before-change"]),
+        "now": lambda: 0 if take_backup(job, only, taken_before=BEFORE_CHANGE if arguments == ["--before-change"] else None) else 1,
         "list": lambda: list_archives(job, offsite=arguments == ["--offsite"]),
         "fetch": lambda: fetch(job, selector),
         "verify": lambda: verify(job, selector),
         "plan": lambda: plan(job, selector, only),
-        "restore": lambda: restore(job, selector, only),
+        "restore": lambda: restore(job, selector, only, safety_copy=not without_safety_copy),
         "services": lambda: print_services(job, only),
         "purge-media": lambda: purge_media(job),
         "compress-state": lambda: compress_state(job),

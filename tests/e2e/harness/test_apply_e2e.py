@@ -15,6 +15,8 @@ import docker.errors
 import pytest
 from cryptography import x509
 
+from tests.e2e.container_exec import run_in
+
 from .apply import AppliedStack, ApplyError, apply_program
 from .planning import Change
 from .conftest import write_throwaway_program
@@ -243,7 +245,7 @@ def test_destroy_can_keep_volumes(throwaway_program: Program, engine: docker.Doc
 
 
 def read_file(client: docker.DockerClient, container: str, path: str) -> str:
-    return client.containers.get(container).exec_run(["cat", path]).output.decode()
+    return run_in(client.containers.get(container), ["cat", path]).output
 
 
 def test_reapply_keeps_volume_data_passwords_and_names(

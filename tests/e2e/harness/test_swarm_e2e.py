@@ -15,6 +15,8 @@ import docker
 import docker.errors
 import pytest
 
+from tests.e2e.container_exec import run_in
+
 from .apply import AppliedStack, apply_program
 from .engine import engine_unavailable_reason
 from .swarm import Swarm, swarm_manager
@@ -198,8 +200,8 @@ def file_stat(client: docker.DockerClient, container_id: str, path: str) -> tupl
     """"uid:gid:mode" and content of a file in the container (secrets and configs are mounts:
     read them from inside)."""
     container = client.containers.get(container_id)
-    owner = container.exec_run(["stat", "-c", "%u:%g:%a", path]).output.decode().strip()
-    return owner, container.exec_run(["cat", path]).output
+    owner = run_in(container, ["stat", "-c", "%u:%g:%a", path]).output.strip()
+    return owner, run_in(container, ["cat", path]).output.encode()
 
 
 def test_service_converges_with_one_healthy_task(applied: Any, engine: docker.DockerClient) -> None:

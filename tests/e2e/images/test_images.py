@@ -21,6 +21,7 @@ import pytest
 
 docker = pytest.importorskip("docker", reason="the docker Python package is not installed")
 import docker.errors  # noqa: E402
+from tests.e2e.container_exec import run_in
 
 pytestmark = pytest.mark.e2e
 
@@ -121,8 +122,8 @@ def tar_of(files: dict[str, tuple[str, int, int]]) -> bytes:
 
 def sh(container, script: str, user: str = "", env: dict[str, str] | None = None) -> tuple[int, str]:
     """Run a shell script in a running container: exit code and output (stdout and stderr)."""
-    code, output = container.exec_run(["sh", "-c", script], user=user, environment=env or {})
-    return code, output.decode(errors="replace").strip()
+    result = run_in(container, ["sh", "-c", script], user=user, environment=env)
+    return result.exit_code, result.output.strip()
 
 
 def wait_until(check: Callable[[], bool], container, what: str, timeout: float = 90.0) -> None:

@@ -30,6 +30,7 @@ import pytest
 docker = pytest.importorskip("docker")
 import docker.errors  # noqa: E402
 import docker.types  # noqa: E402
+from tests.e2e.container_exec import run_in
 
 pytestmark = pytest.mark.e2e
 
@@ -206,9 +207,8 @@ def s3_script(engine, network, body: str, **env: str) -> dict:
 
 
 def exec_in(container, argv: list[str], env: dict | None = None) -> tuple[int, str, str]:
-    result = container.exec_run(argv, environment=env or {}, demux=True)
-    out, err = result.output
-    return result.exit_code, (out or b"").decode("utf-8", "replace"), (err or b"").decode("utf-8", "replace")
+    result = run_in(container, argv, environment=env, apart=True)
+    return result.exit_code, result.stdout, result.stderr
 
 
 # ------------------------------------------------------------------------------------------------
