@@ -75,6 +75,7 @@ class VoiceGrowStack(pulumi.ComponentResource):
         redis_password = secret_or_generated("redis-password", secrets["redis_password"], child)
         minio_user = secret_or_generated("minio-root-user", secrets["minio_root_user"], child, length=20)
         minio_password = secret_or_generated("minio-root-password", secrets["minio_root_password"], child, length=40)
+        minio_app_password = secret_or_generated("minio-app-password", secrets["minio_app_password"], child, length=40)
         self.mysql_password = mysql_password
         self.redis_password = redis_password
         self.minio_credentials = (minio_user, minio_password)
@@ -196,11 +197,12 @@ class VoiceGrowStack(pulumi.ComponentResource):
             ],
         )
 
+        # The servers use the bucket with a user of their own; the root user stays with MinIO and the backup.
         server_secrets = pulumi.Output.all(
             mysql_password,
             redis_password,
-            minio_user,
-            minio_password,
+            render.MINIO_APP_USER,
+            minio_app_password,
             *_api_keys(secrets),
         ).apply(lambda values: render.ServerSecrets(*values))
         server_env = server_secrets.apply(lambda values: render.server_environment(settings, values))
@@ -293,18 +295,27 @@ class VoiceGrowStack(pulumi.ComponentResource):
         self.redis = service_container(deployment, redis_spec, after(before))
         self.minio = service_container(deployment, minio_spec, after(before))
         # mc takes an alias from MC_HOST_<alias>; re-run when MinIO is replaced (a new volume may be empty).
+        root_alias = {
+            "MC_HOST_local": pulumi.Output.format("http://{0}:{1}@127.0.0.1:{2}", minio_user, minio_password, render.MINIO_API_PORT)
+        }
         self.bucket = exec_in_container(
             "voicegrow-bucket",
             deployment,
             self.minio,
             ["mc", "mb", "--ignore-existing", f"local/{settings.bucket}"],
-            {
-                "MC_HOST_local": pulumi.Output.format(
-                    "http://{0}:{1}@127.0.0.1:{2}", minio_user, minio_password, render.MINIO_API_PORT
-                )
-            },
+            root_alias,
             self,
             triggers=[self.minio.id, settings.bucket],
+        )
+        # Again when MinIO is replaced (a new volume has no users) or the bucket or the secret changes.
+        self.bucket_user = exec_in_container(
+            "voicegrow-bucket-user",
+            deployment,
+            self.minio,
+            render.minio_app_user_command(settings.bucket),
+            {**root_alias, "APP_SECRET_KEY": minio_app_password},
+            self,
+            triggers=[self.minio.id, settings.bucket, minio_app_password],
         )
 
         # One replica at a time: each is replaced, healthy and known to the proxy before the next one stops.
@@ -313,7 +324,7 @@ class VoiceGrowStack(pulumi.ComponentResource):
         self.reloading_upstreams: list[pulumi.Resource] = []
         previous: list[pulumi.Resource] = []
         for spec in server_specs:
-            server = service_container(deployment, spec, after([self.mysql, self.redis, self.minio, self.bucket, *previous]))
+            server = service_container(deployment, spec, after([self.mysql, self.redis, self.minio, self.bucket, self.bucket_user, *previous]))
             reload = proxy_reload_after(f"{spec.name}-proxy-reload", deployment, server, self, args.other_proxy_upstreams)
             previous = [reload]
             self.servers.append(server)

@@ -24,7 +24,7 @@ REGISTRATION_TOKEN = re.compile(r"^[A-Za-z0-9._~-]{1,64}$")
 # token that lets a stranger register (16). Generated values are 32 letters and digits.
 PASSWORD_KEYS = (
     "postgres_password", "synapse_admin_password", "synapse_redis_password", "mysql_root_password",
-    "mysql_password", "redis_password", "minio_root_password", "grafana_admin_password",
+    "mysql_password", "redis_password", "minio_root_password", "minio_app_password", "grafana_admin_password",
 )
 SIGNING_KEYS = (
     "synapse_macaroon_secret_key", "synapse_form_secret", "synapse_registration_shared_secret", "synapse_replication_secret",

@@ -16,6 +16,7 @@ SECRET_SETTINGS: dict[str, str] = {
     "redis_password": "Redis password (requirepass).",
     "minio_root_user": "MinIO root user (the server's access key).",
     "minio_root_password": "MinIO root password (the server's secret key).",
+    "minio_app_password": "Secret key of MinIO user voicegrow-server, which the VoiceGrow servers use (the bucket only).",
     "tts_api_key": "ai-manager API key for TTS (ak_...).",
     "tts_secret_key": "ai-manager signing key for TTS (sk_...).",
     "llm_api_key": "ai-manager API key for the LLM; default: tts_api_key.",

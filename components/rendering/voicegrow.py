@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shlex
 from dataclasses import dataclass
 
@@ -13,6 +14,9 @@ DATABASE_USER = "voicegrow"
 MYSQL_PORT = 3306
 REDIS_PORT = 6379
 MINIO_API_PORT = 9000
+MINIO_APP_USER = "voicegrow-server"
+"""The MinIO user the servers use: it may use the VoiceGrow bucket and nothing else."""
+MINIO_APP_POLICY = "voicegrow-bucket"
 MINIO_CONSOLE_PORT = 9001
 SERVER_WS_PORT = 4399
 SERVER_HTTP_PORT = 8000
@@ -222,3 +226,39 @@ def mysql_as_root(statements: str, password_variable: str) -> list[str]:
         "-c",
         f'export MYSQL_PWD="$(cat {SECRETS_DIR}/root_password)"; printf {shlex.quote(template)} {values} | mysql -uroot',
     ]
+
+
+def minio_bucket_policy(bucket: str) -> str:
+    """The policy of MINIO_APP_USER: every object operation in the bucket, nothing elsewhere."""
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Action": ["s3:GetBucketLocation", "s3:ListBucket", "s3:ListBucketMultipartUploads"],
+                    "Resource": [f"arn:aws:s3:::{bucket}"],
+                },
+                {
+                    "Effect": "Allow",
+                    "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"],
+                    "Resource": [f"arn:aws:s3:::{bucket}/*"],
+                },
+            ],
+        },
+        separators=(",", ":"),
+    )
+
+
+def minio_app_user_command(bucket: str) -> list[str]:
+    """Command, run in the MinIO container with the root user's alias `local` (MC_HOST_local),
+    that makes MINIO_APP_USER with the secret key APP_SECRET_KEY (made again with a new one when
+    it changed) and gives it MINIO_APP_POLICY. The secret goes to mc on stdin, never argv."""
+    script = f"""set -eu
+printf '%s\\n' "$APP_SECRET_KEY" | mc admin user add local {MINIO_APP_USER}
+printf '%s' {shlex.quote(minio_bucket_policy(bucket))} | mc admin policy create local {MINIO_APP_POLICY} /dev/stdin
+if ! attached="$(mc admin policy attach local {MINIO_APP_POLICY} --user {MINIO_APP_USER} 2>&1)"; then
+  case "$attached" in *"already in effect"*) ;; *) echo "$attached" >&2; exit 1 ;; esac
+fi
+"""
+    return ["sh", "-c", script]

@@ -49,8 +49,9 @@ def _engine_socket() -> str:
 
 
 @pytest.fixture(scope="module")
-def client(engine: docker.DockerClient) -> Iterator[Any]:
-    """A container on the filter's network, with the filter running as declared."""
+def client(engine: docker.DockerClient) -> Iterator[tuple[Any, Any]]:
+    """A container on the filter's network, with the filter running as declared, and another
+    container for the requests to name."""
     require_engine()
     declared = _declared()
     network = engine.networks.create(f"{PREFIX}-{uuid.uuid4().hex[:6]}")
@@ -88,7 +89,10 @@ def client(engine: docker.DockerClient) -> Iterator[Any]:
         network.connect(api, aliases=[engine_api.ALIAS])
         reader = engine.containers.run(PROBE_IMAGE, ["sleep", "infinity"], detach=True, network=network.name)
         started.append(reader)
-        yield reader
+        # What the requests name: a container no test runs anything in.
+        target = engine.containers.run(PROBE_IMAGE, ["sleep", "infinity"], detach=True, network="none")
+        started.append(target)
+        yield reader, target
     finally:
         for container in started:
             container.remove(force=True)
@@ -103,21 +107,25 @@ def _ask(client: Any, method: str, path: str, body: str | None = None) -> tuple[
     return int(status), text
 
 
-def test_alloy_and_cadvisor_read_the_engine_through_it(engine: docker.DockerClient, client: Any) -> None:
-    assert _ask(client, "GET", "/_ping") == (200, "OK")
-    version = json.loads(_ask(client, "GET", "/version")[1])
+def test_alloy_and_cadvisor_read_the_engine_through_it(engine: docker.DockerClient, client: tuple[Any, Any]) -> None:
+    reader, target = client
+    assert _ask(reader, "GET", "/_ping") == (200, "OK")
+    version = json.loads(_ask(reader, "GET", "/version")[1])
     assert version["ApiVersion"] == engine.version()["ApiVersion"]
-    status, listing = _ask(client, "GET", f"/v1.41/containers/json?filters={urllib.parse.quote(json.dumps({'id': [client.id]}))}")
-    assert status == 200 and json.loads(listing)[0]["Id"] == client.id
-    status, inspected = _ask(client, "GET", f"/containers/{client.id}/json")
-    assert status == 200 and json.loads(inspected)["Id"] == client.id
-    assert _ask(client, "GET", f"/containers/{client.id}/logs?stdout=1&stderr=1")[0] == 200
+    status, listing = _ask(reader, "GET", f"/v1.41/containers/json?filters={urllib.parse.quote(json.dumps({'id': [target.id]}))}")
+    assert status == 200 and json.loads(listing)[0]["Id"] == target.id
+    status, inspected = _ask(reader, "GET", f"/containers/{target.id}/json")
+    assert status == 200 and json.loads(inspected)["Id"] == target.id
+    assert _ask(reader, "GET", f"/containers/{target.id}/logs?stdout=1&stderr=1")[0] == 200
+
+
+MARKER = f"{PREFIX}.marker"
 
 
 @pytest.mark.parametrize(
     "method, path, body",
     [
-        ("POST", "/containers/create", json.dumps({"Image": PROBE_IMAGE, "HostConfig": {"Privileged": True, "Binds": ["/:/host"]}})),
+        ("POST", "/containers/create", json.dumps({"Image": PROBE_IMAGE, "Labels": {MARKER: "created"}, "HostConfig": {"Privileged": True, "Binds": ["/:/host"]}})),
         ("POST", "/containers/{id}/exec", json.dumps({"Cmd": ["id"]})),
         ("POST", "/containers/{id}/stop", None),
         ("GET", "/containers/{id}/archive?path=/etc", None),
@@ -127,10 +135,12 @@ def test_alloy_and_cadvisor_read_the_engine_through_it(engine: docker.DockerClie
     ],
 )
 def test_nothing_that_starts_changes_enters_or_copies_out_of_a_container_passes(
-    engine: docker.DockerClient, client: Any, method: str, path: str, body: str | None
+    engine: docker.DockerClient, client: tuple[Any, Any], method: str, path: str, body: str | None
 ) -> None:
-    before = {container.id for container in engine.containers.list(all=True)}
-    status, text = _ask(client, method, path.format(id=client.id), body)
+    reader, target = client
+    status, text = _ask(reader, method, path.format(id=target.id), body)
     assert status == 403 and "refused by the engine API filter" in text, (status, text)
-    assert {container.id for container in engine.containers.list(all=True)} == before
-    assert client.status == "running" and engine.containers.get(client.id).status == "running"
+    # Nothing reached the engine: no container was made, none was entered or stopped.
+    assert not engine.containers.list(all=True, filters={"label": MARKER})
+    inspected = engine.api.inspect_container(target.id)
+    assert inspected["State"]["Running"] and not inspected["ExecIDs"]

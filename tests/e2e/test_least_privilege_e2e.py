@@ -186,6 +186,25 @@ def test_mysql_root_is_refused_from_the_network_even_with_its_password_and_the_b
         assert result.exit_code == expected, (user, result.output)
 
 
+def test_the_servers_minio_user_uses_its_bucket_and_cannot_reach_another_or_make_a_user(
+    stack: AppliedStack, engine: docker.DockerClient
+) -> None:
+    passwords = _secrets(stack)
+    minio = engine.containers.get(f"{PREFIX}-voicegrow-minio")
+    root = {"MC_HOST_root": f"http://{passwords['minio-root-user']}:{passwords['minio-root-password']}@127.0.0.1:9000"}
+    assert run_in(minio, ["mc", "mb", "--ignore-existing", "root/another-systems-bucket"], environment=root).exit_code == 0
+    server = run_in(engine.containers.get(f"{PREFIX}-voicegrow-server-1"), ["sh", "-c", "cat /run/secrets/minio_access_key; echo; cat /run/secrets/minio_secret_key"])
+    access_key, secret_key = server.output.split()
+    assert secret_key == passwords["minio-app-password"] and secret_key != passwords["minio-root-password"]
+    app = {"MC_HOST_app": f"http://{access_key}:{secret_key}@127.0.0.1:9000"}
+    assert run_in(minio, ["mc", "ls", "app/voicegrow"], environment=app).exit_code == 0
+    for attempt in (["mc", "ls", "app/another-systems-bucket"], ["mc", "mb", "app/a-bucket-of-its-own"]):
+        refused = run_in(minio, attempt, environment=app)
+        assert refused.exit_code == 1 and "Access Denied" in refused.output, (attempt, refused.output)
+    user = run_in(minio, ["sh", "-c", "printf 'intruder-secret-1\\n' | mc admin user add app intruder"], environment=app)
+    assert user.exit_code == 1 and "Access Denied" in user.output, user.output
+
+
 @pytest.mark.parametrize("name", [name for name in ROLES if name != "backup"])
 def test_writing_outside_the_volumes_and_tmpfs_fails(stack: AppliedStack, engine: docker.DockerClient, name: str) -> None:
     # Exit codes only: an exec's output can come back empty when the engine is busy (seen once:

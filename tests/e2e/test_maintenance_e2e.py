@@ -26,8 +26,10 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import docker
 import pytest
 
+from tests.e2e.container_exec import ExecResult, run_in
 from tests.e2e.harness import AppliedStack, apply_program
 from tests.e2e.harness.fixtures import require_engine
 from tests.e2e.matrix_client import converse, read_messages
@@ -54,16 +56,23 @@ def _docker(*arguments: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["docker", *arguments], capture_output=True, text=True, timeout=600, check=False)
 
 
-def _mysql(statement: str) -> str:
-    result = _docker("exec", f"{PREFIX}-voicegrow-mysql", "sh", "-c", f'{MYSQL} "{statement}"')
-    assert result.returncode == 0, result.stderr
+def _in(container: str, *argv: str) -> ExecResult:
+    """A command in one of the stack's containers (stdout and stderr apart)."""
+    return run_in(docker.from_env().containers.get(f"{PREFIX}-{container}"), argv, apart=True)
+
+
+def _query(container: str, script: str) -> str:
+    result = _in(container, "sh", "-c", script)
+    assert result.exit_code == 0, result.stderr
     return result.stdout.strip()
+
+
+def _mysql(statement: str) -> str:
+    return _query("voicegrow-mysql", f'{MYSQL} "{statement}"')
 
 
 def _sql(statement: str) -> str:
-    result = _docker("exec", f"{PREFIX}-synapse-postgres", "sh", "-c", f'{PSQL} "{statement}"')
-    assert result.returncode == 0, result.stderr
-    return result.stdout.strip()
+    return _query("synapse-postgres", f'{PSQL} "{statement}"')
 
 
 def _remote_file(file_id: str) -> str:
@@ -233,9 +242,9 @@ def test_the_compressor_shrinks_a_grown_state_table_and_synapse_still_serves_the
     grow_seconds = time.monotonic() - started
     before = int(_sql("SELECT count(*) FROM state_groups_state"))
 
-    run = _docker("exec", f"{PREFIX}-backup", "backupctl", "compress-state")
+    run = _in("backup", "backupctl", "compress-state")
 
-    assert run.returncode == 0, run.stderr
+    assert run.exit_code == 0, run.stderr
     result = json.loads(run.stdout.splitlines()[-1])
     after = int(_sql("SELECT count(*) FROM state_groups_state"))
     assert (result["rows_before"], result["rows_after"]) == (before, after)
@@ -255,8 +264,8 @@ def test_restoring_mysql_alone_keeps_synapse_running_and_a_message_written_after
     stack: list[AppliedStack], archive_dir: Path
 ) -> None:
     _mysql(f"CREATE TABLE devices (id INT PRIMARY KEY, name VARCHAR(64)) CHARACTER SET utf8mb4; INSERT INTO devices VALUES (1, '{ROW}')")
-    backup = _docker("exec", f"{PREFIX}-backup", "backup-now")
-    assert backup.returncode == 0, backup.stderr
+    backup = _in("backup", "backup-now")
+    assert backup.exit_code == 0, backup.stderr
     archive = json.loads(backup.stdout.splitlines()[-1])["archive"]
     # After the backup: a conversation in Synapse, and MySQL loses its rows.
     later = converse(BASE_URL, stack[-1].outputs["synapse_registration_token"])

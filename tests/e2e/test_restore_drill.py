@@ -22,8 +22,10 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+import docker
 import pytest
 
+from tests.e2e.container_exec import run_in
 from tests.e2e.harness import AppliedStack, apply_program, connect_engine
 from tests.e2e.harness.fixtures import require_engine
 from tests.e2e.matrix_client import converse, read_messages
@@ -47,14 +49,14 @@ OFFSITE_REMOTE = "offsite:/backups/offsite"
 SECRETS = {"backup_rclone_config": "[offsite]\ntype = local\n"}
 
 
-def _docker(*arguments: str, stdin: str | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["docker", *arguments], input=stdin, capture_output=True, text=True, env=env, timeout=600, check=False)
+def _docker(*arguments: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["docker", *arguments], capture_output=True, text=True, timeout=600, check=False)
 
 
-def _exec(container: str, script: str, stdin: str | None = None) -> str:
+def _exec(container: str, script: str, environment: dict[str, str] | None = None) -> str:
     """A shell script in a container; its credentials come from the container's own environment."""
-    result = _docker("exec", *(["-i"] if stdin is not None else []), f"{PREFIX}-{container}", "sh", "-c", script, stdin=stdin)
-    assert result.returncode == 0, f"{container}: {script}\n{result.stdout}{result.stderr}"
+    result = run_in(docker.from_env().containers.get(f"{PREFIX}-{container}"), ["sh", "-c", script], environment=environment, apart=True)
+    assert result.exit_code == 0, f"{container}: {script}\n{result.output}"
     return result.stdout
 
 
@@ -92,7 +94,7 @@ def _count_bulk() -> tuple[int, int]:
 
 
 def _put_object() -> None:
-    _exec("voicegrow-minio", f"cat > /tmp/object && {MC} cp /tmp/object local/voicegrow/{OBJECT_KEY}", stdin=OBJECT_BODY)
+    _exec("voicegrow-minio", f"printf '%s' \"$OBJECT_BODY\" > /tmp/object && {MC} cp /tmp/object local/voicegrow/{OBJECT_KEY}", {"OBJECT_BODY": OBJECT_BODY})
 
 
 def _read_object() -> str:
@@ -169,9 +171,9 @@ def test_restore_drill_brings_back_message_row_object_and_signing_key(deployed: 
 
     # Back up now, online.
     started = time.monotonic()
-    backup = _docker("exec", f"{PREFIX}-backup", "backup-now")
+    backup = run_in(docker.from_env().containers.get(f"{PREFIX}-backup"), ["backup-now"], apart=True)
     backup_seconds = time.monotonic() - started
-    assert backup.returncode == 0, backup.stderr
+    assert backup.exit_code == 0, backup.stderr
     archive = json.loads(backup.stdout.splitlines()[-1])
     assert {name: _started_at(name) for name in running_since} == running_since, "a service was restarted by the backup"
     assert (archive_dir / archive["archive"]).stat().st_mode & 0o077 == 0

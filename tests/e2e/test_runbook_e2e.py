@@ -22,8 +22,10 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+import docker
 import pytest
 
+from tests.e2e.container_exec import run_in
 from tests.e2e.harness import AppliedStack, apply_program
 from tests.e2e.harness.fixtures import require_engine
 from tests.e2e.stacks import PROBE_IMAGE, ROOT, host_ports, local_overrides, record_figure
@@ -105,7 +107,9 @@ def _login(user: str, password: str) -> int:
         return error.code
 
 
-def test_every_runbook_command_runs_and_does_what_it_says(stacks: list[AppliedStack], archive_dir: Path, tmp_path: Path) -> None:
+def test_every_runbook_command_runs_and_does_what_it_says(
+    stacks: list[AppliedStack], archive_dir: Path, tmp_path: Path, engine: docker.DockerClient
+) -> None:
     first = stacks[0]
     blocks = with_stack(command_blocks(ROOT / "README.md"), {
         "STACK": "test", "PREFIX": PREFIX, "SYNAPSE": SYNAPSE, "SERVER_NAME": "test.matrix.example.com", "ADMIN": "admin",
@@ -136,10 +140,11 @@ def test_every_runbook_command_runs_and_does_what_it_says(stacks: list[AppliedSt
     assert '"server_version"' in output
     assert _login("alice", "a new long password") == 200
     assert _login("alice", "a long first password") == 403
-    secret = subprocess.run(["docker", "exec", f"{PREFIX}-synapse", "cat", "/config/registration_shared_secret"],
-                            capture_output=True, text=True, check=True).stdout
-    assert secret == rotated["synapse_registration_shared_secret"]
-    # The runbook's backup, and the one the deploy of the rotated secret took before it replaced Synapse.
+    secret = run_in(engine.containers.get(f"{PREFIX}-synapse"), ["cat", "/config/registration_shared_secret"])
+    assert secret.exit_code == 0 and secret.output == rotated["synapse_registration_shared_secret"]
+    # The runbook's backup, the one the deploy of the rotated secret took before it replaced
+    # Synapse, and the one the runbook's restore took of what it replaced.
     archives = sorted(path.name for path in archive_dir.glob("backup-*.tar"))
-    assert len(archives) == 2 and len([name for name in archives if name.endswith("-before-change.tar")]) == 1, archives
+    assert len(archives) == 3, archives
+    assert [len([name for name in archives if name.endswith(f"-{taken}.tar")]) for taken in ("before-change", "before-restore")] == [1, 1]
     assert "restore: restored" in output

@@ -1043,17 +1043,23 @@ esac
 """
 
 
-@pytest.mark.parametrize("fails", [False, True])
-def test_restore_on_swarm_scales_the_services_to_no_task_and_back_to_their_replicas(tmp_path: Path, fails: bool) -> None:
+def _restore_on_a_fake_swarm(tmp_path: Path, **environment: str) -> tuple[subprocess.CompletedProcess[str], list[str]]:
+    """restore.sh for prod against FAKE_SWARM_DOCKER: its result, and the docker commands it ran."""
     fake_docker = tmp_path / "docker"
     fake_docker.write_text(FAKE_SWARM_DOCKER)
     fake_docker.chmod(0o755)
     calls = tmp_path / "calls"
     result = subprocess.run(
         ["bash", str(ROOT / "scripts" / "restore.sh"), "prod"], capture_output=True, text=True,
-        env={**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}", "PREFIX": "p", "CALLS": str(calls), "RESTORE_FAILS": str(int(fails))},
+        env={**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}", "PREFIX": "p", "CALLS": str(calls), **environment},
     )
-    scaled = [line for line in calls.read_text().splitlines() if line.startswith("service scale")]
+    return result, calls.read_text().splitlines()
+
+
+@pytest.mark.parametrize("fails", [False, True])
+def test_restore_on_swarm_scales_the_services_to_no_task_and_back_to_their_replicas(tmp_path: Path, fails: bool) -> None:
+    result, calls = _restore_on_a_fake_swarm(tmp_path, RESTORE_FAILS=str(int(fails)))
+    scaled = [line for line in calls if line.startswith("service scale")]
     if fails:
         assert result.returncode == 1 and scaled == ["service scale --detach p-synapse=0"]
         assert "start them with 'docker service scale p-synapse=2; '" in result.stderr
@@ -1064,17 +1070,10 @@ def test_restore_on_swarm_scales_the_services_to_no_task_and_back_to_their_repli
 
 
 def test_restore_refuses_to_act_on_an_answer_the_engine_lost(tmp_path: Path) -> None:
-    fake_docker = tmp_path / "docker"
-    fake_docker.write_text(FAKE_SWARM_DOCKER)
-    fake_docker.chmod(0o755)
-    calls = tmp_path / "calls"
-    result = subprocess.run(
-        ["bash", str(ROOT / "scripts" / "restore.sh"), "prod"], capture_output=True, text=True,
-        env={**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}", "PREFIX": "p", "CALLS": str(calls), "PLAN_LOST": "1"},
-    )
+    result, calls = _restore_on_a_fake_swarm(tmp_path, PLAN_LOST="1")
     assert result.returncode == 1
     assert "the engine returned no output for 'backupctl plan'" in result.stderr and "nothing was changed" in result.stderr
-    assert not [line for line in calls.read_text().splitlines() if line.startswith(("service scale", "exec task1 backupctl restore"))]
+    assert not [line for line in calls if line.startswith(("service scale", "exec task1 backupctl restore"))]
 
 
 def test_the_scheduler_runs_the_backup_when_due_and_logs_its_failure(sources: Sources, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:

@@ -119,9 +119,13 @@ def test_server_gets_the_generated_credentials_of_each_service(evaluate: Evaluat
     assert server["MYSQL_PASSWORD"] == mysql["/run/secrets/password"] == "generated-mysql-password"
     assert server["REDIS_PASSWORD"] == "generated-redis-password"
     assert 'requirepass "generated-redis-password"' in _upload(evaluation, "voicegrow-redis", "/usr/local/etc/redis/redis.conf")
-    assert (server["MINIO_ACCESS_KEY"], server["MINIO_SECRET_KEY"]) == (
-        minio["/run/secrets/root_user"], minio["/run/secrets/root_password"]
-    )
+    # Not MinIO's root: a user of its own, made in MinIO with the bucket's policy before the servers start.
+    assert (server["MINIO_ACCESS_KEY"], server["MINIO_SECRET_KEY"]) == ("voicegrow-server", "generated-minio-app-password")
+    assert server["MINIO_SECRET_KEY"] != minio["/run/secrets/root_password"]
+    account = evaluation.mocks.named("voicegrow-bucket-user", "command:local:Command")
+    assert account.value("environment")["APP_SECRET_KEY"] == "generated-minio-app-password"
+    assert "generated-minio-app-password" not in account.value("create")
+    assert "mc admin policy attach local voicegrow-bucket --user voicegrow-server" in account.value("create")
 
 
 def test_no_seed_default_password_is_used(evaluate: Evaluate) -> None:

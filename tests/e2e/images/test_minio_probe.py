@@ -30,7 +30,8 @@ import pytest
 docker = pytest.importorskip("docker")
 import docker.errors  # noqa: E402
 import docker.types  # noqa: E402
-from tests.e2e.container_exec import run_in
+from components.rendering.voicegrow import MINIO_APP_USER, minio_app_user_command  # noqa: E402
+from tests.e2e.container_exec import run_in  # noqa: E402
 
 pytestmark = pytest.mark.e2e
 
@@ -428,6 +429,29 @@ def test_mc_with_a_wrong_secret_fails(minio, bucket):
     code, _, err = exec_in(minio, ["mc", "ls", f"local/{bucket}"],
                            {"MC_HOST_local": f"http://{ROOT_USER}:wrong-secret@127.0.0.1:9000"})
     assert code == 1 and "signature" in err
+
+
+def test_the_programs_bucket_user_uses_its_bucket_and_nothing_else(minio, bucket):
+    root = {"MC_HOST_local": MC_HOST}
+    assert exec_in(minio, ["mc", "mb", "--ignore-existing", "local/someone-elses"], root)[0] == 0
+    secret = "App-Secret-0123456789"
+    for _ in range(2):  # again, as a second deploy runs it: nothing left to change is no failure
+        code, _, err = exec_in(minio, minio_app_user_command(bucket), {**root, "APP_SECRET_KEY": secret})
+        assert code == 0, err
+    app = {"MC_HOST_app": f"http://{MINIO_APP_USER}:{secret}@127.0.0.1:9000"}
+    code, out, err = exec_in(minio, ["sh", "-c", f"echo written > /tmp/object && mc cp /tmp/object app/{bucket}/by-the-app && mc cat app/{bucket}/by-the-app"], app)
+    assert (code, out.splitlines()[-1:]) == (0, ["written"]), err
+    code, out, _ = exec_in(minio, ["mc", "ls", "app"], app)
+    assert code == 0 and [line.split()[-1] for line in out.splitlines()] == [f"{bucket}/"]
+    for refused in (["mc", "ls", "app/someone-elses"], ["mc", "mb", "app/its-own"], ["mc", "rb", f"app/{bucket}"]):
+        code, _, err = exec_in(minio, refused, app)
+        assert code == 1 and "Access Denied" in err, (refused, err)
+    code, _, err = exec_in(minio, ["sh", "-c", "printf 'intruder-secret-1\\n' | mc admin user add app intruder"], app)
+    assert code == 1 and "Access Denied" in err, err
+    # A new secret key replaces the old one.
+    assert exec_in(minio, minio_app_user_command(bucket), {**root, "APP_SECRET_KEY": "App-Secret-rotated-1"})[0] == 0
+    assert exec_in(minio, ["mc", "ls", f"app/{bucket}"], app)[0] == 1
+    assert exec_in(minio, ["mc", "ls", f"app/{bucket}"], {"MC_HOST_app": f"http://{MINIO_APP_USER}:App-Secret-rotated-1@127.0.0.1:9000"})[0] == 0
 
 
 def test_mc_ready_reports_the_cluster_ready(minio):

@@ -9,6 +9,9 @@ container, with the real mc's argument forms, messages and exit codes.
     mc [GLOBAL FLAGS] cp SOURCE TARGET            (one file: local path <-> ALIAS/BUCKET/OBJECT)
     mc [GLOBAL FLAGS] alias set ALIAS URL ACCESSKEY SECRETKEY
     mc [GLOBAL FLAGS] alias ls [ALIAS]
+    mc [GLOBAL FLAGS] admin user add ALIAS ACCESSKEY [SECRETKEY]   (without SECRETKEY: a line of stdin)
+    mc [GLOBAL FLAGS] admin policy create ALIAS POLICYNAME POLICYFILE
+    mc [GLOBAL FLAGS] admin policy attach ALIAS POLICYNAME --user USER
 
 An alias comes from the configuration that `mc alias set` writes ($MC_CONFIG_DIR/config.json,
 default ~/.mc) or, failing that, from MC_HOST_<ALIAS>=http[s]://ACCESSKEY:SECRETKEY@HOST:PORT,
@@ -512,8 +515,64 @@ def cmd_alias(args: list[str]) -> int:
     return 1
 
 
+def admin_call(alias: Alias, method: str, operation: str, params: dict[str, str], body: bytes) -> None:
+    """One call of the stand-in server's admin API, signed with the alias's keys; McError with the
+    server's message when it refuses."""
+    from urllib.parse import urlencode
+
+    from botocore.auth import S3SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    url = f"{alias.url}/minio/admin/v3/{operation}" + (f"?{urlencode(params)}" if params else "")
+    request = AWSRequest(method=method, url=url, data=body, headers={"Content-Type": "application/json"})
+    # As madmin signs: SigV4 for "s3", with the body's hash in x-amz-content-sha256.
+    S3SigV4Auth(Credentials(alias.access_key, alias.secret_key), "s3", os.environ.get("MC_REGION", "us-east-1")).add_auth(request)
+    prepared = urllib.request.Request(url, data=body, method=method, headers=dict(request.headers.items()))
+    try:
+        with urllib.request.urlopen(prepared, timeout=30):
+            return
+    except urllib.error.HTTPError as exc:
+        answer = exc.read()
+        try:
+            message = json.loads(answer).get("Message")
+        except ValueError:
+            message = re.search(rb"<Message>(.*?)</Message>", answer)
+            message = message.group(1).decode() if message else None
+        raise McError(message or f"{exc.code} {exc.reason}") from None
+    except urllib.error.URLError as exc:
+        raise McError(f"Post \"{url}\": {exc.reason}") from None
+
+
+def cmd_admin(args: list[str]) -> int:
+    flags, rest = take_flags(args[2:], {"--user": "value"})
+    kind, action = (args + ["", ""])[:2]
+    if len(rest) < 1 or not has_alias(rest[0]):
+        fatal(f"admin {kind} {action}: expected an alias first.")
+    alias = find_alias(rest[0])
+    try:
+        if (kind, action) == ("user", "add") and len(rest) in (2, 3):
+            secret = rest[2] if len(rest) == 3 else sys.stdin.readline().rstrip("\n")
+            admin_call(alias, "PUT", "add-user", {"accessKey": rest[1]}, json.dumps({"secretKey": secret, "status": "enabled"}).encode())
+            print(f"Added user `{rest[1]}` successfully.")
+        elif (kind, action) == ("policy", "create") and len(rest) == 3:
+            with open(rest[2], "rb") as policy:
+                admin_call(alias, "PUT", "add-canned-policy", {"name": rest[1]}, policy.read())
+            print(f"Created policy `{rest[1]}` successfully.")
+        elif (kind, action) == ("policy", "attach") and len(rest) == 2 and flags.get("--user"):
+            admin_call(alias, "POST", "idp/builtin/policy/attach", {}, json.dumps({"policies": [rest[1]], "user": flags["--user"]}).encode())
+            print(f"Attached Policies: [{rest[1]}]\nTo User: {flags['--user']}")
+        else:
+            fatal(f"admin {kind} {action}: this stand-in knows `user add`, `policy create` and `policy attach --user`.")
+    except McError as exc:
+        fatal(f"Unable to {'add new user' if kind == 'user' else 'change policy'}. {exc}")
+    except OSError as exc:
+        fatal(f"Unable to read the policy file. {exc}")
+    return 0
+
+
 COMMANDS = {"mb": cmd_mb, "rb": cmd_rb, "ls": cmd_ls, "ready": cmd_ready, "cat": cmd_cat,
-            "cp": cmd_cp, "alias": cmd_alias}
+            "cp": cmd_cp, "alias": cmd_alias, "admin": cmd_admin}
 GLOBAL_BOOL = {"--quiet", "-q", "--no-color", "--insecure", "--debug", "--disable-pager", "--dp",
                "--json"}
 GLOBAL_VALUE = {"--config-dir", "-C", "--limit-upload", "--limit-download", "--resolve"}

@@ -13,6 +13,7 @@ import binascii
 import calendar
 import datetime
 import email.utils
+import fnmatch
 import hashlib
 import hmac
 import json
@@ -64,6 +65,7 @@ BUCKET_SUBRESOURCES = {
     "versions", "website", "delete", "accelerate", "analytics", "inventory", "metrics",
     "ownershipControls", "publicAccessBlock", "intelligent-tiering",
 }
+ADMIN_PREFIX = "/minio/admin/v3/"
 OBJECT_SUBRESOURCES = {"acl", "tagging", "retention", "legal-hold", "torrent", "restore", "select",
                        "attributes", "uploads", "uploadId"}
 
@@ -106,6 +108,11 @@ ERRORS = {
     "SignatureDoesNotMatch": (403, "The request signature we calculated does not match the signature you provided. Check your key and signing method."),
     "SignatureVersionNotSupported": (400, "The authorization mechanism you have provided is not supported. Please use AWS4-HMAC-SHA256."),
     "XAmzContentSHA256Mismatch": (400, "The provided 'x-amz-content-sha256' header does not match what was computed."),
+    "XMinioAdminInvalidArgument": (400, "Invalid arguments specified."),
+    "XMinioAdminNoSuchPolicy": (404, "The canned policy does not exist."),
+    "XMinioAdminNoSuchUser": (404, "The specified user does not exist."),
+    "XMinioAdminPolicyChangeAlreadyApplied": (400, "The specified policy change is already in effect."),
+    "XMinioMalformedJSON": (400, "The JSON you provided was not well-formed or did not validate against our published format."),
     "XMinioInvalidObjectName": (400, "Object name contains unsupported characters."),
     "XMinioObjectExistsAsDirectory": (400, "Object name already exists as a directory."),
     "XMinioParentIsObject": (400, "Object-prefix is already an object, please choose a different object-prefix name."),
@@ -479,6 +486,7 @@ class AuthContext:
     payload: str
     timestamp: str
     declared: bool = True  # whether the client sent x-amz-content-sha256 (else nothing to check)
+    access_key: str = ""  # who signed: the root user or a user of the IAM store
 
 
 def canonical_path(raw_path: str) -> str:
@@ -486,25 +494,37 @@ def canonical_path(raw_path: str) -> str:
 
 
 class Authenticator:
-    def __init__(self, access_key: str, secret_key: str, region: str) -> None:
-        self.access_key = access_key
-        self.credentials = Credentials(access_key, secret_key)
-        self.region = region
+    """Checks a request's signature against the secret key of the access key that signed it: the
+    root user's, or a user's of the IAM store."""
 
-    def _check_scope(self, credential: str, timestamp: str, error: str) -> str:
+    def __init__(self, access_key: str, secret_key: str, region: str, iam: "Iam") -> None:
+        self.access_key = access_key
+        self.secret_key = secret_key
+        self.region = region
+        self.iam = iam
+
+    def credentials(self, access_key: str) -> Credentials:
+        if access_key == self.access_key:
+            return Credentials(access_key, self.secret_key)
+        secret = self.iam.secret_key(access_key)
+        if secret is None:
+            raise S3Error("InvalidAccessKeyId")
+        return Credentials(access_key, secret)
+
+    def _check_scope(self, credential: str, timestamp: str, error: str) -> tuple[str, str]:
+        """The region and the access key of a SigV4 credential scope."""
         parts = credential.split("/")
         if len(parts) < 5 or parts[-1] != "aws4_request" or parts[-2] != "s3":
             raise S3Error(error)
         access_key = "/".join(parts[:-4])
         date, region = parts[-4], parts[-3]
-        if access_key != self.access_key:
-            raise S3Error("InvalidAccessKeyId")
+        self.credentials(access_key)  # an unknown key is refused before its date or region
         if date != timestamp[:8]:
             raise S3Error(error, "Credential date does not match the request date.")
         if self.region and region != self.region and not (self.region == "us-east-1" and region == "US"):
             raise S3Error("AuthorizationHeaderMalformed",
                           f"The authorization header is malformed; the region is wrong; expecting '{self.region}'.")
-        return region
+        return region, access_key
 
     @staticmethod
     def _parse_timestamp(value: str, error: str) -> float:
@@ -536,7 +556,7 @@ class Authenticator:
             if parsed is not None and abs(time.time() - email.utils.mktime_tz(parsed)) > MAX_SKEW:
                 raise S3Error("RequestTimeTooSkewed")
             self._verify_v2(handler, access_key, given, date, raw_path)
-            return self._v2_context()
+            return self._v2_context(access_key)
         if "AWSAccessKeyId" in query_keys and "Signature" in query_keys:
             values = dict(query)
             expires = values.get("Expires", "")
@@ -545,7 +565,7 @@ class Authenticator:
             if time.time() > int(expires):
                 raise S3Error("ExpiredPresignRequest")
             self._verify_v2(handler, values["AWSAccessKeyId"], values["Signature"], expires, raw_path)
-            return self._v2_context()
+            return self._v2_context(values["AWSAccessKeyId"])
         if header:
             if not header.startswith("AWS4-HMAC-SHA256 "):
                 raise S3Error("SignatureVersionNotSupported")
@@ -567,7 +587,7 @@ class Authenticator:
                 timestamp = time.strftime(SIGV4_TIMESTAMP, time.gmtime(request_time))
             else:
                 raise S3Error("MissingDateHeader")
-            region = self._check_scope(fields["Credential"], timestamp, "AuthorizationHeaderMalformed")
+            region, access_key = self._check_scope(fields["Credential"], timestamp, "AuthorizationHeaderMalformed")
             if abs(time.time() - request_time) > MAX_SKEW:
                 raise S3Error("RequestTimeTooSkewed")
             names = [n.strip().lower() for n in fields["SignedHeaders"].split(";") if n.strip()]
@@ -588,7 +608,7 @@ class Authenticator:
                     raise S3Error("AuthorizationQueryParametersError", f"Query-string authentication requires {name}.")
             timestamp = values["X-Amz-Date"]
             request_time = self._parse_timestamp(timestamp, "AuthorizationQueryParametersError")
-            region = self._check_scope(values["X-Amz-Credential"], timestamp, "AuthorizationQueryParametersError")
+            region, access_key = self._check_scope(values["X-Amz-Credential"], timestamp, "AuthorizationQueryParametersError")
             try:
                 expires = int(values.get("X-Amz-Expires", "604800"))
             except ValueError:
@@ -607,7 +627,7 @@ class Authenticator:
             return None
 
         signed = self._signed_headers(handler, names)
-        signer = _ServerSideSigV4(self.credentials, region, signed, payload)
+        signer = _ServerSideSigV4(self.credentials(access_key), region, signed, payload)
         request = AWSRequest(method=handler.command, url="http://stand-in" + canonical_path(raw_path),
                              params=params)
         request.context["timestamp"] = timestamp
@@ -615,28 +635,27 @@ class Authenticator:
         expected = signer.signature(signer.string_to_sign(request, canonical), request)
         if not hmac.compare_digest(expected, given):
             raise S3Error("SignatureDoesNotMatch")
-        return AuthContext(signer, request, expected, payload, timestamp, declared is not None)
+        return AuthContext(signer, request, expected, payload, timestamp, declared is not None, access_key)
 
     def _verify_v2(self, handler: BaseHTTPRequestHandler, access_key: str, given: str, date: str,
                    raw_path: str) -> None:
-        if access_key != self.access_key:
-            raise S3Error("InvalidAccessKeyId")
+        credentials = self.credentials(access_key)
         headers = HTTPHeaders()
         for name, value in handler.headers.items():
             lname = name.lower()
             if lname in ("content-md5", "content-type") or lname.startswith("x-amz-"):
                 headers[lname] = value
         raw_query = handler.path.partition("?")[2]
-        signer = _ServerSideSigV2(self.credentials, date)
+        signer = _ServerSideSigV2(credentials, date)
         split = urlsplit("http://stand-in" + raw_path + ("?" + raw_query if raw_query else ""))
         expected = signer.get_signature(handler.command, split, headers)
         if not hmac.compare_digest(expected, given):
             raise S3Error("SignatureDoesNotMatch")
 
     @staticmethod
-    def _v2_context() -> AuthContext:
+    def _v2_context(access_key: str) -> AuthContext:
         """Signature V2 signs no payload: the body is taken as it comes."""
-        return AuthContext(None, None, "", UNSIGNED_PAYLOAD, "")  # type: ignore[arg-type]
+        return AuthContext(None, None, "", UNSIGNED_PAYLOAD, "", access_key=access_key)  # type: ignore[arg-type]
 
     @staticmethod
     def chunk_signature(ctx: AuthContext, previous: str, chunk_hash: str) -> str:
@@ -645,6 +664,79 @@ class Authenticator:
             previous, EMPTY_SHA256_HASH, chunk_hash,
         ])
         return ctx.signer.signature(string_to_sign, ctx.request)
+
+
+class Iam:
+    """Users, their policies and the policies' documents, as MinIO's IAM keeps them beside the
+    data (DIR/.minio.sys/standin/iam.json): what `mc admin user add`, `mc admin policy create`
+    and `mc admin policy attach` set. A user may do what an attached policy allows; the root
+    user may do everything."""
+
+    def __init__(self, store: Store) -> None:
+        self.path = os.path.join(store.sys, "iam.json")
+        self.lock = threading.Lock()
+
+    def _read(self) -> dict:
+        return Store.read_json(self.path) or {"users": {}, "policies": {}}
+
+    def _update(self, change) -> None:
+        with self.lock:
+            state = self._read()
+            change(state)
+            Store.write_json(self.path, state)
+
+    def secret_key(self, access_key: str) -> str | None:
+        user = self._read()["users"].get(access_key)
+        return user["secretKey"] if user and user.get("status", "enabled") == "enabled" else None
+
+    def add_user(self, access_key: str, secret_key: str) -> None:
+        if len(access_key) < 3 or len(secret_key) < 8:
+            raise S3Error("XMinioAdminInvalidArgument", "access key at least 3 and secret key at least 8 characters")
+
+        def change(state: dict) -> None:
+            policies = state["users"].get(access_key, {}).get("policies", [])
+            state["users"][access_key] = {"secretKey": secret_key, "status": "enabled", "policies": policies}
+
+        self._update(change)
+
+    def add_policy(self, name: str, document: dict) -> None:
+        if not isinstance(document.get("Statement"), list):
+            raise S3Error("XMinioMalformedJSON", "a policy needs a Statement list")
+        self._update(lambda state: state["policies"].__setitem__(name, document))
+
+    def attach(self, policies: list[str], user: str) -> None:
+        state = self._read()
+        if user not in state["users"]:
+            raise S3Error("XMinioAdminNoSuchUser", f"The specified user does not exist: {user}")
+        missing = [name for name in policies if name not in state["policies"]]
+        if missing:
+            raise S3Error("XMinioAdminNoSuchPolicy", f"The canned policy does not exist: {missing[0]}")
+        if set(policies) <= set(state["users"][user]["policies"]):
+            raise S3Error("XMinioAdminPolicyChangeAlreadyApplied", "The specified policy change is already in effect.")
+        self._update(lambda state: state["users"][user].__setitem__(
+            "policies", sorted(set(state["users"][user]["policies"]) | set(policies))))
+
+    def allows(self, access_key: str, action: str, resource: str) -> bool:
+        """Whether a policy attached to the user allows `action` (e.g. s3:GetObject) on `resource`
+        (arn:aws:s3:::BUCKET[/KEY]); an explicit Deny wins."""
+        state = self._read()
+        statements = [
+            statement
+            for name in state["users"].get(access_key, {}).get("policies", [])
+            for statement in state["policies"].get(name, {}).get("Statement", [])
+        ]
+
+        def matches(statement: dict) -> bool:
+            actions = statement.get("Action", [])
+            resources = statement.get("Resource", [])
+            actions = [actions] if isinstance(actions, str) else actions
+            resources = [resources] if isinstance(resources, str) else resources
+            return any(fnmatch.fnmatchcase(action, pattern) for pattern in actions) and any(
+                fnmatch.fnmatchcase(resource, pattern) for pattern in resources)
+
+        if any(statement.get("Effect") == "Deny" and matches(statement) for statement in statements):
+            return False
+        return any(statement.get("Effect") == "Allow" and matches(statement) for statement in statements)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -871,17 +963,21 @@ class S3Handler(BaseHTTPRequestHandler):
         query = parse_qsl(raw_query, keep_blank_values=True)
         body: Body | None = None
         try:
-            if path.startswith("/minio/"):
+            if path.startswith("/minio/") and not path.startswith(ADMIN_PREFIX):
                 self.minio_path(path)
                 return
             auth = self.auth.verify(self, raw_path, query)
             body = Body(self, auth)
             if auth is None:
                 raise S3Error("AccessDenied")
-            bucket, _, key = path.lstrip("/").partition("/")
             params = dict(query)
+            if path.startswith(ADMIN_PREFIX):
+                self.admin(auth, path[len(ADMIN_PREFIX):], params, body)
+                return
+            bucket, _, key = path.lstrip("/").partition("/")
+            self.authorize(auth, bucket, key)
             if not bucket:
-                self.service(body)
+                self.service(body, auth)
             elif not key:
                 self.bucket_op(bucket, params, body)
             else:
@@ -900,6 +996,49 @@ class S3Handler(BaseHTTPRequestHandler):
             except OSError:
                 pass
 
+    def authorize(self, auth: AuthContext, bucket: str, key: str) -> None:
+        """The root user may do everything; another user what its policies allow (AccessDenied)."""
+        if auth.access_key == self.auth.access_key:
+            return
+        method = "GET" if self.command == "HEAD" else self.command
+        if not bucket:
+            return  # the listing shows such a user the buckets it may list (service)
+        if not key:
+            action = {"GET": "s3:ListBucket", "PUT": "s3:CreateBucket", "DELETE": "s3:DeleteBucket"}.get(method, "s3:ListBucket")
+            resource = f"arn:aws:s3:::{bucket}"
+        else:
+            action = {"GET": "s3:GetObject", "PUT": "s3:PutObject", "POST": "s3:PutObject", "DELETE": "s3:DeleteObject"}.get(method, "s3:GetObject")
+            resource = f"arn:aws:s3:::{bucket}/{key}"
+        if not self.auth.iam.allows(auth.access_key, action, resource):
+            raise S3Error("AccessDenied")
+
+    def admin(self, auth: AuthContext, operation: str, params: dict[str, str], body: Body) -> None:
+        """The admin API's user and policy calls, for the root user only. Unlike MinIO's, a new
+        user's secret key comes as plain JSON, not encrypted with madmin: only this stand-in's mc
+        speaks it. Errors are MinIO's admin JSON errors."""
+        try:
+            if auth.access_key != self.auth.access_key:
+                raise S3Error("AccessDenied")
+            document = json.loads(body.read_all() or b"{}")
+            iam = self.auth.iam
+            if operation == "add-user" and self.command == "PUT":
+                iam.add_user(params.get("accessKey", ""), document.get("secretKey", ""))
+            elif operation == "add-canned-policy" and self.command == "PUT":
+                iam.add_policy(params.get("name", ""), document)
+            elif operation == "idp/builtin/policy/attach" and self.command == "POST":
+                iam.attach(document.get("policies", []), document.get("user", ""))
+            else:
+                raise S3Error("NotImplemented", f"This stand-in's admin API has no {self.command} {operation}.")
+        except ValueError:
+            error = S3Error("XMinioMalformedJSON")
+        except S3Error as raised:
+            error = raised
+        else:
+            self.send(200, b"", content_type=None)
+            return
+        answer = json.dumps({"Code": error.code, "Message": error.message}).encode()
+        self.send(error.status, answer, headers={"Content-Type": "application/json"})
+
     def minio_path(self, path: str) -> None:
         if path in ("/minio/health/live", "/minio/health/ready", "/minio/health/cluster",
                     "/minio/health/cluster/read") and self.command in ("GET", "HEAD"):
@@ -907,13 +1046,18 @@ class S3Handler(BaseHTTPRequestHandler):
             return
         raise S3Error("NotImplemented", "This stand-in serves only MinIO's health endpoints under /minio/.")
 
-    def service(self, body: Body) -> None:
+    def service(self, body: Body, auth: AuthContext) -> None:
+        """ListBuckets: every bucket for the root user or a user allowed s3:ListAllMyBuckets, else
+        (as MinIO does) the buckets the user may list."""
         if self.command not in ("GET", "HEAD"):
             raise S3Error("MethodNotAllowed")
         body.read_all()
+        iam, everything = self.auth.iam, auth.access_key == self.auth.access_key
+        everything = everything or iam.allows(auth.access_key, "s3:ListAllMyBuckets", "arn:aws:s3:::*")
         items = "".join(
             f"<Bucket><Name>{esc(name)}</Name><CreationDate>{iso8601(created)}</CreationDate></Bucket>"
-            for name, created in self.store.list_buckets())
+            for name, created in self.store.list_buckets()
+            if everything or iam.allows(auth.access_key, "s3:ListBucket", f"arn:aws:s3:::{name}"))
         self.send(200, xml_doc("ListAllMyBucketsResult",
                                f"<Owner><ID>{OWNER_ID}</ID><DisplayName>minio</DisplayName></Owner>"
                                f"<Buckets>{items}</Buckets>"))
@@ -1557,7 +1701,7 @@ def main(argv: list[str]) -> int:
         fatal(f"Unable to use the drive {dirs[0]}: {exc}")
 
     S3Handler.store = store
-    S3Handler.auth = Authenticator(user, password, region)
+    S3Handler.auth = Authenticator(user, password, region, Iam(store))
     S3Handler.trace = os.environ.get("MINIO_STANDIN_TRACE", "") in ("1", "on", "true")
     api = make_server(api_host, api_port, S3Handler)
     servers = [api]
