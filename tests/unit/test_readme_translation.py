@@ -514,9 +514,9 @@ def test_a_command_dropped_from_the_translation_is_reported() -> None:
 
 def test_a_changed_figure_is_reported() -> None:
     english, chinese = _read()
-    broken = _break(chinese, "3760", "3860")
+    broken = _break(chinese, "3792", "3892")
     problems = check_numbers(english, broken)
-    assert any("3760" in p for p in problems) and any("3860" in p for p in problems), problems
+    assert any("3792" in p for p in problems) and any("3892" in p for p in problems), problems
 
 
 def test_a_broken_anchor_link_is_reported() -> None:
