@@ -8,6 +8,7 @@ are read as the provider receives them (wire names: `logOpts`, `healthcheck`, `p
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -44,6 +45,13 @@ FILE_VARIABLES = {
 }
 """Per image (by role), the secret variables the image also reads from a file (`<NAME>_FILE`, or
 Grafana's `<NAME>__FILE`); the PostgreSQL exporter's DATA_SOURCE_NAME holds the password too."""
+
+SECRET_NAME = re.compile(r"(^|_)(PASSWORD|PASSWD|SECRET|TOKEN|ACCESS_KEY|API_KEY|PRIVATE_KEY|DATA_SOURCE_NAME)$")
+"""Names of variables that hold a secret in any image (`…_FILE` variables name files, and pass)."""
+
+PLAIN_SECRET_ROLES: tuple[str, ...] = ("server",)
+"""Roles whose image reads its secrets from the environment only: the VoiceGrow server, the
+operator's own image, until it supports the `_FILE` convention (`voicegrow.secret_files`)."""
 
 FILE_VOLUME_SUFFIXES = ("-config-volume", "-secrets-volume", "-script-volume", "-init-volume", "-tls-volume")
 """Logical names of the volumes that hold only files written again from the stack or from other volumes
@@ -229,15 +237,21 @@ def protected_data_volumes(args: ResourceValidationArgs, report_violation: Repor
 
 
 def secrets_in_files(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-    """No secret in a container's plain environment where its image reads the secret from a `_FILE` variable."""
+    """No secret in any container's plain environment (`docker inspect` shows it): neither a variable
+    its image also reads from a file, nor any whose name says it is a secret (config
+    `plain_secret_roles`: roles whose image reads the environment only)."""
     props = container_view(args.resource_type, args.props)
     if props is None:
         return
-    variables = FILE_VARIABLES.get(role_of(props) or "", ())
+    role = role_of(props) or ""
+    variables = FILE_VARIABLES.get(role, ())
+    plain = role in args.get_config().get("plain_secret_roles", PLAIN_SECRET_ROLES)
     for entry in props.get("envs") or []:
         name = str(entry).split("=", 1)[0]
         if name in variables:
             report_violation(f"{args.name}: {name} is in the environment; pass the secret in a file ({name}_FILE or the image's own)")
+        elif SECRET_NAME.search(name.upper()) and not plain:
+            report_violation(f"{args.name}: {name} names a secret in the environment; pass it in a file")
 
 
 def _policy(name: str, validate: Validation, config: Mapping[str, Mapping[str, Any]] | None = None) -> ResourceValidationPolicy:
@@ -274,6 +288,9 @@ CONFIG = {
     },
     "pinned-images": STACKS_CONFIG,
     "protected-data-volumes": STACKS_CONFIG,
+    "secrets-in-files": {
+        "plain_secret_roles": _string_list(PLAIN_SECRET_ROLES, "Roles whose image reads its secrets from the environment only.")
+    },
 }
 
 POLICIES: Sequence[ResourceValidationPolicy] = tuple(

@@ -304,6 +304,22 @@ def test_a_secret_in_the_environment_of_an_image_that_reads_it_from_a_file_is_re
     ]
 
 
-def test_a_secret_in_the_environment_of_an_image_without_the_file_variant_passes() -> None:
+def test_a_secret_in_the_environment_of_the_voicegrow_servers_image_which_reads_it_there_only_passes() -> None:
     props = container(labels=[{"label": "selfhosted.role", "value": "server"}], envs=["MYSQL_PASSWORD=hunter2"])
     assert reports(rules.secrets_in_files, crafted(rules.CONTAINER, "voicegrow-server-1", props)) == []
+
+
+@pytest.mark.parametrize(
+    "variable", ["SMTP_PASSWORD", "WEBHOOK_SECRET", "GITHUB_TOKEN", "AWS_SECRET_ACCESS_KEY", "OPENAI_API_KEY", "DATA_SOURCE_NAME"]
+)
+def test_any_variable_named_like_a_secret_is_reported_in_every_other_container(variable: str) -> None:
+    props = container(labels=[{"label": "selfhosted.role", "value": "alertmanager"}], envs=[f"{variable}=hunter2", f"{variable}_FILE=/run/secrets/x"])
+    assert reports(rules.secrets_in_files, crafted(rules.CONTAINER, "monitoring-alertmanager", props)) == [
+        f"monitoring-alertmanager: {variable} names a secret in the environment; pass it in a file"
+    ]
+
+
+@pytest.mark.parametrize("variable", ["LLM_MAX_TOKENS", "GF_AUTH_DISABLE_LOGIN_FORM", "REDIS_PASSWORD_FILE", "GF_SECURITY_ADMIN_PASSWORD__FILE"])
+def test_a_variable_that_names_no_secret_or_names_a_file_passes(variable: str) -> None:
+    props = container(labels=[{"label": "selfhosted.role", "value": "grafana"}], envs=[f"{variable}=x"])
+    assert reports(rules.secrets_in_files, crafted(rules.CONTAINER, "monitoring-grafana", props)) == []
