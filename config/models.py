@@ -275,8 +275,8 @@ class SynapseSettings(Settings):
         ge=1,
         le=3650,
         description=(
-            "With registration 'token': days the token is valid from its creation (default: no end); "
-            "after that, set a new synapse_registration_token and deploy."
+            "With registration 'token': days the token stays valid, counted from the deploy that sets the token, "
+            "the admin password or this value (default: no end); after that, set a new synapse_registration_token and deploy."
         ),
     )
     http_bind: IpAddress = Field(default="127.0.0.1", description="Host address the client port is published on.")

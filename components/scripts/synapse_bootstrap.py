@@ -137,16 +137,21 @@ def made_tokens():
 
 
 def ensure_registration_token(access_token, registration_token, valid_days):
-    """The stack's token exists (valid for `valid_days` from its creation, when set); the ones
-    this script made before are deleted."""
-    body = {"token": registration_token}
-    if valid_days:
-        body["expiry_time"] = int((time.time() + valid_days * 86400) * 1000)
-    status, answer = call("POST", "/_synapse/admin/v1/registration_tokens/new", body, access_token)
+    """The stack's token exists, valid for `valid_days` from now when set (else without end); the
+    ones this script made before are deleted."""
+    expiry = int((time.time() + valid_days * 86400) * 1000) if valid_days else None
+    lifetime = " valid for %d days" % valid_days if valid_days else " without end"
+    status, answer = call(
+        "POST", "/_synapse/admin/v1/registration_tokens/new", {"token": registration_token, "expiry_time": expiry}, access_token
+    )
     if status == 200:
-        print("created registration token" + (" valid for %d days" % valid_days if valid_days else ""))
+        print("created registration token" + lifetime)
     elif status == 400 and "Token already exists" in answer.get("error", ""):
-        print("registration token already exists")
+        path = "/_synapse/admin/v1/registration_tokens/" + urllib.parse.quote(registration_token)
+        status, answer = call("PUT", path, {"expiry_time": expiry}, access_token)
+        if status != 200:
+            sys.exit("could not set the registration token's lifetime: %s %s" % (status, answer))
+        print("registration token exists, now" + lifetime)
     else:
         sys.exit("could not create registration token: %s %s" % (status, answer))
     for previous in made_tokens():

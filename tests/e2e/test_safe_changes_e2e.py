@@ -234,3 +234,19 @@ def test_every_password_rotates_in_one_deploy_and_the_services_stay_healthy(
     assert _token_valid(ROTATED["synapse_registration_token"]) and not _token_valid(old_token)
     # The backup logs in with the new database passwords.
     assert engine.containers.get(_name("backup")).exec_run(["backup-now"]).exit_code == 0
+
+
+def test_a_lifetime_given_to_the_registration_token_is_set_on_the_running_synapse(deployed: ChangedStack) -> None:
+    token = deployed.stack.outputs["synapse_registration_token"]
+    deployed.update({"synapse": {"registration_token_days": 30}}, secrets=ROTATED)
+    login = {"type": "m.login.password", "identifier": {"type": "m.id.user", "user": "admin"}, "password": ROTATED["synapse_admin_password"]}
+    status, session = _synapse("POST", "/_matrix/client/v3/login", login)
+    assert status == 200, session
+    connection = http.client.HTTPConnection("127.0.0.1", PORT, timeout=30)
+    connection.request("GET", f"/_synapse/admin/v1/registration_tokens/{token}", headers={"Authorization": f"Bearer {session['access_token']}"})
+    response = connection.getresponse()
+    details = json.loads(response.read())
+    assert response.status == 200, details
+    days = (details["expiry_time"] / 1000 - time.time()) / 86400
+    assert 29.9 < days <= 30, details
+    assert _token_valid(token)
