@@ -115,7 +115,7 @@ class VoiceGrowStack(pulumi.ComponentResource):
             envs=[
                 f"MYSQL_ROOT_PASSWORD_FILE={render.SECRETS_DIR}/root_password",
                 # Root logs in over the container's own socket only; every client on the network
-                # uses VoiceGrow's account, which holds its database and nothing else.
+                # (the servers, the backup, the exporter) has an account of its own.
                 "MYSQL_ROOT_HOST=localhost",
                 f"MYSQL_DATABASE={render.DATABASE}",
                 f"MYSQL_USER={render.DATABASE_USER}",
@@ -280,7 +280,7 @@ class VoiceGrowStack(pulumi.ComponentResource):
             deployment,
             mysql_spec.name,
             # As root with the password the running server was given; the SQL comes on stdin.
-            ["sh", "-c", f'MYSQL_PWD="$(cat {render.SECRETS_DIR}/root_password)" exec mysql -uroot'],
+            ["sh", "-c", render.MYSQL_ROOT_CLIENT],
             self,
             # Again whenever the SQL changes: a new password, or accounts a new release narrows.
             triggers=[accounts_sql],

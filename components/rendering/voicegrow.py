@@ -208,6 +208,9 @@ def mysql_accounts_sql(user_password: str, root_password: str) -> str:
     )
 
 
+MYSQL_ROOT_CLIENT = f'MYSQL_PWD="$(cat {SECRETS_DIR}/root_password)" mysql -uroot'
+"""Shell words, in the MySQL container, of mysql as root over its socket, with the password its file holds."""
+
 PASSWORD_PLACEHOLDER = "<password>"
 
 
@@ -224,7 +227,7 @@ def mysql_as_root(statements: str, password_variable: str) -> list[str]:
     return [
         "sh",
         "-c",
-        f'export MYSQL_PWD="$(cat {SECRETS_DIR}/root_password)"; printf {shlex.quote(template)} {values} | mysql -uroot',
+        f"printf {shlex.quote(template)} {values} | {MYSQL_ROOT_CLIENT}",
     ]
 
 
