@@ -7,7 +7,10 @@ import pulumi_docker as docker
 
 from components.backup import OFFSITE_SECTION_OUTPUT, BackupJob, BackupJobArgs, backup_image
 from components.changes import BackupBeforeChanges
-from components.container import Deployment, front_network
+from components.runtime.deployment import Deployment
+from components.runtime.engine import EngineRuntime
+from components.runtime.storage import front_network
+from components.runtime.swarm import SwarmRuntime
 from components.healer import Healer, HealerArgs
 from components.maintenance import ImagePruning
 from components.firewall import HostFirewall, HostFirewallArgs
@@ -31,16 +34,19 @@ deployment = Deployment(
     prefix=settings.prefix,
     log_rotation=settings.logging,
     protect_data=settings.protect_data,
+    runtime=EngineRuntime(),
     docker_host=settings.docker.host,
     provider=docker.Provider("docker", host=settings.docker.host) if settings.docker.host else None,
     platform=settings.images.platform,
-    orchestrator=settings.orchestrator,
 )
 if settings.orchestrator == "swarm":
+    # The nodes are labelled with the engine's own commands, before any service is placed.
     deployment = replace(
         deployment,
-        swarm_nodes=SwarmNodes("swarm-nodes", deployment, settings.swarm.nodes),
-        swarm_name_key=secret_or_generated("swarm-name-key", None, pulumi.ResourceOptions()),
+        runtime=SwarmRuntime(
+            nodes=SwarmNodes("swarm-nodes", deployment, settings.swarm.nodes),
+            name_key=secret_or_generated("swarm-name-key", None, pulumi.ResourceOptions()),
+        ),
     )
 
 # Where backups run, a deploy backs up before it replaces a container that holds data.

@@ -7,16 +7,10 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_docker as docker
 
-from components.container import (
-    Deployment,
-    HealthCheck,
-    ServiceContainer,
-    built_image,
-    data_volume,
-    exec_in_container,
-    secret_upload,
-    service_container,
-)
+from components.runtime.commands import exec_in_container
+from components.runtime.deployment import Deployment
+from components.runtime.storage import built_image, data_volume, secret_upload
+from components.runtime.workload import HealthCheck, ServiceContainer, service_container
 from components.rendering import backup as render
 from components.rendering import synapse as synapse_render
 from components.rendering import voicegrow as voicegrow_render
@@ -207,7 +201,7 @@ class BackupJob(pulumi.ComponentResource):
             )
         )
         self.backup_now_command = self.container.name.apply(
-            lambda container: f"docker exec {deployment.running_container(container)} backup-now"
+            lambda container: f"docker exec {deployment.runtime.running_container(container)} backup-now"
         )
         self.register_outputs(
             {

@@ -10,7 +10,9 @@ from collections.abc import Sequence
 import pulumi
 import pulumi_command as command
 
-from components.container import Deployment, ServiceContainer, Workload, docker_script, exec_in_named_container, revision
+from components.runtime.commands import docker_script, exec_in_named_container
+from components.runtime.deployment import Deployment
+from components.runtime.workload import ServiceContainer, Workload, revision
 from components.rendering.proxy import UPSTREAM_WATCH_SECONDS
 from config.types import docker_cpus
 
@@ -101,22 +103,19 @@ def proxy_reload_after(
     still being replaced by a part of the program declared later, waits until nginx can load its
     configuration (see render_reload_when_loadable).
 
-    On Swarm the proxy reloads itself when an upstream's address changes (see
-    render_upstream_watch): this waits until the service's rolling update has finished and the
-    proxy has had two looks at the new address.
+    Where upstreams move without being replaced (Swarm), the proxy reloads itself when an
+    upstream's address changes (see render_upstream_watch): this waits until the rolling update
+    has finished and the proxy has had two looks at the new address.
     """
-    depends_on = [container, *other_upstreams]
-    if deployment.swarm:
-        wait = container.name.apply(lambda name: f"{deployment.settled(name)}sleep {2 * UPSTREAM_WATCH_SECONDS}")
-        return docker_script(resource_name, deployment, wait, parent, [revision(container)], depends_on=depends_on)
-    return exec_in_named_container(
+    return deployment.runtime.after_upstream_replaced(
         resource_name,
         deployment,
+        container,
         PROXY_CONTAINER,
-        ["/bin/sh", "-c", render_reload_when_loadable()],
+        render_reload_when_loadable(),
+        UPSTREAM_WATCH_SECONDS,
         parent,
-        triggers=[revision(container)],
-        depends_on=depends_on,
+        depends_on=[container, *other_upstreams],
     )
 
 

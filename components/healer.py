@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_docker as docker
 
-from components.container import Deployment, HealthCheck, ServiceContainer, service_container
+from components.runtime.deployment import Deployment
+from components.runtime.workload import HealthCheck, ServiceContainer, service_container
 from config.hardening import SecurityPolicy
 from config.profiles import ContainerLimits
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import pulumi
 import pulumi_command as command
 
-from components.container import Deployment
+from components.runtime.deployment import Deployment
 from components.rendering.maintenance import INTERPRETER, render_image_prune
 
 

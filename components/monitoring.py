@@ -8,19 +8,14 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_docker as docker
 
-from components.container import (
-    Deployment,
+from components.runtime.commands import exec_in_container
+from components.runtime.deployment import Deployment
+from components.runtime.storage import data_volume, fronted, private_network, pulled_image, secret_upload
+from components.runtime.workload import (
     FileDirectory,
     HealthCheck,
     ServiceContainer,
     Workload,
-    data_volume,
-    exec_in_container,
-    fronted,
-    private_network,
-    pulled_image,
-    runnable,
-    secret_upload,
     service_container,
 )
 from components.rendering import engine_api
@@ -204,7 +199,7 @@ class Monitoring(pulumi.ComponentResource):
                 component=COMPONENT,
                 role=role.replace("_", "-"),
                 name=f"monitoring-{name}",
-                image=runnable(self._deployment, self._images[role]),
+                image=self._deployment.runtime.runnable(self._images[role]),
                 limits=self._args.limits[role],
                 security=self._args.security[role],
                 healthcheck=healthcheck,

@@ -10,16 +10,14 @@ import pulumi_docker as docker
 import pulumi_tls as tls
 
 from components.changes import PROXY_CONTAINER
-from components.container import (
-    Deployment,
+from components.runtime.deployment import Deployment
+from components.runtime.storage import data_volume, pulled_image
+from components.runtime.workload import (
     FileDirectory,
     HealthCheck,
     ServiceContainer,
     Workload,
-    data_volume,
-    pulled_image,
     revision,
-    runnable,
     service_container,
 )
 from components.rendering import proxy as render
@@ -57,7 +55,7 @@ class ReverseProxyArgs:
     monitoring_password: pulumi.Output[str] | None
     """The login of the Prometheus and Alertmanager hosts."""
     front_network: docker.Network
-    """The proxy's only network: what it serves joins it (see components.container.front_network)."""
+    """The proxy's only network: what it serves joins it (see components.runtime.storage.front_network)."""
     upstream_containers: list[Workload]
     """Upstreams whose replacement replaces the proxy (nginx resolves their names only at start)."""
     reloading_upstreams: list[pulumi.Resource]
@@ -133,9 +131,10 @@ class ReverseProxy(pulumi.ComponentResource):
                 "touch /tmp/tls-loaded; nginx -s reload; fi; done & exec nginx -g 'daemon off;'",
             ]
 
-        if deployment.swarm:
-            # Swarm's replaced tasks come back at new addresses: nginx reloads when they change.
-            command = ["/bin/sh", "-c", f"{render.render_upstream_watch(render.upstream_hosts(proxy_conf))} & exec nginx -g 'daemon off;'"]
+        # Where upstreams move without being replaced, nginx reloads when their addresses change.
+        command = deployment.runtime.entry_command(
+            command, render.render_upstream_watch(render.upstream_hosts(proxy_conf)), "nginx -g 'daemon off;'"
+        )
 
         ports = [docker.ContainerPortArgs(internal=80, external=settings.http_port, ip=settings.bind)]
         if tls_on:
@@ -154,7 +153,7 @@ class ReverseProxy(pulumi.ComponentResource):
                 stop_grace_seconds=15,
                 name=PROXY_CONTAINER,
                 runs_on="ingress",
-                image=runnable(deployment, nginx_image),
+                image=deployment.runtime.runnable(nginx_image),
                 limits=args.limits["proxy"],
                 security=args.security["proxy"],
                 healthcheck=HealthCheck(
@@ -170,11 +169,7 @@ class ReverseProxy(pulumi.ComponentResource):
                 # only when it loads its configuration: naming them here replaces the proxy along
                 # with them (VoiceGrow's replicas reload it instead, one by one; on Swarm the
                 # proxy watches the addresses itself).
-                envs=None
-                if deployment.swarm
-                else pulumi.Output.all(*(revision(c) for c in args.upstream_containers)).apply(
-                    lambda ids: [f"UPSTREAM_CONTAINERS={','.join(ids)}"]
-                ),
+                envs=deployment.runtime.upstreams_environment(args.upstream_containers),
                 command=command,
                 ports=ports,
                 volumes=volumes,
@@ -251,7 +246,7 @@ class ReverseProxy(pulumi.ComponentResource):
                 component=COMPONENT,
                 role="acme",
                 name="proxy-acme",
-                image=runnable(deployment, image),
+                image=deployment.runtime.runnable(image),
                 limits=args.limits["acme"],
                 security=args.security["acme"],
                 healthcheck=HealthCheck(test=["CMD-SHELL", "test -s /tls/fullchain.pem"], start_period=30),

@@ -6,7 +6,8 @@ from collections.abc import Mapping, Sequence
 
 import pulumi
 
-from components.container import Deployment, docker_script
+from components.runtime.commands import docker_script
+from components.runtime.deployment import Deployment
 from components.rendering.swarm import render_data_node_check, render_node_labels
 
 

@@ -9,20 +9,14 @@ import pulumi
 import pulumi_docker as docker
 
 from components.changes import BackupBeforeChanges
-from components.container import (
-    Deployment,
+from components.runtime.commands import docker_script, exec_in_container, exec_in_named_container
+from components.runtime.deployment import Deployment
+from components.runtime.storage import data_volume, fronted, private_network, pulled_image
+from components.runtime.workload import (
     FileDirectory,
     HealthCheck,
     ServiceContainer,
     Workload,
-    data_volume,
-    docker_script,
-    exec_in_container,
-    exec_in_named_container,
-    fronted,
-    private_network,
-    pulled_image,
-    runnable,
     service_container,
 )
 from components.rendering import synapse as render
@@ -93,7 +87,7 @@ class SynapseStack(pulumi.ComponentResource):
             # A fast shutdown checkpoints and closes cleanly; killed, it must replay WAL at the next start.
             stop_grace_seconds=60,
             name="synapse-postgres",
-            image=runnable(deployment, images["postgres"]),
+            image=deployment.runtime.runnable(images["postgres"]),
             limits=args.limits["postgres"],
             security=args.security["postgres"],
             # TCP, not the socket: on first start the image's init server listens on the socket
@@ -146,7 +140,7 @@ class SynapseStack(pulumi.ComponentResource):
             # Synapse answers the requests in progress, then closes its database connections.
             stop_grace_seconds=30,
             name="synapse",
-            image=runnable(deployment, images["synapse"]),
+            image=deployment.runtime.runnable(images["synapse"]),
             limits=args.limits["synapse"],
             security=args.security["synapse"],
             healthcheck=HealthCheck(
@@ -187,11 +181,11 @@ class SynapseStack(pulumi.ComponentResource):
             )
         )
         # A new major version of PostgreSQL: dumped from the old server before it is replaced,
-        # restored into the new one before Synapse runs again. Not on Swarm, which restarts the
-        # tasks the upgrade stops.
+        # restored into the new one before Synapse runs again. Only where what the upgrade stops
+        # stays stopped (Swarm would start new tasks).
         upgrade_dump: list[pulumi.Resource] = []
         upgrade_restore: list[pulumi.Resource] = []
-        if not deployment.swarm:
+        if deployment.runtime.keeps_stopped_workloads:
             upgrade = pulumi.Output.all(
                 self.postgres_volume.name, self.postgres_upgrade_volume.name, images["postgres"].image_id
             ).apply(
@@ -223,7 +217,7 @@ class SynapseStack(pulumi.ComponentResource):
             postgres_spec,
             pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[*before, *upgrade_dump])),
         )
-        if not deployment.swarm:
+        if deployment.runtime.keeps_stopped_workloads:
             upgrade_restore.append(
                 docker_script(
                     "synapse-postgres-upgrade-restore",
@@ -236,7 +230,7 @@ class SynapseStack(pulumi.ComponentResource):
             )
         self.redis: Workload | None = None
         if redis_password is not None:
-            self.redis = self._redis(deployment, args, redis_password, runnable(deployment, images["redis"]), child)
+            self.redis = self._redis(deployment, args, redis_password, deployment.runtime.runnable(images["redis"]), child)
         self.synapse = service_container(
             deployment,
             synapse_spec,
@@ -246,7 +240,7 @@ class SynapseStack(pulumi.ComponentResource):
             ),
         )
         self.workers = {
-            worker.name: self._worker(deployment, args, worker, config_files, runnable(deployment, images["synapse"]), child)
+            worker.name: self._worker(deployment, args, worker, config_files, deployment.runtime.runnable(images["synapse"]), child)
             for worker in args.workers
         }
 
@@ -257,7 +251,7 @@ class SynapseStack(pulumi.ComponentResource):
                 role="wellknown",
                 name="synapse-wellknown",
                 runs_on="app",
-                image=runnable(deployment, images["nginx"]),
+                image=deployment.runtime.runnable(images["nginx"]),
                 limits=args.limits["wellknown"],
                 security=args.security["wellknown"],
                 healthcheck=HealthCheck(

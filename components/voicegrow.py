@@ -8,20 +8,14 @@ import pulumi
 import pulumi_docker as docker
 
 from components.changes import BackupBeforeChanges, proxy_reload_after
-from components.container import (
-    Deployment,
+from components.runtime.commands import exec_in_container, exec_in_named_container
+from components.runtime.deployment import Deployment
+from components.runtime.storage import built_image, data_volume, fronted, private_network, pulled_image
+from components.runtime.workload import (
     FileDirectory,
     HealthCheck,
     ServiceContainer,
     Workload,
-    built_image,
-    data_volume,
-    exec_in_container,
-    exec_in_named_container,
-    fronted,
-    private_network,
-    pulled_image,
-    runnable,
     service_container,
 )
 from components.rendering import voicegrow as render
@@ -99,7 +93,7 @@ class VoiceGrowStack(pulumi.ComponentResource):
             # InnoDB flushes its buffer pool on a clean shutdown; killed, it runs crash recovery at start.
             stop_grace_seconds=120,
             name="voicegrow-mysql",
-            image=runnable(deployment, images["mysql"]),
+            image=deployment.runtime.runnable(images["mysql"]),
             limits=args.limits["mysql"],
             security=args.security["mysql"],
             # TCP, not the socket: the image's first-start server listens only on the socket,
@@ -132,7 +126,7 @@ class VoiceGrowStack(pulumi.ComponentResource):
             # Redis writes its snapshot on SIGTERM; killed, the writes since the last one are lost.
             stop_grace_seconds=60,
             name="voicegrow-redis",
-            image=runnable(deployment, images["redis"]),
+            image=deployment.runtime.runnable(images["redis"]),
             limits=args.limits["redis"],
             security=args.security["redis"],
             # redis-cli reads the password from REDISCLI_AUTH, here set from the password file
@@ -169,7 +163,7 @@ class VoiceGrowStack(pulumi.ComponentResource):
             role="minio",
             stop_grace_seconds=30,
             name="voicegrow-minio",
-            image=runnable(deployment, images["minio"]),
+            image=deployment.runtime.runnable(images["minio"]),
             limits=args.limits["minio"],
             security=args.security["minio"],
             healthcheck=HealthCheck(
@@ -372,7 +366,7 @@ class VoiceGrowStack(pulumi.ComponentResource):
     ) -> pulumi.Output[str]:
         """The operator's image, pulled, or built from the operator's source directory."""
         if args.settings.server_source is None:
-            return runnable(deployment, images["server"])
+            return deployment.runtime.runnable(images["server"])
         return built_image(
             "voicegrow-server-build",
             f"{deployment.prefix}-voicegrow-server:local",

@@ -4,7 +4,7 @@ Every container drops all Linux capabilities, cannot gain privileges (`no-new-pr
 runs on a read-only root filesystem; each role gets back only what its image needs, and writes
 outside its volumes only to the tmpfs paths named here. Files a service reads (configuration,
 passwords) reach it on a volume of their own, owned by the role's user (see
-`components/container.py`).
+`components/runtime/files.py`).
 """
 
 from __future__ import annotations

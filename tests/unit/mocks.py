@@ -7,7 +7,7 @@ from typing import Any
 
 import pulumi
 
-from components.container import STAGING_DIR
+from components.runtime.files import STAGING_DIR
 
 SECRET_SIG = "4dabf18193072939515e22adb298388d"
 CONTAINER = "docker:index/container:Container"

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from components.container import go_short_duration
+from components.runtime.workload import go_short_duration
 from tests.e2e.harness.docker_mapping import parse_duration_ns
 from tests.e2e.harness.provider_state import short_duration_text
 from components.rendering.voicegrow import SERVER_SECRET_NAMES
