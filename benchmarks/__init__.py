@@ -1,1 +1,1 @@
-"""Benchmarks that print figures (not tests): see README.md."""
+"""Benchmarks that print figures (not tests): see docs/benchmarks.md."""

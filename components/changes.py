@@ -10,9 +10,10 @@ from collections.abc import Sequence
 import pulumi
 import pulumi_command as command
 
-from components.runtime.commands import docker_script, exec_in_named_container
+from components.runtime.base import UpstreamReplaced
+from components.runtime.commands import exec_in_named_container
 from components.runtime.deployment import Deployment
-from components.runtime.workload import ServiceContainer, Workload, revision
+from components.runtime.workload import ServiceContainer, Workload
 from components.rendering.proxy import UPSTREAM_WATCH_SECONDS
 from config.types import docker_cpus
 
@@ -108,14 +109,16 @@ def proxy_reload_after(
     has finished and the proxy has had two looks at the new address.
     """
     return deployment.runtime.after_upstream_replaced(
-        resource_name,
         deployment,
-        container,
-        PROXY_CONTAINER,
-        render_reload_when_loadable(),
-        UPSTREAM_WATCH_SECONDS,
-        parent,
-        depends_on=[container, *other_upstreams],
+        UpstreamReplaced(
+            resource_name=resource_name,
+            upstream=container,
+            client_name=PROXY_CONTAINER,
+            reload_script=render_reload_when_loadable(),
+            watch_seconds=UPSTREAM_WATCH_SECONDS,
+            parent=parent,
+            depends_on=[container, *other_upstreams],
+        ),
     )
 
 

@@ -12,14 +12,7 @@ import pulumi_tls as tls
 from components.changes import PROXY_CONTAINER
 from components.runtime.deployment import Deployment
 from components.runtime.storage import data_volume, pulled_image
-from components.runtime.workload import (
-    FileDirectory,
-    HealthCheck,
-    ServiceContainer,
-    Workload,
-    revision,
-    service_container,
-)
+from components.runtime.workload import FileDirectory, HealthCheck, ServiceContainer, Workload, service_container
 from components.rendering import proxy as render
 from config.environments import TlsMode
 from config.hardening import SecurityPolicy

@@ -200,7 +200,7 @@ class VoiceGrowStack(pulumi.ComponentResource):
             *_api_keys(secrets),
         ).apply(lambda values: render.ServerSecrets(*values))
         server_env = server_secrets.apply(lambda values: render.server_environment(settings, values))
-        # The _FILE convention: each secret a file the server reads (see README, "Secrets").
+        # The _FILE convention: each secret a file the server reads (see docs/security.md).
         server_files = (
             [
                 FileDirectory(

@@ -47,7 +47,7 @@ WEEKLY_BULK = {"media": "0 3 * * 0", "bucket": "0 3 * * 0"}
 # media and objects daily for a week, at 03:30, apart from the hourly runs, so that every archive is
 # kept by its own parts' retention only. Longer history is the offsite copy's (backup.offsite).
 # With a 1 GB database, 1 GB MySQL, 10 GB media and a 10 GB bucket: 256 GB at retention, instead
-# of 3,718 GB for a week of hourly archives holding everything (README: Backups).
+# of 3,718 GB for a week of hourly archives holding everything (docs/backups.md).
 HOURLY_BACKUPS = {"synapse": (2, 48), "mysql": (2, 48), "media": (7, 7), "bucket": (7, 7)}
 DAILY_BULK = {"media": "30 3 * * *", "bucket": "30 3 * * *"}
 

@@ -1,7 +1,7 @@
 """Pydantic models of every stack setting, after environment and profile defaults are merged in.
 
 Each model forbids unknown keys, so a misspelt setting fails instead of being ignored.
-Field descriptions are the settings reference; README.md mirrors them.
+Field descriptions are the settings reference; docs/configuration.md mirrors them.
 """
 
 from __future__ import annotations
@@ -164,7 +164,7 @@ class ResourceOverride(Settings):
         default=None,
         description=(
             "Memory limit, e.g. '512M' or '1.5G'. For postgres, mysql and redis it must hold what the "
-            "database's settings let it use (the rules: README, 'Memory of the databases')."
+            "database's settings let it use (the rules: docs/configuration.md, 'Memory of the databases')."
         ),
     )
     cpus: Cpus | None = Field(

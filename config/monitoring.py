@@ -77,7 +77,7 @@ class MonitoringSettings(Settings):
     prometheus_host: DomainName | None = Field(default=None, description="Public host of Prometheus behind the proxy, with a login; off when unset.")
     alertmanager_host: DomainName | None = Field(default=None, description="Public host of Alertmanager behind the proxy, with a login; off when unset.")
     voicegrow_metrics: bool = Field(
-        default=False, description="The VoiceGrow server serves /metrics (README's contract): scrape it and alert when it is down."
+        default=False, description="The VoiceGrow server serves /metrics (docs/monitoring.md: its metrics contract): scrape it and alert when it is down."
     )
 
     @model_validator(mode="before")

@@ -239,7 +239,7 @@ def state(environment: Mapping[str, str]) -> list[Finding]:
                 "state",
                 "ok",
                 f"state in {backend} on this machine (only it can deploy the stack); for a team, set PULUMI_BACKEND_URL "
-                "to an S3-compatible bucket (README: Shared state for a team)",
+                "to an S3-compatible bucket (docs/delivery.md: Shared state)",
             )
         ]
     found = [Finding("state", "ok", f"state in {backend}")]

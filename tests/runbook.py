@@ -1,6 +1,6 @@
-"""The README's runbook: the shell blocks between its markers, in order, for the tests that run them.
+"""The runbook (docs/runbook.md): the shell blocks between its markers, in order, for the tests that run them.
 
-The markers are HTML comments, so a translated README (README.zh-CN.md) keeps them around its
+The markers are HTML comments, so the translation (docs/zh-CN/runbook.md) keeps them around its
 own runbook, whatever its headings and prose say.
 """
 
@@ -12,19 +12,20 @@ from pathlib import Path
 from tests.program import ROOT
 
 START, END = "<!-- runbook -->", "<!-- /runbook -->"
-READMES = ("README.md", "README.zh-CN.md")
-"""The English README and its translation (when there is one)."""
+RUNBOOKS = ("docs/runbook.md", "docs/zh-CN/runbook.md")
+"""The English runbook and its translation."""
+ENGLISH = ROOT / RUNBOOKS[0]
 _BLOCK = re.compile(r"^```bash\n(.*?)^```$", re.S | re.M)
 STACK_LINE = re.compile(r"^export STACK=\S+ PREFIX=\S+ SYNAPSE=\S+ SERVER_NAME=\S+ ADMIN=\S+$")
 
 
-def present_readmes() -> list[Path]:
-    """The READMEs of this checkout that have a runbook."""
-    return [path for path in (ROOT / name for name in READMES) if path.is_file() and START in path.read_text()]
+def present_runbooks() -> list[Path]:
+    """The runbook pages of this checkout that have the markers."""
+    return [path for path in (ROOT / name for name in RUNBOOKS) if path.is_file() and START in path.read_text()]
 
 
 def runbook(path: Path) -> str:
-    """The text between the runbook's markers; ValueError when the README has none."""
+    """The text between the runbook's markers; ValueError when the page has none."""
     text = path.read_text()
     start, end = text.find(START), text.find(END)
     if start < 0 or end < start:

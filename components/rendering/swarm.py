@@ -28,7 +28,7 @@ fi
 for holder in $(docker node ls -q --filter node.label={node_label(prefix, "data")}=true); do
   if [ "$holder" != "$data" ]; then
     old="$(docker node inspect -f '{{{{.Description.Hostname}}}}' "$holder")"
-    echo "swarm.nodes moves 'data' from $old to {node}, but the databases' volumes are on $old: give 'data' back to $old, or move the volumes first (see the README, Docker Swarm)" >&2
+    echo "swarm.nodes moves 'data' from $old to {node}, but the databases' volumes are on $old: give 'data' back to $old, or move the volumes first (see docs/swarm.md)" >&2
     exit 1
   fi
 done

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 import pulumi
@@ -12,6 +13,24 @@ import pulumi_docker as docker
 if TYPE_CHECKING:
     from components.runtime.deployment import Deployment
     from components.runtime.workload import ServiceContainer, Workload
+
+
+@dataclass(frozen=True)
+class UpstreamReplaced:
+    """An upstream replaced in a deploy, and the client that resolves its name only when it
+    loads its configuration (the proxy)."""
+
+    resource_name: str
+    """Name of the command that follows the change."""
+    upstream: Workload
+    client_name: str
+    """The client's workload name, without the prefix."""
+    reload_script: str
+    """Shell script, run in the client, that makes it load its configuration again."""
+    watch_seconds: int
+    """How often a client that watches the addresses itself looks."""
+    parent: pulumi.Resource
+    depends_on: Sequence[pulumi.Resource]
 
 
 class Runtime(Protocol):
@@ -60,18 +79,8 @@ class Runtime(Protocol):
         replaced upstream comes back at a new address it would not learn otherwise."""
         ...
 
-    def after_upstream_replaced(
-        self,
-        resource_name: str,
-        deployment: Deployment,
-        upstream: Workload,
-        client_name: str,
-        reload_script: str,
-        watch_seconds: int,
-        parent: pulumi.Resource,
-        depends_on: Sequence[pulumi.Resource],
-    ) -> command.local.Command:
-        """A command that makes the workload `client_name` use `upstream`'s new address once it
-        is replaced: run `reload_script` in it, or wait until its own watch (every
-        `watch_seconds`) has seen the address."""
+    def after_upstream_replaced(self, deployment: Deployment, change: UpstreamReplaced) -> command.local.Command:
+        """A command that makes the change's client use its upstream's new address once the
+        upstream is replaced: run the reload script in it, or wait until its own watch has seen
+        the address."""
         ...

@@ -9,6 +9,7 @@ import pulumi
 import pulumi_command as command
 import pulumi_docker as docker
 
+from components.runtime.base import UpstreamReplaced
 from components.runtime.commands import exec_in_named_container
 from components.runtime.deployment import Deployment
 from components.runtime.files import prepare_files
@@ -119,23 +120,13 @@ class EngineRuntime:
             lambda ids: [f"UPSTREAM_CONTAINERS={','.join(ids)}"]
         )
 
-    def after_upstream_replaced(
-        self,
-        resource_name: str,
-        deployment: Deployment,
-        upstream: Workload,
-        client_name: str,
-        reload_script: str,
-        watch_seconds: int,
-        parent: pulumi.Resource,
-        depends_on: Sequence[pulumi.Resource],
-    ) -> command.local.Command:
+    def after_upstream_replaced(self, deployment: Deployment, change: UpstreamReplaced) -> command.local.Command:
         return exec_in_named_container(
-            resource_name,
+            change.resource_name,
             deployment,
-            client_name,
-            ["/bin/sh", "-c", reload_script],
-            parent,
-            triggers=[revision(upstream)],
-            depends_on=depends_on,
+            change.client_name,
+            ["/bin/sh", "-c", change.reload_script],
+            change.parent,
+            triggers=[revision(change.upstream)],
+            depends_on=change.depends_on,
         )

@@ -14,6 +14,7 @@ import pulumi_command as command
 import pulumi_docker as docker
 
 from components.rendering.swarm import node_label
+from components.runtime.base import UpstreamReplaced
 from components.runtime.commands import docker_script
 from components.runtime.deployment import Deployment
 from components.runtime.files import prepare_files
@@ -175,20 +176,12 @@ class SwarmRuntime:
     def upstreams_environment(self, upstreams: Sequence[Workload]) -> pulumi.Output[list[str]] | None:
         return None
 
-    def after_upstream_replaced(
-        self,
-        resource_name: str,
-        deployment: Deployment,
-        upstream: Workload,
-        client_name: str,
-        reload_script: str,
-        watch_seconds: int,
-        parent: pulumi.Resource,
-        depends_on: Sequence[pulumi.Resource],
-    ) -> command.local.Command:
+    def after_upstream_replaced(self, deployment: Deployment, change: UpstreamReplaced) -> command.local.Command:
         # Once the rolling update has finished, the client's watch has two looks at the address.
-        wait = upstream.name.apply(lambda name: f"{self.settled(name)}sleep {2 * watch_seconds}")
-        return docker_script(resource_name, deployment, wait, parent, [revision(upstream)], depends_on=depends_on)
+        wait = change.upstream.name.apply(lambda name: f"{self.settled(name)}sleep {2 * change.watch_seconds}")
+        return docker_script(
+            change.resource_name, deployment, wait, change.parent, [revision(change.upstream)], depends_on=change.depends_on
+        )
 
     def _files(self, deployment: Deployment, spec: ServiceContainer, opts: pulumi.ResourceOptions) -> list[_SwarmFile]:
         """The service's files as Docker secrets and configs: the files of its file directories are

@@ -150,16 +150,29 @@ def _wait_for_sshd(container: Any) -> str:
     raise AssertionError("sshd did not start in the stand-in VPS: " + container.logs().decode(errors="replace"))
 
 
+@dataclass(frozen=True)
+class Probe:
+    """What one try of a port gave: its answer (None: not reached) and how the try went."""
+
+    answer: str | None
+    how: str
+
+
 def _answer(client: Any, address: str, port: int) -> str | None:
-    """What the port answers: the last line of the reply to an HTTP request, or for SSH the
-    server's banner, which it sends before reading anything; None when the port is not reached.
+    """What the port answers (see _probe); None when the port is not reached."""
+    return _probe(client, address, port).answer
+
+
+def _probe(client: Any, address: str, port: int) -> Probe:
+    """Try the port: its answer is the last line of the reply to an HTTP request, or for SSH the
+    server's banner, which it sends before reading anything.
 
     Reaching and answering are timed apart. The connection must be made within CONNECT_SECONDS (a
     dropped SYN never connects; a lost one is sent again after 1 s and 3 s), while the reply may
     take up to REPLY_SECONDS, since a server on a busy engine can be slow to answer a port the
     firewall let through. SSH is sent nothing: sshd answers anything that is not an SSH banner with
     an error and a connection reset, and the reset's message on stderr could come first. Only
-    stdout is read.
+    stdout is the answer; stderr says why a connection failed.
     """
     request = "" if port == SSH_PORT else "printf 'GET / HTTP/1.0\\r\\n\\r\\n' >&3; "
     read = "head -n 1" if port == SSH_PORT else "cat"
@@ -170,11 +183,15 @@ def _answer(client: Any, address: str, port: int) -> str | None:
         f"exec 3<>/dev/tcp/{address}/{port} || exit 1; kill $!; "
         f"{request}timeout {REPLY_SECONDS} {read} <&3 || true"
     )
+    started = time.monotonic()
     result = run_in(client, ["bash", "-c", script], apart=True)
+    took = f"{time.monotonic() - started:.1f} s"
+    if result.exit_code == 143:
+        return Probe(None, f"not connected within {CONNECT_SECONDS} s (took {took})")
     if result.exit_code != 0:
-        return None
+        return Probe(None, f"connection failed, exit {result.exit_code} after {took}: {result.stderr.strip()}")
     lines = result.stdout.splitlines()
-    return lines[-1] if lines else ""
+    return Probe(lines[-1] if lines else "", f"connected, answered after {took}")
 
 
 def test_before_the_firewall_every_port_answers(before: dict[int, str | None]) -> None:
@@ -188,13 +205,14 @@ def test_the_apply_reports_ufw_active_with_ssh_and_the_proxys_ports(applied: Com
 
 
 def test_ssh_still_answers(vps: Vps, client: Any, applied: CommandResult) -> None:
-    answer = _answer(client, vps.address, SSH_PORT)
-    assert answer is not None and answer.startswith("SSH-2.0-")
+    probe = _probe(client, vps.address, SSH_PORT)
+    assert probe.answer is not None and probe.answer.startswith("SSH-2.0-"), probe
 
 
 @pytest.mark.parametrize("port", [80, 443])
 def test_the_proxys_published_ports_answer(vps: Vps, client: Any, applied: CommandResult, port: int) -> None:
-    assert _answer(client, vps.address, port) == f"published {port}"
+    probe = _probe(client, vps.address, port)
+    assert probe.answer == f"published {port}", probe
 
 
 def test_a_published_port_that_is_not_the_stacks_is_dropped(vps: Vps, client: Any, applied: CommandResult) -> None:
@@ -225,9 +243,11 @@ def test_an_operators_port_opens_for_its_source_and_closes_when_removed(vps: Vps
     client.reload()
     source = client.attrs["NetworkSettings"]["Networks"]["bridge"]["IPAddress"]
     apply_firewall(vps, firewall={"allow": [{"port": HOST_PORT, "source": source}]})
-    opened = _answer(client, vps.address, HOST_PORT)
+    opened = _probe(client, vps.address, HOST_PORT)
+    # What the stand-in's firewall and listeners were when it was tried, to tell why if it failed.
+    state = _run(vps.container, f"ss -ltn; iptables -L ufw-user-input -n -v; ufw status | grep {HOST_PORT}")
     apply_firewall(vps)
-    assert opened == f"host {HOST_PORT}"
+    assert opened.answer == f"host {HOST_PORT}", f"from {source}: {opened.how}\n{state}"
     assert _answer(client, vps.address, HOST_PORT) is None
     assert f"{HOST_PORT}" not in _run(vps.container, "ufw show added")
 

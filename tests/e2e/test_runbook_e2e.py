@@ -1,4 +1,4 @@
-"""The README's runbook, run as written against a deployed `test` stack.
+"""The runbook (docs/runbook.md), run as written against a deployed `test` stack.
 
 Every ```bash block between the runbook's markers runs in order in one shell, as an operator
 would paste them, after the first block is given this stack's values. `pulumi` is a stand-in
@@ -29,7 +29,7 @@ from tests.e2e.container_exec import run_in
 from tests.e2e.harness import AppliedStack, apply_program
 from tests.e2e.harness.fixtures import require_engine
 from tests.e2e.stacks import PROBE_IMAGE, ROOT, host_ports, local_overrides, record_figure
-from tests.runbook import command_blocks, with_stack
+from tests.runbook import ENGLISH, command_blocks, with_stack
 
 pytestmark = pytest.mark.e2e
 
@@ -111,7 +111,7 @@ def test_every_runbook_command_runs_and_does_what_it_says(
     stacks: list[AppliedStack], archive_dir: Path, tmp_path: Path, engine: docker.DockerClient
 ) -> None:
     first = stacks[0]
-    blocks = with_stack(command_blocks(ROOT / "README.md"), {
+    blocks = with_stack(command_blocks(ENGLISH), {
         "STACK": "test", "PREFIX": PREFIX, "SYNAPSE": SYNAPSE, "SERVER_NAME": "test.matrix.example.com", "ADMIN": "admin",
     })
     bin_dir = tmp_path / "bin"

@@ -1,9 +1,11 @@
-"""README.md and its Chinese translation README.zh-CN.md stay in step.
+"""README.md and the docs/ pages stay in step with their Chinese translations.
 
-The two files must have the same structure: the same headings (levels, in order), the same fenced
+Each English file has its twin: README.md and README.zh-CN.md, docs/<page>.md and
+docs/zh-CN/<page>.md. The two files of a pair must have the same structure: the same headings (levels, in order), the same fenced
 code blocks byte for byte, the same inline code spans in each section (settings keys, commands,
 paths, values), the same tables (rows, and the code in each row's first column), the same numbers
-in each section, and in-document links that resolve to a heading of their own file.
+in each section, and links that resolve: `(#anchor)` to a heading of their own file, `(page.md#anchor)`
+to a file that exists and a heading of it.
 
 Each check is a function that takes the two texts and returns a list of problems, each saying
 what is missing where, so that a change to one README that the other lacks fails the suite with
@@ -17,20 +19,29 @@ Pure Python: no Pulumi, no Docker.
 from __future__ import annotations
 
 import difflib
+import os
 import re
 import sys
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 ENGLISH = ROOT / "README.md"
 CHINESE = ROOT / "README.zh-CN.md"
+DOCS = ROOT / "docs"
+PAIRS = [(ENGLISH, CHINESE), *((page, DOCS / "zh-CN" / page.name) for page in sorted(DOCS.glob("*.md")))]
+"""Each English file and its translation."""
+SETTINGS = (DOCS / "configuration.md", DOCS / "zh-CN" / "configuration.md")
+"""The pages holding the settings reference."""
 
 _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})(.*)$")
 _HEADING = re.compile(r"^ {0,3}(#{1,6})[ \t]+(.*?)[ \t]*#*[ \t]*$")
 _CODE_SPAN = re.compile(r"(?<!`)(`+)(?!`)(.+?)(?<!`)\1(?!`)", re.DOTALL)
 _ANCHOR_LINK = re.compile(r"\]\((#[^)\s]*)\)")
+_PAGE_LINK = re.compile(r"\]\(([^)#\s:]+\.md)(#[^)\s]*)?\)")
 _HTML_ANCHOR = re.compile(r"<a\s+(?:id|name)=\"([^\"]+)\"", re.IGNORECASE)
 _NUMBER = re.compile(r"\d+(?:[.:]\d+)*")
 
@@ -340,8 +351,10 @@ def check_numbers(english: str, chinese: str) -> list[str]:
     return problems
 
 
-def check_anchor_links(text: str, name: str) -> list[str]:
-    """(e) Every in-document link `(#anchor)` of one file points to a heading of that file."""
+def check_anchor_links(text: str, name: str, path: Path | None = None) -> list[str]:
+    """(e) Every in-document link `(#anchor)` of one file points to a heading of that file; with
+    the file's `path`, every link to another page (`page.md#anchor`) to a page that exists and,
+    when it names an anchor, to a heading of that page."""
     sections = parse(text)
     defined = anchors(sections)
     problems = []
@@ -352,77 +365,93 @@ def check_anchor_links(text: str, name: str) -> list[str]:
                     f"{name}'s {section.name} links to {target}, which no heading of {name} "
                     f"defines"
                 )
+        if path is None:
+            continue
+        for page, target in _PAGE_LINK.findall(section.text):
+            linked = (path.parent / page).resolve()
+            if not linked.is_file():
+                problems.append(f"{name}'s {section.name} links to {page}, which does not exist")
+            elif target and target[1:] not in anchors(parse(linked.read_text(encoding="utf-8"))):
+                problems.append(f"{name}'s {section.name} links to {page}{target}, which no heading of {page} defines")
     return problems
 
 
-def check_language_links(english: str, chinese: str) -> list[str]:
+def _relative(path: Path, start: Path) -> str:
+    return Path(os.path.relpath(path, start.parent)).as_posix()
+
+
+def check_language_links(english: str, chinese: str, pair: tuple[Path, Path] = (ENGLISH, CHINESE)) -> list[str]:
     """Each file links to the other in its first lines."""
     problems = []
-    if "(README.zh-CN.md)" not in "\n".join(english.split("\n")[:5]):
-        problems.append("README.md does not link to README.zh-CN.md in its first lines")
-    if "(README.md)" not in "\n".join(chinese.split("\n")[:5]):
-        problems.append("README.zh-CN.md does not link to README.md in its first lines")
+    en_path, zh_path = pair
+    to_chinese, to_english = _relative(zh_path, en_path), _relative(en_path, zh_path)
+    if f"({to_chinese})" not in "\n".join(english.split("\n")[:5]):
+        problems.append(f"{en_path.name} does not link to {to_chinese} in its first lines")
+    if f"({to_english})" not in "\n".join(chinese.split("\n")[:5]):
+        problems.append(f"{zh_path.name} does not link to {to_english} in its first lines")
     return problems
 
 
-def all_problems(english: str, chinese: str) -> list[str]:
+def all_problems(english: str, chinese: str, pair: tuple[Path, Path] = (ENGLISH, CHINESE)) -> list[str]:
+    en_path, zh_path = pair
     return (
-        check_language_links(english, chinese)
+        check_language_links(english, chinese, pair)
         + check_headings(english, chinese)
         + check_code_blocks(english, chinese)
         + check_inline_code(english, chinese)
         + check_tables(english, chinese)
         + check_numbers(english, chinese)
-        + check_anchor_links(english, "README.md")
-        + check_anchor_links(chinese, "README.zh-CN.md")
+        + check_anchor_links(english, _name(en_path), en_path)
+        + check_anchor_links(chinese, _name(zh_path), zh_path)
     )
 
 
 # --- the tests ---------------------------------------------------------------------------------
 
 
-def _read() -> tuple[str, str]:
-    return ENGLISH.read_text(encoding="utf-8"), CHINESE.read_text(encoding="utf-8")
+def _name(path: Path) -> str:
+    return path.relative_to(ROOT).as_posix()
 
 
-def _report(problems: list[str]) -> str:
-    return "README.md and README.zh-CN.md are not in step:\n- " + "\n- ".join(problems)
+def _read(pair: tuple[Path, Path] = (ENGLISH, CHINESE)) -> tuple[str, str]:
+    return pair[0].read_text(encoding="utf-8"), pair[1].read_text(encoding="utf-8")
 
 
-def test_both_files_link_to_each_other() -> None:
-    problems = check_language_links(*_read())
-    assert not problems, _report(problems)
+def _report(problems: list[str], pair: tuple[Path, Path] = (ENGLISH, CHINESE)) -> str:
+    return f"{_name(pair[0])} and {_name(pair[1])} are not in step:\n- " + "\n- ".join(problems)
 
 
-def test_same_headings() -> None:
-    problems = check_headings(*_read())
-    assert not problems, _report(problems)
+def test_every_page_has_its_translation() -> None:
+    assert len(PAIRS) > 1, "no docs/ pages"
+    missing = [_name(zh) for _, zh in PAIRS if not zh.is_file()]
+    extra = [page.name for page in (DOCS / "zh-CN").glob("*.md") if not (DOCS / page.name).is_file()]
+    assert not missing and not extra, f"pages without their translation: {missing}; translations without a page: {extra}"
 
 
-def test_same_code_blocks() -> None:
-    problems = check_code_blocks(*_read())
-    assert not problems, _report(problems)
+def test_the_readme_links_to_every_page() -> None:
+    for readme, docs in ((ENGLISH, DOCS), (CHINESE, DOCS / "zh-CN")):
+        text = readme.read_text(encoding="utf-8")
+        unlinked = [page.name for page in docs.glob("*.md") if f"({_relative(page, readme)})" not in text]
+        assert not unlinked, f"{readme.name} does not link to {unlinked}"
 
 
-def test_same_inline_code_per_section() -> None:
-    problems = check_inline_code(*_read())
-    assert not problems, _report(problems)
+CHECKS = {
+    "both files link to each other": lambda english, chinese, pair: check_language_links(english, chinese, pair),
+    "same headings": lambda english, chinese, pair: check_headings(english, chinese),
+    "same code blocks": lambda english, chinese, pair: check_code_blocks(english, chinese),
+    "same inline code per section": lambda english, chinese, pair: check_inline_code(english, chinese),
+    "same tables and settings keys": lambda english, chinese, pair: check_tables(english, chinese),
+    "same figures per section": lambda english, chinese, pair: check_numbers(english, chinese),
+    "links resolve": lambda english, chinese, pair: check_anchor_links(english, _name(pair[0]), pair[0])
+    + check_anchor_links(chinese, _name(pair[1]), pair[1]),
+}
 
 
-def test_same_tables_and_settings_keys() -> None:
-    problems = check_tables(*_read())
-    assert not problems, _report(problems)
-
-
-def test_same_figures_per_section() -> None:
-    problems = check_numbers(*_read())
-    assert not problems, _report(problems)
-
-
-def test_anchor_links_resolve() -> None:
-    english, chinese = _read()
-    problems = check_anchor_links(english, "README.md") + check_anchor_links(chinese, "README.zh-CN.md")
-    assert not problems, _report(problems)
+@pytest.mark.parametrize("check", CHECKS, ids=list(CHECKS))
+@pytest.mark.parametrize("pair", PAIRS, ids=[_name(english) for english, _ in PAIRS])
+def test_the_translation_is_in_step(pair: tuple[Path, Path], check: str) -> None:
+    problems = CHECKS[check](*_read(pair), pair)
+    assert not problems, _report(problems, pair)
 
 
 def _settings_keys(text: str) -> list[str]:
@@ -437,13 +466,13 @@ def _settings_keys(text: str) -> list[str]:
 
 
 def test_the_settings_reference_holds_the_same_keys() -> None:
-    english, chinese = _read()
+    english, chinese = _read(SETTINGS)
     en, zh = _settings_keys(english), _settings_keys(chinese)
-    assert len(en) >= 60, "the settings reference table of README.md was not found"
+    assert len(en) >= 60, "the settings reference table of docs/configuration.md was not found"
     missing = [key for key in en if key not in zh]
     extra = [key for key in zh if key not in en]
-    assert not missing, f"settings keys of README.md missing from README.zh-CN.md's table: {missing}"
-    assert not extra, f"settings keys of README.zh-CN.md not in README.md's table: {extra}"
+    assert not missing, f"settings keys of docs/configuration.md missing from its translation's table: {missing}"
+    assert not extra, f"settings keys of docs/zh-CN/configuration.md not in docs/configuration.md's table: {extra}"
     assert en == zh, "the settings reference rows are in another order"
 
 
@@ -482,7 +511,7 @@ def test_a_changed_code_block_is_reported(tmp_path: Path) -> None:
 
 
 def test_a_setting_added_to_one_file_is_reported(tmp_path: Path) -> None:
-    english, chinese = _read()
+    english, chinese = _read(SETTINGS)
     row = "| `backup.enabled` | "
     added = _break(english, row, "| `backup.compression` | `zstd` | how archives are compressed |\n" + row)
     copy = tmp_path / "README.md"
@@ -495,7 +524,7 @@ def test_a_setting_added_to_one_file_is_reported(tmp_path: Path) -> None:
 
 
 def test_a_settings_key_dropped_from_the_translation_is_reported() -> None:
-    english, chinese = _read()
+    english, chinese = _read(SETTINGS)
     broken = "\n".join(
         line for line in chinese.split("\n") if not line.startswith("| `backup.timeout_minutes` |")
     )
@@ -506,7 +535,7 @@ def test_a_settings_key_dropped_from_the_translation_is_reported() -> None:
 
 
 def test_a_command_dropped_from_the_translation_is_reported() -> None:
-    english, chinese = _read()
+    english, chinese = _read((DOCS / "monitoring.md", DOCS / "zh-CN" / "monitoring.md"))
     broken = _break(chinese, "`scripts/status.sh <stack>`", "scripts/status.sh")
     problems = check_inline_code(english, broken)
     assert any("`scripts/status.sh <stack>`" in p for p in problems), problems
@@ -523,9 +552,20 @@ def test_a_broken_anchor_link_is_reported() -> None:
     english, chinese = _read()
     broken = english + "\nSee [Nowhere](#nowhere).\n"
     assert any("#nowhere" in p for p in check_anchor_links(broken, "README.md"))
+    chinese = _read(SETTINGS)[1]
     target = re.search(r"\]\((#[^)]+)\)", chinese).group(1)
     broken = chinese.replace(f"]({target})", "](#images)")
-    assert any("#images" in p for p in check_anchor_links(broken, "README.zh-CN.md"))
+    assert any("#images" in p for p in check_anchor_links(broken, "docs/zh-CN/configuration.md"))
+
+
+def test_a_link_to_a_missing_page_or_heading_is_reported() -> None:
+    english = _read()[0]
+    assert not check_anchor_links(english, "README.md", ENGLISH)
+    missing_page = english.replace("(docs/swarm.md)", "(docs/cluster.md)")
+    assert any("docs/cluster.md, which does not exist" in p for p in check_anchor_links(missing_page, "README.md", ENGLISH))
+    missing_heading = english + "\nSee [backups](docs/backups.md#nowhere).\n"
+    problems = check_anchor_links(missing_heading, "README.md", ENGLISH)
+    assert any("docs/backups.md#nowhere, which no heading" in p for p in problems), problems
 
 
 def test_a_missing_language_link_is_reported() -> None:
@@ -543,6 +583,6 @@ def test_slugs_follow_github() -> None:
 
 
 if __name__ == "__main__":
-    found = all_problems(*_read())
-    print(_report(found) if found else "README.md and README.zh-CN.md are in step.")
-    sys.exit(1 if found else 0)
+    reports = [_report(found, pair) for pair in PAIRS if (found := all_problems(*_read(pair), pair))]
+    print("\n".join(reports) if reports else "README.md, the docs/ pages and their translations are in step.")
+    sys.exit(1 if reports else 0)
