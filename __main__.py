@@ -14,7 +14,7 @@ from components.runtime.swarm import SwarmRuntime
 from components.healer import Healer, HealerArgs
 from components.maintenance import ImagePruning
 from components.firewall import HostFirewall, HostFirewallArgs
-from components.monitoring import Monitoring, MonitoringArgs, deployed as monitored, roles as monitoring_roles
+from components.monitoring import Monitoring, MonitoringArgs, deployed as monitored
 from components.proxy import ReverseProxy, ReverseProxyArgs
 from components.rendering.firewall import allowed_ports
 from components.secrets import secret_or_generated
@@ -62,8 +62,7 @@ backup: BackupJob | None = None
 proxy: ReverseProxy | None = None
 
 if settings.synapse.enabled:
-    synapse_roles = ["postgres", "synapse", "wellknown"] + (["synapse_worker", "synapse_redis"] if settings.synapse.workers else [])
-    synapse_images = ["postgres", "synapse", "nginx"] + (["redis"] if settings.synapse.workers else [])
+    synapse_roles = settings.roles_of("synapse")
     synapse = SynapseStack(
         "synapse",
         deployment,
@@ -72,9 +71,8 @@ if settings.synapse.enabled:
             tls=settings.tls != "off",
             synapse_tuning=profile.synapse,
             postgres_tuning=profile.postgres,
-            limits={role: settings.limits(role) for role in synapse_roles},
-            security={role: settings.security_policy(role) for role in synapse_roles},
-            images={role: settings.images.reference(role) for role in synapse_images},
+            roles=synapse_roles,
+            images=settings.images_of(synapse_roles),
             secrets=loaded.secrets,
             backup=backup_before_changes,
             workers=synapse_workers(profile.synapse_workers) if settings.synapse.workers else [],
@@ -92,7 +90,8 @@ if settings.synapse.enabled:
         pulumi.export("synapse_registration_token", synapse.registration_token)
 
 if settings.voicegrow.enabled:
-    voicegrow_images = {role: settings.images.reference(role) for role in ("mysql", "redis", "minio")}
+    voicegrow_roles = settings.roles_of("voicegrow")
+    voicegrow_images = settings.images_of(voicegrow_roles)
     if settings.voicegrow.server_image is not None:
         voicegrow_images["server"] = settings.images.mirrored(settings.voicegrow.server_image)
     voicegrow = VoiceGrowStack(
@@ -101,8 +100,7 @@ if settings.voicegrow.enabled:
         VoiceGrowStackArgs(
             settings=settings.voicegrow,
             tuning=profile.voicegrow,
-            limits={role: settings.limits(role) for role in ("mysql", "redis", "minio", "voicegrow_server")},
-            security={role: settings.security_policy(role) for role in ("mysql", "redis", "minio", "voicegrow_server")},
+            roles=voicegrow_roles,
             images=voicegrow_images,
             secrets=loaded.secrets,
             backup=backup_before_changes,
@@ -132,8 +130,7 @@ if settings.backup.enabled and tools_image is not None:
         BackupJobArgs(
             settings=settings.backup,
             image=tools_image,
-            limits=settings.limits("backup"),
-            security=settings.security_policy("backup"),
+            role=settings.role("backup"),
             offsite_rclone_config=loaded.secrets["backup_rclone_config"],
             offsite_password=loaded.secrets["backup_offsite_password"],
             offsite_salt=loaded.secrets["backup_offsite_salt"],
@@ -152,6 +149,7 @@ if settings.backup.enabled and tools_image is not None:
     if backup.offsite_crypt_section is not None:
         pulumi.export(OFFSITE_SECTION_OUTPUT, backup.offsite_crypt_section)
 
+monitoring_roles = settings.roles_of("monitoring")
 monitoring = Monitoring(
     "monitoring",
     deployment,
@@ -160,9 +158,8 @@ monitoring = Monitoring(
         deployed=monitored(settings),
         synapse=synapse,
         voicegrow=voicegrow,
-        limits={role: settings.limits(role) for role in monitoring_roles(settings)},
-        security={role: settings.security_policy(role) for role in monitoring_roles(settings)},
-        images={role: settings.images.reference(role) for role in monitoring_roles(settings)},
+        roles=monitoring_roles,
+        images=settings.images_of(monitoring_roles),
         synapse_image=settings.images.synapse,
         secrets=loaded.secrets,
         front_network=front,
@@ -188,9 +185,8 @@ if front is not None:
                 container for component in (*proxied, monitoring) for container in component.proxied_containers
             ],
             reloading_upstreams=[resource for component in proxied for resource in component.reloading_upstreams],
-            limits={role: settings.limits(role) for role in ("proxy", "acme")},
-            security={role: settings.security_policy(role) for role in ("proxy", "acme")},
-            images={role: settings.images.reference(role) for role in ("nginx", "acme")},
+            roles=settings.roles_of("proxy"),
+            images=settings.images_of(settings.roles_of("proxy")),
             secrets=loaded.secrets,
         ),
     )
@@ -205,8 +201,7 @@ if settings.healer.enabled and tools_image is not None:
         deployment,
         HealerArgs(
             image=tools_image,
-            limits=settings.limits("healer"),
-            security=settings.security_policy("healer"),
+            role=settings.role("healer"),
             interval_seconds=settings.healer.interval_seconds,
             docker_socket=settings.healer.docker_socket,
             metrics_volume=monitoring.healer_metrics_volume,

@@ -10,18 +10,16 @@ import pulumi_docker as docker
 from components.runtime.commands import exec_in_container
 from components.runtime.deployment import Deployment
 from components.runtime.storage import built_image, data_volume, secret_upload
-from components.runtime.workload import HealthCheck, ServiceContainer, service_container
+from components.runtime.workload import HealthCheck, ServiceContainer, role_fields, service_container
 from components.rendering import backup as render
 from components.rendering import synapse as synapse_render
 from components.rendering import voicegrow as voicegrow_render
 from components.secrets import secret_or_generated
 from components.synapse import SynapseStack
 from components.voicegrow import VoiceGrowStack
-from config.hardening import SecurityPolicy
 from config.models import BackupSettings, RemoteMediaPurge, StateCompression
-from config.profiles import ContainerLimits
+from config.roles import RoleSettings
 
-COMPONENT = "backup"
 ROOT_ONLY = "0600"
 """Mode of the job's secret files: it runs as root, and nothing else in its container reads them."""
 # Relative to the project directory, where Pulumi runs the program.
@@ -44,8 +42,7 @@ class BackupJobArgs:
     settings: BackupSettings
     image: pulumi.Output[str]
     """The backup image (see `backup_image`)."""
-    limits: ContainerLimits
-    security: SecurityPolicy
+    role: RoleSettings
     offsite_rclone_config: pulumi.Output[str] | None
     offsite_password: pulumi.Output[str] | None
     """The operator's crypt password for the offsite copies; None: generated once and kept in the state."""
@@ -178,12 +175,9 @@ class BackupJob(pulumi.ComponentResource):
         self.container = service_container(
             deployment,
             ServiceContainer(
-                component=COMPONENT,
-                role="backup",
+                **role_fields(args.role),
                 name="backup",
                 image=args.image,
-                limits=args.limits,
-                security=args.security,
                 # Unhealthy once the last success is older than twice the schedule's interval.
                 healthcheck=HealthCheck(test=["CMD", "backupctl", "health"], start_period=10),
                 network=networks[0],

@@ -9,11 +9,9 @@ import pulumi
 import pulumi_docker as docker
 
 from components.runtime.deployment import Deployment
-from components.runtime.workload import HealthCheck, ServiceContainer, service_container
-from config.hardening import SecurityPolicy
-from config.profiles import ContainerLimits
+from components.runtime.workload import HealthCheck, ServiceContainer, role_fields, service_container
+from config.roles import RoleSettings
 
-COMPONENT = "healer"
 DOCKER_SOCKET = "/var/run/docker.sock"
 """Where the healer finds the engine's socket inside its container."""
 METRICS_DIR = "/metrics"
@@ -25,8 +23,7 @@ class HealerArgs:
 
     image: pulumi.Output[str]
     """The backup image, which carries the healer (see components/images/backup/healer.py)."""
-    limits: ContainerLimits
-    security: SecurityPolicy
+    role: RoleSettings
     interval_seconds: int
     docker_socket: str
     """The engine's socket on the Docker host."""
@@ -61,12 +58,9 @@ class Healer(pulumi.ComponentResource):
         self.container = service_container(
             deployment,
             ServiceContainer(
-                component=COMPONENT,
-                role="healer",
+                **role_fields(args.role),
                 name="healer",
                 image=args.image,
-                limits=args.limits,
-                security=args.security,
                 healthcheck=HealthCheck(test=["CMD", "healer", "check"], start_period=10),
                 # Nothing on any network can reach the one container that holds the socket.
                 network=None,

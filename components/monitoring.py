@@ -16,6 +16,7 @@ from components.runtime.workload import (
     HealthCheck,
     ServiceContainer,
     Workload,
+    role_fields,
     service_container,
 )
 from components.rendering import engine_api
@@ -27,28 +28,10 @@ from components.synapse import SynapseStack
 from components.voicegrow import VoiceGrowStack
 from config.models import StackSettings
 from config.monitoring import MonitoringSettings
-from config.hardening import SecurityPolicy
-from config.profiles import ContainerLimits
 from config.types import image_tag
+from config.roles import RoleSettings
 
 COMPONENT = "monitoring"
-BASIC_ROLES = ("prometheus", "alertmanager", "node_exporter", "blackbox_exporter")
-FULL_ROLES = ("grafana", "loki", "alloy", "cadvisor", "engine_api")
-
-
-def roles(settings: StackSettings) -> list[str]:
-    """The container roles a stack's monitoring runs (each has limits and an image setting)."""
-    monitoring = settings.monitoring
-    names = list(BASIC_ROLES)
-    if "dingtalk" in monitoring.receivers:
-        names.append("dingtalk")
-    if monitoring.full:
-        names += FULL_ROLES
-        names += ["postgres_exporter"] if settings.synapse.enabled else []
-        names += ["mysql_exporter", "redis_exporter"] if settings.voicegrow.enabled else []
-    return names
-
-
 def deployed(settings: StackSettings) -> render.Deployed:
     """What the stack deploys, as monitoring sees it."""
     synapse, voicegrow = settings.synapse, settings.voicegrow
@@ -87,8 +70,7 @@ class MonitoringArgs:
     deployed: render.Deployed
     synapse: SynapseStack | None
     voicegrow: VoiceGrowStack | None
-    limits: dict[str, ContainerLimits]
-    security: dict[str, SecurityPolicy]
+    roles: dict[str, RoleSettings]
     images: dict[str, str]
     synapse_image: str
     secrets: dict[str, pulumi.Output[str] | None]
@@ -196,12 +178,9 @@ class Monitoring(pulumi.ComponentResource):
         return service_container(
             self._deployment,
             ServiceContainer(
-                component=COMPONENT,
-                role=role.replace("_", "-"),
+                **role_fields(self._args.roles[role]),
                 name=f"monitoring-{name}",
                 image=self._deployment.runtime.runnable(self._images[role]),
-                limits=self._args.limits[role],
-                security=self._args.security[role],
                 healthcheck=healthcheck,
                 network=network or self.network,
                 aliases=[name],

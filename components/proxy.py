@@ -12,14 +12,19 @@ import pulumi_tls as tls
 from components.changes import PROXY_CONTAINER
 from components.runtime.deployment import Deployment
 from components.runtime.storage import data_volume, pulled_image
-from components.runtime.workload import FileDirectory, HealthCheck, ServiceContainer, Workload, service_container
+from components.runtime.workload import (
+    FileDirectory,
+    HealthCheck,
+    ServiceContainer,
+    Workload,
+    role_fields,
+    service_container,
+)
 from components.rendering import proxy as render
 from config.environments import TlsMode
-from config.hardening import SecurityPolicy
 from config.models import EdgeRateLimits, ProxySettings
-from config.profiles import ContainerLimits
+from config.roles import RoleSettings
 
-COMPONENT = "proxy"
 ACME_SCRIPT = Path(__file__).parent / "scripts" / "acme.sh"
 ACME_DIR = "/opt/acme"
 ACME_DIRECTORIES = {
@@ -53,8 +58,8 @@ class ReverseProxyArgs:
     """Upstreams whose replacement replaces the proxy (nginx resolves their names only at start)."""
     reloading_upstreams: list[pulumi.Resource]
     """Upstreams (and their reload commands) that reload the proxy when replaced: it starts after them."""
-    limits: dict[str, ContainerLimits]
-    security: dict[str, SecurityPolicy]
+    roles: dict[str, RoleSettings]
+    """The component's roles as the stack runs them (StackSettings.roles_of)."""
     images: dict[str, str]
     secrets: dict[str, pulumi.Output[str] | None]
     certificate_validity_hours: int = 24 * 365
@@ -139,16 +144,10 @@ class ReverseProxy(pulumi.ComponentResource):
         self.container = service_container(
             deployment,
             ServiceContainer(
-                component=COMPONENT,
-                role="proxy",
-                # nginx's stop signal (SIGQUIT) lets workers finish their requests; WebSockets
-                # would hold it for a day, so they are cut after this.
-                stop_grace_seconds=15,
+                **role_fields(args.roles["proxy"]),
                 name=PROXY_CONTAINER,
                 runs_on="ingress",
                 image=deployment.runtime.runnable(nginx_image),
-                limits=args.limits["proxy"],
-                security=args.security["proxy"],
                 healthcheck=HealthCheck(
                     test=["CMD", "wget", "-q", "--spider", f"http://127.0.0.1{render.HEALTH_PATH}"],
                     timeout=5,
@@ -236,12 +235,9 @@ class ReverseProxy(pulumi.ComponentResource):
         return service_container(
             deployment,
             ServiceContainer(
-                component=COMPONENT,
-                role="acme",
+                **role_fields(args.roles["acme"]),
                 name="proxy-acme",
                 image=deployment.runtime.runnable(image),
-                limits=args.limits["acme"],
-                security=args.security["acme"],
                 healthcheck=HealthCheck(test=["CMD-SHELL", "test -s /tls/fullchain.pem"], start_period=30),
                 # Beside the proxy: it checks that the proxy serves its challenge webroot.
                 network=args.front_network,

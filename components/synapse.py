@@ -17,15 +17,16 @@ from components.runtime.workload import (
     HealthCheck,
     ServiceContainer,
     Workload,
+    role_fields,
     service_container,
 )
 from components.rendering import synapse as render
 from components.rendering import synapse_workers as render_workers
 from components.rendering.proxy import MatrixRoute
 from components.secrets import secret_or_generated
-from config.hardening import SecurityPolicy
 from config.models import SynapseSettings
-from config.profiles import ContainerLimits, PostgresTuning, SynapseTuning, SynapseWorker, SynapseWorkerPlan
+from config.profiles import PostgresTuning, SynapseTuning, SynapseWorker, SynapseWorkerPlan
+from config.roles import RoleSettings
 
 COMPONENT = "synapse"
 BOOTSTRAP_SCRIPT = Path(__file__).parent / "scripts" / "synapse_bootstrap.py"
@@ -40,8 +41,8 @@ class SynapseStackArgs:
     tls: bool
     synapse_tuning: SynapseTuning
     postgres_tuning: PostgresTuning
-    limits: dict[str, ContainerLimits]
-    security: dict[str, SecurityPolicy]
+    roles: dict[str, RoleSettings]
+    """The component's roles as the stack runs them (StackSettings.roles_of)."""
     images: dict[str, str]
     secrets: dict[str, pulumi.Output[str] | None]
     backup: BackupBeforeChanges | None = None
@@ -82,14 +83,9 @@ class SynapseStack(pulumi.ComponentResource):
         ).apply(lambda values: render.render_secret_files(render.SynapseSecrets(*values), database_host="postgres"))
 
         postgres_spec = ServiceContainer(
-            component=COMPONENT,
-            role="postgres",
-            # A fast shutdown checkpoints and closes cleanly; killed, it must replay WAL at the next start.
-            stop_grace_seconds=60,
+            **role_fields(args.roles["postgres"]),
             name="synapse-postgres",
             image=deployment.runtime.runnable(images["postgres"]),
-            limits=args.limits["postgres"],
-            security=args.security["postgres"],
             # TCP, not the socket: on first start the image's init server listens on the socket
             # only and then shuts down; a socket check would call that healthy.
             healthcheck=HealthCheck(
@@ -135,14 +131,9 @@ class SynapseStack(pulumi.ComponentResource):
                 "synapse-replication-secret", args.secrets["synapse_replication_secret"], child, length=48
             )
         synapse_spec = ServiceContainer(
-            component=COMPONENT,
-            role="synapse",
-            # Synapse answers the requests in progress, then closes its database connections.
-            stop_grace_seconds=30,
+            **role_fields(args.roles["synapse"]),
             name="synapse",
             image=deployment.runtime.runnable(images["synapse"]),
-            limits=args.limits["synapse"],
-            security=args.security["synapse"],
             healthcheck=HealthCheck(
                 test=["CMD", "curl", "-fSs", f"http://localhost:{render.HTTP_PORT}/health"],
                 timeout=5,
@@ -199,7 +190,7 @@ class SynapseStack(pulumi.ComponentResource):
                     data_volume=values[0],
                     upgrade_volume=values[1],
                     image=values[2],
-                    user=args.security["postgres"].user or "0:0",
+                    user=args.roles["postgres"].security.user or "0:0",
                 )
             )
             upgrade_dump.append(
@@ -247,13 +238,10 @@ class SynapseStack(pulumi.ComponentResource):
         self.wellknown = service_container(
             deployment,
             ServiceContainer(
-                component=COMPONENT,
-                role="wellknown",
+                **role_fields(args.roles["wellknown"]),
                 name="synapse-wellknown",
                 runs_on="app",
                 image=deployment.runtime.runnable(images["nginx"]),
-                limits=args.limits["wellknown"],
-                security=args.security["wellknown"],
                 healthcheck=HealthCheck(
                     test=["CMD", "wget", "-q", "--spider", "http://127.0.0.1/.well-known/matrix/server"],
                     timeout=5,
@@ -328,16 +316,13 @@ class SynapseStack(pulumi.ComponentResource):
         child: pulumi.ResourceOptions,
     ) -> Workload:
         """Synapse's replication bus: Redis with a password, on Synapse's network only, nothing on disk."""
-        limits = args.limits["synapse_redis"]
+        limits = args.roles["synapse_redis"].limits
         return service_container(
             deployment,
             ServiceContainer(
-                component=COMPONENT,
-                role="synapse_redis",
+                **role_fields(args.roles["synapse_redis"]),
                 name="synapse-redis",
                 image=image,
-                limits=limits,
-                security=args.security["synapse_redis"],
                 healthcheck=HealthCheck(
                     test=[
                         "CMD-SHELL",
@@ -382,13 +367,9 @@ class SynapseStack(pulumi.ComponentResource):
         return service_container(
             deployment,
             ServiceContainer(
-                component=COMPONENT,
-                role="synapse_worker",
-                stop_grace_seconds=30,
+                **role_fields(args.roles["synapse_worker"]),
                 name=render_workers.worker_host(worker),
                 image=image,
-                limits=args.limits["synapse_worker"],
-                security=args.security["synapse_worker"],
                 healthcheck=HealthCheck(
                     test=["CMD", "curl", "-fSs", f"http://localhost:{render_workers.HTTP_PORT}/health"],
                     timeout=5,

@@ -16,14 +16,15 @@ from components.runtime.workload import (
     HealthCheck,
     ServiceContainer,
     Workload,
+    role_fields,
     service_container,
 )
 from components.rendering import voicegrow as render
 from components.rendering.proxy import VoiceGrowRoutes
 from components.secrets import secret_or_generated
-from config.hardening import SecurityPolicy
 from config.models import VoiceGrowSettings
-from config.profiles import ContainerLimits, VoiceGrowTuning
+from config.profiles import VoiceGrowTuning
+from config.roles import RoleSettings
 
 COMPONENT = "voicegrow"
 
@@ -34,8 +35,8 @@ class VoiceGrowStackArgs:
 
     settings: VoiceGrowSettings
     tuning: VoiceGrowTuning
-    limits: dict[str, ContainerLimits]
-    security: dict[str, SecurityPolicy]
+    roles: dict[str, RoleSettings]
+    """The component's roles as the stack runs them (StackSettings.roles_of)."""
     images: dict[str, str]
     secrets: dict[str, pulumi.Output[str] | None]
     backup: BackupBeforeChanges | None = None
@@ -88,14 +89,9 @@ class VoiceGrowStack(pulumi.ComponentResource):
             with open(settings.mysql.init_sql, encoding="utf-8") as init_sql:
                 mysql_files.append(FileDirectory("init", render.MYSQL_INIT_DIR, {"init.sql": init_sql.read()}))
         mysql_spec = ServiceContainer(
-            component=COMPONENT,
-            role="mysql",
-            # InnoDB flushes its buffer pool on a clean shutdown; killed, it runs crash recovery at start.
-            stop_grace_seconds=120,
+            **role_fields(args.roles["mysql"]),
             name="voicegrow-mysql",
             image=deployment.runtime.runnable(images["mysql"]),
-            limits=args.limits["mysql"],
-            security=args.security["mysql"],
             # TCP, not the socket: the image's first-start server listens only on the socket,
             # and a socket ping would report healthy before the real server is up.
             healthcheck=HealthCheck(
@@ -121,14 +117,9 @@ class VoiceGrowStack(pulumi.ComponentResource):
         )
 
         redis_spec = ServiceContainer(
-            component=COMPONENT,
-            role="redis",
-            # Redis writes its snapshot on SIGTERM; killed, the writes since the last one are lost.
-            stop_grace_seconds=60,
+            **role_fields(args.roles["redis"]),
             name="voicegrow-redis",
             image=deployment.runtime.runnable(images["redis"]),
-            limits=args.limits["redis"],
-            security=args.security["redis"],
             # redis-cli reads the password from REDISCLI_AUTH, here set from the password file
             # for the check alone; an unauthenticated ping fails.
             healthcheck=HealthCheck(
@@ -159,13 +150,9 @@ class VoiceGrowStack(pulumi.ComponentResource):
         )
 
         minio_spec = ServiceContainer(
-            component=COMPONENT,
-            role="minio",
-            stop_grace_seconds=30,
+            **role_fields(args.roles["minio"]),
             name="voicegrow-minio",
             image=deployment.runtime.runnable(images["minio"]),
-            limits=args.limits["minio"],
-            security=args.security["minio"],
             healthcheck=HealthCheck(
                 test=["CMD", "curl", "-f", f"http://localhost:{render.MINIO_API_PORT}/minio/health/live"],
                 timeout=20,
@@ -221,16 +208,10 @@ class VoiceGrowStack(pulumi.ComponentResource):
         server_image = self._server_image(deployment, args, images, child)
         server_specs = [
             ServiceContainer(
-                component=COMPONENT,
-                role="server",
-                # The server closes its WebSockets (speakers reconnect to another replica)
-                # and finishes the requests in progress.
-                stop_grace_seconds=30,
+                **role_fields(args.roles["voicegrow_server"]),
                 name=f"voicegrow-server-{replica}",
                 runs_on="app",
                 image=server_image,
-                limits=args.limits["voicegrow_server"],
-                security=args.security["voicegrow_server"],
                 healthcheck=HealthCheck(
                     test=["CMD", "curl", "-f", f"http://localhost:{render.SERVER_HTTP_PORT}/api/v1/health"],
                     timeout=10,

@@ -20,8 +20,9 @@ from components.images.backup.archives import PartPlan, Retention
 from components.images.backup.cron import CronSchedule
 from config.base import Settings
 from config.environments import EnvironmentName, LogLevel, RegistrationMode, TlsMode
-from config.hardening import CAPABILITIES, POLICIES, SecurityPolicy
-from config.monitoring import MonitoringSettings
+from config.hardening import CAPABILITIES, SecurityPolicy
+from config.monitoring import FULL_ROLES, MonitoringSettings
+from config.roles import ROLES, Role, RoleSettings
 from config.profiles import (
     MYSQL_CONNECTION_BUFFERS_KB,
     MYSQL_SERVER_MB,
@@ -1102,7 +1103,7 @@ class StackSettings(Settings):
 
     def security_policy(self, role: str) -> SecurityPolicy:
         """How a container role is confined, with the stack's relaxations applied."""
-        policy = POLICIES[role]
+        policy = ROLES[role].security
         override = self.security.get(role, SecurityOverride())
         return replace(
             policy,
@@ -1111,6 +1112,42 @@ class StackSettings(Settings):
             read_only=policy.read_only if override.read_only is None else override.read_only,
             pids_limit=override.pids_limit or policy.pids_limit,
         )
+
+    def role(self, name: str) -> RoleSettings:
+        """The role `name` as this stack runs it: its limits and policy with the stack's overrides."""
+        return RoleSettings(ROLES[name], self.limits(name), self.security_policy(name))
+
+    def runs(self, role: Role) -> bool:
+        """Whether this stack runs containers of `role`."""
+        deployed = self.synapse.enabled or self.voicegrow.enabled
+        monitoring = self.monitoring
+        by_component = {
+            "synapse": self.synapse.enabled,
+            "voicegrow": self.voicegrow.enabled,
+            "proxy": self.proxy.enabled and deployed,
+            "backup": self.backup.enabled and deployed,
+            "healer": self.healer.enabled and deployed,
+            "monitoring": True,
+        }
+        by_role = {
+            "synapse_worker": self.synapse.workers,
+            "synapse_redis": self.synapse.workers,
+            "acme": self.tls == "acme",
+            "dingtalk": "dingtalk" in monitoring.receivers,
+            **{name: monitoring.full for name in FULL_ROLES},
+            "postgres_exporter": monitoring.full and self.synapse.enabled,
+            "mysql_exporter": monitoring.full and self.voicegrow.enabled,
+            "redis_exporter": monitoring.full and self.voicegrow.enabled,
+        }
+        return by_component[role.component] and by_role.get(role.name, True)
+
+    def images_of(self, roles: dict[str, RoleSettings]) -> dict[str, str]:
+        """The references to pull of the images `roles` run, by image setting."""
+        return {role.role.image: self.images.reference(role.role.image) for role in roles.values() if role.role.image}
+
+    def roles_of(self, component: str) -> dict[str, RoleSettings]:
+        """The roles of `component` this stack runs, as it runs them (in the registry's order)."""
+        return {name: self.role(name) for name, role in ROLES.items() if role.component == component and self.runs(role)}
 
 def _collision(first: PublishedPort, second: PublishedPort) -> str:
     """The error for two published ports that cannot both be bound, and how to fix it."""

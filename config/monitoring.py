@@ -60,6 +60,11 @@ class WeComSettings(Settings):
         return self
 
 
+FULL_ROLES = ("grafana", "loki", "alloy", "cadvisor", "engine_api")
+"""The monitoring roles only `level: full` runs (basic: Prometheus, Alertmanager, the node and
+blackbox exporters, and the DingTalk bridge when it is a receiver)."""
+
+
 class MonitoringSettings(Settings):
     """Prometheus, Alertmanager and exporters (basic); Grafana, Loki and more exporters (full)."""
 

@@ -13,6 +13,8 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
+from config.roles import ROLES
+
 ProfileName = Literal["small", "medium", "large"]
 
 
@@ -189,37 +191,11 @@ class SizingProfile:
     """Most disk Prometheus keeps samples in (its --storage.tsdb.retention.size)."""
 
 
-CPU_WEIGHTS: dict[str, int] = {
-    # Synapse (every process of it) wins against its database two to one: its event loop is
-    # the bottleneck, and PostgreSQL waits on it rather than the reverse.
-    "synapse": 2048,
-    "synapse_worker": 2048,
-    "postgres": 1024,
-    "synapse_redis": 512,
-    "wellknown": 256,
-    "proxy": 1024,
-    "mysql": 1024,
-    "redis": 512,
-    "minio": 512,
-    "voicegrow_server": 1024,
-    # Background work yields to every request.
-    "acme": 128,
-    "backup": 256,
-    "healer": 128,
-    **{
-        role: 256
-        for role in (
-            "prometheus", "alertmanager", "node_exporter", "blackbox_exporter", "dingtalk", "grafana", "loki",
-            "alloy", "cadvisor", "engine_api", "postgres_exporter", "mysql_exporter", "redis_exporter",
-        )
-    },
-}
-"""Docker CPU shares per container role, the same in every profile: who wins under contention."""
 
 
 def limits(role: str, memory_mb: int, reservation_mb: int, cpus: float | None = None) -> ContainerLimits:
     """The limits of a container of `role`, with the role's CPU weight."""
-    return ContainerLimits(memory_mb=memory_mb, reservation_mb=reservation_mb, cpu_weight=CPU_WEIGHTS[role], cpus=cpus)
+    return ContainerLimits(memory_mb=memory_mb, reservation_mb=reservation_mb, cpu_weight=ROLES[role].cpu_weight, cpus=cpus)
 
 
 def monitoring_limits(scale: int) -> dict[str, ContainerLimits]:

@@ -7,10 +7,10 @@ from typing import Any
 
 import yaml
 
-from components.monitoring import roles as monitoring_roles
 from config import StackSettings, resolve_settings
 from config.loader import OBJECT_SETTINGS, SCALAR_SETTINGS, SHORTHAND_SETTINGS
 from config.profiles import PROFILES, ContainerLimits, synapse_workers
+from config.roles import ROLES
 
 
 def read_settings(program_dir: Path, stack: str) -> StackSettings:
@@ -33,24 +33,16 @@ def read_settings(program_dir: Path, stack: str) -> StackSettings:
 
 
 def containers(settings: StackSettings) -> dict[str, ContainerLimits]:
-    """Every container the stack runs, by name suffix, with its limits (as __main__.py builds them)."""
-    roles: list[tuple[str, str]] = []
-    if settings.synapse.enabled:
-        roles += [(role, role) for role in ("postgres", "synapse", "wellknown")]
-        if settings.synapse.workers:
-            roles.append(("synapse-redis", "synapse_redis"))
-            roles += [(f"synapse-{worker.name}", "synapse_worker") for worker in synapse_workers(PROFILES[settings.profile].synapse_workers)]
-    if settings.voicegrow.enabled:
-        roles += [(role, role) for role in ("mysql", "redis", "minio")]
-        roles += [(f"server-{index}", "voicegrow_server") for index in range(1, settings.voicegrow.replicas + 1)]
-    deployed = settings.synapse.enabled or settings.voicegrow.enabled
-    if settings.backup.enabled and deployed:
-        roles.append(("backup", "backup"))
-    if settings.healer.enabled and deployed:
-        roles.append(("healer", "healer"))
-    roles += [(role, role) for role in monitoring_roles(settings)]
-    if settings.proxy.enabled and deployed:
-        roles.append(("proxy", "proxy"))
-        if settings.tls == "acme":
-            roles.append(("acme", "acme"))
-    return {name: settings.limits(role) for name, role in roles}
+    """Every container the stack runs, by name suffix, with its limits (the roles it runs, see
+    StackSettings.runs; a role of several containers once for each)."""
+    several = {
+        "synapse_redis": ["synapse-redis"],
+        "synapse_worker": [f"synapse-{worker.name}" for worker in synapse_workers(PROFILES[settings.profile].synapse_workers)],
+        "voicegrow_server": [f"server-{index}" for index in range(1, settings.voicegrow.replicas + 1)],
+    }
+    return {
+        name: settings.limits(role.name)
+        for role in ROLES.values()
+        if settings.runs(role)
+        for name in several.get(role.name, [role.name])
+    }

@@ -6,7 +6,7 @@ import hashlib
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import pulumi
 import pulumi_docker as docker
@@ -14,6 +14,7 @@ import pulumi_docker as docker
 from components.runtime.deployment import Deployment
 from config.hardening import SecurityPolicy
 from config.profiles import ContainerLimits
+from config.roles import RoleSettings
 
 
 @dataclass(frozen=True)
@@ -182,3 +183,14 @@ def tmpfs_options(policy: SecurityPolicy) -> str:
         return ""
     uid, _, gid = policy.user.partition(":")
     return f"uid={uid},gid={gid or uid},mode=0700"
+
+
+def role_fields(role: RoleSettings) -> dict[str, Any]:
+    """The fields of a ServiceContainer the role registry gives: its labels, limits, policy and stop grace."""
+    return {
+        "component": role.role.component,
+        "role": role.role.role_label,
+        "limits": role.limits,
+        "security": role.security,
+        "stop_grace_seconds": role.role.stop_grace_seconds,
+    }

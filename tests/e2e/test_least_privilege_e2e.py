@@ -19,7 +19,7 @@ from typing import Any
 import docker
 import pytest
 
-from config.hardening import POLICIES
+from config.roles import ROLES as REGISTRY
 from tests.e2e.container_exec import run_in
 from tests.e2e.harness import AppliedStack, apply_program
 from tests.e2e.harness.fixtures import require_engine
@@ -47,7 +47,7 @@ OVERRIDES = local_overrides(
     },
 )
 # Docker name suffix -> role, for every long-running container of the stack.
-ROLES = {
+CONTAINER_ROLES = {
     "synapse-postgres": "postgres",
     "synapse": "synapse",
     "synapse-wellknown": "wellknown",
@@ -136,14 +136,14 @@ def _exec(engine: docker.DockerClient, name: str, script: str) -> tuple[int, str
 
 
 def test_every_service_is_healthy(stack: AppliedStack, engine: docker.DockerClient) -> None:
-    for name in ROLES:
+    for name in CONTAINER_ROLES:
         assert engine.api.inspect_container(f"{PREFIX}-{name}")["State"]["Health"]["Status"] == "healthy", name
 
 
 def test_no_inspect_document_holds_a_secret(stack: AppliedStack, engine: docker.DockerClient) -> None:
     secrets = _secrets(stack)
     assert len(secrets) >= 12 and all(len(value) >= 16 for value in secrets.values())
-    assert len(stack.containers) > len(ROLES)  # the services and the containers that prepared their files
+    assert len(stack.containers) > len(CONTAINER_ROLES)  # the services and the containers that prepared their files
     for container in stack.containers:
         document = "\n".join(_strings(engine.api.inspect_container(container)))
         leaked = [name for name, value in secrets.items() if value in document]
@@ -205,7 +205,7 @@ def test_the_servers_minio_user_uses_its_bucket_and_cannot_reach_another_or_make
     assert user.exit_code == 1 and "Access Denied" in user.output, user.output
 
 
-@pytest.mark.parametrize("name", [name for name in ROLES if name != "backup"])
+@pytest.mark.parametrize("name", [name for name in CONTAINER_ROLES if name != "backup"])
 def test_writing_outside_the_volumes_and_tmpfs_fails(stack: AppliedStack, engine: docker.DockerClient, name: str) -> None:
     # Exit codes only: an exec's output can come back empty when the engine is busy (seen once:
     # exit 1, no message), and the kernel's mount table says why the write failed.
@@ -217,14 +217,14 @@ def test_writing_outside_the_volumes_and_tmpfs_fails(stack: AppliedStack, engine
     assert code == 0, output
 
 
-@pytest.mark.parametrize("name", list(ROLES))
+@pytest.mark.parametrize("name", list(CONTAINER_ROLES))
 def test_no_process_holds_or_can_gain_a_capability(stack: AppliedStack, engine: docker.DockerClient, name: str) -> None:
     _, status = _exec(engine, name, "cat /proc/self/status")
     fields = dict(line.split(":\t", 1) for line in status.splitlines() if ":\t" in line)
     assert fields["NoNewPrivs"].strip() == "1", name
     assert int(fields["CapAmb"], 16) == int(fields["CapInh"], 16) == 0, name
     # Only the policy's capabilities remain in the bounding set (none but the backup job's).
-    assert bin(int(fields["CapBnd"], 16)).count("1") == len(POLICIES[ROLES[name]].capabilities), name
+    assert bin(int(fields["CapBnd"], 16)).count("1") == len(REGISTRY[CONTAINER_ROLES[name]].security.capabilities), name
     if name != "backup":
         assert int(fields["CapEff"], 16) == 0, name
 
@@ -245,13 +245,13 @@ def test_secret_files_belong_to_the_service_user_alone(stack: AppliedStack, engi
         ("voicegrow-redis", "/usr/local/etc/redis/password"),
     ):
         code, output = _exec(engine, name, f"stat -c '%a %u:%g' {path}")
-        assert code == 0 and output.strip() == f"400 {POLICIES[ROLES[name]].user}", (name, output)
+        assert code == 0 and output.strip() == f"400 {REGISTRY[CONTAINER_ROLES[name]].security.user}", (name, output)
 
 
-@pytest.mark.parametrize("name", list(ROLES))
+@pytest.mark.parametrize("name", list(CONTAINER_ROLES))
 def test_each_service_has_its_process_limit(stack: AppliedStack, engine: docker.DockerClient, name: str) -> None:
     host = engine.api.inspect_container(f"{PREFIX}-{name}")["HostConfig"]
-    assert host["PidsLimit"] == POLICIES[ROLES[name]].pids_limit, name
+    assert host["PidsLimit"] == REGISTRY[CONTAINER_ROLES[name]].security.pids_limit, name
 
 
 def test_a_service_cannot_start_more_processes_than_its_limit(stack: AppliedStack, engine: docker.DockerClient) -> None:
