@@ -74,18 +74,46 @@ class SynapseStack(pulumi.ComponentResource):
 
         postgres_password = secret_or_generated("postgres-password", args.secrets["postgres_password"], child)
         self.postgres_password = postgres_password
-        secret_files = pulumi.Output.all(
-            postgres_password,
-            *(
-                secret_or_generated(name.replace("_", "-"), args.secrets[f"synapse_{name}"], child, length=48)
-                for name in ("macaroon_secret_key", "form_secret", "registration_shared_secret")
+        postgres_spec = self._postgres_spec(deployment, args, images["postgres"], postgres_password)
+        # Secret nonetheless: the operator's extra_config may hold passwords (e.g. SMTP).
+        homeserver_yaml = pulumi.Output.secret(
+            render.render_homeserver_yaml(settings, args.synapse_tuning, database_host="postgres", tls=args.tls, workers=args.workers)
+        )
+        config_files, redis_password = self._config_files(args, homeserver_yaml, postgres_password, child)
+        synapse_spec = self._synapse_spec(deployment, args, images["synapse"], config_files)
+        upgrade_restore = self._postgres(deployment, args, postgres_spec, synapse_spec, images["postgres"], child)
+        self.redis: Workload | None = None
+        if redis_password is not None:
+            self.redis = self._redis(deployment, args, redis_password, deployment.runtime.runnable(images["redis"]), child)
+        self.synapse = service_container(
+            deployment,
+            synapse_spec,
+            pulumi.ResourceOptions.merge(
+                child,
+                pulumi.ResourceOptions(depends_on=[self.postgres, *upgrade_restore, *([self.redis] if self.redis else [])]),
             ),
-        ).apply(lambda values: render.render_secret_files(render.SynapseSecrets(*values), database_host="postgres"))
+        )
+        self.workers = {
+            worker.name: self._worker(deployment, args, worker, config_files, deployment.runtime.runnable(images["synapse"]), child)
+            for worker in args.workers
+        }
+        self.wellknown = self._wellknown(deployment, args, images["nginx"], child)
 
-        postgres_spec = ServiceContainer(
+        self.admin_username = settings.admin_username
+        self.admin_password: pulumi.Output[str] | None = None
+        self.registration_token: pulumi.Output[str] | None = None
+        if settings.admin_username is not None:
+            self._bootstrap(deployment, args, child)
+        self._publish(args, homeserver_yaml)
+
+    def _postgres_spec(
+        self, deployment: Deployment, args: SynapseStackArgs, image: docker.RemoteImage, password: pulumi.Output[str]
+    ) -> ServiceContainer:
+        """PostgreSQL, its password a file, its data and upgrade volumes mounted."""
+        return ServiceContainer(
             **role_fields(args.roles["postgres"]),
             name="synapse-postgres",
-            image=deployment.runtime.runnable(images["postgres"]),
+            image=deployment.runtime.runnable(image),
             # TCP, not the socket: on first start the image's init server listens on the socket
             # only and then shuts down; a socket check would call that healthy.
             healthcheck=HealthCheck(
@@ -101,7 +129,7 @@ class SynapseStack(pulumi.ComponentResource):
                 "POSTGRES_INITDB_ARGS=--encoding=UTF8 --lc-collate=C --lc-ctype=C",
                 f"POSTGRES_PASSWORD_FILE={SECRETS_DIR}/postgres_password",
             ],
-            file_directories=[FileDirectory("secrets", SECRETS_DIR, {"postgres_password": postgres_password})],
+            file_directories=[FileDirectory("secrets", SECRETS_DIR, {"postgres_password": password})],
             command=render.postgres_server_args(args.postgres_tuning),
             volumes=[
                 docker.ContainerVolumeArgs(volume_name=self.postgres_volume.name, container_path=render.POSTGRES_DATA),
@@ -111,13 +139,26 @@ class SynapseStack(pulumi.ComponentResource):
             owned_paths=[render.UPGRADE_DIR],
         )
 
-        # Secret nonetheless: the operator's extra_config may hold passwords (e.g. SMTP).
-        homeserver_yaml = pulumi.Output.secret(
-            render.render_homeserver_yaml(settings, args.synapse_tuning, database_host="postgres", tls=args.tls, workers=args.workers)
-        )
+    def _config_files(
+        self,
+        args: SynapseStackArgs,
+        homeserver_yaml: pulumi.Output[str],
+        postgres_password: pulumi.Output[str],
+        child: pulumi.ResourceOptions,
+    ) -> tuple[dict[str, pulumi.Input[str]], pulumi.Output[str] | None]:
+        """The files of Synapse's configuration directory (its processes share them), and the
+        replication bus's password when workers run."""
+        secret_files = pulumi.Output.all(
+            postgres_password,
+            *(
+                secret_or_generated(name.replace("_", "-"), args.secrets[f"synapse_{name}"], child, length=48)
+                for name in ("macaroon_secret_key", "form_secret", "registration_shared_secret")
+            ),
+        ).apply(lambda values: render.render_secret_files(render.SynapseSecrets(*values), database_host="postgres"))
+
         config_files: dict[str, pulumi.Input[str]] = {
             "homeserver.yaml": homeserver_yaml,
-            "log.config": render.render_log_config(settings.log_level),
+            "log.config": render.render_log_config(args.settings.log_level),
             **{
                 name: pulumi.Output.secret(secret_files.apply(lambda files, name=name: files[name]))
                 for name in render.SECRET_FILES
@@ -130,10 +171,21 @@ class SynapseStack(pulumi.ComponentResource):
             config_files["worker_replication_secret"] = secret_or_generated(
                 "synapse-replication-secret", args.secrets["synapse_replication_secret"], child, length=48
             )
-        synapse_spec = ServiceContainer(
+        return config_files, redis_password
+
+    def _synapse_spec(
+        self,
+        deployment: Deployment,
+        args: SynapseStackArgs,
+        image: docker.RemoteImage,
+        config_files: dict[str, pulumi.Input[str]],
+    ) -> ServiceContainer:
+        """Synapse's main process, published on the host's loopback, its media and signing key on a volume."""
+        settings = args.settings
+        return ServiceContainer(
             **role_fields(args.roles["synapse"]),
             name="synapse",
-            image=deployment.runtime.runnable(images["synapse"]),
+            image=deployment.runtime.runnable(image),
             healthcheck=HealthCheck(
                 test=["CMD", "curl", "-fSs", f"http://localhost:{render.HTTP_PORT}/health"],
                 timeout=5,
@@ -156,6 +208,18 @@ class SynapseStack(pulumi.ComponentResource):
             file_directories=[FileDirectory("config", render.CONFIG_DIR, config_files)],
         )
 
+    def _postgres(
+        self,
+        deployment: Deployment,
+        args: SynapseStackArgs,
+        postgres_spec: ServiceContainer,
+        synapse_spec: ServiceContainer,
+        image: docker.RemoteImage,
+        child: pulumi.ResourceOptions,
+    ) -> list[pulumi.Resource]:
+        """PostgreSQL, after what must run before it is replaced; returns what must run after it
+        and before Synapse starts again (a major upgrade's restore)."""
+        postgres_password = self.postgres_password
         # Before PostgreSQL or Synapse is replaced: a backup (where backups run), then the
         # running server learns a changed password, before any client is restarted with it.
         before = args.backup.watch([postgres_spec, synapse_spec]) if args.backup is not None else []
@@ -178,7 +242,7 @@ class SynapseStack(pulumi.ComponentResource):
         upgrade_restore: list[pulumi.Resource] = []
         if deployment.runtime.keeps_stopped_workloads:
             upgrade = pulumi.Output.all(
-                self.postgres_volume.name, self.postgres_upgrade_volume.name, images["postgres"].image_id
+                self.postgres_volume.name, self.postgres_upgrade_volume.name, image.image_id
             ).apply(
                 lambda values: render.PostgresUpgrade(
                     postgres=deployment.name(postgres_spec.name),
@@ -199,7 +263,7 @@ class SynapseStack(pulumi.ComponentResource):
                     deployment,
                     upgrade.apply(render.render_postgres_upgrade_dump),
                     self,
-                    triggers=[images["postgres"].image_id],
+                    triggers=[image.image_id],
                     depends_on=before,
                 )
             )
@@ -215,33 +279,24 @@ class SynapseStack(pulumi.ComponentResource):
                     deployment,
                     upgrade.apply(render.render_postgres_upgrade_restore),
                     self,
-                    triggers=[images["postgres"].image_id],
+                    triggers=[image.image_id],
                     depends_on=[self.postgres],
                 )
             )
-        self.redis: Workload | None = None
-        if redis_password is not None:
-            self.redis = self._redis(deployment, args, redis_password, deployment.runtime.runnable(images["redis"]), child)
-        self.synapse = service_container(
-            deployment,
-            synapse_spec,
-            pulumi.ResourceOptions.merge(
-                child,
-                pulumi.ResourceOptions(depends_on=[self.postgres, *upgrade_restore, *([self.redis] if self.redis else [])]),
-            ),
-        )
-        self.workers = {
-            worker.name: self._worker(deployment, args, worker, config_files, deployment.runtime.runnable(images["synapse"]), child)
-            for worker in args.workers
-        }
+        return upgrade_restore
 
-        self.wellknown = service_container(
+    def _wellknown(
+        self, deployment: Deployment, args: SynapseStackArgs, image: docker.RemoteImage, child: pulumi.ResourceOptions
+    ) -> Workload:
+        """The .well-known delegation server (nginx), on Synapse's and the proxy's networks."""
+        settings = args.settings
+        return service_container(
             deployment,
             ServiceContainer(
                 **role_fields(args.roles["wellknown"]),
                 name="synapse-wellknown",
                 runs_on="app",
-                image=deployment.runtime.runnable(images["nginx"]),
+                image=deployment.runtime.runnable(image),
                 healthcheck=HealthCheck(
                     test=["CMD", "wget", "-q", "--spider", "http://127.0.0.1/.well-known/matrix/server"],
                     timeout=5,
@@ -261,12 +316,9 @@ class SynapseStack(pulumi.ComponentResource):
             child,
         )
 
-        self.admin_username = settings.admin_username
-        self.admin_password: pulumi.Output[str] | None = None
-        self.registration_token: pulumi.Output[str] | None = None
-        if settings.admin_username is not None:
-            self._bootstrap(deployment, args, child)
-
+    def _publish(self, args: SynapseStackArgs, homeserver_yaml: pulumi.Output[str]) -> None:
+        """What the proxy, the backups and the stack's outputs read of the homeserver."""
+        settings = args.settings
         self.route = MatrixRoute(
             server_name=settings.server_name,
             public_host=settings.host,

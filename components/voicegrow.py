@@ -55,40 +55,49 @@ class VoiceGrowStack(pulumi.ComponentResource):
     ) -> None:
         super().__init__(f"{deployment.project}:components:VoiceGrowStack", name, None, opts)
         child = pulumi.ResourceOptions(parent=self, provider=deployment.provider)
-        settings = args.settings
         secrets = args.secrets
 
         self.network = private_network(deployment, COMPONENT, child)
-        self.volumes = volumes = {
+        self.volumes = {
             purpose: data_volume(deployment, f"voicegrow-{purpose}", child)
             for purpose in ("mysql", "redis", "minio", "models", "logs")
         }
         images = {role: pulled_image(ref, f"voicegrow-{role}", child, deployment.platform) for role, ref in args.images.items()}
 
-        mysql_root_password = secret_or_generated("mysql-root-password", secrets["mysql_root_password"], child)
-        mysql_password = secret_or_generated("mysql-password", secrets["mysql_password"], child)
-        redis_password = secret_or_generated("redis-password", secrets["redis_password"], child)
-        minio_user = secret_or_generated("minio-root-user", secrets["minio_root_user"], child, length=20)
-        minio_password = secret_or_generated("minio-root-password", secrets["minio_root_password"], child, length=40)
-        minio_app_password = secret_or_generated("minio-app-password", secrets["minio_app_password"], child, length=40)
-        self.mysql_password = mysql_password
-        self.redis_password = redis_password
-        self.minio_credentials = (minio_user, minio_password)
-        self.bucket_name = settings.bucket
+        passwords = _Passwords(
+            mysql_root=secret_or_generated("mysql-root-password", secrets["mysql_root_password"], child),
+            mysql=secret_or_generated("mysql-password", secrets["mysql_password"], child),
+            redis=secret_or_generated("redis-password", secrets["redis_password"], child),
+            minio_user=secret_or_generated("minio-root-user", secrets["minio_root_user"], child, length=20),
+            minio=secret_or_generated("minio-root-password", secrets["minio_root_password"], child, length=40),
+            minio_app=secret_or_generated("minio-app-password", secrets["minio_app_password"], child, length=40),
+        )
+        self.mysql_password = passwords.mysql
+        self.redis_password = passwords.redis
+        self.minio_credentials = (passwords.minio_user, passwords.minio)
+        self.bucket_name = args.settings.bucket
 
-        def data_port(internal: int) -> list[docker.ContainerPortArgs]:
-            if not settings.publish_data_ports:
-                return []
-            return [docker.ContainerPortArgs(internal=internal, external=internal, ip="127.0.0.1")]
+        mysql_spec = self._mysql_spec(deployment, args, images, passwords)
+        redis_spec = self._redis_spec(deployment, args, images, passwords)
+        minio_spec = self._minio_spec(deployment, args, images, passwords)
+        server_specs = self._server_specs(args, self._server_image(deployment, args, images, child), passwords)
+        self._data_services(deployment, args, passwords, (mysql_spec, redis_spec, minio_spec), server_specs, child)
+        self._servers(deployment, args, server_specs, child)
+        self._publish(args)
 
+    def _mysql_spec(
+        self, deployment: Deployment, args: VoiceGrowStackArgs, images: dict[str, docker.RemoteImage], passwords: _Passwords
+    ) -> ServiceContainer:
+        """MySQL: its configuration, passwords and the operator's init SQL as files."""
+        settings = args.settings
         mysql_files = [
             FileDirectory("config", render.MYSQL_CONFIG_DIR, {"voicegrow.cnf": render.render_my_cnf(settings, args.tuning)}),
-            FileDirectory("secrets", render.SECRETS_DIR, {"root_password": mysql_root_password, "password": mysql_password}),
+            FileDirectory("secrets", render.SECRETS_DIR, {"root_password": passwords.mysql_root, "password": passwords.mysql}),
         ]
         if settings.mysql.init_sql is not None:
             with open(settings.mysql.init_sql, encoding="utf-8") as init_sql:
                 mysql_files.append(FileDirectory("init", render.MYSQL_INIT_DIR, {"init.sql": init_sql.read()}))
-        mysql_spec = ServiceContainer(
+        return ServiceContainer(
             **role_fields(args.roles["mysql"]),
             name="voicegrow-mysql",
             image=deployment.runtime.runnable(images["mysql"]),
@@ -111,12 +120,17 @@ class VoiceGrowStack(pulumi.ComponentResource):
                 f"MYSQL_USER={render.DATABASE_USER}",
                 f"MYSQL_PASSWORD_FILE={render.SECRETS_DIR}/password",
             ],
-            ports=data_port(render.MYSQL_PORT),
-            volumes=[docker.ContainerVolumeArgs(volume_name=volumes["mysql"].name, container_path="/var/lib/mysql")],
+            ports=_data_port(settings, render.MYSQL_PORT),
+            volumes=[docker.ContainerVolumeArgs(volume_name=self.volumes["mysql"].name, container_path="/var/lib/mysql")],
             file_directories=mysql_files,
         )
 
-        redis_spec = ServiceContainer(
+    def _redis_spec(
+        self, deployment: Deployment, args: VoiceGrowStackArgs, images: dict[str, docker.RemoteImage], passwords: _Passwords
+    ) -> ServiceContainer:
+        """Redis with a password and its configuration as files."""
+        settings = args.settings
+        return ServiceContainer(
             **role_fields(args.roles["redis"]),
             name="voicegrow-redis",
             image=deployment.runtime.runnable(images["redis"]),
@@ -133,23 +147,28 @@ class VoiceGrowStack(pulumi.ComponentResource):
             network=self.network,
             aliases=["redis"],
             command=["redis-server", render.REDIS_CONFIG_PATH],
-            ports=data_port(render.REDIS_PORT),
-            volumes=[docker.ContainerVolumeArgs(volume_name=volumes["redis"].name, container_path="/data")],
+            ports=_data_port(settings, render.REDIS_PORT),
+            volumes=[docker.ContainerVolumeArgs(volume_name=self.volumes["redis"].name, container_path="/data")],
             file_directories=[
                 FileDirectory(
                     "config",
                     render.REDIS_CONFIG_DIR,
                     {
                         "redis.conf": pulumi.Output.secret(
-                            redis_password.apply(lambda password: render.render_redis_conf(settings, args.tuning, password))
+                            passwords.redis.apply(lambda password: render.render_redis_conf(settings, args.tuning, password))
                         ),
-                        "password": redis_password,
+                        "password": passwords.redis,
                     },
                 )
             ],
         )
 
-        minio_spec = ServiceContainer(
+    def _minio_spec(
+        self, deployment: Deployment, args: VoiceGrowStackArgs, images: dict[str, docker.RemoteImage], passwords: _Passwords
+    ) -> ServiceContainer:
+        """MinIO, its root credentials as files; its console through the proxy only when asked."""
+        settings = args.settings
+        return ServiceContainer(
             **role_fields(args.roles["minio"]),
             name="voicegrow-minio",
             image=deployment.runtime.runnable(images["minio"]),
@@ -169,22 +188,25 @@ class VoiceGrowStack(pulumi.ComponentResource):
             # The certificates directory is created at start: by default in the user's home,
             # which is read-only here.
             command=["server", "/data", "--console-address", f":{render.MINIO_CONSOLE_PORT}", "--certs-dir", "/tmp/certs"],
-            ports=data_port(render.MINIO_API_PORT) + data_port(render.MINIO_CONSOLE_PORT),
-            volumes=[docker.ContainerVolumeArgs(volume_name=volumes["minio"].name, container_path="/data")],
+            ports=_data_port(settings, render.MINIO_API_PORT) + _data_port(settings, render.MINIO_CONSOLE_PORT),
+            volumes=[docker.ContainerVolumeArgs(volume_name=self.volumes["minio"].name, container_path="/data")],
             # The image runs as any user; a fresh volume is root's.
             owned_paths=["/data"],
             file_directories=[
-                FileDirectory("secrets", render.SECRETS_DIR, {"root_user": minio_user, "root_password": minio_password})
+                FileDirectory("secrets", render.SECRETS_DIR, {"root_user": passwords.minio_user, "root_password": passwords.minio})
             ],
         )
 
+    def _server_specs(self, args: VoiceGrowStackArgs, image: pulumi.Input[str], passwords: _Passwords) -> list[ServiceContainer]:
+        """The server replicas: the same image, environment and secret files, each its own ports."""
+        settings = args.settings
         # The servers use the bucket with a user of their own; the root user stays with MinIO and the backup.
         server_secrets = pulumi.Output.all(
-            mysql_password,
-            redis_password,
+            passwords.mysql,
+            passwords.redis,
             render.MINIO_APP_USER,
-            minio_app_password,
-            *_api_keys(secrets),
+            passwords.minio_app,
+            *_api_keys(args.secrets),
         ).apply(lambda values: render.ServerSecrets(*values))
         server_env = server_secrets.apply(lambda values: render.server_environment(settings, values))
         # The _FILE convention: each secret a file the server reads (see docs/security.md).
@@ -198,20 +220,19 @@ class VoiceGrowStack(pulumi.ComponentResource):
                             server_secrets.apply(lambda values, name=name: render.server_secrets(values)[name])
                         )
                         for name in render.SERVER_SECRET_NAMES
-                        if name not in _unset_api_keys(secrets)
+                        if name not in _unset_api_keys(args.secrets)
                     },
                 )
             ]
             if settings.secret_files
             else []
         )
-        server_image = self._server_image(deployment, args, images, child)
-        server_specs = [
+        return [
             ServiceContainer(
                 **role_fields(args.roles["voicegrow_server"]),
                 name=f"voicegrow-server-{replica}",
                 runs_on="app",
-                image=server_image,
+                image=image,
                 healthcheck=HealthCheck(
                     test=["CMD", "curl", "-f", f"http://localhost:{render.SERVER_HTTP_PORT}/api/v1/health"],
                     timeout=10,
@@ -236,19 +257,32 @@ class VoiceGrowStack(pulumi.ComponentResource):
                     ),
                 ],
                 volumes=[
-                    docker.ContainerVolumeArgs(volume_name=volumes["models"].name, container_path="/app/models"),
-                    docker.ContainerVolumeArgs(volume_name=volumes["logs"].name, container_path="/app/logs"),
+                    docker.ContainerVolumeArgs(volume_name=self.volumes["models"].name, container_path="/app/models"),
+                    docker.ContainerVolumeArgs(volume_name=self.volumes["logs"].name, container_path="/app/logs"),
                 ],
             )
             for replica in range(1, settings.replicas + 1)
         ]
 
+    def _data_services(
+        self,
+        deployment: Deployment,
+        args: VoiceGrowStackArgs,
+        passwords: _Passwords,
+        data_specs: tuple[ServiceContainer, ServiceContainer, ServiceContainer],
+        server_specs: list[ServiceContainer],
+        child: pulumi.ResourceOptions,
+    ) -> None:
+        """MySQL, Redis and MinIO with the bucket and its user, after what must run before any of
+        them or a server is replaced."""
+        settings = args.settings
+        mysql_spec, redis_spec, minio_spec = data_specs
         # Before a data service or a server is replaced: a backup (where backups run), then the
         # running MySQL learns changed passwords, before any client is restarted with them and
         # before its password files are rewritten (the command reads the root password there).
         before = args.backup.watch([mysql_spec, redis_spec, minio_spec, *server_specs]) if args.backup is not None else []
         accounts_sql = pulumi.Output.secret(
-            pulumi.Output.all(mysql_password, mysql_root_password).apply(lambda passwords: render.mysql_accounts_sql(*passwords))
+            pulumi.Output.all(passwords.mysql, passwords.mysql_root).apply(lambda passwords: render.mysql_accounts_sql(*passwords))
         )
         mysql_accounts = exec_in_named_container(
             "voicegrow-mysql-passwords",
@@ -263,15 +297,12 @@ class VoiceGrowStack(pulumi.ComponentResource):
             depends_on=before,
         )
 
-        def after(resources: list[pulumi.Resource]) -> pulumi.ResourceOptions:
-            return pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=resources))
-
-        self.mysql = service_container(deployment, mysql_spec, after([*before, mysql_accounts]))
-        self.redis = service_container(deployment, redis_spec, after(before))
-        self.minio = service_container(deployment, minio_spec, after(before))
+        self.mysql = service_container(deployment, mysql_spec, _after(child, [*before, mysql_accounts]))
+        self.redis = service_container(deployment, redis_spec, _after(child, before))
+        self.minio = service_container(deployment, minio_spec, _after(child, before))
         # mc takes an alias from MC_HOST_<alias>; re-run when MinIO is replaced (a new volume may be empty).
         root_alias = {
-            "MC_HOST_local": pulumi.Output.format("http://{0}:{1}@127.0.0.1:{2}", minio_user, minio_password, render.MINIO_API_PORT)
+            "MC_HOST_local": pulumi.Output.format("http://{0}:{1}@127.0.0.1:{2}", passwords.minio_user, passwords.minio, render.MINIO_API_PORT)
         }
         self.bucket = exec_in_container(
             "voicegrow-bucket",
@@ -288,23 +319,30 @@ class VoiceGrowStack(pulumi.ComponentResource):
             deployment,
             self.minio,
             render.minio_app_user_command(settings.bucket),
-            {**root_alias, "APP_SECRET_KEY": minio_app_password},
+            {**root_alias, "APP_SECRET_KEY": passwords.minio_app},
             self,
-            triggers=[self.minio.id, settings.bucket, minio_app_password],
+            triggers=[self.minio.id, settings.bucket, passwords.minio_app],
         )
 
+    def _servers(
+        self, deployment: Deployment, args: VoiceGrowStackArgs, server_specs: list[ServiceContainer], child: pulumi.ResourceOptions
+    ) -> None:
+        """The replicas, replaced one at a time, each followed by a proxy reload."""
         # One replica at a time: each is replaced, healthy and known to the proxy before the next one stops.
         self.servers: list[Workload] = []
         # Each replica and the proxy reload after it: the proxy starts after them all.
         self.reloading_upstreams: list[pulumi.Resource] = []
         previous: list[pulumi.Resource] = []
         for spec in server_specs:
-            server = service_container(deployment, spec, after([self.mysql, self.redis, self.minio, self.bucket, self.bucket_user, *previous]))
+            server = service_container(deployment, spec, _after(child, [self.mysql, self.redis, self.minio, self.bucket, self.bucket_user, *previous]))
             reload = proxy_reload_after(f"{spec.name}-proxy-reload", deployment, server, self, args.other_proxy_upstreams)
             previous = [reload]
             self.servers.append(server)
             self.reloading_upstreams += [server, *previous]
 
+    def _publish(self, args: VoiceGrowStackArgs) -> None:
+        """What the proxy, the backups and the stack's outputs read of VoiceGrow."""
+        settings = args.settings
         self.ws_upstreams = [f"server-{replica}:{render.SERVER_WS_PORT}" for replica in range(1, settings.replicas + 1)]
         self.http_upstreams = [f"server-{replica}:{render.SERVER_HTTP_PORT}" for replica in range(1, settings.replicas + 1)]
         self.routes = VoiceGrowRoutes(
@@ -322,7 +360,7 @@ class VoiceGrowStack(pulumi.ComponentResource):
         self.config_files: dict[str, pulumi.Output[str]] = {
             "my.cnf": pulumi.Output.from_input(render.render_my_cnf(settings, args.tuning)),
             "redis.conf": pulumi.Output.secret(
-                redis_password.apply(lambda password: render.render_redis_conf(settings, args.tuning, password))
+                self.redis_password.apply(lambda password: render.render_redis_conf(settings, args.tuning, password))
             ),
         }
         self.http_urls = [
@@ -355,6 +393,31 @@ class VoiceGrowStack(pulumi.ComponentResource):
             child,
             platform=deployment.platform,
         )
+
+
+
+@dataclass(frozen=True)
+class _Passwords:
+    """The stack's VoiceGrow secrets: given by the operator or generated once."""
+
+    mysql_root: pulumi.Output[str]
+    mysql: pulumi.Output[str]
+    redis: pulumi.Output[str]
+    minio_user: pulumi.Output[str]
+    minio: pulumi.Output[str]
+    minio_app: pulumi.Output[str]
+    """The servers' own MinIO user's secret key."""
+
+
+def _data_port(settings: VoiceGrowSettings, internal: int) -> list[docker.ContainerPortArgs]:
+    """The port a data service publishes on the host's loopback, where the stack asks for it."""
+    if not settings.publish_data_ports:
+        return []
+    return [docker.ContainerPortArgs(internal=internal, external=internal, ip="127.0.0.1")]
+
+
+def _after(child: pulumi.ResourceOptions, resources: list[pulumi.Resource]) -> pulumi.ResourceOptions:
+    return pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=resources))
 
 
 def _unset_api_keys(secrets: dict[str, pulumi.Output[str] | None]) -> set[str]:
