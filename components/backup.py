@@ -80,59 +80,10 @@ class BackupJob(pulumi.ComponentResource):
             raise ValueError("BackupJob needs SynapseStack or VoiceGrowStack to back up")
         child = pulumi.ResourceOptions(parent=self, provider=deployment.provider)
         settings = args.settings
-        synapse, voicegrow = args.synapse, args.voicegrow
 
-        if settings.host_path is not None:
-            archives = docker.ContainerVolumeArgs(host_path=settings.host_path, container_path=render.ARCHIVE_DIR)
-            self.location: pulumi.Output[str] = pulumi.Output.from_input(settings.host_path)
-        else:
-            volume = data_volume(deployment, "backup", child)
-            archives = docker.ContainerVolumeArgs(volume_name=volume.name, container_path=render.ARCHIVE_DIR)
-            self.location = volume.name
-
-        # The containers that write each part's data, stopped while restoring it (Synapse's main
-        # process first: its workers replicate from it).
-        synapse_services = [synapse.synapse.name, *(worker.name for worker in synapse.workers.values())] if synapse else []
-        voicegrow_services = [server.name for server in voicegrow.servers] if voicegrow else []
-        media_purge = None
-        if args.remote_media_purge is not None and synapse is not None and synapse.admin_username is not None:
-            media_purge = render.MediaPurge(
-                schedule=args.remote_media_purge.schedule,
-                max_age_days=args.remote_media_purge.max_age_days,
-                synapse_url=f"http://synapse:{synapse_render.HTTP_PORT}",
-                admin_user=synapse.admin_username,
-            )
-        compression = args.state_compression
-        state_compression = (
-            render.StateCompression(compression.schedule, compression.chunk_size, compression.number_of_chunks, compression.levels)
-            if compression is not None and synapse is not None
-            else None
-        )
-        job_json = pulumi.Output.all(
-            synapse=pulumi.Output.all(*synapse_services), voicegrow=pulumi.Output.all(*voicegrow_services)
-        ).apply(
-            lambda names: render.render_job(
-                deployment.project,
-                deployment.stack,
-                settings,
-                render.JobTargets(
-                    postgres=POSTGRES if synapse else None,
-                    mysql=MYSQL if voicegrow else None,
-                    bucket=render.BucketSource(MINIO_ENDPOINT, voicegrow.bucket_name) if voicegrow else None,
-                    synapse_data=synapse is not None,
-                    configs=True,
-                    services={
-                        "synapse": names["synapse"],
-                        "mysql": names["voicegrow"],
-                        # Synapse and its media workers write the media store.
-                        "media": names["synapse"],
-                        "bucket": names["voicegrow"],
-                    },
-                    media_purge=media_purge,
-                    state_compression=state_compression,
-                ),
-            )
-        )
+        archives = self._archives(deployment, args, child)
+        media_purge = _media_purge(args)
+        job_json = _job_json(deployment, args, media_purge)
         offsite_directory = render.offsite_directory(settings.offsite, render.offsite_owner(deployment.project, deployment.stack))
         self.offsite_crypt_section = self._offsite_crypt_section(args, offsite_directory, child)
         """The rclone crypt section (secret) that decrypts the offsite copies; None when they are not encrypted."""
@@ -142,11 +93,46 @@ class BackupJob(pulumi.ComponentResource):
             self.offsite_restore = render.offsite_restore_instructions(
                 deployment.stack, offsite_directory, settings.offsite.encrypt, OFFSITE_SECTION_OUTPUT
             )
-        mysql_password = secret_or_generated("backup-mysql-password", None, child) if voicegrow is not None else None
+        mysql_password = secret_or_generated("backup-mysql-password", None, child) if args.voicegrow is not None else None
         uploads = [docker.ContainerUploadArgs(file=render.JOB_PATH, content=job_json)]
         uploads += self._credential_uploads(args, media_purge is not None, self.offsite_crypt_section, mysql_password)
-        uploads += _config_uploads(synapse, voicegrow)
+        uploads += _config_uploads(args.synapse, args.voicegrow)
+        volumes, networks, depends_on = self._sources(deployment, args, archives, mysql_password)
 
+        self.container = service_container(
+            deployment,
+            ServiceContainer(
+                **role_fields(args.role),
+                name="backup",
+                image=args.image,
+                # Unhealthy once the last success is older than twice the schedule's interval.
+                healthcheck=HealthCheck(test=["CMD", "backupctl", "health"], start_period=10),
+                network=networks[0],
+                aliases=["backup"],
+                extra_networks=networks[1:],
+                volumes=volumes,
+                uploads=uploads,
+            ),
+            pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=depends_on)),
+        )
+        self._publish(deployment)
+
+    def _archives(self, deployment: Deployment, args: BackupJobArgs, child: pulumi.ResourceOptions) -> docker.ContainerVolumeArgs:
+        """Where the archives are kept: the operator's host path, or a volume of the stack's."""
+        settings = args.settings
+        if settings.host_path is not None:
+            self.location: pulumi.Output[str] = pulumi.Output.from_input(settings.host_path)
+            return docker.ContainerVolumeArgs(host_path=settings.host_path, container_path=render.ARCHIVE_DIR)
+        volume = data_volume(deployment, "backup", child)
+        self.location = volume.name
+        return docker.ContainerVolumeArgs(volume_name=volume.name, container_path=render.ARCHIVE_DIR)
+
+    def _sources(
+        self, deployment: Deployment, args: BackupJobArgs, archives: docker.ContainerVolumeArgs, mysql_password: pulumi.Output[str] | None
+    ) -> tuple[list[docker.ContainerVolumeArgs], list[docker.Network], list[pulumi.Resource]]:
+        """The volumes and networks the job reads its sources from, and what must run before it:
+        the databases, and the backup's own MySQL account."""
+        synapse, voicegrow = args.synapse, args.voicegrow
         volumes = [archives]
         networks = []
         depends_on: list[pulumi.Resource] = []
@@ -172,22 +158,10 @@ class BackupJob(pulumi.ComponentResource):
             )
             depends_on += [voicegrow.mysql, mysql_account, voicegrow.minio, voicegrow.bucket]
 
-        self.container = service_container(
-            deployment,
-            ServiceContainer(
-                **role_fields(args.role),
-                name="backup",
-                image=args.image,
-                # Unhealthy once the last success is older than twice the schedule's interval.
-                healthcheck=HealthCheck(test=["CMD", "backupctl", "health"], start_period=10),
-                network=networks[0],
-                aliases=["backup"],
-                extra_networks=networks[1:],
-                volumes=volumes,
-                uploads=uploads,
-            ),
-            pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=depends_on)),
-        )
+        return volumes, networks, depends_on
+
+    def _publish(self, deployment: Deployment) -> None:
+        """The commands and outputs operators use."""
         self.container_name = self.container.name
         self.restore_command = pulumi.Output.from_input(
             render.restore_command(
@@ -259,6 +233,60 @@ class BackupJob(pulumi.ComponentResource):
             )
             uploads.append(secret_upload(render.OFFSITE_RCLONE_PATH, rclone_config, ROOT_ONLY))
         return uploads
+
+
+def _media_purge(args: BackupJobArgs) -> render.MediaPurge | None:
+    """The job's purge of cached remote media, where it runs (it needs Synapse's admin account)."""
+    synapse = args.synapse
+    if args.remote_media_purge is None or synapse is None or synapse.admin_username is None:
+        return None
+    return render.MediaPurge(
+        schedule=args.remote_media_purge.schedule,
+        max_age_days=args.remote_media_purge.max_age_days,
+        synapse_url=f"http://synapse:{synapse_render.HTTP_PORT}",
+        admin_user=synapse.admin_username,
+    )
+
+
+def _job_json(deployment: Deployment, args: BackupJobArgs, media_purge: render.MediaPurge | None) -> pulumi.Output[str]:
+    """The job file: what to back up, from where, and the containers to stop while restoring each part."""
+    settings = args.settings
+    synapse, voicegrow = args.synapse, args.voicegrow
+    # The containers that write each part's data, stopped while restoring it (Synapse's main
+    # process first: its workers replicate from it).
+    synapse_services = [synapse.synapse.name, *(worker.name for worker in synapse.workers.values())] if synapse else []
+    voicegrow_services = [server.name for server in voicegrow.servers] if voicegrow else []
+    compression = args.state_compression
+    state_compression = (
+        render.StateCompression(compression.schedule, compression.chunk_size, compression.number_of_chunks, compression.levels)
+        if compression is not None and synapse is not None
+        else None
+    )
+    return pulumi.Output.all(
+        synapse=pulumi.Output.all(*synapse_services), voicegrow=pulumi.Output.all(*voicegrow_services)
+    ).apply(
+        lambda names: render.render_job(
+            deployment.project,
+            deployment.stack,
+            settings,
+            render.JobTargets(
+                postgres=POSTGRES if synapse else None,
+                mysql=MYSQL if voicegrow else None,
+                bucket=render.BucketSource(MINIO_ENDPOINT, voicegrow.bucket_name) if voicegrow else None,
+                synapse_data=synapse is not None,
+                configs=True,
+                services={
+                    "synapse": names["synapse"],
+                    "mysql": names["voicegrow"],
+                    # Synapse and its media workers write the media store.
+                    "media": names["synapse"],
+                    "bucket": names["voicegrow"],
+                },
+                media_purge=media_purge,
+                state_compression=state_compression,
+            ),
+        )
+    )
 
 
 def _config_uploads(synapse: SynapseStack | None, voicegrow: VoiceGrowStack | None) -> list[docker.ContainerUploadArgs]:
