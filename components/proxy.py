@@ -88,59 +88,14 @@ class ReverseProxy(pulumi.ComponentResource):
         self.ca_certificate: pulumi.Output[str] | None = None
 
         proxy_conf = render.render_proxy_conf(args.matrix, args.voicegrow, options, args.monitoring)
-        config_files: dict[str, pulumi.Input[str]] = {"default.conf": proxy_conf}
-        if args.monitoring is not None and args.monitoring_password is not None and (
-            args.monitoring.prometheus_host or args.monitoring.alertmanager_host
-        ):
-            htpasswd = args.monitoring_password.apply(render.render_htpasswd)
-            config_files[render.HTPASSWD_PATH.rsplit("/", 1)[1]] = pulumi.Output.secret(htpasswd)
-        files = [FileDirectory("config", render.CONFIG_DIR, config_files)]
-        volumes: list[docker.ContainerVolumeArgs] = []
-        command: list[str] | None = None
-        depends_on: list[pulumi.Resource] = [*args.upstream_containers, *args.reloading_upstreams]
-        if args.tls_mode in ("self-signed", "files"):
-            certificate, key = (
-                self._self_signed(deployment, hosts, args.certificate_validity_hours)
-                if args.tls_mode == "self-signed"
-                else (args.secrets["tls_certificate"], args.secrets["tls_private_key"])
-            )
-            assert certificate is not None and key is not None
-            files.append(
-                FileDirectory(
-                    "tls",
-                    render.TLS_DIR,
-                    {render.CERTIFICATE_FILE: certificate, render.PRIVATE_KEY_FILE: pulumi.Output.secret(key)},
-                )
-            )
-        elif args.tls_mode == "acme":
-            tls_volume = data_volume(deployment, "proxy-tls", child)
-            webroot = data_volume(deployment, "proxy-acme-webroot", child)
-            volumes = [
-                docker.ContainerVolumeArgs(volume_name=tls_volume.name, container_path=render.TLS_DIR, read_only=True),
-                docker.ContainerVolumeArgs(volume_name=webroot.name, container_path=render.ACME_WEBROOT, read_only=True),
-            ]
-            depends_on.append(self._acme_client(deployment, args, hosts, tls_volume, webroot, child))
-            # nginx reads a renewed certificate only on reload: check every 10 s (a file date, nothing more).
-            command = [
-                "/bin/sh",
-                "-c",
-                "touch /tmp/tls-loaded; "
-                f"while sleep 10; do if [ {render.CERTIFICATE_PATH} -nt /tmp/tls-loaded ]; then "
-                "touch /tmp/tls-loaded; nginx -s reload; fi; done & exec nginx -g 'daemon off;'",
-            ]
+        files = [FileDirectory("config", render.CONFIG_DIR, _config_files(args, proxy_conf))]
+        volumes, command, acme_client = self._tls(deployment, args, hosts, files, child)
+        depends_on: list[pulumi.Resource] = [*args.upstream_containers, *args.reloading_upstreams, *acme_client]
 
         # Where upstreams move without being replaced, nginx reloads when their addresses change.
         command = deployment.runtime.entry_command(
             command, render.render_upstream_watch(render.upstream_hosts(proxy_conf)), "nginx -g 'daemon off;'"
         )
-
-        ports = [docker.ContainerPortArgs(internal=80, external=settings.http_port, ip=settings.bind)]
-        if tls_on:
-            ports.append(docker.ContainerPortArgs(internal=443, external=settings.https_port, ip=settings.bind))
-        if tls_on and settings.federation_port:
-            ports.append(
-                docker.ContainerPortArgs(internal=settings.federation_port, external=settings.federation_port, ip=settings.bind)
-            )
         self.container = service_container(
             deployment,
             ServiceContainer(
@@ -163,7 +118,7 @@ class ReverseProxy(pulumi.ComponentResource):
                 # proxy watches the addresses itself).
                 envs=deployment.runtime.upstreams_environment(args.upstream_containers),
                 command=command,
-                ports=ports,
+                ports=_ports(settings, tls_on),
                 volumes=volumes,
                 file_directories=files,
             ),
@@ -172,6 +127,51 @@ class ReverseProxy(pulumi.ComponentResource):
         scheme = "https" if tls_on else "http"
         self.urls = {host: f"{scheme}://{host}/" for host in hosts}
         self.register_outputs({"urls": self.urls, "ca_certificate": self.ca_certificate})
+
+    def _tls(
+        self,
+        deployment: Deployment,
+        args: ReverseProxyArgs,
+        hosts: list[str],
+        files: list[FileDirectory],
+        child: pulumi.ResourceOptions,
+    ) -> tuple[list[docker.ContainerVolumeArgs], list[str] | None, list[pulumi.Resource]]:
+        """The certificate as `args.tls_mode` says: files added to `files`, or (acme) the volumes
+        certbot writes to, the command that reloads nginx on renewal, and certbot beside it."""
+        volumes: list[docker.ContainerVolumeArgs] = []
+        command: list[str] | None = None
+        acme_client: list[pulumi.Resource] = []
+        if args.tls_mode in ("self-signed", "files"):
+            certificate, key = (
+                self._self_signed(deployment, hosts, args.certificate_validity_hours)
+                if args.tls_mode == "self-signed"
+                else (args.secrets["tls_certificate"], args.secrets["tls_private_key"])
+            )
+            assert certificate is not None and key is not None
+            files.append(
+                FileDirectory(
+                    "tls",
+                    render.TLS_DIR,
+                    {render.CERTIFICATE_FILE: certificate, render.PRIVATE_KEY_FILE: pulumi.Output.secret(key)},
+                )
+            )
+        elif args.tls_mode == "acme":
+            tls_volume = data_volume(deployment, "proxy-tls", child)
+            webroot = data_volume(deployment, "proxy-acme-webroot", child)
+            volumes = [
+                docker.ContainerVolumeArgs(volume_name=tls_volume.name, container_path=render.TLS_DIR, read_only=True),
+                docker.ContainerVolumeArgs(volume_name=webroot.name, container_path=render.ACME_WEBROOT, read_only=True),
+            ]
+            acme_client.append(self._acme_client(deployment, args, hosts, tls_volume, webroot, child))
+            # nginx reads a renewed certificate only on reload: check every 10 s (a file date, nothing more).
+            command = [
+                "/bin/sh",
+                "-c",
+                "touch /tmp/tls-loaded; "
+                f"while sleep 10; do if [ {render.CERTIFICATE_PATH} -nt /tmp/tls-loaded ]; then "
+                "touch /tmp/tls-loaded; nginx -s reload; fi; done & exec nginx -g 'daemon off;'",
+            ]
+        return volumes, command, acme_client
 
     def _self_signed(
         self, deployment: Deployment, hosts: list[str], validity_hours: int
@@ -255,3 +255,26 @@ class ReverseProxy(pulumi.ComponentResource):
             ),
             child,
         )
+
+
+def _config_files(args: ReverseProxyArgs, proxy_conf: str) -> dict[str, pulumi.Input[str]]:
+    """nginx's configuration, and the password file of the monitoring pages it serves."""
+    config_files: dict[str, pulumi.Input[str]] = {"default.conf": proxy_conf}
+    if args.monitoring is not None and args.monitoring_password is not None and (
+        args.monitoring.prometheus_host or args.monitoring.alertmanager_host
+    ):
+        htpasswd = args.monitoring_password.apply(render.render_htpasswd)
+        config_files[render.HTPASSWD_PATH.rsplit("/", 1)[1]] = pulumi.Output.secret(htpasswd)
+    return config_files
+
+
+def _ports(settings: ProxySettings, tls_on: bool) -> list[docker.ContainerPortArgs]:
+    """The proxy's published ports: HTTP, and with TLS HTTPS and the federation port."""
+    ports = [docker.ContainerPortArgs(internal=80, external=settings.http_port, ip=settings.bind)]
+    if tls_on:
+        ports.append(docker.ContainerPortArgs(internal=443, external=settings.https_port, ip=settings.bind))
+    if tls_on and settings.federation_port:
+        ports.append(
+            docker.ContainerPortArgs(internal=settings.federation_port, external=settings.federation_port, ip=settings.bind)
+        )
+    return ports
