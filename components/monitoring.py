@@ -264,18 +264,14 @@ class Monitoring(pulumi.ComponentResource):
         )
 
     def _full(self, plan: render.MonitoringPlan) -> None:
+        """What `level: full` adds: dashboards, logs, per-container figures, the databases' exporters."""
+        self._stores(plan)
+        self._engine_readers()
+        self._database_exporters()
+
+    def _stores(self, plan: render.MonitoringPlan) -> None:
+        """Grafana with its dashboards, and Loki."""
         settings, deployment = self._args.settings, self._deployment
-        # Alloy and cAdvisor read the engine through the filter, on a network of their own with it.
-        engine_api_network = private_network(deployment, f"{COMPONENT}-engine-api", self._child)
-        self.containers["engine_api"] = self._container(
-            "engine_api",
-            "engine-api",
-            _wget(f"http://127.0.0.1:{engine_api.PORT}/_ping"),
-            command=["nginx", "-c", f"{engine_api.CONFIG_DIR}/{engine_api.CONFIG_NAME}"],
-            volumes=[docker.ContainerVolumeArgs(host_path=self._args.docker_socket, container_path=engine_api.SOCKET)],
-            file_directories=[FileDirectory("config", engine_api.CONFIG_DIR, {engine_api.CONFIG_NAME: engine_api.render_engine_api_conf()})],
-            network=engine_api_network,
-        )
         synapse_version = image_tag(self._args.synapse_image) if plan.synapse_memory_limit_bytes is not None else None
         root_url = f"https://{settings.grafana_host}/" if settings.grafana_host else None
         self.containers["grafana"] = self._container(
@@ -308,6 +304,21 @@ class Monitoring(pulumi.ComponentResource):
             volumes=[self._volume("loki", "/loki")],
             uploads=[docker.ContainerUploadArgs(file=render.LOKI_CONFIG_PATH, content=render.render_loki_yml(settings.log_retention))],
         )
+
+    def _engine_readers(self) -> None:
+        """Alloy (logs) and cAdvisor (per-container figures), which read the engine through the filter."""
+        deployment = self._deployment
+        # Alloy and cAdvisor read the engine through the filter, on a network of their own with it.
+        engine_api_network = private_network(deployment, f"{COMPONENT}-engine-api", self._child)
+        self.containers["engine_api"] = self._container(
+            "engine_api",
+            "engine-api",
+            _wget(f"http://127.0.0.1:{engine_api.PORT}/_ping"),
+            command=["nginx", "-c", f"{engine_api.CONFIG_DIR}/{engine_api.CONFIG_NAME}"],
+            volumes=[docker.ContainerVolumeArgs(host_path=self._args.docker_socket, container_path=engine_api.SOCKET)],
+            file_directories=[FileDirectory("config", engine_api.CONFIG_DIR, {engine_api.CONFIG_NAME: engine_api.render_engine_api_conf()})],
+            network=engine_api_network,
+        )
         self.containers["alloy"] = self._container(
             "alloy",
             "alloy",
@@ -339,6 +350,10 @@ class Monitoring(pulumi.ComponentResource):
             extra_networks=[engine_api_network],
             depends_on=[self.containers["engine_api"]],
         )
+
+    def _database_exporters(self) -> None:
+        """An exporter per database, logged in with an account that can read statistics only."""
+        deployment = self._deployment
         synapse, voicegrow = self._args.synapse, self._args.voicegrow
         # The database exporters log in with an account of their own that can read statistics only,
         # made (or updated) in each database container once it is healthy.
