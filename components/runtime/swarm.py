@@ -55,7 +55,6 @@ class SwarmRuntime:
         container publishes on one address only (a loopback port) is not published at all.
         """
         check = spec.healthcheck
-        policy = spec.security
         stateless = spec.runs_on == "app"
         files = self._files(deployment, spec, opts)
         # The data node is the engine the program talks to: a one-time container there hands new
@@ -75,32 +74,8 @@ class SwarmRuntime:
             labels=[docker.ServiceLabelArgs(label=label, value=value) for label, value in labels.items()],
             mode=docker.ServiceModeArgs(replicated=docker.ServiceModeReplicatedArgs(replicas=1)),
             task_spec=docker.ServiceTaskSpecArgs(
-                container_spec=docker.ServiceTaskSpecContainerSpecArgs(
-                    image=spec.image,
-                    commands=spec.entrypoint,
-                    args=spec.command,
-                    env=None if spec.envs is None else pulumi.Output.from_input(spec.envs).apply(_environment_map),
-                    user=policy.user,
-                    read_only=policy.read_only,
-                    cap_drops=["ALL"],
-                    cap_adds=list(policy.capabilities) or None,
-                    sysctl=dict(policy.sysctls) or None,
-                    healthcheck=docker.ServiceTaskSpecContainerSpecHealthcheckArgs(**healthcheck_args(check, go_short_duration)),
-                    mounts=[*(_mount(volume) for volume in spec.volumes), *_tmpfs(policy)],
-                    secrets=[file.secret_reference() for file in files if file.private] or None,
-                    configs=[file.config_reference() for file in files if not file.private] or None,
-                    stop_grace_period=go_short_duration(spec.stop_grace_seconds),
-                    labels=[docker.ServiceTaskSpecContainerSpecLabelArgs(label=label, value=value) for label, value in labels.items()],
-                ),
-                resources=docker.ServiceTaskSpecResourcesArgs(
-                    limits=docker.ServiceTaskSpecResourcesLimitsArgs(
-                        memory_bytes=spec.limits.memory_mb * MIB,
-                        nano_cpus=round(spec.limits.cpus * 1e9) if spec.limits.cpus is not None else None,
-                    ),
-                    reservation=docker.ServiceTaskSpecResourcesReservationArgs(memory_bytes=spec.limits.reservation_mb * MIB)
-                    if spec.limits.reservation_mb
-                    else None,
-                ),
+                container_spec=_container_spec(spec, labels, files),
+                resources=_resources(spec),
                 restart_policy=docker.ServiceTaskSpecRestartPolicyArgs(condition="any", delay="5s", max_attempts=0, window="0s"),
                 placement=docker.ServiceTaskSpecPlacementArgs(
                     constraints=[f"node.labels.{node_label(deployment.prefix, spec.runs_on)}==true"]
@@ -115,23 +90,10 @@ class SwarmRuntime:
             ),
             update_config=docker.ServiceUpdateConfigArgs(failure_action="rollback", **update),
             rollback_config=docker.ServiceRollbackConfigArgs(failure_action="pause", **update),
-            endpoint_spec=docker.ServiceEndpointSpecArgs(
-                mode="dnsrr",
-                ports=[
-                    docker.ServiceEndpointSpecPortArgs(
-                        target_port=port.internal, published_port=port.external, publish_mode="host", protocol=port.protocol or "tcp"
-                    )
-                    for port in spec.ports
-                    if port.ip in (None, "0.0.0.0")
-                ]
-                or None,
-            ),
+            endpoint_spec=_endpoint_spec(spec),
             converge_config=docker.ServiceConvergeConfigArgs(delay="1s", timeout=go_short_duration(spec.wait_timeout)),
             opts=pulumi.ResourceOptions.merge(
-                opts,
-                pulumi.ResourceOptions(
-                    depends_on=[*(file.resource for file in files), *owners, self.nodes]
-                ),
+                opts, pulumi.ResourceOptions(depends_on=[*(file.resource for file in files), *owners, self.nodes])
             ),
         )
 
@@ -245,6 +207,59 @@ class _SwarmFile:
             config_id=self.resource.id, config_name=self.resource.name,
             file_name=self.path, file_uid=self.uid, file_gid=self.gid, file_mode=self.mode,
         )
+
+
+def _container_spec(
+    spec: ServiceContainer, labels: dict[str, str], files: list[_SwarmFile]
+) -> docker.ServiceTaskSpecContainerSpecArgs:
+    """The task's container: the same command, user, confinement, health check and files as the container would have."""
+    check = spec.healthcheck
+    policy = spec.security
+    return docker.ServiceTaskSpecContainerSpecArgs(
+        image=spec.image,
+        commands=spec.entrypoint,
+        args=spec.command,
+        env=None if spec.envs is None else pulumi.Output.from_input(spec.envs).apply(_environment_map),
+        user=policy.user,
+        read_only=policy.read_only,
+        cap_drops=["ALL"],
+        cap_adds=list(policy.capabilities) or None,
+        sysctl=dict(policy.sysctls) or None,
+        healthcheck=docker.ServiceTaskSpecContainerSpecHealthcheckArgs(**healthcheck_args(check, go_short_duration)),
+        mounts=[*(_mount(volume) for volume in spec.volumes), *_tmpfs(policy)],
+        secrets=[file.secret_reference() for file in files if file.private] or None,
+        configs=[file.config_reference() for file in files if not file.private] or None,
+        stop_grace_period=go_short_duration(spec.stop_grace_seconds),
+        labels=[docker.ServiceTaskSpecContainerSpecLabelArgs(label=label, value=value) for label, value in labels.items()],
+    )
+
+
+def _resources(spec: ServiceContainer) -> docker.ServiceTaskSpecResourcesArgs:
+    """The task's memory limit and reservation and its CPU cap."""
+    return docker.ServiceTaskSpecResourcesArgs(
+        limits=docker.ServiceTaskSpecResourcesLimitsArgs(
+            memory_bytes=spec.limits.memory_mb * MIB,
+            nano_cpus=round(spec.limits.cpus * 1e9) if spec.limits.cpus is not None else None,
+        ),
+        reservation=docker.ServiceTaskSpecResourcesReservationArgs(memory_bytes=spec.limits.reservation_mb * MIB)
+        if spec.limits.reservation_mb
+        else None,
+    )
+
+
+def _endpoint_spec(spec: ServiceContainer) -> docker.ServiceEndpointSpecArgs:
+    """Names resolve to the task's own address; ports are published on the node that runs it."""
+    return docker.ServiceEndpointSpecArgs(
+        mode="dnsrr",
+        ports=[
+            docker.ServiceEndpointSpecPortArgs(
+                target_port=port.internal, published_port=port.external, publish_mode="host", protocol=port.protocol or "tcp"
+            )
+            for port in spec.ports
+            if port.ip in (None, "0.0.0.0")
+        ]
+        or None,
+    )
 
 
 def _content_name(name: str, key: str, data: str) -> str:
