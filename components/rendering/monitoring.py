@@ -7,11 +7,16 @@ What is monitored is described once, as a `MonitoringPlan`; every file is render
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
+from string import Template
 from typing import Any
+
+import yaml
 
 from components.rendering import dump_yaml
 from components.rendering.backup import METRICS_PORT as BACKUP_METRICS_PORT
@@ -347,290 +352,43 @@ def _samples_per_hour(plan: MonitoringPlan) -> int:
     return int(3600 // duration_seconds(plan.scrape_interval))
 
 
+ALERT_RULES = Path(__file__).with_name("alerts.yaml")
+"""The alert catalogue, as data (see its header)."""
+
+
+@functools.cache
+def _alert_rules() -> list[dict[str, Any]]:
+    return yaml.safe_load(ALERT_RULES.read_text(encoding="utf-8"))["groups"]
+
+
 def alert_catalogue(plan: MonitoringPlan) -> dict[str, list[Alert]]:
-    """Every alert rule, by group."""
+    """Every alert rule, by group: the catalogue's groups the stack has, with the plan's values."""
+    values = {
+        "samples_per_hour": _samples_per_hour(plan),
+        "healer_silent_seconds": HEALER_SILENT_SECONDS,
+        "synapse_memory_limit_bytes": plan.synapse_memory_limit_bytes,
+        "selector": f'name=~"{plan.prefix}-.+"',
+    }
+    present = {"public": bool(plan.public), "synapse_metrics": plan.synapse_memory_limit_bytes is not None, "full": plan.full}
     groups: dict[str, list[Alert]] = {}
-    groups["availability"] = _check_alerts(plan) + [
-        Alert(
-            "TargetDown",
-            "up == 0",
-            "2m",
-            "warning",
-            "Prometheus cannot scrape {{ $labels.job }} ({{ $labels.instance }}).",
-            "Prometheus 无法采集 {{ $labels.job }}（{{ $labels.instance }}）的指标。",
-            "Check that the container runs and is on the stack network: docker ps -a; docker logs <container>.",
-            "确认容器在运行并且在本栈的网络中：docker ps -a；docker logs <容器>。",
-        ),
-        Alert(
-            "AvailabilityBelowTarget",
-            # Not before an hour of probes: a fresh service's first failed probe would otherwise
-            # put it under 99.9 % for hours.
-            f'avg_over_time(probe_success{{job="probe"}}[1d]) < 0.999 and count_over_time(probe_success{{job="probe"}}[1d]) >= {_samples_per_hour(plan)}',
-            "5m",
-            "warning",
-            "{{ $labels.service }} was available {{ $value | humanizePercentage }} of the last day, under 99.9 %.",
-            "{{ $labels.service }} 过去一天的可用性为 {{ $value | humanizePercentage }}，低于 99.9%。",
-            "Find the outages in the service's logs and restarts (docker inspect -f '{{ .RestartCount }}').",
-            "在服务日志和重启次数中查找中断原因（docker inspect -f '{{ .RestartCount }}'）。",
-        ),
-        Alert(
-            "SlowResponse",
-            'probe_duration_seconds{module=~"http_2xx|https_2xx"} > 3',
-            "5m",
-            "warning",
-            "{{ $labels.instance }} takes {{ $value | humanizeDuration }} to answer (over 3 s).",
-            "{{ $labels.instance }} 响应耗时 {{ $value | humanizeDuration }}（超过 3 秒）。",
-            "Look at the service's CPU and memory against its limits (scripts/status.sh) and at its logs.",
-            "查看该服务的 CPU、内存与限制（scripts/status.sh）以及日志。",
-        ),
-    ]
-    if plan.public:
-        groups["public"] = [
+    for group in _alert_rules():
+        if "when" in group and not present[group["when"]]:
+            continue
+        alerts = [
             Alert(
-                "PublicEndpointDown",
-                'probe_success{job="public"} == 0',
-                "2m",
-                "critical",
-                "{{ $labels.instance }} does not answer through the proxy.",
-                "通过反向代理访问 {{ $labels.instance }} 失败。",
-                "Check the proxy: docker logs <prefix>-proxy; nginx -t inside it; the certificate files.",
-                "检查反向代理：docker logs <前缀>-proxy；在容器内执行 nginx -t；检查证书文件。",
-            ),
-            Alert(
-                "CertificateExpiresSoon",
-                'probe_ssl_earliest_cert_expiry{job="public"} - time() < 14 * 86400',
-                "10m",
-                "warning",
-                "The certificate of {{ $labels.instance }} expires in {{ $value | humanizeDuration }}.",
-                "{{ $labels.instance }} 的证书将在 {{ $value | humanizeDuration }} 后过期。",
-                "tls acme: docker logs <prefix>-proxy-acme shows why renewal fails; tls files: set a new tls_certificate and pulumi up.",
-                "acme 模式：查看 docker logs <前缀>-proxy-acme 中续期失败的原因；files 模式：设置新的 tls_certificate 后执行 pulumi up。",
-            ),
+                name=rule["alert"],
+                expr=Template(rule["expr"]).substitute(values),
+                for_=rule["for"],
+                severity=rule["severity"],
+                summary=rule["summary"],
+                summary_zh=rule["summary_zh"],
+                action=rule["action"],
+                action_zh=rule["action_zh"],
+                service=rule.get("service"),
+            )
+            for rule in group["rules"]
         ]
-    groups["host"] = [
-        Alert(
-            "HostCpuHigh",
-            '1 - avg by (instance) (rate(node_cpu_seconds_total{mode="idle"}[5m])) > 0.8',
-            "10m",
-            "warning",
-            "The host's CPU is {{ $value | humanizePercentage }} busy (over 80 %).",
-            "主机 CPU 使用率为 {{ $value | humanizePercentage }}（超过 80%）。",
-            "Find the busiest container with docker stats; raise its profile or the host's size.",
-            "用 docker stats 找出最忙的容器；提升配置档位或主机规格。",
-            "host",
-        ),
-        Alert(
-            "HostMemoryHigh",
-            "1 - node_memory_MemAvailable_bytes / node_memory_MemTotal_bytes > 0.85",
-            "10m",
-            "warning",
-            "The host's memory is {{ $value | humanizePercentage }} used (over 85 %).",
-            "主机内存使用率为 {{ $value | humanizePercentage }}（超过 85%）。",
-            "Find the largest container with docker stats; lower a limit or move to a larger profile.",
-            "用 docker stats 找出占用最多的容器；降低其限制或改用更大的配置档位。",
-            "host",
-        ),
-        Alert(
-            "HostDiskFull",
-            '1 - node_filesystem_avail_bytes{fstype!~"tmpfs|overlay|squashfs"} / node_filesystem_size_bytes{fstype!~"tmpfs|overlay|squashfs"} > 0.9',
-            "5m",
-            "warning",
-            "{{ $labels.mountpoint }} is {{ $value | humanizePercentage }} full (over 90 %).",
-            "{{ $labels.mountpoint }} 已使用 {{ $value | humanizePercentage }}（超过 90%）。",
-            "Free space: docker system df, old archives (backup.retention), logs; or grow the disk.",
-            "释放空间：docker system df、旧备份（backup.retention）、日志；或扩容磁盘。",
-            "host",
-        ),
-    ]
-    groups["backup"] = [
-        Alert(
-            "BackupFailed",
-            "backup_last_run_success == 0",
-            "0m",
-            "critical",
-            "The last backup of {{ $labels.stack }} failed.",
-            "{{ $labels.stack }} 最近一次备份失败。",
-            "docker logs <prefix>-backup shows 'backup FAILED' and why; fix it, then docker exec <prefix>-backup backup-now.",
-            "docker logs <前缀>-backup 中的 'backup FAILED' 说明原因；修复后执行 docker exec <前缀>-backup backup-now。",
-            "backup",
-        ),
-        Alert(
-            "BackupOverdue",
-            "time() - (backup_last_success_timestamp_seconds or backup_started_timestamp_seconds) > 2 * backup_interval_seconds",
-            "5m",
-            "warning",
-            "No backup succeeded for more than twice the schedule's interval.",
-            "超过两个备份周期没有成功的备份。",
-            "docker exec <prefix>-backup backupctl status; check that the backup container runs its schedule.",
-            "执行 docker exec <前缀>-backup backupctl status；确认备份容器在按计划运行。",
-            "backup",
-        ),
-        Alert(
-            "BackupDiskFilling",
-            "backup_archive_free_bytes + deriv(backup_archive_free_bytes[6h]) * (backup_next_run_timestamp_seconds - time())"
-            " < 2 * backup_last_size_bytes",
-            "15m",
-            "warning",
-            "At the next backup the archive disk will not have room for another archive.",
-            "下一次备份时，备份磁盘将没有足够空间存放新的归档。",
-            "Lower backup.retention.<part>.keep_count or keep_days, copy archives offsite, or grow the disk.",
-            "减少 backup.retention.<部分>.keep_count 或 keep_days，把归档复制到异地，或扩容磁盘。",
-            "backup",
-        ),
-        Alert(
-            "BackupRetentionDoesNotFit",
-            # The archives there now are among those retention will hold: they count as room.
-            "backup_retention_projected_bytes > backup_archive_free_bytes + backup_archives_bytes",
-            "30m",
-            "warning",
-            "At retention the archives will take {{ $value | humanize }}B, more than their disk has for them.",
-            "按保留策略，归档最终将占用 {{ $value | humanize }}B，超过其磁盘可用的空间。",
-            "docker logs <prefix>-backup shows 'at retention the archives take' part by part: keep fewer copies of the "
-            "largest part (backup.retention.<part>.keep_count), take it less often (backup.part_schedules.<part>), or grow the disk.",
-            "docker logs <前缀>-backup 中的 'at retention the archives take' 列出各部分的占用：减少最大部分的副本数"
-            "（backup.retention.<部分>.keep_count），降低其备份频率（backup.part_schedules.<部分>），或扩容磁盘。",
-            "backup",
-        ),
-    ]
-    groups["healer"] = [
-        Alert(
-            "HealerGaveUp",
-            "healer_gave_up == 1",
-            "0m",
-            "critical",
-            "The healer stopped restarting {{ $labels.container }}: it stayed unhealthy after every restart within an hour.",
-            "自愈程序已停止重启 {{ $labels.container }}：一小时内多次重启后它仍不健康。",
-            "docker logs {{ $labels.container }} says why; fix the cause and docker restart it. "
-            "The healer takes it up again once it is healthy.",
-            "用 docker logs {{ $labels.container }} 查看原因；排除后执行 docker restart。它恢复健康后自愈程序会重新接管。",
-            "healer",
-        ),
-        Alert(
-            "HealerStopped",
-            f"time() - healer_last_run_timestamp_seconds > {HEALER_SILENT_SECONDS}",
-            "5m",
-            "warning",
-            "The healer has not looked at the containers for {{ $value | humanizeDuration }}.",
-            "自愈程序已有 {{ $value | humanizeDuration }} 没有检查容器。",
-            "docker logs <prefix>-healer; docker restart <prefix>-healer.",
-            "查看 docker logs <前缀>-healer；执行 docker restart <前缀>-healer。",
-            "healer",
-        ),
-    ]
-    groups["voicegrow"] = [
-        Alert(
-            "AsrSuccessLow",
-            'sum(rate(voicegrow_asr_requests_total{result="success"}[10m])) / sum(rate(voicegrow_asr_requests_total[10m])) < 0.95',
-            "10m",
-            "warning",
-            "Speech recognition succeeded for {{ $value | humanizePercentage }} of requests (under 95 %).",
-            "语音识别成功率为 {{ $value | humanizePercentage }}（低于 95%）。",
-            "Read the servers' logs for ASR errors; check the model (voicegrow.asr) and the servers' memory.",
-            "查看服务器日志中的 ASR 错误；检查模型设置（voicegrow.asr）和服务器内存。",
-            "voicegrow-server",
-        ),
-        Alert(
-            "TtsSuccessLow",
-            'sum(rate(voicegrow_tts_requests_total{result="success"}[10m])) / sum(rate(voicegrow_tts_requests_total[10m])) < 0.99',
-            "10m",
-            "warning",
-            "Speech synthesis succeeded for {{ $value | humanizePercentage }} of requests (under 99 %).",
-            "语音合成成功率为 {{ $value | humanizePercentage }}（低于 99%）。",
-            "Check ai-manager (voicegrow.tts.base_url) and the TTS keys; read the servers' logs.",
-            "检查 ai-manager（voicegrow.tts.base_url）和 TTS 密钥；查看服务器日志。",
-            "voicegrow-server",
-        ),
-        Alert(
-            "TooManyConnections",
-            "sum(voicegrow_websocket_connections) > 100",
-            "5m",
-            "warning",
-            "{{ $value }} devices are connected at once (over 100).",
-            "同时连接的设备数为 {{ $value }}（超过 100）。",
-            "Add replicas (voicegrow.replicas) or move to a larger profile.",
-            "增加副本（voicegrow.replicas）或改用更大的配置档位。",
-            "voicegrow-server",
-        ),
-        Alert(
-            "VoiceGrowSlowResponses",
-            "histogram_quantile(0.95, sum by (le) (rate(voicegrow_http_request_duration_seconds_bucket[5m]))) > 3",
-            "5m",
-            "warning",
-            "95 % of VoiceGrow's requests take up to {{ $value | humanizeDuration }} (over 3 s).",
-            "VoiceGrow 95% 请求的耗时达 {{ $value | humanizeDuration }}（超过 3 秒）。",
-            "Look at the servers' CPU against their limits and at ai-manager's latency.",
-            "查看服务器 CPU 与限制以及 ai-manager 的延迟。",
-            "voicegrow-server",
-        ),
-    ]
-    synapse: list[Alert] = []
-    if plan.synapse_memory_limit_bytes is not None:
-        synapse = [
-            Alert(
-                "SynapseEventSendSlow",
-                'histogram_quantile(0.95, sum by (le) (rate(synapse_http_server_response_time_seconds_bucket{servlet="RoomSendEventRestServlet"}[5m]))) > 3',
-                "10m",
-                "warning",
-                "95 % of messages take up to {{ $value | humanizeDuration }} to send (over 3 s).",
-                "95% 的消息发送耗时达 {{ $value | humanizeDuration }}（超过 3 秒）。",
-                "Synapse is short of CPU or database connections: see its CPU in scripts/status.sh; consider the medium profile.",
-                "Synapse 缺少 CPU 或数据库连接：在 scripts/status.sh 中查看其 CPU；考虑改用 medium 配置档位。",
-                "synapse",
-            ),
-            Alert(
-                "SynapseDatabasePoolSaturated",
-                "rate(synapse_storage_schedule_time_sum[5m]) / rate(synapse_storage_schedule_time_count[5m]) > 0.5",
-                "10m",
-                "warning",
-                "Synapse waits {{ $value | humanizeDuration }} on average for a database connection.",
-                "Synapse 平均要等待 {{ $value | humanizeDuration }} 才能获得数据库连接。",
-                "Raise the pool (a larger profile's db_pool_max) or PostgreSQL's CPU.",
-                "增大连接池（更大配置档位的 db_pool_max）或 PostgreSQL 的 CPU。",
-                "synapse",
-            ),
-            Alert(
-                "SynapseMemoryNearLimit",
-                f'process_resident_memory_bytes{{job="synapse"}} > 0.9 * {plan.synapse_memory_limit_bytes}',
-                "10m",
-                "warning",
-                "Synapse uses {{ $value | humanize1024 }}B, over 90 % of its container's limit.",
-                "Synapse 使用了 {{ $value | humanize1024 }}B 内存，超过容器限制的 90%。",
-                "Lower its caches (profile) or raise resources.synapse.memory before the kernel kills it.",
-                "在被内核终止之前降低缓存（配置档位）或提高 resources.synapse.memory。",
-                "synapse",
-            ),
-        ]
-    if synapse:
-        groups["synapse"] = synapse
-    if plan.full:
-        selector = f'name=~"{plan.prefix}-.+"'
-        groups["containers"] = [
-            Alert(
-                "ContainerCpuHigh",
-                f"sum by (name) (rate(container_cpu_usage_seconds_total{{{selector}}}[5m]))"
-                f" / on (name) (max by (name) (container_spec_cpu_quota{{{selector}}}) / max by (name) (container_spec_cpu_period{{{selector}}}))"
-                " > 0.8",
-                "10m",
-                "warning",
-                "{{ $labels.name }} uses {{ $value | humanizePercentage }} of its CPU limit (over 80 %).",
-                "{{ $labels.name }} 使用了其 CPU 限制的 {{ $value | humanizePercentage }}（超过 80%）。",
-                "Raise resources.<role>.cpus for it, or find why it is busy in its logs.",
-                "提高其 resources.<角色>.cpus，或在日志中查找繁忙的原因。",
-                "host",
-            ),
-            Alert(
-                "ContainerMemoryHigh",
-                f"max by (name) (container_memory_working_set_bytes{{{selector}}})"
-                f" / on (name) max by (name) (container_spec_memory_limit_bytes{{{selector}}} > 0) > 0.85",
-                "10m",
-                "warning",
-                "{{ $labels.name }} uses {{ $value | humanizePercentage }} of its memory limit (over 85 %).",
-                "{{ $labels.name }} 使用了其内存限制的 {{ $value | humanizePercentage }}（超过 85%）。",
-                "Raise resources.<role>.memory for it before the kernel kills it.",
-                "在被内核终止之前提高其 resources.<角色>.memory。",
-                "host",
-            ),
-        ]
+        groups[group["name"]] = (_check_alerts(plan) if group["name"] == "availability" else []) + alerts
     return groups
 
 
