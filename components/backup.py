@@ -11,12 +11,11 @@ from components.runtime.commands import exec_in_container
 from components.runtime.deployment import Deployment
 from components.runtime.storage import built_image, data_volume, secret_upload
 from components.runtime.workload import HealthCheck, ServiceContainer, role_fields, service_container
+from components.contracts import SynapseBackupTarget, VoiceGrowBackupTarget
 from components.rendering import backup as render
 from components.rendering import synapse as synapse_render
 from components.rendering import voicegrow as voicegrow_render
 from components.secrets import secret_or_generated
-from components.synapse import SynapseStack
-from components.voicegrow import VoiceGrowStack
 from config.models import BackupSettings, RemoteMediaPurge, StateCompression
 from config.roles import RoleSettings
 
@@ -48,8 +47,8 @@ class BackupJobArgs:
     """The operator's crypt password for the offsite copies; None: generated once and kept in the state."""
     offsite_salt: pulumi.Output[str] | None
     """The operator's crypt salt (rclone's password2); None: generated once and kept in the state."""
-    synapse: SynapseStack | None
-    voicegrow: VoiceGrowStack | None
+    synapse: SynapseBackupTarget | None
+    voicegrow: VoiceGrowBackupTarget | None
     remote_media_purge: RemoteMediaPurge | None = None
     """Synapse's remote media purge, when the job's scheduler runs it (it needs Synapse's admin account)."""
     state_compression: StateCompression | None = None
@@ -254,8 +253,8 @@ def _job_json(deployment: Deployment, args: BackupJobArgs, media_purge: render.M
     synapse, voicegrow = args.synapse, args.voicegrow
     # The containers that write each part's data, stopped while restoring it (Synapse's main
     # process first: its workers replicate from it).
-    synapse_services = [synapse.synapse.name, *(worker.name for worker in synapse.workers.values())] if synapse else []
-    voicegrow_services = [server.name for server in voicegrow.servers] if voicegrow else []
+    synapse_services = synapse.services if synapse else []
+    voicegrow_services = voicegrow.services if voicegrow else []
     compression = args.state_compression
     state_compression = (
         render.StateCompression(compression.schedule, compression.chunk_size, compression.number_of_chunks, compression.levels)
@@ -289,7 +288,7 @@ def _job_json(deployment: Deployment, args: BackupJobArgs, media_purge: render.M
     )
 
 
-def _config_uploads(synapse: SynapseStack | None, voicegrow: VoiceGrowStack | None) -> list[docker.ContainerUploadArgs]:
+def _config_uploads(synapse: SynapseBackupTarget | None, voicegrow: VoiceGrowBackupTarget | None) -> list[docker.ContainerUploadArgs]:
     """The configuration the stacks rendered, archived with the data (secret: it holds passwords)."""
     files = {}
     if synapse is not None:

@@ -19,13 +19,12 @@ from components.runtime.workload import (
     role_fields,
     service_container,
 )
+from components.contracts import SynapseMonitoringTarget, VoiceGrowMonitoringTarget
 from components.rendering import engine_api
 from components.rendering import monitoring as render
 from components.rendering import synapse as synapse_render
 from components.rendering.proxy import MonitoringRoutes
 from components.secrets import secret_or_generated
-from components.synapse import SynapseStack
-from components.voicegrow import VoiceGrowStack
 from config.models import StackSettings
 from config.monitoring import MonitoringSettings
 from config.types import image_tag
@@ -68,8 +67,8 @@ class MonitoringArgs:
 
     settings: MonitoringSettings
     deployed: render.Deployed
-    synapse: SynapseStack | None
-    voicegrow: VoiceGrowStack | None
+    synapse: SynapseMonitoringTarget | None
+    voicegrow: VoiceGrowMonitoringTarget | None
     roles: dict[str, RoleSettings]
     images: dict[str, str]
     synapse_image: str

@@ -9,6 +9,7 @@ import pulumi
 import pulumi_docker as docker
 
 from components.changes import BackupBeforeChanges
+from components.contracts import SynapseBackupTarget, SynapseMonitoringTarget
 from components.runtime.commands import docker_script, exec_in_container, exec_in_named_container
 from components.runtime.deployment import Deployment
 from components.runtime.storage import data_volume, fronted, private_network, pulled_image
@@ -340,6 +341,17 @@ class SynapseStack(pulumi.ComponentResource):
             "log.config": pulumi.Output.from_input(render.render_log_config(settings.log_level)),
             "wellknown.conf": pulumi.Output.from_input(render.render_wellknown_nginx_conf(settings, args.tls)),
         }
+        self.backup_target = SynapseBackupTarget(
+            network=self.network,
+            data_volume=self.data_volume,
+            postgres=self.postgres,
+            postgres_password=self.postgres_password,
+            services=[self.synapse.name, *(worker.name for worker in self.workers.values())],
+            admin_username=self.admin_username,
+            admin_password=self.admin_password,
+            config_files=self.config_files,
+        )
+        self.monitoring_target = SynapseMonitoringTarget(network=self.network, postgres=self.postgres)
         self.server_name = pulumi.Output.from_input(settings.server_name)
         self.client_url = pulumi.Output.from_input(render.public_baseurl(settings, args.tls))
         self.internal_url = pulumi.Output.from_input(f"http://synapse:{render.HTTP_PORT}")

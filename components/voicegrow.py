@@ -8,6 +8,7 @@ import pulumi
 import pulumi_docker as docker
 
 from components.changes import BackupBeforeChanges, proxy_reload_after
+from components.contracts import VoiceGrowBackupTarget, VoiceGrowMonitoringTarget
 from components.runtime.commands import exec_in_container, exec_in_named_container
 from components.runtime.deployment import Deployment
 from components.runtime.storage import built_image, data_volume, fronted, private_network, pulled_image
@@ -363,6 +364,19 @@ class VoiceGrowStack(pulumi.ComponentResource):
                 self.redis_password.apply(lambda password: render.render_redis_conf(settings, args.tuning, password))
             ),
         }
+        self.backup_target = VoiceGrowBackupTarget(
+            network=self.network,
+            mysql=self.mysql,
+            minio=self.minio,
+            bucket=self.bucket,
+            bucket_name=self.bucket_name,
+            minio_credentials=self.minio_credentials,
+            services=[server.name for server in self.servers],
+            config_files=self.config_files,
+        )
+        self.monitoring_target = VoiceGrowMonitoringTarget(
+            network=self.network, mysql=self.mysql, redis_password=self.redis_password, minio_credentials=self.minio_credentials
+        )
         self.http_urls = [
             f"http://{settings.bind}:{settings.host_port(settings.http_port, replica)}"
             for replica in range(1, settings.replicas + 1)
