@@ -8,16 +8,15 @@ import pulumi
 import pulumi_docker as docker
 
 from components.runtime.commands import exec_in_container
-from components.runtime.deployment import Deployment
+from components.runtime.deployment import Deployment, service_container
 from components.runtime.storage import built_image, data_volume, secret_upload
-from components.runtime.workload import HealthCheck, ServiceContainer, role_fields, service_container
+from components.runtime.workload import HealthCheck, ServiceContainer, role_fields
 from components.contracts import SynapseBackupTarget, VoiceGrowBackupTarget
 from components.rendering import backup as render
 from components.rendering import synapse as synapse_render
 from components.rendering import voicegrow as voicegrow_render
 from components.secrets import secret_or_generated
-from config.models import BackupSettings, RemoteMediaPurge, StateCompression
-from config.roles import RoleSettings
+from config.models import BackupSettings, RemoteMediaPurge, RoleSettings, StateCompression
 
 ROOT_ONLY = "0600"
 """Mode of the job's secret files: it runs as root, and nothing else in its container reads them."""

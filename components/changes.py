@@ -10,9 +10,8 @@ from collections.abc import Sequence
 import pulumi
 import pulumi_command as command
 
-from components.runtime.base import UpstreamReplaced
 from components.runtime.commands import exec_in_named_container
-from components.runtime.deployment import Deployment
+from components.runtime.deployment import Deployment, UpstreamReplaced
 from components.runtime.workload import ServiceContainer, Workload
 from components.rendering.proxy import UPSTREAM_WATCH_SECONDS
 from config.types import docker_cpus

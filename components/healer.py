@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_docker as docker
 
-from components.runtime.deployment import Deployment
-from components.runtime.workload import HealthCheck, ServiceContainer, role_fields, service_container
-from config.roles import RoleSettings
+from components.runtime.deployment import Deployment, service_container
+from components.runtime.workload import HealthCheck, ServiceContainer, role_fields
+from config.models import RoleSettings
 
 DOCKER_SOCKET = "/var/run/docker.sock"
 """Where the healer finds the engine's socket inside its container."""

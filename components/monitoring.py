@@ -9,26 +9,18 @@ import pulumi
 import pulumi_docker as docker
 
 from components.runtime.commands import exec_in_container
-from components.runtime.deployment import Deployment
+from components.runtime.deployment import Deployment, service_container
 from components.runtime.storage import data_volume, fronted, private_network, pulled_image, secret_upload
-from components.runtime.workload import (
-    FileDirectory,
-    HealthCheck,
-    ServiceContainer,
-    Workload,
-    role_fields,
-    service_container,
-)
+from components.runtime.workload import FileDirectory, HealthCheck, ServiceContainer, Workload, role_fields
 from components.contracts import SynapseMonitoringTarget, VoiceGrowMonitoringTarget
 from components.rendering import engine_api
 from components.rendering import monitoring as render
 from components.rendering import synapse as synapse_render
 from components.rendering.proxy import MonitoringRoutes
 from components.secrets import secret_or_generated
-from config.models import StackSettings
+from config.models import RoleSettings, StackSettings
 from config.monitoring import MonitoringSettings
 from config.types import image_tag
-from config.roles import RoleSettings
 
 COMPONENT = "monitoring"
 def deployed(settings: StackSettings) -> render.Deployed:

@@ -10,20 +10,12 @@ import pulumi_docker as docker
 import pulumi_tls as tls
 
 from components.changes import PROXY_CONTAINER
-from components.runtime.deployment import Deployment
+from components.runtime.deployment import Deployment, service_container
 from components.runtime.storage import data_volume, pulled_image
-from components.runtime.workload import (
-    FileDirectory,
-    HealthCheck,
-    ServiceContainer,
-    Workload,
-    role_fields,
-    service_container,
-)
+from components.runtime.workload import FileDirectory, HealthCheck, ServiceContainer, Workload, role_fields
 from components.rendering import proxy as render
 from config.environments import TlsMode
-from config.models import EdgeRateLimits, ProxySettings
-from config.roles import RoleSettings
+from config.models import EdgeRateLimits, ProxySettings, RoleSettings
 
 ACME_SCRIPT = Path(__file__).parent / "scripts" / "acme.sh"
 ACME_DIR = "/opt/acme"

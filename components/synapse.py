@@ -11,23 +11,15 @@ import pulumi_docker as docker
 from components.changes import BackupBeforeChanges
 from components.contracts import SynapseBackupTarget, SynapseMonitoringTarget
 from components.runtime.commands import docker_script, exec_in_container, exec_in_named_container
-from components.runtime.deployment import Deployment
+from components.runtime.deployment import Deployment, service_container
 from components.runtime.storage import data_volume, fronted, private_network, pulled_image
-from components.runtime.workload import (
-    FileDirectory,
-    HealthCheck,
-    ServiceContainer,
-    Workload,
-    role_fields,
-    service_container,
-)
+from components.runtime.workload import FileDirectory, HealthCheck, ServiceContainer, Workload, role_fields
 from components.rendering import synapse as render
 from components.rendering import synapse_workers as render_workers
 from components.rendering.proxy import MatrixRoute
 from components.secrets import secret_or_generated
-from config.models import SynapseSettings
+from config.models import RoleSettings, SynapseSettings
 from config.profiles import PostgresTuning, SynapseTuning, SynapseWorker, SynapseWorkerPlan
-from config.roles import RoleSettings
 
 COMPONENT = "synapse"
 BOOTSTRAP_SCRIPT = Path(__file__).parent / "scripts" / "synapse_bootstrap.py"

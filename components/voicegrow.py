@@ -10,22 +10,14 @@ import pulumi_docker as docker
 from components.changes import BackupBeforeChanges, proxy_reload_after
 from components.contracts import VoiceGrowBackupTarget, VoiceGrowMonitoringTarget
 from components.runtime.commands import exec_in_container, exec_in_named_container
-from components.runtime.deployment import Deployment
+from components.runtime.deployment import Deployment, service_container
 from components.runtime.storage import built_image, data_volume, fronted, private_network, pulled_image
-from components.runtime.workload import (
-    FileDirectory,
-    HealthCheck,
-    ServiceContainer,
-    Workload,
-    role_fields,
-    service_container,
-)
+from components.runtime.workload import FileDirectory, HealthCheck, ServiceContainer, Workload, role_fields
 from components.rendering import voicegrow as render
 from components.rendering.proxy import VoiceGrowRoutes
 from components.secrets import secret_or_generated
-from config.models import VoiceGrowSettings
+from config.models import RoleSettings, VoiceGrowSettings
 from config.profiles import VoiceGrowTuning
-from config.roles import RoleSettings
 
 COMPONENT = "voicegrow"
 

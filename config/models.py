@@ -22,7 +22,7 @@ from config.base import Settings
 from config.environments import EnvironmentName, LogLevel, RegistrationMode, TlsMode
 from config.hardening import CAPABILITIES, SecurityPolicy
 from config.monitoring import FULL_ROLES, MonitoringSettings
-from config.roles import ROLES, Role, RoleSettings
+from config.roles import ROLES, Role
 from config.profiles import (
     MYSQL_CONNECTION_BUFFERS_KB,
     MYSQL_SERVER_MB,
@@ -734,6 +734,15 @@ class PublishedPort:
             return False
         mine, theirs = ipaddress.ip_address(self.address), ipaddress.ip_address(other.address)
         return mine == theirs or mine.is_unspecified or theirs.is_unspecified
+
+
+@dataclass(frozen=True)
+class RoleSettings:
+    """One role as a stack runs it: the registry's facts with the stack's limits and relaxations."""
+
+    role: Role
+    limits: ContainerLimits
+    security: SecurityPolicy
 
 
 class StackSettings(Settings):

@@ -2,19 +2,15 @@
 
 A role's image setting, security policy, CPU weight, stop grace and the component that runs it are
 here; its memory and CPU caps per profile are in config/profiles.py (one table per profile), and
-`StackSettings.role` resolves all of it, with the stack's overrides, into the `RoleSettings` a
-component reads.
+`StackSettings.role` (config/models.py) resolves all of it, with the stack's overrides, into the
+`RoleSettings` a component reads.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from config.hardening import DATABASE_ULIMITS, NGINX, SecurityPolicy
-
-if TYPE_CHECKING:
-    from config.profiles import ContainerLimits
 
 
 @dataclass(frozen=True)
@@ -38,15 +34,6 @@ class Role:
     @property
     def role_label(self) -> str:
         return self.label or self.name
-
-
-@dataclass(frozen=True)
-class RoleSettings:
-    """One role as a stack runs it: the registry's facts with the stack's limits and relaxations."""
-
-    role: Role
-    limits: ContainerLimits
-    security: SecurityPolicy
 
 
 # Monitoring's images' own unprivileged users (the node and cAdvisor readers run as the image

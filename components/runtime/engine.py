@@ -9,9 +9,8 @@ import pulumi
 import pulumi_command as command
 import pulumi_docker as docker
 
-from components.runtime.base import UpstreamReplaced
 from components.runtime.commands import exec_in_named_container
-from components.runtime.deployment import Deployment
+from components.runtime.deployment import Deployment, UpstreamReplaced
 from components.runtime.files import prepare_files
 from components.runtime.limits import limit_processes
 from components.runtime.workload import (

@@ -14,9 +14,8 @@ import pulumi_command as command
 import pulumi_docker as docker
 
 from components.rendering.swarm import node_label
-from components.runtime.base import UpstreamReplaced
 from components.runtime.commands import docker_script
-from components.runtime.deployment import Deployment
+from components.runtime.deployment import Deployment, UpstreamReplaced
 from components.runtime.files import prepare_files
 from components.runtime.workload import (
     ServiceContainer,

@@ -11,10 +11,9 @@ from typing import Any, Literal
 import pulumi
 import pulumi_docker as docker
 
-from components.runtime.deployment import Deployment
 from config.hardening import SecurityPolicy
+from config.models import RoleSettings
 from config.profiles import ContainerLimits
-from config.roles import RoleSettings
 
 
 @dataclass(frozen=True)
@@ -122,21 +121,6 @@ class ServiceContainer:
 
 Workload = docker.Container | docker.Service
 """What runs a service: a container, or on Swarm a service of one task."""
-
-
-def service_container(deployment: Deployment, spec: ServiceContainer, opts: pulumi.ResourceOptions) -> Workload:
-    """Declare a long-running workload with the policies every service gets (see the runtimes).
-
-    It restarts unless stopped, is limited in memory, CPU and processes, is confined by its
-    role's security policy (all capabilities dropped but the policy's, no new privileges, a
-    read-only root filesystem with tmpfs where the service writes), rotates its json-file log,
-    carries the stack's labels, and the deploy waits until it is healthy. Every value is written
-    in the form the provider reads back, so an unchanged program changes nothing on the next
-    `pulumi up`.
-    """
-    if spec.uploads and spec.security.read_only:
-        raise ValueError(f"{spec.name}: Docker refuses uploads into a read-only root filesystem; use file_directories")
-    return deployment.runtime.workload(deployment, spec, opts)
 
 
 def attachments(spec: ServiceContainer) -> list[tuple[docker.Network, list[str] | None]]:
