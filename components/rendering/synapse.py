@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from components.rendering import NGINX_TEMP_PATHS, dump_yaml
+from components.rendering import NGINX_TEMP_PATHS, dump_yaml, render_template
 from components.rendering.backup import PostgresSource, render_pgpass
 from components.rendering.synapse_workers import replication_listener, shared_worker_config
 from config.merge import deep_merge
@@ -222,23 +222,11 @@ def wellknown_client(settings: SynapseSettings, tls: bool) -> dict[str, Any]:
 
 def render_wellknown_nginx_conf(settings: SynapseSettings, tls: bool) -> str:
     """nginx server block that answers both .well-known documents as JSON with CORS."""
-    locations = []
-    for name, document in (("server", wellknown_server(settings)), ("client", wellknown_client(settings, tls))):
-        body = json.dumps(document, separators=(",", ":")).replace("'", "\\'")
-        locations.append(
-            f"""    location = /.well-known/matrix/{name} {{
-        default_type application/json;
-        add_header Access-Control-Allow-Origin "*" always;
-        return 200 '{body}';
-    }}
-"""
-        )
-    return NGINX_TEMP_PATHS + (
-        "server {\n"
-        "    listen 80;\n"
-        "    server_name _;\n"
-        "    access_log off;\n" + "".join(locations) + "    location / {\n        return 404;\n    }\n}\n"
-    )
+    documents = [
+        (name, json.dumps(document, separators=(",", ":")).replace("'", "\\'"))
+        for name, document in (("server", wellknown_server(settings)), ("client", wellknown_client(settings, tls)))
+    ]
+    return render_template("wellknown.conf.j2", nginx_temp_paths=NGINX_TEMP_PATHS, documents=documents)
 
 
 def postgres_password_sql(password: str) -> str:

@@ -6,6 +6,7 @@ import json
 import shlex
 from dataclasses import dataclass
 
+from components.rendering import render_template
 from config.models import VoiceGrowSettings
 from config.profiles import VoiceGrowTuning
 
@@ -51,54 +52,26 @@ def render_my_cnf(settings: VoiceGrowSettings, tuning: VoiceGrowTuning) -> str:
     (MySQL 8.0.30 and later). `loose-` lets a server without an option (MySQL 8.0 before 8.0.30
     for the redo log; before 8.4 for mysql_native_password, which 8.0 loads anyway) start without it.
     """
-    lines = [
-        "[mysqld]",
-        "character-set-server = utf8mb4",
-        "collation-server = utf8mb4_unicode_ci",
-        f"default-time-zone = '{settings.mysql.time_zone}'",
-        f"innodb_buffer_pool_size = {tuning.mysql_buffer_pool}",
-        f"loose-innodb_redo_log_capacity = {tuning.mysql_redo_log_capacity}",
-        "innodb_flush_log_at_trx_commit = 2",
-        "innodb_flush_method = O_DIRECT",
-        f"max_connections = {settings.mysql.max_connections}",
-        "wait_timeout = 600",
-        "interactive_timeout = 600",
-        "slow_query_log = 1",
-        "slow_query_log_file = slow.log",
-        "long_query_time = 2",
-        "skip-name-resolve",
-        "sql_mode = STRICT_TRANS_TABLES,NO_ENGINE_SUBSTITUTION",
-        *(["loose-mysql_native_password = ON"] if settings.mysql.native_password else []),
-        "",
-        "[client]",
-        "default-character-set = utf8mb4",
-    ]
-    return "\n".join(lines) + "\n"
+    return render_template(
+        "my.cnf.j2",
+        time_zone=settings.mysql.time_zone,
+        buffer_pool=tuning.mysql_buffer_pool,
+        redo_log_capacity=tuning.mysql_redo_log_capacity,
+        max_connections=settings.mysql.max_connections,
+        native_password=settings.mysql.native_password,
+    )
 
 
 def render_redis_conf(settings: VoiceGrowSettings, tuning: VoiceGrowTuning, password: str) -> str:
     """redis.conf with the guide's persistence and eviction, plus the password the guide lacks."""
-    lines = [
-        # Reachable only on the stack's private network; the password guards it there too.
-        "bind 0.0.0.0",
-        f"port {REDIS_PORT}",
-        "daemonize no",
-        "dir /data",
-        "save 900 1",
-        "save 300 10",
-        "save 60 10000",
-        "appendonly yes",
-        "appendfsync everysec",
-        f"maxmemory {tuning.redis_maxmemory}",
-        "maxmemory-policy allkeys-lru",
-        "loglevel notice",
-        'logfile ""',
-        "timeout 0",
-        "tcp-keepalive 300",
-        f"maxclients {settings.redis_maxclients}",
-        f"requirepass {redis_quoted(password)}",
-    ]
-    return "\n".join(lines) + "\n"
+    return render_template(
+        "redis.conf.j2",
+        {"redis_quoted": redis_quoted},
+        port=REDIS_PORT,
+        maxmemory=tuning.redis_maxmemory,
+        maxclients=settings.redis_maxclients,
+        password=password,
+    )
 
 
 def redis_quoted(value: str) -> str:
