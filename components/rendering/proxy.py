@@ -9,7 +9,7 @@ import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from components.rendering import NGINX_TEMP_PATHS
+from components.rendering import NGINX_TEMP_PATHS, render_template
 from components.rendering.synapse_workers import WorkerRoute
 
 TLS_DIR = "/etc/nginx/tls"
@@ -129,61 +129,54 @@ def render_proxy_conf(
     options: ProxyOptions,
     monitoring: MonitoringRoutes | None = None,
 ) -> str:
-    """The conf.d file of the proxy: upstreams, shared TLS settings and one server per host group."""
+    """The conf.d file of the proxy (templates/proxy.conf.j2): upstreams, shared TLS settings and
+    one server per host group."""
     groups = _host_groups(matrix, voicegrow, options) + _monitoring_groups(monitoring)
-    if options.tls:
-        servers = [_redirect_server([host for group in groups for host in group.hosts], options)]
-        servers += [_tls_server(group, options) for group in groups]
-    else:
-        servers = [
-            _server_block(["listen 80;", f"server_name {' '.join(group.hosts)};", *group.directives], group.locations)
-            for group in groups
-        ]
-    upstreams = _upstreams(matrix, voicegrow) + _monitoring_upstreams(monitoring)
-    user_maps = [_USER_FROM_ACCESS_TOKEN] if matrix and any(route.by_user for route in matrix.worker_routes) else []
-    zones = [_rate_limit_zone(limit) for limit in options.matrix_rate_limits] if matrix else []
-    return "\n".join(
-        [NGINX_TEMP_PATHS + _http_settings(options), *user_maps, *zones, *upstreams, *_default_servers(options), *servers]
+    return render_template(
+        "proxy.conf.j2",
+        nginx_temp_paths=NGINX_TEMP_PATHS,
+        tls=options.tls,
+        acme=options.acme,
+        ciphers=CIPHERS,
+        user_maps=bool(matrix and any(route.by_user for route in matrix.worker_routes)),
+        zones=[
+            {"name": limit.name, "endpoints": MATRIX_RATE_LIMITED_ENDPOINTS[limit.name], "rate": limit.rate}
+            for limit in (options.matrix_rate_limits if matrix else [])
+        ],
+        upstreams=_upstreams(matrix, voicegrow) + _monitoring_upstreams(monitoring),
+        health_path=HEALTH_PATH,
+        tls_ports=[443] + ([options.federation_port] if options.federation_port else []),
+        all_hosts=[host for group in groups for host in group.hosts],
+        acme_webroot=ACME_WEBROOT,
+        groups=groups,
+        certificate_path=CERTIFICATE_PATH,
+        private_key_path=PRIVATE_KEY_PATH,
+        hsts_include_subdomains=options.hsts_include_subdomains,
+        rate_limited_body=RATE_LIMITED_BODY,
+        htpasswd_path=HTPASSWD_PATH,
     )
 
 
-def _rate_limit_zone(limit: RateLimit) -> str:
-    """A zone counting, per client address, only the requests to the limit's endpoints: the key of
-    every other request is empty, and nginx does not count those."""
-    endpoints = MATRIX_RATE_LIMITED_ENDPOINTS[limit.name]
-    return (
-        f"map $uri $matrix_{limit.name}_client {{\n"
-        '    default "";\n'
-        f'    "~{endpoints}" $binary_remote_addr;\n'
-        "}\n"
-        f"limit_req_zone $matrix_{limit.name}_client zone=matrix_{limit.name}:10m rate={limit.rate};\n"
-    )
+@dataclass(frozen=True)
+class _Upstream:
+    name: str
+    servers: list[str]
+    failover: bool
+    """A replica that fails is left out for a while (several servers share the requests)."""
+    hash_by_user: bool = False
 
 
-def _rate_limit_directives(limits: list[RateLimit]) -> list[str]:
-    """The Matrix hosts' server-level limits, answered as Synapse answers its own: 429, M_LIMIT_EXCEEDED."""
-    if not limits:
-        return []
-    return [
-        *[f"limit_req zone=matrix_{limit.name} burst={limit.burst} nodelay;" for limit in limits],
-        "limit_req_status 429;",
-        "error_page 429 = @matrix_rate_limited;",
-    ]
+@dataclass(frozen=True)
+class _Location:
+    """One location of a server block, by kind (the template's `location` macro)."""
 
-
-# The user part of the access token (Synapse's are `syt_<base64 localpart>_...`), from the
-# Authorization header or the access_token parameter, as the worker documentation does: the
-# key that keeps one user's /sync on one worker.
-_USER_FROM_ACCESS_TOKEN = """map $arg_access_token $synapse_user_from_parameter {
-    default $arg_access_token;
-    "~syt_(?<username>.*?)_.*" $username;
-}
-map $http_authorization $synapse_user {
-    default $http_authorization;
-    "~Bearer syt_(?<username>.*?)_.*" $username;
-    "" $synapse_user_from_parameter;
-}
-"""
+    kind: str
+    match: str = ""
+    upstream: str = ""
+    max_body_size: str = ""
+    allowlist: tuple[str, ...] = ()
+    timeout: int = 0
+    login: bool = False
 
 
 @dataclass(frozen=True)
@@ -191,29 +184,23 @@ class _HostGroup:
     """Hosts that share one server block, and what it routes."""
 
     hosts: list[str]
-    locations: list[str]
+    locations: list[_Location]
     extra_port: int | None = None
-    directives: list[str] = field(default_factory=list)
-    """Server-level directives beside the listeners, names and TLS."""
+    rate_limits: list[RateLimit] = field(default_factory=list)
 
 
 def _host_groups(matrix: MatrixRoute | None, voicegrow: VoiceGrowRoutes | None, options: ProxyOptions) -> list[_HostGroup]:
     groups = []
     if matrix:
         groups.append(
-            _HostGroup(
-                matrix.hosts,
-                _matrix_locations(matrix, options),
-                options.federation_port,
-                _rate_limit_directives(options.matrix_rate_limits),
-            )
+            _HostGroup(matrix.hosts, _matrix_locations(matrix, options), options.federation_port, options.matrix_rate_limits)
         )
     if voicegrow and voicegrow.ws_host:
-        groups.append(_HostGroup([voicegrow.ws_host], _websocket_location("voicegrow_ws", 86400)))
+        groups.append(_HostGroup([voicegrow.ws_host], [_Location("websocket", upstream="voicegrow_ws", timeout=86400)]))
     if voicegrow and voicegrow.api_host:
-        groups.append(_HostGroup([voicegrow.api_host], _api_location()))
+        groups.append(_HostGroup([voicegrow.api_host], [_Location("api")]))
     if voicegrow and voicegrow.console_host:
-        groups.append(_HostGroup([voicegrow.console_host], _websocket_location("minio_console", 3600)))
+        groups.append(_HostGroup([voicegrow.console_host], [_Location("websocket", upstream="minio_console", timeout=3600)]))
     return groups
 
 
@@ -221,32 +208,15 @@ def _monitoring_groups(monitoring: MonitoringRoutes | None) -> list[_HostGroup]:
     """Grafana (its own login), Prometheus and Alertmanager (the proxy's login), each on its host."""
     if monitoring is None:
         return []
-    login = f'        auth_basic "monitoring";\n        auth_basic_user_file {HTPASSWD_PATH};\n'
     hosts = [
-        (monitoring.grafana_host, "grafana", ""),
-        (monitoring.prometheus_host, "prometheus", login),
-        (monitoring.alertmanager_host, "alertmanager", login),
+        (monitoring.grafana_host, "grafana", False),
+        (monitoring.prometheus_host, "prometheus", True),
+        (monitoring.alertmanager_host, "alertmanager", True),
     ]
-    return [
-        _HostGroup(
-            [host],
-            [
-                "    location / {\n"
-                f"{access}"
-                f"        proxy_pass http://{upstream};\n"
-                "        proxy_http_version 1.1;\n"
-                "        proxy_set_header Upgrade $http_upgrade;\n"
-                "        proxy_set_header Connection $connection_upgrade;\n"
-                f"{_forwarded_headers()}"
-                "    }\n"
-            ],
-        )
-        for host, upstream, access in hosts
-        if host
-    ]
+    return [_HostGroup([host], [_Location("monitoring", upstream=upstream, login=login)]) for host, upstream, login in hosts if host]
 
 
-def _monitoring_upstreams(monitoring: MonitoringRoutes | None) -> list[str]:
+def _monitoring_upstreams(monitoring: MonitoringRoutes | None) -> list[_Upstream]:
     if monitoring is None:
         return []
     upstreams = [
@@ -254,179 +224,41 @@ def _monitoring_upstreams(monitoring: MonitoringRoutes | None) -> list[str]:
         (monitoring.prometheus_host, "prometheus", monitoring.prometheus_upstream),
         (monitoring.alertmanager_host, "alertmanager", monitoring.alertmanager_upstream),
     ]
-    return [_upstream(name, [server], failover=False) for host, name, server in upstreams if host]
+    return [_Upstream(name, [server], failover=False) for host, name, server in upstreams if host]
 
 
-def _http_settings(options: ProxyOptions) -> str:
-    lines = [
-        "server_tokens off;",
-        "map $http_upgrade $connection_upgrade {\n    default upgrade;\n    '' close;\n}",
-    ]
-    if options.tls:
-        lines += [
-            "ssl_protocols TLSv1.2 TLSv1.3;",
-            f"ssl_ciphers {CIPHERS};",
-            "ssl_prefer_server_ciphers off;",
-            "ssl_session_cache shared:SSL:10m;",
-            "ssl_session_timeout 1d;",
-            "ssl_session_tickets off;",
-        ]
-    return "\n".join(lines) + "\n"
-
-
-def _upstreams(matrix: MatrixRoute | None, voicegrow: VoiceGrowRoutes | None) -> list[str]:
+def _upstreams(matrix: MatrixRoute | None, voicegrow: VoiceGrowRoutes | None) -> list[_Upstream]:
     upstreams = []
     if matrix:
-        upstreams.append(_upstream("synapse", [matrix.synapse_upstream], failover=False))
-        upstreams.append(_upstream("wellknown", [matrix.wellknown_upstream], failover=False))
+        upstreams.append(_Upstream("synapse", [matrix.synapse_upstream], failover=False))
+        upstreams.append(_Upstream("wellknown", [matrix.wellknown_upstream], failover=False))
         upstreams += [
-            _upstream(route.upstream, route.servers, failover=len(route.servers) > 1, hash_by_user=route.by_user)
+            _Upstream(route.upstream, route.servers, failover=len(route.servers) > 1, hash_by_user=route.by_user)
             for route in matrix.worker_routes
         ]
     if voicegrow and voicegrow.ws_host:
-        upstreams.append(_upstream("voicegrow_ws", voicegrow.ws_upstreams, failover=True))
+        upstreams.append(_Upstream("voicegrow_ws", voicegrow.ws_upstreams, failover=True))
     if voicegrow and voicegrow.api_host:
-        upstreams.append(_upstream("voicegrow_api", voicegrow.http_upstreams, failover=True))
+        upstreams.append(_Upstream("voicegrow_api", voicegrow.http_upstreams, failover=True))
     if voicegrow and voicegrow.console_host:
-        upstreams.append(_upstream("minio_console", [voicegrow.console_upstream], failover=False))
+        upstreams.append(_Upstream("minio_console", [voicegrow.console_upstream], failover=False))
     return upstreams
 
 
-def _upstream(name: str, servers: list[str], failover: bool, hash_by_user: bool = False) -> str:
-    # A replica that fails is left out for 10 s while the others take its requests.
-    health = " max_fails=1 fail_timeout=10s" if failover else ""
-    lines = (["    hash $synapse_user consistent;"] if hash_by_user else []) + [f"    server {server}{health};" for server in servers]
-    return f"upstream {name} {{\n" + "\n".join(lines) + "\n    keepalive 16;\n}\n"
-
-
-def _default_servers(options: ProxyOptions) -> list[str]:
-    """What a request for a name the proxy does not serve gets: on port 80 the connection closed
-    without an answer (444; `/healthz` answers for the container's health check), and with TLS
-    no handshake at all, so that no site is served under a stranger's name or certificate."""
-    health = "    location = /healthz {\n        access_log off;\n        return 200 \"ok\\n\";\n    }\n"
-    refuse = "    location / {\n        return 444;\n    }\n"
-    servers = [_server_block(["listen 80 default_server;", "server_name _;"], [health, refuse])]
-    if options.tls:
-        ports = [443] + ([options.federation_port] if options.federation_port else [])
-        servers.append(
-            _server_block([f"listen {port} ssl http2 default_server;" for port in ports] + ["ssl_reject_handshake on;"], [])
-        )
-    return servers
-
-
-def _redirect_server(hosts: list[str], options: ProxyOptions) -> str:
-    """Port 80 of the served names: ACME's challenges, then a redirect to HTTPS."""
-    locations = []
-    if options.acme:
-        locations.append(f"    location /.well-known/acme-challenge/ {{\n        root {ACME_WEBROOT};\n    }}\n")
-    locations.append("    location / {\n        return 301 https://$host$request_uri;\n    }\n")
-    return _server_block(["listen 80;", f"server_name {' '.join(hosts)};"], locations)
-
-
-def _tls_server(group: _HostGroup, options: ProxyOptions) -> str:
-    # `listen ... http2` rather than `http2 on`: the older form is also what nginx 1.22 reads.
-    listens = ["listen 443 ssl http2;"] + ([f"listen {group.extra_port} ssl http2;"] if group.extra_port else [])
-    subdomains = "; includeSubDomains" if options.hsts_include_subdomains else ""
-    directives = listens + [
-        f"server_name {' '.join(group.hosts)};",
-        f"ssl_certificate {CERTIFICATE_PATH};",
-        f"ssl_certificate_key {PRIVATE_KEY_PATH};",
-        f'add_header Strict-Transport-Security "max-age=63072000{subdomains}" always;',
-        'add_header X-Content-Type-Options "nosniff" always;',
-        'add_header X-Frame-Options "DENY" always;',
-        *group.directives,
-    ]
-    return _server_block(directives, group.locations)
-
-
-def _server_block(directives: list[str], locations: list[str]) -> str:
-    return "server {\n" + "".join(f"    {directive}\n" for directive in directives) + "".join(locations) + "}\n"
-
-
-def _synapse_proxy(max_body_size: str, upstream: str = "synapse") -> str:
-    # As Synapse's reverse-proxy guide asks: no URI after the upstream (nginx would re-encode it
-    # and break federation signatures), the client's address and scheme, HTTP/1.1 for chunking.
-    return (
-        f"        proxy_pass http://{upstream};\n"
-        "        proxy_set_header X-Forwarded-For $remote_addr;\n"
-        "        proxy_set_header X-Forwarded-Proto $scheme;\n"
-        "        proxy_set_header Host $host;\n"
-        "        proxy_http_version 1.1;\n"
-        '        proxy_set_header Connection "";\n'
-        f"        client_max_body_size {max_body_size};\n"
-    )
-
-
-def _matrix_locations(matrix: MatrixRoute, options: ProxyOptions) -> list[str]:
-    if options.admin_allowlist:
-        access = "".join(f"        allow {entry};\n" for entry in options.admin_allowlist) + "        deny all;\n"
-        admin = f"    location /_synapse/admin {{\n{access}{_synapse_proxy(matrix.max_body_size)}    }}\n"
-    else:
-        admin = "    location /_synapse/admin {\n        return 403;\n    }\n"
+def _matrix_locations(matrix: MatrixRoute, options: ProxyOptions) -> list[_Location]:
     # Regular expressions are matched in order: each worker's endpoints before the main process's.
     workers = [
-        f'    location ~ "{endpoint}" {{\n{_synapse_proxy(matrix.max_body_size, route.upstream)}    }}\n'
+        _Location("synapse", match=f'~ "{endpoint}"', upstream=route.upstream, max_body_size=matrix.max_body_size)
         for route in matrix.worker_routes
         for endpoint in route.endpoints
     ]
     return [
         *workers,
-        f"    location ~ ^(/_matrix|/_synapse/client) {{\n{_synapse_proxy(matrix.max_body_size)}    }}\n",
-        admin,
-        "    location /.well-known/matrix/ {\n"
-        "        proxy_pass http://wellknown;\n"
-        "        proxy_set_header Host $host;\n"
-        "        proxy_http_version 1.1;\n"
-        '        proxy_set_header Connection "";\n'
-        "    }\n",
-        "    location / {\n        return 404;\n    }\n",
-        *([_RATE_LIMITED_LOCATION] if options.matrix_rate_limits else []),
-    ]
-
-
-_RATE_LIMITED_LOCATION = (
-    "    location @matrix_rate_limited {\n"
-    "        default_type application/json;\n"
-    f"        return 429 '{RATE_LIMITED_BODY}';\n"
-    "    }\n"
-)
-
-
-def _forwarded_headers() -> str:
-    return (
-        "        proxy_set_header Host $host;\n"
-        "        proxy_set_header X-Real-IP $remote_addr;\n"
-        "        proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n"
-        "        proxy_set_header X-Forwarded-Proto $scheme;\n"
-    )
-
-
-def _websocket_location(upstream: str, read_timeout: int) -> list[str]:
-    return [
-        "    location / {\n"
-        f"        proxy_pass http://{upstream};\n"
-        "        proxy_http_version 1.1;\n"
-        "        proxy_set_header Upgrade $http_upgrade;\n"
-        "        proxy_set_header Connection $connection_upgrade;\n"
-        f"{_forwarded_headers()}"
-        f"        proxy_read_timeout {read_timeout};\n"
-        f"        proxy_send_timeout {read_timeout};\n"
-        "    }\n"
-    ]
-
-
-def _api_location() -> list[str]:
-    return [
-        "    location / {\n"
-        "        proxy_pass http://voicegrow_api;\n"
-        "        proxy_http_version 1.1;\n"
-        '        proxy_set_header Connection "";\n'
-        f"{_forwarded_headers()}"
-        # A request that fails on one replica is retried on the next.
-        "        proxy_next_upstream error timeout http_502 http_503 http_504;\n"
-        # Replicas share the host's bridge: a connection that takes longer is not coming.
-        "        proxy_connect_timeout 2s;\n"
-        "    }\n"
+        _Location("synapse", match="~ ^(/_matrix|/_synapse/client)", upstream="synapse", max_body_size=matrix.max_body_size),
+        _Location("admin", allowlist=tuple(options.admin_allowlist), max_body_size=matrix.max_body_size),
+        _Location("wellknown"),
+        _Location("not_found"),
+        *([_Location("rate_limited")] if options.matrix_rate_limits else []),
     ]
 
 
