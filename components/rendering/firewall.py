@@ -14,6 +14,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
+from components.rendering import render_template
 from config.models import StackSettings
 
 MARKER = "selfhosted"
@@ -94,17 +95,6 @@ def render_after_rules_block(ports: list[AllowedPort], version: int = 4) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _replace_block(rules_file: str, block: str) -> str:
-    """Shell that puts `block` at the end of `rules_file` in place of the one written before."""
-    return f"""block=$(cat <<'{MARKER.upper()}_BLOCK'
-{block}{MARKER.upper()}_BLOCK
-)
-sed '/^# BEGIN {MARKER}:/,/^# END {MARKER}$/d' {rules_file} >"$current"
-printf '%s\\n' "$block" >>"$current"
-cmp -s "$current" {rules_file} || {{ cat "$current" >{rules_file}; changed=yes; }}
-"""
-
-
 def render_firewall_script(ports: list[AllowedPort]) -> str:
     """A POSIX shell script, run as root on the host, that makes the host's ufw exactly this firewall.
 
@@ -112,46 +102,11 @@ def render_firewall_script(ports: list[AllowedPort]) -> str:
     carrying this program's comment that are no longer wanted are deleted. SSH is allowed before
     the default deny takes effect, so enabling the firewall cannot cut the session running it.
     """
-    wanted = "\n".join(f"{MARKER} {port.label}" for port in ports)
-    blocks = "".join(_replace_block(AFTER_RULES[version], render_after_rules_block(ports, version)) for version in (4, 6))
-    return f"""#!/bin/sh
-# Host firewall of the selfhosted stack: ufw for the host, DOCKER-USER for Docker's published ports.
-set -eu
-export DEBIAN_FRONTEND=noninteractive
-if ! command -v ufw >/dev/null; then
-  command -v apt-get >/dev/null || {{ echo "firewall: ufw is missing and there is no apt-get to install it" >&2; exit 1; }}
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends ufw >/dev/null
-fi
-
-# Allowed first (SSH before anything else), so the default deny below never cuts this session.
-{chr(10).join(_ufw_rule(port) for port in ports)}
-
-# Rules this script added for ports no longer wanted (recognised by their comment).
-wanted='{wanted}'
-ufw show added | sed -n "s/^ufw \\(.* comment '\\({MARKER} [^']*\\)'\\)$/\\2|\\1/p" | while IFS='|' read -r comment rule; do
-  if ! printf '%s\\n' "$wanted" | grep -qxF "$comment"; then
-    eval "ufw delete $rule"
-  fi
-done
-
-# Each change of a default reloads an active ufw: change them only when they differ.
-case "$(ufw status verbose | grep '^Default:' || true)" in
-  *"deny (incoming), allow (outgoing)"*) ;;
-  *) ufw default deny incoming; ufw default allow outgoing ;;
-esac
-
-# The DOCKER-USER blocks at the end of after.rules and after6.rules, each replaced whole (written
-# only when it changed).
-current=$(mktemp)
-trap 'rm -f "$current"' EXIT
-changed=no
-{blocks}
-if ! ufw status | grep -q '^Status: active'; then
-  ufw --force enable
-elif [ "$changed" = yes ] || ! iptables -C DOCKER-USER {DROP_RULE} 2>/dev/null; then
-  # The DOCKER-USER rules are loaded from after.rules: a changed block, or rules someone flushed.
-  ufw reload
-fi
-ufw status verbose
-"""
+    return render_template(
+        "firewall.sh.j2",
+        ufw_rules=[_ufw_rule(port) for port in ports],
+        wanted="\n".join(f"{MARKER} {port.label}" for port in ports),
+        marker=MARKER,
+        blocks=[(AFTER_RULES[version], render_after_rules_block(ports, version)) for version in (4, 6)],
+        drop_rule=DROP_RULE,
+    )

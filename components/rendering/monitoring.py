@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from components.rendering import dump_yaml
+from components.rendering import dump_yaml, render_template
 from components.rendering.backup import METRICS_PORT as BACKUP_METRICS_PORT
 from components.rendering.engine_api import URL as ENGINE_API_URL
 from components.rendering.voicegrow import PASSWORD_PLACEHOLDER, mysql_as_root
@@ -796,38 +796,11 @@ def render_alloy_config(project: str, stack: str) -> str:
     it reads the engine through the engine API filter."""
     # Docker discovery turns the label `<project>.component` into this meta label.
     component_label = "__meta_docker_container_label_" + f"{project}_component".replace(".", "_").replace("-", "_")
-    return f'''discovery.docker "containers" {{
-  host = "{ENGINE_API_URL}"
-  filter {{
-    name   = "label"
-    values = ["{project}.stack={stack}"]
-  }}
-}}
-
-discovery.relabel "containers" {{
-  targets = discovery.docker.containers.targets
-  rule {{
-    source_labels = ["__meta_docker_container_name"]
-    regex         = "/(.*)"
-    target_label  = "container"
-  }}
-  rule {{
-    source_labels = ["{component_label}"]
-    target_label  = "component"
-  }}
-}}
-
-loki.source.docker "containers" {{
-  host          = "{ENGINE_API_URL}"
-  targets       = discovery.docker.containers.targets
-  relabel_rules = discovery.relabel.containers.rules
-  forward_to    = [loki.write.local.receiver]
-}}
-
-loki.write "local" {{
-  endpoint {{
-    url = "http://loki:{LOKI_PORT}/loki/api/v1/push"
-  }}
-  external_labels = {{ stack = "{stack}" }}
-}}
-'''
+    return render_template(
+        "alloy.river.j2",
+        engine_api_url=ENGINE_API_URL,
+        project=project,
+        stack=stack,
+        component_label=component_label,
+        loki_port=LOKI_PORT,
+    )

@@ -264,63 +264,22 @@ def render_postgres_upgrade_dump(upgrade: PostgresUpgrade) -> str:
     version, stop Synapse, dump its database from the running server, stop that server and move
     its cluster to the upgrade volume, leaving the data volume empty for the new server's
     initdb. The same major version (or no server yet) does nothing; an older one is refused."""
-    data, dump = POSTGRES_DATA, UPGRADE_DUMP
-    return f"""set -eu
-old={upgrade.postgres}
-if ! docker container inspect "$old" >/dev/null 2>&1; then echo "$old does not exist yet: nothing to upgrade"; exit 0; fi
-if [ "$(docker container inspect -f '{{{{.State.Running}}}}' "$old")" != true ]; then
-  echo "$old is not running: start it (docker start $old) so that its version can be read and its database dumped" >&2
-  exit 1
-fi
-running="$(docker exec "$old" cat {data}/PG_VERSION)"
-# A busy engine can lose a docker exec's output (it copies it for 2 s after the command ends).
-if [ -z "$running" ]; then echo "could not read $old's PostgreSQL version (no output from docker exec): nothing was changed; deploy again" >&2; exit 1; fi
-wanted="$(docker run --rm --network none --entrypoint postgres {upgrade.image} -V | sed -n 's/^postgres (PostgreSQL) \\([0-9]*\\).*/\\1/p')"
-if [ -z "$wanted" ]; then echo "cannot tell the PostgreSQL version of {upgrade.image} (postgres -V)" >&2; exit 1; fi
-if [ "$running" = "$wanted" ]; then echo "PostgreSQL $running stays PostgreSQL $wanted: no major upgrade"; exit 0; fi
-if [ "$running" -gt "$wanted" ]; then
-  echo "images.postgres is PostgreSQL $wanted, older than the running $running: PostgreSQL cannot go back a major version; restore a backup taken before the upgrade instead" >&2
-  exit 1
-fi
-echo "PostgreSQL $running -> $wanted: dumping Synapse's database"
-for name in {" ".join(upgrade.synapse)}; do
-  if docker container inspect "$name" >/dev/null 2>&1; then docker stop "$name" >/dev/null; fi
-done
-docker exec "$old" pg_dump -U {DATABASE_USER} -d {DATABASE_NAME} -Fc -f {dump}.partial
-docker exec "$old" mv {dump}.partial {dump}
-docker stop "$old" >/dev/null
-old_image="$(docker container inspect -f '{{{{.Image}}}}' "$old")"
-echo "moving the PostgreSQL $running cluster to {UPGRADE_DIR}/postgres-$running (volume {upgrade.upgrade_volume})"
-docker run --rm --network none --user {upgrade.user} --cap-drop ALL --security-opt no-new-privileges \\
-  -v {upgrade.data_volume}:{data} -v {upgrade.upgrade_volume}:{UPGRADE_DIR} --entrypoint sh "$old_image" -c \\
-  "rm -rf {UPGRADE_DIR}/postgres-$running && mkdir {UPGRADE_DIR}/postgres-$running && cp -a {data}/. {UPGRADE_DIR}/postgres-$running/ && find {data} -mindepth 1 -delete"
-"""
+    return render_template("postgres-upgrade-dump.sh.j2", **_upgrade_values(upgrade))
 
 
 def render_postgres_upgrade_restore(upgrade: PostgresUpgrade) -> str:
     """Shell script run once the new PostgreSQL is healthy: when a major upgrade left a dump,
     restore it in one transaction, keep it as the last restored dump, start Synapse again and
     wait until each of its containers is healthy."""
-    dump = UPGRADE_DUMP
-    return f"""set -eu
-new={upgrade.postgres}
-if ! docker exec "$new" test -e {dump}; then echo "no upgrade dump in {UPGRADE_DIR}: nothing to restore"; exit 0; fi
-echo "restoring Synapse's database into PostgreSQL $(docker exec "$new" cat {POSTGRES_DATA}/PG_VERSION)"
-docker exec "$new" pg_restore -U {DATABASE_USER} -d {DATABASE_NAME} --no-owner --clean --if-exists --single-transaction --exit-on-error {dump}
-docker exec "$new" mv {dump} {UPGRADE_DIR}/synapse-restored.dump
-started=""
-for name in {" ".join(upgrade.synapse)}; do
-  if docker container inspect "$name" >/dev/null 2>&1; then docker start "$name" >/dev/null; started="$started $name"; fi
-done
-# The deploy goes on (and reports success) only once Synapse serves again.
-for name in $started; do
-  waited=0
-  until [ "$(docker container inspect -f '{{{{.State.Health.Status}}}}' "$name")" = healthy ]; do
-    if [ "$waited" -ge {upgrade.health_timeout} ]; then
-      echo "$name is not healthy {upgrade.health_timeout} s after the restore: see docker logs $name" >&2; exit 1
-    fi
-    sleep 1; waited=$((waited + 1))
-  done
-done
-echo "restored; the old cluster stays in {UPGRADE_DIR} until you remove it"
-"""
+    return render_template("postgres-upgrade-restore.sh.j2", **_upgrade_values(upgrade))
+
+
+def _upgrade_values(upgrade: PostgresUpgrade) -> dict[str, object]:
+    return {
+        "upgrade": upgrade,
+        "data": POSTGRES_DATA,
+        "dump": UPGRADE_DUMP,
+        "upgrade_dir": UPGRADE_DIR,
+        "user": DATABASE_USER,
+        "database": DATABASE_NAME,
+    }
