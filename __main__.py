@@ -170,6 +170,7 @@ pulumi.export("monitoring_admin_password", monitoring.admin_password)
 
 proxied = [component for component in (synapse, voicegrow) if component is not None]
 if front is not None:
+    proxy_roles = settings.roles_of("proxy")
     proxy = ReverseProxy(
         "proxy",
         deployment,
@@ -185,8 +186,8 @@ if front is not None:
                 container for component in (*proxied, monitoring) for container in component.proxied_containers
             ],
             reloading_upstreams=[resource for component in proxied for resource in component.reloading_upstreams],
-            roles=settings.roles_of("proxy"),
-            images=settings.images_of(settings.roles_of("proxy")),
+            roles=proxy_roles,
+            images=settings.images_of(proxy_roles),
             secrets=loaded.secrets,
         ),
     )

@@ -35,7 +35,7 @@ OFFSITE_SECTION_OUTPUT = "backup_offsite_rclone_section"
 
 @dataclass(frozen=True)
 class BackupJobArgs:
-    """The backup settings, the stacks to back up (None when not deployed) and the job's own resources."""
+    """The backup settings, the systems to back up (their backup targets; None when not deployed) and the job's own role."""
 
     settings: BackupSettings
     image: pulumi.Output[str]
@@ -116,7 +116,8 @@ class BackupJob(pulumi.ComponentResource):
         self._publish(deployment)
 
     def _archives(self, deployment: Deployment, args: BackupJobArgs, child: pulumi.ResourceOptions) -> docker.ContainerVolumeArgs:
-        """Where the archives are kept: the operator's host path, or a volume of the stack's."""
+        """Where the archives are kept (also set as `self.location`): the operator's host path, or
+        a volume of the stack's."""
         settings = args.settings
         if settings.host_path is not None:
             self.location: pulumi.Output[str] = pulumi.Output.from_input(settings.host_path)
@@ -129,7 +130,7 @@ class BackupJob(pulumi.ComponentResource):
         self, deployment: Deployment, args: BackupJobArgs, archives: docker.ContainerVolumeArgs, mysql_password: pulumi.Output[str] | None
     ) -> tuple[list[docker.ContainerVolumeArgs], list[docker.Network], list[pulumi.Resource]]:
         """The volumes and networks the job reads its sources from, and what must run before it:
-        the databases, and the backup's own MySQL account."""
+        the databases, the backup's own MySQL account, MinIO and its bucket."""
         synapse, voicegrow = args.synapse, args.voicegrow
         volumes = [archives]
         networks = []

@@ -23,6 +23,8 @@ from config.monitoring import MonitoringSettings
 from config.types import image_tag
 
 COMPONENT = "monitoring"
+
+
 def deployed(settings: StackSettings) -> render.Deployed:
     """What the stack deploys, as monitoring sees it."""
     synapse, voicegrow = settings.synapse, settings.voicegrow
@@ -55,7 +57,7 @@ def deployed(settings: StackSettings) -> render.Deployed:
 
 @dataclass(frozen=True)
 class MonitoringArgs:
-    """What monitoring watches and how: its settings, the deployed systems, images, limits and secrets."""
+    """What monitoring watches and how: its settings, the deployed systems' targets, its roles, images and secrets."""
 
     settings: MonitoringSettings
     deployed: render.Deployed
@@ -133,9 +135,10 @@ class Monitoring(pulumi.ComponentResource):
             # The public hosts are probed through the proxy, which answers to their names there.
             extra_networks=self._stack_networks + fronted(args.front_network),
         )
-        if "dingtalk" in settings.receivers:
+        # The roles the stack runs (StackSettings.runs) say which containers there are.
+        if "dingtalk" in args.roles:
             self.containers["dingtalk"] = self._dingtalk()
-        if settings.full:
+        if "grafana" in args.roles:
             self._full(plan)
 
         self.routes = MonitoringRoutes(
@@ -297,9 +300,9 @@ class Monitoring(pulumi.ComponentResource):
         )
 
     def _engine_readers(self) -> None:
-        """Alloy (logs) and cAdvisor (per-container figures), which read the engine through the filter."""
+        """Alloy (logs) and cAdvisor (per-container figures), which read the engine through the
+        filter, on a network of their own with it."""
         deployment = self._deployment
-        # Alloy and cAdvisor read the engine through the filter, on a network of their own with it.
         engine_api_network = private_network(deployment, f"{COMPONENT}-engine-api", self._child)
         self.containers["engine_api"] = self._container(
             "engine_api",
@@ -343,13 +346,12 @@ class Monitoring(pulumi.ComponentResource):
         )
 
     def _database_exporters(self) -> None:
-        """An exporter per database, logged in with an account that can read statistics only."""
+        """An exporter per database, logged in with an account of its own that can read statistics
+        only, made (or updated) in the database's container once it is healthy."""
         deployment = self._deployment
         synapse, voicegrow = self._args.synapse, self._args.voicegrow
-        # The database exporters log in with an account of their own that can read statistics only,
-        # made (or updated) in each database container once it is healthy.
         password = secret_or_generated("monitoring-exporter-password", None, self._child)
-        if synapse is not None:
+        if synapse is not None and "postgres_exporter" in self._args.roles:
             command, sql = render.postgres_exporter_account(synapse_render.DATABASE_USER, synapse_render.DATABASE_NAME)
             account = exec_in_container(
                 "monitoring-postgres-account",
@@ -370,7 +372,7 @@ class Monitoring(pulumi.ComponentResource):
                 extra_networks=[synapse.network],
                 depends_on=[account],
             )
-        if voicegrow is not None:
+        if voicegrow is not None and "mysql_exporter" in self._args.roles:
             account = exec_in_container(
                 "monitoring-mysql-account",
                 deployment,

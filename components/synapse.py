@@ -28,7 +28,7 @@ SECRETS_DIR = "/run/secrets"
 
 @dataclass(frozen=True)
 class SynapseStackArgs:
-    """The settings slice SynapseStack needs, with its images, limits and secrets resolved."""
+    """The settings slice SynapseStack needs, with its roles, images and secrets resolved."""
 
     settings: SynapseSettings
     tls: bool
@@ -41,8 +41,8 @@ class SynapseStackArgs:
     backup: BackupBeforeChanges | None = None
     """The backup that runs before PostgreSQL or Synapse is replaced (None: none)."""
     workers: list[SynapseWorker] = field(default_factory=list)
-    """Synapse's workers (empty: one process); with them, `limits`, `security` and `images` hold
-    the `synapse_worker` and `synapse_redis` roles and the `redis` image."""
+    """Synapse's workers (empty: one process); with them, `roles` and `images` hold the
+    `synapse_worker` and `synapse_redis` roles and the `redis` image."""
     worker_plan: SynapseWorkerPlan | None = None
     front_network: docker.Network | None = None
     """The proxy's network, which Synapse's HTTP listeners and well-known join (None: no proxy)."""
@@ -231,25 +231,23 @@ class SynapseStack(pulumi.ComponentResource):
         # A new major version of PostgreSQL: dumped from the old server before it is replaced,
         # restored into the new one before Synapse runs again. Only where what the upgrade stops
         # stays stopped (Swarm would start new tasks).
+        upgrade = pulumi.Output.all(self.postgres_volume.name, self.postgres_upgrade_volume.name, image.image_id).apply(
+            lambda values: render.PostgresUpgrade(
+                postgres=deployment.name(postgres_spec.name),
+                # The main process first: its workers replicate from it.
+                synapse=(
+                    deployment.name(synapse_spec.name),
+                    *(deployment.name(render_workers.worker_host(worker)) for worker in args.workers),
+                ),
+                data_volume=values[0],
+                upgrade_volume=values[1],
+                image=values[2],
+                user=args.roles["postgres"].security.user or "0:0",
+            )
+        )
         upgrade_dump: list[pulumi.Resource] = []
         upgrade_restore: list[pulumi.Resource] = []
         if deployment.runtime.keeps_stopped_workloads:
-            upgrade = pulumi.Output.all(
-                self.postgres_volume.name, self.postgres_upgrade_volume.name, image.image_id
-            ).apply(
-                lambda values: render.PostgresUpgrade(
-                    postgres=deployment.name(postgres_spec.name),
-                    # The main process first: its workers replicate from it.
-                    synapse=(
-                        deployment.name(synapse_spec.name),
-                        *(deployment.name(render_workers.worker_host(worker)) for worker in args.workers),
-                    ),
-                    data_volume=values[0],
-                    upgrade_volume=values[1],
-                    image=values[2],
-                    user=args.roles["postgres"].security.user or "0:0",
-                )
-            )
             upgrade_dump.append(
                 docker_script(
                     "synapse-postgres-upgrade-dump",

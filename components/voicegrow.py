@@ -24,7 +24,7 @@ COMPONENT = "voicegrow"
 
 @dataclass(frozen=True)
 class VoiceGrowStackArgs:
-    """The settings slice VoiceGrowStack needs, with its images, limits and secrets resolved."""
+    """The settings slice VoiceGrowStack needs, with its roles, images and secrets resolved."""
 
     settings: VoiceGrowSettings
     tuning: VoiceGrowTuning
@@ -399,7 +399,6 @@ class VoiceGrowStack(pulumi.ComponentResource):
             child,
             platform=deployment.platform,
         )
-
 
 
 @dataclass(frozen=True)

@@ -1158,6 +1158,7 @@ class StackSettings(Settings):
         """The roles of `component` this stack runs, as it runs them (in the registry's order)."""
         return {name: self.role(name) for name, role in ROLES.items() if role.component == component and self.runs(role)}
 
+
 def _collision(first: PublishedPort, second: PublishedPort) -> str:
     """The error for two published ports that cannot both be bound, and how to fix it."""
     if first.address == second.address:

@@ -191,8 +191,6 @@ class SizingProfile:
     """Most disk Prometheus keeps samples in (its --storage.tsdb.retention.size)."""
 
 
-
-
 def limits(role: str, memory_mb: int, reservation_mb: int, cpus: float | None = None) -> ContainerLimits:
     """The limits of a container of `role`, with the role's CPU weight."""
     return ContainerLimits(memory_mb=memory_mb, reservation_mb=reservation_mb, cpu_weight=ROLES[role].cpu_weight, cpus=cpus)

@@ -92,7 +92,7 @@ def docker_script(
 
 
 def _docker_exec(target: str, argv: list[str], environment: Mapping[str, object], interactive: bool) -> str:
-    """`docker exec` in the container `target` names (shell words, see Deployment.running_container)."""
+    """`docker exec` in the container `target` names (shell words, see Runtime.running_container)."""
     passed = "".join(f"-e {variable} " for variable in environment)
     return f"docker exec {'-i ' if interactive else ''}{passed}{target} {shlex.join(argv)}"
 
