@@ -65,10 +65,18 @@ sql_literal() { local s="${1//\\/\\\\}"; printf '%s' "${s//\'/\\\'}"; }
 # A name as the inside of an SQL back-quoted identifier.
 sql_name() { printf '%s' "${1//\`/\`\`}"; }
 
+# The root password as an option file, read through process substitution as the official image
+# does (--defaults-extra-file=<(root_passfile)): never on a command line, where any user of the
+# host sees it. Empty until root has its password.
+root_passfile() {
+  if [[ -n "${ROOT_READY:-}" && -n "$MYSQL_ROOT_PASSWORD" ]]; then
+    printf '[client]\npassword="%s"\n' "$MYSQL_ROOT_PASSWORD"
+  fi
+}
+
 client() { # ARGS... : mysql over the temporary server's socket, as root
-  local password=()
-  [[ -z "${ROOT_READY:-}" || -z "$MYSQL_ROOT_PASSWORD" ]] || password=("--password=$MYSQL_ROOT_PASSWORD")
-  mysql --protocol=socket --socket="$SOCKET" -uroot "${password[@]}" -hlocalhost --batch --skip-column-names "$@"
+  mysql --defaults-extra-file=<(root_passfile) --protocol=socket --socket="$SOCKET" -uroot -hlocalhost \
+    --batch --skip-column-names "$@"
 }
 
 start_temporary_server() { # SERVER-COMMAND...
@@ -85,8 +93,7 @@ start_temporary_server() { # SERVER-COMMAND...
 }
 
 stop_temporary_server() {
-  mysqladmin --protocol=socket --socket="$SOCKET" -uroot \
-    ${MYSQL_ROOT_PASSWORD:+"--password=$MYSQL_ROOT_PASSWORD"} shutdown
+  mysqladmin --defaults-extra-file=<(ROOT_READY=1 root_passfile) --protocol=socket --socket="$SOCKET" -uroot shutdown
   wait "$TEMP_PID" || true
 }
 
