@@ -20,6 +20,7 @@ from components.rendering.proxy import MonitoringRoutes
 from components.secrets import secret_or_generated
 from config.models import RoleSettings, StackSettings
 from config.monitoring import MonitoringSettings
+from config.roles import ROLES
 from config.types import image_tag
 
 COMPONENT = "monitoring"
@@ -45,9 +46,9 @@ def deployed(settings: StackSettings) -> render.Deployed:
         synapse_metrics=synapse.enabled and synapse.metrics,
         synapse_memory_limit_mb=settings.limits("synapse").memory_mb,
         voicegrow_replicas=voicegrow.replicas if voicegrow.enabled else 0,
-        backup=settings.backup.enabled and (synapse.enabled or voicegrow.enabled),
-        healer=settings.healer.enabled and (synapse.enabled or voicegrow.enabled),
-        proxy=settings.proxy.enabled and (synapse.enabled or voicegrow.enabled),
+        backup=settings.runs(ROLES["backup"]),
+        healer=settings.runs(ROLES["healer"]),
+        proxy=settings.runs(ROLES["proxy"]),
         public=public,
         public_tls=settings.tls != "off",
         # The stack's own CA signs self-signed certificates: their expiry is read, not their chain.

@@ -65,26 +65,32 @@ class VoiceGrowStack(pulumi.ComponentResource):
             minio=secret_or_generated("minio-root-password", secrets["minio_root_password"], child, length=40),
             minio_app=secret_or_generated("minio-app-password", secrets["minio_app_password"], child, length=40),
         )
-        self.mysql_password = passwords.mysql
-        self.redis_password = passwords.redis
-        self.minio_credentials = (passwords.minio_user, passwords.minio)
-        self.bucket_name = args.settings.bucket
+        # Rendered once: the services read them, and the backups archive them beside the data.
+        my_cnf = render.render_my_cnf(args.settings, args.tuning)
+        redis_conf = pulumi.Output.secret(
+            passwords.redis.apply(lambda password: render.render_redis_conf(args.settings, args.tuning, password))
+        )
 
-        mysql_spec = self._mysql_spec(deployment, args, images, passwords)
-        redis_spec = self._redis_spec(deployment, args, images, passwords)
+        mysql_spec = self._mysql_spec(deployment, args, images, passwords, my_cnf)
+        redis_spec = self._redis_spec(deployment, args, images, passwords, redis_conf)
         minio_spec = self._minio_spec(deployment, args, images, passwords)
         server_specs = self._server_specs(args, self._server_image(deployment, args, images, child), passwords)
         self._data_services(deployment, args, passwords, (mysql_spec, redis_spec, minio_spec), server_specs, child)
         self._servers(deployment, args, server_specs, child)
-        self._publish(args)
+        self._publish(args, passwords, {"my.cnf": pulumi.Output.from_input(my_cnf), "redis.conf": redis_conf})
 
     def _mysql_spec(
-        self, deployment: Deployment, args: VoiceGrowStackArgs, images: dict[str, docker.RemoteImage], passwords: _Passwords
+        self,
+        deployment: Deployment,
+        args: VoiceGrowStackArgs,
+        images: dict[str, docker.RemoteImage],
+        passwords: _Passwords,
+        my_cnf: str,
     ) -> ServiceContainer:
         """MySQL: its configuration, passwords and the operator's init SQL as files."""
         settings = args.settings
         mysql_files = [
-            FileDirectory("config", render.MYSQL_CONFIG_DIR, {"voicegrow.cnf": render.render_my_cnf(settings, args.tuning)}),
+            FileDirectory("config", render.MYSQL_CONFIG_DIR, {"voicegrow.cnf": my_cnf}),
             FileDirectory("secrets", render.SECRETS_DIR, {"root_password": passwords.mysql_root, "password": passwords.mysql}),
         ]
         if settings.mysql.init_sql is not None:
@@ -119,7 +125,12 @@ class VoiceGrowStack(pulumi.ComponentResource):
         )
 
     def _redis_spec(
-        self, deployment: Deployment, args: VoiceGrowStackArgs, images: dict[str, docker.RemoteImage], passwords: _Passwords
+        self,
+        deployment: Deployment,
+        args: VoiceGrowStackArgs,
+        images: dict[str, docker.RemoteImage],
+        passwords: _Passwords,
+        redis_conf: pulumi.Output[str],
     ) -> ServiceContainer:
         """Redis with a password and its configuration as files."""
         settings = args.settings
@@ -147,9 +158,7 @@ class VoiceGrowStack(pulumi.ComponentResource):
                     "config",
                     render.REDIS_CONFIG_DIR,
                     {
-                        "redis.conf": pulumi.Output.secret(
-                            passwords.redis.apply(lambda password: render.render_redis_conf(settings, args.tuning, password))
-                        ),
+                        "redis.conf": redis_conf,
                         "password": passwords.redis,
                     },
                 )
@@ -333,8 +342,9 @@ class VoiceGrowStack(pulumi.ComponentResource):
             self.servers.append(server)
             self.reloading_upstreams += [server, *previous]
 
-    def _publish(self, args: VoiceGrowStackArgs) -> None:
-        """What the proxy, the backups and the stack's outputs read of VoiceGrow."""
+    def _publish(self, args: VoiceGrowStackArgs, passwords: _Passwords, config_files: dict[str, pulumi.Output[str]]) -> None:
+        """What the proxy, the backups and the stack's outputs read of VoiceGrow; `config_files`
+        are archived beside the data (redis.conf holds the password)."""
         settings = args.settings
         self.ws_upstreams = [f"server-{replica}:{render.SERVER_WS_PORT}" for replica in range(1, settings.replicas + 1)]
         self.http_upstreams = [f"server-{replica}:{render.SERVER_HTTP_PORT}" for replica in range(1, settings.replicas + 1)]
@@ -349,25 +359,21 @@ class VoiceGrowStack(pulumi.ComponentResource):
         # Replicas are not here: the proxy reloads after each is replaced (a rolling replacement
         # must not replace the proxy too).
         self.proxied_containers = [self.minio]
-        # What the backups archive beside the data (redis.conf holds the password).
-        self.config_files: dict[str, pulumi.Output[str]] = {
-            "my.cnf": pulumi.Output.from_input(render.render_my_cnf(settings, args.tuning)),
-            "redis.conf": pulumi.Output.secret(
-                self.redis_password.apply(lambda password: render.render_redis_conf(settings, args.tuning, password))
-            ),
-        }
         self.backup_target = VoiceGrowBackupTarget(
             network=self.network,
             mysql=self.mysql,
             minio=self.minio,
             bucket=self.bucket,
-            bucket_name=self.bucket_name,
-            minio_credentials=self.minio_credentials,
+            bucket_name=settings.bucket,
+            minio_credentials=(passwords.minio_user, passwords.minio),
             services=[server.name for server in self.servers],
-            config_files=self.config_files,
+            config_files=config_files,
         )
         self.monitoring_target = VoiceGrowMonitoringTarget(
-            network=self.network, mysql=self.mysql, redis_password=self.redis_password, minio_credentials=self.minio_credentials
+            network=self.network,
+            mysql=self.mysql,
+            redis_password=passwords.redis,
+            minio_credentials=(passwords.minio_user, passwords.minio),
         )
         self.http_urls = [
             f"http://{settings.bind}:{settings.host_port(settings.http_port, replica)}"
