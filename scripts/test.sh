@@ -45,6 +45,20 @@ export E2E_PORT_OFFSET=$(((16#$clone % 10 + 1) * 1000))
 pool_octet=$((16#$clone % 100 + 100))
 engine="$PWD/.cache/engine"
 swarm_engine="$PWD/.cache/swarm-engine"
+# dockerd leaves its iptables rules behind when it stops. A masquerading rule of an address pool
+# outlives its engine and catches the next engine on that pool (another clone whose path hashes to
+# the same pool, or this one): its containers' traffic to each other then arrives from the
+# bridge's address instead of the sender's. So every rule that names the pool's addresses or the
+# clone's bridges goes when an engine stops, and before one starts.
+forget_rules() {
+  command -v iptables-save >/dev/null || return 0
+  local table rule
+  for table in nat filter; do
+    { iptables-save -t "$table" | grep -E -- "^-A .*( 10\.$pool_octet\.| e2[es]-$clone( |$))" || true; } | while read -r rule; do
+      eval "iptables -t $table -D ${rule#-A }"
+    done
+  done
+}
 # Stops an engine (also one left by an interrupted run) and removes its bridge, what it left
 # mounted (network namespaces, and image layers if it was killed) and its data; its log stays.
 stop_engine() {
@@ -68,6 +82,7 @@ start_engine() {
 stop_engines() {
   stop_engine "$engine" "e2e-$clone"
   stop_engine "$swarm_engine" "e2s-$clone"
+  forget_rules
 }
 stop_engines
 trap stop_engines EXIT

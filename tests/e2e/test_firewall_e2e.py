@@ -9,6 +9,7 @@ on the host itself; another container then tries each port.
 
 from __future__ import annotations
 
+import shlex
 import textwrap
 import time
 from collections.abc import Iterator
@@ -36,6 +37,12 @@ SSH_PORT = 22
 HOST_PORT = 9100
 CONNECT_SECONDS = 5
 REPLY_SECONDS = 20
+# On the stand-in: answers one connection with the address it came from.
+PEER_PORT = 9200
+ECHO_PEER = (
+    "import socket; server = socket.create_server(('', %d)); connection, peer = server.accept(); "
+    "connection.sendall(peer[0].encode() + b'\\n')" % PEER_PORT
+)
 # A program of one remote command, to check how the harness applies it in a `pulumi up`.
 NOTE_PROGRAM = textwrap.dedent(
     """
@@ -196,6 +203,18 @@ def _probe(client: Any, address: str, port: int) -> Probe:
 
 def test_before_the_firewall_every_port_answers(before: dict[int, str | None]) -> None:
     assert all(answer is not None for answer in before.values()), before
+
+
+def test_the_stand_in_sees_the_clients_own_address(vps: Vps, client: Any) -> None:
+    """The source-limited rules below are tested only if the stand-in sees who connects. A
+    masquerading rule that an earlier engine on the same addresses left in the host's iptables
+    would show it the bridge's address instead (scripts/test.sh removes such rules)."""
+    _run(vps.container, f"(setsid python3 -c {shlex.quote(ECHO_PEER)} >/dev/null 2>&1 </dev/null &); "
+                        f"until ss -ltn | grep -q ':{PEER_PORT} '; do sleep 0.1; done")
+    client.reload()
+    source = client.attrs["NetworkSettings"]["Networks"]["bridge"]["IPAddress"]
+    seen = run_in(client, ["bash", "-c", f"exec 3<>/dev/tcp/{vps.address}/{PEER_PORT} && timeout {REPLY_SECONDS} head -n 1 <&3"])
+    assert seen.output.strip() == source, f"the stand-in saw {seen.output.strip()!r} connect, not the client at {source}"
 
 
 def test_the_apply_reports_ufw_active_with_ssh_and_the_proxys_ports(applied: CommandResult) -> None:
