@@ -116,7 +116,7 @@ def resolve_settings(project: str, stack: str, raw: dict[str, Any]) -> StackSett
         raise ConfigError([f"{project}:profile must be one of {', '.join(PROFILES)}, got {profile_name!r}"])
     monitoring = raw.get("monitoring")
     level = monitoring.get("level") if isinstance(monitoring, dict) else None
-    defaults = {"environment": environment, **_defaults(project, stack, ENVIRONMENTS[environment], profile_name, level)}
+    defaults = {"environment": environment, **default_settings(project, stack, ENVIRONMENTS[environment], profile_name, level)}
     docker = raw.get("docker")
     docker_host = docker.get("host") if isinstance(docker, dict) else None
     # A remote host reached over SSH gets its firewall from the program by default.
@@ -131,9 +131,10 @@ def resolve_settings(project: str, stack: str, raw: dict[str, Any]) -> StackSett
         raise ConfigError([_describe(project, detail) for detail in error.errors()]) from None
 
 
-def _defaults(
+def default_settings(
     project: str, stack: str, env: EnvironmentDefaults, profile_name: str, monitoring: str | None
 ) -> dict[str, Any]:
+    """What the program fills in for a stack of this environment and profile before the operator's values."""
     profile = PROFILES[profile_name]
     return {
         "project": project,

@@ -1,7 +1,7 @@
 """Pydantic models of every stack setting, after environment and profile defaults are merged in.
 
 Each model forbids unknown keys, so a misspelt setting fails instead of being ignored.
-Field descriptions are the settings reference; docs/configuration.md mirrors them.
+Field descriptions are the settings reference: config/reference.py writes them into docs/configuration.md.
 """
 
 from __future__ import annotations
@@ -234,7 +234,8 @@ class RemoteMediaPurge(Settings):
 
     enabled: bool | None = Field(
         default=None,
-        description="Run the purge; default: wherever the backup job runs (its scheduler runs it) and an admin exists.",
+        json_schema_extra={"default_text": "where the backup job runs and `synapse.admin_username` is set"},
+        description="Run the purge (on the backup container's scheduler, as the admin account).",
     )
     schedule: CronExpression = Field(default="0 4 1 * *", description="When (cron, in backup.timezone); default monthly.")
     max_age_days: int = Field(default=30, ge=1, le=3650, description="Purge remote media not accessed for this many days.")
@@ -244,7 +245,9 @@ class StateCompression(Settings):
     """Synapse's state tables compressed by synapse_auto_compressor on a schedule of the backup container."""
 
     enabled: bool | None = Field(
-        default=None, description="Run the compressor; default: in staging and prod, where the backup job runs (its scheduler runs it)."
+        default=None,
+        json_schema_extra={"default_text": "staging and prod, where the backup job runs"},
+        description="Run the compressor (on the backup container's scheduler).",
     )
     schedule: CronExpression = Field(default="30 4 * * *", description="When (cron, in backup.timezone); default daily.")
     chunk_size: int = Field(default=500, ge=10, le=100000, description="State groups compressed together in one chunk.")
@@ -260,10 +263,14 @@ class SynapseSettings(Settings):
     enabled: bool = Field(default=True, description="Deploy the homeserver.")
     server_name: DomainName = Field(description="The Matrix domain in user IDs (@alice:server_name).")
     public_host: DomainName | None = Field(
-        default=None, description="Host name clients and servers reach Synapse at; default: server_name."
+        default=None,
+        json_schema_extra={"default_text": "`synapse.server_name`"},
+        description="Host name clients and servers reach Synapse at (delegated through .well-known).",
     )
     public_baseurl: HttpUrl | None = Field(
-        default=None, description="URL clients use; default: https://public_host/ (http:// when TLS is off)."
+        default=None,
+        json_schema_extra={"default_text": "`https://<public_host>/`"},
+        description="URL clients use (http:// when TLS is off).",
     )
     registration: RegistrationMode = Field(
         description="'open' (anyone, no verification: the guide's setting), 'token' (registration tokens), 'closed'."
@@ -401,7 +408,7 @@ class VoiceGrowSettings(Settings):
     secret_files: bool = Field(
         default=False,
         description=(
-            "The server reads each secret from the file named by <NAME>_FILE (e.g. MYSQL_PASSWORD_FILE), "
+            "The server reads each secret from the file named by `<NAME>_FILE` (e.g. `MYSQL_PASSWORD_FILE`), "
             "0400 and owned by its user; off: secrets are environment variables, for a server without that support."
         ),
     )
@@ -477,7 +484,7 @@ class ProxySettings(Settings):
     rate_limits: EdgeRateLimits = Field(
         default=EdgeRateLimits(), description="Per-address limits on login, registration and media upload (429)."
     )
-    acme_email: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+$", description="Let's Encrypt account e-mail (acme).")
+    acme_email: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+$", description="Let's Encrypt account e-mail (required with tls 'acme').")
     acme_staging: bool = Field(default=False, description="Use Let's Encrypt's staging endpoint (untrusted test certificates).")
     acme_renew_hours: int = Field(default=12, ge=1, le=168, description="Hours between renewal attempts.")
     acme_directory: HttpUrl | None = Field(
@@ -523,7 +530,7 @@ class OffsiteSettings(Settings):
     remote: str = Field(
         default="offsite:backups",
         pattern=r"^[A-Za-z0-9_-]+:\S*$",
-        description="rclone destination, remote:path; each stack writes into its own directory <project>-<stack> under it.",
+        description="rclone destination, remote:path; each stack writes into its own directory `<project>-<stack>` under it.",
     )
     keep_days: int = Field(default=30, ge=1, le=3650, description="Delete offsite archives older than this many days...")
     keep_count: int = Field(default=1000, ge=1, le=100000, description="...and beyond this many newest offsite archives.")
@@ -607,7 +614,7 @@ class BackupSettings(Settings):
             runs_per_day = CronSchedule.parse(expression, self.timezone).runs_per_day(at)
             plans[part] = PartPlan(expression, runs_per_day, Retention(rule.keep_days, rule.keep_count))
         return plans
-    host_path: str | None = Field(default=None, pattern=r"^/\S+$", description="Host directory for archives; default: a named volume.")
+    host_path: str | None = Field(default=None, pattern=r"^/\S+$", json_schema_extra={"default_text": "the volume `<prefix>-backup`"}, description="Host directory for the archives.")
     timeout_minutes: int = Field(
         default=120, ge=1, le=1440, description="A run still going after this long is stopped and counts as failed."
     )
@@ -654,14 +661,18 @@ class SwarmSettings(Settings):
 class HealerSettings(Settings):
     """The container that restarts the stack's containers that stay unhealthy (it holds the Docker socket)."""
 
-    enabled: bool = Field(default=True, description="Restart containers that stay unhealthy (Docker restarts only those that exit).")
+    enabled: bool = Field(
+        default=True,
+        json_schema_extra={"default_text": "`true`; `false` with `orchestrator: swarm` (Swarm replaces unhealthy tasks itself)"},
+        description="Restart containers that stay unhealthy (Docker restarts only those that exit).",
+    )
     interval_seconds: int = Field(
         default=10, ge=5, le=300, description="Seconds between two looks for unhealthy containers."
     )
     docker_socket: str = Field(
         default="/var/run/docker.sock",
         pattern=r"^/\S+$",
-        description="The engine's socket on the Docker host (a rootless engine's is /run/user/<uid>/docker.sock); full monitoring's engine API filter opens it too.",
+        description="The engine's socket on the Docker host (a rootless engine's is `/run/user/<uid>/docker.sock`); full monitoring's engine API filter opens it too.",
     )
 
 
@@ -686,20 +697,26 @@ class FirewallAllow(Settings):
 class FirewallSettings(Settings):
     """The Docker host's firewall (ufw), applied over SSH from the ports the stack publishes."""
 
-    enabled: bool = Field(description="Manage the host's ufw rules; default on when docker.host is ssh://.")
+    enabled: bool = Field(
+        json_schema_extra={"default_text": "on when `docker.host` is `ssh://`"},
+        description="Manage the host's ufw rules and Docker's DOCKER-USER chain (docs/security.md: Host firewall).",
+    )
     host: str | None = Field(
-        default=None, pattern=r"^[A-Za-z0-9.:\[\]-]+$", description="SSH host of the firewall; default: docker.host's."
+        default=None, pattern=r"^[A-Za-z0-9.:\[\]-]+$", json_schema_extra={"default_text": "`docker.host`'s"}, description="SSH host of the firewall."
     )
     user: str | None = Field(
-        default=None, pattern=r"^[a-z_][a-z0-9_.-]*$", description="SSH user (root, or passwordless sudo); default: docker.host's, else root."
+        default=None, pattern=r"^[a-z_][a-z0-9_.-]*$", json_schema_extra={"default_text": "`docker.host`'s, else `root`"}, description="SSH user (root, or passwordless sudo)."
     )
     ssh_port: Port | None = Field(
-        default=None, description="Port SSH connects to and the firewall always keeps open; default: docker.host's, else 22."
+        default=None,
+        json_schema_extra={"default_text": "`docker.host`'s, else `22`"},
+        description="Port SSH connects to and the firewall always keeps open.",
     )
     host_key: str | None = Field(
         default=None,
         pattern=r"^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp256|ecdsa-sha2-nistp384|ecdsa-sha2-nistp521) [A-Za-z0-9+/=]+( .*)?$",
-        description="The host's SSH public key ('ssh-ed25519 AAAA...'), checked before the rules are sent; unset: not checked.",
+        json_schema_extra={"default_text": "none: not checked (required in prod)"},
+        description="The host's SSH public key ('ssh-ed25519 AAAA...'), checked before the rules are sent.",
     )
     allow: list[FirewallAllow] = Field(
         default_factory=list, description="More ports to let in, each {port, protocol, source}."
@@ -750,13 +767,16 @@ class StackSettings(Settings):
 
     project: str
     stack: str
-    environment: EnvironmentName = Field(description="dev, test, staging or prod; default: the stack name.")
-    profile: ProfileName = Field(default="small", description="Sizing profile: 'small' (1 vCPU/2 GB) or 'medium'.")
+    environment: EnvironmentName = Field(
+        json_schema_extra={"default_text": "the stack name"},
+        description="dev, test, staging or prod: which of the per-environment defaults apply.",
+    )
+    profile: ProfileName = Field(default="small", description="Sizing profile: 'small' (1 vCPU / 2 GB), 'medium' (2 vCPU / 4 GB) or 'large' (8 vCPU / 16 GB, the VoiceGrow guide's production machine).")
     prefix: str = Field(
-        pattern=r"^[a-z0-9][a-z0-9-]{0,30}$", description="Prefix of every Docker object name; default: project-stack."
+        pattern=r"^[a-z0-9][a-z0-9-]{0,30}$", description="Prefix of every container, network and volume name."
     )
     tls: TlsMode = Field(
-        description="How clients reach the services: 'off', 'self-signed', 'files' or 'acme'; default per environment."
+        description="How clients reach the services: 'off', 'self-signed', 'files' (secrets tls_certificate and tls_private_key) or 'acme' (Let's Encrypt)."
     )
     monitoring: MonitoringSettings = Field(description="Monitoring level ('basic' or 'full'), retention, receivers and hosts.")
     protect_data: bool = Field(description="Protect data volumes from `pulumi destroy`; default on in staging/prod.")

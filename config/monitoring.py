@@ -74,7 +74,11 @@ class MonitoringSettings(Settings):
     retention_size: str = Field(pattern=SIZE, description="Most disk Prometheus uses, e.g. '2GB'; default per profile.")
     log_retention: str = Field(pattern=r"^[1-9][0-9]*h$", description="How long Loki keeps logs (full), in hours, e.g. '168h'.")
     receivers: list[Receiver] = Field(
-        default_factory=list, description="Where alerts go: 'email', 'wecom', 'dingtalk', 'webhook' (each needs its settings or secrets)."
+        default_factory=list,
+        description=(
+            "Where alerts go: 'email', 'wecom', 'dingtalk', 'webhook' (each needs its settings or secrets). "
+            "staging and prod refuse an empty list; dev and test deploy with a warning."
+        ),
     )
     email: EmailSettings | None = Field(default=None, description="SMTP settings, for the 'email' receiver.")
     wecom: WeComSettings | None = Field(default=None, description="WeCom app, for the 'wecom' receiver.")
