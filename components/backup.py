@@ -12,6 +12,7 @@ from components.runtime.deployment import Deployment, service_container
 from components.runtime.storage import built_image, data_volume, secret_upload
 from components.runtime.workload import HealthCheck, ServiceContainer, role_fields
 from components.contracts import SynapseBackupTarget, VoiceGrowBackupTarget
+from components.images.backup import archives as job_file
 from components.rendering import backup as render
 from components.rendering import synapse as synapse_render
 from components.rendering import voicegrow as voicegrow_render
@@ -92,7 +93,7 @@ class BackupJob(pulumi.ComponentResource):
                 deployment.stack, offsite_directory, settings.offsite.encrypt, OFFSITE_SECTION_OUTPUT
             )
         mysql_password = secret_or_generated("backup-mysql-password", None, child) if args.voicegrow is not None else None
-        uploads = [docker.ContainerUploadArgs(file=render.JOB_PATH, content=job_json)]
+        uploads = [docker.ContainerUploadArgs(file=job_file.JOB_PATH, content=job_json)]
         uploads += self._credential_uploads(args, media_purge is not None, self.offsite_crypt_section, mysql_password)
         uploads += _config_uploads(args.synapse, args.voicegrow)
         volumes, networks, depends_on = self._sources(deployment, args, archives, mysql_password)
@@ -121,10 +122,10 @@ class BackupJob(pulumi.ComponentResource):
         settings = args.settings
         if settings.host_path is not None:
             self.location: pulumi.Output[str] = pulumi.Output.from_input(settings.host_path)
-            return docker.ContainerVolumeArgs(host_path=settings.host_path, container_path=render.ARCHIVE_DIR)
+            return docker.ContainerVolumeArgs(host_path=settings.host_path, container_path=job_file.ARCHIVE_DIR)
         volume = data_volume(deployment, "backup", child)
         self.location = volume.name
-        return docker.ContainerVolumeArgs(volume_name=volume.name, container_path=render.ARCHIVE_DIR)
+        return docker.ContainerVolumeArgs(volume_name=volume.name, container_path=job_file.ARCHIVE_DIR)
 
     def _sources(
         self, deployment: Deployment, args: BackupJobArgs, archives: docker.ContainerVolumeArgs, mysql_password: pulumi.Output[str] | None
@@ -137,7 +138,7 @@ class BackupJob(pulumi.ComponentResource):
         depends_on: list[pulumi.Resource] = []
         if synapse is not None:
             volumes.append(
-                docker.ContainerVolumeArgs(volume_name=synapse.data_volume.name, container_path=render.SYNAPSE_DATA_DIR)
+                docker.ContainerVolumeArgs(volume_name=synapse.data_volume.name, container_path=job_file.SYNAPSE_DATA_DIR)
             )
             networks.append(synapse.network)
             depends_on.append(synapse.postgres)
@@ -207,39 +208,39 @@ class BackupJob(pulumi.ComponentResource):
         uploads = []
         if args.synapse is not None:
             password = args.synapse.postgres_password
-            uploads.append(secret_upload(render.PGPASS_PATH, password.apply(lambda value: render.render_pgpass(POSTGRES, value)), ROOT_ONLY))
+            uploads.append(secret_upload(job_file.PGPASS_PATH, password.apply(lambda value: render.render_pgpass(POSTGRES, value)), ROOT_ONLY))
         if args.voicegrow is not None:
             assert mysql_password is not None
             uploads.append(
-                secret_upload(render.MYSQL_CLIENT_PATH, mysql_password.apply(lambda value: render.render_mysql_client(MYSQL, value)), ROOT_ONLY)
+                secret_upload(job_file.MYSQL_CLIENT_PATH, mysql_password.apply(lambda value: render.render_mysql_client(MYSQL, value)), ROOT_ONLY)
             )
             user, password = args.voicegrow.minio_credentials
             source = render.BucketSource(MINIO_ENDPOINT, args.voicegrow.bucket_name)
             uploads.append(
                 secret_upload(
-                    render.RCLONE_PATH,
+                    job_file.RCLONE_PATH,
                     pulumi.Output.all(user, password).apply(lambda keys: render.render_rclone_minio(source, keys[0], keys[1])),
                     ROOT_ONLY,
                 )
             )
         if media_purge and args.synapse is not None and args.synapse.admin_password is not None:
-            uploads.append(secret_upload(render.SYNAPSE_ADMIN_PASSWORD_PATH, args.synapse.admin_password, ROOT_ONLY))
+            uploads.append(secret_upload(job_file.SYNAPSE_ADMIN_PASSWORD_PATH, args.synapse.admin_password, ROOT_ONLY))
         if args.settings.offsite.enabled:
             if args.offsite_rclone_config is None:
                 raise ValueError("backup.offsite needs the secret backup_rclone_config")
             rclone_config = pulumi.Output.all(args.offsite_rclone_config, offsite_crypt_section).apply(
                 lambda parts: render.render_offsite_rclone(parts[0], parts[1])
             )
-            uploads.append(secret_upload(render.OFFSITE_RCLONE_PATH, rclone_config, ROOT_ONLY))
+            uploads.append(secret_upload(job_file.OFFSITE_RCLONE_PATH, rclone_config, ROOT_ONLY))
         return uploads
 
 
-def _media_purge(args: BackupJobArgs) -> render.MediaPurge | None:
+def _media_purge(args: BackupJobArgs) -> job_file.MediaPurge | None:
     """The job's purge of cached remote media, where it runs (it needs Synapse's admin account)."""
     synapse = args.synapse
     if args.remote_media_purge is None or synapse is None or synapse.admin_username is None:
         return None
-    return render.MediaPurge(
+    return job_file.MediaPurge(
         schedule=args.remote_media_purge.schedule,
         max_age_days=args.remote_media_purge.max_age_days,
         synapse_url=f"http://synapse:{synapse_render.HTTP_PORT}",
@@ -247,7 +248,7 @@ def _media_purge(args: BackupJobArgs) -> render.MediaPurge | None:
     )
 
 
-def _job_json(deployment: Deployment, args: BackupJobArgs, media_purge: render.MediaPurge | None) -> pulumi.Output[str]:
+def _job_json(deployment: Deployment, args: BackupJobArgs, media_purge: job_file.MediaPurge | None) -> pulumi.Output[str]:
     """The job file: what to back up, from where, and the containers to stop while restoring each part."""
     settings = args.settings
     synapse, voicegrow = args.synapse, args.voicegrow
@@ -257,7 +258,12 @@ def _job_json(deployment: Deployment, args: BackupJobArgs, media_purge: render.M
     voicegrow_services = voicegrow.services if voicegrow else []
     compression = args.state_compression
     state_compression = (
-        render.StateCompression(compression.schedule, compression.chunk_size, compression.number_of_chunks, compression.levels)
+        job_file.StateCompression(
+            schedule=compression.schedule,
+            chunk_size=compression.chunk_size,
+            number_of_chunks=compression.number_of_chunks,
+            levels=compression.levels,
+        )
         if compression is not None and synapse is not None
         else None
     )
@@ -296,6 +302,6 @@ def _config_uploads(synapse: SynapseBackupTarget | None, voicegrow: VoiceGrowBac
     if voicegrow is not None:
         files.update({f"voicegrow/{name}": content for name, content in voicegrow.config_files.items()})
     return [
-        secret_upload(f"{render.CONFIGS_DIR}/{name}", content, ROOT_ONLY)
+        secret_upload(f"{job_file.CONFIGS_DIR}/{name}", content, ROOT_ONLY)
         for name, content in files.items()
     ]

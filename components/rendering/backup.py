@@ -4,29 +4,27 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import shlex
 from dataclasses import dataclass
+from pathlib import Path
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-from components.images.backup.archives import remote_path
+from components.images.backup import archives as job_file
+from components.images.backup.archives import (
+    CONFIGS_DIR,
+    METRICS_PORT,
+    MINIO_REMOTE,
+    SYNAPSE_DATA_DIR,
+    MediaPurge,
+    Retention,
+    StateCompression,
+    remote_path,
+)
 from components.rendering import voicegrow as voicegrow_render
 from config.models import OFFSITE_CRYPT_REMOTE, BackupSettings, OffsiteSettings
 
-ARCHIVE_DIR = "/backups"
-CONFIG_DIR = "/etc/backup"
-JOB_PATH = f"{CONFIG_DIR}/backup.json"
-PGPASS_PATH = f"{CONFIG_DIR}/pgpass"
-MYSQL_CLIENT_PATH = f"{CONFIG_DIR}/mysql.cnf"
-RCLONE_PATH = f"{CONFIG_DIR}/rclone.conf"
-OFFSITE_RCLONE_PATH = f"{CONFIG_DIR}/offsite-rclone.conf"
-SYNAPSE_ADMIN_PASSWORD_PATH = f"{CONFIG_DIR}/synapse-admin-password"
-CONFIGS_DIR = f"{CONFIG_DIR}/configs"
-SYNAPSE_DATA_DIR = "/synapse-data"
-MINIO_REMOTE = "voicegrow-minio"
 RESTORE_SCRIPT = "scripts/restore.sh"
-METRICS_PORT = 9469
 
 
 @dataclass(frozen=True)
@@ -56,26 +54,6 @@ class BucketSource:
 
     endpoint: str
     bucket: str
-
-
-@dataclass(frozen=True)
-class MediaPurge:
-    """Synapse's cached remote media, purged through its admin API on a schedule of the backup container."""
-
-    schedule: str
-    max_age_days: int
-    synapse_url: str
-    admin_user: str
-
-
-@dataclass(frozen=True)
-class StateCompression:
-    """Synapse's state tables, compressed by synapse_auto_compressor on a schedule of the backup container."""
-
-    schedule: str
-    chunk_size: int
-    number_of_chunks: int
-    levels: str
 
 
 @dataclass(frozen=True)
@@ -115,73 +93,48 @@ def offsite_directory(offsite: OffsiteSettings, owner: str) -> str:
 
 def render_job(project: str, stack: str, settings: BackupSettings, targets: JobTargets) -> str:
     """backup.json: schedule, retention and every part's source; it holds no secret."""
-    job = {
-        "stack": stack,
-        "schedule": settings.schedule,
-        "timezone": settings.timezone,
+    parts = targets.parts()
+    postgres, mysql, bucket = targets.postgres, targets.mysql, targets.bucket
+    job = job_file.JobDocument(
+        stack=stack,
+        schedule=settings.schedule,
+        timezone=settings.timezone,
         # Only the stack's own parts: another stack's part schedule has nothing to back up here.
-        "part_schedules": {
-            part: schedule
-            for part in targets.parts()
-            if (schedule := getattr(settings.part_schedules, part)) is not None
+        part_schedules={
+            part: schedule for part in parts if (schedule := getattr(settings.part_schedules, part)) is not None
         },
-        "retention": {part: getattr(settings.retention, part).model_dump() for part in targets.parts()},
-        "timeout_seconds": settings.timeout_minutes * 60,
-        "archive_dir": ARCHIVE_DIR,
-        "postgres": None,
-        "mysql": None,
-        "synapse_data": SYNAPSE_DATA_DIR if targets.synapse_data else None,
-        "bucket": None,
-        "configs_dir": CONFIGS_DIR if targets.configs else None,
-        "offsite": None,
-        "services": {part: targets.services[part] for part in targets.parts()},
-        "metrics_port": METRICS_PORT,
-        "media_purge": None,
-        "state_compression": None,
-    }
-    if targets.state_compression is not None and targets.postgres is not None:
-        compression = targets.state_compression
-        job["state_compression"] = {
-            "schedule": compression.schedule,
-            "chunk_size": compression.chunk_size,
-            "number_of_chunks": compression.number_of_chunks,
-            "levels": compression.levels,
-        }
-    if targets.media_purge is not None:
-        purge = targets.media_purge
-        job["media_purge"] = {
-            "schedule": purge.schedule,
-            "max_age_days": purge.max_age_days,
-            "synapse_url": purge.synapse_url,
-            "admin_user": purge.admin_user,
-            "password_file": SYNAPSE_ADMIN_PASSWORD_PATH,
-        }
-    if targets.postgres is not None:
-        source = targets.postgres
-        job["postgres"] = {
-            "host": source.host, "port": source.port, "user": source.user, "database": source.database, "passfile": PGPASS_PATH,
-        }
-    if targets.mysql is not None:
-        job["mysql"] = {"defaults_file": MYSQL_CLIENT_PATH, "database": targets.mysql.database}
-    if targets.bucket is not None:
-        job["bucket"] = {"rclone_config": RCLONE_PATH, "remote": MINIO_REMOTE, "bucket": targets.bucket.bucket}
-    if settings.offsite.enabled:
-        offsite = settings.offsite
-        owner = offsite_owner(project, stack)
-        directory = offsite_directory(offsite, owner)
-        job["offsite"] = {
-            "rclone_config": OFFSITE_RCLONE_PATH,
-            # Encrypted: through the crypt remote that wraps the stack's directory (render_offsite_crypt).
-            "remote": f"{OFFSITE_CRYPT_REMOTE}:" if offsite.encrypt else directory,
-            "directory": directory,
-            "encrypted": offsite.encrypt,
-            "owner": owner,
-            # Where every stack wrote its archives, unencrypted, before each had a directory of its own.
-            "legacy_remote": offsite.remote,
-            "keep_days": offsite.keep_days,
-            "keep_count": offsite.keep_count,
-        }
-    return json.dumps(job, indent=2) + "\n"
+        retention={part: Retention(**getattr(settings.retention, part).model_dump()) for part in parts},
+        timeout_seconds=settings.timeout_minutes * 60,
+        postgres=job_file.Postgres(host=postgres.host, port=postgres.port, user=postgres.user, database=postgres.database)
+        if postgres is not None
+        else None,
+        mysql=job_file.Mysql(database=mysql.database) if mysql is not None else None,
+        synapse_data=Path(SYNAPSE_DATA_DIR) if targets.synapse_data else None,
+        bucket=job_file.Bucket(bucket=bucket.bucket) if bucket is not None else None,
+        configs_dir=Path(CONFIGS_DIR) if targets.configs else None,
+        offsite=_offsite(project, stack, settings.offsite) if settings.offsite.enabled else None,
+        services={part: targets.services[part] for part in parts},
+        metrics_port=METRICS_PORT,
+        media_purge=targets.media_purge,
+        state_compression=targets.state_compression if postgres is not None else None,
+    )
+    return job.to_json()
+
+
+def _offsite(project: str, stack: str, offsite: OffsiteSettings) -> job_file.Offsite:
+    owner = offsite_owner(project, stack)
+    directory = offsite_directory(offsite, owner)
+    return job_file.Offsite(
+        # Encrypted: through the crypt remote that wraps the stack's directory (render_offsite_crypt).
+        remote=f"{OFFSITE_CRYPT_REMOTE}:" if offsite.encrypt else directory,
+        directory=directory,
+        encrypted=offsite.encrypt,
+        owner=owner,
+        # Where every stack wrote its archives, unencrypted, before each had a directory of its own.
+        legacy_remote=offsite.remote,
+        keep_days=offsite.keep_days,
+        keep_count=offsite.keep_count,
+    )
 
 
 # rclone's fixed, public key for obscuring passwords in its config (lib/obscure in rclone's source).

@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 
 from components.rendering import dump_yaml, render_template
-from components.rendering.backup import METRICS_PORT as BACKUP_METRICS_PORT
+from components.images.backup.archives import METRICS_PORT as BACKUP_METRICS_PORT
 from components.rendering.engine_api import URL as ENGINE_API_URL
 from components.rendering.voicegrow import PASSWORD_PLACEHOLDER, mysql_as_root
 from config.monitoring import EmailSettings, MonitoringSettings, WeComSettings, duration_seconds

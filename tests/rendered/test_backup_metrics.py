@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from components.images.backup import archives as job_file
 from components.rendering import backup as render
 from config.models import BackupSettings
 from tests.program import ROOT
@@ -39,7 +40,7 @@ def _metrics(text: str) -> dict[str, float]:
 
 
 def test_the_job_serves_metrics_on_the_port_monitoring_scrapes(tmp_path: Path) -> None:
-    assert _job(tmp_path).metrics_port == render.METRICS_PORT
+    assert _job(tmp_path).metrics_port == job_file.METRICS_PORT
 
 
 def test_a_job_that_never_ran_reports_its_start_and_interval_but_no_result(tmp_path: Path) -> None:

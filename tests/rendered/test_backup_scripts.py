@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pytest
 
+from components.images.backup import archives as job_file
 from components.rendering import backup as render
 from components.rendering import synapse as synapse_render
 from components.rendering.voicegrow import PASSWORD_PLACEHOLDER
@@ -135,7 +136,7 @@ def sources(tmp_path: Path, postgres: Postgres, mariadb: Mariadb) -> Sources:
     (secrets / "pgpass").write_text(render.render_pgpass(pg_source, PG_PASSWORD))
     (secrets / "mysql.cnf").write_text(render.render_mysql_client(my_source, MYSQL_PASSWORD))
     # rclone's local backend stands in for MinIO's S3: the same copy and sync, on a directory.
-    (secrets / "rclone.conf").write_text(f"[{render.MINIO_REMOTE}]\ntype = local\n")
+    (secrets / "rclone.conf").write_text(f"[{job_file.MINIO_REMOTE}]\ntype = local\n")
     for path in secrets.iterdir():
         path.chmod(0o600)
     configs = tmp_path / "configs" / "synapse"

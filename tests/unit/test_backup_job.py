@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from components.backup import MYSQL
+from components.images.backup.archives import JOB_PATH, JobDocument
 from components.rendering import backup as render
 from components.rendering.voicegrow import mysql_as_root
 from config import ConfigError
@@ -501,3 +502,12 @@ def test_levels_that_are_not_a_list_of_sizes_are_refused_naming_the_key(evaluate
 def test_asking_for_state_compression_without_the_backup_job_is_refused_naming_the_key(evaluate: Evaluate) -> None:
     with pytest.raises(ConfigError, match=r"selfhosted:synapse\.state_compression\.enabled needs synapse and backup\.enabled"):
         evaluate("dev", overrides={"synapse": {"state_compression": {"enabled": True}}})
+
+
+def test_the_backup_tool_reads_back_exactly_the_job_file_the_program_writes(evaluate: Evaluate) -> None:
+    """One contract (archives.JobDocument) for both sides: every section of a full prod job survives a round trip."""
+    evaluation = evaluate("prod", secrets={"backup_rclone_config": RCLONE_CONFIG}, overrides={"backup": {"offsite": {"enabled": True}}})
+    written = _uploads(evaluation)[JOB_PATH]["content"]
+    job = JobDocument.from_json(written)
+    assert job.to_json() == written
+    assert all(section is not None for section in (job.postgres, job.mysql, job.bucket, job.offsite, job.media_purge, job.state_compression))

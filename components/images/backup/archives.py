@@ -1,18 +1,21 @@
-"""Archive names, retention and the manifest: the parts of a backup run with no side effects to speak of.
+"""What the program and the backup image agree on, and the parts of a backup run with no side
+effects to speak of: the job file and where the image keeps what it names, archive names,
+retention and the manifest.
 
-This module has no imports beyond the standard library: it runs inside the backup image and is
-imported by the program's preflight, which projects the archives' size at retention with it.
+This module has no imports beyond the standard library: it runs inside the backup image, and
+the program imports it to write the job file and to project the archives' size at retention.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 NAME_FORMAT = "backup-%Y%m%dT%H%M%SZ"
 NAME_PATTERN = re.compile(r"^backup-(\d{8}T\d{6}Z)(-before-change|-before-restore)?\.tar$")
@@ -191,3 +194,137 @@ def verify_manifest(manifest: dict[str, Any], parts_dir: Path) -> list[str]:
         elif sha256_file(path) != expected["sha256"]:
             problems.append(f"{name}: SHA-256 differs from the manifest")
     return problems
+
+
+# --- the job file: what the program writes and the backup tool reads ---------------------------
+
+ARCHIVE_DIR = "/backups"
+CONFIG_DIR = "/etc/backup"
+JOB_PATH = f"{CONFIG_DIR}/backup.json"
+PGPASS_PATH = f"{CONFIG_DIR}/pgpass"
+MYSQL_CLIENT_PATH = f"{CONFIG_DIR}/mysql.cnf"
+RCLONE_PATH = f"{CONFIG_DIR}/rclone.conf"
+OFFSITE_RCLONE_PATH = f"{CONFIG_DIR}/offsite-rclone.conf"
+SYNAPSE_ADMIN_PASSWORD_PATH = f"{CONFIG_DIR}/synapse-admin-password"
+CONFIGS_DIR = f"{CONFIG_DIR}/configs"
+SYNAPSE_DATA_DIR = "/synapse-data"
+MINIO_REMOTE = "voicegrow-minio"
+METRICS_PORT = 9469
+
+
+@dataclass(frozen=True, kw_only=True)
+class Postgres:
+    host: str
+    port: int
+    user: str
+    database: str
+    passfile: str = PGPASS_PATH
+
+
+@dataclass(frozen=True, kw_only=True)
+class Mysql:
+    defaults_file: str = MYSQL_CLIENT_PATH
+    database: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Bucket:
+    rclone_config: str = RCLONE_PATH
+    remote: str = MINIO_REMOTE
+    bucket: str
+
+    @property
+    def path(self) -> str:
+        return f"{self.remote}:{self.bucket}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Offsite:
+    rclone_config: str = OFFSITE_RCLONE_PATH
+    remote: str
+    """Where rclone writes: the stack's directory, or the crypt remote that encrypts into it."""
+    directory: str
+    """The stack's directory on the operator's remote, for messages."""
+    encrypted: bool
+    owner: str
+    """The first word of this stack's offsite archive names (`selfhosted-prod`)."""
+    legacy_remote: str
+    """Where archives were copied, unencrypted and under their local names, before `directory` existed."""
+    keep_days: int
+    keep_count: int
+
+    def path(self, name: str) -> str:
+        """The remote path of the archive `name` (its local name)."""
+        return remote_path(self.remote, offsite_name(self.owner, name))
+
+    def described(self) -> str:
+        return f"{self.directory}{' (encrypted)' if self.encrypted else ''}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class MediaPurge:
+    """Synapse's cached remote media, purged through its admin API on a schedule of the backup container."""
+
+    schedule: str
+    max_age_days: int
+    synapse_url: str
+    admin_user: str
+    password_file: str = SYNAPSE_ADMIN_PASSWORD_PATH
+
+
+@dataclass(frozen=True, kw_only=True)
+class StateCompression:
+    """Synapse's state tables, compressed by synapse_auto_compressor on a schedule of the backup container."""
+
+    schedule: str
+    chunk_size: int
+    number_of_chunks: int
+    levels: str
+
+
+# The file's keys, in the order written, are these fields'; a section a stack lacks is null.
+_SECTIONS: dict[str, type] = {
+    "postgres": Postgres, "mysql": Mysql, "bucket": Bucket, "offsite": Offsite,
+    "media_purge": MediaPurge, "state_compression": StateCompression,
+}
+_DIRECTORIES = ("archive_dir", "synapse_data", "configs_dir")
+JobType = TypeVar("JobType", bound="JobDocument")
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobDocument:
+    """The job file (JOB_PATH): what to back up, where to, and how long to keep it. It holds no secret."""
+
+    stack: str
+    schedule: str
+    timezone: str = "UTC"
+    part_schedules: dict[str, str] = field(default_factory=dict)
+    """Parts backed up on a schedule of their own; the others follow `schedule`."""
+    retention: dict[str, Retention]
+    """Each part's retention."""
+    timeout_seconds: int
+    archive_dir: Path = Path(ARCHIVE_DIR)
+    postgres: Postgres | None = None
+    mysql: Mysql | None = None
+    synapse_data: Path | None = None
+    bucket: Bucket | None = None
+    configs_dir: Path | None = None
+    offsite: Offsite | None = None
+    services: dict[str, list[str]] = field(default_factory=dict)
+    """Containers writing each part's data, stopped while it is restored."""
+    metrics_port: int | None = None
+    media_purge: MediaPurge | None = None
+    state_compression: StateCompression | None = None
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, default=str) + "\n"
+
+    @classmethod
+    def from_json(cls: type[JobType], text: str) -> JobType:
+        document: dict[str, Any] = json.loads(text)
+        values: dict[str, Any] = {**document, "retention": {part: Retention(**rule) for part, rule in document["retention"].items()}}
+        for key, section in _SECTIONS.items():
+            values[key] = section(**document[key]) if document.get(key) else None
+        for key in _DIRECTORIES:
+            values[key] = Path(document[key]) if document.get(key) else None
+        return cls(**values)

@@ -61,7 +61,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import IO, Any
@@ -71,16 +71,21 @@ from zoneinfo import ZoneInfo
 from archives import (
     BEFORE_CHANGE,
     BEFORE_RESTORE,
+    JOB_PATH,
     MANIFEST,
+    Bucket,
+    JobDocument,
+    MediaPurge,
+    Mysql,
+    Offsite,
     PartPlan,
-    Retention,
+    Postgres,
     archive_name,
     archive_time,
     archives_newest_first,
     archives_no_part_keeps,
     archives_to_prune,
     build_manifest,
-    offsite_name,
     owned_archives,
     part_entry,
     project_retention,
@@ -89,7 +94,6 @@ from archives import (
 )
 from cron import CronSchedule
 
-DEFAULT_CONFIG = "/etc/backup/backup.json"
 STATUS_FILE = ".status.json"
 LOCK_FILE = ".lock"
 WORK_PREFIX = ".work-"
@@ -109,96 +113,8 @@ class BackupError(Exception):
 # --- the job ------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Postgres:
-    host: str
-    port: int
-    user: str
-    database: str
-    passfile: str
-
-
-@dataclass(frozen=True)
-class Mysql:
-    defaults_file: str
-    database: str
-
-
-@dataclass(frozen=True)
-class Bucket:
-    rclone_config: str
-    remote: str
-    bucket: str
-
-    @property
-    def path(self) -> str:
-        return f"{self.remote}:{self.bucket}"
-
-
-@dataclass(frozen=True)
-class Offsite:
-    rclone_config: str
-    remote: str
-    """Where rclone writes: the stack's directory, or the crypt remote that encrypts into it."""
-    directory: str
-    """The stack's directory on the operator's remote, for messages."""
-    encrypted: bool
-    owner: str
-    """The first word of this stack's offsite archive names (`selfhosted-prod`)."""
-    legacy_remote: str
-    """Where archives were copied, unencrypted and under their local names, before `directory` existed."""
-    keep_days: int
-    keep_count: int
-
-    def path(self, name: str) -> str:
-        """The remote path of the archive `name` (its local name)."""
-        return remote_path(self.remote, offsite_name(self.owner, name))
-
-    def described(self) -> str:
-        return f"{self.directory}{' (encrypted)' if self.encrypted else ''}"
-
-
-@dataclass(frozen=True)
-class MediaPurge:
-    schedule: str
-    max_age_days: int
-    synapse_url: str
-    admin_user: str
-    password_file: str
-
-
-@dataclass(frozen=True)
-class StateCompression:
-    schedule: str
-    chunk_size: int
-    number_of_chunks: int
-    levels: str
-
-
-@dataclass(frozen=True)
-class Job:
-    """What to back up, where to, and how long to keep it."""
-
-    stack: str
-    schedule: str
-    retention: dict[str, Retention]
-    """Each part's retention."""
-    timeout_seconds: int
-    archive_dir: Path
-    postgres: Postgres | None = None
-    mysql: Mysql | None = None
-    synapse_data: Path | None = None
-    bucket: Bucket | None = None
-    configs_dir: Path | None = None
-    offsite: Offsite | None = None
-    services: dict[str, list[str]] = field(default_factory=dict)
-    """Containers writing each part's data, stopped while it is restored."""
-    metrics_port: int | None = None
-    timezone: str = "UTC"
-    part_schedules: dict[str, str] = field(default_factory=dict)
-    """Parts backed up on a schedule of their own; the others follow `schedule`."""
-    media_purge: MediaPurge | None = None
-    state_compression: StateCompression | None = None
+class Job(JobDocument):
+    """The job file, with what the scheduler and the commands work out from it."""
 
     def parts(self) -> list[str]:
         """The parts this job backs up and restores, in restore order."""
@@ -247,35 +163,7 @@ class Job:
 
     @classmethod
     def load(cls, path: str) -> Job:
-        document: dict[str, Any] = json.loads(Path(path).read_text())
-
-        def section(key: str, kind: Any) -> Any:
-            value = document.get(key)
-            return kind(**value) if value else None
-
-        def directory(key: str) -> Path | None:
-            value = document.get(key)
-            return Path(value) if value else None
-
-        return cls(
-            stack=document["stack"],
-            schedule=document["schedule"],
-            retention={part: Retention(**rule) for part, rule in document["retention"].items()},
-            timeout_seconds=int(document["timeout_seconds"]),
-            archive_dir=Path(document["archive_dir"]),
-            postgres=section("postgres", Postgres),
-            mysql=section("mysql", Mysql),
-            synapse_data=directory("synapse_data"),
-            bucket=section("bucket", Bucket),
-            configs_dir=directory("configs_dir"),
-            offsite=section("offsite", Offsite),
-            services={part: list(names) for part, names in document.get("services", {}).items()},
-            metrics_port=document.get("metrics_port"),
-            timezone=document.get("timezone", "UTC"),
-            part_schedules=dict(document.get("part_schedules", {})),
-            media_purge=section("media_purge", MediaPurge),
-            state_compression=section("state_compression", StateCompression),
-        )
+        return cls.from_json(Path(path).read_text())
 
 
 # --- logging and commands -----------------------------------------------------------------------
@@ -1376,7 +1264,7 @@ def print_services(job: Job, only: list[str] | None) -> int:
 
 
 def main(argv: list[str]) -> int:
-    config_path = os.environ.get("BACKUP_CONFIG", DEFAULT_CONFIG)
+    config_path = os.environ.get("BACKUP_CONFIG", JOB_PATH)
     if argv[:1] == ["--config"] and len(argv) >= 2:
         config_path, argv = argv[1], argv[2:]
     command, arguments = (argv[0], argv[1:]) if argv else ("help", [])
