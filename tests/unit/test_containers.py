@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.e2e.harness.docker_mapping import parse_cpus, parse_duration_ns
-from tests.e2e.harness.provider_state import go_duration_text, nano_cpus_text
+from tests.go_values import go_duration_text, nano_cpus_text, parse_cpus, parse_duration_ns
 from tests.program import STACKS
 from tests.unit.conftest import Evaluate, Evaluation, Registration
 from tests.unit.mocks import Declared

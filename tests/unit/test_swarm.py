@@ -10,8 +10,7 @@ from typing import Any
 import pytest
 
 from components.runtime.workload import go_short_duration
-from tests.e2e.harness.docker_mapping import parse_duration_ns
-from tests.e2e.harness.provider_state import short_duration_text
+from tests.go_values import parse_duration_ns, short_duration_text
 from components.rendering.voicegrow import SERVER_SECRET_NAMES
 from config import ConfigError
 from tests.unit.conftest import Evaluate, Evaluation, Registration

@@ -14,14 +14,14 @@ import base64
 import grp
 import io
 import pwd
-import re
 import tarfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
+
+from tests.go_values import parse_cpus, parse_duration_ns
 
 from .values import Fields, UnsupportedInput
 
@@ -38,53 +38,6 @@ SERVICE_CONFIG = "docker:index/serviceConfig:ServiceConfig"
 MB = 1024 * 1024
 RESTART_POLICIES = ("no", "on-failure", "always", "unless-stopped")
 DEFAULT_WAIT_TIMEOUT_SECONDS = 60
-
-_DURATION_UNITS = {
-    "ns": Fraction(1),
-    "us": Fraction(1_000),
-    "µs": Fraction(1_000),
-    "μs": Fraction(1_000),
-    "ms": Fraction(1_000_000),
-    "s": Fraction(1_000_000_000),
-    "m": Fraction(60_000_000_000),
-    "h": Fraction(3_600_000_000_000),
-}
-_DURATION_PART = re.compile(r"(\d+\.?\d*|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
-
-
-def parse_duration_ns(text: str) -> int:
-    """Nanoseconds in a Go duration string ("300ms", "1m30s", "0"), as time.ParseDuration reads it."""
-    value = text.strip()
-    sign = 1
-    if value.startswith(("+", "-")):
-        sign = -1 if value[0] == "-" else 1
-        value = value[1:]
-    if value == "0":
-        return 0
-    if not value:
-        raise ValueError(f"invalid duration {text!r}")
-    total = Fraction(0)
-    position = 0
-    while position < len(value):
-        match = _DURATION_PART.match(value, position)
-        if match is None:
-            raise ValueError(f"invalid duration {text!r} (units: ns, us, ms, s, m, h)")
-        total += Fraction(match.group(1)) * _DURATION_UNITS[match.group(2)]
-        position = match.end()
-    return sign * int(total)
-
-
-def parse_cpus(text: str) -> int:
-    """NanoCpus for a `cpus` value ("0.6" -> 600000000), as docker's opts.ParseCPUs computes it."""
-    try:
-        cpus = Fraction(text.strip())
-    except (ValueError, ZeroDivisionError) as exc:
-        raise ValueError(f"invalid cpus value {text!r}") from exc
-    nano = cpus * 1_000_000_000
-    if nano.denominator != 1:
-        raise ValueError(f"cpus value {text!r} is too precise")
-    return int(nano)
-
 
 def labels_map(items: list[Fields]) -> dict[str, str]:
     """`labels: [{label, value}]` -> {label: value}."""

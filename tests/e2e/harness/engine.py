@@ -30,7 +30,7 @@ from .docker_mapping import (
     split_image_reference,
     uploads_archive,
 )
-from .provider_state import go_duration_text
+from tests.go_values import go_duration_text
 
 log = logging.getLogger(__name__)
 

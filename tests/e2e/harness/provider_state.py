@@ -14,55 +14,11 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Mapping
-from fractions import Fraction
 from typing import Any
 
+from tests.go_values import go_duration_text, nano_cpus_text, short_duration_text
+
 MB = 1024 * 1024
-_NANOS_PER_SECOND = 1_000_000_000
-_GO_UNITS = ((3600 * _NANOS_PER_SECOND, "h"), (60 * _NANOS_PER_SECOND, "m"))
-
-
-def nano_cpus_text(nano_cpus: int) -> str:
-    """NanoCpus as the provider's `nanoInt64ToDecimalString` writes them ("1.0", "0.25", "0.1", "10.")."""
-    if nano_cpus == 0:
-        return "0"
-    value = Fraction(nano_cpus, _NANOS_PER_SECOND)
-    whole, nanos = divmod(nano_cpus, _NANOS_PER_SECOND)
-    nine_places = f"{whole}.{nanos:09d}"
-    if nine_places.count("0") == 9:
-        # big.Rat.FloatString(1): one decimal, rounded half away from zero.
-        tenths = value * 10
-        rounded = int(tenths) + (1 if tenths - int(tenths) >= Fraction(1, 2) else 0)
-        return f"{rounded // 10}.{rounded % 10}"
-    return nine_places.rstrip("0")
-
-
-def go_duration_text(nanoseconds: int) -> str:
-    """A duration as Go's `time.Duration.String()` prints it ("0s", "500ms", "1m0s", "1h0m30s")."""
-    if nanoseconds == 0:
-        return "0s"
-    if nanoseconds < _NANOS_PER_SECOND:
-        for size, unit in ((1_000_000, "ms"), (1_000, "µs"), (1, "ns")):
-            if nanoseconds >= size:
-                return f"{_decimal(Fraction(nanoseconds, size))}{unit}"
-    text = ""
-    rest = nanoseconds
-    for size, unit in _GO_UNITS:
-        if nanoseconds >= size:
-            count, rest = divmod(rest, size)
-            text += f"{count}{unit}"
-    return f"{text}{_decimal(Fraction(rest, _NANOS_PER_SECOND))}s"
-
-
-def _decimal(value: Fraction) -> str:
-    whole = int(value)
-    fraction = value - whole
-    if fraction == 0:
-        return str(whole)
-    digits = f"{int(fraction * _NANOS_PER_SECOND):09d}".rstrip("0")
-    return f"{whole}.{digits}"
-
-
 def _flatten_ports(port_map: Mapping[str, Any] | None) -> list[dict[str, Any]]:
     """`flattenContainerPorts`: every binding, ordered by internal port."""
     ports: list[dict[str, Any]] = []
@@ -196,17 +152,6 @@ def volume_state(inputs: Mapping[str, Any], inspect: Mapping[str, Any]) -> dict[
 
 
 # --- swarm: secrets, configs, services ------------------------------------------------------------
-
-
-def short_duration_text(nanoseconds: int) -> str:
-    """A duration as the service's flatteners write it (`shortDur`): Go's String() without a
-    trailing "0s" after minutes or "0m" after hours ("1m", "1h", "1m30s", "500ms", "0s")."""
-    text = go_duration_text(nanoseconds)
-    if text.endswith("m0s"):
-        text = text[:-2]
-    if text.endswith("h0m"):
-        text = text[:-2]
-    return text
 
 
 def _label_set(labels: Mapping[str, str] | None) -> list[dict[str, str]]:

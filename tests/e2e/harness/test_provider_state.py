@@ -11,7 +11,9 @@ from typing import Any
 import pytest
 
 from .planning import Options, diff
-from .provider_state import container_state, go_duration_text, nano_cpus_text
+from tests.go_values import go_duration_text, nano_cpus_text
+
+from .provider_state import container_state
 
 CONTAINER = "docker:index/container:Container"
 NETWORK = "docker:index/network:Network"

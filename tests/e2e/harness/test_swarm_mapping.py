@@ -9,7 +9,9 @@ import pytest
 from .docker_mapping import map_secret, map_service, map_service_config
 from .engine import ServiceDidNotConverge, running_replicas, update_progress
 from .planning import Options, diff
-from .provider_state import config_state, service_state, short_duration_text
+from tests.go_values import short_duration_text
+
+from .provider_state import config_state, service_state
 from .swarm import swarm_settings
 from .values import UnsupportedInput
 
