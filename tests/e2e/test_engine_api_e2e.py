@@ -20,6 +20,7 @@ import pytest
 from components.rendering import engine_api
 from tests.e2e.container_exec import run_in
 from tests.e2e.harness.fixtures import require_engine
+from tests.e2e.host_networks import changing_networks
 from tests.e2e.stacks import LOCAL_IMAGES, PROBE_IMAGE
 from tests.program import run_program
 from tests.unit.mocks import RecordingMocks
@@ -54,7 +55,8 @@ def client(engine: docker.DockerClient) -> Iterator[tuple[Any, Any]]:
     container for the requests to name."""
     require_engine()
     declared = _declared()
-    network = engine.networks.create(f"{PREFIX}-{uuid.uuid4().hex[:6]}")
+    with changing_networks():
+        network = engine.networks.create(f"{PREFIX}-{uuid.uuid4().hex[:6]}")
     config = engine.volumes.create(f"{PREFIX}-config-{uuid.uuid4().hex[:6]}")
     started: list[Any] = []
     try:
@@ -96,7 +98,8 @@ def client(engine: docker.DockerClient) -> Iterator[tuple[Any, Any]]:
     finally:
         for container in started:
             container.remove(force=True)
-        network.remove()
+        with changing_networks():
+            network.remove()
         config.remove(force=True)
 
 

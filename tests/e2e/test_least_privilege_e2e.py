@@ -23,6 +23,7 @@ from config.roles import ROLES as REGISTRY
 from tests.e2e.container_exec import run_in
 from tests.e2e.harness import AppliedStack, apply_program
 from tests.e2e.harness.fixtures import require_engine
+from tests.e2e.host_networks import networks_steady
 from tests.e2e.stacks import PROBE_IMAGE, ROOT, host_ports, local_overrides, record_figure
 
 pytestmark = pytest.mark.e2e
@@ -318,7 +319,9 @@ def test_from_inside_the_proxy_only_what_it_serves_can_be_reached(stack: Applied
     behind = [f"{alias}:{port}" for alias, port in BEHIND.values()]
     behind += [address for name, (_, port) in BEHIND.items() for address in _addresses(engine, name, port)]
     served = [f"{alias}:{port}" for alias, port in SERVED.values()]
-    results = _from_the_proxy(engine, behind + served)
+    # Holes in Docker's isolation while another test changes networks are not the stack's.
+    with networks_steady():
+        results = _from_the_proxy(engine, behind + served)
     print("\nfrom the proxy:\n" + "\n".join(f"  {target:28} {result}" for target, result in results.items()))
     assert {target: results[target] for target in served} == dict.fromkeys(served, "connected")
     reached = [target for target in behind if results[target] == "connected"]

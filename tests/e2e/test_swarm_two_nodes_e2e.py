@@ -31,6 +31,7 @@ import docker.errors
 import pytest
 
 from tests.e2e.harness.swarm import swarm_manager
+from tests.e2e.host_networks import changing_networks
 from tests.e2e.stacks import PORT_OFFSET, PROBE_IMAGE
 
 pytestmark = pytest.mark.e2e
@@ -208,10 +209,11 @@ def _service_on(engine: docker.DockerClient, node_id: str, network: str, name: s
 def _reach_across(engine: docker.DockerClient, nodes: TwoNodes, encrypted: bool) -> str:
     """A container on the manager requests the service task on the worker over an overlay."""
     kind = "encrypted" if encrypted else "plain"
-    network = engine.networks.create(
-        f"{PREFIX}-{kind}", driver="overlay", attachable=True, options={"encrypted": ""} if encrypted else None,
-        labels={"e2e.module": PREFIX},
-    )
+    with changing_networks():
+        network = engine.networks.create(
+            f"{PREFIX}-{kind}", driver="overlay", attachable=True, options={"encrypted": ""} if encrypted else None,
+            labels={"e2e.module": PREFIX},
+        )
     try:
         with _service_on(engine, nodes.worker_id, network.name, f"{PREFIX}-{kind}-server"):
             script = (
@@ -227,7 +229,8 @@ def _reach_across(engine: docker.DockerClient, nodes: TwoNodes, encrypted: bool)
         deadline = time.monotonic() + 30
         while True:
             try:
-                network.remove()
+                with changing_networks():
+                    network.remove()
                 break
             except docker.errors.APIError:
                 if time.monotonic() > deadline:

@@ -30,6 +30,7 @@ from .docker_mapping import (
     split_image_reference,
     uploads_archive,
 )
+from tests.e2e.host_networks import changing_networks
 from tests.go_values import go_duration_text
 
 log = logging.getLogger(__name__)
@@ -391,7 +392,8 @@ NETWORK_READ_DELAY_SECONDS = 2
 
 def create_network(api: docker.APIClient, plan: NetworkPlan) -> dict[str, Any]:
     try:
-        created = api.create_network(plan.name, **plan.create_kwargs)
+        with changing_networks():
+            created = api.create_network(plan.name, **plan.create_kwargs)
     except docker.errors.APIError as exc:
         raise EngineError(f"network {plan.name!r}: unable to create: {exc.explanation or exc}") from None
     # The provider's read-back begins after a delay (networkReadRefreshDelay); a swarm network
@@ -433,7 +435,8 @@ def remove_network(api: docker.APIClient, network_id: str) -> None:
     """As `resourceDockerNetworkDelete`: retry while the network "has active endpoints" (the
     containers of a removed service are still going), for up to 30 s."""
     try:
-        _remove_retrying(lambda: api.remove_network(network_id), "has active endpoints")
+        with changing_networks():
+            _remove_retrying(lambda: api.remove_network(network_id), "has active endpoints")
     except docker.errors.APIError as exc:
         if "has active endpoints" not in str(exc):
             raise

@@ -31,6 +31,8 @@ from dataclasses import dataclass
 import docker
 import docker.errors
 
+from tests.e2e.host_networks import changing_networks
+
 from . import engine
 
 log = logging.getLogger(__name__)
@@ -102,21 +104,23 @@ def _create_gwbridge(api: docker.APIClient, settings: SwarmSettings) -> bool:
         log.info("%s exists already: used as it is", GWBRIDGE)
         return False
     # The options `dockerd` itself gives docker_gwbridge, with the interface name ours.
-    api.create_network(
-        GWBRIDGE,
-        driver="bridge",
-        options={
-            "com.docker.network.bridge.name": settings.gwbridge_interface,
-            "com.docker.network.bridge.enable_icc": "false",
-            "com.docker.network.bridge.enable_ip_masquerade": "true",
-        },
-    )
+    with changing_networks():
+        api.create_network(
+            GWBRIDGE,
+            driver="bridge",
+            options={
+                "com.docker.network.bridge.name": settings.gwbridge_interface,
+                "com.docker.network.bridge.enable_icc": "false",
+                "com.docker.network.bridge.enable_ip_masquerade": "true",
+            },
+        )
     return True
 
 
 def _remove_gwbridge(api: docker.APIClient) -> None:
     try:
-        api.remove_network(GWBRIDGE)
+        with changing_networks():
+            api.remove_network(GWBRIDGE)
     except docker.errors.NotFound:
         return
     except docker.errors.APIError as exc:
@@ -163,13 +167,14 @@ def _managed_swarm(client: docker.DockerClient | None, advertise_addr: str) -> I
         if state != "active":
             gwbridge_created = _create_gwbridge(api, settings)
             try:
-                node_id = api.init_swarm(
-                    advertise_addr=f"{advertise_addr}:{settings.listen_port}",
-                    listen_addr=f"0.0.0.0:{settings.listen_port}",
-                    default_addr_pool=[settings.address_pool],
-                    subnet_size=24,
-                    data_path_port=settings.data_path_port,
-                )
+                with changing_networks():
+                    node_id = api.init_swarm(
+                        advertise_addr=f"{advertise_addr}:{settings.listen_port}",
+                        listen_addr=f"0.0.0.0:{settings.listen_port}",
+                        default_addr_pool=[settings.address_pool],
+                        subnet_size=24,
+                        data_path_port=settings.data_path_port,
+                    )
                 initialised = True
             except docker.errors.APIError as exc:
                 # Another user of the engine may have initialised it meanwhile: use theirs.
@@ -184,7 +189,8 @@ def _managed_swarm(client: docker.DockerClient | None, advertise_addr: str) -> I
         try:
             if initialised:
                 try:
-                    api.leave_swarm(force=True)
+                    with changing_networks():
+                        api.leave_swarm(force=True)
                 except docker.errors.APIError as exc:
                     log.warning("swarm leave failed: %s", exc.explanation or exc)
             if gwbridge_created:

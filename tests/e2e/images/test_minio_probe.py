@@ -32,6 +32,7 @@ import docker.errors  # noqa: E402
 import docker.types  # noqa: E402
 from components.rendering.voicegrow import MINIO_APP_USER, minio_app_user_command  # noqa: E402
 from tests.e2e.container_exec import run_in  # noqa: E402
+from tests.e2e.host_networks import changing_networks  # noqa: E402
 
 pytestmark = pytest.mark.e2e
 
@@ -81,7 +82,8 @@ class Resources:
         return f"{self.prefix}-{what}"
 
     def network(self, what: str):
-        network = self.engine.networks.create(self.name(what), driver="bridge")
+        with changing_networks():
+            network = self.engine.networks.create(self.name(what), driver="bridge")
         self.networks.append(network)
         return network
 
@@ -113,7 +115,8 @@ class Resources:
                 pass
         for network in self.networks:
             try:
-                network.remove()
+                with changing_networks():
+                    network.remove()
             except docker.errors.NotFound:
                 pass
         for name in self.volumes:
