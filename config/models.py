@@ -1011,7 +1011,7 @@ class StackSettings(Settings):
 
     @model_validator(mode="after")
     def _databases_fit_their_memory(self) -> StackSettings:
-        """Each database's settings fit its container's memory limit (each rule: config/profiles.py)."""
+        """Each database's settings fit its container's memory limit (each rule: config/profiles.py, its values: profiles.yaml)."""
         profile = PROFILES[self.profile]
         problems = []
         if self.synapse.enabled:

@@ -1,18 +1,21 @@
 """Named sizing profiles: container limits and the tuning that goes with them.
 
-`small` is the Synapse guide's 1 vCPU / 2 GB VPS, `medium` its 2 vCPU / 4 GB upgrade
-(guide §4.1 and §9.4). The VoiceGrow guide's limits (§4.2) are its production machine;
-`small` and `medium` scale them down to what fits beside Synapse on those hosts; `large` is
-that production machine (8 vCPU / 16 GB) with §4.2's limits, and gives Synapse twice `medium`.
+The values are data (profiles.yaml, which says what each profile is for); this module names
+their fields, checks the file and holds the memory rules the values must satisfy.
 """
 
 from __future__ import annotations
 
 import math
 import re
+import typing
 from dataclasses import dataclass
-from typing import Literal
+from pathlib import Path
+from typing import Any, Literal
 
+import yaml
+
+from config.data_files import load_dataclass
 from config.roles import ROLES
 
 ProfileName = Literal["small", "medium", "large"]
@@ -196,175 +199,76 @@ def limits(role: str, memory_mb: int, reservation_mb: int, cpus: float | None = 
     return ContainerLimits(memory_mb=memory_mb, reservation_mb=reservation_mb, cpu_weight=ROLES[role].cpu_weight, cpus=cpus)
 
 
-def monitoring_limits(scale: int) -> dict[str, ContainerLimits]:
-    """Limits of the monitoring containers; the stores (Prometheus, Loki, Grafana) grow with `scale`.
+@dataclass(frozen=True)
+class RoleLimits:
+    """One role's limits as profiles.yaml writes them (its CPU weight is the registry's)."""
 
-    Basic monitoring (Prometheus, Alertmanager, node and blackbox exporters) is limited to
-    416 MB and reserves 160 MB on the small profile.
-    """
-    def scaled(role: str, memory_mb: int, cpus: float, reservation_mb: int, grows: bool = False) -> ContainerLimits:
-        factor = scale if grows else 1
-        return limits(role, memory_mb * factor, reservation_mb * factor, cpus=round(cpus * factor, 2))
+    memory_mb: int
+    reservation_mb: int
+    cpus: float | None = None
 
-    # Capped: a compaction, a query over months or a scrape storm must not take the services' CPU.
-    return {
-        "prometheus": scaled("prometheus", 256, 0.2, 96, grows=True),
-        "alertmanager": scaled("alertmanager", 64, 0.1, 32),
-        "node_exporter": scaled("node_exporter", 48, 0.1, 16),
-        "blackbox_exporter": scaled("blackbox_exporter", 48, 0.1, 16),
-        "dingtalk": scaled("dingtalk", 48, 0.1, 16),
-        "grafana": scaled("grafana", 192, 0.2, 96, grows=True),
-        "loki": scaled("loki", 256, 0.2, 96, grows=True),
-        "alloy": scaled("alloy", 192, 0.1, 64),
-        "cadvisor": scaled("cadvisor", 128, 0.1, 48),
-        "engine_api": scaled("engine_api", 32, 0.1, 8),
-        "postgres_exporter": scaled("postgres_exporter", 48, 0.1, 16),
-        "mysql_exporter": scaled("mysql_exporter", 48, 0.1, 16),
-        "redis_exporter": scaled("redis_exporter", 48, 0.1, 16),
+
+@dataclass(frozen=True)
+class MonitoringLimits:
+    """A monitoring container's limits on the small profile; a store's (`grows`) scale with the profile."""
+
+    memory_mb: int
+    reservation_mb: int
+    cpus: float
+    grows: bool = False
+
+    def scaled(self, role: str, scale: int) -> ContainerLimits:
+        factor = scale if self.grows else 1
+        return limits(role, self.memory_mb * factor, self.reservation_mb * factor, cpus=round(self.cpus * factor, 2))
+
+
+@dataclass(frozen=True)
+class SoldHost:
+    """A host as profiles.yaml names it: the cores and gigabytes it is sold with."""
+
+    vcpus: int
+    gigabytes: int
+
+
+PROFILES_FILE = Path(__file__).with_name("profiles.yaml")
+_PROFILE_FIELDS = (
+    "host", "voicegrow_host", "monitoring_scale", "limits", "postgres", "synapse", "synapse_workers", "voicegrow",
+    "metrics_retention_size",
+)
+
+
+def _profile(values: Any, monitoring: dict[str, MonitoringLimits], where: str) -> SizingProfile:
+    if not isinstance(values, dict) or sorted(values) != sorted(_PROFILE_FIELDS):
+        raise ValueError(f"{where}: a profile has exactly the fields {', '.join(_PROFILE_FIELDS)}")
+    hosts = {key: load_dataclass(SoldHost, values[key], f"{where}.{key}") for key in ("host", "voicegrow_host")}
+    roles = {role: load_dataclass(RoleLimits, rule, f"{where}.limits.{role}") for role, rule in values["limits"].items()}
+    scale = values["monitoring_scale"]
+    return SizingProfile(
+        host=HostSize.sold_as(hosts["host"].vcpus, hosts["host"].gigabytes),
+        voicegrow_host=HostSize.sold_as(hosts["voicegrow_host"].vcpus, hosts["voicegrow_host"].gigabytes),
+        limits={
+            **{role: limits(role, rule.memory_mb, rule.reservation_mb, rule.cpus) for role, rule in roles.items()},
+            **{role: rule.scaled(role, scale) for role, rule in monitoring.items()},
+        },
+        postgres=load_dataclass(PostgresTuning, values["postgres"], f"{where}.postgres"),
+        synapse=load_dataclass(SynapseTuning, values["synapse"], f"{where}.synapse"),
+        synapse_workers=load_dataclass(SynapseWorkerPlan, values["synapse_workers"], f"{where}.synapse_workers"),
+        voicegrow=load_dataclass(VoiceGrowTuning, values["voicegrow"], f"{where}.voicegrow"),
+        metrics_retention_size=str(values["metrics_retention_size"]),
+    )
+
+
+def load_profiles(path: Path = PROFILES_FILE) -> dict[str, SizingProfile]:
+    """Every profile from the data file, checked: each field of each profile, of its type, and nothing else."""
+    document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    names = set(typing.get_args(ProfileName))
+    if sorted(document) != ["monitoring", "profiles"] or set(document["profiles"]) != names:
+        raise ValueError(f"{path.name} must hold `monitoring` and `profiles` with exactly {sorted(names)}")
+    monitoring = {
+        role: load_dataclass(MonitoringLimits, rule, f"{path.name}: monitoring.{role}") for role, rule in document["monitoring"].items()
     }
+    return {name: _profile(values, monitoring, f"{path.name}: profiles.{name}") for name, values in document["profiles"].items()}
 
-
-SMALL = SizingProfile(
-    host=HostSize.sold_as(1, 2),
-    voicegrow_host=HostSize.sold_as(2, 4),
-    limits={
-        "postgres": limits("postgres", 384, 256),
-        # Reserves what its caches target (cache_target_memory 512M) and the process around them,
-        # so that staging's and prod's full monitoring still fits the 2 GB host beside it.
-        "synapse": limits("synapse", 1280, 768),
-        "synapse_worker": limits("synapse_worker", 512, 128),
-        "synapse_redis": limits("synapse_redis", 64, 16),
-        "wellknown": limits("wellknown", 32, 16),
-        "mysql": limits("mysql", 512, 256),
-        "redis": limits("redis", 128, 64),
-        "minio": limits("minio", 256, 128),
-        "voicegrow_server": limits("voicegrow_server", 1536, 640, cpus=1.0),
-        "proxy": limits("proxy", 128, 32),
-        "acme": limits("acme", 128, 32, cpus=0.1),
-        # The backup job runs pg_dump, mariadb-dump, tar and rclone one at a time.
-        "backup": limits("backup", 256, 64, cpus=0.25),
-        **monitoring_limits(1),
-        # The healer asks the engine for unhealthy containers every few seconds.
-        "healer": limits("healer", 64, 16, cpus=0.1),
-    },
-    # The guide sets shared_buffers 256MB inside a 384 MB container (and the official image
-    # ignores it): with sorts and connections on top that invites the OOM killer. A quarter of
-    # the limit is PostgreSQL's own advice.
-    postgres=PostgresTuning(
-        shared_buffers="96MB",
-        effective_cache_size="256MB",
-        work_mem="4MB",
-        maintenance_work_mem="32MB",
-        max_connections=20,
-    ),
-    synapse=SynapseTuning(
-        global_cache_factor=0.2,
-        event_cache_size=500,
-        cache_max_memory="768M",
-        cache_target_memory="512M",
-        db_pool_min=1,
-        db_pool_max=2,
-        max_upload_size="8M",
-        message_rate_per_second=0.5,
-        message_burst=10,
-        presence=False,
-    ),
-    # Redis and MySQL leave a quarter of their container for connections and fragmentation:
-    # the guide's maxmemory 512mb in a 512M container would be killed before evicting.
-    # One core: workers would only add processes competing for it.
-    synapse_workers=SynapseWorkerPlan(default=False, sync_workers=1, event_persisters=0, db_pool_max=2),
-    voicegrow=VoiceGrowTuning(mysql_buffer_pool="256M", mysql_redo_log_capacity="128M", redis_maxmemory="96mb"),
-    metrics_retention_size="1GB",
-)
-
-MEDIUM = SizingProfile(
-    host=HostSize.sold_as(2, 4),
-    voicegrow_host=HostSize.sold_as(4, 8),
-    limits={
-        "postgres": limits("postgres", 1024, 512),
-        "synapse": limits("synapse", 2560, 1536),
-        "synapse_worker": limits("synapse_worker", 512, 128),
-        "synapse_redis": limits("synapse_redis", 128, 32),
-        "wellknown": limits("wellknown", 32, 16),
-        "mysql": limits("mysql", 1024, 512),
-        "redis": limits("redis", 256, 128),
-        "minio": limits("minio", 512, 256),
-        "voicegrow_server": limits("voicegrow_server", 2048, 1024, cpus=1.5),
-        "proxy": limits("proxy", 256, 64),
-        "acme": limits("acme", 128, 32, cpus=0.1),
-        "backup": limits("backup", 384, 128, cpus=0.5),
-        **monitoring_limits(2),
-        "healer": limits("healer", 64, 16, cpus=0.1),
-    },
-    postgres=PostgresTuning(
-        shared_buffers="256MB",
-        effective_cache_size="768MB",
-        work_mem="8MB",
-        maintenance_work_mem="64MB",
-        max_connections=50,
-    ),
-    synapse=SynapseTuning(
-        global_cache_factor=0.5,
-        event_cache_size=2000,
-        cache_max_memory="1024M",
-        cache_target_memory="758M",
-        db_pool_min=1,
-        db_pool_max=5,
-        max_upload_size="50M",
-        message_rate_per_second=2.0,
-        message_burst=50,
-        presence=True,
-    ),
-    # Measured on two cores, servers and load client on separate cores: 20 rooms x 3 users, p95
-    # 4.9-5.4 s without workers, 8.8-10.1 s with; one hot room at parity. Workers cost more
-    # than they give on two cores, and their reservations would not fit the 4 GB host.
-    synapse_workers=SynapseWorkerPlan(default=False, sync_workers=2, event_persisters=0, db_pool_max=2),
-    voicegrow=VoiceGrowTuning(mysql_buffer_pool="640M", mysql_redo_log_capacity="256M", redis_maxmemory="192mb"),
-    metrics_retention_size="4GB",
-)
-
-LARGE = SizingProfile(
-    host=HostSize.sold_as(8, 16),
-    voicegrow_host=HostSize.sold_as(8, 16),
-    limits={
-        "postgres": limits("postgres", 2048, 1024),
-        "synapse": limits("synapse", 4096, 2048),
-        "synapse_worker": limits("synapse_worker", 768, 256),
-        "synapse_redis": limits("synapse_redis", 256, 64),
-        "wellknown": limits("wellknown", 32, 16),
-        "mysql": limits("mysql", 2048, 1024),
-        "redis": limits("redis", 512, 256),
-        "minio": limits("minio", 1024, 512),
-        "voicegrow_server": limits("voicegrow_server", 4096, 2048, cpus=4.0),
-        "proxy": limits("proxy", 512, 128),
-        "acme": limits("acme", 128, 32, cpus=0.1),
-        "backup": limits("backup", 512, 128, cpus=1.0),
-        **monitoring_limits(4),
-        "healer": limits("healer", 64, 16, cpus=0.1),
-    },
-    postgres=PostgresTuning(
-        shared_buffers="512MB",
-        effective_cache_size="1536MB",
-        work_mem="16MB",
-        maintenance_work_mem="128MB",
-        max_connections=100,
-    ),
-    synapse=SynapseTuning(
-        global_cache_factor=1.0,
-        event_cache_size=5000,
-        cache_max_memory="2048M",
-        cache_target_memory="1536M",
-        db_pool_min=2,
-        db_pool_max=10,
-        max_upload_size="100M",
-        message_rate_per_second=5.0,
-        message_burst=100,
-        presence=True,
-    ),
-    synapse_workers=SynapseWorkerPlan(default=True, sync_workers=3, event_persisters=2, db_pool_max=3),
-    voicegrow=VoiceGrowTuning(mysql_buffer_pool="1G", mysql_redo_log_capacity="512M", redis_maxmemory="384mb"),
-    metrics_retention_size="16GB",
-)
 
 _SIZE = re.compile(r"^(\d+(\.\d+)?)\s*(k|kb|m|mb|g|gb)$", re.IGNORECASE)
 
@@ -395,4 +299,5 @@ MYSQL_SERVER_MB = 64
 REDIS_MAXMEMORY_SHARE = 0.75
 """The share of Redis's container its maxmemory may take."""
 
-PROFILES: dict[str, SizingProfile] = {"small": SMALL, "medium": MEDIUM, "large": LARGE}
+PROFILES: dict[str, SizingProfile] = load_profiles()
+SMALL, MEDIUM, LARGE = PROFILES["small"], PROFILES["medium"], PROFILES["large"]

@@ -1,7 +1,7 @@
 """The role registry: every container role the program runs, and its facts, declared once.
 
 A role's image setting, security policy, CPU weight, stop grace and the component that runs it are
-here; its memory and CPU caps per profile are in config/profiles.py (one table per profile), and
+here; its memory and CPU caps per profile are in config/profiles.yaml (one table per profile), and
 `StackSettings.role` (config/models.py) resolves all of it, with the stack's overrides, into the
 `RoleSettings` a component reads.
 """
