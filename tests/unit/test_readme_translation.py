@@ -25,8 +25,10 @@ import sys
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import unquote
 
 import pytest
+from markdown_it import MarkdownIt
 
 ROOT = Path(__file__).resolve().parents[2]
 ENGLISH = ROOT / "README.md"
@@ -37,11 +39,7 @@ PAIRS = [(ENGLISH, CHINESE), *((page, DOCS / "zh-CN" / page.name) for page in so
 SETTINGS = (DOCS / "configuration.md", DOCS / "zh-CN" / "configuration.md")
 """The pages holding the settings reference."""
 
-_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})(.*)$")
-_HEADING = re.compile(r"^ {0,3}(#{1,6})[ \t]+(.*?)[ \t]*#*[ \t]*$")
-_CODE_SPAN = re.compile(r"(?<!`)(`+)(?!`)(.+?)(?<!`)\1(?!`)", re.DOTALL)
-_ANCHOR_LINK = re.compile(r"\]\((#[^)\s]*)\)")
-_PAGE_LINK = re.compile(r"\]\(([^)#\s:]+\.md)(#[^)\s]*)?\)")
+_MARKDOWN = MarkdownIt("commonmark").enable("table")
 _HTML_ANCHOR = re.compile(r"<a\s+(?:id|name)=\"([^\"]+)\"", re.IGNORECASE)
 _NUMBER = re.compile(r"\d+(?:[.:]\d+)*")
 
@@ -64,6 +62,12 @@ class Section:
     prose: list[str] = field(default_factory=list)
     fences: list[str] = field(default_factory=list)
     tables: list[Table] = field(default_factory=list)
+    code: list[str] = field(default_factory=list)
+    """Its inline code spans, as CommonMark reads them."""
+    words: list[str] = field(default_factory=list)
+    """Its text outside code spans and link targets."""
+    links: list[str] = field(default_factory=list)
+    """The target of each of its links."""
 
     @property
     def name(self) -> str:
@@ -77,10 +81,10 @@ class Section:
         return "\n".join(self.prose)
 
     def code_spans(self) -> Counter[str]:
-        return Counter(code_spans(self.text))
+        return Counter(self.code)
 
     def numbers(self) -> Counter[str]:
-        return Counter(_NUMBER.findall(_CODE_SPAN.sub(" ", _strip_links(self.text))))
+        return Counter(_NUMBER.findall(" ".join(self.words)))
 
     def signature(self) -> tuple:
         """What must be equal in both languages: used to pair the sections of the two files."""
@@ -88,73 +92,54 @@ class Section:
 
 
 def code_spans(text: str) -> list[str]:
-    """The inline code spans of Markdown text, line breaks inside a span read as one space."""
-    spans = []
-    for match in _CODE_SPAN.finditer(text):
-        content = re.sub(r"[ \t]*\n[ \t]*", " ", match.group(2))
-        if content.startswith(" ") and content.endswith(" ") and content.strip():
-            content = content[1:-1]
-        spans.append(content)
-    return spans
-
-
-def _strip_links(text: str) -> str:
-    """Text without link targets (a target's digits are not figures of the text)."""
-    return re.sub(r"\]\([^)]*\)", "]", text)
-
-
-def _cells(line: str) -> list[str]:
-    body = line.strip()
-    if body.startswith("|"):
-        body = body[1:]
-    if body.endswith("|") and not body.endswith("\\|"):
-        body = body[:-1]
-    return [cell.strip() for cell in re.split(r"(?<!\\)\|", body)]
+    """The inline code spans of one line of Markdown (a table cell), as CommonMark reads them."""
+    return [child.content for token in _MARKDOWN.parseInline(text) for child in token.children or [] if child.type == "code_inline"]
 
 
 def parse(markdown: str) -> list[Section]:
-    """Split Markdown into sections at its headings, outside fenced code blocks."""
-    sections = [Section(level=0, title="", line=0)]
+    """Split Markdown into sections at its headings, as markdown-it-py reads it (CommonMark with
+    tables): each section's prose (its lines outside fenced code, its title first), its fenced
+    blocks as written, and its tables' rows of cells (the delimiter row is not a row)."""
     lines = markdown.split("\n")
-    fence: tuple[str, int] | None = None
-    block: list[str] = []
-    table: Table | None = None
-    for number, line in enumerate(lines, start=1):
-        current = sections[-1]
-        if fence is not None:
-            marker = _FENCE.match(line)
-            if marker and marker.group(1)[0] == fence[0] and len(marker.group(1)) >= fence[1] \
-                    and not marker.group(2).strip():
-                block.append(line)
-                current.fences.append("\n".join(block))
-                fence = None
-            else:
-                block.append(line)
-            continue
-        marker = _FENCE.match(line)
-        if marker:
-            fence = (marker.group(1)[0], len(marker.group(1)))
-            block = [line]
-            table = None
-            continue
-        heading = _HEADING.match(line)
-        if heading:
-            sections.append(Section(level=len(heading.group(1)), title=heading.group(2), line=number))
-            sections[-1].prose.append(heading.group(2))
-            table = None
-            continue
-        current.prose.append(line)
-        if line.lstrip().startswith("|"):
-            if table is None:
-                table = Table(line=number, rows=[])
-                current.tables.append(table)
-            cells = _cells(line)
-            if not all(re.fullmatch(r":?-{3,}:?", cell) for cell in cells):
-                table.rows.append(cells)
-        else:
-            table = None
-    if fence is not None:
-        sections[-1].fences.append("\n".join(block))
+    tokens = _MARKDOWN.parse(markdown)
+    headings = {
+        token.map[0]: Section(level=int(token.tag[1:]), title=tokens[index + 1].content, line=token.map[0] + 1)
+        for index, token in enumerate(tokens)
+        if token.type == "heading_open" and token.map
+    }
+    fenced = {number for token in tokens if token.type == "fence" and token.map for number in range(*token.map)}
+    sections = [Section(level=0, title="", line=0)]
+    section_of_line: list[Section] = []
+    for number, line in enumerate(lines):
+        if number in headings:
+            sections.append(headings[number])
+            sections[-1].prose.append(sections[-1].title)
+        elif number not in fenced:
+            sections[-1].prose.append(line)
+        section_of_line.append(sections[-1])
+    row: list[str] | None = None
+    for index, token in enumerate(tokens):
+        if token.type == "fence" and token.map:
+            section_of_line[token.map[0]].fences.append("\n".join(lines[token.map[0]:token.map[1]]))
+        elif token.type == "table_open" and token.map:
+            section_of_line[token.map[0]].tables.append(Table(line=token.map[0] + 1, rows=[]))
+        elif token.type == "tr_open" and token.map:
+            row = []
+            section_of_line[token.map[0]].tables[-1].rows.append(row)
+        elif token.type == "inline" and token.map:
+            section = section_of_line[token.map[0]]
+            for child in token.children or []:
+                if child.type == "code_inline":
+                    section.code.append(child.content)
+                elif child.type == "text":
+                    section.words.append(child.content)
+                elif child.type == "link_open":
+                    # markdown-it percent-encodes a target; headings' anchors are compared as written.
+                    section.links.append(unquote(str(child.attrGet("href"))))
+            if row is not None and tokens[index - 1].type in ("th_open", "td_open"):
+                row.append(token.content)
+        elif token.type == "tr_close":
+            row = None
     return sections
 
 
@@ -359,7 +344,7 @@ def check_anchor_links(text: str, name: str, path: Path | None = None) -> list[s
     defined = anchors(sections)
     problems = []
     for section in sections:
-        for target in _ANCHOR_LINK.findall(section.text):
+        for target in (link for link in section.links if link.startswith("#")):
             if target[1:] not in defined:
                 problems.append(
                     f"{name}'s {section.name} links to {target}, which no heading of {name} "
@@ -367,13 +352,19 @@ def check_anchor_links(text: str, name: str, path: Path | None = None) -> list[s
                 )
         if path is None:
             continue
-        for page, target in _PAGE_LINK.findall(section.text):
+        for page, _, anchor in (link.partition("#") for link in section.links if _is_page(link)):
+            target = f"#{anchor}" if anchor else ""
             linked = (path.parent / page).resolve()
             if not linked.is_file():
                 problems.append(f"{name}'s {section.name} links to {page}, which does not exist")
             elif target and target[1:] not in anchors(parse(linked.read_text(encoding="utf-8"))):
                 problems.append(f"{name}'s {section.name} links to {page}{target}, which no heading of {page} defines")
     return problems
+
+
+def _is_page(link: str) -> bool:
+    """A link to another page of the repository (`page.md`, `../README.md#anchor`)."""
+    return ":" not in link and link.partition("#")[0].endswith(".md")
 
 
 def _relative(path: Path, start: Path) -> str:
