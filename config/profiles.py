@@ -194,32 +194,26 @@ class SizingProfile:
     """Most disk Prometheus keeps samples in (its --storage.tsdb.retention.size)."""
 
 
-def limits(role: str, memory_mb: int, reservation_mb: int, cpus: float | None = None) -> ContainerLimits:
-    """The limits of a container of `role`, with the role's CPU weight."""
-    return ContainerLimits(memory_mb=memory_mb, reservation_mb=reservation_mb, cpu_weight=ROLES[role].cpu_weight, cpus=cpus)
-
-
 @dataclass(frozen=True)
 class RoleLimits:
-    """One role's limits as profiles.yaml writes them (its CPU weight is the registry's)."""
+    """One role's limits as profiles.yaml writes them (its CPU weight is the registry's); a
+    monitoring store's (`grows`) are the small profile's and scale with the profile."""
 
     memory_mb: int
     reservation_mb: int
     cpus: float | None = None
-
-
-@dataclass(frozen=True)
-class MonitoringLimits:
-    """A monitoring container's limits on the small profile; a store's (`grows`) scale with the profile."""
-
-    memory_mb: int
-    reservation_mb: int
-    cpus: float
     grows: bool = False
 
-    def scaled(self, role: str, scale: int) -> ContainerLimits:
+    def of(self, role: str, scale: int = 1) -> ContainerLimits:
+        """The limits of a container of `role` on a profile of this monitoring `scale`."""
         factor = scale if self.grows else 1
-        return limits(role, self.memory_mb * factor, self.reservation_mb * factor, cpus=round(self.cpus * factor, 2))
+        cpus = None if self.cpus is None else round(self.cpus * factor, 2)
+        return ContainerLimits(
+            memory_mb=self.memory_mb * factor,
+            reservation_mb=self.reservation_mb * factor,
+            cpu_weight=ROLES[role].cpu_weight,
+            cpus=cpus,
+        )
 
 
 @dataclass(frozen=True)
@@ -237,7 +231,7 @@ _PROFILE_FIELDS = (
 )
 
 
-def _profile(values: Any, monitoring: dict[str, MonitoringLimits], where: str) -> SizingProfile:
+def _profile(values: Any, monitoring: dict[str, RoleLimits], where: str) -> SizingProfile:
     if not isinstance(values, dict) or sorted(values) != sorted(_PROFILE_FIELDS):
         raise ValueError(f"{where}: a profile has exactly the fields {', '.join(_PROFILE_FIELDS)}")
     hosts = {key: load_dataclass(SoldHost, values[key], f"{where}.{key}") for key in ("host", "voicegrow_host")}
@@ -247,8 +241,8 @@ def _profile(values: Any, monitoring: dict[str, MonitoringLimits], where: str) -
         host=HostSize.sold_as(hosts["host"].vcpus, hosts["host"].gigabytes),
         voicegrow_host=HostSize.sold_as(hosts["voicegrow_host"].vcpus, hosts["voicegrow_host"].gigabytes),
         limits={
-            **{role: limits(role, rule.memory_mb, rule.reservation_mb, rule.cpus) for role, rule in roles.items()},
-            **{role: rule.scaled(role, scale) for role, rule in monitoring.items()},
+            **{role: rule.of(role) for role, rule in roles.items()},
+            **{role: rule.of(role, scale) for role, rule in monitoring.items()},
         },
         postgres=load_dataclass(PostgresTuning, values["postgres"], f"{where}.postgres"),
         synapse=load_dataclass(SynapseTuning, values["synapse"], f"{where}.synapse"),
@@ -265,7 +259,7 @@ def load_profiles(path: Path = PROFILES_FILE) -> dict[str, SizingProfile]:
     if sorted(document) != ["monitoring", "profiles"] or set(document["profiles"]) != names:
         raise ValueError(f"{path.name} must hold `monitoring` and `profiles` with exactly {sorted(names)}")
     monitoring = {
-        role: load_dataclass(MonitoringLimits, rule, f"{path.name}: monitoring.{role}") for role, rule in document["monitoring"].items()
+        role: load_dataclass(RoleLimits, rule, f"{path.name}: monitoring.{role}") for role, rule in document["monitoring"].items()
     }
     return {name: _profile(values, monitoring, f"{path.name}: profiles.{name}") for name, values in document["profiles"].items()}
 

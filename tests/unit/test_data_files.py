@@ -26,35 +26,25 @@ def test_the_files_load_every_profile_and_environment() -> None:
 
 
 @pytest.mark.parametrize(
-    ("edit", "replacement", "message"),
+    ("source", "edit", "replacement", "message"),
     [
-        ("postgres: {memory_mb: 384, reservation_mb: 256}", "postgres: {memory_mb: 384, reserved_mb: 256}",
+        (PROFILES_FILE, "postgres: {memory_mb: 384, reservation_mb: 256}", "postgres: {memory_mb: 384, reserved_mb: 256}",
          r"profiles.yaml: profiles.small.limits.postgres: unknown fields \['reserved_mb'\], missing fields \['reservation_mb'\]"),
-        ("work_mem: 4MB, ", "work_mem: [4MB], ", r"profiles.yaml: profiles.small.postgres: .*work_mem"),
-        ("    monitoring_scale: 2\n", "", r"profiles.yaml: profiles.medium: a profile has exactly the fields"),
-        ("  large:\n", "  huge:\n", r"profiles.yaml must hold `monitoring` and `profiles` with exactly"),
+        (PROFILES_FILE, "work_mem: 4MB, ", "work_mem: [4MB], ", r"profiles.yaml: profiles.small.postgres: work_mem: .*\(got \['4MB'\]\)"),
+        (PROFILES_FILE, "    monitoring_scale: 2\n", "", r"profiles.yaml: profiles.medium: a profile has exactly the fields"),
+        (PROFILES_FILE, "  large:\n", "  huge:\n", r"profiles.yaml must hold `monitoring` and `profiles` with exactly"),
+        (ENVIRONMENTS_FILE, 'tls: "off"', "tls: off", r"environments.yaml: dev: tls: Input should be 'off', .* \(got False\)"),
+        (ENVIRONMENTS_FILE, "  metrics_retention: 7d\n", "",
+         r"environments.yaml: test: unknown fields \[\], missing fields \['metrics_retention'\]"),
+        (ENVIRONMENTS_FILE, "staging:\n", "stage:\n", r"environments.yaml must define exactly the environments"),
     ],
 )
-def test_a_mistake_in_the_profiles_names_the_file_the_entry_and_the_field(
-    tmp_path: Path, edit: str, replacement: str, message: str
+def test_a_mistake_in_a_data_file_names_the_file_the_entry_and_the_field(
+    tmp_path: Path, source: Path, edit: str, replacement: str, message: str
 ) -> None:
+    load = load_profiles if source == PROFILES_FILE else load_environments
     with pytest.raises(ValueError, match=message):
-        load_profiles(_edited(tmp_path, PROFILES_FILE, edit, replacement))
-
-
-@pytest.mark.parametrize(
-    ("edit", "replacement", "message"),
-    [
-        ('tls: "off"', "tls: off", r"environments.yaml: dev: .*tls"),
-        ("  metrics_retention: 7d\n", "", r"environments.yaml: test: unknown fields \[\], missing fields \['metrics_retention'\]"),
-        ("staging:\n", "stage:\n", r"environments.yaml must define exactly the environments"),
-    ],
-)
-def test_a_mistake_in_the_environments_names_the_file_the_entry_and_the_field(
-    tmp_path: Path, edit: str, replacement: str, message: str
-) -> None:
-    with pytest.raises(ValueError, match=message):
-        load_environments(_edited(tmp_path, ENVIRONMENTS_FILE, edit, replacement))
+        load(_edited(tmp_path, source, edit, replacement))
 
 
 def test_environments_share_their_backup_plans_through_anchors_not_copies() -> None:
