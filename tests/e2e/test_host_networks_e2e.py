@@ -23,7 +23,7 @@ pytestmark = pytest.mark.e2e
 
 PREFIX = "e2e-hostnet"
 SERVER_PORT = 8080
-ATTEMPTS = 400
+ATTEMPTS = 200
 # From the client: how many of ATTEMPTS connections to the server got through.
 TRY = """
 import json, socket, sys
