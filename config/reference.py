@@ -94,7 +94,7 @@ def settings(
             yield from settings(nested, key + ".", here, role_keyed)
         elif item is not None and typing.get_origin(container) is dict:
             if name not in ROLE_KEYED:
-                raise ValueError(f"{key}: a setting keyed by name must be listed in ROLE_KEYED with its placeholder")
+                raise ValueError(f"{key}: a setting keyed by role must be listed in ROLE_KEYED with its default")
             yield from settings(item, key + ".<role>.", None, name)
         elif item is not None:
             yield from settings(item, key + "[].", None, role_keyed)

@@ -11,16 +11,6 @@ from pathlib import Path
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from components.images.backup import archives as job_file
-from components.images.backup.archives import (
-    CONFIGS_DIR,
-    METRICS_PORT,
-    MINIO_REMOTE,
-    SYNAPSE_DATA_DIR,
-    MediaPurge,
-    Retention,
-    StateCompression,
-    remote_path,
-)
 from components.rendering import voicegrow as voicegrow_render
 from config.models import OFFSITE_CRYPT_REMOTE, BackupSettings, OffsiteSettings
 
@@ -67,8 +57,8 @@ class JobTargets:
     configs: bool
     services: dict[str, list[str]]
     """Containers to stop while restoring each part (`synapse`, `mysql`, `media`, `bucket`): the ones that write its data."""
-    media_purge: MediaPurge | None = None
-    state_compression: StateCompression | None = None
+    media_purge: job_file.MediaPurge | None = None
+    state_compression: job_file.StateCompression | None = None
 
     def parts(self) -> list[str]:
         """The parts a restore can bring back one at a time, in restore order."""
@@ -88,7 +78,7 @@ def offsite_owner(project: str, stack: str) -> str:
 
 def offsite_directory(offsite: OffsiteSettings, owner: str) -> str:
     """The stack's own directory under the operator's remote: `offsite:backups` -> `offsite:backups/selfhosted-prod`."""
-    return remote_path(offsite.remote, owner)
+    return job_file.remote_path(offsite.remote, owner)
 
 
 def render_job(project: str, stack: str, settings: BackupSettings, targets: JobTargets) -> str:
@@ -103,18 +93,18 @@ def render_job(project: str, stack: str, settings: BackupSettings, targets: JobT
         part_schedules={
             part: schedule for part in parts if (schedule := getattr(settings.part_schedules, part)) is not None
         },
-        retention={part: Retention(**getattr(settings.retention, part).model_dump()) for part in parts},
+        retention={part: job_file.Retention(**getattr(settings.retention, part).model_dump()) for part in parts},
         timeout_seconds=settings.timeout_minutes * 60,
         postgres=job_file.Postgres(host=postgres.host, port=postgres.port, user=postgres.user, database=postgres.database)
         if postgres is not None
         else None,
         mysql=job_file.Mysql(database=mysql.database) if mysql is not None else None,
-        synapse_data=Path(SYNAPSE_DATA_DIR) if targets.synapse_data else None,
+        synapse_data=Path(job_file.SYNAPSE_DATA_DIR) if targets.synapse_data else None,
         bucket=job_file.Bucket(bucket=bucket.bucket) if bucket is not None else None,
-        configs_dir=Path(CONFIGS_DIR) if targets.configs else None,
+        configs_dir=Path(job_file.CONFIGS_DIR) if targets.configs else None,
         offsite=_offsite(project, stack, settings.offsite) if settings.offsite.enabled else None,
         services={part: targets.services[part] for part in parts},
-        metrics_port=METRICS_PORT,
+        metrics_port=job_file.METRICS_PORT,
         media_purge=targets.media_purge,
         state_compression=targets.state_compression if postgres is not None else None,
     )
@@ -236,7 +226,7 @@ def render_mysql_client(source: MysqlSource, password: str) -> str:
 def render_rclone_minio(source: BucketSource, access_key: str, secret_key: str) -> str:
     """rclone's S3 remote for MinIO (path-style requests, static keys; the loader keeps them one line)."""
     return (
-        f"[{MINIO_REMOTE}]\n"
+        f"[{job_file.MINIO_REMOTE}]\n"
         "type = s3\n"
         "provider = Minio\n"
         "env_auth = false\n"

@@ -282,7 +282,7 @@ class StateCompression:
     levels: str
 
 
-# The file's keys, in the order written, are these fields'; a section a stack lacks is null.
+# The job file's sections, each read into its dataclass (null where the stack lacks the service).
 _SECTIONS: dict[str, type] = {
     "postgres": Postgres, "mysql": Mysql, "bucket": Bucket, "offsite": Offsite,
     "media_purge": MediaPurge, "state_compression": StateCompression,

@@ -434,9 +434,13 @@ NETWORK_REMOVE_TIMEOUT_SECONDS = 30
 def remove_network(api: docker.APIClient, network_id: str) -> None:
     """As `resourceDockerNetworkDelete`: retry while the network "has active endpoints" (the
     containers of a removed service are still going), for up to 30 s."""
-    try:
+    def remove() -> None:
+        # Locked one try at a time: an isolation check need not wait out the retries' sleeps.
         with changing_networks():
-            _remove_retrying(lambda: api.remove_network(network_id), "has active endpoints")
+            api.remove_network(network_id)
+
+    try:
+        _remove_retrying(remove, "has active endpoints")
     except docker.errors.APIError as exc:
         if "has active endpoints" not in str(exc):
             raise
