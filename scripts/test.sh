@@ -123,7 +123,8 @@ swarm_run=$!
 status=0
 selection=("$@")
 if [[ -n "$fast_run" ]]; then selection=(-m e2e); fi
-.venv/bin/python -m pytest -n "${E2E_WORKERS:-3}" --dist loadfile "${swarm_tests[@]/#/--ignore=}" "${selection[@]}" || status=$?
+.venv/bin/python -m pytest -n "${E2E_WORKERS:-3}" --dist loadfile --durations=10 "${swarm_tests[@]/#/--ignore=}" "${selection[@]}" 2>&1 |
+  tee .cache/e2e-tests.log || status=$?
 if [[ -n "$fast_run" ]]; then
   fast_status=0
   wait "$fast_run" || fast_status=$?
@@ -140,6 +141,10 @@ tail -n 30 .cache/swarm-tests.log
 # No Swarm test selected (e.g. -m "not e2e"): pytest's 5 is not a failure.
 if ((swarm_status != 0 && swarm_status != 5 && status == 0)); then status=$swarm_status; fi
 
+echo
+echo "== figures =="
+.venv/bin/python -m tests.figures "$figures"
+
 # Every test takes away what it deployed: a container, service or network left in either engine
 # is a teardown that failed (a real `pulumi destroy` would leave it too), named here.
 left_behind() {
@@ -155,7 +160,19 @@ if [[ -n "$leftovers" ]]; then
   if ((status == 0)); then status=1; fi
 fi
 
-echo
-echo "== figures =="
-.venv/bin/python -m tests.figures "$figures"
+# When something failed: what the machine had left, and what the engines complained of.
+if ((status != 0)); then
+  echo
+  echo "== the machine and its engines, after a failure =="
+  df -h . | tail -n 1
+  free -m | sed -n 2p
+  for log in "$engine/dockerd.log" "$swarm_engine/dockerd.log"; do
+    echo "$log (errors, last 10):"
+    grep -E 'level=(error|fatal)|panic' "$log" | tail -n 10 || true
+  done
+  echo
+  echo "== what failed, in all three runs =="
+  grep -h -E '^(FAILED|ERROR) ' .cache/e2e-tests.log .cache/fast-tests.log .cache/swarm-tests.log 2>/dev/null | cut -c1-400 || true
+fi
+
 exit "$status"

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,11 +29,47 @@ TURNSTILE = CACHE / "network-changes.turnstile"
 changes that keep overlapping would otherwise keep the shared lock forever."""
 
 
+WAIT_SECONDS = 600
+"""Holders keep the lock for seconds (the longest, a check of 200 connections under churn, for
+about ten): a wait this long means a holder is stuck, and the error names it."""
+POLL_SECONDS = 0.05
+
+
+def holders(path: Path) -> list[str]:
+    """The processes holding a lock on `path` (from /proc/locks), with their command lines."""
+    inode = path.stat().st_ino
+    found = []
+    for line in Path("/proc/locks").read_text().splitlines():
+        fields = line.split()
+        # "1: FLOCK  ADVISORY  WRITE 1234 08:01:5678 0 EOF"; a waiter's line has "->" after the number.
+        fields = [field for field in fields if field != "->"]
+        if fields[1] != "FLOCK" or int(fields[5].rsplit(":", 1)[1]) != inode:
+            continue
+        pid = fields[4]
+        try:
+            command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+        except OSError:
+            command = "?"
+        found.append(f"pid {pid} ({fields[3].lower()}): {command}")
+    return found
+
+
 @contextlib.contextmanager
 def _locked(path: Path, mode: int) -> Iterator[None]:
     CACHE.mkdir(parents=True, exist_ok=True)
     with path.open("a") as handle:
-        fcntl.flock(handle, mode)
+        deadline = time.monotonic() + WAIT_SECONDS
+        while True:
+            try:
+                fcntl.flock(handle, mode | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise TimeoutError(
+                        f"{path.name}: not free after {WAIT_SECONDS} s (this is pid {os.getpid()}); "
+                        f"locks on it: {holders(path)}"
+                    ) from None
+                time.sleep(POLL_SECONDS)
         try:
             yield
         finally:
