@@ -1,5 +1,5 @@
-"""Matrix load over the client-server API with aiohttp: users register, join one room and send
-at a steady rate while readers /sync; each message's delivery latency is the time from the
+"""Matrix load over the client-server API with aiohttp: users register, join rooms and send at a
+steady rate while readers /sync; each message's delivery latency is the time from the
 start of its send request to the arrival of the /sync response that carries it to a reader."""
 
 from __future__ import annotations
@@ -124,17 +124,17 @@ def percentile(values: list[float], fraction: float) -> float:
 
 
 class Reader:
-    """A user long-polling /sync on one room and noting when each marked message arrives."""
+    """A user long-polling /sync on some rooms and noting when each marked message arrives."""
 
-    def __init__(self, api: Api, user: User, room_id: str) -> None:
-        self.api, self.user, self.room_id = api, user, room_id
+    def __init__(self, api: Api, user: User, room_ids: list[str]) -> None:
+        self.api, self.user, self.room_ids = api, user, room_ids
         self.seen: dict[str, float] = {}
         self.limited = 0
         self.since: str | None = None
         self.filter = json.dumps(
             {
                 "room": {
-                    "rooms": [room_id],
+                    "rooms": room_ids,
                     "timeline": {"limit": 1000},
                     "state": {"lazy_load_members": True},
                 },
@@ -155,37 +155,36 @@ class Reader:
             payload = await self.api.request("GET", "/sync", self.user.access_token, params=params)
             arrived = time.monotonic()
             self.since = payload["next_batch"]
-            room = payload.get("rooms", {}).get("join", {}).get(self.room_id)
-            if not room:
-                continue
-            timeline = room.get("timeline", {})
-            if timeline.get("limited"):
-                self.limited += 1
-            for event in timeline.get("events", []):
-                mark = (event.get("content") or {}).get(MARK)
-                if mark and mark not in self.seen:
-                    self.seen[mark] = arrived
+            joined = payload.get("rooms", {}).get("join", {})
+            for room in (joined[room_id] for room_id in self.room_ids if room_id in joined):
+                timeline = room.get("timeline", {})
+                if timeline.get("limited"):
+                    self.limited += 1
+                for event in timeline.get("events", []):
+                    mark = (event.get("content") or {}).get(MARK)
+                    if mark and mark not in self.seen:
+                        self.seen[mark] = arrived
 
 
 async def run_phase(
     api: Api,
     senders: list[User],
     readers: list[User],
-    room_id: str,
+    room_ids: list[str],
     messages_per_user: int,
     interval: float,
     drain_timeout: float,
     senders_sync: bool = False,
 ) -> PhaseResult:
-    """Every sender sends `messages_per_user` messages, one every `interval` seconds, the senders'
-    schedules spread evenly over the interval; readers /sync until every message arrived or
+    """Every sender sends `messages_per_user` messages into its room (sender i into room i modulo
+    their number), one every `interval` seconds, the senders' schedules spread evenly over the interval; readers /sync until every message arrived or
     `drain_timeout` seconds after the last send. With `senders_sync` every sender also long-polls
     /sync throughout, as a user's app does."""
     result = PhaseResult(len(senders), messages_per_user, len(readers))
     retries_before = api.retries_after_429
-    sync_readers = [Reader(api, user, room_id) for user in readers]
+    sync_readers = [Reader(api, user, room_ids) for user in readers]
     # Senders that /sync as well, as every user's app does; their deliveries are not measured.
-    background = [Reader(api, user, room_id) for user in senders] if senders_sync else []
+    background = [Reader(api, user, [room_ids[index % len(room_ids)]]) for index, user in enumerate(senders)] if senders_sync else []
     await asyncio.gather(*(reader.catch_up() for reader in sync_readers + background))
     reader_tasks = [asyncio.create_task(reader.run()) for reader in sync_readers]
     background_tasks = [asyncio.create_task(reader.run()) for reader in background]
@@ -194,6 +193,7 @@ async def run_phase(
     start = time.monotonic() + 1.0
 
     async def send_all(index: int, user: User) -> None:
+        room_id = room_ids[index % len(room_ids)]
         offset = index * interval / len(senders)
         for number in range(messages_per_user):
             due = start + offset + number * interval

@@ -165,7 +165,7 @@ async def _load(base_url: str, label: str, args: argparse.Namespace, sampler: St
             log(f"{label}: N={users}: {users - 1 + args.readers} joins in {time.monotonic() - began:.1f} s")
             await asyncio.sleep(SETTLE_SECONDS)
             result = await matrix_load.run_phase(
-                api, senders[:users], readers, room, args.messages, args.interval, args.drain, args.senders_sync
+                api, senders[:users], readers, [room], args.messages, args.interval, args.drain, args.senders_sync
             )
             end = max(result.last_delivery, result.last_send)
             latencies = result.delivery_latencies

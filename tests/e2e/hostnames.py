@@ -18,6 +18,13 @@ from typing import Any
 @contextmanager
 def resolve_to_loopback(domain: str) -> Iterator[None]:
     """`domain` and every name under it resolve to 127.0.0.1 while the context is open."""
+    with resolve_to(domain, "127.0.0.1"):
+        yield
+
+
+@contextmanager
+def resolve_to(domain: str, address: str) -> Iterator[None]:
+    """`domain` and every name under it resolve to `address` while the context is open."""
     original = socket.getaddrinfo
     domain = domain.lower().strip(".")
 
@@ -29,7 +36,7 @@ def resolve_to_loopback(domain: str) -> Iterator[None]:
         return name == domain or name.endswith("." + domain)
 
     def getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
-        return original("127.0.0.1" if ours(host) else host, *args, **kwargs)
+        return original(address if ours(host) else host, *args, **kwargs)
 
     socket.getaddrinfo = getaddrinfo
     try:
