@@ -29,13 +29,17 @@ import asyncio
 import json
 import math
 import os
+import shutil
+import signal
 import statistics
+import subprocess
 import sys
 import time
 import traceback
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -183,10 +187,76 @@ def address(client: docker.DockerClient, container_id: str) -> str:
     raise RuntimeError(f"container {container_id[:12]} has no address on a bridge network")
 
 
+@contextmanager
+def profiled(client: docker.DockerClient, container_id: str, output: Path) -> Iterator[None]:
+    """py-spy samples the container's processes (100 times a second) while the block runs; the
+    stacks, collapsed, go to `output`."""
+    pid = client.api.inspect_container(container_id)["State"]["Pid"]
+    # --gil: only the samples where a thread held the GIL, that is ran Python, not waited.
+    command = ["py-spy", "record", "--pid", str(pid), "--subprocesses", "--gil", "--rate", "100", "--format", "raw", "--nonblocking", "--output", str(output)]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        yield
+    finally:
+        process.send_signal(signal.SIGINT)
+        _, errors = process.communicate(timeout=60)
+        if not output.exists():
+            log(f"py-spy wrote no profile: {errors.strip()[-500:]}")
+
+
+def _frame(frame: str) -> tuple[str, str]:
+    """`handle (synapse/rest/sync.py:10)` -> (`handle (sync.py)`, `synapse/rest`): the function,
+    whatever line of it ran, and its package (the first two parts of a deeper path)."""
+    name, _, where = frame.partition(" (")
+    path = where.rsplit(":", 1)[0] if where else ""
+    parts = path.split("/")
+    package = "/".join(parts[:2]) if len(parts) > 2 else parts[0]
+    return f"{name} ({parts[-1]})" if where else name, package or name
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Where the sampled CPU time went: shares of the samples by the package and by the function
+    that was running (the innermost frame)."""
+
+    samples: int
+    packages: list[tuple[str, float]]
+    functions: list[tuple[str, float]]
+
+    def __str__(self) -> str:
+        def shares(items: list[tuple[str, float]]) -> str:
+            return ", ".join(f"{name} {share:.0%}" for name, share in items)
+
+        return f"{self.samples} samples; by package: {shares(self.packages)}; by function: {shares(self.functions)}"
+
+
+def where_the_time_goes(collapsed: Path, top: int = 8) -> Profile:
+    """py-spy's collapsed stacks, summed by the innermost frame."""
+    packages: Counter[str] = Counter()
+    functions: Counter[str] = Counter()
+    for line in collapsed.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        function, package = _frame(stack.rsplit(";", 1)[-1])
+        packages[package] += int(count)
+        functions[function] += int(count)
+    total = sum(functions.values())
+    if not total:
+        return Profile(0, [], [])
+    return Profile(
+        total,
+        [(name, count / total) for name, count in packages.most_common(top)],
+        [(name, count / total) for name, count in functions.most_common(top)],
+    )
+
+
 # --- the load -------------------------------------------------------------------------------------
 
 
-async def _load(base_url: str, load: Load, args: argparse.Namespace, counters: CpuCounters, sampler: StatsSampler) -> LoadFigures:
+async def _load(
+    base_url: str, load: Load, args: argparse.Namespace, counters: CpuCounters, sampler: StatsSampler, profile: Path | None
+) -> LoadFigures:
     async with matrix_load.session() as http:
         api = matrix_load.Api(http, base_url)
         tag = uuid.uuid4().hex[:6]
@@ -200,7 +270,8 @@ async def _load(base_url: str, load: Load, args: argparse.Namespace, counters: C
             rooms.append(room)
         await asyncio.sleep(SETTLE_SECONDS)
         counters.start()
-        result = await matrix_load.run_phase(api, senders, readers, rooms, args.messages, args.interval, args.drain, True)
+        with profiled(counters.client, counters.containers["synapse"], profile) if profile else nullcontext():
+            result = await matrix_load.run_phase(api, senders, readers, rooms, args.messages, args.interval, args.drain, True)
         cpu_seconds = counters.seconds()
     end = max(result.last_delivery, result.last_send)
     memory = {role: usage.memory_peak_mb for role in sampler.containers if (usage := sampler.usage(role, result.first_send, end))}
@@ -226,7 +297,10 @@ def measure(client: docker.DockerClient, side: str, base_url: str, containers: d
     figures = {}
     try:
         for load in args.loads:
-            figures[load] = asyncio.run(_load(base_url, load, args, counters, sampler))
+            profile = args.profile / f"{side}-{load.users}x{load.rooms}-{time.strftime('%H%M%S')}.txt" if args.profile else None
+            figures[load] = asyncio.run(_load(base_url, load, args, counters, sampler, profile))
+            if profile and profile.exists():
+                log(f"{side}, {load}: where Synapse's time went: {where_the_time_goes(profile)}")
             done = figures[load]
             log(
                 f"{side}, {load}: p50 {done.delivery_p50:.2f} s, p95 {done.delivery_p95:.2f} s, "
@@ -381,6 +455,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--drain", type=float, default=60.0, help="seconds to wait for deliveries after the last send")
     parser.add_argument("--rounds", type=int, default=2, help="rounds, at least 2 (default 2)")
     parser.add_argument("--lever", type=json.loads, default={}, help="lever mode: stack settings (JSON) merged over small's")
+    parser.add_argument("--profile", type=Path, help="directory: py-spy records Synapse's main container during each load's messages")
     parser.add_argument("--prefix", default="bench-fair")
     parser.add_argument("--port", type=int, default=18540)
     args = parser.parse_args(argv)
@@ -394,6 +469,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("messages, interval and readers must be positive")
     if (args.mode == "lever") != bool(args.lever):
         parser.error("--lever: required in lever mode, and only there")
+    if args.profile:
+        if not shutil.which("py-spy"):
+            parser.error("--profile: py-spy is not on PATH (pip install py-spy)")
+        args.profile.mkdir(parents=True, exist_ok=True)
     if args.rounds < 2:
         parser.error("--rounds: at least 2, so that each side runs first once")
     return args

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from benchmarks.synapse_fair import Load, LoadFigures, cgroup_cpu_seconds, homeserver, parse_args, report
+from benchmarks.synapse_fair import Load, LoadFigures, cgroup_cpu_seconds, homeserver, parse_args, report, where_the_time_goes
 
 
 def _figures(delivered: int, cpu_seconds: dict[str, float]) -> LoadFigures:
@@ -53,3 +53,18 @@ def test_figures_are_marked_not_quoted_when_the_client_shares_the_servers_cores(
     text = report("one-core", argparse.Namespace(**vars(args)), rounds, client_cores)
     assert ("NOT QUOTED" not in text) == quoted
     assert "CPU-s per 1,000: homeserver" in text and "10.0" in text
+
+
+def test_where_the_time_goes_sums_the_innermost_frames_by_package_and_function(tmp_path) -> None:
+    collapsed = tmp_path / "profile.txt"
+    collapsed.write_text(
+        "process 1:synapse;run (twisted/internet/base.py:1);handle (synapse/rest/sync.py:10);encode (json/encoder.py:5) 30\n"
+        "process 1:synapse;run (twisted/internet/base.py:1);handle (synapse/rest/sync.py:12) 10\n"
+        "process 1:synapse;run (twisted/internet/base.py:1);persist (synapse/storage/events.py:3) 50\n"
+        "process 1:synapse;run (twisted/internet/base.py:1);persist (synapse/storage/events.py:9) 10\n"
+    )
+    profile = where_the_time_goes(collapsed)
+    assert profile.samples == 100
+    assert dict(profile.packages) == {"synapse/storage": 0.6, "json": 0.3, "synapse/rest": 0.1}
+    assert dict(profile.functions) == {"persist (events.py)": 0.6, "encode (encoder.py)": 0.3, "handle (sync.py)": 0.1}
+    assert "by package: synapse/storage 60%, json 30%" in str(profile)
