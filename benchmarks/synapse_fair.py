@@ -236,8 +236,8 @@ def where_the_time_goes(collapsed: Path, top: int = 8) -> Profile:
     functions: Counter[str] = Counter()
     for line in collapsed.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
-        if not stack or not count.isdigit():
-            continue
+        if ";" not in stack or not count.isdigit():
+            continue  # not a stack, or a process's label with no Python frame under it
         function, package = _frame(stack.rsplit(";", 1)[-1])
         packages[package] += int(count)
         functions[function] += int(count)

@@ -62,6 +62,7 @@ def test_where_the_time_goes_sums_the_innermost_frames_by_package_and_function(t
         "process 1:synapse;run (twisted/internet/base.py:1);handle (synapse/rest/sync.py:12) 10\n"
         "process 1:synapse;run (twisted/internet/base.py:1);persist (synapse/storage/events.py:3) 50\n"
         "process 1:synapse;run (twisted/internet/base.py:1);persist (synapse/storage/events.py:9) 10\n"
+        'process 2:"python -m synapse" 7\n'
     )
     profile = where_the_time_goes(collapsed)
     assert profile.samples == 100
