@@ -30,10 +30,11 @@ import traceback
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -64,6 +65,7 @@ LOAD_RATE_LIMITS: dict[str, Any] = {
 }
 
 HEALTH_TIMEOUT = 300
+Side = TypeVar("Side")
 SETTLE_SECONDS = 3.0
 PASSWORD = "bench-" + uuid.uuid4().hex
 
@@ -329,6 +331,27 @@ def preflight(client: docker.DockerClient) -> None:
         sys.exit(f"stand-in images missing: {', '.join(missing)}; build them with tests/e2e/images/build.sh")
 
 
+def run_in_order(client: docker.DockerClient, prefixes: list[str], sequence: list[str], run: Callable[[str], Side]) -> dict[str, list[Side]] | None:
+    """`run` each side of `sequence` in turn, its results by side. What an interrupted run left
+    (objects named with `prefixes`) is removed before, and everything again after, on failure
+    too; None, with the failure printed, when a side failed. Closes the client."""
+    remove_leftovers(client, prefixes)
+    began = time.monotonic()
+    rounds: dict[str, list[Side]] = {side: [] for side in dict.fromkeys(sequence)}
+    try:
+        for side in sequence:
+            rounds[side].append(run(side))
+    except (ApplyError, RuntimeError, matrix_load.MatrixError, docker.errors.DockerException) as exc:
+        traceback.print_exc()
+        log(f"benchmark failed: {exc}")
+        return None
+    finally:
+        remove_leftovers(client, prefixes)
+        client.close()
+    log(f"benchmark took {time.monotonic() - began:.0f} s")
+    return rounds
+
+
 # --- the report ---------------------------------------------------------------------------------
 
 
@@ -550,21 +573,14 @@ def main(argv: list[str] | None = None) -> int:
         sys.exit(reason)
     client = docker.from_env(timeout=300, max_pool_size=16)
     preflight(client)
-    prefixes = [args.tuned_prefix, args.guide_prefix]
-    remove_leftovers(client, prefixes)
-    began = time.monotonic()
-    rounds: dict[str, list[SideFigures]] = {side: [] for side in args.order}
-    try:
-        for side in args.sequence:
-            rounds[side].append(run_guide(client, args) if side == "guide" else run_tuned(client, args))
-    except (ApplyError, RuntimeError, matrix_load.MatrixError, docker.errors.DockerException) as exc:
-        traceback.print_exc()
-        log(f"benchmark failed: {exc}")
+    rounds = run_in_order(
+        client,
+        [args.tuned_prefix, args.guide_prefix],
+        args.sequence,
+        lambda side: run_guide(client, args) if side == "guide" else run_tuned(client, args),
+    )
+    if rounds is None:
         return 1
-    finally:
-        remove_leftovers(client, prefixes)
-        client.close()
-    log(f"benchmark took {time.monotonic() - began:.0f} s")
     print(report(args, rounds))
     if args.json:
         args.json.write_text(

@@ -35,7 +35,6 @@ import statistics
 import subprocess
 import sys
 import time
-import traceback
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -61,10 +60,10 @@ from benchmarks.synapse_delivery import (  # noqa: E402
     HealthWatch,
     log,
     preflight,
-    remove_leftovers,
+    run_in_order,
 )
 from config.merge import deep_merge  # noqa: E402
-from tests.e2e.harness import ApplyError, apply_program, engine_unavailable_reason  # noqa: E402
+from tests.e2e.harness import apply_program, engine_unavailable_reason  # noqa: E402
 from tests.e2e.hostnames import resolve_to  # noqa: E402
 from tests.e2e.stacks import LOCAL_IMAGES, local_overrides  # noqa: E402
 
@@ -490,22 +489,15 @@ def main(argv: list[str] | None = None) -> int:
         sys.exit(reason)
     client = docker.from_env(timeout=300, max_pool_size=32)
     preflight(client)
-    prefixes = [f"{args.prefix}-{side}" for side in ("guide", "lever", *PROGRAM_SIDES)]
-    remove_leftovers(client, prefixes)
-    began = time.monotonic()
-    rounds: dict[str, list[dict[Load, LoadFigures]]] = {side: [] for side in mode.sides}
-    try:
-        for number in range(args.rounds):
-            for side in mode.sides if number % 2 == 0 else mode.sides[::-1]:
-                rounds[side].append(run_side(client, side, mode, args))
-    except (ApplyError, RuntimeError, matrix_load.MatrixError, docker.errors.DockerException) as exc:
-        traceback.print_exc()
-        log(f"benchmark failed: {exc}")
+    sequence = [side for number in range(args.rounds) for side in (mode.sides if number % 2 == 0 else mode.sides[::-1])]
+    rounds = run_in_order(
+        client,
+        [f"{args.prefix}-{side}" for side in ("guide", "lever", *PROGRAM_SIDES)],
+        sequence,
+        lambda side: run_side(client, side, mode, args),
+    )
+    if rounds is None:
         return 1
-    finally:
-        remove_leftovers(client, prefixes)
-        client.close()
-    log(f"benchmark took {time.monotonic() - began:.0f} s")
     print(report(args.mode, args, rounds, client_cores))
     return 0
 
