@@ -129,6 +129,15 @@ def homeserver(role: str) -> bool:
     return role in ("synapse", "postgres") or (role.startswith("synapse-") and role != "synapse-wellknown")
 
 
+@dataclass
+class SideRun:
+    """One side in one round: at rest after it was healthy and pinned, then under each load."""
+
+    idle_cpu_percent: float
+    """All of the side's containers, in % of one core, over `--idle` seconds before the loads."""
+    loads: dict[Load, LoadFigures]
+
+
 # --- cores and CPU counters -----------------------------------------------------------------------
 
 
@@ -288,10 +297,14 @@ async def _load(
     )
 
 
-def measure(client: docker.DockerClient, side: str, base_url: str, containers: dict[str, str], mode: Mode, args: argparse.Namespace) -> dict[Load, LoadFigures]:
-    """Pin the side's containers to the servers' cores, then run every load on it."""
+def measure(client: docker.DockerClient, side: str, base_url: str, containers: dict[str, str], mode: Mode, args: argparse.Namespace) -> SideRun:
+    """Pin the side's containers to the servers' cores, measure them at rest, then run every load."""
     pin(client, containers, mode.server_cores)
     counters = CpuCounters(client, containers)
+    counters.start()
+    time.sleep(args.idle)
+    idle = sum(counters.seconds().values()) / args.idle * 100
+    log(f"{side}: at rest, all containers {idle:.1f} % of one core")
     sampler = StatsSampler(client, containers).start()
     figures = {}
     try:
@@ -308,7 +321,7 @@ def measure(client: docker.DockerClient, side: str, base_url: str, containers: d
             )
     finally:
         sampler.stop()
-    return figures
+    return SideRun(idle, figures)
 
 
 # --- the sides ------------------------------------------------------------------------------------
@@ -375,7 +388,7 @@ def program_side(client: docker.DockerClient, side: str, args: argparse.Namespac
         applied.destroy()
 
 
-def run_side(client: docker.DockerClient, side: str, mode: Mode, args: argparse.Namespace) -> dict[Load, LoadFigures]:
+def run_side(client: docker.DockerClient, side: str, mode: Mode, args: argparse.Namespace) -> SideRun:
     log(f"{side}: deploying")
     deployed = guide_side(client, args) if side == "guide" else program_side(client, side, args)
     with deployed as (base_url, containers):
@@ -407,7 +420,13 @@ ROWS: list[tuple[str, Callable[[LoadFigures], float], str, int]] = [
 ]
 
 
-def report(mode_name: str, args: argparse.Namespace, rounds: dict[str, list[dict[Load, LoadFigures]]], client_cores: set[int]) -> str:
+def _cells(a: float, b: float, unit: str, digits: int) -> str:
+    ratio = f"{b / a:.2f}x" if math.isfinite(a) and math.isfinite(b) and a else ""
+    first, second = ("n/a" if not math.isfinite(value) else f"{value:.{digits}f}{unit}" for value in (a, b))
+    return f"{first:>12}{second:>12}  {ratio}"
+
+
+def report(mode_name: str, args: argparse.Namespace, rounds: dict[str, list[SideRun]], client_cores: set[int]) -> str:
     mode = MODES[mode_name]
     first, second = mode.sides
     quoted = bool(client_cores) and not client_cores & mode.server_cores
@@ -419,21 +438,23 @@ def report(mode_name: str, args: argparse.Namespace, rounds: dict[str, list[dict
         f"  each user sends {args.messages} messages, one every {args.interval:g} s; {args.readers} readers time the "
         "deliveries; every user long-polls /sync",
         f"  {args.rounds} rounds, the sides' order reversed every round; medians over the rounds, every round's p95 and CPU below",
+        "",
+        f"  {'at rest':<32}{first:>12}{second:>12}  ratio",
+        f"  {'CPU, all containers':<32}"
+        + _cells(*(_median([run.idle_cpu_percent for run in rounds[side]]) for side in mode.sides), " %", 1),
     ]
     for load in args.loads:
         lines += ["", f"  {load} ({load.users / args.interval:.3g} msg/s offered)", f"  {'':<32}{first:>12}{second:>12}  ratio"]
         for name, figure, unit, digits in ROWS:
-            a = _median([figure(side[load]) for side in rounds[first]])
-            b = _median([figure(side[load]) for side in rounds[second]])
-            ratio = f"{b / a:.2f}x" if math.isfinite(a) and math.isfinite(b) and a else ""
-            cells = ["n/a" if not math.isfinite(value) else f"{value:.{digits}f}{unit}" for value in (a, b)]
-            lines.append(f"  {name:<32}{cells[0]:>12}{cells[1]:>12}  {ratio}")
+            a, b = (_median([figure(run.loads[load]) for run in rounds[side]]) for side in mode.sides)
+            lines.append(f"  {name:<32}{_cells(a, b, unit, digits)}")
         for side in mode.sides:
-            per_round = ", ".join(f"{figures[load].delivery_p95:.2f} s / {figures[load].cpu_per_1000(homeserver):.1f}" for figures in rounds[side])
-            cpu = {role: _median([figures[load].cpu_seconds.get(role, math.nan) for figures in rounds[side]]) for role in rounds[side][0][load].cpu_seconds}
+            runs = [run.loads[load] for run in rounds[side]]
+            per_round = ", ".join(f"{figures.delivery_p95:.2f} s / {figures.cpu_per_1000(homeserver):.1f}" for figures in runs)
+            cpu = {role: _median([figures.cpu_seconds.get(role, math.nan) for figures in runs]) for role in runs[0].cpu_seconds}
             busiest = ", ".join(f"{role} {seconds:.1f}" for role, seconds in sorted(cpu.items(), key=lambda item: -item[1])[:4])
             lines.append(f"    {side}: p95 / CPU-s per 1,000 per round: {per_round}; CPU-s by container: {busiest}")
-            lost = sum(figures[load].undelivered + figures[load].send_errors for figures in rounds[side])
+            lost = sum(figures.undelivered + figures.send_errors for figures in runs)
             if lost:
                 lines.append(f"    {side}: {lost} messages undelivered or not sent over the rounds")
     return "\n".join(lines) + "\n"
@@ -453,6 +474,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--readers", type=int, default=2, help="users in every room that only /sync and time the deliveries (default 2)")
     parser.add_argument("--drain", type=float, default=60.0, help="seconds to wait for deliveries after the last send")
     parser.add_argument("--rounds", type=int, default=2, help="rounds, at least 2 (default 2)")
+    parser.add_argument("--idle", type=float, default=30.0, help="seconds each side is measured at rest before the loads (default 30)")
     parser.add_argument("--lever", type=json.loads, default={}, help="lever mode: stack settings (JSON) merged over small's")
     parser.add_argument("--profile", type=Path, help="directory: py-spy records Synapse's main container during each load's messages")
     parser.add_argument("--prefix", default="bench-fair")
@@ -464,8 +486,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--loads: USERSxROOMS, e.g. 50x1,60x20")
     if not args.loads or any(load.users < load.rooms or load.rooms < 1 for load in args.loads):
         parser.error("--loads: every room needs at least one user")
-    if min(args.messages, args.readers) < 1 or args.interval <= 0:
-        parser.error("messages, interval and readers must be positive")
+    if min(args.messages, args.readers) < 1 or min(args.interval, args.idle) <= 0:
+        parser.error("messages, interval, readers and idle must be positive")
     if (args.mode == "lever") != bool(args.lever):
         parser.error("--lever: required in lever mode, and only there")
     if args.profile:

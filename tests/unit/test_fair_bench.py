@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from benchmarks.synapse_fair import Load, LoadFigures, cgroup_cpu_seconds, homeserver, parse_args, report, where_the_time_goes
+from benchmarks.synapse_fair import Load, LoadFigures, SideRun, cgroup_cpu_seconds, homeserver, parse_args, report, where_the_time_goes
 
 
 def _figures(delivered: int, cpu_seconds: dict[str, float]) -> LoadFigures:
@@ -49,10 +49,11 @@ def test_a_cgroups_cpu_counter_grows_with_the_work_done_in_it() -> None:
 def test_figures_are_marked_not_quoted_when_the_client_shares_the_servers_cores(client_cores: set[int], quoted: bool) -> None:
     args = parse_args(["one-core", "--loads", "50x1"])
     load = args.loads[0]
-    rounds = {side: [{load: _figures(100, {"synapse": 1.0})}] * 2 for side in ("guide", "small")}
+    rounds = {side: [SideRun(idle, {load: _figures(100, {"synapse": 1.0})})] * 2 for side, idle in (("guide", 1.0), ("small", 3.0))}
     text = report("one-core", argparse.Namespace(**vars(args)), rounds, client_cores)
     assert ("NOT QUOTED" not in text) == quoted
     assert "CPU-s per 1,000: homeserver" in text and "10.0" in text
+    assert "CPU, all containers" in text and "3.00x" in text
 
 
 def test_where_the_time_goes_sums_the_innermost_frames_by_package_and_function(tmp_path) -> None:
