@@ -94,7 +94,7 @@ export E2E_ENGINE_DIR="$engine" DOCKER_HOST="unix://$engine/docker.sock"
 # they select.
 fast_run=
 if (($# == 0)); then
-  .venv/bin/python -m pytest -p no:cacheprovider -n 2 -m "not e2e" >.cache/fast-tests.log 2>&1 &
+  .venv/bin/python -m pytest -p no:cacheprovider -n 2 -m "not e2e" --durations=10 >.cache/fast-tests.log 2>&1 &
   fast_run=$!
 fi
 echo "pass first-build" >>"$figures"
