@@ -115,6 +115,8 @@ class LoadFigures:
     cpu_seconds: dict[str, float]
     """Per container (its role), from the first send to the last delivery."""
     memory_peak_mb: dict[str, float] = field(default_factory=dict)
+    host_steal_percent: float = 0.0
+    """CPU time the hypervisor gave to others meanwhile, in % of the host's: a noisy neighbour shows here."""
 
     def cpu_per_1000(self, counted: Callable[[str], bool] = lambda role: True) -> float:
         """CPU-seconds of the counted containers per 1,000 delivered messages."""
@@ -154,6 +156,12 @@ def cgroup_cpu_seconds(pid: int) -> float:
                 if usage.exists():
                     return int(usage.read_text()) / 1e9
     raise RuntimeError(f"no CPU counter found for the cgroup of pid {pid}")
+
+
+def host_ticks() -> tuple[int, int]:
+    """The host's stolen and total CPU ticks so far (/proc/stat)."""
+    values = [int(value) for value in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    return values[7], sum(values)
 
 
 @dataclass
@@ -278,9 +286,11 @@ async def _load(
             rooms.append(room)
         await asyncio.sleep(SETTLE_SECONDS)
         counters.start()
+        stolen, ticks = host_ticks()
         with profiled(counters.client, counters.containers["synapse"], profile) if profile else nullcontext():
             result = await matrix_load.run_phase(api, senders, readers, rooms, args.messages, args.interval, args.drain, True)
         cpu_seconds = counters.seconds()
+        stolen_after, ticks_after = host_ticks()
     end = max(result.last_delivery, result.last_send)
     memory = {role: usage.memory_peak_mb for role in sampler.containers if (usage := sampler.usage(role, result.first_send, end))}
     return LoadFigures(
@@ -294,6 +304,7 @@ async def _load(
         send_errors=result.send_errors,
         cpu_seconds=cpu_seconds,
         memory_peak_mb=memory,
+        host_steal_percent=(stolen_after - stolen) / max(ticks_after - ticks, 1) * 100,
     )
 
 
@@ -450,10 +461,12 @@ def report(mode_name: str, args: argparse.Namespace, rounds: dict[str, list[Side
             lines.append(f"  {name:<32}{_cells(a, b, unit, digits)}")
         for side in mode.sides:
             runs = [run.loads[load] for run in rounds[side]]
-            per_round = ", ".join(f"{figures.delivery_p95:.2f} s / {figures.cpu_per_1000(homeserver):.1f}" for figures in runs)
+            per_round = ", ".join(
+                f"{figures.delivery_p95:.2f} s / {figures.cpu_per_1000(homeserver):.1f} (steal {figures.host_steal_percent:.1f} %)" for figures in runs
+            )
             cpu = {role: _median([figures.cpu_seconds.get(role, math.nan) for figures in runs]) for role in runs[0].cpu_seconds}
             busiest = ", ".join(f"{role} {seconds:.1f}" for role, seconds in sorted(cpu.items(), key=lambda item: -item[1])[:4])
-            lines.append(f"    {side}: p95 / CPU-s per 1,000 per round: {per_round}; CPU-s by container: {busiest}")
+            lines.append(f"    {side}: p95 / CPU-s per 1,000 (host steal) per round: {per_round}; CPU-s by container: {busiest}")
             lost = sum(figures.undelivered + figures.send_errors for figures in runs)
             if lost:
                 lines.append(f"    {side}: {lost} messages undelivered or not sent over the rounds")

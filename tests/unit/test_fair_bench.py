@@ -9,7 +9,17 @@ import time
 
 import pytest
 
-from benchmarks.synapse_fair import Load, LoadFigures, SideRun, cgroup_cpu_seconds, homeserver, parse_args, report, where_the_time_goes
+from benchmarks.synapse_fair import (
+    Load,
+    LoadFigures,
+    SideRun,
+    cgroup_cpu_seconds,
+    homeserver,
+    host_ticks,
+    parse_args,
+    report,
+    where_the_time_goes,
+)
 
 
 def _figures(delivered: int, cpu_seconds: dict[str, float]) -> LoadFigures:
@@ -70,3 +80,10 @@ def test_where_the_time_goes_sums_the_innermost_frames_by_package_and_function(t
     assert dict(profile.packages) == {"synapse/storage": 0.6, "json": 0.3, "synapse/rest": 0.1}
     assert dict(profile.functions) == {"persist (events.py)": 0.6, "encode (encoder.py)": 0.3, "handle (sync.py)": 0.1}
     assert "by package: synapse/storage 60%, json 30%" in str(profile)
+
+
+def test_the_hosts_ticks_grow_and_steal_is_a_part_of_them() -> None:
+    stolen, total = host_ticks()
+    time.sleep(0.2)
+    stolen_after, total_after = host_ticks()
+    assert 0 <= stolen <= stolen_after <= total_after and total_after > total
