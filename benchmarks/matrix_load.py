@@ -166,6 +166,11 @@ class Reader:
                         self.seen[mark] = arrived
 
 
+def room_of(index: int, room_ids: list[str]) -> str:
+    """The room sender `index` sends in: the senders are dealt to the rooms in turn."""
+    return room_ids[index % len(room_ids)]
+
+
 async def run_phase(
     api: Api,
     senders: list[User],
@@ -176,15 +181,15 @@ async def run_phase(
     drain_timeout: float,
     senders_sync: bool = False,
 ) -> PhaseResult:
-    """Every sender sends `messages_per_user` messages into its room (sender i into room i modulo
-    their number), one every `interval` seconds, the senders' schedules spread evenly over the interval; readers /sync until every message arrived or
-    `drain_timeout` seconds after the last send. With `senders_sync` every sender also long-polls
-    /sync throughout, as a user's app does."""
+    """Every sender sends `messages_per_user` messages into its room (`room_of`), one every
+    `interval` seconds, the senders' schedules spread evenly over the interval; readers /sync all
+    the rooms until every message arrived or `drain_timeout` seconds after the last send. With
+    `senders_sync` every sender also long-polls /sync on its room throughout, as a user's app does."""
     result = PhaseResult(len(senders), messages_per_user, len(readers))
     retries_before = api.retries_after_429
     sync_readers = [Reader(api, user, room_ids) for user in readers]
     # Senders that /sync as well, as every user's app does; their deliveries are not measured.
-    background = [Reader(api, user, [room_ids[index % len(room_ids)]]) for index, user in enumerate(senders)] if senders_sync else []
+    background = [Reader(api, user, [room_of(index, room_ids)]) for index, user in enumerate(senders)] if senders_sync else []
     await asyncio.gather(*(reader.catch_up() for reader in sync_readers + background))
     reader_tasks = [asyncio.create_task(reader.run()) for reader in sync_readers]
     background_tasks = [asyncio.create_task(reader.run()) for reader in background]
@@ -193,7 +198,7 @@ async def run_phase(
     start = time.monotonic() + 1.0
 
     async def send_all(index: int, user: User) -> None:
-        room_id = room_ids[index % len(room_ids)]
+        room_id = room_of(index, room_ids)
         offset = index * interval / len(senders)
         for number in range(messages_per_user):
             due = start + offset + number * interval

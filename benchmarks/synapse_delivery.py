@@ -359,7 +359,8 @@ def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-def _median(values: list[float]) -> float:
+def finite_median(values: list[float]) -> float:
+    """The median of the values that are numbers (a side that did not run gives NaN)."""
     finite = [value for value in values if math.isfinite(value)]
     return statistics.median(finite) if finite else math.nan
 
@@ -369,9 +370,9 @@ def _median_usage(values: list[Usage | None]) -> Usage | None:
     if not present:
         return None
     return Usage(
-        cpu_mean=_median([value.cpu_mean for value in present]),
-        cpu_peak=_median([value.cpu_peak for value in present]),
-        memory_peak_mb=_median([value.memory_peak_mb for value in present]),
+        cpu_mean=finite_median([value.cpu_mean for value in present]),
+        cpu_peak=finite_median([value.cpu_peak for value in present]),
+        memory_peak_mb=finite_median([value.memory_peak_mb for value in present]),
         samples=sum(value.samples for value in present),
     )
 
@@ -396,15 +397,15 @@ def combine(rounds: list[SideFigures]) -> SideFigures:
             elif name in ("synapse", "postgres"):
                 values[name] = _median_usage(items)
             else:
-                values[name] = _median(items)
+                values[name] = finite_median(items)
         phases.append(PhaseFigures(**values))
     roles = {role for side in rounds for role in side.idle_memory}
     return SideFigures(
         rounds[0].side,
-        _median([side.cold_start for side in rounds]),
+        finite_median([side.cold_start for side in rounds]),
         sum(side.restarts for side in rounds),
         phases,
-        {role: _median([side.idle_memory.get(role, math.nan) for side in rounds]) for role in roles},
+        {role: finite_median([side.idle_memory.get(role, math.nan) for side in rounds]) for role in roles},
     )
 
 

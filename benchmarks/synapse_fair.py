@@ -31,7 +31,6 @@ import math
 import os
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import time
@@ -58,6 +57,7 @@ from benchmarks.synapse_delivery import (  # noqa: E402
     PASSWORD,
     SETTLE_SECONDS,
     HealthWatch,
+    finite_median,
     log,
     preflight,
     run_in_order,
@@ -188,10 +188,14 @@ class CpuCounters:
         return {role: ended[role][1] - self.started[role][1] for role in self.started}
 
 
+def cpu_list(cores: set[int]) -> str:
+    """Cores as `--cpuset-cpus` takes them: `0,1`."""
+    return ",".join(str(core) for core in sorted(cores))
+
+
 def pin(client: docker.DockerClient, containers: dict[str, str], cores: set[int]) -> None:
-    cpuset = ",".join(str(core) for core in sorted(cores))
     for container_id in containers.values():
-        client.api.update_container(container_id, cpuset_cpus=cpuset)
+        client.api.update_container(container_id, cpuset_cpus=cpu_list(cores))
 
 
 def address(client: docker.DockerClient, container_id: str) -> str:
@@ -280,7 +284,7 @@ async def _load(
         readers = await matrix_load.register_many(api, [f"r{tag}{i}" for i in range(args.readers)], PASSWORD)
         rooms = []
         for number in range(load.rooms):
-            members = senders[number :: load.rooms]
+            members = senders[number :: load.rooms]  # the senders matrix_load.room_of deals to this room
             room = await matrix_load.create_room(api, members[0], f"bench {tag} {number}")
             await matrix_load.join_all(api, members[1:] + readers, room)
             rooms.append(room)
@@ -411,12 +415,7 @@ def run_side(client: docker.DockerClient, side: str, mode: Mode, args: argparse.
 
 
 def _cores(cores: set[int]) -> str:
-    return ",".join(str(core) for core in sorted(cores)) or "none"
-
-
-def _median(values: list[float]) -> float:
-    finite = [value for value in values if math.isfinite(value)]
-    return statistics.median(finite) if finite else math.nan
+    return cpu_list(cores) or "none"
 
 
 ROWS: list[tuple[str, Callable[[LoadFigures], float], str, int]] = [
@@ -452,19 +451,19 @@ def report(mode_name: str, args: argparse.Namespace, rounds: dict[str, list[Side
         "",
         f"  {'at rest':<32}{first:>12}{second:>12}  ratio",
         f"  {'CPU, all containers':<32}"
-        + _cells(*(_median([run.idle_cpu_percent for run in rounds[side]]) for side in mode.sides), " %", 1),
+        + _cells(*(finite_median([run.idle_cpu_percent for run in rounds[side]]) for side in mode.sides), " %", 1),
     ]
     for load in args.loads:
         lines += ["", f"  {load} ({load.users / args.interval:.3g} msg/s offered)", f"  {'':<32}{first:>12}{second:>12}  ratio"]
         for name, figure, unit, digits in ROWS:
-            a, b = (_median([figure(run.loads[load]) for run in rounds[side]]) for side in mode.sides)
+            a, b = (finite_median([figure(run.loads[load]) for run in rounds[side]]) for side in mode.sides)
             lines.append(f"  {name:<32}{_cells(a, b, unit, digits)}")
         for side in mode.sides:
             runs = [run.loads[load] for run in rounds[side]]
             per_round = ", ".join(
                 f"{figures.delivery_p95:.2f} s / {figures.cpu_per_1000(homeserver):.1f} (steal {figures.host_steal_percent:.1f} %)" for figures in runs
             )
-            cpu = {role: _median([figures.cpu_seconds.get(role, math.nan) for figures in runs]) for role in runs[0].cpu_seconds}
+            cpu = {role: finite_median([figures.cpu_seconds.get(role, math.nan) for figures in runs]) for role in runs[0].cpu_seconds}
             busiest = ", ".join(f"{role} {seconds:.1f}" for role, seconds in sorted(cpu.items(), key=lambda item: -item[1])[:4])
             lines.append(f"    {side}: p95 / CPU-s per 1,000 (host steal) per round: {per_round}; CPU-s by container: {busiest}")
             lost = sum(figures.undelivered + figures.send_errors for figures in runs)
