@@ -294,7 +294,7 @@ build_service() { # NAME HASH LOGFILE
 
 # Build NAME unless its tag already carries the hash of its recipe; print and record the time.
 ensure() { # NAME
-  local name="$1" tag="${TAG[$1]}" start hash status seconds logfile
+  local name="$1" tag="${TAG[$1]}" start hash status seconds logfile replaced
   start="$(now)"
   logfile="$LOGDIR/$name.log"
   hash="$(recipe_hash "$name")"
@@ -303,6 +303,7 @@ ensure() { # NAME
   else
     : >"$logfile"
     log "building $tag (log: $logfile)"
+    replaced="$(image_id "$tag")"
     if [[ "$name" == base ]]; then
       build_base "$hash" "$logfile"
     else
@@ -310,6 +311,12 @@ ensure() { # NAME
     fi
     [[ "$(image_recipe "$tag")" == "$hash" ]] || die "$tag was built but does not carry its recipe label"
     status=built
+    # The image the tag named before, now untagged: removed by its id, never by a filter, because
+    # the intermediate images of a build running beside this one (a stack's own image, built from
+    # one of ours, carries our label) are untagged too until it ends. Refused while in use: stays.
+    if [[ -n "$replaced" && "$replaced" != "$(image_id "$tag")" ]]; then
+      docker image rm "$replaced" >/dev/null 2>&1 || true
+    fi
   fi
   seconds="$(elapsed "$start")"
   log "$(printf '%-30s %-6s in %6s s' "$tag" "$status" "$seconds")"
@@ -364,8 +371,6 @@ main() {
   done
   for n in "${pids[@]}"; do wait "$n" || failed=1; done
   ((failed == 0)) || die "some images failed to build (logs in $LOGDIR)"
-  # Images replaced by a rebuild keep no tag: remove those of ours.
-  docker image prune -f --filter dangling=true --filter "label=$LABEL" >/dev/null 2>&1 || true
   log "all done in $(elapsed "$start") s"
 }
 

@@ -596,3 +596,23 @@ def test_redis_config_file_alone_as_command_runs_the_server(lab):
         files={"/usr/local/etc/redis/redis.conf": ("requirepass other-secret\n", 0o644, 0)},
     )
     wait_until(lambda: sh(container, "redis-cli -a other-secret --no-auth-warning ping")[1] == "PONG", container, "redis up")
+
+
+# ----------------------------------------------------------------------------------------------
+# build.sh beside the builds of the stacks under test
+
+
+def test_build_script_leaves_the_untagged_images_of_other_builds(engine, lab) -> None:
+    """A stack's image built from a stand-in inherits its recipe label, and the intermediate images
+    of that build are untagged until it ends: build.sh, run by tests beside such builds, must not
+    remove them (a build whose parent image vanished fails with "unknown parent image ID")."""
+    container = lab.create(built("postgres"), command=["true"])
+    intermediate = engine.api.commit(container.id)["Id"]
+    try:
+        assert engine.images.get(intermediate).labels.get("e2e.recipe"), "the committed image inherits the label"
+        # Run again, not through built(): its cache would skip the script.
+        result = subprocess.run(["bash", str(BUILD), "postgres"], capture_output=True, text=True, check=False)
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert engine.images.get(intermediate).id == intermediate
+    finally:
+        engine.api.remove_image(intermediate, force=True)
