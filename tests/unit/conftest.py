@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +23,7 @@ class Evaluation:
 
     mocks: RecordingMocks
     outputs: dict[str, pulumi.Output[Any]]
+    registrations: dict[str, Registration]
 
     def container(self, name: str) -> Any:
         """The container declared with this logical name."""
@@ -35,23 +38,6 @@ class Evaluation:
 Evaluate = Callable[..., Evaluation]
 
 
-@pytest.fixture
-def evaluate() -> Evaluate:
-    """Evaluate the program: `evaluate(stack, preview=False, overrides=None, secrets=None)`."""
-
-    def run(
-        stack: str,
-        preview: bool = False,
-        overrides: dict[str, Any] | None = None,
-        secrets: dict[str, str] | None = None,
-    ) -> Evaluation:
-        mocks = RecordingMocks()
-        outputs = run_program(mocks, stack, preview, overrides, secrets)
-        return Evaluation(mocks=mocks, outputs=outputs)
-
-    return run
-
-
 @dataclass(frozen=True)
 class Registration:
     """What the engine receives for one resource beyond its inputs (mocks do not see it)."""
@@ -63,12 +49,52 @@ class Registration:
 
 
 @pytest.fixture
-def registrations(monkeypatch: pytest.MonkeyPatch) -> dict[str, Registration]:
-    """Filled during an evaluation: each resource's logical name -> its registration.
+def evaluate(request: pytest.FixtureRequest, registrations: dict[str, Registration]) -> Evaluate:
+    """Evaluate the program: `evaluate(stack, preview=False, overrides=None, secrets=None)`.
+
+    The program is a function of its stack file, overrides and secrets: an evaluation with the
+    same ones is taken from earlier tests of this process, unless the test patches something
+    (its `monkeypatch` could change what the program declares). `registrations` holds those of
+    the last evaluation.
+    """
+    patched = "monkeypatch" in request.fixturenames
+
+    def run(
+        stack: str,
+        preview: bool = False,
+        overrides: dict[str, Any] | None = None,
+        secrets: dict[str, str] | None = None,
+    ) -> Evaluation:
+        key = json.dumps([stack, preview, overrides, secrets], sort_keys=True, default=str)
+        evaluation = None if patched else _EVALUATIONS.get(key)
+        if evaluation is None:
+            evaluation = _evaluated(stack, preview, overrides, secrets)
+            if not patched:
+                _EVALUATIONS[key] = evaluation
+        registrations.clear()
+        registrations.update(evaluation.registrations)
+        # Each test gets its own copies of what it may change.
+        return Evaluation(mocks=copy.deepcopy(evaluation.mocks), outputs=evaluation.outputs, registrations=dict(evaluation.registrations))
+
+    return run
+
+
+@pytest.fixture
+def registrations() -> dict[str, Registration]:
+    """Each resource's logical name -> its registration, in the last evaluation of the test.
 
     The engine orders creation by the dependencies and plans replacements by the options;
     `new_resource` gets neither, so the monitor is watched.
     """
+    return {}
+
+
+_EVALUATIONS: dict[str, Evaluation] = {}
+
+
+def _evaluated(
+    stack: str, preview: bool, overrides: dict[str, Any] | None, secrets: dict[str, str] | None
+) -> Evaluation:
     recorded: dict[str, Registration] = {}
     register = MockMonitor.RegisterResource
 
@@ -80,5 +106,10 @@ def registrations(monkeypatch: pytest.MonkeyPatch) -> dict[str, Registration]:
         )
         return register(monitor, request)
 
-    monkeypatch.setattr(MockMonitor, "RegisterResource", watched)
-    return recorded
+    MockMonitor.RegisterResource = watched  # type: ignore[method-assign]
+    try:
+        mocks = RecordingMocks()
+        outputs = run_program(mocks, stack, preview, overrides, secrets)
+    finally:
+        MockMonitor.RegisterResource = register  # type: ignore[method-assign]
+    return Evaluation(mocks=mocks, outputs=outputs, registrations=recorded)
