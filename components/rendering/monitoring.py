@@ -21,7 +21,7 @@ import yaml
 from components.rendering import dump_yaml, render_template
 from components.images.backup.archives import METRICS_PORT as BACKUP_METRICS_PORT
 from components.rendering.engine_api import URL as ENGINE_API_URL
-from components.rendering.voicegrow import PASSWORD_PLACEHOLDER, mysql_as_root
+from components.rendering.voicegrow import PASSWORD_PLACEHOLDER, SERVER_WS_PORT, mysql_as_root
 from config.monitoring import EmailSettings, MonitoringSettings, WeComSettings, duration_seconds
 
 PROMETHEUS_PORT = 9090
@@ -134,6 +134,8 @@ SYNAPSE_HEALTH = "http://synapse:8008/health"
 SYNAPSE_METRICS = "synapse:9000"
 WELLKNOWN_HEALTH = "http://wellknown/.well-known/matrix/server"
 SERVER_HEALTH = "http://server-{replica}:8000/api/v1/health"
+# The devices' WebSocket port: its own check, since the HTTP one says nothing of it.
+SERVER_WEBSOCKET = "server-{replica}:" + str(SERVER_WS_PORT)
 SERVER_METRICS = "server-{replica}:8000"
 MINIO_HEALTH = "http://minio:9000/minio/health/live"
 MINIO_METRICS = "minio:9000"
@@ -166,8 +168,13 @@ def build_plan(stack: str, prefix: str, settings: MonitoringSettings, deployed: 
             jobs.append(ScrapeJob("postgres", "postgres", [f"postgres-exporter:{POSTGRES_EXPORTER_PORT}"]))
     if deployed.voicegrow_replicas:
         checks += [
-            Check("voicegrow-server", f"VoiceGrow server {replica}", SERVER_HEALTH.format(replica=replica), "http_2xx", "1m", 5)
+            check
             for replica in range(1, deployed.voicegrow_replicas + 1)
+            for check in (
+                # One alert per service: its summary names the instance, not a replica.
+                Check("voicegrow-server", "A VoiceGrow server", SERVER_HEALTH.format(replica=replica), "http_2xx", "1m", 5),
+                Check("voicegrow-websocket", "A VoiceGrow server's WebSocket port", SERVER_WEBSOCKET.format(replica=replica), "tcp_connect", "1m", 5),
+            )
         ]
         checks += [
             Check("mysql", "MySQL", "mysql:3306", "tcp_connect", "2m", 10),

@@ -20,6 +20,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import docker
@@ -148,3 +149,64 @@ def test_every_runbook_command_runs_and_does_what_it_says(
     assert len(archives) == 3, archives
     assert [len([name for name in archives if name.endswith(f"-{taken}.tar")]) for taken in ("before-change", "before-restore")] == [1, 1]
     assert "restore: restored" in output
+
+
+def _status_check() -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["bash", "scripts/status.sh", "test", "--check"], cwd=ROOT, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "PREFIX": PREFIX},
+    )
+
+
+def test_the_status_check_passes_then_names_each_failing_service(stacks: list[AppliedStack], engine: docker.DockerClient) -> None:
+    """`scripts/status.sh <stack> --check` (the guide's healthcheck.sh, §7.2.1), as cron runs it;
+    monitoring probes the WebSocket port too."""
+    prometheus = engine.containers.get(f"{PREFIX}-monitoring-prometheus")
+    query = "http://127.0.0.1:9090/api/v1/query?query=probe_success%7Bservice%3D%22voicegrow-websocket%22%7D"
+    deadline = time.monotonic() + 90
+    while True:
+        answer = run_in(prometheus, ["wget", "-q", "-O", "-", query])
+        results = json.loads(answer.stdout)["data"]["result"] if answer.exit_code == 0 else []
+        if [result["value"][1] for result in results] == ["1"]:
+            break
+        assert time.monotonic() < deadline, f"the WebSocket port's probe did not succeed: {answer.stdout}"
+        time.sleep(2)
+
+    healthy = _status_check()
+    assert healthy.returncode == 0, healthy.stdout + healthy.stderr
+    lines = healthy.stdout.splitlines()
+    for expected in (
+        f"ok      {PREFIX}-voicegrow-redis",
+        f"ok      {PREFIX}-synapse-postgres",
+        "ok      Synapse client API",
+        "ok      voicegrow-server-1 HTTP",
+        "ok      voicegrow-server-1 WebSocket (4399)",
+        "ok      last backup",
+        "ok      critical alerts",
+    ):
+        assert any(line.startswith(expected) for line in lines), f"{expected!r} not in:\n{healthy.stdout}"
+
+    redis = engine.containers.get(f"{PREFIX}-voicegrow-redis")
+    redis.stop()
+    try:
+        broken = _status_check()
+    finally:
+        redis.start()
+    assert broken.returncode == 1, broken.stdout + broken.stderr
+    failed = [line for line in broken.stdout.splitlines() if line.startswith("FAILED")]
+    assert len(failed) == 1 and failed[0].startswith(f"FAILED  {PREFIX}-voicegrow-redis: exited"), broken.stdout
+    deadline = time.monotonic() + 120
+    while engine.api.inspect_container(redis.id)["State"].get("Health", {}).get("Status") != "healthy":
+        assert time.monotonic() < deadline, "Redis did not become healthy again"
+        time.sleep(1)
+
+    # A critical alert firing, as Prometheus would send it, for a minute.
+    ends = (datetime.now(timezone.utc) + timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    added = run_in(engine.containers.get(f"{PREFIX}-monitoring-alertmanager"), [
+        "amtool", "alert", "add", "StatusCheckTest", "severity=critical", f"--end={ends}", "--alertmanager.url=http://127.0.0.1:9093",
+    ])
+    assert added.exit_code == 0, added.stdout
+    alerted = _status_check()
+    assert alerted.returncode == 1, alerted.stdout + alerted.stderr
+    failed = [line for line in alerted.stdout.splitlines() if line.startswith("FAILED")]
+    assert failed == ["FAILED  critical alerts: firing: StatusCheckTest"], alerted.stdout

@@ -82,6 +82,14 @@ CASES = [
         {"job": "probe", "service": "mysql", "module": "tcp_connect", "instance": "mysql:3306", "severity": "critical"},
     ),
     Case(
+        "VoicegrowWebsocketDown",
+        ['probe_success{job="probe",service="voicegrow-websocket",module="tcp_connect",instance="server-1:4399"} 1x100'],
+        ['probe_success{job="probe",service="voicegrow-websocket",module="tcp_connect",instance="server-1:4399"} 0x100'],
+        "1m",
+        "45s",
+        {"job": "probe", "service": "voicegrow-websocket", "module": "tcp_connect", "instance": "server-1:4399", "severity": "critical"},
+    ),
+    Case(
         "RedisDown",
         ['probe_success{job="probe",service="redis",module="tcp_connect",instance="redis:6379"} 1x100'],
         ['probe_success{job="probe",service="redis",module="tcp_connect",instance="redis:6379"} 0x100'],
