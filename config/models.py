@@ -291,6 +291,20 @@ class SynapseSettings(Settings):
     http_port: Port = Field(default=8008, description="Host port of Synapse's client/federation listener.")
     wellknown_port: Port = Field(default=8080, description="Host port of the .well-known server.")
     identity_server: HttpUrl | None = Field(default=None, description="Identity server advertised in well-known.")
+    guest_access: bool = Field(
+        default=False,
+        description=(
+            "Let guests (accounts without a password, made by any client) read and join rooms that allow them; "
+            "off, as in the guide: guests count against registration and rate limits and are rarely wanted."
+        ),
+    )
+    web_client_location: HttpUrl | None = Field(
+        default=None,
+        description=(
+            "Where a browser that opens the homeserver's address is sent (Synapse's web_client_location), "
+            "e.g. an Element Web; unset: no redirect."
+        ),
+    )
     trusted_key_servers: list[DomainName] = Field(
         default=["matrix.org"], description="Servers trusted to vouch for other servers' keys."
     )

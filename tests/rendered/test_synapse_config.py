@@ -91,6 +91,20 @@ def test_synapse_accepts_the_rendered_message_and_media_retention(tmp_path: Path
     assert "Config parses OK!" in result.stdout
 
 
+def test_synapse_accepts_guest_access_and_a_web_client_location(tmp_path: Path) -> None:
+    mocks = RecordingMocks()
+    client = {"guest_access": True, "web_client_location": "https://element.example.com/"}
+    run_program(mocks, "test", preview=False, overrides={"synapse": client})
+    uploads = mocks.files("synapse")
+    homeserver = yaml.safe_load(uploads["/config/homeserver.yaml"])
+    assert (homeserver["allow_guest_access"], homeserver["web_client_location"]) == (True, "https://element.example.com/")
+
+    result = check_with_synapse(homeserver, uploads, tmp_path)
+
+    assert result.returncode == 0, result.stderr
+    assert "Config parses OK!" in result.stdout
+
+
 def test_synapse_checker_rejects_a_broken_homeserver_yaml(tmp_path: Path) -> None:
     # dev: one process, which reads the media settings (with workers, the media repository does).
     uploads = _uploads("dev", "synapse")

@@ -38,6 +38,7 @@ BAD_INPUTS = [
     pytest.param({"synapse": {**SYNAPSE, "admin_username": "@admin:example.com"}}, "selfhosted:synapse.admin_username must be a Matrix user name", id="admin-username"),
     pytest.param({"synapse": {"server_name": "example.com", "registration": "token"}}, "selfhosted:synapse.admin_username is required when registration is 'token'", id="token-needs-admin"),
     pytest.param({"synapse": {**SYNAPSE, "max_upload_size": "8 MB"}}, "selfhosted:synapse.max_upload_size must be like '8M'", id="upload-size"),
+    pytest.param({"synapse": {**SYNAPSE, "web_client_location": "element.example.com"}}, "selfhosted:synapse.web_client_location", id="web-client-url"),
     pytest.param({"synapse": {**SYNAPSE, "http_bind": "localhost"}}, "selfhosted:synapse.http_bind must be an IP address", id="bind-address"),
     pytest.param({"synapse": {**SYNAPSE, "public_baseurl": "matrix.example.com"}}, "selfhosted:synapse.public_baseurl must be an http(s) URL", id="baseurl"),
     pytest.param({"synapse": {**SYNAPSE, "sever_name": "x.org"}}, "selfhosted:synapse.sever_name is not a known setting", id="typo-in-object"),

@@ -276,6 +276,13 @@ def test_extra_config_is_merged_over_rendered_homeserver(evaluate: Evaluate) -> 
     assert homeserver["caches"]["event_cache_size"] == "5000"
 
 
+def test_guests_are_refused_and_no_web_client_is_named_unless_asked(evaluate: Evaluate) -> None:
+    homeserver = _homeserver(evaluate("prod"))
+    assert homeserver["allow_guest_access"] is False and "web_client_location" not in homeserver
+    asked = _homeserver(evaluate("prod", overrides={"synapse": {"guest_access": True, "web_client_location": "https://element.example.com/"}}))
+    assert (asked["allow_guest_access"], asked["web_client_location"]) == (True, "https://element.example.com/")
+
+
 def test_admin_bootstrap_runs_after_synapse_with_secrets_in_environment(evaluate: Evaluate) -> None:
     bootstrap = evaluate("prod").mocks.named("synapse-bootstrap")
     assert bootstrap.value("create").startswith("docker exec -i -e ADMIN_USERNAME -e ADMIN_PASSWORD")
