@@ -540,6 +540,15 @@ SHARING = [
 ]
 
 
+def test_a_listed_name_that_is_not_utf8_is_not_this_stacks_and_breaks_no_listing() -> None:
+    # Another stack's encrypted name, decrypted with this stack's keys: bytes at random (a padding
+    # that happens to check out lets rclone print it).
+    listing = b"prod.backup-20261207T020000Z.tar\n\xdc\x9f\xff-foreign\nstaging.backup-20261207T020000Z.tar\n"
+    names = archives.listed_names(listing)
+    assert len(names) == 3
+    assert archives.owned_archives("prod", names) == ["backup-20261207T020000Z.tar"]
+
+
 @pytest.mark.parametrize(("encrypt", "staging_keys"), SHARING)
 def test_two_stacks_sharing_one_offsite_directory_never_overwrite_count_or_prune_each_others_archives(
     sources: Sources, tmp_path: Path, encrypt: bool, staging_keys: tuple[str, str]

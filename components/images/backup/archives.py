@@ -54,6 +54,13 @@ def offsite_name(owner: str, name: str) -> str:
     return f"{owner}.{name}"
 
 
+def listed_names(listing: bytes) -> list[str]:
+    """The names in a remote's listing, one a line. A name need not be UTF-8: another stack's
+    encrypted name, decrypted with this stack's keys, is bytes at random; it stays (replaced
+    characters and all) a name that is not this stack's."""
+    return listing.decode(errors="replace").splitlines()
+
+
 def owned_archives(owner: str, offsite_names: list[str]) -> list[str]:
     """The archive names (as kept locally) of `owner`'s offsite archives among `offsite_names`."""
     prefix = f"{owner}."

@@ -86,6 +86,7 @@ from archives import (
     archives_no_part_keeps,
     archives_to_prune,
     build_manifest,
+    listed_names,
     owned_archives,
     part_entry,
     project_retention,
@@ -887,7 +888,7 @@ def offsite_archives(offsite: Offsite) -> list[str]:
     """This stack's offsite archives (their local names), newest first; any other file is not its to count or touch."""
     listing = io.BytesIO()
     run(["rclone", "lsf", "--files-only", "--config", offsite.rclone_config, offsite.remote], sink=listing)
-    return archives_newest_first(owned_archives(offsite.owner, listing.getvalue().decode().splitlines()))
+    return archives_newest_first(owned_archives(offsite.owner, listed_names(listing.getvalue())))
 
 
 def prune_offsite(offsite: Offsite, at: datetime) -> list[str]:
