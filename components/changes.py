@@ -27,8 +27,16 @@ _IN_PLACE = {"limits", "wait_timeout"}
 
 
 def replacement_digest(deployment: Deployment, spec: ServiceContainer) -> pulumi.Output[str]:
-    """A digest of everything that replaces the container when it changes (secret when any of it is)."""
-    fields = {field.name: _resolvable(getattr(spec, field.name)) for field in dataclasses.fields(spec) if field.name not in _IN_PLACE}
+    """A digest of everything that replaces the container when it changes (secret when any of it is).
+
+    A field at its default is left out, as an unset input is: a field a new release adds to
+    ServiceContainer changes no digest, so it runs no backup, where the stack does not use it.
+    """
+    fields = {
+        field.name: _resolvable(getattr(spec, field.name))
+        for field in dataclasses.fields(spec)
+        if field.name not in _IN_PLACE and not _at_default(spec, field)
+    }
     fields.update(
         name=deployment.name(spec.name),
         network=spec.network.name if spec.network is not None else None,
@@ -39,6 +47,17 @@ def replacement_digest(deployment: Deployment, spec: ServiceContainer) -> pulumi
     return pulumi.Output.from_input(fields).apply(
         lambda resolved: hashlib.sha256(json.dumps(resolved, sort_keys=True, default=vars).encode()).hexdigest()
     )
+
+
+def _at_default(spec: ServiceContainer, field: dataclasses.Field[object]) -> bool:
+    value = getattr(spec, field.name)
+    if isinstance(value, pulumi.Output):
+        return False
+    if field.default is not dataclasses.MISSING:
+        return bool(value == field.default)
+    if field.default_factory is not dataclasses.MISSING:
+        return bool(value == field.default_factory())
+    return False
 
 
 def _resolvable(value: object) -> object:

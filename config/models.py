@@ -7,6 +7,7 @@ Field descriptions are the settings reference: config/reference.py writes them i
 from __future__ import annotations
 
 import ipaddress
+import math
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -341,12 +342,35 @@ class SynapseSettings(Settings):
         return self.public_host or self.server_name
 
 
+WHISPER_PARAMETERS_M = {"tiny": 39, "base": 74, "small": 244, "medium": 769, "large": 1550}
+"""Millions of parameters of each Whisper model (openai/whisper's model card)."""
+COMPUTE_TYPE_BYTES = {"int8": 1, "float16": 2, "float32": 4}
+WHISPER_WORKING_FACTOR = 1.5
+"""Peak memory over the weights while recognising: faster-whisper's published figure for large-v3
+in int8 on the CPU is 2,261 MB for 1,550 M parameters (1.46)."""
+VOICEGROW_SERVER_MB = 256
+"""The server's own memory beside the model (the guide's API, WebSockets and clients)."""
+
+
 class AsrSettings(Settings):
     """Speech recognition inside the VoiceGrow server (guide §4.1.2)."""
 
     model_size: Literal["tiny", "base", "small", "medium", "large"] = Field(default="small", description="Whisper model size.")
-    device: Literal["cpu", "cuda"] = Field(default="cpu", description="Where the model runs.")
+    device: Literal["cpu", "cuda"] = Field(
+        default="cpu",
+        description=(
+            "Where the model runs; 'cuda' gives the server every GPU of the host (the NVIDIA Container Toolkit "
+            "must be installed; the preflight checks) and is not available with orchestrator swarm."
+        ),
+    )
     compute_type: Literal["int8", "float16", "float32"] = Field(default="int8", description="Model precision.")
+
+    def memory_needed_mb(self) -> int:
+        """The server's memory with the model on the CPU (on a GPU the weights are in the GPU's memory)."""
+        if self.device == "cuda":
+            return VOICEGROW_SERVER_MB
+        weights = WHISPER_PARAMETERS_M[self.model_size] * COMPUTE_TYPE_BYTES[self.compute_type]
+        return math.ceil(weights * WHISPER_WORKING_FACTOR) + VOICEGROW_SERVER_MB
     language: str = Field(default="zh", pattern=r"^[a-z]{2,3}$", description="Recognition language code.")
     timeout: int = Field(default=30, ge=1, le=600, description="Seconds per recognition.")
 
@@ -898,6 +922,11 @@ class StackSettings(Settings):
                 "voicegrow.server_source cannot be used with orchestrator swarm: an image built on one node is on no "
                 "other; build and push it to your registry, then set voicegrow.server_image to it"
             )
+        if self.voicegrow.enabled and self.voicegrow.asr.device == "cuda":
+            problems.append(
+                "voicegrow.asr.device 'cuda' is not available with orchestrator swarm: the Docker provider gives GPUs to "
+                "containers only; run the stack on one engine, or the model on the CPU (voicegrow.asr.device: cpu)"
+            )
         if self.voicegrow.enabled and not self.voicegrow.secret_files:
             problems.append(
                 "voicegrow.secret_files must be true with orchestrator swarm: its secrets are Docker secrets there, "
@@ -1024,8 +1053,8 @@ class StackSettings(Settings):
         return self
 
     @model_validator(mode="after")
-    def _databases_fit_their_memory(self) -> StackSettings:
-        """Each database's settings fit its container's memory limit (each rule: config/profiles.py, its values: profiles.yaml)."""
+    def _services_fit_their_memory(self) -> StackSettings:
+        """Each database's settings, and the speech model, fit their container's memory limit (the database rules: config/profiles.py, their values: profiles.yaml)."""
         profile = PROFILES[self.profile]
         problems = []
         if self.synapse.enabled:
@@ -1057,6 +1086,17 @@ class StackSettings(Settings):
                     f"{max_connections} x {MYSQL_CONNECTION_BUFFERS_KB} KB of connection buffers + {MYSQL_SERVER_MB} MB "
                     f"= {need} MB: "
                     f"set resources.mysql.memory to at least {need}M or lower voicegrow.mysql.max_connections"
+                )
+            asr = self.voicegrow.asr
+            need, have = asr.memory_needed_mb(), self.limits("voicegrow_server").memory_mb
+            if need > have:
+                problems.append(
+                    f"resources.voicegrow_server.memory ({have} MB) is less than speech recognition needs on the CPU: "
+                    f"voicegrow.asr.model_size '{asr.model_size}' has {WHISPER_PARAMETERS_M[asr.model_size]} M parameters "
+                    f"x {COMPUTE_TYPE_BYTES[asr.compute_type]} byte(s) (compute_type {asr.compute_type}) x {WHISPER_WORKING_FACTOR} "
+                    f"while recognising + {VOICEGROW_SERVER_MB} MB for the server = {need} MB: set "
+                    f"resources.voicegrow_server.memory to at least {need}M, or a smaller voicegrow.asr.model_size or "
+                    "compute_type, or run it on a GPU (voicegrow.asr.device: cuda)"
                 )
             need, have = tuning.redis_memory_needed_mb(), self.limits("redis").memory_mb
             if need > have:

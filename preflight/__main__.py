@@ -33,6 +33,8 @@ def findings(stack: str) -> list[checks.Finding]:
         )
         return found
     found.append(checks.memory(stack, containers(settings), host.memory()))
+    if settings.voicegrow.enabled and settings.voicegrow.asr.device == "cuda":
+        found.append(checks.gpus(engine, host.gpu_hook_installed()))
     own = host.stack_ports(None, settings.project, settings.stack) if engine else set()
     found += checks.ports(settings.published_ports(), host.listeners(), own)
     if settings.tls == "acme" and settings.proxy.enabled:

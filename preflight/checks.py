@@ -178,6 +178,19 @@ def disk(path: str, free: int, needed: int, archives_mb: int = 0, backups: Proje
     return Finding("disk", "ok", f"{counted}; the stack needs {needed} MB{detail}")
 
 
+def gpus(found: Engine | None, hook_installed: bool) -> Finding:
+    """voicegrow.asr.device 'cuda' gives the server every GPU: Docker needs the NVIDIA Container Toolkit for that."""
+    if found is not None and ("nvidia" in found.runtimes or hook_installed):
+        return Finding("gpus", "ok", "the NVIDIA Container Toolkit is set up: the VoiceGrow server gets the host's GPUs")
+    return Finding(
+        "gpus",
+        "blocking",
+        "voicegrow.asr.device is 'cuda', but Docker cannot hand GPUs to containers here (no `nvidia` runtime, no "
+        "nvidia-container-runtime-hook): install the NVIDIA driver and the NVIDIA Container Toolkit "
+        "(`nvidia-ctk runtime configure --runtime=docker`, then restart Docker), or set voicegrow.asr.device to 'cpu'",
+    )
+
+
 def engine(found: Engine | None) -> list[Finding]:
     if found is None:
         return [

@@ -8,6 +8,7 @@ import ipaddress
 import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 from dataclasses import dataclass
@@ -39,6 +40,8 @@ class Engine:
     version: str
     driver: str
     root_dir: str
+    runtimes: tuple[str, ...] = ()
+    """The container runtimes the engine knows (`nvidia` once the NVIDIA Container Toolkit set it up)."""
 
 
 def memory(meminfo: Path = Path("/proc/meminfo")) -> Memory:
@@ -143,7 +146,20 @@ def engine(docker_host: str | None) -> Engine | None:
         return None
     if not info.get("ServerVersion"):
         return None
-    return Engine(version=info["ServerVersion"], driver=info["Driver"], root_dir=info["DockerRootDir"])
+    return Engine(
+        version=info["ServerVersion"],
+        driver=info["Driver"],
+        root_dir=info["DockerRootDir"],
+        runtimes=tuple(sorted(info.get("Runtimes") or {})),
+    )
+
+
+GPU_HOOK = "nvidia-container-runtime-hook"
+"""The NVIDIA Container Toolkit's hook: with it on the engine's PATH, Docker hands GPUs to containers."""
+
+
+def gpu_hook_installed() -> bool:
+    return shutil.which(GPU_HOOK) is not None
 
 
 def stack_ports(docker_host: str | None, project: str, stack: str) -> set[Listener]:

@@ -69,6 +69,7 @@ class EngineRuntime:
             memory_reservation=spec.limits.reservation_mb,
             cpu_shares=spec.limits.cpu_weight,
             cpus=docker_cpus(spec.limits.cpus) if spec.limits.cpus is not None else None,
+            gpus=spec.gpus,
             **confinement(policy),
             tmpfs={path: tmpfs_options(policy) for path in policy.tmpfs} or None,
             ulimits=[docker.ContainerUlimitArgs(name=limit.name, soft=limit.soft, hard=limit.hard) for limit in policy.ulimits],

@@ -53,6 +53,8 @@ class SwarmRuntime:
         published on the node running the task (host mode), every address of it: a port the
         container publishes on one address only (a loopback port) is not published at all.
         """
+        if spec.gpus is not None:
+            raise ValueError(f"{spec.name}: a Swarm service gets no GPUs from the provider")
         check = spec.healthcheck
         stateless = spec.runs_on == "app"
         files = self._files(deployment, spec, opts)

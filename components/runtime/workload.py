@@ -117,6 +117,9 @@ class ServiceContainer:
     """Seconds between the image's stop signal and SIGKILL whenever the container stops: removed
     or replaced by a deploy (the provider's default is 0, an immediate kill), and stopped or
     restarted by Docker (its default is 10). Data services need longer."""
+    gpus: Literal["all"] | None = None
+    """The host's GPUs the container gets ("all"); None: none. Containers only: the provider gives
+    a Swarm service none (the settings refuse it there)."""
 
 
 Workload = docker.Container | docker.Service

@@ -6,6 +6,7 @@ import pulumi
 import pulumi_docker as docker
 
 from components.runtime.commands import docker_script, exec_in_named_container
+from components.parts import ComponentPart
 from components.runtime.deployment import Deployment, service_container
 from components.runtime.storage import data_volume
 from components.runtime.workload import FileDirectory, HealthCheck, ServiceContainer, Workload, role_fields
@@ -17,7 +18,7 @@ from config.profiles import PostgresTuning
 SECRETS_DIR = "/run/secrets"
 
 
-class SynapseDatabase:
+class SynapseDatabase(ComponentPart):
     """PostgreSQL for Synapse, declared under the stack's component (its resources keep their names).
 
     Declared in two steps: the volumes, password and workload first, because Synapse's
@@ -35,12 +36,10 @@ class SynapseDatabase:
         image: docker.RemoteImage,
         password: pulumi.Output[str] | None,
     ) -> None:
-        self._stack = stack
-        self._deployment = deployment
+        super().__init__(stack, deployment)
         self._image = image
         self._role = role
-        child = pulumi.ResourceOptions(parent=stack, provider=deployment.provider)
-        self._child = child
+        child = self._child
         self.volume = data_volume(deployment, "synapse-postgres", child)
         # A major upgrade's dump and the cluster it replaced (see render_postgres_upgrade_dump).
         self.upgrade_volume = data_volume(deployment, "synapse-postgres-upgrade", child)
@@ -88,7 +87,7 @@ class SynapseDatabase:
                 deployment,
                 self.spec.name,
                 ["psql", "-v", "ON_ERROR_STOP=1", "-q", "-U", render.DATABASE_USER, "-d", render.DATABASE_NAME],
-                self._stack,
+                self._component,
                 triggers=[self.password],
                 stdin=pulumi.Output.secret(self.password.apply(render.postgres_password_sql)),
                 depends_on=before,
@@ -108,9 +107,7 @@ class SynapseDatabase:
             )
         )
         upgrade_dump = self._upgrade_script("dump", upgrade.apply(render.render_postgres_upgrade_dump), before)
-        server = service_container(
-            deployment, self.spec, pulumi.ResourceOptions.merge(self._child, pulumi.ResourceOptions(depends_on=[*before, *upgrade_dump]))
-        )
+        server = service_container(deployment, self.spec, self._child_after([*before, *upgrade_dump]))
         return server, self._upgrade_script("restore", upgrade.apply(render.render_postgres_upgrade_restore), [server])
 
     def _upgrade_script(self, step: str, script: pulumi.Output[str], depends_on: list[pulumi.Resource]) -> list[pulumi.Resource]:
@@ -123,7 +120,7 @@ class SynapseDatabase:
                 f"synapse-postgres-upgrade-{step}",
                 self._deployment,
                 script,
-                self._stack,
+                self._component,
                 triggers=[self._image.image_id],
                 depends_on=depends_on,
             )

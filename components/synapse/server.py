@@ -9,6 +9,7 @@ import pulumi
 import pulumi_docker as docker
 
 from components.runtime.commands import exec_in_container
+from components.parts import ComponentPart
 from components.runtime.deployment import Deployment, service_container
 from components.runtime.storage import data_volume, fronted
 from components.runtime.workload import FileDirectory, HealthCheck, ServiceContainer, Workload, role_fields
@@ -21,7 +22,7 @@ from config.profiles import SynapseWorker
 BOOTSTRAP_SCRIPT = Path(__file__).parent.parent / "scripts" / "synapse_bootstrap.py"
 
 
-class SynapseServer:
+class SynapseServer(ComponentPart):
     """Synapse's processes, declared under the stack's component (its resources keep their names).
 
     Declared in two steps: the configuration and the main process's workload first (a backup
@@ -38,12 +39,10 @@ class SynapseServer:
         images: dict[str, docker.RemoteImage],
         postgres_password: pulumi.Output[str],
     ) -> None:
-        self._stack = stack
-        self._deployment = deployment
+        super().__init__(stack, deployment)
         self._args = args
         self._network = network
         self._images = images
-        self._child = pulumi.ResourceOptions(parent=stack, provider=deployment.provider)
         self.data_volume = data_volume(deployment, "synapse-data", self._child)
         # Secret nonetheless: the operator's extra_config may hold passwords (e.g. SMTP).
         self.homeserver_yaml = pulumi.Output.secret(
@@ -69,9 +68,7 @@ class SynapseServer:
         redis: list[pulumi.Resource] = []
         if self._redis_password is not None:
             redis.append(self._redis(self._redis_password))
-        main = service_container(
-            self._deployment, self.spec, pulumi.ResourceOptions.merge(self._child, pulumi.ResourceOptions(depends_on=[*after, *redis]))
-        )
+        main = service_container(self._deployment, self.spec, self._child_after([*after, *redis]))
         self.workers = {worker.name: self._worker(worker, main) for worker in args.workers}
         if args.settings.admin_username is not None:
             self._bootstrap(args.settings.admin_username, main)
@@ -214,7 +211,7 @@ class SynapseServer:
                 ],
                 file_directories=[FileDirectory("config", render.CONFIG_DIR, {**self._config_files, "worker.yaml": worker_yaml})],
             ),
-            pulumi.ResourceOptions.merge(self._child, pulumi.ResourceOptions(depends_on=[main])),
+            self._child_after([main]),
         )
 
     def _bootstrap(self, admin_username: str, main: Workload) -> None:
@@ -234,7 +231,7 @@ class SynapseServer:
             main,
             ["python3", "-"],
             environment,
-            self._stack,
+            self._component,
             stdin=BOOTSTRAP_SCRIPT.read_text(),
             # Again when any of them changes: a new password or token is applied to the running Synapse.
             triggers=list(environment.values()),

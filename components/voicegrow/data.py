@@ -2,68 +2,33 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import pulumi
 import pulumi_docker as docker
 
 from components.runtime.commands import exec_in_container, exec_in_named_container
-from components.runtime.deployment import Deployment, service_container
+from components.parts import ComponentPart
+from components.runtime.deployment import service_container
 from components.runtime.storage import data_volume, fronted
-from components.runtime.workload import FileDirectory, HealthCheck, ServiceContainer, Workload, role_fields
+from components.runtime.workload import FileDirectory, HealthCheck, ServiceContainer, role_fields
 from components.rendering import voicegrow as render
-from components.secrets import secret_or_generated
-from components.voicegrow.args import VoiceGrowStackArgs
+from components.voicegrow.args import VoiceGrowParts
 from config.models import VoiceGrowSettings
 
 
-@dataclass(frozen=True)
-class Passwords:
-    """The stack's VoiceGrow secrets: given by the operator or generated once."""
-
-    mysql_root: pulumi.Output[str]
-    mysql: pulumi.Output[str]
-    redis: pulumi.Output[str]
-    minio_user: pulumi.Output[str]
-    minio: pulumi.Output[str]
-    minio_app: pulumi.Output[str]
-    """The servers' own MinIO user's secret key."""
-
-    @staticmethod
-    def of(secrets: dict[str, pulumi.Output[str] | None], opts: pulumi.ResourceOptions) -> Passwords:
-        return Passwords(
-            mysql_root=secret_or_generated("mysql-root-password", secrets["mysql_root_password"], opts),
-            mysql=secret_or_generated("mysql-password", secrets["mysql_password"], opts),
-            redis=secret_or_generated("redis-password", secrets["redis_password"], opts),
-            minio_user=secret_or_generated("minio-root-user", secrets["minio_root_user"], opts, length=20),
-            minio=secret_or_generated("minio-root-password", secrets["minio_root_password"], opts, length=40),
-            minio_app=secret_or_generated("minio-app-password", secrets["minio_app_password"], opts, length=40),
-        )
-
-
-class VoiceGrowData:
+class VoiceGrowData(ComponentPart):
     """MySQL, Redis and MinIO, declared under the stack's component (their resources keep their names).
 
     Declared in two steps: the volumes, configuration and workloads first (a backup must precede
     the replacement of any of them or of a server), the services with `start`.
     """
 
-    def __init__(
-        self,
-        stack: pulumi.Resource,
-        deployment: Deployment,
-        args: VoiceGrowStackArgs,
-        network: docker.Network,
-        images: dict[str, docker.RemoteImage],
-        passwords: Passwords,
-    ) -> None:
-        self._stack = stack
-        self._deployment = deployment
+    def __init__(self, given: VoiceGrowParts) -> None:
+        super().__init__(given.stack, given.deployment)
+        args, deployment, passwords = given.args, given.deployment, given.passwords
         self._args = args
-        self._images = images
+        self._images = given.images
         self._passwords = passwords
-        self._child = pulumi.ResourceOptions(parent=stack, provider=deployment.provider)
-        self.network = network
+        self.network = given.network
         self.volumes = {purpose: data_volume(deployment, f"voicegrow-{purpose}", self._child) for purpose in ("mysql", "redis", "minio")}
         # Rendered once: the services read them, and the backups archive them beside the data.
         self.my_cnf = render.render_my_cnf(args.settings, args.tuning)
@@ -88,15 +53,15 @@ class VoiceGrowData:
             mysql_spec.name,
             # As root with the password the running server was given; the SQL comes on stdin.
             ["sh", "-c", render.MYSQL_ROOT_CLIENT],
-            self._stack,
+            self._component,
             # Again whenever the SQL changes: a new password, or accounts a new release narrows.
             triggers=[accounts_sql],
             stdin=accounts_sql,
             depends_on=before,
         )
-        self.mysql = service_container(deployment, mysql_spec, after(self._child, [*before, mysql_accounts]))
-        self.redis = service_container(deployment, redis_spec, after(self._child, before))
-        self.minio = service_container(deployment, minio_spec, after(self._child, before))
+        self.mysql = service_container(deployment, mysql_spec, self._child_after([*before, mysql_accounts]))
+        self.redis = service_container(deployment, redis_spec, self._child_after(before))
+        self.minio = service_container(deployment, minio_spec, self._child_after(before))
         # mc takes an alias from MC_HOST_<alias>; re-run when MinIO is replaced (a new volume may be empty).
         root_alias = {
             "MC_HOST_local": pulumi.Output.format("http://{0}:{1}@127.0.0.1:{2}", passwords.minio_user, passwords.minio, render.MINIO_API_PORT)
@@ -107,7 +72,7 @@ class VoiceGrowData:
             self.minio,
             ["mc", "mb", "--ignore-existing", f"local/{settings.bucket}"],
             root_alias,
-            self._stack,
+            self._component,
             triggers=[self.minio.id, settings.bucket],
         )
         # Again when MinIO is replaced (a new volume has no users) or the bucket or the secret changes.
@@ -117,7 +82,7 @@ class VoiceGrowData:
             self.minio,
             render.minio_app_user_command(settings.bucket),
             {**root_alias, "APP_SECRET_KEY": passwords.minio_app},
-            self._stack,
+            self._component,
             triggers=[self.minio.id, settings.bucket, passwords.minio_app],
         )
 
@@ -236,8 +201,3 @@ def _data_port(settings: VoiceGrowSettings, internal: int) -> list[docker.Contai
     if not settings.publish_data_ports:
         return []
     return [docker.ContainerPortArgs(internal=internal, external=internal, ip="127.0.0.1")]
-
-
-def after(opts: pulumi.ResourceOptions, resources: list[pulumi.Resource]) -> pulumi.ResourceOptions:
-    """`opts`, depending on `resources` too."""
-    return pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=resources))

@@ -7,37 +7,27 @@ import pulumi
 import pulumi_docker as docker
 
 from components.changes import proxy_reload_after
-from components.runtime.deployment import Deployment, service_container
+from components.parts import ComponentPart
+from components.runtime.deployment import service_container
 from components.runtime.storage import built_image, data_volume, fronted
 from components.runtime.workload import FileDirectory, HealthCheck, ServiceContainer, Workload, role_fields
 from components.rendering import voicegrow as render
-from components.voicegrow.args import VoiceGrowStackArgs
-from components.voicegrow.data import Passwords, after
+from components.voicegrow.args import Passwords, VoiceGrowParts
 
 
-class VoiceGrowServers:
+class VoiceGrowServers(ComponentPart):
     """The server replicas, declared under the stack's component (their resources keep their names).
 
     Declared in two steps: the image, volumes and workloads first (a backup must precede their
     replacement), the replicas with `start` once the data services are declared.
     """
 
-    def __init__(
-        self,
-        stack: pulumi.Resource,
-        deployment: Deployment,
-        args: VoiceGrowStackArgs,
-        network: docker.Network,
-        images: dict[str, docker.RemoteImage],
-        passwords: Passwords,
-    ) -> None:
-        self._stack = stack
-        self._deployment = deployment
-        self._args = args
-        self._child = pulumi.ResourceOptions(parent=stack, provider=deployment.provider)
-        self.network = network
-        self.volumes = {purpose: data_volume(deployment, f"voicegrow-{purpose}", self._child) for purpose in ("models", "logs")}
-        self.specs = self._specs(self._image(images), passwords)
+    def __init__(self, given: VoiceGrowParts) -> None:
+        super().__init__(given.stack, given.deployment)
+        self._args = given.args
+        self.network = given.network
+        self.volumes = {purpose: data_volume(given.deployment, f"voicegrow-{purpose}", self._child) for purpose in ("models", "logs")}
+        self.specs = self._specs(self._image(given.images), given.passwords)
         self.servers: list[Workload] = []
         # Each replica and the proxy reload after it: the proxy starts after them all.
         self.reloading_upstreams: list[pulumi.Resource] = []
@@ -47,8 +37,8 @@ class VoiceGrowServers:
         the proxy before the next one stops."""
         previous: list[pulumi.Resource] = []
         for spec in self.specs:
-            server = service_container(self._deployment, spec, after(self._child, [*after_data, *previous]))
-            reload = proxy_reload_after(f"{spec.name}-proxy-reload", self._deployment, server, self._stack, self._args.other_proxy_upstreams)
+            server = service_container(self._deployment, spec, self._child_after([*after_data, *previous]))
+            reload = proxy_reload_after(f"{spec.name}-proxy-reload", self._deployment, server, self._component, self._args.other_proxy_upstreams)
             previous = [reload]
             self.servers.append(server)
             self.reloading_upstreams += [server, *previous]
@@ -102,6 +92,7 @@ class VoiceGrowServers:
                 name=f"voicegrow-server-{replica}",
                 runs_on="app",
                 image=image,
+                gpus="all" if settings.asr.device == "cuda" else None,
                 healthcheck=HealthCheck(
                     test=["CMD", "curl", "-f", f"http://localhost:{render.SERVER_HTTP_PORT}/api/v1/health"],
                     timeout=10,

@@ -9,8 +9,8 @@ from components.runtime.deployment import Deployment
 from components.runtime.storage import private_network, pulled_image
 from components.rendering import voicegrow as render
 from components.rendering.proxy import VoiceGrowRoutes
-from components.voicegrow.args import VoiceGrowStackArgs
-from components.voicegrow.data import Passwords, VoiceGrowData
+from components.voicegrow.args import Passwords, VoiceGrowParts, VoiceGrowStackArgs
+from components.voicegrow.data import VoiceGrowData
 from components.voicegrow.servers import VoiceGrowServers
 
 COMPONENT = "voicegrow"
@@ -32,8 +32,8 @@ class VoiceGrowStack(pulumi.ComponentResource):
         images = {role: pulled_image(ref, f"voicegrow-{role}", child, deployment.platform) for role, ref in args.images.items()}
         passwords = Passwords.of(args.secrets, child)
 
-        data = VoiceGrowData(self, deployment, args, self.network, images, passwords)
-        servers = VoiceGrowServers(self, deployment, args, self.network, images, passwords)
+        given = VoiceGrowParts(self, deployment, args, self.network, images, passwords)
+        data, servers = VoiceGrowData(given), VoiceGrowServers(given)
         # Before a data service or a server is replaced: a backup, where backups run.
         data.start(args.backup.watch([*data.specs, *servers.specs]) if args.backup is not None else [])
         servers.start(data.ready)

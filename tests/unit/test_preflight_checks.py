@@ -161,6 +161,21 @@ def test_a_storage_driver_other_than_overlay2_is_a_warning() -> None:
     assert driver.level == "warning"
 
 
+def test_gpus_asked_of_an_engine_without_the_nvidia_toolkit_block_the_deploy_saying_how() -> None:
+    plain = Engine("26.1.5", "overlay2", "/var/lib/docker", runtimes=("io.containerd.runc.v2", "runc"))
+    blocked = checks.gpus(plain, hook_installed=False)
+    assert blocked.level == "blocking"
+    assert "nvidia-ctk runtime configure --runtime=docker" in blocked.message and "voicegrow.asr.device" in blocked.message
+    assert checks.gpus(None, hook_installed=False).level == "blocking"
+
+
+def test_gpus_pass_with_the_nvidia_runtime_or_its_hook() -> None:
+    configured = Engine("26.1.5", "overlay2", "/var/lib/docker", runtimes=("nvidia", "runc"))
+    assert checks.gpus(configured, hook_installed=False).level == "ok"
+    plain = Engine("26.1.5", "overlay2", "/var/lib/docker", runtimes=("runc",))
+    assert checks.gpus(plain, hook_installed=True).level == "ok"
+
+
 def test_a_clock_out_of_sync_is_a_warning_that_says_how_to_sync_it() -> None:
     finding = checks.clock(False)
     assert finding.level == "warning"

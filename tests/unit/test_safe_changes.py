@@ -64,6 +64,12 @@ def test_the_backup_runs_again_only_when_a_data_container_would_be_replaced(eval
     assert image.value("triggers") != before
 
 
+def test_giving_the_servers_the_gpus_replaces_them_after_a_backup(evaluate: Evaluate) -> None:
+    before = _commands(evaluate, "prod")[GUARD].value("triggers")
+    on_gpu = _commands(evaluate, "prod", {"voicegrow": {"asr": {"device": "cuda"}}})[GUARD].value("triggers")
+    assert on_gpu != before
+
+
 def test_a_password_change_reaches_the_running_database_before_the_database_is_replaced(
     evaluate: Evaluate, registrations: dict[str, Registration]
 ) -> None:

@@ -246,6 +246,7 @@ def test_containers_stay_the_default(evaluate: Evaluate) -> None:
         ({"swarm": {"nodes": {"a": ["data", "app"]}}}, "selfhosted:swarm.nodes gives 'ingress' to no node"),
         ({"voicegrow": {"server_image": None, "server_source": "tests/e2e/images/probe"}}, "voicegrow.server_source cannot be used with orchestrator swarm"),
         ({"healer": {"enabled": True}}, "healer.enabled must be false with orchestrator swarm"),
+        ({"voicegrow": {"asr": {"device": "cuda"}}}, "voicegrow.asr.device 'cuda' is not available with orchestrator swarm"),
         ({"monitoring": "full"}, "monitoring.level 'full' is not available with orchestrator swarm"),
         ({"tls": "acme", "proxy": {"acme_email": "ops@example.com"}}, "tls 'acme' is not available with orchestrator swarm"),
         ({"proxy": {"bind": "127.0.0.1"}}, "proxy.bind 127.0.0.1 cannot be kept with orchestrator swarm"),

@@ -343,6 +343,25 @@ def test_server_built_from_source_uses_the_built_image(evaluate: Evaluate, tmp_p
     assert build.value("imageName") == "selfhosted-prod-voicegrow-server:local"
 
 
+def test_the_servers_get_every_gpu_only_when_the_model_runs_on_cuda(evaluate: Evaluate) -> None:
+    assert all(server.value("gpus") is None for server in _servers(evaluate("prod")))
+    on_gpu = _servers(evaluate("prod", overrides={"voicegrow": {"asr": {"device": "cuda", "model_size": "large", "compute_type": "float16"}}}))
+    assert [server.value("gpus") for server in on_gpu] == ["all"] * len(on_gpu)
+    assert _env(evaluate("prod", overrides={"voicegrow": {"asr": {"device": "cuda"}}}), "voicegrow-server-1")["ASR_DEVICE"] == "cuda"
+
+
+def test_a_model_too_large_for_the_servers_memory_is_refused_with_the_numbers(evaluate: Evaluate) -> None:
+    with pytest.raises(ConfigError) as error:
+        evaluate("test", overrides={"voicegrow": {"asr": {"model_size": "large"}}})
+    message = str(error.value)
+    assert "resources.voicegrow_server.memory (1536 MB) is less than speech recognition needs on the CPU" in message
+    assert "'large' has 1550 M parameters x 1 byte(s) (compute_type int8) x 1.5 while recognising + 256 MB for the server = 2581 MB" in message
+    assert "set resources.voicegrow_server.memory to at least 2581M" in message
+    # Enough memory, or the model on a GPU, passes.
+    evaluate("test", overrides={"voicegrow": {"asr": {"model_size": "large"}}, "resources": {"voicegrow_server": {"memory": "2600M"}}})
+    evaluate("test", overrides={"voicegrow": {"asr": {"model_size": "large", "device": "cuda"}}})
+
+
 BAD_VOICEGROW = [
     pytest.param({"server_image": None}, "server_image or server_source is required", id="no-server"),
     pytest.param({"server_source": "/nonexistent"}, "server_image or server_source is required", id="both"),

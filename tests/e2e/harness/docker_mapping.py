@@ -397,6 +397,12 @@ def map_container(inputs: Mapping[str, Any], base_dir: Path, where: str = CONTAI
             host["CpuPeriod"] = cpu_period
         if cpu_quota:
             host["CpuQuota"] = cpu_quota
+    gpus = f.string("gpus")
+    if gpus:
+        # The provider hands the value to the docker CLI's GpuOpts: "all" asks for every GPU.
+        if gpus.strip("'\" ") != "all":
+            raise UnsupportedInput(f"{where}: input not supported by the harness (only 'all' is modelled): gpus")
+        host["DeviceRequests"] = [{"Driver": "", "Count": -1, "DeviceIDs": None, "Capabilities": [["gpu"]], "Options": {}}]
     cpu_shares = f.integer("cpuShares")
     if cpu_shares:
         host["CpuShares"] = cpu_shares

@@ -126,6 +126,7 @@ CONTAINER_SCHEMA: dict[str, Attribute] = {
     "stdinOpen": _b(),
     "storageOpts": _map(),
     "cpus": _s(),
+    "gpus": _s(),
     "cpuPeriod": _i(force_new=False),
     "cpuQuota": _i(force_new=False),
     "cgroupnsMode": _s(),

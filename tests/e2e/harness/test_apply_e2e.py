@@ -316,15 +316,33 @@ def test_unhealthy_container_fails_apply_with_its_health_log_and_logs(
 def test_unknown_input_fails_apply_naming_it(
     tmp_path: Path, tiny_image: str, engine: docker.DockerClient
 ) -> None:
+    name = f"harness-unknown-{tmp_path.name[-8:]}"
+    program_dir = write_program(
+        tmp_path / "unknown",
+        f"""
+        import pulumi_docker as docker
+        docker.Container("gpu", name="{name}", image="{tiny_image}", gpus="device=0")
+        """,
+    )
+    with pytest.raises(ApplyError, match=r"Container 'gpu': input not supported by the harness .*: gpus"):
+        apply_program(program_dir, "e2e")
+    assert gone(engine.api.inspect_container, name)
+
+
+def test_every_gpu_asked_on_a_host_without_one_fails_with_the_engines_reason(
+    tmp_path: Path, tiny_image: str, engine: docker.DockerClient
+) -> None:
+    """The request reaches the engine as the provider sends it; this host has no GPU, so Docker
+    refuses to start the container, and the apply fails with Docker's reason."""
     name = f"harness-gpu-{tmp_path.name[-8:]}"
     program_dir = write_program(
         tmp_path / "gpu",
         f"""
         import pulumi_docker as docker
-        docker.Container("gpu", name="{name}", image="{tiny_image}", gpus="all")
+        docker.Container("gpu", name="{name}", image="{tiny_image}", command=["sleep", "60"], gpus="all")
         """,
     )
-    with pytest.raises(ApplyError, match=r"Container 'gpu': input not supported by the harness .*: gpus"):
+    with pytest.raises(ApplyError, match=r"could not select device driver .* with capabilities: \[\[gpu\]\]"):
         apply_program(program_dir, "e2e")
     assert gone(engine.api.inspect_container, name)
 

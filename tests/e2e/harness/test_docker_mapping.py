@@ -391,8 +391,18 @@ def test_secret_env_is_unwrapped(tmp_path: Path) -> None:
 
 
 def test_unknown_container_field_is_rejected_by_name(tmp_path: Path) -> None:
+    with pytest.raises(UnsupportedInput, match=r"gpuCount"):
+        container(tmp_path, gpuCount=1)
+
+
+def test_every_gpu_is_one_device_request_and_other_gpu_forms_are_not_modelled(tmp_path: Path) -> None:
+    # The docker CLI's GpuOpts, which the provider hands the value to: "all" is every GPU.
+    assert host_config(tmp_path, gpus="all")["DeviceRequests"] == [
+        {"Driver": "", "Count": -1, "DeviceIDs": None, "Capabilities": [["gpu"]], "Options": {}}
+    ]
+    assert "DeviceRequests" not in host_config(tmp_path)
     with pytest.raises(UnsupportedInput, match=r"gpus"):
-        container(tmp_path, gpus="all")
+        container(tmp_path, gpus="device=0")
 
 
 def test_unknown_nested_field_is_rejected_by_path(tmp_path: Path) -> None:

@@ -151,8 +151,18 @@ def test_ports_compare_regardless_of_order() -> None:
 
 
 def test_an_input_without_a_diff_rule_is_refused() -> None:
-    with pytest.raises(ValueError, match="gpus"):
-        planned(DECLARED, {**DECLARED, "gpus": "all"})
+    with pytest.raises(ValueError, match="gpuCount"):
+        planned(DECLARED, {**DECLARED, "gpuCount": 1})
+
+
+def test_every_gpu_reads_back_as_all_and_a_change_replaces() -> None:
+    state_inspect = inspect()
+    state_inspect["HostConfig"]["DeviceRequests"] = [{"Driver": "", "Count": -1, "DeviceIDs": None, "Capabilities": [["gpu"]]}]
+    stored = container_state({**DECLARED, "gpus": "all"}, state_inspect)
+    assert stored["gpus"] == "all"
+    assert diff(URN, CONTAINER, "web", stored, {**DECLARED, "gpus": "all"}, Options()) is None
+    assert "gpus" not in container_state(DECLARED, inspect())
+    assert planned(DECLARED, {**DECLARED, "gpus": "all"}) == {"gpus": "replace"}
 
 
 def test_network_labels_are_read_back_and_every_change_replaces() -> None:
