@@ -29,13 +29,15 @@ _IN_PLACE = {"limits", "wait_timeout"}
 def replacement_digest(deployment: Deployment, spec: ServiceContainer) -> pulumi.Output[str]:
     """A digest of everything that replaces the container when it changes (secret when any of it is).
 
-    A field at its default is left out, as an unset input is: a field a new release adds to
-    ServiceContainer changes no digest, so it runs no backup, where the stack does not use it.
+    A field left unset (None or empty) is left out, as an unset input is: a field a new release
+    adds to ServiceContainer changes no digest, so it runs no backup where the stack does not use
+    it. A value that is set always counts, defaults included: a release that changes a default
+    changes the digest.
     """
     fields = {
-        field.name: _resolvable(getattr(spec, field.name))
+        field.name: _resolvable(value)
         for field in dataclasses.fields(spec)
-        if field.name not in _IN_PLACE and not _at_default(spec, field)
+        if field.name not in _IN_PLACE and not _unset(value := getattr(spec, field.name))
     }
     fields.update(
         name=deployment.name(spec.name),
@@ -49,15 +51,8 @@ def replacement_digest(deployment: Deployment, spec: ServiceContainer) -> pulumi
     )
 
 
-def _at_default(spec: ServiceContainer, field: dataclasses.Field[object]) -> bool:
-    value = getattr(spec, field.name)
-    if isinstance(value, pulumi.Output):
-        return False
-    if field.default is not dataclasses.MISSING:
-        return bool(value == field.default)
-    if field.default_factory is not dataclasses.MISSING:
-        return bool(value == field.default_factory())
-    return False
+def _unset(value: object) -> bool:
+    return value is None or (isinstance(value, (list, tuple, dict)) and not value)
 
 
 def _resolvable(value: object) -> object:

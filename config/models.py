@@ -364,6 +364,8 @@ class AsrSettings(Settings):
         ),
     )
     compute_type: Literal["int8", "float16", "float32"] = Field(default="int8", description="Model precision.")
+    language: str = Field(default="zh", pattern=r"^[a-z]{2,3}$", description="Recognition language code.")
+    timeout: int = Field(default=30, ge=1, le=600, description="Seconds per recognition.")
 
     def memory_needed_mb(self) -> int:
         """The server's memory with the model on the CPU (on a GPU the weights are in the GPU's memory)."""
@@ -371,8 +373,6 @@ class AsrSettings(Settings):
             return VOICEGROW_SERVER_MB
         weights = WHISPER_PARAMETERS_M[self.model_size] * COMPUTE_TYPE_BYTES[self.compute_type]
         return math.ceil(weights * WHISPER_WORKING_FACTOR) + VOICEGROW_SERVER_MB
-    language: str = Field(default="zh", pattern=r"^[a-z]{2,3}$", description="Recognition language code.")
-    timeout: int = Field(default=30, ge=1, le=600, description="Seconds per recognition.")
 
 
 class TtsSettings(Settings):

@@ -17,7 +17,15 @@ mode="${2:-screen}"
 prefix="${PREFIX:-selfhosted-$stack}"
 # This stack's containers alone: other stacks of the same name (another project on the engine)
 # carry the same label under another prefix.
-names="$(docker ps -a --filter "label=selfhosted.stack=$stack" --filter "name=^$prefix-" --format '{{.Names}}' | sort)"
+if ! names="$(docker ps -a --filter "label=selfhosted.stack=$stack" --filter "name=^$prefix-" --format '{{.Names}}' | sort)"; then
+  [[ "$mode" == --check ]] && printf 'FAILED  engine: no Docker engine answers (DOCKER_HOST=%s)\n' "${DOCKER_HOST:-the local socket}"
+  exit 1
+fi
+if [[ "$mode" == --check && -n "$(docker service ls -q --filter "label=selfhosted.stack=$stack" 2>/dev/null)" ]]; then
+  # Swarm keeps its tasks' containers itself, on every node: this engine sees only its own.
+  echo "stack $stack runs on Swarm: --check reads one engine's containers; use \`docker service ls\` and monitoring's alerts there" >&2
+  exit 2
+fi
 
 section() { printf '\n== %s ==\n' "$1"; }
 in_container() { docker exec "$prefix-$1" "${@:2}" 2>&1 || printf '(%s not reachable)\n' "$prefix-$1"; }
@@ -31,7 +39,7 @@ verdict() { # NAME DETAIL STATUS
 answers() { # CONTAINER ARGV...: the command's output, and its status
   docker exec "$1" "${@:2}" 2>&1
 }
-runs() { grep -qx "$prefix-$1" <<<"$names"; } # SERVICE: whether the stack has its container
+runs() { grep -qxF "$prefix-$1" <<<"$names"; } # SERVICE: whether the stack has its container
 run_checks() {
   local name details state health restart output status code
   if [[ -z "$names" ]]; then

@@ -74,7 +74,7 @@ def evaluate(request: pytest.FixtureRequest, registrations: dict[str, Registrati
         registrations.clear()
         registrations.update(evaluation.registrations)
         # Each test gets its own copies of what it may change.
-        return Evaluation(mocks=copy.deepcopy(evaluation.mocks), outputs=evaluation.outputs, registrations=dict(evaluation.registrations))
+        return Evaluation(mocks=copy.deepcopy(evaluation.mocks), outputs=dict(evaluation.outputs), registrations=dict(evaluation.registrations))
 
     return run
 

@@ -67,11 +67,12 @@ def container_state(inputs: Mapping[str, Any], inspect: Mapping[str, Any]) -> di
     state["shmSize"] = int(host.get("ShmSize") or 0) // MB
     if host.get("NanoCpus"):
         state["cpus"] = nano_cpus_text(int(host["NanoCpus"]))
-    # Read back only when the program sets it (flattenGPUsFromDeviceRequests): every GPU is "all".
+    # Read back only when the program sets it (flattenGPUsFromDeviceRequests): none is "", every
+    # GPU "all"; what that form cannot say keeps the configured value.
     if inputs.get("gpus"):
         requests = host.get("DeviceRequests") or []
         every_gpu = len(requests) == 1 and requests[0].get("Count") == -1 and ["gpu"] in (requests[0].get("Capabilities") or [])
-        state["gpus"] = "all" if every_gpu else inputs["gpus"]
+        state["gpus"] = "" if not requests else "all" if every_gpu else inputs["gpus"]
     state["cpuShares"] = int(host.get("CpuShares") or 0)
     state["cpuSet"] = host.get("CpusetCpus", "")
     log_config = host.get("LogConfig") or {}

@@ -163,6 +163,8 @@ def test_every_gpu_reads_back_as_all_and_a_change_replaces() -> None:
     assert diff(URN, CONTAINER, "web", stored, {**DECLARED, "gpus": "all"}, Options()) is None
     assert "gpus" not in container_state(DECLARED, inspect())
     assert planned(DECLARED, {**DECLARED, "gpus": "all"}) == {"gpus": "replace"}
+    # A container that lost its device requests reads back none: the next up replaces it.
+    assert container_state({**DECLARED, "gpus": "all"}, inspect())["gpus"] == ""
 
 
 def test_network_labels_are_read_back_and_every_change_replaces() -> None:

@@ -36,6 +36,7 @@ CACHE="$ROOT/.cache"
 FIGURES="${E2E_FIGURES:-/dev/null}"
 LOGDIR="$CACHE/e2e-images"
 WHEELS="$CACHE/wheels"
+REPLACED="$CACHE/e2e-replaced-images"
 LABEL=e2e.recipe
 SUITE=bookworm
 IMAGE_PYTHON=3.11 # Python of Debian bookworm, where the wheels are installed
@@ -311,11 +312,11 @@ ensure() { # NAME
     fi
     [[ "$(image_recipe "$tag")" == "$hash" ]] || die "$tag was built but does not carry its recipe label"
     status=built
-    # The image the tag named before, now untagged: removed by its id, never by a filter, because
-    # the intermediate images of a build running beside this one (a stack's own image, built from
-    # one of ours, carries our label) are untagged too until it ends. Refused while in use: stays.
+    # The image the tag named before, now untagged, is removed by its id at the end (see
+    # remove_replaced), never by a filter: the intermediate images of a build running beside this
+    # one (a stack's own image, built from one of ours, carries our label) are untagged too.
     if [[ -n "$replaced" && "$replaced" != "$(image_id "$tag")" ]]; then
-      docker image rm "$replaced" >/dev/null 2>&1 || true
+      printf '%s\n' "$replaced" >>"$REPLACED"
     fi
   fi
   seconds="$(elapsed "$start")"
@@ -325,6 +326,17 @@ ensure() { # NAME
     printf 'size %s %s\n' "$tag" \
       "$(docker image inspect -f '{{.Size}}' "$tag" | awk '{ printf "%.0f", $1 / 1000000 }')" >>"$FIGURES"
   fi
+}
+
+# Remove the images rebuilds replaced; one still in use (a container, an image built on it) is
+# refused and tried again on the next run.
+remove_replaced() {
+  [[ -s "$REPLACED" ]] || return 0
+  local id kept=()
+  for id in $(sort -u "$REPLACED"); do
+    docker image rm "$id" >/dev/null 2>&1 || ! docker image inspect "$id" >/dev/null 2>&1 || kept+=("$id")
+  done
+  printf '%s\n' "${kept[@]}" | sed '/^$/d' >"$REPLACED"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -343,7 +355,8 @@ main() {
       -*) die "unknown option $1 (see --help)" ;;
       *)
         [[ -n "${TAG[$1]:-}" ]] || die "unknown image '$1'; one of: ${NAMES[*]}"
-        wanted+=("$1")
+        # Once each: two builds of one image at once would share its build directory.
+        [[ " ${wanted[*]} " == *" $1 "* ]] || wanted+=("$1")
         shift
         ;;
     esac
@@ -371,6 +384,7 @@ main() {
   done
   for n in "${pids[@]}"; do wait "$n" || failed=1; done
   ((failed == 0)) || die "some images failed to build (logs in $LOGDIR)"
+  remove_replaced
   log "all done in $(elapsed "$start") s"
 }
 
